@@ -1,0 +1,93 @@
+package websocket
+
+import (
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/switchboard-dev/switchboard/core"
+)
+
+// Config configures the WebSocket handler.
+type Config struct {
+	// Next skips this handler when it returns true.
+	// Optional. Default: nil
+	Next func(c *fiber.Ctx) bool
+
+	// Authenticator decides who connects from the token (?token= or
+	// "Authorization: Bearer") and the claimed ?user=. Rejection closes the
+	// connection with 4001 right after the upgrade, where browsers can read
+	// the code.
+	// Optional. Default: core.Insecure (development mode)
+	Authenticator core.Authenticator
+
+	// Origins allowed to upgrade, compared with the Origin header; "*"
+	// allows any. A request without Origin (not a browser) is allowed.
+	// Optional. Default: []string{"*"}
+	Origins []string
+
+	// WriteTimeout bounds every write (batch, ping, close frame).
+	// Optional. Default: 10s
+	WriteTimeout time.Duration
+
+	// CloseGrace is how long, after sending a close frame, the server keeps
+	// reading for the client's close reply before dropping the TCP
+	// connection (closing at once can reset it before the client reads
+	// the close code).
+	// Optional. Default: 2s
+	CloseGrace time.Duration
+
+	// HandshakeTimeout bounds the upgrade.
+	// Optional. Default: 10s
+	HandshakeTimeout time.Duration
+
+	// ReadBufferSize is the per-connection read buffer. Write buffers come
+	// from a shared pool and are held only while writing.
+	// Optional. Default: 1024
+	ReadBufferSize int
+
+	// WriteBufferSize is the size of pooled write buffers.
+	// Optional. Default: 4096
+	WriteBufferSize int
+}
+
+// ConfigDefault is the default config.
+var ConfigDefault = Config{
+	Next:             nil,
+	Authenticator:    core.Insecure,
+	Origins:          []string{"*"},
+	WriteTimeout:     10 * time.Second,
+	CloseGrace:       2 * time.Second,
+	HandshakeTimeout: 10 * time.Second,
+	ReadBufferSize:   1024,
+	WriteBufferSize:  4096,
+}
+
+func configDefault(config ...Config) Config {
+	if len(config) < 1 {
+		return ConfigDefault
+	}
+	cfg := config[0]
+	if cfg.Authenticator == nil {
+		cfg.Authenticator = ConfigDefault.Authenticator
+	}
+	if len(cfg.Origins) == 0 {
+		cfg.Origins = ConfigDefault.Origins
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = ConfigDefault.WriteTimeout
+	}
+	if cfg.CloseGrace <= 0 {
+		cfg.CloseGrace = ConfigDefault.CloseGrace
+	}
+	if cfg.HandshakeTimeout <= 0 {
+		cfg.HandshakeTimeout = ConfigDefault.HandshakeTimeout
+	}
+	if cfg.ReadBufferSize <= 0 {
+		cfg.ReadBufferSize = ConfigDefault.ReadBufferSize
+	}
+	if cfg.WriteBufferSize <= 0 {
+		cfg.WriteBufferSize = ConfigDefault.WriteBufferSize
+	}
+	return cfg
+}

@@ -1,0 +1,11 @@
+// Package websocket serves Switchboard over WebSocket on Fiber v2
+// (gofiber/contrib/websocket). New returns the GET /ws handler; each
+// connection becomes a core.Session.
+//
+// Frames: text (or binary) frames carry one or more '\n'-separated
+// envelopes each way. Concurrency: the handler goroutine only reads; every
+// write (batches, pings, the close frame) happens on the session's single
+// writer goroutine with a deadline, as fasthttp/websocket requires. The
+// handler returns only after the session has ended, because the connection
+// is pooled and reset when it returns.
+package websocket

@@ -1,0 +1,227 @@
+package websocket
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	fws "github.com/fasthttp/websocket"
+	"github.com/gofiber/contrib/websocket"
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/switchboard-dev/switchboard/core"
+)
+
+// New returns the GET /ws handler serving node over WebSocket.
+//
+// Query parameters: rooms=a,b (joined before the welcome), since=<id>
+// (resume after that message), token=<jwt> (or an Authorization: Bearer
+// header), user=<id> (development mode only).
+func New(node *core.Node, config ...Config) fiber.Handler {
+	if node == nil {
+		panic("switchboard/adapters/websocket: New: node is nil")
+	}
+	cfg := configDefault(config...)
+	allowAny := false
+	for _, o := range cfg.Origins {
+		if o == "*" {
+			allowAny = true
+		}
+	}
+	pool := &sync.Pool{}
+	upgrade := websocket.New(func(c *websocket.Conn) {
+		serve(node, cfg, c)
+	}, websocket.Config{
+		HandshakeTimeout: cfg.HandshakeTimeout,
+		Origins:          []string{"*"}, // checked below, with a precise 403
+		ReadBufferSize:   cfg.ReadBufferSize,
+		WriteBufferSize:  cfg.WriteBufferSize,
+		WriteBufferPool:  pool,
+	})
+	return func(c *fiber.Ctx) error {
+		if cfg.Next != nil && cfg.Next(c) {
+			return c.Next()
+		}
+		if !websocket.IsWebSocketUpgrade(c) {
+			return c.Status(fiber.StatusUpgradeRequired).JSON(fiber.Map{
+				"error": fiber.Map{"code": "upgrade_required", "message": "this endpoint speaks WebSocket only; use /sse or /poll otherwise"},
+			})
+		}
+		if origin := c.Get(fiber.HeaderOrigin); origin != "" && !allowAny && !contains(cfg.Origins, origin) {
+			node.Logger().Warn("websocket origin refused", "origin", origin, "remote", c.IP())
+			return c.Status(fiber.StatusForbidden).JSON(fiber.Map{
+				"error": fiber.Map{"code": core.CodeForbidden, "message": "origin not allowed"},
+			})
+		}
+		if node.ShuttingDown() {
+			return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{
+				"error": fiber.Map{"code": core.CodeUnavailable, "message": "node is shutting down; retry another node"},
+			})
+		}
+		return upgrade(c)
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// serve runs one connection: authenticate, accept, read until the
+// connection ends, wait for the session's writer. contrib/websocket copied
+// the query and headers out of fiber.Ctx before the upgrade.
+func serve(node *core.Node, cfg Config, c *websocket.Conn) {
+	t := &transport{conn: c.Conn, writeTimeout: cfg.WriteTimeout, closeGrace: cfg.CloseGrace}
+	remote := c.NetConn().RemoteAddr().String()
+	creds := core.Credentials{Token: c.Query("token"), User: c.Query("user")}
+	if creds.Token == "" {
+		if h := c.Headers("Authorization"); len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+			creds.Token = strings.TrimSpace(h[7:])
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.HandshakeTimeout)
+	id, err := cfg.Authenticator.Authenticate(ctx, creds)
+	cancel()
+	if err != nil {
+		node.Logger().Warn("websocket unauthorized", "remote", remote, "err", err)
+		_ = t.Close(core.DisconnectUnauthorized)
+		drain(c.Conn)
+		return
+	}
+	var rooms []string
+	if q := c.Query("rooms"); q != "" {
+		rooms = strings.Split(q, ",")
+	}
+	sess, err := node.Accept(context.Background(), t, core.ConnectRequest{
+		User: id.User, Rooms: rooms, Since: c.Query("since"), RemoteAddr: remote,
+	})
+	if err != nil {
+		drain(c.Conn) // Accept closed the transport
+		return
+	}
+	c.SetPongHandler(func(string) error { sess.Activity(); return nil })
+	c.SetPingHandler(func(data string) error {
+		sess.Activity()
+		err := c.WriteControl(fws.PongMessage, []byte(data), time.Now().Add(cfg.WriteTimeout))
+		if errors.Is(err, fws.ErrCloseSent) {
+			return nil
+		}
+		return err
+	})
+	readLoop(c.Conn, sess, node.Config().MaxMessageSize)
+	sess.Close(core.DisconnectGoingAway) // no-op if the server already closed it
+	drain(c.Conn)
+}
+
+// readLoop feeds frames to the session until the connection fails. A frame
+// is read to at most limit+1 bytes, so an oversize frame costs no more
+// memory than the limit before the session closes it with 4003.
+func readLoop(conn *fws.Conn, sess *core.Session, limit int) {
+	buf := make([]byte, 0, 512)
+	for {
+		_, r, err := conn.NextReader()
+		if err != nil {
+			return
+		}
+		buf = buf[:0]
+		buf, err = readAtMost(r, buf, limit+1)
+		if err != nil {
+			return
+		}
+		sess.HandleFrame(buf)
+		if cap(buf) > 64<<10 {
+			buf = make([]byte, 0, 512) // don't pin a large buffer to an idle connection
+		}
+	}
+}
+
+func readAtMost(r io.Reader, buf []byte, n int) ([]byte, error) {
+	for len(buf) < n {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		end := min(cap(buf), n)
+		m, err := r.Read(buf[len(buf):end])
+		buf = buf[:len(buf)+m]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+	return buf, nil
+}
+
+// drain reads until the connection fails: after a close frame the client's
+// close reply (or the CloseGrace read deadline) ends it.
+func drain(conn *fws.Conn) {
+	for {
+		if _, _, err := conn.NextReader(); err != nil {
+			return
+		}
+	}
+}
+
+// transport adapts a fasthttp/websocket connection to core.Transport. Core
+// calls its methods from the session's single writer goroutine.
+type transport struct {
+	conn         *fws.Conn
+	writeTimeout time.Duration
+	closeGrace   time.Duration
+}
+
+var (
+	_ core.Transport = (*transport)(nil)
+	_ core.Pinger    = (*transport)(nil)
+)
+
+var newline = []byte{'\n'}
+
+func (t *transport) Name() string         { return "websocket" }
+func (t *transport) Unidirectional() bool { return false }
+
+// WriteMany writes the envelopes as one text frame, '\n'-separated.
+func (t *transport) WriteMany(frames [][]byte) error {
+	if err := t.conn.SetWriteDeadline(time.Now().Add(t.writeTimeout)); err != nil {
+		return err
+	}
+	w, err := t.conn.NextWriter(fws.TextMessage)
+	if err != nil {
+		return err
+	}
+	for i, f := range frames {
+		if i > 0 {
+			if _, err := w.Write(newline); err != nil {
+				return err
+			}
+		}
+		if _, err := w.Write(f); err != nil {
+			return err
+		}
+	}
+	return w.Close()
+}
+
+func (t *transport) Ping() error {
+	return t.conn.WriteControl(fws.PingMessage, nil, time.Now().Add(t.writeTimeout))
+}
+
+// Close sends the close frame (unless the peer is already gone) and
+// starts the grace period for the client's close reply.
+func (t *transport) Close(d core.Disconnect) error {
+	var err error
+	if d.Code != core.DisconnectGoingAway.Code {
+		msg := fws.FormatCloseMessage(int(d.Code), d.Reason)
+		err = t.conn.WriteControl(fws.CloseMessage, msg, time.Now().Add(t.writeTimeout))
+	}
+	_ = t.conn.SetReadDeadline(time.Now().Add(t.closeGrace))
+	return err
+}

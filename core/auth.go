@@ -1,0 +1,51 @@
+package core
+
+import (
+	"context"
+	"errors"
+)
+
+// ErrUnauthorized is returned (wrapped) by an Authenticator that rejects
+// credentials. Adapters answer it with 4001 (WebSocket) or HTTP 401.
+var ErrUnauthorized = errors.New("switchboard/core: unauthorized")
+
+// Credentials is what a client presented when connecting. Adapters fill
+// it from the transport (query string, Authorization header).
+type Credentials struct {
+	// Token is a bearer token (a JWT), empty if none was given.
+	Token string
+	// User is the user id the client claims (?user=). Only development
+	// mode trusts it.
+	User string
+}
+
+// Identity is who a connection is.
+type Identity struct {
+	User string // empty: anonymous, core generates an id
+}
+
+// Authenticator decides who a connection is. It must be safe for
+// concurrent use.
+type Authenticator interface {
+	Authenticate(ctx context.Context, c Credentials) (Identity, error)
+}
+
+// AuthenticatorFunc adapts a function to Authenticator.
+type AuthenticatorFunc func(ctx context.Context, c Credentials) (Identity, error)
+
+// Authenticate calls f.
+func (f AuthenticatorFunc) Authenticate(ctx context.Context, c Credentials) (Identity, error) {
+	return f(ctx, c)
+}
+
+// Insecure is the development-mode Authenticator: it trusts the claimed
+// user id (anonymous when none) and ignores tokens. Never use it where
+// identities matter.
+var Insecure Authenticator = AuthenticatorFunc(func(_ context.Context, c Credentials) (Identity, error) {
+	if c.User != "" {
+		if err := ValidateUser(c.User); err != nil {
+			return Identity{}, errors.Join(ErrUnauthorized, err)
+		}
+	}
+	return Identity{User: c.User}, nil
+})

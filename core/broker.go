@@ -1,0 +1,69 @@
+package core
+
+import "context"
+
+// Broker is the port every room publication and direct message travels
+// through, so that many edge nodes act as one service and clients can
+// resume. Package broker implements it on Watermill; core defines it in its
+// own terms.
+//
+// Channels are opaque strings built with RoomChannel and UserChannel.
+// Implementations must be safe for concurrent use.
+type Broker interface {
+	// Start begins delivering publications to deliver, for every channel
+	// this node is subscribed to, in publication order per channel.
+	// deliver must not block for long (the hub only enqueues). Called once,
+	// before any other method.
+	Start(ctx context.Context, deliver func(Delivery)) error
+
+	// Publish appends env to channel's log and delivers it to every
+	// subscribed node, including this one. It returns the id (the
+	// position) assigned to the message; env.ID is set to the same value.
+	Publish(ctx context.Context, channel string, env *Envelope) (id string, err error)
+
+	// Subscribe and Unsubscribe tell the broker which channels have local
+	// members. The hub calls them when the first member arrives and the
+	// last one leaves, serialized per channel. A broker that delivers
+	// everything to every node may treat them as no-ops.
+	Subscribe(ctx context.Context, channel string) error
+	Unsubscribe(ctx context.Context, channel string) error
+
+	// History returns the messages of req.Channels published after the
+	// position req.Since, oldest first, at most req.Limit of them.
+	// Recovered is true only if nothing after Since is missing: false when
+	// Since is older than retention, from another epoch (the log was lost
+	// or recreated), unparseable, or when more than Limit messages were
+	// missed (the newest Limit are returned).
+	History(ctx context.Context, req HistoryRequest) (HistoryResult, error)
+}
+
+// Closer is implemented by brokers holding resources. Node.Shutdown calls
+// it last, after every session has ended.
+type Closer interface {
+	Close(ctx context.Context) error
+}
+
+// Delivery is one publication arriving from the broker.
+type Delivery struct {
+	Channel  string
+	Envelope *Envelope // ID set; shared, read-only
+}
+
+// HistoryRequest asks for what a resuming client missed.
+type HistoryRequest struct {
+	Channels []string
+	Since    string // an envelope id previously delivered
+	Limit    int
+}
+
+// HistoryResult is the answer to a HistoryRequest.
+type HistoryResult struct {
+	Envelopes []*Envelope
+	Recovered bool
+}
+
+// RoomChannel is the broker channel of a room.
+func RoomChannel(room string) string { return "room:" + room }
+
+// UserChannel is the broker channel carrying direct messages to a user.
+func UserChannel(user string) string { return "user:" + user }

@@ -1,0 +1,51 @@
+package core
+
+import "strconv"
+
+// Disconnect is why the server ends a connection. Transports translate it:
+// WebSocket sends a close frame with Code and Reason, SSE a final event,
+// long-poll a JSON body. Reconnect tells clients whether retrying (with
+// backoff) can succeed; docs/protocol.md documents every code.
+type Disconnect struct {
+	Code      uint16
+	Reason    string
+	Reconnect bool
+}
+
+func (d Disconnect) String() string {
+	return strconv.Itoa(int(d.Code)) + " " + d.Reason
+}
+
+// The disconnects Switchboard sends. Codes 1000-1015 are RFC 6455 codes;
+// 4000-4999 are Switchboard's own.
+var (
+	// DisconnectNormal: the client or the server ended the session cleanly.
+	DisconnectNormal = Disconnect{Code: 1000, Reason: "normal closure", Reconnect: false}
+	// DisconnectGoingAway: the peer went away (read error, EOF). Nothing is
+	// sent; it is recorded for logs and stats.
+	DisconnectGoingAway = Disconnect{Code: 1001, Reason: "going away", Reconnect: true}
+	// DisconnectInternal: the server failed; reconnect with backoff.
+	DisconnectInternal = Disconnect{Code: 1011, Reason: "internal error", Reconnect: true}
+	// DisconnectShutdown: this node is restarting; reconnect (to any node).
+	DisconnectShutdown = Disconnect{Code: 1012, Reason: "service restart", Reconnect: true}
+	// DisconnectUnauthorized: bad, expired or missing credentials. Terminal:
+	// reconnecting with the same credentials fails again.
+	DisconnectUnauthorized = Disconnect{Code: 4001, Reason: "unauthorized", Reconnect: false}
+	// DisconnectRateLimit: the client sent frames faster than allowed.
+	// Reconnect after a backoff.
+	DisconnectRateLimit = Disconnect{Code: 4002, Reason: "rate limit exceeded", Reconnect: true}
+	// DisconnectMessageTooLarge: an inbound frame exceeded MaxMessageSize.
+	DisconnectMessageTooLarge = Disconnect{Code: 4003, Reason: "message too large", Reconnect: true}
+	// DisconnectSlow: the outbound queue overflowed. Reconnect and resume
+	// with the last id received.
+	DisconnectSlow = Disconnect{Code: 4008, Reason: "slow consumer", Reconnect: true}
+	// DisconnectHeartbeat: nothing arrived from the client within
+	// HeartbeatTimeout. Reconnect and resume.
+	DisconnectHeartbeat = Disconnect{Code: 4009, Reason: "heartbeat timeout", Reconnect: true}
+)
+
+// flushes reports whether queued messages are written before the close:
+// yes for orderly ends, no when the client misbehaved or is too slow.
+func (d Disconnect) flushes() bool {
+	return d.Code == DisconnectNormal.Code || d.Code == DisconnectShutdown.Code
+}

@@ -1,0 +1,17 @@
+// Package core is Switchboard's transport-agnostic engine: the v1 envelope,
+// the type router, rooms and users (the hub), per-connection sessions with
+// bounded send queues, heartbeat policy, disconnect codes, and the broker
+// port that every message travels through.
+//
+// core imports only the standard library. Transports (WebSocket, SSE,
+// long-poll, an integrator's own) implement the small outbound-only
+// [Transport] interface and push inbound frames into a [Session]; brokers
+// implement [Broker].
+//
+// Concurrency contract: a [Node] and its [Hub] are safe for concurrent use.
+// A [Session] accepts frames from one reader goroutine at a time and writes
+// to its Transport from exactly one writer goroutine, which core starts on
+// demand and stops when the queue is empty, so an idle connection costs no
+// goroutine of core's. Fan-out never blocks: it enqueues shared, encoded
+// bytes and applies the slow-consumer policy on overflow.
+package core

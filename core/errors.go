@@ -1,0 +1,56 @@
+package core
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors callers branch on.
+var (
+	// ErrShuttingDown is returned by Node.Accept once Shutdown has begun.
+	ErrShuttingDown = errors.New("switchboard/core: node is shutting down")
+	// ErrSessionClosed is returned when enqueueing to a closed session.
+	ErrSessionClosed = errors.New("switchboard/core: session closed")
+	// ErrInvalidConfig wraps every configuration validation failure.
+	ErrInvalidConfig = errors.New("switchboard/core: invalid config")
+)
+
+// Error codes carried by "error" envelopes. They are stable API: clients
+// branch on them. docs/protocol.md lists each with its meaning.
+const (
+	CodeBadRequest   = "bad_request"    // the frame is not a valid v1 envelope
+	CodeUnknownType  = "unknown_type"   // no handler for the envelope's type
+	CodeInvalidRoom  = "invalid_room"   // room name breaks the naming rules
+	CodeInvalidUser  = "invalid_user"   // "to" is not a valid user id
+	CodeNotJoined    = "not_joined"     // publish to a room the sender has not joined
+	CodeTooManyRooms = "too_many_rooms" // per-connection room limit reached
+	CodeForbidden    = "forbidden"      // authenticated, but not allowed
+	CodeUnavailable  = "unavailable"    // the broker could not take the message; retry
+	CodeInternal     = "internal"       // a bug or an integrator handler failed
+)
+
+// Error is a protocol error: it becomes an "error" envelope
+// {"code": Code, "message": Message} carrying the offending request's ref.
+// Handlers return it to answer a request with a precise error while the
+// connection stays open.
+type Error struct {
+	Code    string
+	Message string
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+// Errorf returns an *Error with the given code and a formatted message.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// ErrorCode extracts the protocol code from err (CodeInternal when err is
+// not, and does not wrap, an *Error).
+func ErrorCode(err error) string {
+	var pe *Error
+	if errors.As(err, &pe) {
+		return pe.Code
+	}
+	return CodeInternal
+}

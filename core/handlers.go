@@ -1,0 +1,167 @@
+package core
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+)
+
+func (n *Node) registerBuiltins() {
+	n.router.set(TypeJoin, n.handleJoin)
+	n.router.set(TypeLeave, n.handleLeave)
+	n.router.set(TypePublish, n.handlePublish)
+	n.router.set(TypeDirect, n.handleDirect)
+	n.router.set(TypePing, n.handlePing)
+}
+
+// dispatch routes env to its handler and turns a returned error into an
+// error envelope. An unknown type is an error reply, never a disconnect.
+func (n *Node) dispatch(s *Session, env *Envelope) {
+	h := n.router.lookup(env.Type)
+	if h == nil {
+		s.replyError(env.Ref, Errorf(CodeUnknownType, "unknown type %q", env.Type))
+		return
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, n.cfg.BrokerTimeout)
+	defer cancel()
+	if err := h(ctx, s, env); err != nil {
+		s.replyError(env.Ref, err)
+	}
+}
+
+type ackData struct {
+	Room string `json:"room,omitempty"`
+	To   string `json:"to,omitempty"`
+	ID   string `json:"id,omitempty"`
+}
+
+func (s *Session) ack(ref string, d ackData) {
+	data, _ := json.Marshal(d)
+	s.reply(&Envelope{V: Version, Type: TypeAck, Ref: ref, Data: data})
+}
+
+func requireRoom(env *Envelope) error {
+	if env.Room == "" {
+		return Errorf(CodeBadRequest, `%s: field "room" is required`, env.Type)
+	}
+	return nil
+}
+
+func (n *Node) handleJoin(ctx context.Context, s *Session, env *Envelope) error {
+	if err := requireRoom(env); err != nil {
+		return err
+	}
+	if err := s.join(ctx, env.Room); err != nil {
+		return err
+	}
+	s.ack(env.Ref, ackData{Room: env.Room})
+	return nil
+}
+
+func (n *Node) handleLeave(ctx context.Context, s *Session, env *Envelope) error {
+	if err := requireRoom(env); err != nil {
+		return err
+	}
+	if err := s.Leave(ctx, env.Room); err != nil {
+		return err
+	}
+	s.ack(env.Ref, ackData{Room: env.Room})
+	return nil
+}
+
+func (n *Node) handlePublish(ctx context.Context, s *Session, env *Envelope) error {
+	if err := requireRoom(env); err != nil {
+		return err
+	}
+	if !s.InRoom(env.Room) {
+		return Errorf(CodeNotJoined, "join room %q before publishing to it", env.Room)
+	}
+	msg := &Envelope{V: Version, Type: TypeMessage, Room: env.Room, From: s.user, TS: time.Now().UnixMilli(), Data: env.Data}
+	id, err := n.Publish(ctx, RoomChannel(env.Room), msg)
+	if err != nil {
+		return err
+	}
+	s.ack(env.Ref, ackData{Room: env.Room, ID: id})
+	return nil
+}
+
+func (n *Node) handleDirect(ctx context.Context, s *Session, env *Envelope) error {
+	if env.To == "" {
+		return Errorf(CodeBadRequest, `direct: field "to" is required`)
+	}
+	msg := &Envelope{V: Version, Type: TypeDirect, To: env.To, From: s.user, TS: time.Now().UnixMilli(), Data: env.Data}
+	id, err := n.Publish(ctx, UserChannel(env.To), msg)
+	if err != nil {
+		return err
+	}
+	s.ack(env.Ref, ackData{To: env.To, ID: id})
+	return nil
+}
+
+func (n *Node) handlePing(_ context.Context, s *Session, env *Envelope) error {
+	s.reply(&Envelope{V: Version, Type: TypePong, Ref: env.Ref})
+	return nil
+}
+
+// Publish sends env to channel through the broker, so every node's
+// members receive it. A broker failure is an *Error with CodeUnavailable.
+func (n *Node) Publish(ctx context.Context, channel string, env *Envelope) (string, error) {
+	id, err := n.broker.Publish(ctx, channel, env)
+	if err != nil {
+		n.log.Warn("publish failed", "channel", channel, "err", err)
+		return "", &Error{Code: CodeUnavailable, Message: "message not accepted by the broker; retry"}
+	}
+	return id, nil
+}
+
+// InRoom reports whether the session has joined room.
+func (s *Session) InRoom(room string) bool {
+	s.roomsMu.Lock()
+	defer s.roomsMu.Unlock()
+	_, ok := s.rooms[room]
+	return ok
+}
+
+// Join adds the session to room (idempotent), subject to the room name
+// rules and MaxRoomsPerConn.
+func (s *Session) Join(ctx context.Context, room string) error { return s.join(ctx, room) }
+
+func (s *Session) join(ctx context.Context, room string) error {
+	if err := ValidateRoom(room); err != nil {
+		return err
+	}
+	s.roomsMu.Lock()
+	defer s.roomsMu.Unlock()
+	if s.isClosing() { // detach may already have run; joining now would leak
+		return ErrSessionClosed
+	}
+	if _, ok := s.rooms[room]; ok {
+		return nil
+	}
+	if max := s.node.cfg.MaxRoomsPerConn; max > 0 && len(s.rooms) >= max {
+		return Errorf(CodeTooManyRooms, "at most %d rooms per connection", max)
+	}
+	if err := s.node.hub.add(ctx, RoomChannel(room), s); err != nil {
+		s.node.log.Warn("subscribe failed", "channel", RoomChannel(room), "err", err)
+		return &Error{Code: CodeUnavailable, Message: "could not subscribe to the room; retry"}
+	}
+	s.rooms[room] = struct{}{}
+	return nil
+}
+
+// Leave removes the session from room (idempotent).
+func (s *Session) Leave(ctx context.Context, room string) error {
+	if err := ValidateRoom(room); err != nil {
+		return err
+	}
+	s.roomsMu.Lock()
+	defer s.roomsMu.Unlock()
+	if _, ok := s.rooms[room]; !ok {
+		return nil
+	}
+	delete(s.rooms, room)
+	if err := s.node.hub.remove(ctx, RoomChannel(room), s); err != nil {
+		s.node.log.Warn("unsubscribe failed", "channel", RoomChannel(room), "err", err)
+	}
+	return nil
+}

@@ -1,0 +1,146 @@
+package core
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"sync/atomic"
+)
+
+const hubShards = 64
+
+// Hub tracks which local sessions are members of which channels (rooms and
+// users) and fans broker deliveries out to them. It is sharded by channel so
+// joins in one room do not contend with broadcasts in another.
+//
+// Broadcast holds a shard's read lock while it enqueues; enqueueing never
+// blocks, so a slow member cannot delay the others.
+type Hub struct {
+	broker Broker
+	shards [hubShards]hubShard
+	rooms  atomic.Int64 // channels with the room prefix and at least one local member
+}
+
+type hubShard struct {
+	// subMu serializes Subscribe/Unsubscribe calls to the broker per shard,
+	// so the first-join and last-leave transitions of a channel never race.
+	subMu sync.Mutex
+	mu    sync.RWMutex
+	chans map[string]map[*Session]struct{}
+}
+
+func newHub(b Broker) *Hub {
+	h := &Hub{broker: b}
+	for i := range h.shards {
+		h.shards[i].chans = make(map[string]map[*Session]struct{})
+	}
+	return h
+}
+
+func (h *Hub) shard(channel string) *hubShard {
+	// FNV-1a, inlined to avoid allocating a hash.Hash.
+	var x uint32 = 2166136261
+	for i := 0; i < len(channel); i++ {
+		x ^= uint32(channel[i])
+		x *= 16777619
+	}
+	return &h.shards[x%hubShards]
+}
+
+// add makes s a member of channel, subscribing the node to it on the
+// channel's first local member.
+func (h *Hub) add(ctx context.Context, channel string, s *Session) error {
+	sh := h.shard(channel)
+	sh.subMu.Lock()
+	defer sh.subMu.Unlock()
+	sh.mu.RLock()
+	members := sh.chans[channel]
+	sh.mu.RUnlock()
+	if len(members) == 0 {
+		if err := h.broker.Subscribe(ctx, channel); err != nil {
+			return err
+		}
+	}
+	sh.mu.Lock()
+	members = sh.chans[channel]
+	if members == nil {
+		members = make(map[*Session]struct{})
+		sh.chans[channel] = members
+		if strings.HasPrefix(channel, "room:") {
+			h.rooms.Add(1)
+		}
+	}
+	members[s] = struct{}{}
+	sh.mu.Unlock()
+	return nil
+}
+
+// remove drops s from channel, unsubscribing the node when it was the last
+// local member. Removing a non-member is a no-op.
+func (h *Hub) remove(ctx context.Context, channel string, s *Session) error {
+	sh := h.shard(channel)
+	sh.subMu.Lock()
+	defer sh.subMu.Unlock()
+	sh.mu.Lock()
+	members, ok := sh.chans[channel]
+	if !ok {
+		sh.mu.Unlock()
+		return nil
+	}
+	if _, member := members[s]; !member {
+		sh.mu.Unlock()
+		return nil
+	}
+	delete(members, s)
+	empty := len(members) == 0
+	if empty {
+		delete(sh.chans, channel)
+		if strings.HasPrefix(channel, "room:") {
+			h.rooms.Add(-1)
+		}
+	}
+	sh.mu.Unlock()
+	if empty {
+		return h.broker.Unsubscribe(ctx, channel)
+	}
+	return nil
+}
+
+// broadcast enqueues the shared frame to every local member of channel and
+// returns how many it reached. It allocates nothing per recipient.
+func (h *Hub) broadcast(channel string, frame []byte, id string) int {
+	sh := h.shard(channel)
+	sh.mu.RLock()
+	members := sh.chans[channel]
+	n := 0
+	for s := range members {
+		if s.enqueue(frame, id) {
+			n++
+		}
+	}
+	sh.mu.RUnlock()
+	return n
+}
+
+// Members returns how many local sessions are in channel.
+func (h *Hub) Members(channel string) int {
+	sh := h.shard(channel)
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	return len(sh.chans[channel])
+}
+
+// Channels returns how many channels (rooms and users) have local members.
+func (h *Hub) Channels() int {
+	n := 0
+	for i := range h.shards {
+		sh := &h.shards[i]
+		sh.mu.RLock()
+		n += len(sh.chans)
+		sh.mu.RUnlock()
+	}
+	return n
+}
+
+// Rooms returns how many rooms have local members.
+func (h *Hub) Rooms() int { return int(h.rooms.Load()) }

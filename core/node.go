@@ -1,0 +1,394 @@
+package core
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Node is one edge node's engine: the hub, the router, the sessions and
+// the broker they publish through. Transports hand it connections with
+// Accept.
+type Node struct {
+	cfg    Config
+	broker Broker
+	hub    *Hub
+	router *Router
+	log    *slog.Logger
+	prefix string
+	nextID atomic.Uint64
+	start  time.Time
+
+	mu       sync.Mutex
+	sessions map[*Session]struct{}
+	closing  bool
+	idle     chan struct{} // closed when closing and no sessions remain
+
+	shutdownOnce sync.Once
+	shutdownErr  error
+	done         chan struct{}
+
+	stats nodeStats
+}
+
+type nodeStats struct {
+	connsTotal atomic.Uint64
+	in         atomic.Uint64 // inbound envelopes
+	out        atomic.Uint64 // envelopes written to transports
+	published  atomic.Uint64 // publications delivered by the broker
+	errors     atomic.Uint64 // error replies sent
+	dropped    atomic.Uint64 // envelopes dropped by drop-oldest
+	slowClosed atomic.Uint64 // sessions closed with 4008
+}
+
+// ConnectRequest is what an adapter learned about a new connection.
+type ConnectRequest struct {
+	// User is the authenticated user id; empty means anonymous, and core
+	// generates one.
+	User string
+	// Rooms are joined before the welcome is sent.
+	Rooms []string
+	// Since is the id of the last message the client received; the
+	// messages after it in Rooms and the user's direct channel are
+	// replayed after the welcome.
+	Since string
+	// RemoteAddr is for logs.
+	RemoteAddr string
+}
+
+// NewNode validates cfg (applying defaults) and starts delivery from b.
+func NewNode(cfg Config, b Broker, logger *slog.Logger) (*Node, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if b == nil {
+		return nil, fmt.Errorf("%w: broker is nil", ErrInvalidConfig)
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	var rnd [5]byte
+	_, _ = rand.Read(rnd[:])
+	n := &Node{
+		cfg:      cfg,
+		broker:   b,
+		hub:      newHub(b),
+		router:   newRouter(),
+		log:      logger,
+		prefix:   base32.HexEncoding.WithPadding(base32.NoPadding).EncodeToString(rnd[:]),
+		start:    time.Now(),
+		sessions: make(map[*Session]struct{}),
+		idle:     make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+	n.registerBuiltins()
+	if err := b.Start(context.Background(), n.deliver); err != nil {
+		return nil, fmt.Errorf("switchboard/core: start broker: %w", err)
+	}
+	return n, nil
+}
+
+// Config returns the node's effective configuration (defaults applied).
+func (n *Node) Config() Config { return n.cfg }
+
+// Router returns the node's router, to register custom types.
+func (n *Node) Router() *Router { return n.router }
+
+// Hub returns the node's hub.
+func (n *Node) Hub() *Hub { return n.hub }
+
+// Logger returns the node's logger.
+func (n *Node) Logger() *slog.Logger { return n.log }
+
+// Done is closed when Shutdown has finished.
+func (n *Node) Done() <-chan struct{} { return n.done }
+
+// deliver is the broker's callback: encode once, fan out to local members.
+func (n *Node) deliver(d Delivery) {
+	frame := d.Envelope.Encode()
+	n.stats.published.Add(1)
+	n.hub.broadcast(d.Channel, frame, d.Envelope.ID)
+}
+
+// Accept registers a new connection: it joins the user's direct channel
+// and req.Rooms, replays what the client missed since req.Since, and
+// queues the welcome envelope first. The caller then feeds inbound frames
+// to the session and waits for Done before releasing the connection.
+//
+// On error the session does not exist and Accept has already closed t
+// with the matching Disconnect (1012 while shutting down, 1011 if the
+// broker failed); the error wraps ErrShuttingDown or the broker's error.
+func (n *Node) Accept(ctx context.Context, t Transport, req ConnectRequest) (*Session, error) {
+	if req.User != "" {
+		if err := ValidateUser(req.User); err != nil {
+			_ = t.Close(DisconnectUnauthorized)
+			return nil, err
+		}
+	}
+	id := n.prefix + "-" + strconv.FormatUint(n.nextID.Add(1), 36)
+	if req.User == "" {
+		req.User = "anon-" + id
+	}
+	sctx, cancel := context.WithCancel(context.Background())
+	s := &Session{
+		node: n, t: t, id: id, user: req.User, remote: req.RemoteAddr,
+		start: time.Now(), ctx: sctx, cancel: cancel,
+		rooms: make(map[string]struct{}), max: n.cfg.SendQueueSize,
+		recovering: true, done: make(chan struct{}),
+		tokens: float64(n.cfg.RateBurst),
+	}
+	s.refill = s.start
+	s.touch()
+	if p, ok := t.(Pinger); ok {
+		s.pinger = p
+	}
+
+	n.mu.Lock()
+	if n.closing {
+		n.mu.Unlock()
+		cancel()
+		_ = t.Close(DisconnectShutdown)
+		return nil, ErrShuttingDown
+	}
+	n.sessions[s] = struct{}{}
+	n.mu.Unlock()
+
+	fail := func(err error) (*Session, error) {
+		n.log.Error("connect failed", append(s.logAttrs(), "err", err)...)
+		s.mu.Lock()
+		s.recovering = false
+		d := DisconnectInternal
+		s.closing = &d
+		s.writing = true
+		s.finalLocked()
+		return nil, err
+	}
+
+	bctx, bcancel := context.WithTimeout(ctx, n.cfg.BrokerTimeout)
+	defer bcancel()
+	if err := n.hub.add(bctx, UserChannel(s.user), s); err != nil {
+		return fail(fmt.Errorf("switchboard/core: subscribe user channel: %w", err))
+	}
+	var replies []*Envelope
+	channels := []string{UserChannel(s.user)}
+	for _, room := range req.Rooms {
+		if err := s.join(bctx, room); err != nil {
+			if ErrorCode(err) == CodeUnavailable {
+				return fail(err)
+			}
+			replies = append(replies, errorEnvelope("", err))
+			continue
+		}
+		channels = append(channels, RoomChannel(room))
+	}
+
+	welcome := struct {
+		Conn      string   `json:"conn"`
+		User      string   `json:"user"`
+		Rooms     []string `json:"rooms"`
+		Recovered *bool    `json:"recovered,omitempty"`
+	}{Conn: s.id, User: s.user, Rooms: s.Rooms()}
+
+	var history []*Envelope
+	if req.Since != "" {
+		res, err := n.broker.History(bctx, HistoryRequest{Channels: channels, Since: req.Since, Limit: n.cfg.HistoryLimit})
+		if err != nil {
+			n.log.Warn("history unavailable; resuming without recovery", append(s.logAttrs(), "err", err)...)
+			res = HistoryResult{}
+		}
+		history = res.Envelopes
+		welcome.Recovered = &res.Recovered
+	}
+	data, _ := json.Marshal(welcome)
+	s.finishRecovery(&Envelope{V: Version, Type: TypeWelcome, Data: data}, replies, history)
+
+	n.stats.connsTotal.Add(1)
+	if n.cfg.HeartbeatInterval > 0 {
+		s.mu.Lock()
+		if s.closing == nil {
+			s.hb = time.AfterFunc(n.cfg.HeartbeatInterval, s.heartbeat)
+		}
+		s.mu.Unlock()
+	}
+	n.log.Info("connect", append(s.logAttrs(), "rooms", len(welcome.Rooms), "resume", req.Since != "")...)
+	return s, nil
+}
+
+// finishRecovery queues welcome, replies and history, then the live
+// frames that arrived meanwhile minus those history already covered.
+func (s *Session) finishRecovery(welcome *Envelope, replies, history []*Envelope) {
+	seen := make(map[string]struct{}, len(history))
+	s.mu.Lock()
+	if s.closing != nil {
+		s.mu.Unlock()
+		return
+	}
+	s.pushLocked(welcome.Encode())
+	for _, r := range replies {
+		s.pushLocked(r.Encode())
+	}
+	for _, h := range history {
+		seen[h.ID] = struct{}{}
+		s.pushLocked(h.Encode())
+	}
+	for _, p := range s.pending {
+		if _, dup := seen[p.id]; dup && p.id != "" {
+			continue
+		}
+		s.pushLocked(p.frame)
+	}
+	s.pending = nil
+	s.recovering = false
+	spawn := s.wakeLocked()
+	s.mu.Unlock()
+	if spawn {
+		go s.writeLoop()
+	}
+}
+
+// leaveAll forgets every joined room and returns them.
+func (s *Session) leaveAll() []string {
+	s.roomsMu.Lock()
+	rooms := make([]string, 0, len(s.rooms))
+	for r := range s.rooms {
+		rooms = append(rooms, r)
+	}
+	clear(s.rooms)
+	s.roomsMu.Unlock()
+	return rooms
+}
+
+// detach removes an ended session from the hub and the node.
+func (n *Node) detach(s *Session, d Disconnect) {
+	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.BrokerTimeout)
+	defer cancel()
+	for _, room := range s.leaveAll() {
+		if err := n.hub.remove(ctx, RoomChannel(room), s); err != nil {
+			n.log.Warn("unsubscribe failed", "channel", RoomChannel(room), "err", err)
+		}
+	}
+	if err := n.hub.remove(ctx, UserChannel(s.user), s); err != nil {
+		n.log.Warn("unsubscribe failed", "channel", UserChannel(s.user), "err", err)
+	}
+	n.mu.Lock()
+	delete(n.sessions, s)
+	if n.closing && len(n.sessions) == 0 {
+		select {
+		case <-n.idle:
+		default:
+			close(n.idle)
+		}
+	}
+	n.mu.Unlock()
+	n.log.Info("disconnect", append(s.logAttrs(), "code", d.Code, "reason", d.Reason,
+		"duration", time.Since(s.start).Round(time.Millisecond).String())...)
+}
+
+// Shutdown stops accepting connections, closes every session with 1012
+// "service restart" (flushing queued messages), waits for them to end or
+// ctx to expire, then closes the broker if it is a Closer. It is
+// idempotent; later calls return the first call's result.
+func (n *Node) Shutdown(ctx context.Context) error {
+	n.shutdownOnce.Do(func() {
+		n.mu.Lock()
+		n.closing = true
+		sessions := make([]*Session, 0, len(n.sessions))
+		for s := range n.sessions {
+			sessions = append(sessions, s)
+		}
+		if len(n.sessions) == 0 {
+			close(n.idle)
+		}
+		n.mu.Unlock()
+		n.log.Info("shutting down", "sessions", len(sessions))
+		for _, s := range sessions {
+			s.closeAsync(DisconnectShutdown)
+		}
+		var errs []error
+		select {
+		case <-n.idle:
+		case <-ctx.Done():
+			errs = append(errs, fmt.Errorf("switchboard/core: sessions still open at deadline: %w", ctx.Err()))
+		}
+		if c, ok := n.broker.(Closer); ok {
+			if err := c.Close(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("switchboard/core: close broker: %w", err))
+			}
+		}
+		n.shutdownErr = errors.Join(errs...)
+		close(n.done)
+	})
+	return n.shutdownErr
+}
+
+// ShuttingDown reports whether Shutdown has begun.
+func (n *Node) ShuttingDown() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.closing
+}
+
+// Stats is a snapshot of the node's counters.
+type Stats struct {
+	Connections      int     `json:"connections"`
+	ConnectionsTotal uint64  `json:"connections_total"`
+	Rooms            int     `json:"rooms"`
+	MessagesIn       uint64  `json:"messages_in"`
+	MessagesOut      uint64  `json:"messages_out"`
+	Published        uint64  `json:"published"`
+	Errors           uint64  `json:"errors"`
+	Dropped          uint64  `json:"dropped"`
+	SlowClosed       uint64  `json:"slow_closed"`
+	Goroutines       int     `json:"goroutines"`
+	HeapBytes        uint64  `json:"heap_bytes"`
+	SysBytes         uint64  `json:"sys_bytes"`
+	UptimeSeconds    float64 `json:"uptime_seconds"`
+}
+
+// Stats returns current counters. It reads runtime memory statistics,
+// which briefly stops the world: poll it, don't spin on it.
+func (n *Node) Stats() Stats {
+	n.mu.Lock()
+	conns := len(n.sessions)
+	n.mu.Unlock()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return Stats{
+		Connections:      conns,
+		ConnectionsTotal: n.stats.connsTotal.Load(),
+		Rooms:            n.hub.Rooms(),
+		MessagesIn:       n.stats.in.Load(),
+		MessagesOut:      n.stats.out.Load(),
+		Published:        n.stats.published.Load(),
+		Errors:           n.stats.errors.Load(),
+		Dropped:          n.stats.dropped.Load(),
+		SlowClosed:       n.stats.slowClosed.Load(),
+		Goroutines:       runtime.NumGoroutine(),
+		HeapBytes:        ms.HeapAlloc,
+		SysBytes:         ms.Sys,
+		UptimeSeconds:    time.Since(n.start).Seconds(),
+	}
+}
+
+func errorEnvelope(ref string, err error) *Envelope {
+	code, msg := CodeInternal, "internal error"
+	var pe *Error
+	if errors.As(err, &pe) {
+		code, msg = pe.Code, pe.Message
+	}
+	data, _ := json.Marshal(struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	}{code, msg})
+	return &Envelope{V: Version, Type: TypeError, Ref: ref, Data: data}
+}

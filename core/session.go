@@ -1,0 +1,439 @@
+package core
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Session is one client connection as core sees it: identity, joined
+// rooms, a bounded outbound queue drained by a single writer goroutine,
+// heartbeat state and the inbound rate limiter.
+//
+// Adapters obtain a Session from Node.Accept, feed it inbound frames from
+// one goroutine with HandleFrame (and Activity for transport-level
+// keep-alives), and wait for Done before releasing the connection.
+type Session struct {
+	node   *Node
+	t      Transport
+	pinger Pinger
+	id     string
+	user   string
+	remote string
+	start  time.Time
+	ctx    context.Context // cancelled when the session ends
+	cancel context.CancelFunc
+
+	lastSeen atomic.Int64 // unix nanos of the last inbound frame or pong
+
+	inMu   sync.Mutex // guards the token bucket
+	tokens float64
+	refill time.Time
+
+	roomsMu sync.Mutex
+	rooms   map[string]struct{}
+
+	mu         sync.Mutex // guards everything below
+	ring       [][]byte   // outbound queue, a ring that grows to max
+	head, n    int
+	max        int
+	recovering bool
+	pending    []pendingFrame // live frames held while history is fetched
+	writing    bool           // a writer goroutine is running
+	pingDue    bool
+	closing    *Disconnect // set once: the session is ending
+	closed     bool        // the transport has been closed
+	slow       bool        // in a drop-oldest episode
+	dropped    uint64
+
+	batch [][]byte // writer-owned
+	hb    *time.Timer
+	done  chan struct{}
+	why   Disconnect // valid after done
+}
+
+type pendingFrame struct {
+	frame []byte
+	id    string
+}
+
+// ID is the connection id, unique within the node.
+func (s *Session) ID() string { return s.id }
+
+// User is the authenticated (or development-mode) user id.
+func (s *Session) User() string { return s.user }
+
+// Transport is the name of the session's transport.
+func (s *Session) Transport() string { return s.t.Name() }
+
+// RemoteAddr is the client address the adapter reported.
+func (s *Session) RemoteAddr() string { return s.remote }
+
+// Context is cancelled when the session ends.
+func (s *Session) Context() context.Context { return s.ctx }
+
+// Done is closed when the session has ended: the transport is closed and
+// the session has left every room.
+func (s *Session) Done() <-chan struct{} { return s.done }
+
+// Rooms returns the rooms the session has joined, in no particular order.
+func (s *Session) Rooms() []string {
+	s.roomsMu.Lock()
+	defer s.roomsMu.Unlock()
+	out := make([]string, 0, len(s.rooms))
+	for r := range s.rooms {
+		out = append(out, r)
+	}
+	return out
+}
+
+// Dropped returns how many envelopes the drop-oldest policy discarded.
+func (s *Session) Dropped() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.dropped
+}
+
+// Send encodes env and queues it for this session only.
+func (s *Session) Send(env *Envelope) error {
+	if !s.enqueue(env.Encode(), "") {
+		return ErrSessionClosed
+	}
+	return nil
+}
+
+// HandleFrame processes one inbound frame (one or more '\n'-separated
+// envelopes). Call it from a single goroutine. Bad envelopes get error
+// replies; oversize frames and floods end the session (4003, 4002).
+func (s *Session) HandleFrame(frame []byte) {
+	if s.isClosing() {
+		return
+	}
+	s.touch()
+	if len(frame) > s.node.cfg.MaxMessageSize {
+		s.closeAsync(DisconnectMessageTooLarge)
+		return
+	}
+	if !s.allow() {
+		s.closeAsync(DisconnectRateLimit)
+		return
+	}
+	first := true
+	SplitFrame(frame, func(line []byte) {
+		if s.isClosing() {
+			return
+		}
+		if !first && !s.allow() { // every envelope in a batch costs a token
+			s.closeAsync(DisconnectRateLimit)
+			return
+		}
+		first = false
+		s.node.stats.in.Add(1)
+		env, err := DecodeEnvelope(line)
+		if err != nil {
+			s.replyError(refOf(line), err)
+			return
+		}
+		s.node.dispatch(s, env)
+	})
+}
+
+// Activity records a transport-level keep-alive from the client (a
+// WebSocket ping or pong frame). It counts against the rate limit.
+func (s *Session) Activity() {
+	if s.isClosing() {
+		return
+	}
+	s.touch()
+	if !s.allow() {
+		s.closeAsync(DisconnectRateLimit)
+	}
+}
+
+// Close ends the session with d and waits until it has ended. Orderly
+// disconnects (1000, 1012) flush the queue first. Safe to call more than
+// once and from any goroutine except the session's writer.
+func (s *Session) Close(d Disconnect) {
+	s.closeAsync(d)
+	<-s.done
+}
+
+func (s *Session) touch() { s.lastSeen.Store(time.Now().UnixNano()) }
+
+// allow takes one token from the inbound bucket.
+func (s *Session) allow() bool {
+	limit := s.node.cfg.RateLimit
+	if limit < 0 {
+		return true
+	}
+	s.inMu.Lock()
+	defer s.inMu.Unlock()
+	now := time.Now()
+	s.tokens += now.Sub(s.refill).Seconds() * limit
+	if burst := float64(s.node.cfg.RateBurst); s.tokens > burst {
+		s.tokens = burst
+	}
+	s.refill = now
+	if s.tokens < 1 {
+		return false
+	}
+	s.tokens--
+	return true
+}
+
+func (s *Session) isClosing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing != nil
+}
+
+// enqueue queues a shared frame. It never blocks; it reports whether the
+// frame was queued. id is the message id, used to de-duplicate live frames
+// against history while the session is recovering.
+func (s *Session) enqueue(frame []byte, id string) bool {
+	s.mu.Lock()
+	if s.closing != nil {
+		s.mu.Unlock()
+		return false
+	}
+	if s.recovering {
+		if len(s.pending) >= s.max+s.node.cfg.HistoryLimit {
+			s.startCloseLocked(DisconnectSlow)
+			s.mu.Unlock()
+			s.node.stats.slowClosed.Add(1)
+			return false
+		}
+		s.pending = append(s.pending, pendingFrame{frame, id})
+		s.mu.Unlock()
+		return true
+	}
+	episode := false
+	if s.n >= s.max {
+		if s.node.cfg.SlowConsumer == SlowClose {
+			s.startCloseLocked(DisconnectSlow)
+			s.mu.Unlock()
+			s.node.stats.slowClosed.Add(1)
+			return false
+		}
+		s.ring[s.head] = nil
+		s.head = (s.head + 1) % len(s.ring)
+		s.n--
+		s.dropped++
+		s.node.stats.dropped.Add(1)
+		if !s.slow {
+			s.slow, episode = true, true
+		}
+	}
+	s.pushLocked(frame)
+	spawn := s.wakeLocked()
+	s.mu.Unlock()
+	if episode {
+		s.node.log.Warn("slow consumer: dropping oldest messages", "conn", s.id, "user", s.user, "queue", s.max)
+	}
+	if spawn {
+		go s.writeLoop()
+	}
+	return true
+}
+
+func (s *Session) pushLocked(frame []byte) {
+	if s.n == len(s.ring) {
+		size := 2 * len(s.ring)
+		if size < 8 {
+			size = 8
+		}
+		if size > s.max && s.n < s.max {
+			size = s.max
+		}
+		if size <= s.n { // recovery may exceed max once; keep growing
+			size = 2 * s.n
+		}
+		ring := make([][]byte, size)
+		for i := 0; i < s.n; i++ {
+			ring[i] = s.ring[(s.head+i)%len(s.ring)]
+		}
+		s.ring, s.head = ring, 0
+	}
+	s.ring[(s.head+s.n)%len(s.ring)] = frame
+	s.n++
+}
+
+// wakeLocked marks a writer as running and reports whether the caller
+// must start it.
+func (s *Session) wakeLocked() bool {
+	if s.writing || s.recovering {
+		return false
+	}
+	s.writing = true
+	return true
+}
+
+func (s *Session) closeAsync(d Disconnect) {
+	s.mu.Lock()
+	spawn := s.startCloseLocked(d)
+	s.mu.Unlock()
+	if spawn {
+		go s.writeLoop()
+	}
+}
+
+// startCloseLocked records d as the reason to end (first reason wins) and
+// reports whether a writer must be started to carry it out.
+func (s *Session) startCloseLocked(d Disconnect) bool {
+	if s.closing != nil {
+		return false
+	}
+	s.closing = &d
+	if !d.flushes() {
+		s.discardLocked()
+	}
+	s.recovering = false
+	s.pending = nil
+	return s.wakeLocked()
+}
+
+func (s *Session) discardLocked() {
+	for i := 0; i < s.n; i++ {
+		s.ring[(s.head+i)%len(s.ring)] = nil
+	}
+	s.head, s.n = 0, 0
+}
+
+// writeLoop is the session's only writer. It runs while there is something
+// to write and exits when the queue is empty, so an idle session has no
+// goroutine. It performs the final Close when the session ends.
+func (s *Session) writeLoop() {
+	for {
+		s.mu.Lock()
+		if s.closing != nil && (s.n == 0 || !s.closing.flushes()) {
+			s.finalLocked()
+			return
+		}
+		if s.n == 0 && !s.pingDue {
+			s.writing = false
+			s.slow = false
+			if len(s.ring) > 64 { // give a burst's memory back when idle
+				s.ring, s.head = nil, 0
+			}
+			s.mu.Unlock()
+			return
+		}
+		ping := s.pingDue
+		s.pingDue = false
+		batch := s.batch[:0]
+		for s.n > 0 && len(batch) < s.node.cfg.WriteBatch {
+			batch = append(batch, s.ring[s.head])
+			s.ring[s.head] = nil
+			s.head = (s.head + 1) % len(s.ring)
+			s.n--
+		}
+		s.mu.Unlock()
+
+		var err error
+		if ping && s.pinger != nil {
+			err = s.pinger.Ping()
+		}
+		if err == nil && len(batch) > 0 {
+			err = s.t.WriteMany(batch)
+			s.node.stats.out.Add(uint64(len(batch)))
+		}
+		clear(batch)
+		s.batch = batch
+		if err != nil {
+			s.node.log.Debug("write failed", "conn", s.id, "err", err)
+			s.mu.Lock()
+			if s.closing == nil {
+				d := DisconnectGoingAway
+				s.closing = &d
+			}
+			s.discardLocked()
+			s.mu.Unlock()
+		}
+	}
+}
+
+// finalLocked closes the transport and cleans up. Called with s.mu held by
+// the writer; releases it.
+func (s *Session) finalLocked() {
+	d := *s.closing
+	s.closed = true
+	s.discardLocked()
+	s.ring, s.batch = nil, nil
+	s.mu.Unlock()
+	if s.hb != nil {
+		s.hb.Stop()
+	}
+	if err := s.t.Close(d); err != nil {
+		s.node.log.Debug("transport close failed", "conn", s.id, "err", err)
+	}
+	s.cancel()
+	s.node.detach(s, d)
+	s.why = d
+	close(s.done)
+}
+
+// heartbeat runs on the session's timer: it ends a silent bidirectional
+// session and otherwise asks the writer for a ping.
+func (s *Session) heartbeat() {
+	cfg := &s.node.cfg
+	s.mu.Lock()
+	if s.closing != nil {
+		s.mu.Unlock()
+		return
+	}
+	silent := time.Since(time.Unix(0, s.lastSeen.Load()))
+	if !s.t.Unidirectional() && silent >= cfg.HeartbeatTimeout {
+		spawn := s.startCloseLocked(DisconnectHeartbeat)
+		s.mu.Unlock()
+		if spawn {
+			go s.writeLoop()
+		}
+		return
+	}
+	spawn := false
+	if s.pinger != nil {
+		s.pingDue = true
+		spawn = s.wakeLocked()
+	}
+	// Wake at the next ping, or exactly when the timeout would expire.
+	next := cfg.HeartbeatInterval
+	if !s.t.Unidirectional() {
+		if left := cfg.HeartbeatTimeout - silent; left < next {
+			next = left
+		}
+	}
+	s.hb.Reset(next)
+	s.mu.Unlock()
+	if spawn {
+		go s.writeLoop()
+	}
+}
+
+func (s *Session) reply(env *Envelope) { s.enqueue(env.Encode(), "") }
+
+func (s *Session) replyError(ref string, err error) {
+	if ErrorCode(err) == CodeInternal {
+		s.node.log.Error("handler failed", "conn", s.id, "user", s.user, "err", err)
+	}
+	s.node.stats.errors.Add(1)
+	s.reply(errorEnvelope(ref, err))
+}
+
+// refOf extracts "ref" from a frame that failed strict decoding, so the
+// error reply can still be correlated.
+func refOf(line []byte) string {
+	var probe struct {
+		Ref string `json:"ref"`
+	}
+	if json.Unmarshal(line, &probe) != nil || len(probe.Ref) > MaxRefLen {
+		return ""
+	}
+	return probe.Ref
+}
+
+func (s *Session) logAttrs() []any {
+	return []any{slog.String("conn", s.id), slog.String("user", s.user), slog.String("transport", s.t.Name()), slog.String("remote", s.remote)}
+}

@@ -1,0 +1,40 @@
+package core
+
+// Transport is what core needs from a connection: somewhere to write
+// encoded envelopes and a way to end it. It is outbound-only: the adapter
+// reads the wire itself and pushes inbound frames into the Session with
+// HandleFrame and Activity.
+//
+// Core calls WriteMany, Ping and Close from exactly one goroutine at a time
+// (the session's writer), so an implementation needs no locking of its own
+// for writes. Every call must be bounded in time (use a write deadline): a
+// stalled client must not hold the writer forever.
+type Transport interface {
+	// Name identifies the transport in logs and stats ("websocket", "sse").
+	Name() string
+
+	// Unidirectional reports that the client cannot send on this
+	// connection, so silence is not a sign of death: core then judges
+	// liveness by write errors only and skips the heartbeat timeout.
+	Unidirectional() bool
+
+	// WriteMany writes one or more encoded envelopes, in order. The
+	// transport decides the framing (WebSocket joins them with '\n' into one
+	// text frame; SSE writes one event each). The slices are shared with
+	// other connections and must not be modified or retained after return.
+	// An error ends the session.
+	WriteMany(frames [][]byte) error
+
+	// Close sends d to the client in the transport's own way (a close
+	// frame, a final event, an HTTP body) and releases the connection.
+	// Called exactly once, after the last WriteMany.
+	Close(d Disconnect) error
+}
+
+// Pinger is implemented by transports with a native keep-alive (a
+// WebSocket ping frame, an SSE comment line). Core calls Ping from the
+// writer goroutine every HeartbeatInterval. Transports without it rely on
+// the client's own traffic (long-poll: the next poll).
+type Pinger interface {
+	Ping() error
+}

@@ -1,0 +1,248 @@
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/switchboard-dev/switchboard/core"
+)
+
+// ErrHelp is returned by Load when -h or --help was given; the usage has
+// been written to the help writer.
+var ErrHelp = flag.ErrHelp
+
+// Config is the edge's configuration.
+type Config struct {
+	Addr              string
+	JWTSecret         string
+	JWTLeeway         time.Duration
+	AllowedOrigins    []string
+	LogFormat         string
+	LogLevel          string
+	Broker            string
+	HistorySize       int
+	HistoryTTL        time.Duration
+	HeartbeatInterval time.Duration
+	HeartbeatTimeout  time.Duration
+	SendQueue         int
+	SlowConsumer      core.SlowPolicy
+	MaxMessageSize    int
+	RateLimit         float64
+	RateBurst         int
+	MaxRooms          int
+	WriteTimeout      time.Duration
+	ShutdownTimeout   time.Duration
+}
+
+// Default returns the configuration with every default applied.
+func Default() Config {
+	c, err := Load(nil, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		panic(err)
+	}
+	return c
+}
+
+type setting struct {
+	name, usage string
+	value       flag.Value
+}
+
+// Load parses args (without the program name) over the environment read
+// by getenv. Usage for --help goes to help.
+func Load(args []string, getenv func(string) string, help io.Writer) (Config, error) {
+	var c Config
+	var origins, slow string
+	var size byteSize = 64 << 10
+	fs := flag.NewFlagSet("switchboard", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&c.Addr, "addr", ":8080", "listen address (host:port)")
+	fs.StringVar(&c.JWTSecret, "jwt-secret", "", "HS256 secret; when set every connection needs a valid JWT whose sub is the user id (empty: development mode, ?user= is trusted)")
+	fs.DurationVar(&c.JWTLeeway, "jwt-leeway", 30*time.Second, "clock skew allowed when checking exp and nbf")
+	fs.StringVar(&origins, "allowed-origins", "*", "comma-separated Origins allowed to open WebSockets; * allows any")
+	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&c.Broker, "broker", "memory", "broker: memory")
+	fs.IntVar(&c.HistorySize, "history-size", 1000, "messages kept per room for resume (negative disables)")
+	fs.DurationVar(&c.HistoryTTL, "history-ttl", 10*time.Minute, "history of a room idle this long is dropped (negative keeps it)")
+	fs.DurationVar(&c.HeartbeatInterval, "heartbeat-interval", 25*time.Second, "ping interval (negative disables heartbeats)")
+	fs.DurationVar(&c.HeartbeatTimeout, "heartbeat-timeout", 60*time.Second, "close a connection silent for this long (4009)")
+	fs.IntVar(&c.SendQueue, "send-queue", 256, "outbound queue per connection, in messages")
+	fs.StringVar(&slow, "slow-consumer", "close", "when a send queue is full: close (4008) or drop-oldest")
+	fs.Var(&size, "max-message-size", "largest inbound frame, e.g. 65536, 64KiB or 1MiB (4003 beyond)")
+	fs.Float64Var(&c.RateLimit, "rate-limit", 50, "inbound frames per second per connection (4002 beyond; negative disables)")
+	fs.IntVar(&c.RateBurst, "rate-burst", 100, "inbound burst allowance per connection")
+	fs.IntVar(&c.MaxRooms, "max-rooms", 100, "rooms one connection may join (negative: unlimited)")
+	fs.DurationVar(&c.WriteTimeout, "write-timeout", 10*time.Second, "deadline for each write to a client")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long SIGTERM waits for clients to drain")
+
+	// Every value explains its own parse errors, naming flag and variable.
+	var valueErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		f.Value = &explained{Value: f.Value, name: f.Name, err: &valueErr}
+	})
+	// The environment first, so flags override it.
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		if envErr != nil {
+			return
+		}
+		if v := getenv(EnvName(f.Name)); v != "" {
+			envErr = fs.Set(f.Name, v)
+		}
+	})
+	if envErr != nil {
+		return Config{}, valueErr
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			usage(fs, help)
+			return Config{}, ErrHelp
+		}
+		if valueErr != nil {
+			return Config{}, valueErr
+		}
+		return Config{}, fmt.Errorf("%s (see --help)", strings.TrimPrefix(err.Error(), "flag: "))
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected argument %q (settings are flags, see --help)", fs.Arg(0))
+	}
+	c.MaxMessageSize = int(size)
+	for _, o := range strings.Split(origins, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			c.AllowedOrigins = append(c.AllowedOrigins, o)
+		}
+	}
+	p, err := core.ParseSlowPolicy(slow)
+	if err != nil {
+		return Config{}, fmt.Errorf("invalid --slow-consumer %q: use close or drop-oldest", slow)
+	}
+	c.SlowConsumer = p
+	return c, c.validate()
+}
+
+func (c Config) validate() error {
+	bad := func(flag, msg string) error {
+		return fmt.Errorf("invalid --%s (%s): %s", flag, EnvName(flag), msg)
+	}
+	switch {
+	case c.Addr == "":
+		return bad("addr", "empty; use host:port such as :8080")
+	case c.LogFormat != "text" && c.LogFormat != "json":
+		return bad("log-format", fmt.Sprintf("%q; use text or json", c.LogFormat))
+	case !validLevel(c.LogLevel):
+		return bad("log-level", fmt.Sprintf("%q; use debug, info, warn or error", c.LogLevel))
+	case c.Broker != "memory":
+		return bad("broker", fmt.Sprintf("unknown broker %q; available: memory", c.Broker))
+	case c.HeartbeatInterval > 0 && c.HeartbeatTimeout <= c.HeartbeatInterval:
+		return bad("heartbeat-timeout", fmt.Sprintf("%s must be longer than --heartbeat-interval %s", c.HeartbeatTimeout, c.HeartbeatInterval))
+	case c.SendQueue < 1:
+		return bad("send-queue", "must be at least 1")
+	case c.MaxMessageSize < 256:
+		return bad("max-message-size", "must be at least 256 bytes")
+	case c.RateLimit == 0:
+		return bad("rate-limit", "must be positive, or negative to disable")
+	case c.RateLimit > 0 && c.RateBurst < 1:
+		return bad("rate-burst", "must be at least 1")
+	case c.MaxRooms == 0:
+		return bad("max-rooms", "must be positive, or negative for unlimited")
+	case c.WriteTimeout <= 0:
+		return bad("write-timeout", "must be positive")
+	case c.ShutdownTimeout <= 0:
+		return bad("shutdown-timeout", "must be positive")
+	case c.JWTSecret != "" && len(c.JWTSecret) < 16:
+		return bad("jwt-secret", "shorter than 16 bytes; use a long random secret")
+	}
+	return nil
+}
+
+func validLevel(l string) bool {
+	switch l {
+	case "debug", "info", "warn", "error":
+		return true
+	}
+	return false
+}
+
+// EnvName is the environment variable for a flag: SWITCHBOARD_ and the
+// flag in upper snake case.
+func EnvName(flag string) string {
+	return "SWITCHBOARD_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+// explained wraps a flag.Value so a bad value yields one line naming the
+// flag, its environment variable and what was expected.
+type explained struct {
+	flag.Value
+	name string
+	err  *error
+}
+
+func (e *explained) Set(s string) error {
+	if err := e.Value.Set(s); err != nil {
+		want := "a valid value"
+		switch v := e.Value.(flag.Getter).Get().(type) {
+		case int:
+			want = "a whole number"
+		case float64:
+			want = "a number"
+		case time.Duration:
+			want = "a duration such as 500ms, 25s or 1m"
+		case bool:
+			want = "true or false"
+		default:
+			_ = v
+			want = err.Error()
+		}
+		*e.err = fmt.Errorf("invalid value %q for --%s (%s): expected %s", s, e.name, EnvName(e.name), want)
+		return *e.err
+	}
+	return nil
+}
+
+// IsBoolFlag keeps boolean flags usable without a value.
+func (e *explained) IsBoolFlag() bool {
+	b, ok := e.Value.(interface{ IsBoolFlag() bool })
+	return ok && b.IsBoolFlag()
+}
+
+func usage(fs *flag.FlagSet, w io.Writer) {
+	fmt.Fprintf(w, "switchboard: a real-time push edge (WebSocket) on a pluggable broker.\n\n")
+	fmt.Fprintf(w, "Usage: switchboard [flags]\n\nEvery flag can also be set with its environment variable; flags win.\n\n")
+	fs.VisitAll(func(f *flag.Flag) {
+		fmt.Fprintf(w, "  --%s (%s)\n      %s (default %q)\n", f.Name, EnvName(f.Name), f.Usage, f.DefValue)
+	})
+}
+
+// byteSize parses 65536, 64KiB, 64KB, 1MiB.
+type byteSize int
+
+func (b *byteSize) String() string { return strconv.Itoa(int(*b)) }
+
+func (b *byteSize) Get() any { return *b }
+
+func (b *byteSize) Set(s string) error {
+	units := []struct {
+		suffix string
+		mult   int
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"KB", 1000}, {"MB", 1000 * 1000}, {"B", 1}}
+	mult := 1
+	num := strings.TrimSpace(s)
+	for _, u := range units {
+		if strings.HasSuffix(num, u.suffix) {
+			num, mult = strings.TrimSpace(strings.TrimSuffix(num, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.Atoi(num)
+	if err != nil || n < 0 || n > (1<<30)/mult {
+		return errors.New("a size in bytes, or a number with KiB or MiB, up to 1GiB")
+	}
+	*b = byteSize(n * mult)
+	return nil
+}

@@ -1,0 +1,135 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	wsadapter "github.com/switchboard-dev/switchboard/adapters/websocket"
+	"github.com/switchboard-dev/switchboard/broker/memory"
+	"github.com/switchboard-dev/switchboard/core"
+	"github.com/switchboard-dev/switchboard/edge/auth"
+	"github.com/switchboard-dev/switchboard/edge/config"
+)
+
+// Server is one edge node.
+type Server struct {
+	cfg   config.Config
+	log   *slog.Logger
+	node  *core.Node
+	app   *fiber.App
+	ready atomic.Bool
+
+	shutdownOnce sync.Once
+	shutdownErr  error
+}
+
+// New builds the node and routes. Register custom types on
+// Node().Router() before Serve.
+func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	b, err := openBroker(cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	node, err := core.NewNode(core.Config{
+		HeartbeatInterval: cfg.HeartbeatInterval,
+		HeartbeatTimeout:  cfg.HeartbeatTimeout,
+		SendQueueSize:     cfg.SendQueue,
+		SlowConsumer:      cfg.SlowConsumer,
+		MaxMessageSize:    cfg.MaxMessageSize,
+		RateLimit:         cfg.RateLimit,
+		RateBurst:         cfg.RateBurst,
+		MaxRoomsPerConn:   cfg.MaxRooms,
+	}, b, logger)
+	if err != nil {
+		return nil, err
+	}
+	var authn core.Authenticator = core.Insecure
+	if cfg.JWTSecret != "" {
+		authn = auth.HS256([]byte(cfg.JWTSecret), cfg.JWTLeeway)
+	} else {
+		logger.Warn("development mode: no --jwt-secret, clients choose their user id with ?user=; set SWITCHBOARD_JWT_SECRET in production")
+	}
+	s := &Server{cfg: cfg, log: logger, node: node}
+	s.app = fiber.New(fiber.Config{
+		DisableStartupMessage: true,
+		AppName:               "switchboard",
+		ReadTimeout:           15 * time.Second, // upgraded connections clear it
+		IdleTimeout:           60 * time.Second,
+		ErrorHandler:          errorHandler,
+	})
+	s.app.Get("/ws", wsadapter.New(node, wsadapter.Config{
+		Authenticator: authn,
+		Origins:       cfg.AllowedOrigins,
+		WriteTimeout:  cfg.WriteTimeout,
+	}))
+	s.app.Get("/healthz", func(c *fiber.Ctx) error {
+		return c.JSON(fiber.Map{"status": "ok"})
+	})
+	s.app.Get("/readyz", func(c *fiber.Ctx) error {
+		if !s.ready.Load() || node.ShuttingDown() {
+			return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "not ready"})
+		}
+		return c.JSON(fiber.Map{"status": "ready"})
+	})
+	s.app.Get("/stats", func(c *fiber.Ctx) error {
+		return c.JSON(node.Stats())
+	})
+	return s, nil
+}
+
+func openBroker(cfg config.Config, logger *slog.Logger) (core.Broker, error) {
+	switch cfg.Broker {
+	case "memory":
+		return memory.New(memory.Config{HistorySize: cfg.HistorySize, HistoryTTL: cfg.HistoryTTL}, logger)
+	}
+	return nil, fmt.Errorf("unknown broker %q (available: memory)", cfg.Broker)
+}
+
+func errorHandler(c *fiber.Ctx, err error) error {
+	code := fiber.StatusInternalServerError
+	var fe *fiber.Error
+	if errors.As(err, &fe) {
+		code = fe.Code
+	}
+	return c.Status(code).JSON(fiber.Map{"error": fiber.Map{"code": "http_" + fmt.Sprint(code), "message": err.Error()}})
+}
+
+// Node returns the server's core node.
+func (s *Server) Node() *core.Node { return s.node }
+
+// App returns the Fiber app, to add routes before Serve.
+func (s *Server) App() *fiber.App { return s.app }
+
+// Serve accepts connections on ln until Shutdown. It returns nil after a
+// clean shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	s.ready.Store(true)
+	s.log.Info("listening", "addr", ln.Addr().String(), "broker", s.cfg.Broker)
+	return s.app.Listener(ln)
+}
+
+// Shutdown stops the node in order: mark not ready; close every session
+// with 1012 "service restart" after flushing its queue (Fiber's own
+// shutdown ignores upgraded connections); stop the HTTP server; close the
+// broker. It is bounded by ctx and idempotent.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.shutdownOnce.Do(func() {
+		s.ready.Store(false)
+		nodeErr := s.node.Shutdown(ctx)
+		appErr := s.app.ShutdownWithContext(ctx)
+		s.shutdownErr = errors.Join(nodeErr, appErr)
+		s.log.Info("shutdown complete", "err", s.shutdownErr)
+	})
+	return s.shutdownErr
+}
