@@ -43,6 +43,7 @@ type Session struct {
 	recovering bool
 	pending    []pendingFrame // live frames held while history is fetched
 	writing    bool           // a writer goroutine is running
+	writer     func()         // s.writeLoop, bound once by wakeLocked
 	pingDue    bool
 	closing    *Disconnect // set once: the session is ending
 	closed     bool        // the transport has been closed
@@ -234,7 +235,7 @@ func (s *Session) enqueue(frame []byte, id string) bool {
 		s.node.log.Warn("slow consumer: dropping oldest messages", "conn", s.id, "user", s.user, "queue", s.max)
 	}
 	if spawn {
-		go s.writeLoop()
+		go s.writer()
 	}
 	return true
 }
@@ -262,12 +263,19 @@ func (s *Session) pushLocked(frame []byte) {
 }
 
 // wakeLocked marks a writer as running and reports whether the caller
-// must start it.
+// must start it with go s.writer().
+//
+// The method value is bound once per session: `go s.writeLoop()` compiles
+// to a closure capturing s, one heap allocation per writer start, which on
+// the fan-out path is one allocation per recipient per message.
 func (s *Session) wakeLocked() bool {
 	if s.writing || s.recovering {
 		return false
 	}
 	s.writing = true
+	if s.writer == nil {
+		s.writer = s.writeLoop
+	}
 	return true
 }
 
@@ -276,7 +284,7 @@ func (s *Session) closeAsync(d Disconnect) {
 	spawn := s.startCloseLocked(d)
 	s.mu.Unlock()
 	if spawn {
-		go s.writeLoop()
+		go s.writer()
 	}
 }
 
@@ -389,7 +397,7 @@ func (s *Session) heartbeat() {
 		spawn := s.startCloseLocked(DisconnectHeartbeat)
 		s.mu.Unlock()
 		if spawn {
-			go s.writeLoop()
+			go s.writer()
 		}
 		return
 	}
@@ -408,7 +416,7 @@ func (s *Session) heartbeat() {
 	s.hb.Reset(next)
 	s.mu.Unlock()
 	if spawn {
-		go s.writeLoop()
+		go s.writer()
 	}
 }
 
