@@ -31,15 +31,16 @@ func run(args []string) int {
 		fmt.Fprintf(os.Stderr, "switchboard: %v\n", err)
 		return 2
 	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "switchboard: cannot listen on --addr %s: %v (choose another address with --addr or SWITCHBOARD_ADDR)\n", cfg.Addr, errors.Unwrap(err))
+		return 1
+	}
 	logger := newLogger(cfg)
 	srv, err := server.New(cfg, logger)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "switchboard: %v\n", err)
-		return 1
-	}
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "switchboard: cannot listen on --addr %s: %v (choose another address with --addr or SWITCHBOARD_ADDR)\n", cfg.Addr, errors.Unwrap(err))
+		_ = ln.Close()
 		return 1
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)

@@ -1,0 +1,162 @@
+package test
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/switchboard-dev/switchboard/core"
+)
+
+// buildBinary builds ./edge once per test binary run.
+var binPath string
+
+func switchboardBin(t *testing.T) string {
+	t.Helper()
+	if binPath != "" {
+		return binPath
+	}
+	dir, err := os.MkdirTemp("", "switchboard-bin-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	binPath = filepath.Join(dir, "switchboard")
+	cmd := exec.Command("go", "build", "-o", binPath, "../edge")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return binPath
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
+// startBinary runs the built edge on 127.0.0.1:0 and returns its address,
+// read from the JSON "listening" log line.
+func startBinary(t *testing.T, args ...string) (*exec.Cmd, string, *syncBuffer) {
+	t.Helper()
+	cmd := exec.Command(switchboardBin(t), append([]string{"--addr", "127.0.0.1:0", "--log-format", "json"}, args...)...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	logs := &syncBuffer{}
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			line := sc.Bytes()
+			logs.Write(append(line, '\n'))
+			var rec struct{ Msg, Addr string }
+			if json.Unmarshal(line, &rec) == nil && rec.Msg == "listening" {
+				addr <- rec.Addr
+			}
+		}
+	}()
+	select {
+	case a := <-addr:
+		return cmd, a, logs
+	case <-time.After(waitFor):
+		t.Fatalf("binary did not start listening; logs:\n%s", logs)
+	}
+	return nil, "", nil
+}
+
+func TestBinarySIGTERMDrains(t *testing.T) {
+	cmd, addr, logs := startBinary(t)
+	e := &edge{addr: addr}
+	a, _ := connect(t, e.url(q("user", "a", "rooms", "r")))
+	b, _ := connect(t, e.url(q("user", "b", "rooms", "r")))
+	a.send(`{"v":1,"type":"publish","room":"r","data":"before"}`)
+	a.ackAnd(core.TypeMessage)
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if m := b.expect(core.TypeMessage); dataString(t, m) != "before" {
+		t.Fatalf("got %s", m.Encode())
+	}
+	for _, c := range []*client{a, b} {
+		if code := c.closed(); code != 1012 {
+			t.Fatalf("close code %d, want 1012 service restart", code)
+		}
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit: %v\nlogs:\n%s", err, logs)
+		}
+	case <-time.After(waitFor):
+		t.Fatal("binary did not exit after SIGTERM")
+	}
+	if len(logs.lines("shutdown complete")) != 1 {
+		t.Fatalf("no shutdown log; logs:\n%s", logs)
+	}
+}
+
+func TestBinaryBadConfigExits(t *testing.T) {
+	cases := []struct {
+		args []string
+		env  string
+		want string
+	}{
+		{[]string{"--rate-limit", "fast"}, "", "--rate-limit"},
+		{[]string{"--heartbeat-interval", "30s", "--heartbeat-timeout", "10s"}, "", "--heartbeat-timeout"},
+		{nil, "SWITCHBOARD_SEND_QUEUE=lots", "SWITCHBOARD_SEND_QUEUE"},
+		{[]string{"--broker", "carrier-pigeon"}, "", "unknown broker"},
+		{[]string{"--slow-consumer", "ignore"}, "", "--slow-consumer"},
+		{[]string{"--addr", "256.0.0.1:1"}, "", "--addr"},
+		{[]string{"--jwt-secret", "short"}, "", "--jwt-secret"},
+	}
+	for _, tc := range cases {
+		t.Run(strings.Join(tc.args, " ")+tc.env, func(t *testing.T) {
+			cmd := exec.Command(switchboardBin(t), tc.args...)
+			cmd.Env = os.Environ()
+			if tc.env != "" {
+				cmd.Env = append(cmd.Env, tc.env)
+			}
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			err := cmd.Run()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() == 0 {
+				t.Fatalf("err = %v, want non-zero exit", err)
+			}
+			out := strings.TrimSpace(stderr.String())
+			if strings.Count(out, "\n") != 0 || !strings.Contains(out, tc.want) || !strings.HasPrefix(out, "switchboard: ") {
+				t.Fatalf("stderr = %q, want one line mentioning %q", out, tc.want)
+			}
+		})
+	}
+}
+
+func TestBinaryHelpListsEverySetting(t *testing.T) {
+	out, err := exec.Command(switchboardBin(t), "--help").Output()
+	if err != nil {
+		t.Fatalf("--help: %v", err)
+	}
+	for _, want := range []string{"--addr", "SWITCHBOARD_ADDR", "--jwt-secret", "SWITCHBOARD_JWT_SECRET", "--heartbeat-interval", "--send-queue", "--slow-consumer", "--max-message-size", "--rate-limit"} {
+		if !bytes.Contains(out, []byte(want)) {
+			t.Errorf("--help does not mention %s", want)
+		}
+	}
+}
