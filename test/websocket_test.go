@@ -409,3 +409,14 @@ func TestOriginAllowlist(t *testing.T) {
 	connect(t, e.url(q("user", "x")), withHeader("Origin", "https://app.example"))
 	connect(t, e.url(q("user", "y"))) // no Origin: not a browser
 }
+
+func TestBadRoomsAtConnect(t *testing.T) {
+	e := startEdge(t, func(c *config.Config) { c.MaxRooms = 2 })
+	c, w := connect(t, e.url(q("user", "u", "rooms", "good,bad room,also-good,third")))
+	if len(w.Rooms) != 2 {
+		t.Fatalf("welcome rooms = %v, want the two valid ones", w.Rooms)
+	}
+	c.expectError(core.CodeInvalidRoom, "")
+	c.expectError(core.CodeTooManyRooms, "")
+	c.ping()
+}
