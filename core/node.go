@@ -166,6 +166,12 @@ func (n *Node) Accept(ctx context.Context, t Transport, req ConnectRequest) (*Se
 	fail := func(err error) (*Session, error) {
 		n.log.Error("connect failed", append(s.logAttrs(), "err", err)...)
 		s.mu.Lock()
+		if s.closing != nil { // Shutdown got here first; its writer finishes the session
+			s.mu.Unlock()
+			<-s.done
+			return nil, err
+		}
+		// Still recovering, so no writer has been started: finish inline.
 		s.recovering = false
 		d := DisconnectInternal
 		s.closing = &d

@@ -107,7 +107,8 @@ func (s *Session) Send(env *Envelope) error {
 }
 
 // HandleFrame processes one inbound frame (one or more '\n'-separated
-// envelopes). Call it from a single goroutine. Bad envelopes get error
+// envelopes). Call it from a single goroutine; frame is not retained, so
+// the caller may reuse its buffer. Bad envelopes get error
 // replies; oversize frames and floods end the session (4003, 4002).
 func (s *Session) HandleFrame(frame []byte) {
 	if s.isClosing() {
