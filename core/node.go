@@ -186,15 +186,16 @@ func (n *Node) Accept(ctx context.Context, t Transport, req ConnectRequest) (*Se
 		return fail(fmt.Errorf("switchboard/core: subscribe user channel: %w", err))
 	}
 	var replies []*Envelope
-	channels := []string{UserChannel(s.user)}
 	for _, room := range req.Rooms {
 		if err := s.join(bctx, room); err != nil {
 			if ErrorCode(err) == CodeUnavailable {
 				return fail(err)
 			}
 			replies = append(replies, errorEnvelope("", err))
-			continue
 		}
+	}
+	channels := []string{UserChannel(s.user)}
+	for _, room := range s.Rooms() { // each joined room once, however often it was asked for
 		channels = append(channels, RoomChannel(room))
 	}
 

@@ -126,7 +126,7 @@ func TestResumeWithSince(t *testing.T) {
 	pub.send(`{"v":1,"type":"direct","to":"sub","data":"d1"}`)
 	pub.expect(core.TypeAck)
 
-	back, w := connect(t, e.url(q("user", "sub", "rooms", "feed", "since", last.ID)))
+	back, w := connect(t, e.url(q("user", "sub", "rooms", "feed,feed", "since", last.ID))) // listed twice: replayed once
 	if w.Recovered == nil || !*w.Recovered {
 		t.Fatalf("welcome = %+v, want recovered:true", w)
 	}

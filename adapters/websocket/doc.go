@@ -2,8 +2,8 @@
 // (gofiber/contrib/websocket). New returns the GET /ws handler; each
 // connection becomes a core.Session.
 //
-// Frames: text (or binary) frames carry one or more '\n'-separated
-// envelopes each way. Concurrency: the handler goroutine only reads; every
+// Frames: the server sends text frames carrying one or more '\n'-separated
+// envelopes; it accepts text or binary frames in the same format. Concurrency: the handler goroutine only reads; every
 // write (batches, pings, the close frame) happens on the session's single
 // writer goroutine with a deadline, as fasthttp/websocket requires. The
 // handler returns only after the session has ended, because the connection

@@ -47,7 +47,7 @@ func New(node *core.Node, config ...Config) fiber.Handler {
 		}
 		if !websocket.IsWebSocketUpgrade(c) {
 			return c.Status(fiber.StatusUpgradeRequired).JSON(fiber.Map{
-				"error": fiber.Map{"code": "upgrade_required", "message": "this endpoint speaks WebSocket only; use /sse or /poll otherwise"},
+				"error": fiber.Map{"code": "upgrade_required", "message": "this endpoint speaks WebSocket only: send a WebSocket upgrade request"},
 			})
 		}
 		if origin := c.Get(fiber.HeaderOrigin); origin != "" && !allowAny && !contains(cfg.Origins, origin) {

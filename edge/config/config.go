@@ -68,10 +68,10 @@ func Load(args []string, getenv func(string) string, help io.Writer) (Config, er
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&c.Broker, "broker", "memory", "broker: memory")
-	fs.IntVar(&c.HistorySize, "history-size", 1000, "messages kept per room for resume (negative disables)")
+	fs.IntVar(&c.HistorySize, "history-size", 1000, "messages kept for resume per room and per user's direct channel (negative disables)")
 	fs.DurationVar(&c.HistoryTTL, "history-ttl", 10*time.Minute, "history of a room idle this long is dropped (negative keeps it)")
 	fs.DurationVar(&c.HeartbeatInterval, "heartbeat-interval", 25*time.Second, "ping interval (negative disables heartbeats)")
-	fs.DurationVar(&c.HeartbeatTimeout, "heartbeat-timeout", 60*time.Second, "close a connection silent for this long (4009)")
+	fs.DurationVar(&c.HeartbeatTimeout, "heartbeat-timeout", 0, "close a connection silent for this long (4009); 0 means 2.5 x --heartbeat-interval")
 	fs.IntVar(&c.SendQueue, "send-queue", 256, "outbound queue per connection, in messages")
 	fs.StringVar(&slow, "slow-consumer", "close", "when a send queue is full: close (4008) or drop-oldest")
 	fs.Var(&size, "max-message-size", "largest inbound frame, e.g. 65536, 64KiB or 1MiB (4003 beyond)")
@@ -139,7 +139,9 @@ func (c Config) validate() error {
 		return bad("log-level", fmt.Sprintf("%q; use debug, info, warn or error", c.LogLevel))
 	case c.Broker != "memory":
 		return bad("broker", fmt.Sprintf("unknown broker %q; available: memory", c.Broker))
-	case c.HeartbeatInterval > 0 && c.HeartbeatTimeout <= c.HeartbeatInterval:
+	case c.HeartbeatTimeout < 0:
+		return bad("heartbeat-timeout", "must not be negative (0 means 2.5 x --heartbeat-interval)")
+	case c.HeartbeatInterval > 0 && c.HeartbeatTimeout != 0 && c.HeartbeatTimeout <= c.HeartbeatInterval:
 		return bad("heartbeat-timeout", fmt.Sprintf("%s must be longer than --heartbeat-interval %s", c.HeartbeatTimeout, c.HeartbeatInterval))
 	case c.SendQueue < 1:
 		return bad("send-queue", "must be at least 1")

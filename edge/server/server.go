@@ -119,16 +119,18 @@ func (s *Server) Serve(ln net.Listener) error {
 	return s.app.Listener(ln)
 }
 
-// Shutdown stops the node in order: mark not ready; close every session
-// with 1012 "service restart" after flushing its queue (Fiber's own
-// shutdown ignores upgraded connections); stop the HTTP server; close the
-// broker. It is bounded by ctx and idempotent.
+// Shutdown stops the node in order: mark not ready; stop the HTTP server
+// accepting; close every session with 1012 "service restart" after
+// flushing its queue (Fiber's own shutdown ignores upgraded connections);
+// close the broker. It is bounded by ctx and idempotent.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.shutdownOnce.Do(func() {
 		s.ready.Store(false)
-		nodeErr := s.node.Shutdown(ctx)
+		// Stop accepting first (Fiber returns without waiting for upgraded
+		// connections), then end every session, then the broker.
 		appErr := s.app.ShutdownWithContext(ctx)
-		s.shutdownErr = errors.Join(nodeErr, appErr)
+		nodeErr := s.node.Shutdown(ctx)
+		s.shutdownErr = errors.Join(appErr, nodeErr)
 		s.log.Info("shutdown complete", "err", s.shutdownErr)
 	})
 	return s.shutdownErr
