@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -58,12 +59,12 @@ type Envelope struct {
 	Data json.RawMessage `json:"data,omitempty"`
 }
 
-// DecodeEnvelope strictly decodes one client envelope: valid JSON object,
-// no unknown fields, v == 1, a well-formed type, room, to and ref. Fields
-// the server owns (id, from, ts) are cleared. Data is compacted so an
-// encoded envelope never contains a raw newline. The error is an *Error
-// with CodeBadRequest (or CodeInvalidRoom / CodeInvalidUser) and a message
-// precise enough to fix the client.
+// DecodeEnvelope strictly decodes one client envelope: a JSON object in
+// valid UTF-8, no unknown fields, v == 1, a well-formed type, room, to and
+// ref. Fields the server owns (id, from, ts) are cleared. Data is
+// compacted so an encoded envelope never contains a raw newline. The
+// error is an *Error with CodeBadRequest (or CodeInvalidRoom /
+// CodeInvalidUser) and a message precise enough to fix the client.
 func DecodeEnvelope(b []byte) (*Envelope, error) {
 	b = bytes.TrimSpace(b)
 	if len(b) == 0 {
@@ -71,6 +72,14 @@ func DecodeEnvelope(b []byte) (*Envelope, error) {
 	}
 	if b[0] != '{' {
 		return nil, Errorf(CodeBadRequest, "envelope must be a JSON object")
+	}
+	// encoding/json does not validate UTF-8 inside a json.RawMessage, so
+	// without this check invalid bytes in "data" would be relayed verbatim
+	// to every subscriber, and a browser fails a WebSocket connection that
+	// receives a text frame with invalid UTF-8 (one client could disconnect
+	// a whole room). Reject the frame instead.
+	if !utf8.Valid(b) {
+		return nil, Errorf(CodeBadRequest, "envelope is not valid UTF-8")
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
@@ -283,22 +292,11 @@ func UnmarshalEnvelope(b []byte) (*Envelope, error) {
 	return &e, nil
 }
 
+// appendInt uses strconv.AppendInt (which also does not allocate): the
+// hand-rolled version negated n, which overflows for math.MinInt64 and
+// wrote non-digit bytes.
 func appendInt(dst []byte, n int64) []byte {
-	if n < 0 {
-		dst = append(dst, '-')
-		n = -n
-	}
-	var b [20]byte
-	i := len(b)
-	for {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-		if n == 0 {
-			break
-		}
-	}
-	return append(dst, b[i:]...)
+	return strconv.AppendInt(dst, n, 10)
 }
 
 const hexDigits = "0123456789abcdef"

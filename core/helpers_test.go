@@ -1,0 +1,320 @@
+package core_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/switchboard-dev/switchboard/broker/memory"
+	"github.com/switchboard-dev/switchboard/core"
+	"github.com/switchboard-dev/switchboard/core/coretest"
+)
+
+// waitTimeout bounds every wait for something core is expected to do. In
+// a synctest bubble it is fake time and costs nothing.
+const waitTimeout = 5 * time.Second
+
+var quiet = slog.New(slog.DiscardHandler)
+
+// testNode is a core.Node whose cleanup shuts it down and then checks
+// that every transport it handed out was closed exactly once and never
+// misused. Its helpers fail the test that created it: use it from that
+// test only, not from its subtests.
+type testNode struct {
+	*core.Node
+	t *testing.T
+
+	mu         sync.Mutex
+	transports []*coretest.Transport
+}
+
+func newMemory(t *testing.T, cfg memory.Config) *memory.Broker {
+	t.Helper()
+	b, err := memory.New(cfg, quiet)
+	if err != nil {
+		t.Fatalf("memory.New: %v", err)
+	}
+	return b
+}
+
+// newNode starts a node on b (a fresh memory broker when nil).
+func newNode(t *testing.T, cfg core.Config, b core.Broker) *testNode {
+	t.Helper()
+	if b == nil {
+		b = newMemory(t, memory.Config{})
+	}
+	n, err := core.NewNode(cfg, b, quiet)
+	if err != nil {
+		t.Fatalf("NewNode: %v", err)
+	}
+	tn := &testNode{Node: n, t: t}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+		defer cancel()
+		_ = n.Shutdown(ctx) // idempotent; tests that shut down check the result themselves
+		tn.mu.Lock()
+		defer tn.mu.Unlock()
+		for i, tr := range tn.transports {
+			if err := tr.Err(); err != nil {
+				t.Errorf("transport %d broke the Transport contract: %v", i, err)
+			}
+			if _, closed := tr.Disconnect(); !closed {
+				t.Errorf("transport %d still open after Shutdown", i)
+			}
+		}
+	})
+	return tn
+}
+
+func (n *testNode) track(tr *coretest.Transport) {
+	n.mu.Lock()
+	n.transports = append(n.transports, tr)
+	n.mu.Unlock()
+}
+
+// publish sends a room message from the server side (as a backend would)
+// and returns its id.
+func (n *testNode) publish(room, data string) string {
+	n.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	env := &core.Envelope{V: core.Version, Type: core.TypeMessage, Room: room, From: "server", Data: json.RawMessage(data)}
+	id, err := n.Publish(ctx, core.RoomChannel(room), env)
+	if err != nil {
+		n.t.Fatalf("Publish(%s): %v", room, err)
+	}
+	return id
+}
+
+// client is one accepted session and its recording transport.
+type client struct {
+	t       *testing.T
+	s       *core.Session
+	tr      *coretest.Transport
+	welcome welcomeData
+	pings   atomic.Int64 // refs for barrier pings
+}
+
+type welcomeData struct {
+	Conn      string   `json:"conn"`
+	User      string   `json:"user"`
+	Rooms     []string `json:"rooms"`
+	Recovered *bool    `json:"recovered"`
+}
+
+type errorData struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+type ackData struct {
+	Room string `json:"room"`
+	To   string `json:"to"`
+	ID   string `json:"id"`
+}
+
+// accept runs Node.Accept on a new recording transport.
+func (n *testNode) accept(req core.ConnectRequest, cfg ...coretest.TransportConfig) (*coretest.Transport, *core.Session, error) {
+	tr := coretest.NewTransport(cfg...)
+	n.track(tr)
+	s, err := n.Accept(context.Background(), tr, req)
+	return tr, s, err
+}
+
+// connect accepts a session and reads its welcome.
+func (n *testNode) connect(req core.ConnectRequest, cfg ...coretest.TransportConfig) *client {
+	n.t.Helper()
+	tr, s, err := n.accept(req, cfg...)
+	if err != nil {
+		n.t.Fatalf("Accept(%+v): %v", req, err)
+	}
+	c := &client{t: n.t, s: s, tr: tr}
+	env := c.expect(core.TypeWelcome)
+	if err := json.Unmarshal(env.Data, &c.welcome); err != nil {
+		n.t.Fatalf("welcome data %s: %v", env.Data, err)
+	}
+	return c
+}
+
+func (c *client) send(frame string) { c.s.HandleFrame([]byte(frame)) }
+
+// next returns the next envelope written to the client.
+func (c *client) next() *core.Envelope {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	env, err := c.tr.Next(ctx)
+	if err != nil {
+		d, _ := c.tr.Disconnect()
+		c.t.Fatalf("waiting for an envelope for %s: %v (disconnect %v)", c.s.User(), err, d)
+	}
+	return env
+}
+
+func (c *client) expect(typ string) *core.Envelope {
+	c.t.Helper()
+	env := c.next()
+	if env.Type != typ {
+		c.t.Fatalf("%s got %s, want type %q", c.s.User(), env.Encode(), typ)
+	}
+	return env
+}
+
+// expectError reads an error envelope and checks its code and ref.
+func (c *client) expectError(code, ref string) errorData {
+	c.t.Helper()
+	env := c.expect(core.TypeError)
+	var d errorData
+	if err := json.Unmarshal(env.Data, &d); err != nil {
+		c.t.Fatalf("error data %s: %v", env.Data, err)
+	}
+	if d.Code != code || env.Ref != ref {
+		c.t.Fatalf("got error %s, want code %q ref %q", env.Encode(), code, ref)
+	}
+	return d
+}
+
+func (c *client) expectAck(ref string) ackData {
+	c.t.Helper()
+	env := c.expect(core.TypeAck)
+	if env.Ref != ref {
+		c.t.Fatalf("got ack %s, want ref %q", env.Encode(), ref)
+	}
+	var d ackData
+	if err := json.Unmarshal(env.Data, &d); err != nil {
+		c.t.Fatalf("ack data %s: %v", env.Data, err)
+	}
+	return d
+}
+
+// expectMessage reads a room message and checks its room and data.
+func (c *client) expectMessage(room, data string) *core.Envelope {
+	c.t.Helper()
+	env := c.expect(core.TypeMessage)
+	if env.Room != room || string(env.Data) != data || env.ID == "" {
+		c.t.Fatalf("got %s, want a message in %q with data %s", env.Encode(), room, data)
+	}
+	return env
+}
+
+// expectQuiet proves nothing else was queued for the client: it sends a
+// ping and requires the pong to be the very next envelope. Fan-out
+// enqueues synchronously, so anything published before this call would
+// come first.
+func (c *client) expectQuiet() {
+	c.t.Helper()
+	ref := "quiet-" + strconv.FormatInt(c.pings.Add(1), 10)
+	c.send(fmt.Sprintf(`{"v":1,"type":"ping","ref":%q}`, ref))
+	env := c.next()
+	if env.Type != core.TypePong || env.Ref != ref {
+		c.t.Fatalf("%s: unexpected envelope %s (waiting for pong %s)", c.s.User(), env.Encode(), ref)
+	}
+}
+
+// expectClosed waits for the transport to be closed and the session to be
+// done, and returns the Disconnect.
+func (c *client) expectClosed(want core.Disconnect) {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	d, err := c.tr.WaitClosed(ctx)
+	if err != nil {
+		c.t.Fatalf("%s: transport not closed: %v", c.s.User(), err)
+	}
+	if d != want {
+		c.t.Fatalf("%s: closed with %+v, want %+v", c.s.User(), d, want)
+	}
+	select {
+	case <-c.s.Done():
+	case <-ctx.Done():
+		c.t.Fatalf("%s: session not done after the transport closed", c.s.User())
+	}
+	if err := c.s.Context().Err(); err == nil {
+		c.t.Errorf("%s: session context not cancelled after Done", c.s.User())
+	}
+}
+
+// isClosed reports whether the transport has been closed, without waiting.
+func (c *client) isClosed() bool {
+	_, closed := c.tr.Disconnect()
+	return closed
+}
+
+func data(n int) string { return `{"n":` + strconv.Itoa(n) + `}` }
+
+// hookBroker wraps a broker with per-test behaviour. Nil hooks pass
+// through.
+type hookBroker struct {
+	core.Broker
+	subscribe func(ctx context.Context, channel string) error // instead of inner Subscribe's result
+	publish   func(ctx context.Context, channel string, env *core.Envelope) (string, error)
+	history   func(ctx context.Context, req core.HistoryRequest) (core.HistoryResult, error)
+}
+
+var (
+	_ core.Broker = (*hookBroker)(nil)
+	_ core.Closer = (*hookBroker)(nil)
+)
+
+func (b *hookBroker) Subscribe(ctx context.Context, channel string) error {
+	if b.subscribe != nil {
+		if err := b.subscribe(ctx, channel); err != nil {
+			return err
+		}
+	}
+	return b.Broker.Subscribe(ctx, channel)
+}
+
+func (b *hookBroker) Publish(ctx context.Context, channel string, env *core.Envelope) (string, error) {
+	if b.publish != nil {
+		return b.publish(ctx, channel, env)
+	}
+	return b.Broker.Publish(ctx, channel, env)
+}
+
+func (b *hookBroker) History(ctx context.Context, req core.HistoryRequest) (core.HistoryResult, error) {
+	if b.history != nil {
+		return b.history(ctx, req)
+	}
+	return b.Broker.History(ctx, req)
+}
+
+func (b *hookBroker) Close(ctx context.Context) error {
+	if c, ok := b.Broker.(core.Closer); ok {
+		return c.Close(ctx)
+	}
+	return nil
+}
+
+// nopBroker accepts everything and delivers nothing: for tests of
+// configuration and routing that need no messages.
+type nopBroker struct{}
+
+func (nopBroker) Start(context.Context, func(core.Delivery)) error { return nil }
+func (nopBroker) Publish(_ context.Context, _ string, env *core.Envelope) (string, error) {
+	env.ID = "nop"
+	return env.ID, nil
+}
+func (nopBroker) Subscribe(context.Context, string) error   { return nil }
+func (nopBroker) Unsubscribe(context.Context, string) error { return nil }
+func (nopBroker) History(context.Context, core.HistoryRequest) (core.HistoryResult, error) {
+	return core.HistoryResult{}, nil
+}
+
+var errBrokerDown = errors.New("test broker: down")
+
+func mustUnmarshal[T any](t *testing.T, b []byte) T {
+	t.Helper()
+	var v T
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatalf("unmarshal %s: %v", b, err)
+	}
+	return v
+}

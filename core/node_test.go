@@ -1,0 +1,669 @@
+package core_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"go/build"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/switchboard-dev/switchboard/broker/memory"
+	"github.com/switchboard-dev/switchboard/core"
+	"github.com/switchboard-dev/switchboard/core/coretest"
+)
+
+// TestCoreImportsOnlyStdlib enforces the dependency rule: core is the
+// stable centre every adapter and broker depends on.
+func TestCoreImportsOnlyStdlib(t *testing.T) {
+	t.Parallel()
+	pkg, err := build.ImportDir(".", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, imp := range pkg.Imports {
+		if first, _, _ := strings.Cut(imp, "/"); strings.Contains(first, ".") {
+			t.Errorf("core imports %q; core may import only the standard library", imp)
+		}
+	}
+}
+
+func TestNewNodeValidatesConfig(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		cfg  core.Config
+		msg  string
+	}{
+		{"timeout not above interval", core.Config{HeartbeatInterval: 10 * time.Second, HeartbeatTimeout: 10 * time.Second}, "heartbeat timeout"},
+		{"negative queue", core.Config{SendQueueSize: -1}, "send queue size"},
+		{"negative batch", core.Config{WriteBatch: -1}, "write batch"},
+		{"tiny max message", core.Config{MaxMessageSize: 100}, "max message size"},
+		{"negative burst", core.Config{RateBurst: -1}, "rate burst"},
+		{"negative history limit", core.Config{HistoryLimit: -1}, "history limit"},
+		{"unknown slow policy", core.Config{SlowConsumer: 7}, "slow-consumer policy"},
+		{"negative broker timeout", core.Config{BrokerTimeout: -1}, "broker timeout"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			n, err := core.NewNode(tt.cfg, nopBroker{}, quiet)
+			if !errors.Is(err, core.ErrInvalidConfig) || !strings.Contains(err.Error(), tt.msg) {
+				t.Fatalf("NewNode(%+v) = %v, %v; want ErrInvalidConfig mentioning %q", tt.cfg, n, err, tt.msg)
+			}
+		})
+	}
+	t.Run("nil broker", func(t *testing.T) {
+		t.Parallel()
+		if _, err := core.NewNode(core.Config{}, nil, quiet); !errors.Is(err, core.ErrInvalidConfig) {
+			t.Fatalf("NewNode(nil broker) = %v, want ErrInvalidConfig", err)
+		}
+	})
+	t.Run("broker start fails", func(t *testing.T) {
+		t.Parallel()
+		if _, err := core.NewNode(core.Config{}, failingStart{}, quiet); !errors.Is(err, errBrokerDown) {
+			t.Fatalf("NewNode = %v, want the broker's error", err)
+		}
+	})
+}
+
+type failingStart struct{ nopBroker }
+
+func (failingStart) Start(context.Context, func(core.Delivery)) error { return errBrokerDown }
+
+func TestConfigDefaults(t *testing.T) {
+	t.Parallel()
+	n := newNode(t, core.Config{}, nopBroker{})
+	want := core.Config{
+		HeartbeatInterval: 25 * time.Second,
+		HeartbeatTimeout:  62500 * time.Millisecond,
+		SendQueueSize:     256,
+		SlowConsumer:      core.SlowClose,
+		WriteBatch:        64,
+		MaxMessageSize:    65536,
+		RateLimit:         50,
+		RateBurst:         100,
+		MaxRoomsPerConn:   100,
+		HistoryLimit:      1000,
+		BrokerTimeout:     5 * time.Second,
+	}
+	if got := n.Config(); got != want {
+		t.Errorf("Config() =\n %+v\nwant\n %+v", got, want)
+	}
+	// Negative disables, and is kept.
+	n2 := newNode(t, core.Config{HeartbeatInterval: -1, RateLimit: -1, MaxRoomsPerConn: -1}, nopBroker{})
+	if got := n2.Config(); got.HeartbeatInterval != -1 || got.HeartbeatTimeout != 0 || got.RateLimit != -1 || got.MaxRoomsPerConn != -1 {
+		t.Errorf("negative values not kept: %+v", got)
+	}
+}
+
+func TestParseSlowPolicy(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in      string
+		want    core.SlowPolicy
+		wantErr bool
+	}{
+		{"", core.SlowClose, false},
+		{"close", core.SlowClose, false},
+		{"drop-oldest", core.SlowDropOldest, false},
+		{"drop", 0, true},
+		{"Close", 0, true},
+	}
+	for _, tt := range tests {
+		got, err := core.ParseSlowPolicy(tt.in)
+		if (err != nil) != tt.wantErr || got != tt.want {
+			t.Errorf("ParseSlowPolicy(%q) = %v, %v; want %v, error %v", tt.in, got, err, tt.want, tt.wantErr)
+		}
+		if err != nil && !errors.Is(err, core.ErrInvalidConfig) {
+			t.Errorf("ParseSlowPolicy(%q) error %v does not wrap ErrInvalidConfig", tt.in, err)
+		}
+		if err == nil && tt.in != "" && got.String() != tt.in {
+			t.Errorf("%v.String() = %q, want %q", got, got.String(), tt.in)
+		}
+	}
+}
+
+func TestDisconnectCodes(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		d         core.Disconnect
+		code      uint16
+		reconnect bool
+	}{
+		{core.DisconnectNormal, 1000, false},
+		{core.DisconnectGoingAway, 1001, true},
+		{core.DisconnectInternal, 1011, true},
+		{core.DisconnectShutdown, 1012, true},
+		{core.DisconnectUnauthorized, 4001, false},
+		{core.DisconnectRateLimit, 4002, true},
+		{core.DisconnectMessageTooLarge, 4003, true},
+		{core.DisconnectSlow, 4008, true},
+		{core.DisconnectHeartbeat, 4009, true},
+	}
+	for _, tt := range tests {
+		if tt.d.Code != tt.code || tt.d.Reconnect != tt.reconnect || tt.d.Reason == "" {
+			t.Errorf("%v: code %d reconnect %v, want %d %v and a reason", tt.d, tt.d.Code, tt.d.Reconnect, tt.code, tt.reconnect)
+		}
+		if !strings.HasPrefix(tt.d.String(), fmt.Sprint(tt.code)+" ") {
+			t.Errorf("String() = %q", tt.d.String())
+		}
+	}
+}
+
+func TestAccept(t *testing.T) {
+	t.Parallel()
+	t.Run("welcome", func(t *testing.T) {
+		t.Parallel()
+		n := newNode(t, core.Config{}, nil)
+		c := n.connect(core.ConnectRequest{User: "ada", Rooms: []string{"b", "a"}, RemoteAddr: "10.0.0.1:5"})
+		slices.Sort(c.welcome.Rooms)
+		if c.welcome.User != "ada" || c.welcome.Conn == "" || !reflect.DeepEqual(c.welcome.Rooms, []string{"a", "b"}) || c.welcome.Recovered != nil {
+			t.Fatalf("welcome %+v", c.welcome)
+		}
+		if c.s.RemoteAddr() != "10.0.0.1:5" {
+			t.Errorf("RemoteAddr() = %q", c.s.RemoteAddr())
+		}
+		c.expectQuiet()
+	})
+	t.Run("anonymous users get distinct ids", func(t *testing.T) {
+		t.Parallel()
+		n := newNode(t, core.Config{}, nil)
+		a := n.connect(core.ConnectRequest{})
+		b := n.connect(core.ConnectRequest{})
+		if !strings.HasPrefix(a.welcome.User, "anon-") || a.welcome.User == b.welcome.User || a.welcome.Conn == b.welcome.Conn {
+			t.Fatalf("anonymous welcomes %+v and %+v", a.welcome, b.welcome)
+		}
+	})
+	t.Run("invalid rooms are reported after the welcome", func(t *testing.T) {
+		t.Parallel()
+		n := newNode(t, core.Config{}, nil)
+		c := n.connect(core.ConnectRequest{User: "u", Rooms: []string{"ok", "not ok"}})
+		if !reflect.DeepEqual(c.welcome.Rooms, []string{"ok"}) {
+			t.Fatalf("welcome rooms %v", c.welcome.Rooms)
+		}
+		c.expectError(core.CodeInvalidRoom, "")
+		c.expectQuiet()
+	})
+	t.Run("invalid user", func(t *testing.T) {
+		t.Parallel()
+		n := newNode(t, core.Config{}, nil)
+		tr, s, err := n.accept(core.ConnectRequest{User: "bad user"})
+		if s != nil || core.ErrorCode(err) != core.CodeInvalidUser {
+			t.Fatalf("Accept = %v, %v; want an invalid_user error", s, err)
+		}
+		if d, _ := tr.Disconnect(); d != core.DisconnectUnauthorized {
+			t.Fatalf("transport closed with %v, want 4001", d)
+		}
+	})
+	t.Run("broker unavailable", func(t *testing.T) {
+		t.Parallel()
+		for _, channel := range []string{core.UserChannel("u"), core.RoomChannel("r2")} {
+			b := &hookBroker{Broker: newMemory(t, memory.Config{}), subscribe: func(_ context.Context, ch string) error {
+				if ch == channel {
+					return errBrokerDown
+				}
+				return nil
+			}}
+			n := newNode(t, core.Config{}, b)
+			tr, s, err := n.accept(core.ConnectRequest{User: "u", Rooms: []string{"r1", "r2"}})
+			if s != nil || err == nil {
+				t.Fatalf("%s down: Accept = %v, %v; want an error", channel, s, err)
+			}
+			if d, _ := tr.Disconnect(); d != core.DisconnectInternal {
+				t.Fatalf("%s down: transport closed with %v, want 1011", channel, d)
+			}
+			if got := n.Hub().Channels(); got != 0 {
+				t.Errorf("%s down: Channels() = %d, want 0", channel, got)
+			}
+			if got := n.Stats().Connections; got != 0 {
+				t.Errorf("%s down: Stats().Connections = %d, want 0", channel, got)
+			}
+		}
+	})
+}
+
+// TestResume covers since=: the welcome says whether everything missed
+// could be recovered, then the missed messages follow in order.
+func TestResume(t *testing.T) {
+	t.Parallel()
+	other := newMemory(t, memory.Config{})
+	t.Cleanup(func() { _ = other.Close(context.Background()) })
+	foreignID, err := other.Publish(context.Background(), core.RoomChannel("r"), &core.Envelope{V: 1, Type: core.TypeMessage, Room: "r"})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		name      string
+		since     func(ids []string) string // ids of messages 0..4
+		recovered *bool
+		replay    []int    // messages replayed after the welcome
+		rooms     []string // default: r
+	}{
+		{"since a seen id", func(ids []string) string { return ids[1] }, ptr(true), []int{2, 3, 4}, nil},
+		{"since the newest id", func(ids []string) string { return ids[4] }, ptr(true), nil, nil},
+		{"since an id of another epoch", func([]string) string { return foreignID }, ptr(false), nil, nil},
+		{"garbage since", func([]string) string { return "not-an-id" }, ptr(false), nil, nil},
+		{"no since", func([]string) string { return "" }, nil, nil, nil},
+		{"room asked for twice is replayed once", func(ids []string) string { return ids[2] }, ptr(true), []int{3, 4}, []string{"r", "r"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			n := newNode(t, core.Config{}, nil)
+			var ids []string
+			for i := range 5 {
+				ids = append(ids, n.publish("r", data(i)))
+				n.publish("elsewhere", data(100+i)) // not the client's room
+			}
+			rooms := tt.rooms
+			if rooms == nil {
+				rooms = []string{"r"}
+			}
+			c := n.connect(core.ConnectRequest{User: "resumer", Rooms: rooms, Since: tt.since(ids)})
+			if !reflect.DeepEqual(c.welcome.Recovered, tt.recovered) {
+				t.Fatalf("welcome recovered = %v, want %v", fmtPtr(c.welcome.Recovered), fmtPtr(tt.recovered))
+			}
+			for _, i := range tt.replay {
+				if env := c.expectMessage("r", data(i)); env.ID != ids[i] {
+					t.Errorf("replayed message %d has id %s, want %s", i, env.ID, ids[i])
+				}
+			}
+			c.expectQuiet()
+		})
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func fmtPtr(b *bool) string {
+	if b == nil {
+		return "absent"
+	}
+	return fmt.Sprint(*b)
+}
+
+// TestResumeMergesLiveMessages: since= covers the user's direct channel
+// too, in id order, and messages published while the history is being
+// fetched are delivered exactly once, after the history.
+func TestResumeMergesLiveMessages(t *testing.T) {
+	t.Parallel()
+	b := &hookBroker{Broker: newMemory(t, memory.Config{})}
+	n := newNode(t, core.Config{}, b)
+	c := n.connect(core.ConnectRequest{User: "x", Rooms: []string{"r"}})
+	id0 := n.publish("r", data(0))
+	c.expectMessage("r", data(0))
+	c.s.Close(core.DisconnectGoingAway)
+
+	n.publish("r", data(1))
+	direct := &core.Envelope{V: 1, Type: core.TypeDirect, To: "x", From: "s", Data: []byte(`"dm"`)}
+	if _, err := n.Publish(context.Background(), core.UserChannel("x"), direct); err != nil {
+		t.Fatal(err)
+	}
+	n.publish("r", data(2))
+	b.history = func(ctx context.Context, req core.HistoryRequest) (core.HistoryResult, error) {
+		want := []string{core.UserChannel("x"), core.RoomChannel("r")}
+		if !reflect.DeepEqual(req.Channels, want) || req.Since != id0 || req.Limit != n.Config().HistoryLimit {
+			return core.HistoryResult{}, fmt.Errorf("history request %+v, want channels %v since %s", req, want, id0)
+		}
+		n.publish("r", data(3)) // live and in the history: must not be duplicated
+		res, err := b.Broker.History(ctx, req)
+		n.publish("r", data(4)) // live only: must follow the history
+		return res, err
+	}
+
+	c = n.connect(core.ConnectRequest{User: "x", Rooms: []string{"r"}, Since: id0})
+	if c.welcome.Recovered == nil || !*c.welcome.Recovered {
+		t.Fatalf("welcome recovered = %s, want true", fmtPtr(c.welcome.Recovered))
+	}
+	c.expectMessage("r", data(1))
+	if env := c.expect(core.TypeDirect); string(env.Data) != `"dm"` || env.From != "s" {
+		t.Fatalf("replayed direct %s", env.Encode())
+	}
+	for i := 2; i <= 4; i++ {
+		c.expectMessage("r", data(i))
+	}
+	c.expectQuiet()
+}
+
+func TestResumeBeyondHistoryLimit(t *testing.T) {
+	t.Parallel()
+	n := newNode(t, core.Config{HistoryLimit: 2}, nil)
+	id0 := n.publish("r", data(0))
+	for i := 1; i <= 5; i++ {
+		n.publish("r", data(i))
+	}
+	c := n.connect(core.ConnectRequest{User: "late", Rooms: []string{"r"}, Since: id0})
+	if c.welcome.Recovered == nil || *c.welcome.Recovered {
+		t.Fatalf("welcome recovered = %s, want false", fmtPtr(c.welcome.Recovered))
+	}
+	c.expectMessage("r", data(4)) // the newest HistoryLimit are still sent
+	c.expectMessage("r", data(5))
+	c.expectQuiet()
+}
+
+func TestResumeWhenHistoryFails(t *testing.T) {
+	t.Parallel()
+	b := &hookBroker{Broker: newMemory(t, memory.Config{}), history: func(context.Context, core.HistoryRequest) (core.HistoryResult, error) {
+		return core.HistoryResult{}, errBrokerDown
+	}}
+	n := newNode(t, core.Config{}, b)
+	id := n.publish("r", data(0))
+	c := n.connect(core.ConnectRequest{User: "u", Rooms: []string{"r"}, Since: id})
+	if c.welcome.Recovered == nil || *c.welcome.Recovered {
+		t.Fatalf("welcome recovered = %s, want false", fmtPtr(c.welcome.Recovered))
+	}
+	n.publish("r", data(1)) // live delivery still works
+	c.expectMessage("r", data(1))
+}
+
+func TestPublishWhenBrokerFails(t *testing.T) {
+	t.Parallel()
+	b := &hookBroker{Broker: newMemory(t, memory.Config{}), publish: func(context.Context, string, *core.Envelope) (string, error) {
+		return "", errBrokerDown
+	}}
+	n := newNode(t, core.Config{}, b)
+	c := n.connect(core.ConnectRequest{User: "u", Rooms: []string{"r"}})
+	c.send(`{"v":1,"type":"publish","room":"r","ref":"p","data":1}`)
+	c.expectError(core.CodeUnavailable, "p")
+	c.send(`{"v":1,"type":"direct","to":"v","ref":"d","data":1}`)
+	c.expectError(core.CodeUnavailable, "d")
+	_, err := n.Publish(context.Background(), core.RoomChannel("r"), &core.Envelope{V: 1, Type: core.TypeMessage, Room: "r"})
+	if core.ErrorCode(err) != core.CodeUnavailable {
+		t.Fatalf("Node.Publish = %v, want an unavailable *Error", err)
+	}
+	if errors.Is(err, errBrokerDown) {
+		t.Error("the broker's internal error leaks to clients")
+	}
+}
+
+func TestJoinWhenBrokerFails(t *testing.T) {
+	t.Parallel()
+	b := &hookBroker{Broker: newMemory(t, memory.Config{}), subscribe: func(_ context.Context, ch string) error {
+		if ch == core.RoomChannel("down") {
+			return errBrokerDown
+		}
+		return nil
+	}}
+	n := newNode(t, core.Config{}, b)
+	c := n.connect(core.ConnectRequest{User: "u"})
+	c.send(`{"v":1,"type":"join","room":"down","ref":"j"}`)
+	c.expectError(core.CodeUnavailable, "j")
+	if c.s.InRoom("down") || n.Hub().Members(core.RoomChannel("down")) != 0 {
+		t.Fatal("failed join left a membership behind")
+	}
+	c.expectQuiet()
+}
+
+func TestShutdown(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		n := newNode(t, core.Config{}, nil)
+		stalled := n.connect(core.ConnectRequest{User: "stalled", Rooms: []string{"r"}})
+		idle := n.connect(core.ConnectRequest{User: "idle"})
+		stalled.tr.Block()
+		for i := range 3 {
+			n.publish("r", data(i))
+		}
+		synctest.Wait() // message 0 is in flight, 1 and 2 are queued
+
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		result := make(chan error, 1)
+		go func() { result <- n.Shutdown(ctx) }()
+		synctest.Wait() // Shutdown has closed every session and waits for them
+
+		if !n.ShuttingDown() {
+			t.Fatal("ShuttingDown() = false")
+		}
+		idle.expectClosed(core.DisconnectShutdown)
+		select {
+		case err := <-result:
+			t.Fatalf("Shutdown returned %v while a session was still flushing", err)
+		default:
+		}
+		if stalled.isClosed() {
+			t.Fatal("stalled session closed before its queue was flushed")
+		}
+		tr, s, err := n.accept(core.ConnectRequest{User: "late"})
+		if s != nil || !errors.Is(err, core.ErrShuttingDown) {
+			t.Fatalf("Accept after Shutdown = %v, %v; want ErrShuttingDown", s, err)
+		}
+		if d, _ := tr.Disconnect(); d != core.DisconnectShutdown {
+			t.Fatalf("refused transport closed with %v, want 1012", d)
+		}
+
+		stalled.tr.Unblock()
+		if err := <-result; err != nil {
+			t.Fatalf("Shutdown = %v", err)
+		}
+		for i := range 3 {
+			stalled.expectMessage("r", data(i))
+		}
+		stalled.expectClosed(core.DisconnectShutdown)
+		select {
+		case <-n.Done():
+		default:
+			t.Fatal("Done() not closed after Shutdown returned")
+		}
+		if err := n.Shutdown(context.Background()); err != nil {
+			t.Fatalf("second Shutdown = %v", err)
+		}
+		if got := n.Hub().Channels(); got != 0 {
+			t.Errorf("Channels() = %d after Shutdown", got)
+		}
+	})
+}
+
+func TestShutdownDeadline(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		n := newNode(t, core.Config{}, nil)
+		c := n.connect(core.ConnectRequest{User: "stuck", Rooms: []string{"r"}})
+		c.tr.Block()
+		n.publish("r", data(0))
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		start := time.Now()
+		err := n.Shutdown(ctx)
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Shutdown = %v, want DeadlineExceeded", err)
+		}
+		if waited := time.Since(start); waited != 3*time.Second {
+			t.Errorf("Shutdown waited %v, want the 3s deadline", waited)
+		}
+		if again := n.Shutdown(context.Background()); again == nil || again.Error() != err.Error() {
+			t.Errorf("second Shutdown = %v, want the first result %v", again, err)
+		}
+		c.tr.Unblock() // the writer finishes on its own
+		c.expectClosed(core.DisconnectShutdown)
+	})
+}
+
+// TestShutdownDuringAccept: Shutdown closes a session whose Accept is
+// still waiting for the broker. Accept must neither close the transport a
+// second time nor finish the session twice (a double close of its done
+// channel panicked), whether the broker then fails or succeeds.
+func TestShutdownDuringAccept(t *testing.T) {
+	t.Parallel()
+	for _, subscribeErr := range []error{errBrokerDown, nil} {
+		t.Run(fmt.Sprint("subscribe returns ", subscribeErr), func(t *testing.T) {
+			t.Parallel()
+			entered, release := make(chan struct{}), make(chan struct{})
+			b := &hookBroker{Broker: newMemory(t, memory.Config{}), subscribe: func(_ context.Context, ch string) error {
+				if ch != core.UserChannel("late") {
+					return nil
+				}
+				close(entered)
+				<-release
+				return subscribeErr
+			}}
+			n := newNode(t, core.Config{}, b)
+			tr := coretest.NewTransport()
+			n.track(tr)
+			type result struct {
+				s   *core.Session
+				err error
+			}
+			accepted := make(chan result, 1)
+			go func() {
+				s, err := n.Accept(context.Background(), tr, core.ConnectRequest{User: "late"})
+				accepted <- result{s, err}
+			}()
+			<-entered
+			ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+			defer cancel()
+			shutdown := make(chan error, 1)
+			go func() { shutdown <- n.Shutdown(ctx) }()
+			if d, err := tr.WaitClosed(ctx); err != nil || d != core.DisconnectShutdown {
+				t.Fatalf("half-accepted session: closed %v, %v; want 1012", d, err)
+			}
+			close(release)
+
+			r := <-accepted
+			if subscribeErr != nil && (r.err == nil || r.s != nil) {
+				t.Errorf("Accept = %v, %v; want the broker's error", r.s, r.err)
+			}
+			if r.s != nil {
+				select {
+				case <-r.s.Done():
+				case <-ctx.Done():
+					t.Fatal("session returned by Accept never ends")
+				}
+			}
+			if err := <-shutdown; err != nil {
+				t.Fatalf("Shutdown = %v", err)
+			}
+			if err := tr.Err(); err != nil {
+				t.Fatalf("transport: %v", err)
+			}
+			if got := n.Hub().Channels(); got != 0 {
+				t.Errorf("Channels() = %d after Shutdown", got)
+			}
+		})
+	}
+}
+
+func TestRouterCustomType(t *testing.T) {
+	t.Parallel()
+	n := newNode(t, core.Config{}, nil)
+	n.Router().Handle("chat.typing", func(ctx context.Context, s *core.Session, env *core.Envelope) error {
+		if !s.InRoom(env.Room) {
+			return core.Errorf(core.CodeForbidden, "not in %s", env.Room)
+		}
+		// Tell the room, excluding no one: a custom type can publish.
+		_, err := n.Publish(ctx, core.RoomChannel(env.Room), &core.Envelope{V: 1, Type: "chat.typing", Room: env.Room, From: s.User()})
+		return err
+	})
+	n.Router().Handle("crash", func(context.Context, *core.Session, *core.Envelope) error {
+		return errors.New("database on fire")
+	})
+	a := n.connect(core.ConnectRequest{User: "a", Rooms: []string{"r"}})
+	b := n.connect(core.ConnectRequest{User: "b", Rooms: []string{"r"}})
+
+	a.send(`{"v":1,"type":"chat.typing","room":"r","ref":"t1"}`)
+	if env := b.expect("chat.typing"); env.From != "a" || env.Room != "r" {
+		t.Fatalf("b got %s", env.Encode())
+	}
+	b.send(`{"v":1,"type":"chat.typing","room":"elsewhere","ref":"t2"}`)
+	b.expectError(core.CodeForbidden, "t2")
+	b.send(`{"v":1,"type":"crash","ref":"c1"}`)
+	if d := b.expectError(core.CodeInternal, "c1"); strings.Contains(d.Message, "fire") {
+		t.Errorf("internal error leaks details to the client: %q", d.Message)
+	}
+	b.expectQuiet()
+	if got := n.Stats().Errors; got != 2 {
+		t.Errorf("Stats().Errors = %d, want 2", got)
+	}
+}
+
+func TestRouterHandleRejects(t *testing.T) {
+	t.Parallel()
+	n := newNode(t, core.Config{}, nopBroker{})
+	h := func(context.Context, *core.Session, *core.Envelope) error { return nil }
+	for _, typ := range []string{core.TypeJoin, core.TypePublish, core.TypeWelcome, core.TypeAck, "", "Upper", "9lives"} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("Handle(%q) did not panic", typ)
+				}
+			}()
+			n.Router().Handle(typ, h)
+		}()
+	}
+}
+
+func TestRouterMiddleware(t *testing.T) {
+	t.Parallel()
+	n := newNode(t, core.Config{}, nil)
+	var trace []string // written by the session's reader, which is this goroutine
+	mark := func(name string) core.Middleware {
+		return func(next core.HandlerFunc) core.HandlerFunc {
+			return func(ctx context.Context, s *core.Session, env *core.Envelope) error {
+				trace = append(trace, name+">"+env.Type)
+				err := next(ctx, s, env)
+				trace = append(trace, name+"<"+env.Type)
+				return err
+			}
+		}
+	}
+	deny := func(next core.HandlerFunc) core.HandlerFunc {
+		return func(ctx context.Context, s *core.Session, env *core.Envelope) error {
+			if env.Type == core.TypeJoin && strings.HasPrefix(env.Room, "admin") {
+				return core.Errorf(core.CodeForbidden, "admins only")
+			}
+			return next(ctx, s, env)
+		}
+	}
+	n.Router().Use(mark("outer"), mark("inner"))
+	n.Router().Use(deny)
+	// Registered after Use: still wrapped.
+	n.Router().Handle("custom", func(context.Context, *core.Session, *core.Envelope) error {
+		trace = append(trace, "handler")
+		return nil
+	})
+
+	c := n.connect(core.ConnectRequest{User: "u"})
+	c.send(`{"v":1,"type":"custom"}`)
+	c.send(`{"v":1,"type":"join","room":"admin-room","ref":"j"}`)
+	c.expectError(core.CodeForbidden, "j")
+	c.send(`{"v":1,"type":"unknown-thing","ref":"u"}`) // no handler: middleware is not run
+	c.expectError(core.CodeUnknownType, "u")
+	want := []string{"outer>custom", "inner>custom", "handler", "inner<custom", "outer<custom", "outer>join", "inner>join", "inner<join", "outer<join"}
+	if !reflect.DeepEqual(trace, want) {
+		t.Errorf("middleware trace\n got %v\nwant %v", trace, want)
+	}
+	if c.s.InRoom("admin-room") {
+		t.Error("middleware denial did not stop the join")
+	}
+}
+
+func TestStats(t *testing.T) {
+	t.Parallel()
+	n := newNode(t, core.Config{}, nil)
+	a := n.connect(core.ConnectRequest{User: "a", Rooms: []string{"r", "s"}})
+	b := n.connect(core.ConnectRequest{User: "b", Rooms: []string{"r"}})
+	a.send(`{"v":1,"type":"publish","room":"r","ref":"1","data":1}`)
+	a.send(`{"v":1,"type":"bogus"}`)
+	b.expectMessage("r", "1")
+	b.expectQuiet() // 1 ping in, 1 pong out
+	st := n.Stats()
+	want := core.Stats{Connections: 2, ConnectionsTotal: 2, Rooms: 2, MessagesIn: 3, Published: 1, Errors: 1}
+	got := core.Stats{Connections: st.Connections, ConnectionsTotal: st.ConnectionsTotal, Rooms: st.Rooms,
+		MessagesIn: st.MessagesIn, Published: st.Published, Errors: st.Errors}
+	if got != want {
+		t.Errorf("Stats() = %+v, want %+v", got, want)
+	}
+	if st.Goroutines == 0 || st.HeapBytes == 0 || st.UptimeSeconds < 0 {
+		t.Errorf("runtime stats missing: %+v", st)
+	}
+	if _, err := json.Marshal(st); err != nil {
+		t.Fatal(err)
+	}
+}
