@@ -100,6 +100,9 @@ func DecodeEnvelope(b []byte) (*Envelope, error) {
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return nil, Errorf(CodeBadRequest, "unexpected data after the envelope (separate envelopes with a newline)")
 	}
+	if err := checkKeys(b); err != nil {
+		return nil, err
+	}
 	if raw.V == nil {
 		return nil, Errorf(CodeBadRequest, `field "v": required (use 1)`)
 	}
@@ -132,6 +135,44 @@ func DecodeEnvelope(b []byte) (*Envelope, error) {
 		env.Data = buf.Bytes()
 	}
 	return env, nil
+}
+
+// envelopeKeys are the exact field names of a v1 envelope.
+var envelopeKeys = map[string]bool{"v": true, "id": true, "type": true, "room": true, "to": true, "from": true, "ts": true, "ref": true, "data": true}
+
+// checkKeys rejects what encoding/json tolerates: field names in another
+// case ("TYPE") and repeated fields. b is a syntactically valid object.
+func checkKeys(b []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if _, err := dec.Token(); err != nil { // '{'
+		return jsonError(err)
+	}
+	var seen [9]string
+	n := 0
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return jsonError(err)
+		}
+		key, _ := tok.(string)
+		if !envelopeKeys[key] {
+			return Errorf(CodeBadRequest, "unknown field %q (field names are lower-case)", key)
+		}
+		for _, k := range seen[:n] {
+			if k == key {
+				return Errorf(CodeBadRequest, "field %q appears twice", key)
+			}
+		}
+		if n < len(seen) {
+			seen[n] = key
+			n++
+		}
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return jsonError(err)
+		}
+	}
+	return nil
 }
 
 // SplitFrame calls fn for every non-empty line of a frame: one frame may

@@ -92,6 +92,8 @@ func TestDecodeEnvelopeInvalid(t *testing.T) {
 		{"v string", `{"v":"1","type":"ping"}`, core.CodeBadRequest, `field "v": expected int`},
 		{"v fraction", `{"v":1.5,"type":"ping"}`, core.CodeBadRequest, `field "v"`},
 		{"unknown field", `{"v":1,"type":"ping","colour":"red"}`, core.CodeBadRequest, `unknown field "colour"`},
+		{"field name in another case", `{"v":1,"TYPE":"ping"}`, core.CodeBadRequest, `unknown field "TYPE"`},
+		{"repeated field", `{"v":1,"type":"ping","type":"join"}`, core.CodeBadRequest, `field "type" appears twice`},
 		{"missing type", `{"v":1}`, core.CodeBadRequest, `"type": required`},
 		{"type upper case", `{"v":1,"type":"Join"}`, core.CodeBadRequest, `"type"`},
 		{"type leading digit", `{"v":1,"type":"1x"}`, core.CodeBadRequest, `"type"`},

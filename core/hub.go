@@ -53,6 +53,12 @@ func (h *Hub) add(ctx context.Context, channel string, s *Session) error {
 	sh := h.shard(channel)
 	sh.subMu.Lock()
 	defer sh.subMu.Unlock()
+	// A session that is ending may already have been detached; adding it
+	// now would leave it in the channel forever. detach's removals take
+	// subMu after closing is set, so this check cannot miss one.
+	if s.isClosing() {
+		return ErrSessionClosed
+	}
 	sh.mu.RLock()
 	members := sh.chans[channel]
 	sh.mu.RUnlock()
