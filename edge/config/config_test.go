@@ -1,0 +1,103 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchboard-dev/switchboard/core"
+)
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestDefaults(t *testing.T) {
+	c := Default()
+	if c.Addr != ":8080" || c.Broker != "memory" || c.MaxMessageSize != 64<<10 || c.RateLimit != 50 || c.RateBurst != 100 ||
+		c.SendQueue != 256 || c.SlowConsumer != core.SlowClose || c.HeartbeatInterval != 25*time.Second ||
+		c.HeartbeatTimeout != 0 || c.JWTSecret != "" || len(c.AllowedOrigins) != 1 || c.AllowedOrigins[0] != "*" {
+		t.Fatalf("defaults = %+v", c)
+	}
+}
+
+func TestLoad(t *testing.T) {
+	cases := []struct {
+		name  string
+		args  []string
+		env   map[string]string
+		check func(Config) bool
+	}{
+		{"env sets", nil, map[string]string{"SWITCHBOARD_ADDR": "127.0.0.1:9000"}, func(c Config) bool { return c.Addr == "127.0.0.1:9000" }},
+		{"flag beats env", []string{"--addr", ":7000"}, map[string]string{"SWITCHBOARD_ADDR": ":9000"}, func(c Config) bool { return c.Addr == ":7000" }},
+		{"KiB size", []string{"--max-message-size", "128KiB"}, nil, func(c Config) bool { return c.MaxMessageSize == 128<<10 }},
+		{"MiB size from env", nil, map[string]string{"SWITCHBOARD_MAX_MESSAGE_SIZE": "1MiB"}, func(c Config) bool { return c.MaxMessageSize == 1<<20 }},
+		{"drop-oldest", []string{"--slow-consumer", "drop-oldest"}, nil, func(c Config) bool { return c.SlowConsumer == core.SlowDropOldest }},
+		{"origins list", []string{"--allowed-origins", "https://a.example, https://b.example"}, nil, func(c Config) bool {
+			return len(c.AllowedOrigins) == 2 && c.AllowedOrigins[1] == "https://b.example"
+		}},
+		{"interval alone is valid", []string{"--heartbeat-interval", "90s"}, nil, func(c Config) bool { return c.HeartbeatInterval == 90*time.Second }},
+		{"rate limit disabled", []string{"--rate-limit", "-1"}, nil, func(c Config) bool { return c.RateLimit < 0 }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Load(tc.args, env(tc.env), nil)
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			if !tc.check(c) {
+				t.Fatalf("config = %+v", c)
+			}
+		})
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	cases := []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{[]string{"--send-queue", "many"}, nil, `invalid value "many" for --send-queue (SWITCHBOARD_SEND_QUEUE): expected a whole number`},
+		{nil, map[string]string{"SWITCHBOARD_RATE_LIMIT": "fast"}, `--rate-limit (SWITCHBOARD_RATE_LIMIT): expected a number`},
+		{[]string{"--heartbeat-interval", "5"}, nil, "expected a duration"},
+		{[]string{"--max-message-size", "10GiB"}, nil, "up to 1GiB"},
+		{[]string{"--max-message-size", "100"}, nil, "at least 256 bytes"},
+		{[]string{"--heartbeat-interval", "30s", "--heartbeat-timeout", "30s"}, nil, "must be longer than --heartbeat-interval"},
+		{[]string{"--log-format", "xml"}, nil, "use text or json"},
+		{[]string{"--log-level", "loud"}, nil, "use debug, info, warn or error"},
+		{[]string{"--broker", "kafka"}, nil, `unknown broker "kafka"`},
+		{[]string{"--slow-consumer", "wait"}, nil, "use close or drop-oldest"},
+		{[]string{"--rate-limit", "0"}, nil, "negative to disable"},
+		{[]string{"--jwt-secret", "short"}, nil, "shorter than 16 bytes"},
+		{[]string{"--nope"}, nil, "flag provided but not defined: -nope"},
+		{[]string{"extra"}, nil, `unexpected argument "extra"`},
+	}
+	for _, tc := range cases {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			_, err := Load(tc.args, env(tc.env), nil)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want it to contain %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Fatalf("error spans lines: %q", err)
+			}
+		})
+	}
+}
+
+func TestHelp(t *testing.T) {
+	var out bytes.Buffer
+	_, err := Load([]string{"--help"}, env(nil), &out)
+	if !errors.Is(err, ErrHelp) {
+		t.Fatalf("err = %v", err)
+	}
+	for _, name := range []string{"addr", "jwt-secret", "allowed-origins", "log-format", "broker", "history-size", "heartbeat-interval",
+		"heartbeat-timeout", "send-queue", "slow-consumer", "max-message-size", "rate-limit", "rate-burst", "max-rooms", "write-timeout", "shutdown-timeout"} {
+		if !strings.Contains(out.String(), "--"+name+" ("+EnvName(name)+")") {
+			t.Errorf("help lacks --%s", name)
+		}
+	}
+}
