@@ -192,9 +192,9 @@ func (t *discardTransport) Close(core.Disconnect) error { return nil }
 // growGoroutinePool runs n goroutines at once and lets them exit, so the
 // runtime's pool of dead goroutine descriptors holds at least n. The
 // runtime reuses a dead descriptor for every new goroutine and allocates
-// one (runtime.malg, ~450 bytes) only when more goroutines are alive than
-// ever before. A server reaches that high-water mark in its first
-// broadcasts; without this warm-up the benchmark would charge those
+// one (runtime.malg, a few hundred bytes) only when more goroutines are
+// alive than ever before. A server reaches that high-water mark in its
+// first broadcasts; without this warm-up the benchmark would charge those
 // one-time allocations to the first b.N messages and allocs/op would
 // depend on b.N.
 func growGoroutinePool(n int) {

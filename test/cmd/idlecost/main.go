@@ -5,10 +5,10 @@
 // 127.0.0.1 port (heartbeat defaults), samples the server's RSS
 // (/proc/PID/status VmRSS) and /stats, opens --conns WebSocket clients that
 // each join one room and read their welcome, waits until /stats counts them
-// all, lets the server settle, samples again and prints the difference per
-// connection. Every sample is the median of --samples readings one second
-// apart. The clients answer the server's pings, so no connection times out
-// while it is measured.
+// all, lets the server settle (--settle), samples again and prints the
+// difference per connection. Every sample is the median of --samples
+// readings one second apart. The clients answer the server's pings, so no
+// connection times out while it is measured.
 //
 //	go build -o /tmp/sb ./edge
 //	go run ./test/cmd/idlecost --server-bin /tmp/sb --conns 10000
@@ -60,7 +60,7 @@ func main() {
 		return nil
 	})
 	flag.IntVar(&o.conns, "conns", 10000, "idle WebSocket connections to open")
-	flag.DurationVar(&o.settle, "settle", 5*time.Second, "wait this long before sampling, so the server's GC and pools settle")
+	flag.DurationVar(&o.settle, "settle", 20*time.Second, "wait this long after connecting before sampling: the server's GC settles and fasthttp retires the worker goroutines of the connect burst (idle > 10s, checked every 10s)")
 	flag.IntVar(&o.samples, "samples", 5, "readings per measurement, one second apart; the median is reported")
 	flag.IntVar(&o.concurrency, "dial-concurrency", 64, "connections opened in parallel")
 	flag.DurationVar(&o.timeout, "timeout", 3*time.Minute, "bound on the whole run")
@@ -154,12 +154,24 @@ func run(ctx context.Context, o options) (result, error) {
 		return result{}, err
 	}
 	defer srv.stop()
+	res, err := measureServer(ctx, o, srv, addr)
+	if err != nil {
+		if tail := srv.logTail(); tail != "" {
+			err = fmt.Errorf("%w\nserver log (last lines):\n%s", err, tail)
+		}
+	}
+	return res, err
+}
+
+// measureServer samples the running server, opens the connections and
+// samples it again.
+func measureServer(ctx context.Context, o options, srv *server, addr string) (result, error) {
 	base := "http://" + addr
 	if err := waitHealthy(ctx, base, srv); err != nil {
 		return result{}, err
 	}
 
-	sleep(ctx, o.settle)
+	sleep(ctx, 2*time.Second) // an idle server has nothing to settle
 	before, err := measure(ctx, base, srv.pid(), o.samples)
 	if err != nil {
 		return result{}, fmt.Errorf("before: %w", err)
@@ -231,30 +243,48 @@ type server struct {
 	cmd    *exec.Cmd
 	exited chan struct{} // closed when the process has exited
 	err    error         // valid after exited
+
+	mu   sync.Mutex
+	tail []string // the server's last log lines, for error reports
 }
 
+// startServer runs bin on addr with its defaults (heartbeats, log level)
+// plus extra flags. Its log goes to a short in-memory tail, not to the
+// terminal: at the default level it logs every connection.
 func startServer(bin, addr string, extra []string) (*server, error) {
-	args := append([]string{"--addr", addr, "--log-level", "warn"}, extra...)
+	args := append([]string{"--addr", addr}, extra...)
 	cmd := exec.Command(bin, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	stderr, err := cmd.StderrPipe()
+	out, err := cmd.StderrPipe()
 	if err != nil {
 		return nil, err
 	}
-	cmd.Stdout = os.Stderr
+	cmd.Stdout = cmd.Stderr
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", bin, err)
 	}
 	s := &server{cmd: cmd, exited: make(chan struct{})}
 	go func() {
-		sc := bufio.NewScanner(stderr)
+		sc := bufio.NewScanner(out)
 		for sc.Scan() {
-			fmt.Fprintf(os.Stderr, "server: %s\n", sc.Text())
+			s.mu.Lock()
+			if len(s.tail) == 20 {
+				s.tail = s.tail[1:]
+			}
+			s.tail = append(s.tail, sc.Text())
+			s.mu.Unlock()
 		}
 		s.err = cmd.Wait()
 		close(s.exited)
 	}()
 	return s, nil
+}
+
+// logTail returns the server's last log lines.
+func (s *server) logTail() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return strings.Join(s.tail, "\n")
 }
 
 func (s *server) pid() int { return s.cmd.Process.Pid }
