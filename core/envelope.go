@@ -137,42 +137,86 @@ func DecodeEnvelope(b []byte) (*Envelope, error) {
 	return env, nil
 }
 
-// envelopeKeys are the exact field names of a v1 envelope.
-var envelopeKeys = map[string]bool{"v": true, "id": true, "type": true, "room": true, "to": true, "from": true, "ts": true, "ref": true, "data": true}
-
 // checkKeys rejects what encoding/json tolerates: field names in another
-// case ("TYPE") and repeated fields. b is a syntactically valid object.
+// case ("TYPE") or spelled with escapes, and repeated fields. b must be a
+// syntactically valid JSON object (the struct decode has checked it), so
+// this is a single allocation-free scan of the top level.
 func checkKeys(b []byte) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	if _, err := dec.Token(); err != nil { // '{'
-		return jsonError(err)
-	}
-	var seen [9]string
-	n := 0
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return jsonError(err)
+	var seen uint16 // bit per known field
+	i := skipSpace(b, 1)
+	for i < len(b) && b[i] == '"' {
+		end := i + 1
+		for end < len(b) && b[end] != '"' && b[end] != '\\' {
+			end++
 		}
-		key, _ := tok.(string)
-		if !envelopeKeys[key] {
-			return Errorf(CodeBadRequest, "unknown field %q (field names are lower-case)", key)
+		if end >= len(b) || b[end] == '\\' {
+			return Errorf(CodeBadRequest, "field names must be plain lower-case names without escapes")
 		}
-		for _, k := range seen[:n] {
-			if k == key {
-				return Errorf(CodeBadRequest, "field %q appears twice", key)
-			}
+		bit := keyBit(b[i+1 : end])
+		if bit == 0 {
+			return Errorf(CodeBadRequest, "unknown field %q (field names are lower-case)", b[i+1:end])
 		}
-		if n < len(seen) {
-			seen[n] = key
-			n++
+		if seen&bit != 0 {
+			return Errorf(CodeBadRequest, "field %q appears twice", b[i+1:end])
 		}
-		var skip json.RawMessage
-		if err := dec.Decode(&skip); err != nil {
-			return jsonError(err)
+		seen |= bit
+		i = skipSpace(b, end+1) // at ':'
+		i = skipValue(b, skipSpace(b, i+1))
+		i = skipSpace(b, i)
+		if i < len(b) && b[i] == ',' {
+			i = skipSpace(b, i+1)
 		}
 	}
 	return nil
+}
+
+func keyBit(k []byte) uint16 {
+	for i, name := range [...]string{"v", "id", "type", "room", "to", "from", "ts", "ref", "data"} {
+		if string(k) == name {
+			return 1 << i
+		}
+	}
+	return 0
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipValue returns the index just past the valid JSON value at b[i].
+func skipValue(b []byte, i int) int {
+	depth := 0
+	for ; i < len(b); i++ {
+		switch b[i] {
+		case '"':
+			for i++; i < len(b) && b[i] != '"'; i++ {
+				if b[i] == '\\' {
+					i++
+				}
+			}
+			if depth == 0 {
+				return i + 1
+			}
+		case '{', '[':
+			depth++
+		case '}', ']':
+			if depth == 0 {
+				return i // end of the enclosing object
+			}
+			depth--
+			if depth == 0 {
+				return i + 1
+			}
+		case ',':
+			if depth == 0 {
+				return i
+			}
+		}
+	}
+	return i
 }
 
 // SplitFrame calls fn for every non-empty line of a frame: one frame may
