@@ -79,31 +79,19 @@ func contains(list []string, s string) bool {
 // the query and headers out of fiber.Ctx before the upgrade.
 func serve(node *core.Node, cfg Config, c *websocket.Conn) {
 	t := &transport{conn: c.Conn, writeTimeout: cfg.WriteTimeout, closeGrace: cfg.CloseGrace}
-	remote := c.NetConn().RemoteAddr().String()
-	creds := core.Credentials{Token: c.Query("token"), User: c.Query("user")}
-	if creds.Token == "" {
-		if h := c.Headers("Authorization"); len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
-			creds.Token = strings.TrimSpace(h[7:])
-		}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), cfg.HandshakeTimeout)
-	id, err := cfg.Authenticator.Authenticate(ctx, creds)
-	cancel()
-	if err != nil {
-		node.Logger().Warn("websocket unauthorized", "remote", remote, "err", err)
-		_ = t.Close(core.DisconnectUnauthorized)
-		drain(c.Conn)
-		return
-	}
-	var rooms []string
-	if q := c.Query("rooms"); q != "" {
-		rooms = strings.Split(q, ",")
-	}
-	sess, err := node.Accept(context.Background(), t, core.ConnectRequest{
-		User: id.User, Rooms: rooms, Since: c.Query("since"), RemoteAddr: remote,
-	})
-	if err != nil {
-		drain(c.Conn) // Accept closed the transport
+	// The handshake (authentication, joins, history) runs deep call
+	// chains; running it on a throwaway goroutine keeps this long-lived
+	// goroutine's stack small for the connection's whole life (it halves
+	// stack memory per idle connection, see docs/performance.md).
+	var sess *core.Session
+	handshake := make(chan struct{})
+	go func() {
+		defer close(handshake)
+		sess = open(node, cfg, c, t)
+	}()
+	<-handshake
+	if sess == nil {
+		drain(c.Conn) // the transport was closed with the reason
 		return
 	}
 	c.SetPongHandler(func(string) error { sess.Activity(); return nil })
@@ -120,24 +108,58 @@ func serve(node *core.Node, cfg Config, c *websocket.Conn) {
 	drain(c.Conn)
 }
 
+// open authenticates the connection and accepts it into the node. On
+// failure it returns nil and the transport has been closed (4001, or the
+// Disconnect Accept chose).
+func open(node *core.Node, cfg Config, c *websocket.Conn, t *transport) *core.Session {
+	remote := c.NetConn().RemoteAddr().String()
+	creds := core.Credentials{Token: c.Query("token"), User: c.Query("user")}
+	if creds.Token == "" {
+		if h := c.Headers("Authorization"); len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+			creds.Token = strings.TrimSpace(h[7:])
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.HandshakeTimeout)
+	id, err := cfg.Authenticator.Authenticate(ctx, creds)
+	cancel()
+	if err != nil {
+		node.Logger().Warn("websocket unauthorized", "remote", remote, "err", err)
+		_ = t.Close(core.DisconnectUnauthorized)
+		return nil
+	}
+	var rooms []string
+	if q := c.Query("rooms"); q != "" {
+		rooms = strings.Split(q, ",")
+	}
+	sess, err := node.Accept(context.Background(), t, core.ConnectRequest{
+		User: id.User, Rooms: rooms, Since: c.Query("since"), RemoteAddr: remote,
+	})
+	if err != nil {
+		return nil // Accept closed the transport
+	}
+	return sess
+}
+
 // readLoop feeds frames to the session until the connection fails. A frame
 // is read to at most limit+1 bytes, so an oversize frame costs no more
 // memory than the limit before the session closes it with 4003.
 func readLoop(conn *fws.Conn, sess *core.Session, limit int) {
-	buf := make([]byte, 0, 512)
+	var buf []byte // allocated on the first data frame: idle connections only see control frames
 	for {
 		_, r, err := conn.NextReader()
 		if err != nil {
 			return
 		}
-		buf = buf[:0]
-		buf, err = readAtMost(r, buf, limit+1)
+		if buf == nil {
+			buf = make([]byte, 0, 512)
+		}
+		buf, err = readAtMost(r, buf[:0], limit+1)
 		if err != nil {
 			return
 		}
 		sess.HandleFrame(buf)
 		if cap(buf) > 64<<10 {
-			buf = make([]byte, 0, 512) // don't pin a large buffer to an idle connection
+			buf = nil // don't pin a large buffer to an idle connection
 		}
 	}
 }

@@ -66,6 +66,10 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 		AppName:               "switchboard",
 		ReadTimeout:           15 * time.Second, // upgraded connections clear it
 		IdleTimeout:           60 * time.Second,
+		// Releases fasthttp's 4 KiB per-connection read buffer before an
+		// upgrade, so it is not pinned under every WebSocket (23.1 → 19.2
+		// KB RSS per idle connection, see docs/performance.md).
+		ReduceMemoryUsage: true,
 		ErrorHandler:          errorHandler,
 	})
 	s.app.Get("/ws", wsadapter.New(node, wsadapter.Config{
