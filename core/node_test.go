@@ -667,3 +667,28 @@ func TestStats(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestOverflowDuringResumeEndsSession: live messages that overflow the
+// pending buffer while history is fetched must end the session with 4008,
+// not leave it half-closed (no writer, Done never closed).
+func TestOverflowDuringResumeEndsSession(t *testing.T) {
+	t.Parallel()
+	b := &hookBroker{Broker: newMemory(t, memory.Config{})}
+	n := newNode(t, core.Config{SendQueueSize: 2, HistoryLimit: 2}, b)
+	id0 := n.publish("r", data(0))
+	b.history = func(ctx context.Context, req core.HistoryRequest) (core.HistoryResult, error) {
+		for i := 1; i <= 10; i++ { // more than SendQueueSize+HistoryLimit arrive live
+			n.publish("r", data(i))
+		}
+		return b.Broker.History(ctx, req)
+	}
+	tr, s, err := n.accept(core.ConnectRequest{User: "x", Rooms: []string{"r"}, Since: id0})
+	if err != nil {
+		t.Fatalf("Accept: %v", err)
+	}
+	c := &client{t: t, s: s, tr: tr}
+	c.expectClosed(core.DisconnectSlow)
+	if got := n.Hub().Members(core.RoomChannel("r")); got != 0 {
+		t.Fatalf("room still has %d members", got)
+	}
+}

@@ -203,9 +203,12 @@ func (s *Session) enqueue(frame []byte, id string) bool {
 	}
 	if s.recovering {
 		if len(s.pending) >= s.max+s.node.cfg.HistoryLimit {
-			s.startCloseLocked(DisconnectSlow)
+			spawn := s.startCloseLocked(DisconnectSlow)
 			s.mu.Unlock()
 			s.node.stats.slowClosed.Add(1)
+			if spawn { // recovering sessions have no writer yet: start one to close
+				go s.writer()
+			}
 			return false
 		}
 		s.pending = append(s.pending, pendingFrame{frame, id})
@@ -215,9 +218,12 @@ func (s *Session) enqueue(frame []byte, id string) bool {
 	episode := false
 	if s.n >= s.max {
 		if s.node.cfg.SlowConsumer == SlowClose {
-			s.startCloseLocked(DisconnectSlow)
+			spawn := s.startCloseLocked(DisconnectSlow)
 			s.mu.Unlock()
 			s.node.stats.slowClosed.Add(1)
+			if spawn {
+				go s.writer()
+			}
 			return false
 		}
 		s.ring[s.head] = nil
@@ -346,8 +352,9 @@ func (s *Session) writeLoop() {
 			err = s.pinger.Ping()
 		}
 		if err == nil && len(batch) > 0 {
-			err = s.t.WriteMany(batch)
-			s.node.stats.out.Add(uint64(len(batch)))
+			if err = s.t.WriteMany(batch); err == nil {
+				s.node.stats.out.Add(uint64(len(batch)))
+			}
 		}
 		clear(batch)
 		s.batch = batch
