@@ -303,7 +303,8 @@ func (n *Node) detach(s *Session, d Disconnect) {
 
 // Shutdown stops accepting connections, closes every session with 1012
 // "service restart" (flushing queued messages), waits for them to end or
-// ctx to expire, then closes the broker if it is a Closer. It is
+// ctx to expire, aborts those still flushing at the deadline (transports
+// implementing Aborter), then closes the broker if it is a Closer. It is
 // idempotent; later calls return the first call's result.
 func (n *Node) Shutdown(ctx context.Context) error {
 	n.shutdownOnce.Do(func() {
@@ -325,10 +326,31 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		select {
 		case <-n.idle:
 		case <-ctx.Done():
-			errs = append(errs, fmt.Errorf("switchboard/core: sessions still open at deadline: %w", ctx.Err()))
+			// Sessions still flushing to stalled clients: tear them down.
+			open, aborted := n.abortAll()
+			n.log.Warn("shutdown deadline reached: aborting sessions still flushing", "open", open, "aborted", aborted)
+			if aborted < open { // some transports cannot be interrupted
+				select {
+				case <-n.idle:
+				default:
+					errs = append(errs, fmt.Errorf("switchboard/core: sessions still open at deadline: %w", ctx.Err()))
+				}
+			} else {
+				select {
+				case <-n.idle:
+				case <-time.After(abortGrace):
+					errs = append(errs, fmt.Errorf("switchboard/core: sessions still open after abort: %w", ctx.Err()))
+				}
+			}
 		}
 		if c, ok := n.broker.(Closer); ok {
-			if err := c.Close(ctx); err != nil {
+			cctx := ctx
+			if ctx.Err() != nil { // the deadline went on sessions; the broker still gets a bounded close
+				var cancel context.CancelFunc
+				cctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), abortGrace)
+				defer cancel()
+			}
+			if err := c.Close(cctx); err != nil {
 				errs = append(errs, fmt.Errorf("switchboard/core: close broker: %w", err))
 			}
 		}
@@ -336,6 +358,28 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		close(n.done)
 	})
 	return n.shutdownErr
+}
+
+// abortGrace bounds how long Shutdown waits for aborted sessions to end.
+const abortGrace = 2 * time.Second
+
+// abortAll ends every session still registered, tearing down those whose
+// transport is an Aborter. It returns how many were open and aborted.
+func (n *Node) abortAll() (open, aborted int) {
+	n.mu.Lock()
+	sessions := make([]*Session, 0, len(n.sessions))
+	for s := range n.sessions {
+		sessions = append(sessions, s)
+	}
+	n.mu.Unlock()
+	for _, s := range sessions {
+		s.closeAsync(DisconnectShutdown) // no-op if already closing
+		if a, ok := s.t.(Aborter); ok {
+			a.Abort()
+			aborted++
+		}
+	}
+	return len(sessions), aborted
 }
 
 // ShuttingDown reports whether Shutdown has begun.

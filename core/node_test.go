@@ -692,3 +692,47 @@ func TestOverflowDuringResumeEndsSession(t *testing.T) {
 		t.Fatalf("room still has %d members", got)
 	}
 }
+
+// abortable is a recording transport that can be torn down from any
+// goroutine, like a socket.
+type abortable struct{ *coretest.Transport }
+
+func (a abortable) Abort() {
+	a.FailWrites(errors.New("aborted"))
+	a.Unblock()
+}
+
+// TestShutdownAbortsStalledSessions: at the deadline, sessions still
+// flushing to a stalled client are aborted, so Shutdown returns at the
+// deadline with every session ended.
+func TestShutdownAbortsStalledSessions(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		n := newNode(t, core.Config{}, nil)
+		tr := abortable{coretest.NewTransport()}
+		n.track(tr.Transport)
+		s, err := n.Accept(context.Background(), tr, core.ConnectRequest{User: "stuck", Rooms: []string{"r"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := &client{t: t, s: s, tr: tr.Transport}
+		c.expect(core.TypeWelcome)
+		tr.Block()
+		n.publish("r", data(0))
+		<-tr.Blocked()
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		start := time.Now()
+		if err := n.Shutdown(ctx); err != nil {
+			t.Fatalf("Shutdown = %v, want nil after aborting", err)
+		}
+		if waited := time.Since(start); waited != 3*time.Second {
+			t.Errorf("Shutdown took %v, want the 3s deadline", waited)
+		}
+		select {
+		case <-s.Done():
+		default:
+			t.Fatal("session not done after Shutdown returned")
+		}
+	})
+}

@@ -31,6 +31,15 @@ type Transport interface {
 	Close(d Disconnect) error
 }
 
+// Aborter is implemented by transports that can be torn down from any
+// goroutine, interrupting a write that is blocked on a stalled client (for
+// a socket: close it). Node.Shutdown aborts the sessions still open when
+// its context ends, so a stalled client cannot hold a shutdown past its
+// deadline. After Abort, core still calls Close once; it may fail.
+type Aborter interface {
+	Abort()
+}
+
 // Pinger is implemented by transports with a native keep-alive (a
 // WebSocket ping frame, an SSE comment line). Core calls Ping from the
 // writer goroutine every HeartbeatInterval. Transports without it rely on

@@ -160,3 +160,41 @@ func TestBinaryHelpListsEverySetting(t *testing.T) {
 		}
 	}
 }
+
+// TestBinarySIGTERMWithStalledClient: a client that stopped reading cannot
+// hold the process past --shutdown-timeout: its session is aborted at the
+// deadline, the others got 1012, and the process exits 0.
+func TestBinarySIGTERMWithStalledClient(t *testing.T) {
+	cmd, addr, logs := startBinary(t, "--shutdown-timeout", "2s")
+	e := &edge{addr: addr}
+	dial(t, e.url(q("user", "stalled", "rooms", "big")), withRcvBuf(4096)) // never reads
+	pub, _ := connect(t, e.url(q("user", "pub", "rooms", "big")))
+	payload := strings.Repeat("x", 60<<10)
+	for i := 0; i < 90; i++ { // 5.4 MB: more than the stalled socket's buffers
+		pub.send(`{"v":1,"type":"publish","room":"big","data":"` + payload + `"}`)
+		pub.ackAnd(core.TypeMessage)
+	}
+	start := time.Now()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := pub.closed(); code != 1012 {
+		t.Fatalf("publisher close code %d, want 1012", code)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit: %v\nlogs:\n%s", err, logs)
+		}
+	case <-time.After(waitFor):
+		t.Fatalf("binary did not exit after SIGTERM; logs:\n%s", logs)
+	}
+	if took := time.Since(start); took < 2*time.Second || took > 6*time.Second {
+		t.Errorf("exit took %v, want about the 2s shutdown timeout", took)
+	}
+	if len(logs.lines("shutdown deadline reached: aborting sessions still flushing")) != 1 {
+		t.Fatalf("no abort log; logs:\n%s", logs)
+	}
+}

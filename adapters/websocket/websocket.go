@@ -203,7 +203,14 @@ type transport struct {
 var (
 	_ core.Transport = (*transport)(nil)
 	_ core.Pinger    = (*transport)(nil)
+	_ core.Aborter   = (*transport)(nil)
 )
+
+// Abort fails a write blocked on a stalled client, and the reader, by
+// moving the socket's deadlines to now. (Closing does not work here:
+// fasthttp's hijacked conn ignores Close and closes the socket itself when
+// the handler returns.) Safe from any goroutine.
+func (t *transport) Abort() { _ = t.conn.NetConn().SetDeadline(time.Now()) }
 
 var newline = []byte{'\n'}
 
