@@ -186,7 +186,14 @@ func (n *Node) Accept(ctx context.Context, t Transport, req ConnectRequest) (*Se
 		return fail(fmt.Errorf("switchboard/core: subscribe user channel: %w", err))
 	}
 	var replies []*Envelope
-	for _, room := range req.Rooms {
+	rooms := uniq(req.Rooms)
+	if max := n.cfg.MaxRoomsPerConn; max > 0 && len(rooms) > max {
+		// One error for the excess, not one per name: a hostile rooms list
+		// must not turn into thousands of replies.
+		replies = append(replies, errorEnvelope("", Errorf(CodeTooManyRooms, "%d rooms requested, at most %d per connection; joined the first %d", len(rooms), max, max)))
+		rooms = rooms[:max]
+	}
+	for _, room := range rooms {
 		if err := s.join(bctx, room); err != nil {
 			if ErrorCode(err) == CodeUnavailable {
 				return fail(err)
@@ -194,6 +201,7 @@ func (n *Node) Accept(ctx context.Context, t Transport, req ConnectRequest) (*Se
 			replies = append(replies, errorEnvelope("", err))
 		}
 	}
+	n.stats.errors.Add(uint64(len(replies)))
 	channels := []string{UserChannel(s.user)}
 	for _, room := range s.Rooms() { // each joined room once, however often it was asked for
 		channels = append(channels, RoomChannel(room))
@@ -429,6 +437,19 @@ func (n *Node) Stats() Stats {
 		SysBytes:         ms.Sys,
 		UptimeSeconds:    time.Since(n.start).Seconds(),
 	}
+}
+
+// uniq returns list without repeats, in first-seen order.
+func uniq(list []string) []string {
+	seen := make(map[string]struct{}, len(list))
+	out := list[:0:0]
+	for _, v := range list {
+		if _, dup := seen[v]; !dup {
+			seen[v] = struct{}{}
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 func errorEnvelope(ref string, err error) *Envelope {

@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +16,7 @@ import (
 	"time"
 
 	"github.com/switchboard-dev/switchboard/core"
+	"github.com/switchboard-dev/switchboard/core/coretest"
 )
 
 // buildBinary builds ./edge once per test binary run.
@@ -36,10 +39,22 @@ func switchboardBin(t *testing.T) string {
 	return binPath
 }
 
+// TestMain removes the built binary and fails the run if a test left a
+// goroutine behind (an adapter goroutine outliving its connection, a
+// server not shut down).
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if binPath != "" {
 		os.RemoveAll(filepath.Dir(binPath))
+	}
+	if code == 0 {
+		http.DefaultClient.CloseIdleConnections()
+		// fasthttp's worker-pool cleaner notices Stop only after its 10s
+		// sleep; it ends on its own.
+		if err := coretest.LeakCheck(5*time.Second, "fasthttp.updateServerDate", "fasthttp.(*workerPool).Start.func2"); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			code = 1
+		}
 	}
 	os.Exit(code)
 }

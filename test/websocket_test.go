@@ -416,12 +416,19 @@ func TestOriginAllowlist(t *testing.T) {
 }
 
 func TestBadRoomsAtConnect(t *testing.T) {
-	e := startEdge(t, func(c *config.Config) { c.MaxRooms = 2 })
-	c, w := connect(t, e.url(q("user", "u", "rooms", "good,bad room,also-good,third")))
+	e := startEdge(t, func(c *config.Config) { c.MaxRooms = 3 })
+	c, w := connect(t, e.url(q("user", "u", "rooms", "good,bad room,good,also-good")))
 	if len(w.Rooms) != 2 {
 		t.Fatalf("welcome rooms = %v, want the two valid ones", w.Rooms)
 	}
 	c.expectError(core.CodeInvalidRoom, "")
+	c.ping()
+
+	// A hostile list: one too_many_rooms error, not one reply per name.
+	c, w = connect(t, e.url(q("user", "v", "rooms", strings.Repeat("x,", 500)+"a,b,c,d")))
+	if len(w.Rooms) != 3 {
+		t.Fatalf("welcome rooms = %v, want the first three valid ones", w.Rooms)
+	}
 	c.expectError(core.CodeTooManyRooms, "")
 	c.ping()
 }

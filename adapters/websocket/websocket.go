@@ -103,8 +103,15 @@ func serve(node *core.Node, cfg Config, c *websocket.Conn) {
 		}
 		return err
 	})
-	readLoop(c.Conn, sess, node.Config().MaxMessageSize)
-	sess.Close(core.DisconnectGoingAway) // no-op if the server already closed it
+	err := readLoop(c.Conn, sess, node.Config().MaxMessageSize)
+	// No-op if the server already ended the session; otherwise record how
+	// the client left: its own close code, or gone without one.
+	d := core.DisconnectGoingAway
+	var ce *fws.CloseError
+	if errors.As(err, &ce) {
+		d = core.Disconnect{Code: uint16(ce.Code), Reason: "closed by client"}
+	}
+	sess.Close(d)
 	drain(c.Conn)
 }
 
@@ -143,19 +150,19 @@ func open(node *core.Node, cfg Config, c *websocket.Conn, t *transport) *core.Se
 // readLoop feeds frames to the session until the connection fails. A frame
 // is read to at most limit+1 bytes, so an oversize frame costs no more
 // memory than the limit before the session closes it with 4003.
-func readLoop(conn *fws.Conn, sess *core.Session, limit int) {
+func readLoop(conn *fws.Conn, sess *core.Session, limit int) error {
 	var buf []byte // allocated on the first data frame: idle connections only see control frames
 	for {
 		_, r, err := conn.NextReader()
 		if err != nil {
-			return
+			return err
 		}
 		if buf == nil {
 			buf = make([]byte, 0, 512)
 		}
 		buf, err = readAtMost(r, buf[:0], limit+1)
 		if err != nil {
-			return
+			return err
 		}
 		sess.HandleFrame(buf)
 		if cap(buf) > 64<<10 {
@@ -250,6 +257,9 @@ func (t *transport) Close(d core.Disconnect) error {
 	if d.Code != core.DisconnectGoingAway.Code {
 		msg := fws.FormatCloseMessage(int(d.Code), d.Reason)
 		err = t.conn.WriteControl(fws.CloseMessage, msg, time.Now().Add(t.writeTimeout))
+		if errors.Is(err, fws.ErrCloseSent) {
+			err = nil // the client closed first and has had its reply
+		}
 	}
 	_ = t.conn.SetReadDeadline(time.Now().Add(t.closeGrace))
 	return err

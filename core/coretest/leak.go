@@ -24,11 +24,13 @@ var benign = []string{
 // caller's to exit and returns an error listing the stacks of those still
 // running. Goroutines end asynchronously after a Close returns (a timer
 // callback, a consumer loop), hence the grace period; it polls, as there is
-// no signal for "no goroutines left".
-func LeakCheck(timeout time.Duration) error {
+// no signal for "no goroutines left". Stacks containing any of ignore are
+// not leaks (for process-wide goroutines a library starts once and never
+// stops, such as fasthttp's date updater).
+func LeakCheck(timeout time.Duration, ignore ...string) error {
 	deadline := time.Now().Add(timeout)
 	for {
-		leaked := leakedGoroutines()
+		leaked := leakedGoroutines(ignore)
 		if len(leaked) == 0 {
 			return nil
 		}
@@ -44,10 +46,10 @@ func LeakCheck(timeout time.Duration) error {
 // goroutines behind (see LeakCheck). Call it from TestMain:
 //
 //	func TestMain(m *testing.M) { coretest.VerifyNone(m) }
-func VerifyNone(m *testing.M) {
+func VerifyNone(m *testing.M, ignore ...string) {
 	code := m.Run()
 	if code == 0 {
-		if err := LeakCheck(5 * time.Second); err != nil {
+		if err := LeakCheck(5*time.Second, ignore...); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			code = 1
 		}
@@ -55,7 +57,7 @@ func VerifyNone(m *testing.M) {
 	os.Exit(code)
 }
 
-func leakedGoroutines() []string {
+func leakedGoroutines(ignore []string) []string {
 	buf := make([]byte, 64<<10)
 	for {
 		n := runtime.Stack(buf, true)
@@ -70,7 +72,7 @@ func leakedGoroutines() []string {
 	var leaked []string
 next:
 	for _, s := range stacks[1:] {
-		for _, b := range benign {
+		for _, b := range append(benign, ignore...) {
 			if strings.Contains(s, b) {
 				continue next
 			}
