@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fasthttp/websocket"
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/switchboard-dev/switchboard/core"
@@ -403,6 +404,16 @@ func TestConnectDisconnectLogged(t *testing.T) {
 	}
 	if d, _ := e.logs.lines("disconnect")[0]["duration"].(string); d == "" {
 		t.Fatal("disconnect log has no duration")
+	}
+	if code := e.logs.lines("disconnect")[0]["code"]; code != float64(1001) {
+		t.Fatalf("dropped socket logged code %v, want 1001", code)
+	}
+	// A clean close by the client is logged with the client's code.
+	c2, _ := connect(t, e.url(q("user", "polite")))
+	_ = c2.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(1000, "bye"), time.Now().Add(time.Second))
+	eventually(t, "second disconnect log", func() bool { return len(e.logs.lines("disconnect")) == 2 })
+	if l := e.logs.lines("disconnect")[1]; l["user"] != "polite" || l["code"] != float64(1000) {
+		t.Fatalf("clean close logged as %v", l)
 	}
 }
 

@@ -108,7 +108,7 @@ func serve(node *core.Node, cfg Config, c *websocket.Conn) {
 	// the client left: its own close code, or gone without one.
 	d := core.DisconnectGoingAway
 	var ce *fws.CloseError
-	if errors.As(err, &ce) {
+	if errors.As(err, &ce) && ce.Code != fws.CloseAbnormalClosure { // 1006: the socket dropped, no close frame
 		d = core.Disconnect{Code: uint16(ce.Code), Reason: "closed by client"}
 	}
 	sess.Close(d)

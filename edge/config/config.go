@@ -27,6 +27,7 @@ type Config struct {
 	Broker            string
 	HistorySize       int
 	HistoryTTL        time.Duration
+	HistoryLimit      int
 	HeartbeatInterval time.Duration
 	HeartbeatTimeout  time.Duration
 	SendQueue         int
@@ -69,6 +70,7 @@ func Load(args []string, getenv func(string) string, help io.Writer) (Config, er
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&c.Broker, "broker", "memory", "broker: memory")
 	fs.IntVar(&c.HistorySize, "history-size", 1000, "messages kept for resume per room and per user's direct channel (negative disables)")
+	fs.IntVar(&c.HistoryLimit, "history-limit", 1000, "most messages replayed to one resuming client; beyond it welcome says recovered:false")
 	fs.DurationVar(&c.HistoryTTL, "history-ttl", 10*time.Minute, "history of a room idle this long is dropped (negative keeps it)")
 	fs.DurationVar(&c.HeartbeatInterval, "heartbeat-interval", 25*time.Second, "ping interval (negative disables heartbeats)")
 	fs.DurationVar(&c.HeartbeatTimeout, "heartbeat-timeout", 0, "close a connection silent for this long (4009); 0 means 2.5 x --heartbeat-interval")
@@ -143,6 +145,8 @@ func (c Config) validate() error {
 		return bad("heartbeat-timeout", "must not be negative (0 means 2.5 x --heartbeat-interval)")
 	case c.HeartbeatInterval > 0 && c.HeartbeatTimeout != 0 && c.HeartbeatTimeout <= c.HeartbeatInterval:
 		return bad("heartbeat-timeout", fmt.Sprintf("%s must be longer than --heartbeat-interval %s", c.HeartbeatTimeout, c.HeartbeatInterval))
+	case c.HistoryLimit < 1:
+		return bad("history-limit", "must be at least 1")
 	case c.SendQueue < 1:
 		return bad("send-queue", "must be at least 1")
 	case c.MaxMessageSize < 256:

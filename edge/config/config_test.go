@@ -39,6 +39,7 @@ func TestLoad(t *testing.T) {
 			return len(c.AllowedOrigins) == 2 && c.AllowedOrigins[1] == "https://b.example"
 		}},
 		{"interval alone is valid", []string{"--heartbeat-interval", "90s"}, nil, func(c Config) bool { return c.HeartbeatInterval == 90*time.Second }},
+		{"history limit", []string{"--history-limit", "5000"}, nil, func(c Config) bool { return c.HistoryLimit == 5000 }},
 		{"rate limit disabled", []string{"--rate-limit", "-1"}, nil, func(c Config) bool { return c.RateLimit < 0 }},
 	}
 	for _, tc := range cases {
@@ -67,6 +68,7 @@ func TestLoadErrors(t *testing.T) {
 		{[]string{"--max-message-size", "100"}, nil, "at least 256 bytes"},
 		{[]string{"--heartbeat-interval", "30s", "--heartbeat-timeout", "30s"}, nil, "must be longer than --heartbeat-interval"},
 		{[]string{"--log-format", "xml"}, nil, "use text or json"},
+		{[]string{"--history-limit", "0"}, nil, "--history-limit (SWITCHBOARD_HISTORY_LIMIT): must be at least 1"},
 		{[]string{"--log-level", "loud"}, nil, "use debug, info, warn or error"},
 		{[]string{"--broker", "kafka"}, nil, `unknown broker "kafka"`},
 		{[]string{"--slow-consumer", "wait"}, nil, "use close or drop-oldest"},

@@ -50,6 +50,7 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 		RateLimit:         cfg.RateLimit,
 		RateBurst:         cfg.RateBurst,
 		MaxRoomsPerConn:   cfg.MaxRooms,
+		HistoryLimit:      cfg.HistoryLimit,
 	}, b, logger)
 	if err != nil {
 		return nil, err
@@ -70,7 +71,7 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 		// upgrade, so it is not pinned under every WebSocket (23.1 → 19.2
 		// KB RSS per idle connection, see docs/performance.md).
 		ReduceMemoryUsage: true,
-		ErrorHandler:          errorHandler,
+		ErrorHandler:      errorHandler,
 	})
 	s.app.Get("/ws", wsadapter.New(node, wsadapter.Config{
 		Authenticator: authn,
