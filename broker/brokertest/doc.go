@@ -10,6 +10,8 @@
 // closes it (when it is a core.Closer). Each subtest runs in parallel on
 // its own channels, so brokers that share a server across subtests and
 // runs stay independent. Features state honest capability differences and
-// change what the suite asserts; nothing is skipped. Assertions run on the
-// test goroutine: goroutines the suite starts send their errors back.
+// change what the suite asserts; nothing is skipped. Publish may return
+// before its delivery callback has run, so the suite waits for deliveries
+// by signal (a marker publication), never by sleeping. Assertions run on
+// the test goroutine: goroutines the suite starts send their errors back.
 package brokertest

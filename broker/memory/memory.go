@@ -1,15 +1,18 @@
 package memory
 
 import (
+	"container/list"
 	"context"
 	"crypto/rand"
 	"encoding/base32"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
@@ -20,16 +23,45 @@ import (
 
 const topic = "switchboard"
 
-// Config tunes the in-memory broker.
+// Limits enforced by Config.Validate.
+const (
+	MaxHistorySize    = 1_000_000
+	MaxDeliveryBuffer = 1 << 20
+)
+
+// ErrInvalidConfig is wrapped by the error New returns for a Config that
+// fails Validate.
+var ErrInvalidConfig = errors.New("switchboard/broker/memory: invalid config")
+
+// Config tunes the in-memory broker. Zero values mean the default and
+// negative values disable a bound.
 type Config struct {
-	// HistorySize is how many messages each channel keeps for resume.
-	// Negative disables history (every resume reports recovered:false).
+	// HistorySize is how many messages each channel keeps for resume, at
+	// most MaxHistorySize. Negative disables history (every resume reports
+	// recovered:false).
 	// Optional. Default: 1000.
 	HistorySize int
 	// HistoryTTL drops the history of a channel with no publication for
 	// this long, bounding memory when rooms come and go. Negative keeps
-	// history forever. Optional. Default: 10m.
+	// history forever.
+	// Optional. Default: 10m.
 	HistoryTTL time.Duration
+	// HistoryMaxBytes is the total bytes of retained history across all
+	// channels; when exceeded, the least recently published channels'
+	// histories are dropped whole (raising the watermark so resumes across
+	// them honestly report recovered:false) until under budget. A single
+	// channel over budget on its own loses its oldest messages instead,
+	// keeping at least its newest. Bytes are the encoded envelope plus an
+	// estimate of the bookkeeping around it. Negative disables the bound.
+	// Optional. Default: 64 MiB.
+	HistoryMaxBytes int64
+	// DeliveryBuffer is how many publications wait, in order, between
+	// Publish and the node's delivery callback (see
+	// broker.ConsumeOptions.Buffer): Publish returns once its message is
+	// buffered and waits only while the buffer is full. At most
+	// MaxDeliveryBuffer. Negative makes every Publish wait for the callback.
+	// Optional. Default: 1024.
+	DeliveryBuffer int
 }
 
 func (c *Config) setDefaults() {
@@ -39,7 +71,37 @@ func (c *Config) setDefaults() {
 	if c.HistoryTTL == 0 {
 		c.HistoryTTL = 10 * time.Minute
 	}
+	if c.HistoryMaxBytes == 0 {
+		c.HistoryMaxBytes = 64 << 20
+	}
+	if c.DeliveryBuffer == 0 {
+		c.DeliveryBuffer = broker.DefaultConsumeBuffer
+	}
 }
+
+// Validate reports a Config that New would refuse; the error wraps
+// ErrInvalidConfig. Zero values are valid (they mean the default).
+func (c Config) Validate() error {
+	var errs []error
+	if c.HistorySize > MaxHistorySize {
+		errs = append(errs, fmt.Errorf("HistorySize %d exceeds %d", c.HistorySize, MaxHistorySize))
+	}
+	if c.DeliveryBuffer > MaxDeliveryBuffer {
+		errs = append(errs, fmt.Errorf("DeliveryBuffer %d exceeds %d", c.DeliveryBuffer, MaxDeliveryBuffer))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	return nil
+}
+
+// Estimated bytes of bookkeeping, counted against HistoryMaxBytes on top of
+// the encoded envelopes: per retained message (the decoded envelope
+// struct and its ring slot) and per channel (map entry, list element, ring).
+const (
+	entryOverhead = 160
+	ringOverhead  = 256
+)
 
 // Broker is the in-memory core.Broker.
 type Broker struct {
@@ -47,14 +109,21 @@ type Broker struct {
 	log    *slog.Logger
 	pubsub *gochannel.GoChannel
 	epoch  string
+	closed atomic.Bool
 
-	mu        sync.Mutex
+	// pubMu serializes Publish from id assignment until GoChannel has
+	// buffered the message, so delivery order is id order. Taken before mu.
+	pubMu sync.Mutex
+
+	mu        sync.Mutex // guards what follows; never held while waiting
 	seq       uint64
 	rings     map[string]*ring
-	watermark uint64 // highest seq of any ring dropped by TTL
-	lastSweep time.Time
+	lru       list.List // of *ring, least recently published first
+	bytes     int64     // retained history, see HistoryMaxBytes
+	watermark uint64    // highest seq of any ring dropped whole
 	consumer  *broker.Consumer
-	closed    bool
+
+	delivered progress
 }
 
 var (
@@ -62,9 +131,12 @@ var (
 	_ core.Closer = (*Broker)(nil)
 )
 
-// New returns an in-memory broker.
+// New returns an in-memory broker, or an error wrapping ErrInvalidConfig.
 func New(cfg Config, logger *slog.Logger) (*Broker, error) {
 	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	if logger == nil {
 		logger = slog.Default()
 	}
@@ -76,13 +148,12 @@ func New(cfg Config, logger *slog.Logger) (*Broker, error) {
 		cfg: cfg,
 		log: logger,
 		pubsub: gochannel.NewGoChannel(gochannel.Config{
-			// Publish returns only after the hub took the message, so
-			// delivery order is id order.
+			// Publish returns once the node's consumer has buffered the
+			// message, so publications enter the buffer in id order.
 			BlockPublishUntilSubscriberAck: true,
 		}, broker.WatermillLogger(logger)),
-		epoch:     strings.ToLower(base32.HexEncoding.WithPadding(base32.NoPadding).EncodeToString(rnd[:])),
-		rings:     make(map[string]*ring),
-		lastSweep: time.Now(),
+		epoch: strings.ToLower(base32.HexEncoding.WithPadding(base32.NoPadding).EncodeToString(rnd[:])),
+		rings: make(map[string]*ring),
 	}, nil
 }
 
@@ -91,7 +162,12 @@ func (b *Broker) Epoch() string { return b.epoch }
 
 // Start subscribes the node to every publication.
 func (b *Broker) Start(ctx context.Context, deliver func(core.Delivery)) error {
-	c, err := broker.Consume(ctx, b.pubsub, topic, deliver, b.log)
+	c, err := broker.Consume(ctx, b.pubsub, topic, func(d core.Delivery) {
+		deliver(d)
+		if seq, ok := b.parse(d.Envelope.ID); ok {
+			b.delivered.advance(seq)
+		}
+	}, b.log, broker.ConsumeOptions{Buffer: b.cfg.DeliveryBuffer})
 	if err != nil {
 		return err
 	}
@@ -101,53 +177,96 @@ func (b *Broker) Start(ctx context.Context, deliver func(core.Delivery)) error {
 	return nil
 }
 
-// Publish assigns the next id, records env in channel's history and
-// delivers it.
+// Publish assigns the next id, records env in channel's history and hands
+// it to the node's delivery buffer. It returns once the message is
+// buffered, possibly before the delivery callback has run; it waits only
+// while the buffer is full, and then ignores ctx.
 func (b *Broker) Publish(ctx context.Context, channel string, env *core.Envelope) (string, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed {
+	b.pubMu.Lock()
+	defer b.pubMu.Unlock()
+	if b.closed.Load() {
 		return "", broker.ErrClosed
 	}
 	if err := ctx.Err(); err != nil {
 		return "", err
 	}
+
+	b.mu.Lock()
 	b.seq++
-	env.ID = b.epoch + "-" + strconv.FormatUint(b.seq, 10)
+	seq := b.seq
+	env.ID = b.epoch + "-" + strconv.FormatUint(seq, 10)
 	stored := *env
-	now := time.Now()
+	msg := broker.NewMessage(channel, &stored)
 	if b.cfg.HistorySize > 0 {
-		r := b.rings[channel]
-		if r == nil {
-			r = &ring{buf: make([]entry, 0, min(b.cfg.HistorySize, 16)), max: b.cfg.HistorySize, evictedUpTo: b.watermark}
-			b.rings[channel] = r
-		}
-		r.add(entry{b.seq, &stored})
-		r.last = now
-		b.sweep(now)
+		b.record(channel, entry{seq: seq, env: &stored, size: int64(len(msg.Payload)) + entryOverhead}, time.Now())
 	}
-	if err := b.pubsub.Publish(topic, broker.NewMessage(channel, &stored)); err != nil {
+	started := b.consumer != nil
+	b.mu.Unlock()
+
+	if err := b.pubsub.Publish(topic, msg); err != nil {
+		if b.closed.Load() {
+			return "", broker.ErrClosed
+		}
 		return "", fmt.Errorf("switchboard/broker/memory: publish: %w", err)
+	}
+	if !started {
+		b.delivered.advance(seq) // nobody to deliver to: History need not wait
 	}
 	return env.ID, nil
 }
 
-// sweep drops the history of idle channels, raising the watermark so a
-// resume across the dropped range is honestly unrecoverable.
-func (b *Broker) sweep(now time.Time) {
-	ttl := b.cfg.HistoryTTL
-	if ttl < 0 || now.Sub(b.lastSweep) < ttl/4 {
-		return
+// record appends e to channel's history, then enforces HistoryTTL and
+// HistoryMaxBytes. Called with mu held.
+func (b *Broker) record(channel string, e entry, now time.Time) {
+	r := b.rings[channel]
+	if r == nil {
+		r = &ring{max: b.cfg.HistorySize, evictedUpTo: b.watermark, bytes: ringOverhead + 2*int64(len(channel)), channel: channel}
+		r.elem = b.lru.PushBack(r)
+		b.rings[channel] = r
+		b.bytes += r.bytes
+	} else {
+		b.lru.MoveToBack(r.elem)
 	}
-	b.lastSweep = now
-	for ch, r := range b.rings {
-		if now.Sub(r.last) > ttl {
-			if s := r.lastSeq(); s > b.watermark {
-				b.watermark = s
+	r.last = now
+	freed := r.add(e)
+	r.bytes += e.size - freed
+	b.bytes += e.size - freed
+
+	if ttl := b.cfg.HistoryTTL; ttl >= 0 {
+		for f := b.lru.Front(); f != nil; f = b.lru.Front() {
+			old := f.Value.(*ring)
+			if now.Sub(old.last) <= ttl {
+				break
 			}
-			delete(b.rings, ch)
+			b.drop(old)
 		}
 	}
+	if limit := b.cfg.HistoryMaxBytes; limit >= 0 {
+		for b.bytes > limit {
+			if old := b.lru.Front().Value.(*ring); old != r {
+				b.drop(old)
+				continue
+			}
+			// Only this channel is left: trim it, keeping its newest.
+			if r.n <= 1 {
+				break
+			}
+			freed := r.dropOldest()
+			r.bytes -= freed
+			b.bytes -= freed
+		}
+	}
+}
+
+// drop forgets r's history, raising the watermark so a resume across the
+// dropped range is honestly unrecoverable. Called with mu held.
+func (b *Broker) drop(r *ring) {
+	if s := r.lastSeq(); s > b.watermark {
+		b.watermark = s
+	}
+	b.bytes -= r.bytes
+	b.lru.Remove(r.elem)
+	delete(b.rings, r.channel)
 }
 
 // Subscribe is a no-op: every node-level publication reaches the hub,
@@ -158,18 +277,24 @@ func (b *Broker) Subscribe(context.Context, string) error { return nil }
 func (b *Broker) Unsubscribe(context.Context, string) error { return nil }
 
 // History returns what was published to req.Channels after req.Since.
+// Before returning it waits until the newest of those messages has been
+// delivered to the node, so a message is never both in a resuming
+// session's history and still on its way to the hub (core's recovery
+// dedups only what reached the hub meanwhile). That wait is at most one
+// delivery buffer and is bounded by ctx.
 func (b *Broker) History(ctx context.Context, req core.HistoryRequest) (core.HistoryResult, error) {
 	if err := ctx.Err(); err != nil {
 		return core.HistoryResult{}, err
 	}
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	since, ok := b.parse(req.Since)
 	if !ok || since > b.seq || b.cfg.HistorySize < 0 {
+		b.mu.Unlock()
 		return core.HistoryResult{Recovered: false}, nil
 	}
 	recovered := true
 	var out []entry
+	var newest uint64
 	for _, ch := range req.Channels {
 		r := b.rings[ch]
 		if r == nil {
@@ -181,7 +306,19 @@ func (b *Broker) History(ctx context.Context, req core.HistoryRequest) (core.His
 		if r.evictedUpTo > since {
 			recovered = false
 		}
+		newest = max(newest, r.lastSeq())
 		out = r.after(since, out)
+	}
+	var stopped <-chan struct{}
+	if b.consumer != nil {
+		stopped = b.consumer.Done()
+	}
+	b.mu.Unlock()
+
+	if stopped != nil {
+		if err := b.delivered.wait(ctx, newest, stopped); err != nil {
+			return core.HistoryResult{}, err
+		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].seq < out[j].seq })
 	if req.Limit > 0 && len(out) > req.Limit {
@@ -195,6 +332,25 @@ func (b *Broker) History(ctx context.Context, req core.HistoryRequest) (core.His
 	return core.HistoryResult{Envelopes: envs, Recovered: recovered}, nil
 }
 
+// Sync waits until every publication whose Publish returned before the
+// call has been delivered to the node (or delivery stopped), or ctx ends.
+// Publish returns once its message is buffered, so a caller that needs
+// "published means the hub has it" (a resume that must not see an older
+// message arrive live) calls Sync first.
+func (b *Broker) Sync(ctx context.Context) error {
+	b.mu.Lock()
+	seq := b.seq
+	var stopped <-chan struct{}
+	if b.consumer != nil {
+		stopped = b.consumer.Done()
+	}
+	b.mu.Unlock()
+	if stopped == nil {
+		return ctx.Err()
+	}
+	return b.delivered.wait(ctx, seq, stopped)
+}
+
 // parse reads an id of this epoch.
 func (b *Broker) parse(id string) (uint64, bool) {
 	epoch, seq, ok := strings.Cut(id, "-")
@@ -205,18 +361,17 @@ func (b *Broker) parse(id string) (uint64, bool) {
 	return n, err == nil
 }
 
-// Close stops delivery. It is idempotent.
+// Close stops delivery, dropping publications still in the delivery
+// buffer, and waits for a delivery callback in progress. It is idempotent.
 func (b *Broker) Close(context.Context) error {
-	b.mu.Lock()
-	if b.closed {
-		b.mu.Unlock()
+	if b.closed.Swap(true) {
 		return nil
 	}
-	b.closed = true
+	b.mu.Lock()
 	c := b.consumer
 	b.mu.Unlock()
 	if c != nil {
-		c.Close()
+		c.Close() // also releases a Publish waiting for buffer space
 	}
 	if err := b.pubsub.Close(); err != nil {
 		return fmt.Errorf("switchboard/broker/memory: close: %w", err)
@@ -224,41 +379,131 @@ func (b *Broker) Close(context.Context) error {
 	return nil
 }
 
-type entry struct {
-	seq uint64
-	env *core.Envelope
+// progress is the highest seq whose delivery callback has returned, with
+// waiters for it to reach a value.
+type progress struct {
+	mu      sync.Mutex
+	done    uint64
+	waiters []waiter
 }
 
-// ring is one channel's bounded history, oldest first from head.
+type waiter struct {
+	seq uint64
+	ch  chan struct{}
+}
+
+func (p *progress) advance(seq uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if seq <= p.done {
+		return
+	}
+	p.done = seq
+	kept := p.waiters[:0]
+	for _, w := range p.waiters {
+		if w.seq <= seq {
+			close(w.ch)
+		} else {
+			kept = append(kept, w)
+		}
+	}
+	clear(p.waiters[len(kept):])
+	p.waiters = kept
+}
+
+// wait returns when seq has been delivered or stopped is closed, or
+// ctx's error.
+func (p *progress) wait(ctx context.Context, seq uint64, stopped <-chan struct{}) error {
+	p.mu.Lock()
+	if seq <= p.done {
+		p.mu.Unlock()
+		return nil
+	}
+	w := waiter{seq, make(chan struct{})}
+	p.waiters = append(p.waiters, w)
+	p.mu.Unlock()
+	select {
+	case <-w.ch:
+		return nil
+	case <-stopped:
+		return nil
+	case <-ctx.Done():
+		p.mu.Lock()
+		for i := range p.waiters {
+			if p.waiters[i].ch == w.ch {
+				p.waiters = append(p.waiters[:i], p.waiters[i+1:]...)
+				break
+			}
+		}
+		p.mu.Unlock()
+		return ctx.Err()
+	}
+}
+
+type entry struct {
+	seq  uint64
+	env  *core.Envelope
+	size int64 // counted against HistoryMaxBytes
+}
+
+// ring is one channel's bounded history: n entries, oldest at head, in a
+// buffer that grows up to max.
 type ring struct {
 	buf         []entry
-	head        int
+	head, n     int
 	max         int
 	evictedUpTo uint64 // highest seq no longer retained
 	last        time.Time
+	bytes       int64 // entries plus ringOverhead
+	elem        *list.Element
+	channel     string
 }
 
-func (r *ring) add(e entry) {
-	if len(r.buf) < r.max {
+// add appends e, returning the size of the entry it overwrote, if any.
+func (r *ring) add(e entry) (freed int64) {
+	switch {
+	case r.n == r.max:
+		old := r.buf[r.head]
+		r.evictedUpTo = old.seq
+		r.buf[r.head] = e
+		r.head = (r.head + 1) % len(r.buf)
+		return old.size
+	case r.n == len(r.buf):
+		if r.head != 0 { // unroll before growing
+			buf := make([]entry, r.n, min(2*r.n+1, r.max))
+			for i := range buf {
+				buf[i] = r.buf[(r.head+i)%len(r.buf)]
+			}
+			r.buf, r.head = buf, 0
+		}
 		r.buf = append(r.buf, e)
-		return
+	default:
+		r.buf[(r.head+r.n)%len(r.buf)] = e
 	}
-	r.evictedUpTo = r.buf[r.head].seq
-	r.buf[r.head] = e
+	r.n++
+	return 0
+}
+
+// dropOldest forgets the oldest entry and returns its size.
+func (r *ring) dropOldest() int64 {
+	old := r.buf[r.head]
+	r.buf[r.head] = entry{}
 	r.head = (r.head + 1) % len(r.buf)
+	r.n--
+	r.evictedUpTo = old.seq
+	return old.size
 }
 
 func (r *ring) lastSeq() uint64 {
-	if len(r.buf) == 0 {
+	if r.n == 0 {
 		return 0
 	}
-	return r.buf[(r.head+len(r.buf)-1)%len(r.buf)].seq
+	return r.buf[(r.head+r.n-1)%len(r.buf)].seq
 }
 
 func (r *ring) after(since uint64, out []entry) []entry {
-	for i := range r.buf {
-		e := r.buf[(r.head+i)%len(r.buf)]
-		if e.seq > since {
+	for i := range r.n {
+		if e := r.buf[(r.head+i)%len(r.buf)]; e.seq > since {
 			out = append(out, e)
 		}
 	}

@@ -35,6 +35,9 @@ func TestConformance(t *testing.T) {
 		{"small history", memory.Config{HistorySize: 8}, brokertest.Features{HistorySize: 8, GlobalOrder: true}},
 		{"no history", memory.Config{HistorySize: -1}, brokertest.Features{HistorySize: -1, GlobalOrder: true}},
 		{"history kept forever", memory.Config{HistorySize: 100, HistoryTTL: -1}, brokertest.Features{HistorySize: 100, GlobalOrder: true}},
+		{"tiny delivery buffer", memory.Config{DeliveryBuffer: 1}, brokertest.Features{HistorySize: 1000, GlobalOrder: true}},
+		{"unbuffered delivery", memory.Config{DeliveryBuffer: -1}, brokertest.Features{HistorySize: 1000, GlobalOrder: true}},
+		{"no byte bound", memory.Config{HistoryMaxBytes: -1}, brokertest.Features{HistorySize: 1000, GlobalOrder: true}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
