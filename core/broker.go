@@ -37,6 +37,19 @@ type Broker interface {
 	History(ctx context.Context, req HistoryRequest) (HistoryResult, error)
 }
 
+// Positioner is implemented by brokers whose ids are ordered across the
+// channels a session resumes (the in-memory broker's ids are one sequence).
+// Core uses it at the resume seam: delivery may lag publication, so a live
+// message can arrive after the replay although it is positioned at or
+// before the replay's end (the client saw it before disconnecting, or it
+// was replayed); such a message is dropped rather than sent twice or out
+// of order.
+type Positioner interface {
+	// After reports whether id is positioned after pos. ok is false when
+	// the two cannot be compared (another epoch, unparseable).
+	After(id, pos string) (after, ok bool)
+}
+
 // Closer is implemented by brokers holding resources. Node.Shutdown calls
 // it last, after every session has ended.
 type Closer interface {

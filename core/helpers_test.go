@@ -29,7 +29,8 @@ var quiet = slog.New(slog.DiscardHandler)
 // test only, not from its subtests.
 type testNode struct {
 	*core.Node
-	t *testing.T
+	t      *testing.T
+	broker core.Broker
 
 	mu         sync.Mutex
 	transports []*coretest.Transport
@@ -54,7 +55,7 @@ func newNode(t *testing.T, cfg core.Config, b core.Broker) *testNode {
 	if err != nil {
 		t.Fatalf("NewNode: %v", err)
 	}
-	tn := &testNode{Node: n, t: t}
+	tn := &testNode{Node: n, t: t, broker: b}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 		defer cancel()
@@ -80,7 +81,9 @@ func (n *testNode) track(tr *coretest.Transport) {
 }
 
 // publish sends a room message from the server side (as a backend would)
-// and returns its id.
+// and returns its id once the broker has delivered it to the hub (the
+// memory broker delivers asynchronously), so tests can reason about what
+// was live before a connect.
 func (n *testNode) publish(room, data string) string {
 	n.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
@@ -90,7 +93,33 @@ func (n *testNode) publish(room, data string) string {
 	if err != nil {
 		n.t.Fatalf("Publish(%s): %v", room, err)
 	}
+	if err := waitDelivered(ctx, n.broker); err != nil {
+		n.t.Fatalf("Sync after Publish(%s): %v", room, err)
+	}
 	return id
+}
+
+// publishNoWait publishes without waiting for delivery.
+func (n *testNode) publishNoWait(room, data string) string {
+	n.t.Helper()
+	env := &core.Envelope{V: core.Version, Type: core.TypeMessage, Room: room, From: "server", Data: json.RawMessage(data)}
+	id, err := n.Publish(context.Background(), core.RoomChannel(room), env)
+	if err != nil {
+		n.t.Fatalf("Publish(%s): %v", room, err)
+	}
+	return id
+}
+
+// waitDelivered waits until b (or the broker a hookBroker wraps) has
+// delivered everything published so far, when it can tell.
+func waitDelivered(ctx context.Context, b core.Broker) error {
+	if h, ok := b.(*hookBroker); ok {
+		b = h.Broker
+	}
+	if s, ok := b.(interface{ Sync(context.Context) error }); ok {
+		return s.Sync(ctx)
+	}
+	return nil
 }
 
 // client is one accepted session and its recording transport.
@@ -259,9 +288,17 @@ type hookBroker struct {
 }
 
 var (
-	_ core.Broker = (*hookBroker)(nil)
-	_ core.Closer = (*hookBroker)(nil)
+	_ core.Broker     = (*hookBroker)(nil)
+	_ core.Closer     = (*hookBroker)(nil)
+	_ core.Positioner = (*hookBroker)(nil)
 )
+
+func (b *hookBroker) After(id, pos string) (after, ok bool) {
+	if p, isP := b.Broker.(core.Positioner); isP {
+		return p.After(id, pos)
+	}
+	return false, false
+}
 
 func (b *hookBroker) Subscribe(ctx context.Context, channel string) error {
 	if b.subscribe != nil {

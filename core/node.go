@@ -225,7 +225,7 @@ func (n *Node) Accept(ctx context.Context, t Transport, req ConnectRequest) (*Se
 		welcome.Recovered = &res.Recovered
 	}
 	data, _ := json.Marshal(welcome)
-	s.finishRecovery(&Envelope{V: Version, Type: TypeWelcome, Data: data}, replies, history)
+	s.finishRecovery(&Envelope{V: Version, Type: TypeWelcome, Data: data}, replies, history, req.Since)
 
 	n.stats.connsTotal.Add(1)
 	if n.cfg.HeartbeatInterval > 0 {
@@ -240,8 +240,15 @@ func (n *Node) Accept(ctx context.Context, t Transport, req ConnectRequest) (*Se
 }
 
 // finishRecovery queues welcome, replies and history, then the live
-// frames that arrived meanwhile minus those history already covered.
-func (s *Session) finishRecovery(welcome *Envelope, replies, history []*Envelope) {
+// frames that arrived meanwhile minus those the history covered: those it
+// contains and, when the broker orders its ids, those positioned at or
+// before the end of the replay (or since, with nothing replayed).
+func (s *Session) finishRecovery(welcome *Envelope, replies, history []*Envelope, since string) {
+	last := since
+	if len(history) > 0 {
+		last = history[len(history)-1].ID
+	}
+	pos, _ := s.node.broker.(Positioner)
 	seen := make(map[string]struct{}, len(history))
 	s.mu.Lock()
 	if s.closing != nil {
@@ -259,6 +266,11 @@ func (s *Session) finishRecovery(welcome *Envelope, replies, history []*Envelope
 	for _, p := range s.pending {
 		if _, dup := seen[p.id]; dup && p.id != "" {
 			continue
+		}
+		if pos != nil && p.id != "" && last != "" {
+			if after, ok := pos.After(p.id, last); ok && !after {
+				continue
+			}
 		}
 		s.pushLocked(p.frame)
 	}

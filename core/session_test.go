@@ -308,6 +308,7 @@ func TestCloseFlushes(t *testing.T) {
 				<-c.tr.Blocked()
 				n.publish("r", data(1))
 				n.publish("r", data(2))
+				synctest.Wait() // both delivered to the session's queue
 				closed := make(chan struct{})
 				go func() {
 					c.s.Close(tt.d)

@@ -127,8 +127,9 @@ type Broker struct {
 }
 
 var (
-	_ core.Broker = (*Broker)(nil)
-	_ core.Closer = (*Broker)(nil)
+	_ core.Broker     = (*Broker)(nil)
+	_ core.Closer     = (*Broker)(nil)
+	_ core.Positioner = (*Broker)(nil)
 )
 
 // New returns an in-memory broker, or an error wrapping ErrInvalidConfig.
@@ -349,6 +350,17 @@ func (b *Broker) Sync(ctx context.Context) error {
 		return ctx.Err()
 	}
 	return b.delivered.wait(ctx, seq, stopped)
+}
+
+// After reports whether id comes after pos: ids of one epoch are one
+// sequence across every channel.
+func (b *Broker) After(id, pos string) (after, ok bool) {
+	a, okA := b.parse(id)
+	p, okP := b.parse(pos)
+	if !okA || !okP {
+		return false, false
+	}
+	return a > p, true
 }
 
 // parse reads an id of this epoch.
