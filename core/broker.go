@@ -50,6 +50,25 @@ type Positioner interface {
 	After(id, pos string) (after, ok bool)
 }
 
+// Syncer is implemented by brokers whose node-level delivery can lag
+// behind the log (a reader of a remote stream, a delivery buffer). Before
+// a resuming session goes live, core waits until this node has delivered
+// everything up to the end of the replay, so nothing at or before it can
+// arrive later as a duplicate; with Positioner, what arrived meanwhile is
+// filtered. WaitDelivered returns ctx's error if delivery does not get
+// there in time; core then resumes anyway and logs it.
+type Syncer interface {
+	WaitDelivered(ctx context.Context, id string) error
+}
+
+// HealthChecker is implemented by brokers that can lose their backend.
+// Healthy returns nil while the broker can publish and deliver; the edge
+// reports not ready otherwise. It must be cheap (no I/O): report state
+// the broker's own loops maintain.
+type HealthChecker interface {
+	Healthy() error
+}
+
 // Closer is implemented by brokers holding resources. Node.Shutdown calls
 // it last, after every session has ended.
 type Closer interface {

@@ -18,15 +18,16 @@ var (
 // Error codes carried by "error" envelopes. They are stable API: clients
 // branch on them. docs/protocol.md lists each with its meaning.
 const (
-	CodeBadRequest   = "bad_request"    // the frame is not a valid v1 envelope
-	CodeUnknownType  = "unknown_type"   // no handler for the envelope's type
-	CodeInvalidRoom  = "invalid_room"   // room name breaks the naming rules
-	CodeInvalidUser  = "invalid_user"   // "to" is not a valid user id
-	CodeNotJoined    = "not_joined"     // publish to a room the sender has not joined
-	CodeTooManyRooms = "too_many_rooms" // per-connection room limit reached
-	CodeForbidden    = "forbidden"      // authenticated, but not allowed
-	CodeUnavailable  = "unavailable"    // the broker could not take the message; retry
-	CodeInternal     = "internal"       // a bug or an integrator handler failed
+	CodeBadRequest   = "bad_request"        // the frame is not a valid v1 envelope
+	CodeUnknownType  = "unknown_type"       // no handler for the envelope's type
+	CodeInvalidRoom  = "invalid_room"       // room name breaks the naming rules
+	CodeInvalidUser  = "invalid_user"       // "to" is not a valid user id
+	CodeNotJoined    = "not_joined"         // publish to a room the sender has not joined
+	CodeTooManyRooms = "too_many_rooms"     // per-connection room limit reached
+	CodeForbidden    = "forbidden"          // authenticated, but not allowed
+	CodeUnavailable  = "unavailable"        // the node cannot serve the request now (shutting down); retry elsewhere
+	CodeBrokerDown   = "broker_unavailable" // the broker could not take the message or subscription; retry with backoff
+	CodeInternal     = "internal"           // a bug or an integrator handler failed
 )
 
 // Error is a protocol error: it becomes an "error" envelope

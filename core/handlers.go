@@ -104,12 +104,12 @@ func (n *Node) handlePing(_ context.Context, s *Session, env *Envelope) error {
 }
 
 // Publish sends env to channel through the broker, so every node's
-// members receive it. A broker failure is an *Error with CodeUnavailable.
+// members receive it. A broker failure is an *Error with CodeBrokerDown.
 func (n *Node) Publish(ctx context.Context, channel string, env *Envelope) (string, error) {
 	id, err := n.broker.Publish(ctx, channel, env)
 	if err != nil {
 		n.log.Warn("publish failed", "channel", channel, "err", err)
-		return "", &Error{Code: CodeUnavailable, Message: "message not accepted by the broker; retry"}
+		return "", &Error{Code: CodeBrokerDown, Message: "message not accepted by the broker; retry"}
 	}
 	return id, nil
 }
@@ -143,7 +143,7 @@ func (s *Session) join(ctx context.Context, room string) error {
 	}
 	if err := s.node.hub.add(ctx, RoomChannel(room), s); err != nil {
 		s.node.log.Warn("subscribe failed", "channel", RoomChannel(room), "err", err)
-		return &Error{Code: CodeUnavailable, Message: "could not subscribe to the room; retry"}
+		return &Error{Code: CodeBrokerDown, Message: "could not subscribe to the room; retry"}
 	}
 	s.rooms[room] = struct{}{}
 	return nil

@@ -195,7 +195,7 @@ func (n *Node) Accept(ctx context.Context, t Transport, req ConnectRequest) (*Se
 	}
 	for _, room := range rooms {
 		if err := s.join(bctx, room); err != nil {
-			if ErrorCode(err) == CodeUnavailable {
+			if ErrorCode(err) == CodeBrokerDown {
 				return fail(err)
 			}
 			replies = append(replies, errorEnvelope("", err))
@@ -223,6 +223,17 @@ func (n *Node) Accept(ctx context.Context, t Transport, req ConnectRequest) (*Se
 		}
 		history = res.Envelopes
 		welcome.Recovered = &res.Recovered
+		// Let this node's delivery catch up with the end of the replay, so
+		// nothing at or before it can still arrive live (see Syncer).
+		if sy, ok := n.broker.(Syncer); ok {
+			upTo := req.Since
+			if len(history) > 0 {
+				upTo = history[len(history)-1].ID
+			}
+			if err := sy.WaitDelivered(bctx, upTo); err != nil {
+				n.log.Warn("delivery lags the log; resuming anyway", append(s.logAttrs(), "err", err)...)
+			}
+		}
 	}
 	data, _ := json.Marshal(welcome)
 	s.finishRecovery(&Envelope{V: Version, Type: TypeWelcome, Data: data}, replies, history, req.Since)

@@ -372,11 +372,11 @@ func TestPublishWhenBrokerFails(t *testing.T) {
 	n := newNode(t, core.Config{}, b)
 	c := n.connect(core.ConnectRequest{User: "u", Rooms: []string{"r"}})
 	c.send(`{"v":1,"type":"publish","room":"r","ref":"p","data":1}`)
-	c.expectError(core.CodeUnavailable, "p")
+	c.expectError(core.CodeBrokerDown, "p")
 	c.send(`{"v":1,"type":"direct","to":"v","ref":"d","data":1}`)
-	c.expectError(core.CodeUnavailable, "d")
+	c.expectError(core.CodeBrokerDown, "d")
 	_, err := n.Publish(context.Background(), core.RoomChannel("r"), &core.Envelope{V: 1, Type: core.TypeMessage, Room: "r"})
-	if core.ErrorCode(err) != core.CodeUnavailable {
+	if core.ErrorCode(err) != core.CodeBrokerDown {
 		t.Fatalf("Node.Publish = %v, want an unavailable *Error", err)
 	}
 	if errors.Is(err, errBrokerDown) {
@@ -395,7 +395,7 @@ func TestJoinWhenBrokerFails(t *testing.T) {
 	n := newNode(t, core.Config{}, b)
 	c := n.connect(core.ConnectRequest{User: "u"})
 	c.send(`{"v":1,"type":"join","room":"down","ref":"j"}`)
-	c.expectError(core.CodeUnavailable, "j")
+	c.expectError(core.CodeBrokerDown, "j")
 	if c.s.InRoom("down") || n.Hub().Members(core.RoomChannel("down")) != 0 {
 		t.Fatal("failed join left a membership behind")
 	}

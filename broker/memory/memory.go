@@ -130,6 +130,7 @@ var (
 	_ core.Broker     = (*Broker)(nil)
 	_ core.Closer     = (*Broker)(nil)
 	_ core.Positioner = (*Broker)(nil)
+	_ core.Syncer     = (*Broker)(nil)
 )
 
 // New returns an in-memory broker, or an error wrapping ErrInvalidConfig.
@@ -341,6 +342,25 @@ func (b *Broker) History(ctx context.Context, req core.HistoryRequest) (core.His
 func (b *Broker) Sync(ctx context.Context) error {
 	b.mu.Lock()
 	seq := b.seq
+	var stopped <-chan struct{}
+	if b.consumer != nil {
+		stopped = b.consumer.Done()
+	}
+	b.mu.Unlock()
+	if stopped == nil {
+		return ctx.Err()
+	}
+	return b.delivered.wait(ctx, seq, stopped)
+}
+
+// WaitDelivered waits until the message id (and everything before it) has
+// been delivered to the node. An id of another epoch returns at once.
+func (b *Broker) WaitDelivered(ctx context.Context, id string) error {
+	seq, ok := b.parse(id)
+	if !ok {
+		return nil
+	}
+	b.mu.Lock()
 	var stopped <-chan struct{}
 	if b.consumer != nil {
 		stopped = b.consumer.Done()
