@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -25,6 +26,7 @@ type Config struct {
 	LogFormat         string
 	LogLevel          string
 	Broker            string
+	BrokerURL         string
 	HistorySize       int
 	HistoryTTL        time.Duration
 	HistoryLimit      int
@@ -68,7 +70,8 @@ func Load(args []string, getenv func(string) string, help io.Writer) (Config, er
 	fs.StringVar(&origins, "allowed-origins", "*", "comma-separated Origins allowed to open WebSockets; * allows any")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
-	fs.StringVar(&c.Broker, "broker", "memory", "broker: memory")
+	fs.StringVar(&c.Broker, "broker", "memory", "broker: memory (embedded, one node) or redis (Redis Streams, many nodes)")
+	fs.StringVar(&c.BrokerURL, "broker-url", "", "broker address: redis://[user:pass@]host:port[/db] for redis (default redis://127.0.0.1:6379/0); unused by memory")
 	fs.IntVar(&c.HistorySize, "history-size", 1000, "messages kept for resume per room and per user's direct channel (negative disables)")
 	fs.IntVar(&c.HistoryLimit, "history-limit", 1000, "most messages replayed to one resuming client; beyond it welcome says recovered:false")
 	fs.DurationVar(&c.HistoryTTL, "history-ttl", 10*time.Minute, "history of a room idle this long is dropped (negative keeps it)")
@@ -125,7 +128,16 @@ func Load(args []string, getenv func(string) string, help io.Writer) (Config, er
 		return Config{}, fmt.Errorf("invalid --slow-consumer %q: use close or drop-oldest", slow)
 	}
 	c.SlowConsumer = p
-	return c, c.validate()
+	if c.Broker == "redis" && c.BrokerURL == "" {
+		c.BrokerURL = "redis://127.0.0.1:6379/0"
+	}
+	if err := c.validate(); err != nil {
+		return Config{}, err
+	}
+	if err := checkBrokerURL(c.Broker, c.BrokerURL); err != nil {
+		return Config{}, fmt.Errorf("invalid --broker-url (%s) %q: %s", EnvName("broker-url"), c.BrokerURL, err)
+	}
+	return c, nil
 }
 
 func (c Config) validate() error {
@@ -139,8 +151,10 @@ func (c Config) validate() error {
 		return bad("log-format", fmt.Sprintf("%q; use text or json", c.LogFormat))
 	case !validLevel(c.LogLevel):
 		return bad("log-level", fmt.Sprintf("%q; use debug, info, warn or error", c.LogLevel))
-	case c.Broker != "memory":
-		return bad("broker", fmt.Sprintf("unknown broker %q; available: memory", c.Broker))
+	case c.Broker != "memory" && c.Broker != "redis":
+		return bad("broker", fmt.Sprintf("unknown broker %q; available: memory, redis", c.Broker))
+	case c.Broker == "memory" && c.BrokerURL != "":
+		return bad("broker-url", "the memory broker takes no URL; set --broker redis to use one")
 	case c.HeartbeatTimeout < 0:
 		return bad("heartbeat-timeout", "must not be negative (0 means 2.5 x --heartbeat-interval)")
 	case c.HeartbeatInterval > 0 && c.HeartbeatTimeout != 0 && c.HeartbeatTimeout <= c.HeartbeatInterval:
@@ -163,6 +177,29 @@ func (c Config) validate() error {
 		return bad("shutdown-timeout", "must be positive")
 	case c.JWTSecret != "" && len(c.JWTSecret) < 16:
 		return bad("jwt-secret", "shorter than 16 bytes; use a long random secret")
+	}
+	return nil
+}
+
+// checkBrokerURL catches a malformed URL before any connection attempt.
+func checkBrokerURL(broker, raw string) error {
+	if broker == "memory" {
+		return nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return errors.New("not a URL; use redis://host:port/db")
+	}
+	switch {
+	case u.Scheme != "redis" && u.Scheme != "rediss":
+		return fmt.Errorf("scheme %q; use redis:// or rediss://", u.Scheme)
+	case u.Host == "":
+		return errors.New("no host; use redis://host:port/db")
+	}
+	if p := strings.Trim(u.Path, "/"); p != "" {
+		if _, err := strconv.Atoi(p); err != nil {
+			return fmt.Errorf("database %q is not a number", p)
+		}
 	}
 	return nil
 }

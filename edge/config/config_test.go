@@ -40,6 +40,8 @@ func TestLoad(t *testing.T) {
 		}},
 		{"interval alone is valid", []string{"--heartbeat-interval", "90s"}, nil, func(c Config) bool { return c.HeartbeatInterval == 90*time.Second }},
 		{"history limit", []string{"--history-limit", "5000"}, nil, func(c Config) bool { return c.HistoryLimit == 5000 }},
+		{"redis default URL", []string{"--broker", "redis"}, nil, func(c Config) bool { return c.BrokerURL == "redis://127.0.0.1:6379/0" }},
+		{"redis URL from env", []string{"--broker", "redis"}, map[string]string{"SWITCHBOARD_BROKER_URL": "redis://10.0.0.5:6380/2"}, func(c Config) bool { return c.BrokerURL == "redis://10.0.0.5:6380/2" }},
 		{"rate limit disabled", []string{"--rate-limit", "-1"}, nil, func(c Config) bool { return c.RateLimit < 0 }},
 	}
 	for _, tc := range cases {
@@ -71,6 +73,10 @@ func TestLoadErrors(t *testing.T) {
 		{[]string{"--history-limit", "0"}, nil, "--history-limit (SWITCHBOARD_HISTORY_LIMIT): must be at least 1"},
 		{[]string{"--log-level", "loud"}, nil, "use debug, info, warn or error"},
 		{[]string{"--broker", "kafka"}, nil, `unknown broker "kafka"`},
+		{[]string{"--broker", "redis", "--broker-url", "http://x:1"}, nil, `--broker-url (SWITCHBOARD_BROKER_URL) "http://x:1": scheme "http"`},
+		{[]string{"--broker", "redis", "--broker-url", "redis:///0"}, nil, "no host"},
+		{[]string{"--broker", "redis", "--broker-url", "redis://h:1/zero"}, nil, `database "zero"`},
+		{[]string{"--broker-url", "redis://h:1"}, nil, "memory broker takes no URL"},
 		{[]string{"--slow-consumer", "wait"}, nil, "use close or drop-oldest"},
 		{[]string{"--rate-limit", "0"}, nil, "negative to disable"},
 		{[]string{"--jwt-secret", "short"}, nil, "shorter than 16 bytes"},

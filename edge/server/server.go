@@ -85,6 +85,11 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 		if !s.ready.Load() || node.ShuttingDown() {
 			return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "not ready"})
 		}
+		if hc, ok := b.(core.HealthChecker); ok {
+			if err := hc.Healthy(); err != nil {
+				return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "not ready", "broker": err.Error()})
+			}
+		}
 		return c.JSON(fiber.Map{"status": "ready"})
 	})
 	s.app.Get("/stats", func(c *fiber.Ctx) error {
