@@ -2,6 +2,7 @@ package core
 
 import (
 	"fmt"
+	"path"
 	"time"
 )
 
@@ -15,24 +16,40 @@ const (
 	// SlowDropOldest discards the oldest queued message to make room,
 	// counts the drop and logs once per slow episode.
 	SlowDropOldest
+	// SlowConflate keeps at most one queued message per room, the newest:
+	// for tickers and state. A new message replaces the room's queued one
+	// in place; when the queue is full of other rooms, the oldest is
+	// dropped.
+	SlowConflate
+	// SlowResume stops queueing a room for a connection whose queue is
+	// full, and once the queue drains replays the room from the broker's
+	// log from the last message queued. Nothing is lost while the log holds
+	// the gap; otherwise the client gets a "gap" envelope with
+	// recovered:false. Exact with brokers whose ids are ordered
+	// (Positioner).
+	SlowResume
 )
 
+var slowNames = [...]string{SlowClose: "close", SlowDropOldest: "drop-oldest", SlowConflate: "conflate", SlowResume: "resume"}
+
 func (p SlowPolicy) String() string {
-	if p == SlowDropOldest {
-		return "drop-oldest"
+	if int(p) < len(slowNames) {
+		return slowNames[p]
 	}
-	return "close"
+	return fmt.Sprintf("SlowPolicy(%d)", int(p))
 }
 
-// ParseSlowPolicy parses "close" or "drop-oldest".
+// ParseSlowPolicy parses close, drop-oldest, conflate or resume.
 func ParseSlowPolicy(s string) (SlowPolicy, error) {
-	switch s {
-	case "close", "":
+	if s == "" {
 		return SlowClose, nil
-	case "drop-oldest":
-		return SlowDropOldest, nil
 	}
-	return 0, fmt.Errorf("%w: slow-consumer policy %q (use close or drop-oldest)", ErrInvalidConfig, s)
+	for i, name := range slowNames {
+		if s == name {
+			return SlowPolicy(i), nil
+		}
+	}
+	return 0, fmt.Errorf("%w: slow-consumer policy %q (use close, drop-oldest, conflate or resume)", ErrInvalidConfig, s)
 }
 
 // Config tunes a Node. The zero value is valid: every zero field takes its
@@ -52,9 +69,14 @@ type Config struct {
 	// Optional. Default: 256.
 	SendQueueSize int
 
-	// SlowConsumer is the policy when a send queue is full.
+	// SlowConsumer is the policy when a send queue is full, for direct
+	// messages and rooms no RoomPolicies rule matches.
 	// Optional. Default: SlowClose.
 	SlowConsumer SlowPolicy
+
+	// RoomPolicies choose a slow-consumer policy by room name pattern;
+	// the first match wins. Optional. Default: none.
+	RoomPolicies []RoomPolicy
 
 	// WriteBatch caps how many queued envelopes one transport write
 	// carries. Optional. Default: 64.
@@ -135,10 +157,24 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: rate burst %d must be at least 1", ErrInvalidConfig, c.RateBurst)
 	case c.HistoryLimit < 1:
 		return fmt.Errorf("%w: history limit %d must be at least 1", ErrInvalidConfig, c.HistoryLimit)
-	case c.SlowConsumer != SlowClose && c.SlowConsumer != SlowDropOldest:
+	case c.SlowConsumer < SlowClose || c.SlowConsumer > SlowResume:
 		return fmt.Errorf("%w: unknown slow-consumer policy %d", ErrInvalidConfig, c.SlowConsumer)
+	case badRoomPolicy(c.RoomPolicies) != nil:
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, badRoomPolicy(c.RoomPolicies))
 	case c.BrokerTimeout < 0:
 		return fmt.Errorf("%w: broker timeout must not be negative", ErrInvalidConfig)
+	}
+	return nil
+}
+
+func badRoomPolicy(rules []RoomPolicy) error {
+	for _, r := range rules {
+		if _, err := path.Match(r.Pattern, ""); err != nil || r.Pattern == "" {
+			return fmt.Errorf("room pattern %q is not a valid glob", r.Pattern)
+		}
+		if r.Policy < SlowClose || r.Policy > SlowResume {
+			return fmt.Errorf("room pattern %q: unknown slow-consumer policy %d", r.Pattern, r.Policy)
+		}
 	}
 	return nil
 }

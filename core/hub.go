@@ -112,15 +112,16 @@ func (h *Hub) remove(ctx context.Context, channel string, s *Session) error {
 	return nil
 }
 
-// broadcast enqueues the shared frame to every local member of channel and
-// returns how many it reached. It allocates nothing per recipient.
-func (h *Hub) broadcast(channel string, frame []byte, id string) int {
+// broadcast enqueues the shared frame to every local member of channel,
+// applying pol to members whose queue is full, and returns how many it
+// reached. It allocates nothing per recipient.
+func (h *Hub) broadcast(channel string, frame []byte, id string, pol SlowPolicy) int {
 	sh := h.shard(channel)
 	sh.mu.RLock()
 	members := sh.chans[channel]
 	n := 0
 	for s := range members {
-		if s.enqueue(frame, id) {
+		if s.enqueue(frame, id, channel, pol) {
 			n++
 		}
 	}

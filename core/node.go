@@ -21,12 +21,15 @@ import (
 type Node struct {
 	cfg    Config
 	broker Broker
-	hub    *Hub
-	router *Router
-	log    *slog.Logger
-	prefix string
-	nextID atomic.Uint64
-	start  time.Time
+	// replyPolicy applies to replies (acks, errors), which are not in the
+	// log: the default policy unless that needs the log (then close).
+	replyPolicy SlowPolicy
+	hub         *Hub
+	router      *Router
+	log         *slog.Logger
+	prefix      string
+	nextID      atomic.Uint64
+	start       time.Time
 
 	mu       sync.Mutex
 	sessions map[*Session]struct{}
@@ -46,8 +49,11 @@ type nodeStats struct {
 	out        atomic.Uint64 // envelopes written to transports
 	published  atomic.Uint64 // publications delivered by the broker
 	errors     atomic.Uint64 // error replies sent
-	dropped    atomic.Uint64 // envelopes dropped by drop-oldest
+	dropped    atomic.Uint64 // envelopes dropped by drop-oldest (and conflate on overflow)
 	slowClosed atomic.Uint64 // sessions closed with 4008
+	conflated  atomic.Uint64 // queued messages replaced by a newer one (conflate)
+	gaps       atomic.Uint64 // channels paused by the resume policy
+	gapsLost   atomic.Uint64 // replays the log could not complete (client told recovered:false)
 }
 
 // ConnectRequest is what an adapter learned about a new connection.
@@ -91,6 +97,10 @@ func NewNode(cfg Config, b Broker, logger *slog.Logger) (*Node, error) {
 		idle:     make(chan struct{}),
 		done:     make(chan struct{}),
 	}
+	n.replyPolicy = cfg.SlowConsumer
+	if n.replyPolicy == SlowResume || n.replyPolicy == SlowConflate {
+		n.replyPolicy = SlowClose
+	}
 	n.registerBuiltins()
 	if err := b.Start(context.Background(), n.deliver); err != nil {
 		return nil, fmt.Errorf("switchboard/core: start broker: %w", err)
@@ -117,7 +127,7 @@ func (n *Node) Done() <-chan struct{} { return n.done }
 func (n *Node) deliver(d Delivery) {
 	frame := d.Envelope.Encode()
 	n.stats.published.Add(1)
-	n.hub.broadcast(d.Channel, frame, d.Envelope.ID)
+	n.hub.broadcast(d.Channel, frame, d.Envelope.ID, n.policyFor(d.Channel))
 }
 
 // Accept registers a new connection: it joins the user's direct channel
@@ -266,13 +276,17 @@ func (s *Session) finishRecovery(welcome *Envelope, replies, history []*Envelope
 		s.mu.Unlock()
 		return
 	}
-	s.pushLocked(welcome.Encode())
+	s.pushLocked(item{frame: welcome.Encode()})
 	for _, r := range replies {
-		s.pushLocked(r.Encode())
+		s.pushLocked(item{frame: r.Encode()})
 	}
 	for _, h := range history {
 		seen[h.ID] = struct{}{}
-		s.pushLocked(h.Encode())
+		ch := UserChannel(h.To)
+		if h.Room != "" {
+			ch = RoomChannel(h.Room)
+		}
+		s.pushLocked(item{h.Encode(), h.ID, ch})
 	}
 	for _, p := range s.pending {
 		if _, dup := seen[p.id]; dup && p.id != "" {
@@ -283,7 +297,7 @@ func (s *Session) finishRecovery(welcome *Envelope, replies, history []*Envelope
 				continue
 			}
 		}
-		s.pushLocked(p.frame)
+		s.pushLocked(p)
 	}
 	s.pending = nil
 	s.recovering = false
@@ -431,6 +445,9 @@ type Stats struct {
 	Errors           uint64  `json:"errors"`
 	Dropped          uint64  `json:"dropped"`
 	SlowClosed       uint64  `json:"slow_closed"`
+	Conflated        uint64  `json:"conflated"`
+	ResumeGaps       uint64  `json:"resume_gaps"`
+	ResumeGapsLost   uint64  `json:"resume_gaps_lost"`
 	Goroutines       int     `json:"goroutines"`
 	HeapBytes        uint64  `json:"heap_bytes"`
 	SysBytes         uint64  `json:"sys_bytes"`
@@ -455,6 +472,9 @@ func (n *Node) Stats() Stats {
 		Errors:           n.stats.errors.Load(),
 		Dropped:          n.stats.dropped.Load(),
 		SlowClosed:       n.stats.slowClosed.Load(),
+		Conflated:        n.stats.conflated.Load(),
+		ResumeGaps:       n.stats.gaps.Load(),
+		ResumeGapsLost:   n.stats.gapsLost.Load(),
 		Goroutines:       runtime.NumGoroutine(),
 		HeapBytes:        ms.HeapAlloc,
 		SysBytes:         ms.Sys,

@@ -93,7 +93,7 @@ func TestConfigDefaults(t *testing.T) {
 		HistoryLimit:      1000,
 		BrokerTimeout:     5 * time.Second,
 	}
-	if got := n.Config(); got != want {
+	if got := n.Config(); !reflect.DeepEqual(got, want) {
 		t.Errorf("Config() =\n %+v\nwant\n %+v", got, want)
 	}
 	// Negative disables, and is kept.

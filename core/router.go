@@ -34,7 +34,7 @@ func newRouter() *Router {
 // reserved lists types a client may not send or an integrator may not take over.
 var reserved = map[string]bool{
 	TypeJoin: true, TypeLeave: true, TypePublish: true, TypeDirect: true, TypePing: true,
-	TypeWelcome: true, TypeMessage: true, TypeAck: true, TypeError: true, TypePong: true,
+	TypeWelcome: true, TypeMessage: true, TypeAck: true, TypeError: true, TypePong: true, TypeGap: true,
 }
 
 // Handle registers h for envelopes of type typ. It panics if typ is a

@@ -37,13 +37,15 @@ type Session struct {
 	rooms   map[string]struct{}
 
 	mu         sync.Mutex // guards everything below
-	ring       [][]byte   // outbound queue, a ring that grows to max
+	ring       []item     // outbound queue, a ring that grows to max
 	head, n    int
 	max        int
 	recovering bool
-	pending    []pendingFrame // live frames held while history is fetched
-	writing    bool           // a writer goroutine is running
-	writer     func()         // s.writeLoop, bound once by wakeLocked
+	pending    []item // live frames held while history is fetched
+	lastID     string // id of the newest broker message queued: where a resume gap starts
+	gaps       map[string]*gap
+	writing    bool   // a writer goroutine is running
+	writer     func() // s.writeLoop, bound once by wakeLocked
 	pingDue    bool
 	closing    *Disconnect // set once: the session is ending
 	closed     bool        // the transport has been closed
@@ -56,9 +58,12 @@ type Session struct {
 	why   Disconnect // valid after done
 }
 
-type pendingFrame struct {
+// item is one queued frame: shared encoded bytes, the message id ("" for
+// replies) and the broker channel it came from ("" for replies).
+type item struct {
 	frame []byte
 	id    string
+	ch    string
 }
 
 // ID is the connection id, unique within the node.
@@ -100,7 +105,7 @@ func (s *Session) Dropped() uint64 {
 
 // Send encodes env and queues it for this session only.
 func (s *Session) Send(env *Envelope) error {
-	if !s.enqueue(env.Encode(), "") {
+	if !s.enqueue(env.Encode(), "", "", s.node.replyPolicy) {
 		return ErrSessionClosed
 	}
 	return nil
@@ -193,9 +198,10 @@ func (s *Session) isClosing() bool {
 }
 
 // enqueue queues a shared frame. It never blocks; it reports whether the
-// frame was queued. id is the message id, used to de-duplicate live frames
-// against history while the session is recovering.
-func (s *Session) enqueue(frame []byte, id string) bool {
+// frame was accepted (queued, conflated, or left to a resume). id is the
+// message id and ch its broker channel ("" for replies); pol is the
+// slow-consumer policy for ch, applied when the queue is full.
+func (s *Session) enqueue(frame []byte, id, ch string, pol SlowPolicy) bool {
 	s.mu.Lock()
 	if s.closing != nil {
 		s.mu.Unlock()
@@ -203,39 +209,52 @@ func (s *Session) enqueue(frame []byte, id string) bool {
 	}
 	if s.recovering {
 		if len(s.pending) >= s.max+s.node.cfg.HistoryLimit {
-			spawn := s.startCloseLocked(DisconnectSlow)
-			s.mu.Unlock()
-			s.node.stats.slowClosed.Add(1)
-			if spawn { // recovering sessions have no writer yet: start one to close
-				go s.writer()
-			}
-			return false
+			return s.slowCloseLocked()
 		}
-		s.pending = append(s.pending, pendingFrame{frame, id})
+		s.pending = append(s.pending, item{frame, id, ch})
 		s.mu.Unlock()
+		return true
+	}
+	if s.gaps != nil && ch != "" {
+		if g := s.gaps[ch]; g != nil {
+			s.gapDeliveryLocked(g, item{frame, id, ch})
+			s.mu.Unlock()
+			return true
+		}
+	}
+	if pol == SlowConflate && s.n > 0 && ch != "" && s.conflateLocked(item{frame, id, ch}) {
+		s.mu.Unlock()
+		s.node.stats.conflated.Add(1)
 		return true
 	}
 	episode := false
 	if s.n >= s.max {
-		if s.node.cfg.SlowConsumer == SlowClose {
-			spawn := s.startCloseLocked(DisconnectSlow)
-			s.mu.Unlock()
-			s.node.stats.slowClosed.Add(1)
-			if spawn {
-				go s.writer()
+		switch {
+		case pol == SlowResume && ch != "" && id != "":
+			// Stop queueing this channel; the writer replays it from the
+			// log once the queue has drained.
+			if s.gaps == nil {
+				s.gaps = make(map[string]*gap)
 			}
-			return false
-		}
-		s.ring[s.head] = nil
-		s.head = (s.head + 1) % len(s.ring)
-		s.n--
-		s.dropped++
-		s.node.stats.dropped.Add(1)
-		if !s.slow {
-			s.slow, episode = true, true
+			s.gaps[ch] = &gap{since: s.lastID}
+			s.node.stats.gaps.Add(1)
+			s.mu.Unlock()
+			s.node.log.Info("slow consumer: pausing a channel, will replay it from the log", "conn", s.id, "user", s.user, "channel", ch)
+			return true
+		case pol == SlowDropOldest || pol == SlowConflate:
+			s.ring[s.head] = item{}
+			s.head = (s.head + 1) % len(s.ring)
+			s.n--
+			s.dropped++
+			s.node.stats.dropped.Add(1)
+			if !s.slow {
+				s.slow, episode = true, true
+			}
+		default: // SlowClose, or a reply under a policy replies cannot follow
+			return s.slowCloseLocked()
 		}
 	}
-	s.pushLocked(frame)
+	s.pushLocked(item{frame, id, ch})
 	spawn := s.wakeLocked()
 	s.mu.Unlock()
 	if episode {
@@ -247,7 +266,35 @@ func (s *Session) enqueue(frame []byte, id string) bool {
 	return true
 }
 
-func (s *Session) pushLocked(frame []byte) {
+// slowCloseLocked ends the session with 4008. Called with s.mu held;
+// releases it.
+func (s *Session) slowCloseLocked() bool {
+	spawn := s.startCloseLocked(DisconnectSlow)
+	s.mu.Unlock()
+	s.node.stats.slowClosed.Add(1)
+	if spawn { // a recovering session has no writer yet: start one to close
+		go s.writer()
+	}
+	return false
+}
+
+// conflateLocked replaces the queued frame of it's channel, if any, with
+// it: a conflated channel has at most one message waiting.
+func (s *Session) conflateLocked(it item) bool {
+	for i := 0; i < s.n; i++ {
+		j := (s.head + i) % len(s.ring)
+		if s.ring[j].ch == it.ch {
+			s.ring[j] = it
+			if it.id != "" {
+				s.lastID = it.id
+			}
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Session) pushLocked(it item) {
 	if s.n == len(s.ring) {
 		size := 2 * len(s.ring)
 		if size < 8 {
@@ -259,14 +306,17 @@ func (s *Session) pushLocked(frame []byte) {
 		if size <= s.n { // recovery may exceed max once; keep growing
 			size = 2 * s.n
 		}
-		ring := make([][]byte, size)
+		ring := make([]item, size)
 		for i := 0; i < s.n; i++ {
 			ring[i] = s.ring[(s.head+i)%len(s.ring)]
 		}
 		s.ring, s.head = ring, 0
 	}
-	s.ring[(s.head+s.n)%len(s.ring)] = frame
+	s.ring[(s.head+s.n)%len(s.ring)] = it
 	s.n++
+	if it.id != "" {
+		s.lastID = it.id
+	}
 }
 
 // wakeLocked marks a writer as running and reports whether the caller
@@ -307,12 +357,13 @@ func (s *Session) startCloseLocked(d Disconnect) bool {
 	}
 	s.recovering = false
 	s.pending = nil
+	s.gaps = nil
 	return s.wakeLocked()
 }
 
 func (s *Session) discardLocked() {
 	for i := 0; i < s.n; i++ {
-		s.ring[(s.head+i)%len(s.ring)] = nil
+		s.ring[(s.head+i)%len(s.ring)] = item{}
 	}
 	s.head, s.n = 0, 0
 }
@@ -327,6 +378,11 @@ func (s *Session) writeLoop() {
 			s.finalLocked()
 			return
 		}
+		if s.n == 0 && !s.pingDue && len(s.gaps) > 0 {
+			s.mu.Unlock()
+			s.catchUp() // drained: replay a paused channel from the log
+			continue
+		}
 		if s.n == 0 && !s.pingDue {
 			s.writing = false
 			s.slow = false
@@ -340,8 +396,8 @@ func (s *Session) writeLoop() {
 		s.pingDue = false
 		batch := s.batch[:0]
 		for s.n > 0 && len(batch) < s.node.cfg.WriteBatch {
-			batch = append(batch, s.ring[s.head])
-			s.ring[s.head] = nil
+			batch = append(batch, s.ring[s.head].frame)
+			s.ring[s.head] = item{}
 			s.head = (s.head + 1) % len(s.ring)
 			s.n--
 		}
@@ -428,7 +484,7 @@ func (s *Session) heartbeat() {
 	}
 }
 
-func (s *Session) reply(env *Envelope) { s.enqueue(env.Encode(), "") }
+func (s *Session) reply(env *Envelope) { s.enqueue(env.Encode(), "", "", s.node.replyPolicy) }
 
 func (s *Session) replyError(ref string, err error) {
 	if ErrorCode(err) == CodeInternal {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -34,6 +35,7 @@ type Config struct {
 	HeartbeatTimeout  time.Duration
 	SendQueue         int
 	SlowConsumer      core.SlowPolicy
+	RoomPolicies      []core.RoomPolicy
 	MaxMessageSize    int
 	RateLimit         float64
 	RateBurst         int
@@ -60,7 +62,7 @@ type setting struct {
 // by getenv. Usage for --help goes to help.
 func Load(args []string, getenv func(string) string, help io.Writer) (Config, error) {
 	var c Config
-	var origins, slow string
+	var origins, slow, slowRooms string
 	var size byteSize = 64 << 10
 	fs := flag.NewFlagSet("switchboard", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -78,7 +80,8 @@ func Load(args []string, getenv func(string) string, help io.Writer) (Config, er
 	fs.DurationVar(&c.HeartbeatInterval, "heartbeat-interval", 25*time.Second, "ping interval (negative disables heartbeats)")
 	fs.DurationVar(&c.HeartbeatTimeout, "heartbeat-timeout", 0, "close a connection silent for this long (4009); 0 means 2.5 x --heartbeat-interval")
 	fs.IntVar(&c.SendQueue, "send-queue", 256, "outbound queue per connection, in messages")
-	fs.StringVar(&slow, "slow-consumer", "close", "when a send queue is full: close (4008) or drop-oldest")
+	fs.StringVar(&slow, "slow-consumer", "close", "when a send queue is full: close (4008), drop-oldest, conflate (newest per room) or resume (replay from the log)")
+	fs.StringVar(&slowRooms, "slow-consumer-rooms", "", "per-room policies by name pattern, first match wins: e.g. 'ticker:*=conflate,feed:*=resume'")
 	fs.Var(&size, "max-message-size", "largest inbound frame, e.g. 65536, 64KiB or 1MiB (4003 beyond)")
 	fs.Float64Var(&c.RateLimit, "rate-limit", 50, "inbound frames per second per connection (4002 beyond; negative disables)")
 	fs.IntVar(&c.RateBurst, "rate-burst", 100, "inbound burst allowance per connection")
@@ -125,9 +128,22 @@ func Load(args []string, getenv func(string) string, help io.Writer) (Config, er
 	}
 	p, err := core.ParseSlowPolicy(slow)
 	if err != nil {
-		return Config{}, fmt.Errorf("invalid --slow-consumer %q: use close or drop-oldest", slow)
+		return Config{}, fmt.Errorf("invalid --slow-consumer %q: use close, drop-oldest, conflate or resume", slow)
 	}
 	c.SlowConsumer = p
+	for _, rule := range strings.Split(slowRooms, ",") {
+		if rule = strings.TrimSpace(rule); rule == "" {
+			continue
+		}
+		pattern, name, ok := strings.Cut(rule, "=")
+		pol, perr := core.ParseSlowPolicy(strings.TrimSpace(name))
+		pattern = strings.TrimSpace(pattern)
+		_, merr := path.Match(pattern, "")
+		if !ok || pattern == "" || perr != nil || merr != nil {
+			return Config{}, fmt.Errorf("invalid --slow-consumer-rooms (%s) rule %q: use pattern=policy, e.g. 'ticker:*=conflate', with policy close, drop-oldest, conflate or resume", EnvName("slow-consumer-rooms"), rule)
+		}
+		c.RoomPolicies = append(c.RoomPolicies, core.RoomPolicy{Pattern: pattern, Policy: pol})
+	}
 	if c.Broker == "redis" && c.BrokerURL == "" {
 		c.BrokerURL = "redis://127.0.0.1:6379/0"
 	}

@@ -35,6 +35,10 @@ func TestLoad(t *testing.T) {
 		{"KiB size", []string{"--max-message-size", "128KiB"}, nil, func(c Config) bool { return c.MaxMessageSize == 128<<10 }},
 		{"MiB size from env", nil, map[string]string{"SWITCHBOARD_MAX_MESSAGE_SIZE": "1MiB"}, func(c Config) bool { return c.MaxMessageSize == 1<<20 }},
 		{"drop-oldest", []string{"--slow-consumer", "drop-oldest"}, nil, func(c Config) bool { return c.SlowConsumer == core.SlowDropOldest }},
+		{"room policies", []string{"--slow-consumer-rooms", "ticker:*=conflate, feed:*=resume"}, nil, func(c Config) bool {
+			return len(c.RoomPolicies) == 2 && c.RoomPolicies[0] == core.RoomPolicy{Pattern: "ticker:*", Policy: core.SlowConflate} &&
+				c.RoomPolicies[1] == core.RoomPolicy{Pattern: "feed:*", Policy: core.SlowResume}
+		}},
 		{"origins list", []string{"--allowed-origins", "https://a.example, https://b.example"}, nil, func(c Config) bool {
 			return len(c.AllowedOrigins) == 2 && c.AllowedOrigins[1] == "https://b.example"
 		}},
@@ -77,7 +81,10 @@ func TestLoadErrors(t *testing.T) {
 		{[]string{"--broker", "redis", "--broker-url", "redis:///0"}, nil, "no host"},
 		{[]string{"--broker", "redis", "--broker-url", "redis://h:1/zero"}, nil, `database "zero"`},
 		{[]string{"--broker-url", "redis://h:1"}, nil, "memory broker takes no URL"},
-		{[]string{"--slow-consumer", "wait"}, nil, "use close or drop-oldest"},
+		{[]string{"--slow-consumer", "wait"}, nil, "use close, drop-oldest, conflate or resume"},
+		{[]string{"--slow-consumer-rooms", "ticker:*"}, nil, `rule "ticker:*": use pattern=policy`},
+		{[]string{"--slow-consumer-rooms", "[=close"}, nil, `rule "[=close"`},
+		{[]string{"--slow-consumer-rooms", "a*=snooze"}, nil, `rule "a*=snooze"`},
 		{[]string{"--rate-limit", "0"}, nil, "negative to disable"},
 		{[]string{"--jwt-secret", "short"}, nil, "shorter than 16 bytes"},
 		{[]string{"--nope"}, nil, "flag provided but not defined: -nope"},

@@ -46,6 +46,7 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 		HeartbeatTimeout:  cfg.HeartbeatTimeout,
 		SendQueueSize:     cfg.SendQueue,
 		SlowConsumer:      cfg.SlowConsumer,
+		RoomPolicies:      cfg.RoomPolicies,
 		MaxMessageSize:    cfg.MaxMessageSize,
 		RateLimit:         cfg.RateLimit,
 		RateBurst:         cfg.RateBurst,
