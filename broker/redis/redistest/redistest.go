@@ -1,0 +1,159 @@
+// Package redistest starts throwaway redis-server processes for tests:
+// one per call, on a random free loopback port, with no persistence, in
+// the test's temporary directory, stopped when the test ends. A missing
+// redis-server fails the test (CI installs it; nothing is skipped).
+package redistest
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Server is one redis-server process. Its methods may be called from the
+// test goroutine only.
+type Server struct {
+	Addr string // 127.0.0.1:port
+	URL  string // redis://127.0.0.1:port/0
+
+	t    testing.TB
+	bin  string
+	port int
+	dir  string
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	exit chan struct{} // closed when cmd has exited
+	log  *os.File
+}
+
+// readyTimeout bounds the wait for a server to accept connections.
+const readyTimeout = 10 * time.Second
+
+// Start runs redis-server on a free loopback port and waits until it
+// accepts connections. It is stopped in t.Cleanup.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Fatalf("redistest: redis-server is not installed (%v): install it with `apt-get install -y redis-server` (.ci/run does)", err)
+	}
+	port, err := freePort()
+	if err != nil {
+		t.Fatalf("redistest: %v", err)
+	}
+	s := &Server{
+		Addr: "127.0.0.1:" + strconv.Itoa(port),
+		URL:  "redis://127.0.0.1:" + strconv.Itoa(port) + "/0",
+		t:    t, bin: bin, port: port, dir: t.TempDir(),
+	}
+	t.Cleanup(s.Stop)
+	s.start()
+	return s
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+func (s *Server) start() {
+	s.t.Helper()
+	log, err := os.CreateTemp(s.dir, "redis-*.log")
+	if err != nil {
+		s.t.Fatalf("redistest: %v", err)
+	}
+	cmd := exec.Command(s.bin, "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", s.dir)
+	cmd.Stdout, cmd.Stderr = log, log
+	// Its own process group, killed if the test binary dies.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		log.Close()
+		s.t.Fatalf("redistest: start redis-server: %v", err)
+	}
+	exit := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(exit)
+	}()
+	s.mu.Lock()
+	s.cmd, s.exit, s.log = cmd, exit, log
+	s.mu.Unlock()
+
+	deadline := time.Now().Add(readyTimeout)
+	for {
+		c, err := net.DialTimeout("tcp", s.Addr, 100*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return
+		}
+		select {
+		case <-exit:
+			out, _ := os.ReadFile(log.Name())
+			s.t.Fatalf("redistest: redis-server on %s exited at start:\n%s", s.Addr, out)
+		default:
+		}
+		if time.Now().After(deadline) {
+			s.stop(syscall.SIGKILL)
+			s.t.Fatalf("redistest: redis-server on %s not ready within %s: %v", s.Addr, readyTimeout, err)
+		}
+		// No readiness signal exists besides a successful dial: poll.
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Stop shuts the server down (SIGTERM, then SIGKILL after 5 s) and waits
+// for it to exit. Idempotent; Restart starts it again on the same port,
+// empty (there is no persistence).
+func (s *Server) Stop() { s.stop(syscall.SIGTERM) }
+
+// Kill ends the server with SIGKILL, like a crash, and waits for it.
+func (s *Server) Kill() { s.stop(syscall.SIGKILL) }
+
+func (s *Server) stop(sig syscall.Signal) {
+	s.mu.Lock()
+	cmd, exit, log := s.cmd, s.exit, s.log
+	s.cmd = nil
+	s.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Signal(sig)
+	select {
+	case <-exit:
+	case <-time.After(5 * time.Second):
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-exit
+	}
+	log.Close()
+}
+
+// Restart stops the server if it runs and starts it again on the same
+// port: an empty Redis, as after a crash without persistence.
+func (s *Server) Restart() {
+	s.t.Helper()
+	s.Stop()
+	s.start()
+}
+
+// Running reports whether the process is up.
+func (s *Server) Running() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cmd != nil
+}
+
+
+// String is the server's address.
+func (s *Server) String() string { return fmt.Sprintf("redis-server %s", s.Addr) }
