@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -54,8 +55,22 @@ func Start(t testing.TB) *Server {
 		t:    t, bin: bin, port: port, dir: t.TempDir(),
 	}
 	t.Cleanup(s.Stop)
-	s.start()
-	return s
+	// The port was free a moment ago; another process may take it before
+	// redis-server binds it. Try a few fresh ports.
+	for attempt := 1; ; attempt++ {
+		out, ok := s.start()
+		if ok {
+			return s
+		}
+		if attempt == 3 || !strings.Contains(out, "Address already in use") {
+			t.Fatalf("redistest: redis-server on %s exited at start:\n%s", s.Addr, out)
+		}
+		if s.port, err = freePort(); err != nil {
+			t.Fatalf("redistest: %v", err)
+		}
+		s.Addr = "127.0.0.1:" + strconv.Itoa(s.port)
+		s.URL = "redis://" + s.Addr + "/0"
+	}
 }
 
 func freePort() (int, error) {
@@ -67,7 +82,9 @@ func freePort() (int, error) {
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
-func (s *Server) start() {
+// start runs the server and waits until it accepts connections. If it
+// exits first, start returns its output and false.
+func (s *Server) start() (string, bool) {
 	s.t.Helper()
 	log, err := os.CreateTemp(s.dir, "redis-*.log")
 	if err != nil {
@@ -96,12 +113,16 @@ func (s *Server) start() {
 		c, err := net.DialTimeout("tcp", s.Addr, 100*time.Millisecond)
 		if err == nil {
 			c.Close()
-			return
+			return "", true
 		}
 		select {
 		case <-exit:
 			out, _ := os.ReadFile(log.Name())
-			s.t.Fatalf("redistest: redis-server on %s exited at start:\n%s", s.Addr, out)
+			s.mu.Lock()
+			s.cmd = nil
+			s.mu.Unlock()
+			log.Close()
+			return string(out), false
 		default:
 		}
 		if time.Now().After(deadline) {
@@ -144,7 +165,9 @@ func (s *Server) stop(sig syscall.Signal) {
 func (s *Server) Restart() {
 	s.t.Helper()
 	s.Stop()
-	s.start()
+	if out, ok := s.start(); !ok {
+		s.t.Fatalf("redistest: redis-server on %s exited at restart:\n%s", s.Addr, out)
+	}
 }
 
 // Running reports whether the process is up.
