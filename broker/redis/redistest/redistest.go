@@ -177,6 +177,5 @@ func (s *Server) Running() bool {
 	return s.cmd != nil
 }
 
-
 // String is the server's address.
 func (s *Server) String() string { return fmt.Sprintf("redis-server %s", s.Addr) }
