@@ -141,6 +141,8 @@ func TestBinaryBadConfigExits(t *testing.T) {
 		{[]string{"--slow-consumer", "ignore"}, "", "--slow-consumer"},
 		{[]string{"--addr", "256.0.0.1:1"}, "", "--addr"},
 		{[]string{"--jwt-secret", "short"}, "", "--jwt-secret"},
+		{[]string{"--broker", "redis", "--broker-url", "redis://127.0.0.1:1/0"}, "", "cannot reach redis at 127.0.0.1:1"},
+		{[]string{"--broker", "redis", "--broker-url", "mysql://x"}, "", "--broker-url"},
 	}
 	for _, tc := range cases {
 		t.Run(strings.Join(tc.args, " ")+tc.env, func(t *testing.T) {

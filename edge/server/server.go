@@ -14,6 +14,7 @@ import (
 
 	wsadapter "github.com/switchboard-dev/switchboard/adapters/websocket"
 	"github.com/switchboard-dev/switchboard/broker/memory"
+	redisbroker "github.com/switchboard-dev/switchboard/broker/redis"
 	"github.com/switchboard-dev/switchboard/core"
 	"github.com/switchboard-dev/switchboard/edge/auth"
 	"github.com/switchboard-dev/switchboard/edge/config"
@@ -99,12 +100,20 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 	return s, nil
 }
 
+// brokerStartTimeout bounds connecting to the broker at start.
+const brokerStartTimeout = 10 * time.Second
+
 func openBroker(cfg config.Config, logger *slog.Logger) (core.Broker, error) {
 	switch cfg.Broker {
 	case "memory":
 		return memory.New(memory.Config{HistorySize: cfg.HistorySize, HistoryTTL: cfg.HistoryTTL}, logger)
+	case "redis":
+		redisbroker.SetClientLogger(logger)
+		ctx, cancel := context.WithTimeout(context.Background(), brokerStartTimeout)
+		defer cancel()
+		return redisbroker.New(ctx, redisbroker.Config{URL: cfg.BrokerURL}, logger)
 	}
-	return nil, fmt.Errorf("unknown broker %q (available: memory)", cfg.Broker)
+	return nil, fmt.Errorf("unknown broker %q (available: memory, redis)", cfg.Broker)
 }
 
 func errorHandler(c *fiber.Ctx, err error) error {

@@ -1,0 +1,141 @@
+package test
+
+import (
+	"encoding/json"
+	"fmt"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/switchboard-dev/switchboard/broker/redis/redistest"
+	"github.com/switchboard-dev/switchboard/core"
+	"github.com/switchboard-dev/switchboard/edge/config"
+)
+
+// seqOf reads the sequence number a test publisher put in data.
+func seqOf(t *testing.T, env *core.Envelope) int {
+	t.Helper()
+	var d struct{ Seq int }
+	if err := json.Unmarshal(env.Data, &d); err != nil {
+		t.Fatalf("data of %s: %v", env.Encode(), err)
+	}
+	return d.Seq
+}
+
+// TestMultiNodeFailoverRedis: two edge processes on one redis-server act as
+// one service. A subscriber on node A and one on node B see a publisher on
+// B. Node A is SIGKILLed mid-stream; its subscriber reconnects to B with
+// its last id and ends up with every message exactly once, in order.
+func TestMultiNodeFailoverRedis(t *testing.T) {
+	rs := redistest.Start(t)
+	args := []string{"--broker", "redis", "--broker-url", rs.URL, "--rate-limit", "-1"}
+	cmdA, addrA, logsA := startBinary(t, args...)
+	_, addrB, _ := startBinary(t, args...)
+	a, b := &edge{addr: addrA}, &edge{addr: addrB}
+
+	subA, _ := connect(t, a.url(q("user", "sa", "rooms", "seq")))
+	subB, _ := connect(t, b.url(q("user", "sb", "rooms", "seq")))
+	// The publisher must be in the room; its reader goroutine buffers its
+	// acks and own copies.
+	pub, _ := connect(t, b.url(q("user", "pub", "rooms", "seq")))
+
+	const total = 400
+	stop := make(chan struct{})
+	pubErr := make(chan error, 1)
+	go func() { // the publisher paces itself; errors go back to the test goroutine
+		tick := time.NewTicker(2 * time.Millisecond)
+		defer tick.Stop()
+		for i := 0; i < total; i++ {
+			select {
+			case <-stop:
+				pubErr <- nil
+				return
+			case <-tick.C:
+			}
+			msg := fmt.Sprintf(`{"v":1,"type":"publish","room":"seq","data":{"seq":%d}}`, i)
+			if err := pub.conn.WriteMessage(1, []byte(msg)); err != nil {
+				pubErr <- fmt.Errorf("publish %d: %w", i, err)
+				return
+			}
+		}
+		pubErr <- nil
+	}()
+	defer close(stop)
+
+	// Node A's subscriber reads a while, then A dies.
+	var got []int
+	var lastID string
+	for len(got) < 100 {
+		env := subA.expect(core.TypeMessage)
+		got = append(got, seqOf(t, env))
+		lastID = env.ID
+	}
+	if err := cmdA.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for { // drain what A managed to send before dying
+		select {
+		case env, ok := <-subA.envs:
+			if !ok {
+				goto reconnect
+			}
+			if env.Type == core.TypeMessage {
+				got = append(got, seqOf(t, env))
+				lastID = env.ID
+			}
+		case <-time.After(waitFor):
+			t.Fatalf("node A's connection did not end after SIGKILL; logs:\n%s", logsA)
+		}
+	}
+reconnect:
+	resumed, w := connect(t, b.url(q("user", "sa", "rooms", "seq", "since", lastID)))
+	if w.Recovered == nil || !*w.Recovered {
+		t.Fatalf("welcome on node B = %+v, want recovered:true", w)
+	}
+	for len(got) < total {
+		env := resumed.expect(core.TypeMessage)
+		got = append(got, seqOf(t, env))
+	}
+	for i, s := range got {
+		if s != i {
+			t.Fatalf("subscriber A got %v... at index %d: %d, want %d (lost or duplicated)", got[max(0, i-3):i+1], i, s, i)
+		}
+	}
+	for i := 0; i < total; i++ {
+		if s := seqOf(t, subB.expect(core.TypeMessage)); s != i {
+			t.Fatalf("subscriber B got %d, want %d", s, i)
+		}
+	}
+	if err := <-pubErr; err != nil {
+		t.Fatal(err)
+	}
+	resumed.ping()
+}
+
+// TestRedisOutage: while Redis is down, connected clients stay connected,
+// publishes get broker_unavailable, /readyz says not ready; after Redis
+// returns, the node is ready again and messages flow.
+func TestRedisOutage(t *testing.T) {
+	rs := redistest.Start(t)
+	e := startEdge(t, func(c *config.Config) { c.Broker, c.BrokerURL = "redis", rs.URL })
+	c, _ := connect(t, e.url(q("user", "u", "rooms", "r")))
+	c.send(`{"v":1,"type":"publish","room":"r","data":"before"}`)
+	c.ackAnd(core.TypeMessage)
+
+	rs.Stop()
+	eventually(t, "/readyz to report the outage", func() bool {
+		return getJSON(t, "http://"+e.addr+"/readyz", nil) == 503
+	})
+	c.send(`{"v":1,"type":"publish","room":"r","data":"during","ref":"p"}`)
+	c.expectError(core.CodeBrokerDown, "p")
+	c.ping() // still connected
+
+	rs.Restart()
+	eventually(t, "/readyz to recover", func() bool {
+		return getJSON(t, "http://"+e.addr+"/readyz", nil) == 200
+	})
+	c.send(`{"v":1,"type":"publish","room":"r","data":"after"}`)
+	if _, m := c.ackAnd(core.TypeMessage); dataString(t, m) != "after" {
+		t.Fatalf("got %s", m.Encode())
+	}
+}
