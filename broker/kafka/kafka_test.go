@@ -1,0 +1,521 @@
+package kafka_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/switchboard-dev/switchboard/broker"
+	"github.com/switchboard-dev/switchboard/broker/brokertest"
+	"github.com/switchboard-dev/switchboard/broker/kafka"
+	"github.com/switchboard-dev/switchboard/core"
+	"github.com/switchboard-dev/switchboard/core/coretest"
+)
+
+// TestMain fails the package if a broker leaves its Sarama or franz-go
+// goroutines behind after Close. One goroutine is not a leak: Sarama
+// registers go-metrics meters, and go-metrics ticks every meter of the
+// process from one arbiter goroutine it starts on the first meter and
+// never stops (a process-wide singleton, not per broker).
+func TestMain(m *testing.M) {
+	coretest.VerifyNone(m, "github.com/rcrowley/go-metrics.(*meterArbiter).tick")
+}
+
+var quiet = slog.New(slog.DiscardHandler)
+
+// newCluster starts an in-process Kafka (kfake: the real wire protocol)
+// on a random loopback port.
+func newCluster(t *testing.T, opts ...kfake.Opt) *kfake.Cluster {
+	t.Helper()
+	c, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(1)}, opts...)...)
+	if err != nil {
+		t.Fatalf("kfake: %v", err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// config is a test configuration: short timeouts so outages show quickly.
+func config(addrs []string, topic string) kafka.Config {
+	return kafka.Config{
+		Brokers:        addrs,
+		Topic:          topic,
+		DialTimeout:    time.Second,
+		RequestTimeout: time.Second,
+	}
+}
+
+// newBroker makes an unstarted broker, closed when the test ends.
+func newBroker(t *testing.T, cfg kafka.Config) *kafka.Broker {
+	t.Helper()
+	b, err := kafka.New(context.Background(), cfg, quiet)
+	if err != nil {
+		t.Fatalf("kafka.New: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := b.Close(ctx); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return b
+}
+
+func TestConformance(t *testing.T) {
+	t.Parallel()
+	cluster := newCluster(t)
+	cfg := config(cluster.ListenAddrs(), "conformance")
+	brokertest.Run(t, brokertest.Features{GlobalOrder: true, SharedLog: true}, func(t *testing.T) core.Broker {
+		return newBroker(t, cfg)
+	})
+}
+
+// recorder collects deliveries and signals each one.
+type recorder struct {
+	mu      sync.Mutex
+	got     []core.Delivery
+	changed chan struct{}
+}
+
+func newRecorder() *recorder { return &recorder{changed: make(chan struct{})} }
+
+func (r *recorder) deliver(d core.Delivery) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.got = append(r.got, d)
+	close(r.changed)
+	r.changed = make(chan struct{})
+}
+
+// waitN waits until n deliveries arrived and returns them all.
+func (r *recorder) waitN(t *testing.T, n int) []core.Delivery {
+	t.Helper()
+	timeout := time.NewTimer(10 * time.Second)
+	defer timeout.Stop()
+	for {
+		r.mu.Lock()
+		got, changed := append([]core.Delivery(nil), r.got...), r.changed
+		r.mu.Unlock()
+		if len(got) >= n {
+			return got
+		}
+		select {
+		case <-changed:
+		case <-timeout.C:
+			t.Fatalf("%d deliveries within 10s, want %d", len(got), n)
+		}
+	}
+}
+
+func (r *recorder) all() []core.Delivery {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]core.Delivery(nil), r.got...)
+}
+
+func start(t *testing.T, b *kafka.Broker) *recorder {
+	t.Helper()
+	rec := newRecorder()
+	if err := b.Start(context.Background(), rec.deliver); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	return rec
+}
+
+func publish(t *testing.T, b *kafka.Broker, channel string, i int) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	env := &core.Envelope{V: core.Version, Type: core.TypeMessage, Room: strings.TrimPrefix(channel, "room:"), Data: []byte(strconv.Itoa(i))}
+	id, err := b.Publish(ctx, channel, env)
+	if err != nil {
+		t.Fatalf("Publish(%s, %d): %v", channel, i, err)
+	}
+	return id
+}
+
+func history(t *testing.T, b *kafka.Broker, since string, limit int, channels ...string) core.HistoryResult {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res, err := b.History(ctx, core.HistoryRequest{Channels: channels, Since: since, Limit: limit})
+	if err != nil {
+		t.Fatalf("History(since %s): %v", since, err)
+	}
+	return res
+}
+
+func ids(envs []*core.Envelope) []string {
+	out := make([]string, len(envs))
+	for i, e := range envs {
+		out[i] = e.ID
+	}
+	return out
+}
+
+func deliveredIDs(ds []core.Delivery) []string {
+	out := make([]string, len(ds))
+	for i, d := range ds {
+		out[i] = d.Envelope.ID
+	}
+	return out
+}
+
+// TestUnreachableAtStart: a cluster nobody listens for fails New at once
+// with one line naming the address and wrapping ErrUnavailable.
+func TestUnreachableAtStart(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+
+	began := time.Now()
+	b, err := kafka.New(context.Background(), config([]string{addr}, "t"), quiet)
+	if err == nil {
+		b.Close(context.Background())
+		t.Fatal("New succeeded against a closed port")
+	}
+	if !errors.Is(err, kafka.ErrUnavailable) {
+		t.Errorf("error %v does not wrap ErrUnavailable", err)
+	}
+	msg := err.Error()
+	if !strings.Contains(msg, addr) || !strings.Contains(msg, "--broker-url") || strings.Contains(msg, "\n") {
+		t.Errorf("error %q: want one line naming %s and suggesting --broker-url", msg, addr)
+	}
+	if d := time.Since(began); d > 5*time.Second {
+		t.Errorf("New took %s to fail", d)
+	}
+}
+
+// TestTwoNodesReceiveEverything: two nodes on one cluster never compete:
+// each delivers every message of both, in one order, with the same ids.
+func TestTwoNodesReceiveEverything(t *testing.T) {
+	t.Parallel()
+	cluster := newCluster(t)
+	cfg := config(cluster.ListenAddrs(), "two-nodes")
+	b1, b2 := newBroker(t, cfg), newBroker(t, cfg)
+	r1, r2 := start(t, b1), start(t, b2)
+	var want []string
+	for i := range 20 {
+		b := b1
+		if i%2 == 1 {
+			b = b2
+		}
+		want = append(want, publish(t, b, core.RoomChannel("r"+strconv.Itoa(i%3)), i))
+	}
+	for n, r := range []*recorder{r1, r2} {
+		got := deliveredIDs(r.waitN(t, len(want)))
+		if strings.Join(got, " ") != strings.Join(want, " ") {
+			t.Errorf("node %d delivered %v, want %v", n+1, got, want)
+		}
+	}
+}
+
+// TestRestartDoesNotReplay: a node started after messages were published
+// delivers only what comes after its start, and still resumes from the
+// older ids.
+func TestRestartDoesNotReplay(t *testing.T) {
+	t.Parallel()
+	cluster := newCluster(t)
+	cfg := config(cluster.ListenAddrs(), "restart")
+	room := core.RoomChannel("r")
+	b1 := newBroker(t, cfg)
+	start(t, b1)
+	old := []string{publish(t, b1, room, 0), publish(t, b1, room, 1), publish(t, b1, room, 2)}
+	if err := b1.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	b2 := newBroker(t, cfg)
+	r2 := start(t, b2)
+	fresh := publish(t, b2, room, 3)
+	got := deliveredIDs(r2.waitN(t, 1))
+	if len(got) != 1 || got[0] != fresh {
+		t.Fatalf("restarted node delivered %v, want only %s", got, fresh)
+	}
+	res := history(t, b2, old[0], 10, room)
+	if !res.Recovered || strings.Join(ids(res.Envelopes), " ") != strings.Join([]string{old[1], old[2], fresh}, " ") {
+		t.Fatalf("History since the first old id = recovered %v %v", res.Recovered, ids(res.Envelopes))
+	}
+}
+
+// TestRetentionGap: records removed below a since (DeleteRecords, as
+// retention would) make it unrecoverable; what is left is returned.
+func TestRetentionGap(t *testing.T) {
+	t.Parallel()
+	cluster := newCluster(t)
+	cfg := config(cluster.ListenAddrs(), "retention")
+	b := newBroker(t, cfg)
+	start(t, b)
+	room := core.RoomChannel("r")
+	var all []string
+	for i := range 6 {
+		all = append(all, publish(t, b, room, i))
+	}
+	// Through the protocol, as an operator's tool or retention would.
+	cl, err := kgo.NewClient(kgo.SeedBrokers(cluster.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var offs kadm.Offsets
+	offs.AddOffset(cfg.Topic, 0, 3, -1)
+	res, err := kadm.NewClient(cl).DeleteRecords(context.Background(), offs)
+	if err == nil {
+		err = res.Error()
+	}
+	if err != nil {
+		t.Fatalf("DeleteRecords: %v", err)
+	}
+
+	h := history(t, b, all[0], 10, room)
+	if h.Recovered || strings.Join(ids(h.Envelopes), " ") != strings.Join(all[3:], " ") {
+		t.Errorf("since a deleted record: recovered %v %v, want false %v", h.Recovered, ids(h.Envelopes), all[3:])
+	}
+	h = history(t, b, all[2], 10, room)
+	if !h.Recovered || strings.Join(ids(h.Envelopes), " ") != strings.Join(all[3:], " ") {
+		t.Errorf("since the last deleted record: recovered %v %v, want true %v", h.Recovered, ids(h.Envelopes), all[3:])
+	}
+}
+
+// TestTopicRecreated: deleting and recreating the topic starts a new
+// epoch: old ids are unrecoverable and incomparable, and the reader
+// carries on with the new log.
+func TestTopicRecreated(t *testing.T) {
+	t.Parallel()
+	cluster := newCluster(t)
+	cfg := config(cluster.ListenAddrs(), "recreated")
+	b := newBroker(t, cfg)
+	rec := start(t, b)
+	room := core.RoomChannel("r")
+	old := []string{publish(t, b, room, 0), publish(t, b, room, 1)}
+	oldEpoch := b.Epoch()
+
+	if err := cluster.DeleteTopic(cfg.Topic); err != nil {
+		t.Fatal(err)
+	}
+	if err := cluster.CreateTopic(cfg.Topic, 1, nil); err != nil {
+		t.Fatal(err)
+	}
+	fresh := publish(t, b, room, 2)
+	if b.Epoch() == oldEpoch || !strings.HasPrefix(fresh, b.Epoch()+"-") {
+		t.Fatalf("after recreation: epoch %s (was %s), new id %s", b.Epoch(), oldEpoch, fresh)
+	}
+	if got := deliveredIDs(rec.waitN(t, 3)); got[2] != fresh {
+		t.Fatalf("delivered %v, want %s third", got, fresh)
+	}
+	h := history(t, b, old[0], 10, room)
+	if h.Recovered || len(h.Envelopes) > 0 {
+		t.Errorf("since an id of the old topic: recovered %v %v, want false and nothing", h.Recovered, ids(h.Envelopes))
+	}
+	if _, ok := b.After(fresh, old[1]); ok {
+		t.Errorf("After compared ids of two epochs")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := b.WaitDelivered(ctx, old[1]); err != nil {
+		t.Errorf("WaitDelivered(old epoch) = %v, want nil at once", err)
+	}
+}
+
+// TestOutageAndRecovery: with the cluster gone, Healthy reports
+// ErrUnavailable within a bounded time and Publish fails promptly; once
+// it is back (same port, same data), the node heals, delivers again and
+// resumes from ids issued before the outage.
+func TestOutageAndRecovery(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	dir := t.TempDir()
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port), kfake.DataDir(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := config(cluster.ListenAddrs(), "outage")
+	b := newBroker(t, cfg)
+	rec := start(t, b)
+	room := core.RoomChannel("r")
+	before := publish(t, b, room, 0)
+	if err := b.Healthy(); err != nil {
+		t.Fatalf("Healthy before the outage: %v", err)
+	}
+
+	cluster.Close()
+	began := time.Now()
+	for b.Healthy() == nil { // Healthy is state, not an event: poll it
+		if time.Since(began) > 10*time.Second {
+			t.Fatal("Healthy still nil 10s into the outage")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := b.Healthy(); !errors.Is(err, kafka.ErrUnavailable) {
+		t.Fatalf("Healthy during the outage = %v, want ErrUnavailable", err)
+	}
+	t.Logf("outage noticed after %s: %v", time.Since(began).Round(time.Millisecond), b.Healthy())
+
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	began = time.Now()
+	_, err = b.Publish(ctx, room, &core.Envelope{V: core.Version, Type: core.TypeMessage, Room: "r"})
+	if !errors.Is(err, kafka.ErrUnavailable) {
+		t.Fatalf("Publish during the outage = %v, want ErrUnavailable", err)
+	}
+	if d := time.Since(began); d > 10*time.Second {
+		t.Errorf("Publish took %s to fail", d)
+	}
+	t.Logf("publish failed after %s: %v", time.Since(began).Round(time.Millisecond), err)
+
+	cluster, err = kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port), kfake.DataDir(dir))
+	if err != nil {
+		t.Fatalf("restart kfake: %v", err)
+	}
+	t.Cleanup(cluster.Close)
+	after := publish(t, b, room, 1)
+	got := deliveredIDs(rec.waitN(t, 2))
+	if got[len(got)-1] != after {
+		t.Fatalf("after recovery delivered %v, want %s last", got, after)
+	}
+	if err := b.Healthy(); err != nil {
+		t.Errorf("Healthy after recovery: %v", err)
+	}
+	h := history(t, b, before, 10, room)
+	if !h.Recovered || len(h.Envelopes) == 0 || h.Envelopes[len(h.Envelopes)-1].ID != after {
+		t.Errorf("History since before the outage: recovered %v %v, want true ending with %s", h.Recovered, ids(h.Envelopes), after)
+	}
+}
+
+// TestMalformedRecordSkipped: a record that is not a Switchboard message
+// is skipped by the reader and by History.
+func TestMalformedRecordSkipped(t *testing.T) {
+	t.Parallel()
+	cluster := newCluster(t)
+	cfg := config(cluster.ListenAddrs(), "malformed")
+	b := newBroker(t, cfg)
+	rec := start(t, b)
+	room := core.RoomChannel("r")
+	first := publish(t, b, room, 0)
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(cluster.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: cfg.Topic, Value: []byte("not an envelope")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	last := publish(t, b, room, 1)
+	got := deliveredIDs(rec.waitN(t, 2))
+	if strings.Join(got, " ") != first+" "+last {
+		t.Fatalf("delivered %v, want %s %s", got, first, last)
+	}
+	h := history(t, b, first, 10, room)
+	if !h.Recovered || strings.Join(ids(h.Envelopes), " ") != last {
+		t.Fatalf("History = recovered %v %v, want true [%s]", h.Recovered, ids(h.Envelopes), last)
+	}
+}
+
+// TestWaitDeliveredAndAfter: the positioning helpers core uses at the
+// resume seam.
+func TestWaitDeliveredAndAfter(t *testing.T) {
+	t.Parallel()
+	cluster := newCluster(t)
+	cfg := config(cluster.ListenAddrs(), "positions")
+	b := newBroker(t, cfg)
+	start(t, b)
+	room := core.RoomChannel("r")
+	a, c := publish(t, b, room, 0), publish(t, b, room, 1)
+	if after, ok := b.After(c, a); !ok || !after {
+		t.Errorf("After(later, earlier) = %v, %v", after, ok)
+	}
+	if after, ok := b.After(a, c); !ok || after {
+		t.Errorf("After(earlier, later) = %v, %v", after, ok)
+	}
+	if _, ok := b.After("garbage", a); ok {
+		t.Errorf("After compared garbage")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	epoch, _, _ := strings.Cut(c, "-")
+	for _, id := range []string{c, "garbage", epoch + "-999999"} { // delivered, unparseable, ahead of the log
+		if err := b.WaitDelivered(ctx, id); err != nil {
+			t.Errorf("WaitDelivered(%s) = %v", id, err)
+		}
+	}
+	if err := b.Sync(ctx); err != nil {
+		t.Errorf("Sync: %v", err)
+	}
+	if err := b.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Healthy(); !errors.Is(err, broker.ErrClosed) {
+		t.Errorf("Healthy after Close = %v, want broker.ErrClosed", err)
+	}
+	if _, err := b.History(ctx, core.HistoryRequest{Channels: []string{room}, Since: a}); !errors.Is(err, broker.ErrClosed) {
+		t.Errorf("History after Close = %v, want broker.ErrClosed", err)
+	}
+}
+
+func TestParseURL(t *testing.T) {
+	t.Parallel()
+	good := map[string]string{
+		"kafka://localhost:9092":            "localhost:9092",
+		"kafka://h1:9092,h2:9093":           "h1:9092 h2:9093",
+		"kafka://h1":                        "h1:9092",
+		"kafka://h1/":                       "h1:9092",
+		"kafka://[::1]:9092,10.0.0.1":       "[::1]:9092 10.0.0.1:9092",
+		"kafka://kafka-0.kafka.svc:29092":   "kafka-0.kafka.svc:29092",
+		"kafka://127.0.0.1:1,127.0.0.1:2,x": "127.0.0.1:1 127.0.0.1:2 x:9092",
+	}
+	for raw, want := range good {
+		got, err := kafka.ParseURL(raw)
+		if err != nil || strings.Join(got, " ") != want {
+			t.Errorf("ParseURL(%q) = %v, %v; want %s", raw, got, err, want)
+		}
+	}
+	for _, raw := range []string{"", "kafka://", "redis://h:6379", "h:9092", "kafka://h:9092,", "kafka://h:0",
+		"kafka://h:99999", "kafka://u:p@h:9092", "kafka://h:9092/topic", "kafka://h:9092?tls=1", "kafka://:9092"} {
+		if got, err := kafka.ParseURL(raw); !errors.Is(err, kafka.ErrInvalidConfig) {
+			t.Errorf("ParseURL(%q) = %v, %v; want ErrInvalidConfig", raw, got, err)
+		}
+	}
+}
+
+func TestValidate(t *testing.T) {
+	t.Parallel()
+	if err := (kafka.Config{Brokers: []string{"h:9092"}}).Validate(); err != nil {
+		t.Errorf("minimal config: %v", err)
+	}
+	for name, cfg := range map[string]kafka.Config{
+		"no brokers":      {},
+		"bad broker":      {Brokers: []string{"h"}},
+		"bad topic":       {Brokers: []string{"h:1"}, Topic: "a/b"},
+		"negative dial":   {Brokers: []string{"h:1"}, DialTimeout: -1},
+		"backoff inverse": {Brokers: []string{"h:1"}, RetryBackoff: time.Second, MaxRetryBackoff: time.Millisecond},
+	} {
+		err := cfg.Validate()
+		if !errors.Is(err, kafka.ErrInvalidConfig) {
+			t.Errorf("%s: Validate = %v, want ErrInvalidConfig", name, err)
+		}
+		if _, nerr := kafka.New(context.Background(), cfg, quiet); !errors.Is(nerr, kafka.ErrInvalidConfig) {
+			t.Errorf("%s: New = %v, want ErrInvalidConfig", name, nerr)
+		}
+	}
+}
