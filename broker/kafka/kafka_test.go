@@ -35,7 +35,7 @@ var quiet = slog.New(slog.DiscardHandler)
 
 // newCluster starts an in-process Kafka (kfake: the real wire protocol)
 // on a random loopback port.
-func newCluster(t *testing.T, opts ...kfake.Opt) *kfake.Cluster {
+func newCluster(t testing.TB, opts ...kfake.Opt) *kfake.Cluster {
 	t.Helper()
 	c, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(1)}, opts...)...)
 	if err != nil {
@@ -56,7 +56,7 @@ func config(addrs []string, topic string) kafka.Config {
 }
 
 // newBroker makes an unstarted broker, closed when the test ends.
-func newBroker(t *testing.T, cfg kafka.Config) *kafka.Broker {
+func newBroker(t testing.TB, cfg kafka.Config) *kafka.Broker {
 	t.Helper()
 	b, err := kafka.New(context.Background(), cfg, quiet)
 	if err != nil {
