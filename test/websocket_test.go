@@ -443,3 +443,55 @@ func TestBadRoomsAtConnect(t *testing.T) {
 	c.expectError(core.CodeTooManyRooms, "")
 	c.ping()
 }
+
+// TestResumePolicyStalledReader: a WebSocket client stops reading while 8
+// MB are published to a room under the resume policy. Its queue overflows,
+// the room is paused, and once the client reads again it gets every
+// message, in order, exactly once, replayed from the log.
+func TestResumePolicyStalledReader(t *testing.T) {
+	e := startEdge(t, func(c *config.Config) {
+		c.SendQueue = 16
+		c.RoomPolicies = []core.RoomPolicy{{Pattern: "log:*", Policy: core.SlowResume}}
+		c.HistorySize = 2000
+		c.HistoryLimit = 2000
+	})
+	// Not reading yet. The receive buffer is bounded (256 KiB) so the server's
+	// writes stall, yet large enough that the window is usable once the
+	// client reads (a tiny SO_RCVBUF clamps the window for the connection's
+	// life and the catch-up would crawl on zero-window probes).
+	slow := dial(t, e.url(q("user", "slow", "rooms", "log:a")), withRcvBuf(256<<10))
+	node := e.srv.Node()
+	const n = 1000
+	payload := strings.Repeat("x", 8<<10)
+	for i := 0; i < n; i++ {
+		env := &core.Envelope{V: 1, Type: core.TypeMessage, Room: "log:a", From: "backend",
+			Data: []byte(fmt.Sprintf(`"%d %s"`, i, payload))}
+		ctx, cancel := contextWithTimeout(waitFor)
+		if _, err := node.Publish(ctx, core.RoomChannel("log:a"), env); err != nil {
+			t.Fatalf("publish %d: %v", i, err)
+		}
+		cancel()
+	}
+	if s := e.stats(t); s.ResumeGaps == 0 {
+		t.Fatalf("stats %+v: the stalled reader's room was never paused (publish more?)", s)
+	}
+	slow.read()
+	slow.expect(core.TypeWelcome)
+	defer func() {
+		if t.Failed() {
+			t.Logf("logs:\n%s", e.logs)
+		}
+	}()
+	for i := 0; i < n; i++ {
+		env := slow.expect(core.TypeMessage)
+		var seq int
+		fmt.Sscanf(dataString(t, env), "%d", &seq)
+		if seq != i {
+			t.Fatalf("got message %d, want %d", seq, i)
+		}
+	}
+	slow.ping()
+	if s := e.stats(t); s.SlowClosed != 0 || s.ResumeGapsLost != 0 || s.Dropped != 0 {
+		t.Fatalf("stats %+v: nothing should be lost or closed", s)
+	}
+}
