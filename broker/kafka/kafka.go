@@ -570,7 +570,13 @@ func (b *Broker) History(ctx context.Context, req core.HistoryRequest) (core.His
 	)
 	for end < 0 || from < end {
 		fp, id, next, err := b.fetch(ctx, tm.leader, since.epoch, from)
-		if err != nil {
+		if err == nil {
+			err = fp.Err
+		}
+		if errors.Is(err, kerr.UnknownTopicID) || errors.Is(err, kerr.UnknownTopicOrPartition) {
+			return core.HistoryResult{}, nil // deleted (and maybe recreated) meanwhile
+		}
+		if err != nil && !errors.Is(err, kerr.OffsetOutOfRange) {
 			return core.HistoryResult{}, b.unavailable("history: fetch", err)
 		}
 		if !id.zero() && id != since.epoch {
@@ -591,9 +597,6 @@ func (b *Broker) History(ctx context.Context, req core.HistoryRequest) (core.His
 			default:
 				return core.HistoryResult{}, b.unavailable("history: fetch", fp.Err)
 			}
-		}
-		if fp.Err != nil {
-			return core.HistoryResult{}, b.unavailable("history: fetch", fp.Err)
 		}
 		if end < 0 {
 			end = fp.HighWatermark
