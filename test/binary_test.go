@@ -143,6 +143,7 @@ func TestBinaryBadConfigExits(t *testing.T) {
 		{[]string{"--jwt-secret", "short"}, "", "--jwt-secret"},
 		{[]string{"--broker", "redis", "--broker-url", "redis://127.0.0.1:1/0"}, "", "cannot reach redis at 127.0.0.1:1"},
 		{[]string{"--broker", "redis", "--broker-url", "mysql://x"}, "", "--broker-url"},
+		{[]string{"--broker", "kafka", "--broker-url", "kafka://127.0.0.1:1"}, "", "cannot reach kafka at 127.0.0.1:1"},
 	}
 	for _, tc := range cases {
 		t.Run(strings.Join(tc.args, " ")+tc.env, func(t *testing.T) {

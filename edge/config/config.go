@@ -72,8 +72,8 @@ func Load(args []string, getenv func(string) string, help io.Writer) (Config, er
 	fs.StringVar(&origins, "allowed-origins", "*", "comma-separated Origins allowed to open WebSockets; * allows any")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
-	fs.StringVar(&c.Broker, "broker", "memory", "broker: memory (embedded, one node) or redis (Redis Streams, many nodes)")
-	fs.StringVar(&c.BrokerURL, "broker-url", "", "broker address: redis://[user:pass@]host:port[/db] for redis (default redis://127.0.0.1:6379/0); unused by memory")
+	fs.StringVar(&c.Broker, "broker", "memory", "broker: memory (embedded, one node), redis (Redis Streams) or kafka; redis and kafka let many nodes act as one")
+	fs.StringVar(&c.BrokerURL, "broker-url", "", "broker address: redis://[user:pass@]host:port[/db] (default redis://127.0.0.1:6379/0) or kafka://host:9092[,host2:9092] (default kafka://127.0.0.1:9092); unused by memory")
 	fs.IntVar(&c.HistorySize, "history-size", 1000, "messages kept for resume per room and per user's direct channel (negative disables)")
 	fs.IntVar(&c.HistoryLimit, "history-limit", 1000, "most messages replayed to one resuming client; beyond it welcome says recovered:false")
 	fs.DurationVar(&c.HistoryTTL, "history-ttl", 10*time.Minute, "history of a room idle this long is dropped (negative keeps it)")
@@ -144,8 +144,8 @@ func Load(args []string, getenv func(string) string, help io.Writer) (Config, er
 		}
 		c.RoomPolicies = append(c.RoomPolicies, core.RoomPolicy{Pattern: pattern, Policy: pol})
 	}
-	if c.Broker == "redis" && c.BrokerURL == "" {
-		c.BrokerURL = "redis://127.0.0.1:6379/0"
+	if c.BrokerURL == "" {
+		c.BrokerURL = defaultBrokerURL[c.Broker]
 	}
 	if err := c.validate(); err != nil {
 		return Config{}, err
@@ -167,8 +167,8 @@ func (c Config) validate() error {
 		return bad("log-format", fmt.Sprintf("%q; use text or json", c.LogFormat))
 	case !validLevel(c.LogLevel):
 		return bad("log-level", fmt.Sprintf("%q; use debug, info, warn or error", c.LogLevel))
-	case c.Broker != "memory" && c.Broker != "redis":
-		return bad("broker", fmt.Sprintf("unknown broker %q; available: memory, redis", c.Broker))
+	case c.Broker != "memory" && c.Broker != "redis" && c.Broker != "kafka":
+		return bad("broker", fmt.Sprintf("unknown broker %q; available: memory, redis, kafka", c.Broker))
 	case c.Broker == "memory" && c.BrokerURL != "":
 		return bad("broker-url", "the memory broker takes no URL; set --broker redis to use one")
 	case c.HeartbeatTimeout < 0:
@@ -197,6 +197,11 @@ func (c Config) validate() error {
 	return nil
 }
 
+var defaultBrokerURL = map[string]string{
+	"redis": "redis://127.0.0.1:6379/0",
+	"kafka": "kafka://127.0.0.1:9092",
+}
+
 // checkBrokerURL catches a malformed URL before any connection attempt.
 func checkBrokerURL(broker, raw string) error {
 	if broker == "memory" {
@@ -204,7 +209,13 @@ func checkBrokerURL(broker, raw string) error {
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return errors.New("not a URL; use redis://host:port/db")
+		return fmt.Errorf("not a URL; use %s", defaultBrokerURL[broker])
+	}
+	if broker == "kafka" {
+		if u.Scheme != "kafka" || u.Host == "" {
+			return errors.New("use kafka://host:9092[,host2:9092]")
+		}
+		return nil
 	}
 	switch {
 	case u.Scheme != "redis" && u.Scheme != "rediss":

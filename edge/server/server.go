@@ -14,6 +14,7 @@ import (
 
 	wsadapter "github.com/switchboard-dev/switchboard/adapters/websocket"
 	"github.com/switchboard-dev/switchboard/broker/memory"
+	kafkabroker "github.com/switchboard-dev/switchboard/broker/kafka"
 	redisbroker "github.com/switchboard-dev/switchboard/broker/redis"
 	"github.com/switchboard-dev/switchboard/core"
 	"github.com/switchboard-dev/switchboard/edge/auth"
@@ -112,8 +113,16 @@ func openBroker(cfg config.Config, logger *slog.Logger) (core.Broker, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), brokerStartTimeout)
 		defer cancel()
 		return redisbroker.New(ctx, redisbroker.Config{URL: cfg.BrokerURL}, logger)
+	case "kafka":
+		brokers, err := kafkabroker.ParseURL(cfg.BrokerURL)
+		if err != nil {
+			return nil, err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), brokerStartTimeout)
+		defer cancel()
+		return kafkabroker.New(ctx, kafkabroker.Config{Brokers: brokers}, logger)
 	}
-	return nil, fmt.Errorf("unknown broker %q (available: memory, redis)", cfg.Broker)
+	return nil, fmt.Errorf("unknown broker %q (available: memory, redis, kafka)", cfg.Broker)
 }
 
 func errorHandler(c *fiber.Ctx, err error) error {
