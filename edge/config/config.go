@@ -28,6 +28,8 @@ type Config struct {
 	LogLevel          string
 	Broker            string
 	BrokerURL         string
+	RetentionMessages int64
+	RetentionAge      time.Duration
 	HistorySize       int
 	HistoryTTL        time.Duration
 	HistoryLimit      int
@@ -74,9 +76,11 @@ func Load(args []string, getenv func(string) string, help io.Writer) (Config, er
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&c.Broker, "broker", "memory", "broker: memory (embedded, one node), redis (Redis Streams) or kafka; redis and kafka let many nodes act as one")
 	fs.StringVar(&c.BrokerURL, "broker-url", "", "broker address: redis://[user:pass@]host:port[/db] (default redis://127.0.0.1:6379/0) or kafka://host:9092[,host2:9092] (default kafka://127.0.0.1:9092); unused by memory")
-	fs.IntVar(&c.HistorySize, "history-size", 1000, "messages kept for resume per room and per user's direct channel (negative disables)")
+	fs.Int64Var(&c.RetentionMessages, "retention-messages", 100000, "redis: messages the stream keeps for resume (XADD MAXLEN ~, approximate; negative: unbounded)")
+	fs.DurationVar(&c.RetentionAge, "retention-age", 24*time.Hour, "kafka: retention.ms of the topic when switchboard creates it (negative: the cluster's default)")
+	fs.IntVar(&c.HistorySize, "history-size", 1000, "memory: messages kept for resume per room and per user's direct channel (negative disables)")
 	fs.IntVar(&c.HistoryLimit, "history-limit", 1000, "most messages replayed to one resuming client; beyond it welcome says recovered:false")
-	fs.DurationVar(&c.HistoryTTL, "history-ttl", 10*time.Minute, "history of a room idle this long is dropped (negative keeps it)")
+	fs.DurationVar(&c.HistoryTTL, "history-ttl", 10*time.Minute, "memory: history of a room idle this long is dropped (negative keeps it)")
 	fs.DurationVar(&c.HeartbeatInterval, "heartbeat-interval", 25*time.Second, "ping interval (negative disables heartbeats)")
 	fs.DurationVar(&c.HeartbeatTimeout, "heartbeat-timeout", 0, "close a connection silent for this long (4009); 0 means 2.5 x --heartbeat-interval")
 	fs.IntVar(&c.SendQueue, "send-queue", 256, "outbound queue per connection, in messages")
@@ -175,6 +179,10 @@ func (c Config) validate() error {
 		return bad("heartbeat-timeout", "must not be negative (0 means 2.5 x --heartbeat-interval)")
 	case c.HeartbeatInterval > 0 && c.HeartbeatTimeout != 0 && c.HeartbeatTimeout <= c.HeartbeatInterval:
 		return bad("heartbeat-timeout", fmt.Sprintf("%s must be longer than --heartbeat-interval %s", c.HeartbeatTimeout, c.HeartbeatInterval))
+	case c.RetentionMessages == 0:
+		return bad("retention-messages", "must be positive, or negative for unbounded")
+	case c.RetentionAge == 0:
+		return bad("retention-age", "must be positive, or negative for the cluster's default")
 	case c.HistoryLimit < 1:
 		return bad("history-limit", "must be at least 1")
 	case c.SendQueue < 1:
@@ -257,7 +265,7 @@ func (e *explained) Set(s string) error {
 	if err := e.Value.Set(s); err != nil {
 		want := "a valid value"
 		switch v := e.Value.(flag.Getter).Get().(type) {
-		case int:
+		case int, int64:
 			want = "a whole number"
 		case float64:
 			want = "a number"

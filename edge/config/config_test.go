@@ -46,6 +46,7 @@ func TestLoad(t *testing.T) {
 		{"history limit", []string{"--history-limit", "5000"}, nil, func(c Config) bool { return c.HistoryLimit == 5000 }},
 		{"redis default URL", []string{"--broker", "redis"}, nil, func(c Config) bool { return c.BrokerURL == "redis://127.0.0.1:6379/0" }},
 		{"redis URL from env", []string{"--broker", "redis"}, map[string]string{"SWITCHBOARD_BROKER_URL": "redis://10.0.0.5:6380/2"}, func(c Config) bool { return c.BrokerURL == "redis://10.0.0.5:6380/2" }},
+		{"retention", []string{"--retention-messages", "500", "--retention-age", "2h"}, nil, func(c Config) bool { return c.RetentionMessages == 500 && c.RetentionAge == 2*time.Hour }},
 		{"kafka default URL", []string{"--broker", "kafka"}, nil, func(c Config) bool { return c.BrokerURL == "kafka://127.0.0.1:9092" }},
 		{"rate limit disabled", []string{"--rate-limit", "-1"}, nil, func(c Config) bool { return c.RateLimit < 0 }},
 	}
@@ -78,6 +79,8 @@ func TestLoadErrors(t *testing.T) {
 		{[]string{"--history-limit", "0"}, nil, "--history-limit (SWITCHBOARD_HISTORY_LIMIT): must be at least 1"},
 		{[]string{"--log-level", "loud"}, nil, "use debug, info, warn or error"},
 		{[]string{"--broker", "pigeon"}, nil, `unknown broker "pigeon"`},
+		{[]string{"--retention-messages", "0"}, nil, "--retention-messages (SWITCHBOARD_RETENTION_MESSAGES): must be positive"},
+		{[]string{"--retention-messages", "lots"}, nil, "expected a whole number"},
 		{[]string{"--broker", "kafka", "--broker-url", "redis://x:1"}, nil, "use kafka://host:9092"},
 		{[]string{"--broker", "redis", "--broker-url", "http://x:1"}, nil, `--broker-url (SWITCHBOARD_BROKER_URL) "http://x:1": scheme "http"`},
 		{[]string{"--broker", "redis", "--broker-url", "redis:///0"}, nil, "no host"},

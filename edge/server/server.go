@@ -112,7 +112,7 @@ func openBroker(cfg config.Config, logger *slog.Logger) (core.Broker, error) {
 		redisbroker.SetClientLogger(logger)
 		ctx, cancel := context.WithTimeout(context.Background(), brokerStartTimeout)
 		defer cancel()
-		return redisbroker.New(ctx, redisbroker.Config{URL: cfg.BrokerURL}, logger)
+		return redisbroker.New(ctx, redisbroker.Config{URL: cfg.BrokerURL, MaxLen: cfg.RetentionMessages}, logger)
 	case "kafka":
 		brokers, err := kafkabroker.ParseURL(cfg.BrokerURL)
 		if err != nil {
@@ -120,7 +120,7 @@ func openBroker(cfg config.Config, logger *slog.Logger) (core.Broker, error) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), brokerStartTimeout)
 		defer cancel()
-		return kafkabroker.New(ctx, kafkabroker.Config{Brokers: brokers}, logger)
+		return kafkabroker.New(ctx, kafkabroker.Config{Brokers: brokers, Retention: cfg.RetentionAge}, logger)
 	}
 	return nil, fmt.Errorf("unknown broker %q (available: memory, redis, kafka)", cfg.Broker)
 }
