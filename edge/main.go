@@ -8,11 +8,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/switchboard-dev/switchboard/edge/config"
 	"github.com/switchboard-dev/switchboard/edge/server"
@@ -37,14 +40,17 @@ func run(args []string) int {
 		return 1
 	}
 	logger := newLogger(cfg)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
 	srv, err := server.New(cfg, logger)
+	if err != nil && cfg.BrokerWait && errors.Is(err, server.ErrBrokerUnavailable) {
+		srv, err = waitForBroker(ctx, cfg, logger, ln, err)
+	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "switchboard: %v\n", err)
 		_ = ln.Close()
 		return 1
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	select {
@@ -77,3 +83,67 @@ func newLogger(cfg config.Config) *slog.Logger {
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, opts))
 }
+
+// waitForBroker serves /healthz (200) and /readyz (503) on ln while it
+// retries server.New with backoff, for --broker-wait. It returns the
+// server once the broker answers, with ln free for it, or the last error
+// when a signal arrives or the failure is not an outage.
+func waitForBroker(ctx context.Context, cfg config.Config, logger *slog.Logger, ln net.Listener, err error) (*server.Server, error) {
+	logger.Warn("broker unreachable; not ready, retrying (--broker-wait)", "broker", cfg.Broker, "err", err)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"status":"ok"}`)
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = io.WriteString(w, `{"status":"not ready","broker":"unreachable"}`)
+	})
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		_ = hs.Serve(keepOpen{ln})
+	}()
+	defer func() {
+		// Stop the stand-in server without closing ln (the real server
+		// takes it over): a past deadline makes its Accept fail, Shutdown
+		// makes it give up, and the cleared deadline hands ln on.
+		tl, _ := ln.(*net.TCPListener)
+		if tl != nil {
+			_ = tl.SetDeadline(time.Now())
+		}
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = hs.Shutdown(sctx)
+		<-served
+		if tl != nil {
+			_ = tl.SetDeadline(time.Time{})
+		}
+	}()
+	backoff := 500 * time.Millisecond
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(backoff):
+		}
+		var srv *server.Server
+		srv, err = server.New(cfg, logger)
+		if err == nil {
+			logger.Info("broker reachable; starting")
+			return srv, nil
+		}
+		if !errors.Is(err, server.ErrBrokerUnavailable) {
+			return nil, err
+		}
+		logger.Debug("broker still unreachable", "err", err)
+		backoff = min(2*backoff, 10*time.Second)
+	}
+}
+
+// keepOpen lets the stand-in server stop without closing the listener.
+type keepOpen struct{ net.Listener }
+
+func (keepOpen) Close() error { return nil }

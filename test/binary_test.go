@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -62,8 +63,25 @@ func TestMain(m *testing.M) {
 // startBinary runs the built edge on 127.0.0.1:0 and returns its address,
 // read from the JSON "listening" log line.
 func startBinary(t *testing.T, args ...string) (*exec.Cmd, string, *syncBuffer) {
+	return startBinaryUntil(t, "listening", args...)
+}
+
+// startBinaryUnready is startBinary for an edge waiting for its broker
+// (--broker-wait): it returns once the stand-in /healthz is served.
+func startBinaryUnready(t *testing.T, args ...string) (*exec.Cmd, string, *syncBuffer) {
+	return startBinaryUntil(t, "broker unreachable; not ready, retrying (--broker-wait)", args...)
+}
+
+func startBinaryUntil(t *testing.T, ready string, args ...string) (*exec.Cmd, string, *syncBuffer) {
 	t.Helper()
-	cmd := exec.Command(switchboardBin(t), append([]string{"--addr", "127.0.0.1:0", "--log-format", "json"}, args...)...)
+	// A free port chosen here, since a waiting edge logs no "listening".
+	probe, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	listenAddr := probe.Addr().String()
+	probe.Close()
+	cmd := exec.Command(switchboardBin(t), append([]string{"--addr", listenAddr, "--log-format", "json"}, args...)...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -81,8 +99,8 @@ func startBinary(t *testing.T, args ...string) (*exec.Cmd, string, *syncBuffer) 
 			line := sc.Bytes()
 			logs.Write(append(line, '\n'))
 			var rec struct{ Msg, Addr string }
-			if json.Unmarshal(line, &rec) == nil && rec.Msg == "listening" {
-				addr <- rec.Addr
+			if json.Unmarshal(line, &rec) == nil && rec.Msg == ready {
+				addr <- listenAddr
 			}
 		}
 	}()

@@ -3,6 +3,7 @@ package test
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"strings"
 	"syscall"
 	"testing"
@@ -159,4 +160,45 @@ func TestRedisOutage(t *testing.T) {
 	if _, m := c.ackAnd(core.TypeMessage); dataString(t, m) != "after" {
 		t.Fatalf("got %s", m.Encode())
 	}
+}
+
+// TestBrokerWait: with --broker-wait an edge whose Redis is down at start
+// stays up, live but not ready, and becomes ready and serves once Redis
+// comes up.
+func TestBrokerWait(t *testing.T) {
+	rs := redistest.Start(t)
+	rs.Stop()
+	_, addr, logs := startBinaryUnready(t, "--broker", "redis", "--broker-url", rs.URL, "--broker-wait")
+	e := &edge{addr: addr}
+	if code := getJSON(t, "http://"+addr+"/healthz", nil); code != 200 {
+		t.Fatalf("/healthz %d while waiting for the broker", code)
+	}
+	if code := getJSON(t, "http://"+addr+"/readyz", nil); code != 503 {
+		t.Fatalf("/readyz %d while waiting for the broker, want 503", code)
+	}
+	rs.Restart()
+	// The stand-in server hands the listener over meanwhile: a request may
+	// fail in between, which is not an answer.
+	defer func() {
+		if t.Failed() {
+			t.Logf("logs:\n%s", logs)
+		}
+	}()
+	eventually(t, "ready once Redis is up", func() bool { return statusOf("http://"+addr+"/readyz") == 200 })
+	c, _ := connect(t, e.url(q("user", "u", "rooms", "r")))
+	c.send(`{"v":1,"type":"publish","room":"r","data":"hello"}`)
+	c.ackAnd(core.TypeMessage)
+	if len(logs.lines("broker unreachable; not ready, retrying (--broker-wait)")) != 1 {
+		t.Fatalf("no waiting log; logs:\n%s", logs)
+	}
+}
+
+// statusOf returns the HTTP status of a GET, or 0 if the request failed.
+func statusOf(u string) int {
+	resp, err := http.Get(u)
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }

@@ -29,6 +29,7 @@ type Config struct {
 	Broker            string
 	BrokerURL         string
 	RetentionMessages int64
+	BrokerWait        bool
 	RetentionAge      time.Duration
 	HistorySize       int
 	HistoryTTL        time.Duration
@@ -76,6 +77,7 @@ func Load(args []string, getenv func(string) string, help io.Writer) (Config, er
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&c.Broker, "broker", "memory", "broker: memory (embedded, one node), redis (Redis Streams) or kafka; redis and kafka let many nodes act as one")
 	fs.StringVar(&c.BrokerURL, "broker-url", "", "broker address: redis://[user:pass@]host:port[/db] (default redis://127.0.0.1:6379/0) or kafka://host:9092[,host2:9092] (default kafka://127.0.0.1:9092); unused by memory")
+	fs.BoolVar(&c.BrokerWait, "broker-wait", false, "if the broker is unreachable at start, serve /healthz, report not ready on /readyz and keep retrying instead of exiting")
 	fs.Int64Var(&c.RetentionMessages, "retention-messages", 100000, "redis: messages the stream keeps for resume (XADD MAXLEN ~, approximate; negative: unbounded)")
 	fs.DurationVar(&c.RetentionAge, "retention-age", 24*time.Hour, "kafka: retention.ms of the topic when switchboard creates it (negative: the cluster's default)")
 	fs.IntVar(&c.HistorySize, "history-size", 1000, "memory: messages kept for resume per room and per user's direct channel (negative disables)")

@@ -13,8 +13,8 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	wsadapter "github.com/switchboard-dev/switchboard/adapters/websocket"
-	"github.com/switchboard-dev/switchboard/broker/memory"
 	kafkabroker "github.com/switchboard-dev/switchboard/broker/kafka"
+	"github.com/switchboard-dev/switchboard/broker/memory"
 	redisbroker "github.com/switchboard-dev/switchboard/broker/redis"
 	"github.com/switchboard-dev/switchboard/core"
 	"github.com/switchboard-dev/switchboard/edge/auth"
@@ -40,6 +40,9 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 		logger = slog.Default()
 	}
 	b, err := openBroker(cfg, logger)
+	if errors.Is(err, redisbroker.ErrUnavailable) || errors.Is(err, kafkabroker.ErrUnavailable) {
+		return nil, brokerDown{err}
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -100,6 +103,16 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 	})
 	return s, nil
 }
+
+// ErrBrokerUnavailable is matched (errors.Is) by New's error when the
+// broker could not be reached: the one failure worth retrying.
+var ErrBrokerUnavailable = errors.New("switchboard/edge/server: broker unavailable")
+
+// brokerDown keeps the driver's message and adds ErrBrokerUnavailable.
+type brokerDown struct{ error }
+
+func (e brokerDown) Unwrap() error        { return e.error }
+func (e brokerDown) Is(target error) bool { return target == ErrBrokerUnavailable }
 
 // brokerStartTimeout bounds connecting to the broker at start.
 const brokerStartTimeout = 10 * time.Second
