@@ -238,8 +238,13 @@ func (b *Broker) ensureStream(ctx context.Context) (*jetstream.StreamInfo, error
 func (b *Broker) streamError(err error) error {
 	var apiErr *jetstream.APIError
 	switch {
-	case errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount):
-		return b.unreachable(fmt.Errorf("JetStream is not enabled: %w", err))
+	case errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) ||
+		errors.Is(err, natsio.ErrNoResponders):
+		return &unavailableError{
+			msg: fmt.Sprintf("switchboard/broker/nats: nats at %s answers but JetStream does not: %v (is nats-server running with JetStream, -js? check --broker-url)",
+				b.addrs, oneLine(err)),
+			cause: err,
+		}
 	case errors.As(err, &apiErr):
 		return fmt.Errorf("switchboard/broker/nats: stream %q at %s: %w", b.cfg.Stream, b.addrs, err)
 	default:

@@ -13,6 +13,7 @@ import (
 
 	natsio "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/switchboard-dev/switchboard/broker"
 	"github.com/switchboard-dev/switchboard/broker/brokertest"
@@ -643,5 +644,66 @@ func TestValidate(t *testing.T) {
 		if _, nerr := nats.New(context.Background(), cfg, quiet); !errors.Is(nerr, nats.ErrInvalidConfig) {
 			t.Errorf("%s: New = %v, want ErrInvalidConfig", name, nerr)
 		}
+	}
+}
+
+// TestJetStreamDisabled: a server without JetStream fails New with one
+// line that says what to check, wrapping ErrUnavailable.
+func TestJetStreamDisabled(t *testing.T) {
+	t.Parallel()
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	b, err := nats.New(context.Background(), config(srv.ClientURL(), "NOJS"), quiet)
+	if err == nil {
+		b.Close(context.Background())
+		t.Fatal("New succeeded without JetStream")
+	}
+	if msg := err.Error(); !errors.Is(err, nats.ErrUnavailable) || !strings.Contains(msg, "JetStream") || strings.Contains(msg, "\n") {
+		t.Errorf("New without JetStream = %v, want one line wrapping ErrUnavailable that names JetStream", err)
+	}
+	t.Logf("%v", err)
+}
+
+// TestMemoryStreamLostOnRestart: a memory-storage stream does not survive
+// a server restart; the reader recreates it under a new epoch, ids from
+// before are unrecoverable, and delivery goes on.
+func TestMemoryStreamLostOnRestart(t *testing.T) {
+	t.Parallel()
+	srv := natstest.Start(t)
+	cfg := config(srv.URL, "MEMORY")
+	cfg.Storage = "memory"
+	b := newBroker(t, cfg)
+	rec := start(t, b)
+	room := core.RoomChannel("r")
+	old := publish(t, b, room, 0)
+	oldEpoch := b.Epoch()
+	srv.Shutdown()
+	srv.Restart()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for b.Epoch() == oldEpoch { // Epoch is state, not an event: poll it
+		select {
+		case <-ctx.Done():
+			t.Fatal("the reader did not recreate the stream")
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	fresh := publish(t, b, room, 1)
+	if got := deliveredIDs(rec.waitN(t, 2)); got[1] != fresh || !strings.HasPrefix(fresh, b.Epoch()+"-") {
+		t.Fatalf("delivered %v, want %s (epoch %s) second", got, fresh, b.Epoch())
+	}
+	if h := history(t, b, old, 10, room); h.Recovered || len(h.Envelopes) > 0 {
+		t.Errorf("since an id of the lost stream: recovered %v %v, want false and nothing", h.Recovered, ids(h.Envelopes))
+	}
+	if err := b.Healthy(); err != nil {
+		t.Errorf("Healthy: %v", err)
 	}
 }

@@ -42,17 +42,25 @@ func (r *reader) run(ctx context.Context) {
 			continue
 		}
 		r.b.log.Debug("nats reader: consumer ended; recreating it", "next", r.next, "err", err)
-		if !errors.Is(err, errConsumerLost) {
+		pause := r.b.cfg.ReconnectWait // a consumer that worked: recreate it soon
+		if errors.Is(err, errConsumerLost) {
+			wait = r.b.cfg.ReconnectWait
+		} else {
+			// One that could not be set up: report it, and back off.
 			r.b.health.readerFailed(err)
-			select {
-			case <-ctx.Done():
-				return
-			case <-r.nudged:
-				wait = r.b.cfg.ReconnectWait
-			case <-time.After(wait):
-				wait = min(2*wait, max(maxReaderBackoff, r.b.cfg.ReconnectWait))
-			}
+			pause = wait
+			wait = min(2*wait, max(maxReaderBackoff, r.b.cfg.ReconnectWait))
 		}
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-r.nudged:
+			wait = r.b.cfg.ReconnectWait
+		case <-t.C:
+		}
+		t.Stop()
 	}
 }
 
