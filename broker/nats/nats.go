@@ -299,9 +299,12 @@ func (b *Broker) Start(ctx context.Context, deliver func(core.Delivery)) error {
 	}
 	cctx, cancel := context.WithTimeout(ctx, b.cfg.RequestTimeout)
 	defer cancel()
-	info, err := b.ensureStream(cctx)
+	info, err := b.streamInfo(cctx)
+	if errors.Is(err, jetstream.ErrStreamNotFound) { // deleted since New
+		info, err = b.ensureStream(cctx)
+	}
 	if err != nil {
-		return err
+		return b.unavailable("start: stream info", err)
 	}
 	ep, next := epochOf(info.Created), info.State.LastSeq+1
 	b.delivered.advance(ep, next)

@@ -108,7 +108,7 @@ func (r *reader) consume(ctx context.Context) error {
 		// Wait for the reconnect (it nudges) rather than spin.
 		return fmt.Errorf("not connected (%s)", b.nc.Status())
 	}
-	if err := r.checkEpoch(cctx); err != nil {
+	if _, err := r.checkEpoch(cctx); err != nil {
 		return err
 	}
 	rctx, rcancel := context.WithTimeout(cctx, b.cfg.RequestTimeout)
@@ -141,8 +141,10 @@ func (r *reader) consume(ctx context.Context) error {
 	// The stream may have been recreated between the epoch check and the
 	// consumer's creation: the consumer would then start at an old
 	// sequence of a new stream. Check once more.
-	if err := r.checkEpoch(cctx); err != nil {
+	if changed, err := r.checkEpoch(cctx); err != nil {
 		return err
+	} else if changed {
+		return fmt.Errorf("%w: the stream was recreated while the consumer was created", errConsumerLost)
 	}
 
 	it, err := cons.Messages(
@@ -156,6 +158,7 @@ func (r *reader) consume(ctx context.Context) error {
 	}
 	defer it.Stop()
 	b.health.readerOK()
+	var delivered uint64 // the consumer's delivery sequence
 	for {
 		m, err := it.Next(jetstream.NextContext(cctx))
 		if err != nil {
@@ -169,6 +172,12 @@ func (r *reader) consume(ctx context.Context) error {
 			b.log.Error("nats reader: message without metadata", "err", err)
 			continue
 		}
+		if meta.Sequence.Consumer != delivered+1 {
+			// A message went missing between the server and here (a slow
+			// consumer drop): start again from the last one delivered.
+			return fmt.Errorf("%w: delivery sequence %d after %d", errConsumerLost, meta.Sequence.Consumer, delivered)
+		}
+		delivered = meta.Sequence.Consumer
 		seq := meta.Sequence.Stream
 		if seq < r.next {
 			continue // delivered already (a redelivery after a reset)
@@ -184,7 +193,7 @@ func (r *reader) consume(ctx context.Context) error {
 // when its creation time changed, starts a new epoch from its first
 // sequence. A stream that lost messages the reader had not delivered
 // (limits reached during an outage) is read from its first sequence.
-func (r *reader) checkEpoch(ctx context.Context) error {
+func (r *reader) checkEpoch(ctx context.Context) (changed bool, err error) {
 	b := r.b
 	cctx, cancel := context.WithTimeout(ctx, b.cfg.RequestTimeout)
 	defer cancel()
@@ -193,9 +202,10 @@ func (r *reader) checkEpoch(ctx context.Context) error {
 		info, err = b.ensureStream(cctx)
 	}
 	if err != nil {
-		return fmt.Errorf("stream info: %w", err)
+		return false, fmt.Errorf("stream info: %w", err)
 	}
 	if ep := epochOf(info.Created); ep != r.epoch {
+		changed = true
 		b.log.Warn("nats stream was recreated: a new epoch begins; resumes from older ids report recovered:false",
 			"old_epoch", r.epoch.String(), "epoch", ep.String())
 		r.epoch, r.next = ep, max(info.State.FirstSeq, 1)
@@ -207,7 +217,7 @@ func (r *reader) checkEpoch(ctx context.Context) error {
 		b.delivered.advance(r.epoch, r.next)
 	}
 	b.delivered.setLast(r.epoch, info.State.LastSeq)
-	return nil
+	return changed, nil
 }
 
 // handle delivers one message, then marks it delivered and hands its id
