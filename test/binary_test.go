@@ -201,12 +201,15 @@ func TestBinaryHelpListsEverySetting(t *testing.T) {
 // hold the process past --shutdown-timeout: its session is aborted at the
 // deadline, the others got 1012, and the process exits 0.
 func TestBinarySIGTERMWithStalledClient(t *testing.T) {
-	cmd, addr, logs := startBinary(t, "--shutdown-timeout", "2s")
+	cmd, addr, logs := startBinary(t, "--shutdown-timeout", "2s", "--rate-limit", "-1")
 	e := &edge{addr: addr}
-	dial(t, e.url(q("user", "stalled", "rooms", "big")), withRcvBuf(4096)) // never reads
+	stalled := dial(t, e.url(q("user", "stalled", "rooms", "big")), withRcvBuf(4096)) // never reads after the welcome
+	if _, _, err := stalled.conn.ReadMessage(); err != nil { // joined
+		t.Fatal(err)
+	}
 	pub, _ := connect(t, e.url(q("user", "pub", "rooms", "big")))
 	payload := strings.Repeat("x", 60<<10)
-	for i := 0; i < 90; i++ { // 5.4 MB: more than the stalled socket's buffers
+	for i := 0; i < 200; i++ { // 12 MB: more than the stalled socket's buffers (up to 4 MB + 4 KB)
 		pub.send(`{"v":1,"type":"publish","room":"big","data":"` + payload + `"}`)
 		pub.ackAnd(core.TypeMessage)
 	}
