@@ -162,6 +162,7 @@ func TestBinaryBadConfigExits(t *testing.T) {
 		{[]string{"--broker", "redis", "--broker-url", "redis://127.0.0.1:1/0"}, "", "cannot reach redis at 127.0.0.1:1"},
 		{[]string{"--broker", "redis", "--broker-url", "mysql://x"}, "", "--broker-url"},
 		{[]string{"--broker", "kafka", "--broker-url", "kafka://127.0.0.1:1"}, "", "cannot reach kafka at 127.0.0.1:1"},
+		{[]string{"--broker", "nats", "--broker-url", "nats://127.0.0.1:1"}, "", "127.0.0.1:1"},
 	}
 	for _, tc := range cases {
 		t.Run(strings.Join(tc.args, " ")+tc.env, func(t *testing.T) {
@@ -204,7 +205,7 @@ func TestBinarySIGTERMWithStalledClient(t *testing.T) {
 	cmd, addr, logs := startBinary(t, "--shutdown-timeout", "2s", "--rate-limit", "-1")
 	e := &edge{addr: addr}
 	stalled := dial(t, e.url(q("user", "stalled", "rooms", "big")), withRcvBuf(4096)) // never reads after the welcome
-	if _, _, err := stalled.conn.ReadMessage(); err != nil { // joined
+	if _, _, err := stalled.conn.ReadMessage(); err != nil {                          // joined
 		t.Fatal(err)
 	}
 	pub, _ := connect(t, e.url(q("user", "pub", "rooms", "big")))

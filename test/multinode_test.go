@@ -11,6 +11,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/switchboard-dev/switchboard/broker/nats/natstest"
 	"github.com/switchboard-dev/switchboard/broker/redis/redistest"
 	"github.com/switchboard-dev/switchboard/core"
 	"github.com/switchboard-dev/switchboard/edge/config"
@@ -44,6 +45,13 @@ func TestMultiNodeFailoverKafka(t *testing.T) {
 	}
 	t.Cleanup(cluster.Close)
 	failover(t, "--broker", "kafka", "--broker-url", "kafka://"+strings.Join(cluster.ListenAddrs(), ","))
+}
+
+// TestMultiNodeFailoverNATS: the same scenario against an embedded
+// nats-server with JetStream.
+func TestMultiNodeFailoverNATS(t *testing.T) {
+	ns := natstest.Start(t)
+	failover(t, "--broker", "nats", "--broker-url", ns.URL)
 }
 
 // failover runs two edge binaries with the broker args, SIGKILLs one while

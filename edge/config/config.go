@@ -75,11 +75,11 @@ func Load(args []string, getenv func(string) string, help io.Writer) (Config, er
 	fs.StringVar(&origins, "allowed-origins", "*", "comma-separated Origins allowed to open WebSockets; * allows any")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
-	fs.StringVar(&c.Broker, "broker", "memory", "broker: memory (embedded, one node), redis (Redis Streams) or kafka; redis and kafka let many nodes act as one")
-	fs.StringVar(&c.BrokerURL, "broker-url", "", "broker address: redis://[user:pass@]host:port[/db] (default redis://127.0.0.1:6379/0) or kafka://host:9092[,host2:9092] (default kafka://127.0.0.1:9092); unused by memory")
+	fs.StringVar(&c.Broker, "broker", "memory", "broker: memory (embedded, one node), redis (Redis Streams), kafka or nats (JetStream); all but memory let many nodes act as one")
+	fs.StringVar(&c.BrokerURL, "broker-url", "", "broker address: redis://[user:pass@]host:port[/db] (default redis://127.0.0.1:6379/0) kafka://host:9092[,host2:9092] (default kafka://127.0.0.1:9092) or nats://host:4222[,nats://host2:4222] (default nats://127.0.0.1:4222); unused by memory")
 	fs.BoolVar(&c.BrokerWait, "broker-wait", false, "if the broker is unreachable at start, serve /healthz, report not ready on /readyz and keep retrying instead of exiting")
-	fs.Int64Var(&c.RetentionMessages, "retention-messages", 100000, "redis: messages the stream keeps for resume (XADD MAXLEN ~, approximate; negative: unbounded)")
-	fs.DurationVar(&c.RetentionAge, "retention-age", 24*time.Hour, "kafka: retention.ms of the topic when switchboard creates it (negative: the cluster's default)")
+	fs.Int64Var(&c.RetentionMessages, "retention-messages", 100000, "redis: messages the stream keeps (XADD MAXLEN ~, approximate); nats: the stream's MaxMsgs (negative: unbounded)")
+	fs.DurationVar(&c.RetentionAge, "retention-age", 24*time.Hour, "kafka: retention.ms of the topic when switchboard creates it; nats: the stream's MaxAge (negative: the broker's default / unlimited)")
 	fs.IntVar(&c.HistorySize, "history-size", 1000, "memory: messages kept for resume per room and per user's direct channel (negative disables)")
 	fs.IntVar(&c.HistoryLimit, "history-limit", 1000, "most messages replayed to one resuming client; beyond it welcome says recovered:false")
 	fs.DurationVar(&c.HistoryTTL, "history-ttl", 10*time.Minute, "memory: history of a room idle this long is dropped (negative keeps it)")
@@ -173,8 +173,8 @@ func (c Config) validate() error {
 		return bad("log-format", fmt.Sprintf("%q; use text or json", c.LogFormat))
 	case !validLevel(c.LogLevel):
 		return bad("log-level", fmt.Sprintf("%q; use debug, info, warn or error", c.LogLevel))
-	case c.Broker != "memory" && c.Broker != "redis" && c.Broker != "kafka":
-		return bad("broker", fmt.Sprintf("unknown broker %q; available: memory, redis, kafka", c.Broker))
+	case defaultBrokerURL[c.Broker] == "" && c.Broker != "memory":
+		return bad("broker", fmt.Sprintf("unknown broker %q; available: memory, redis, kafka, nats", c.Broker))
 	case c.Broker == "memory" && c.BrokerURL != "":
 		return bad("broker-url", "the memory broker takes no URL; set --broker redis to use one")
 	case c.HeartbeatTimeout < 0:
@@ -210,6 +210,7 @@ func (c Config) validate() error {
 var defaultBrokerURL = map[string]string{
 	"redis": "redis://127.0.0.1:6379/0",
 	"kafka": "kafka://127.0.0.1:9092",
+	"nats":  "nats://127.0.0.1:4222",
 }
 
 // checkBrokerURL catches a malformed URL before any connection attempt.
@@ -224,6 +225,12 @@ func checkBrokerURL(broker, raw string) error {
 	if broker == "kafka" {
 		if u.Scheme != "kafka" || u.Host == "" {
 			return errors.New("use kafka://host:9092[,host2:9092]")
+		}
+		return nil
+	}
+	if broker == "nats" {
+		if (u.Scheme != "nats" && u.Scheme != "tls") || u.Host == "" {
+			return errors.New("use nats://host:4222 (or tls://host:4222)")
 		}
 		return nil
 	}

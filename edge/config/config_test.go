@@ -47,6 +47,7 @@ func TestLoad(t *testing.T) {
 		{"redis default URL", []string{"--broker", "redis"}, nil, func(c Config) bool { return c.BrokerURL == "redis://127.0.0.1:6379/0" }},
 		{"redis URL from env", []string{"--broker", "redis"}, map[string]string{"SWITCHBOARD_BROKER_URL": "redis://10.0.0.5:6380/2"}, func(c Config) bool { return c.BrokerURL == "redis://10.0.0.5:6380/2" }},
 		{"retention", []string{"--retention-messages", "500", "--retention-age", "2h"}, nil, func(c Config) bool { return c.RetentionMessages == 500 && c.RetentionAge == 2*time.Hour }},
+		{"nats default URL", []string{"--broker", "nats"}, nil, func(c Config) bool { return c.BrokerURL == "nats://127.0.0.1:4222" }},
 		{"kafka default URL", []string{"--broker", "kafka"}, nil, func(c Config) bool { return c.BrokerURL == "kafka://127.0.0.1:9092" }},
 		{"rate limit disabled", []string{"--rate-limit", "-1"}, nil, func(c Config) bool { return c.RateLimit < 0 }},
 	}

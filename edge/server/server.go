@@ -15,6 +15,7 @@ import (
 	wsadapter "github.com/switchboard-dev/switchboard/adapters/websocket"
 	kafkabroker "github.com/switchboard-dev/switchboard/broker/kafka"
 	"github.com/switchboard-dev/switchboard/broker/memory"
+	natsbroker "github.com/switchboard-dev/switchboard/broker/nats"
 	redisbroker "github.com/switchboard-dev/switchboard/broker/redis"
 	"github.com/switchboard-dev/switchboard/core"
 	"github.com/switchboard-dev/switchboard/edge/auth"
@@ -40,7 +41,7 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 		logger = slog.Default()
 	}
 	b, err := openBroker(cfg, logger)
-	if errors.Is(err, redisbroker.ErrUnavailable) || errors.Is(err, kafkabroker.ErrUnavailable) {
+	if errors.Is(err, redisbroker.ErrUnavailable) || errors.Is(err, kafkabroker.ErrUnavailable) || errors.Is(err, natsbroker.ErrUnavailable) {
 		return nil, brokerDown{err}
 	}
 	if err != nil {
@@ -134,8 +135,12 @@ func openBroker(cfg config.Config, logger *slog.Logger) (core.Broker, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), brokerStartTimeout)
 		defer cancel()
 		return kafkabroker.New(ctx, kafkabroker.Config{Brokers: brokers, Retention: cfg.RetentionAge}, logger)
+	case "nats":
+		ctx, cancel := context.WithTimeout(context.Background(), brokerStartTimeout)
+		defer cancel()
+		return natsbroker.New(ctx, natsbroker.Config{URL: cfg.BrokerURL, MaxMsgs: cfg.RetentionMessages, MaxAge: cfg.RetentionAge}, logger)
 	}
-	return nil, fmt.Errorf("unknown broker %q (available: memory, redis, kafka)", cfg.Broker)
+	return nil, fmt.Errorf("unknown broker %q (available: memory, redis, kafka, nats)", cfg.Broker)
 }
 
 func errorHandler(c *fiber.Ctx, err error) error {
