@@ -3,7 +3,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: run build test vet unit e2e bench fuzz idlecost clean
+.PHONY: run build test vet unit e2e bench bench-brokers fuzz idlecost clean
 
 ## run: the edge on :8080 with the in-memory broker (development mode)
 run:
@@ -29,6 +29,10 @@ e2e:
 ## bench: benchmarks, 6 runs each (feed to benchstat)
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./core/...
+
+## bench-brokers: publish -> deliver latency and throughput per broker (docs/brokers.md)
+bench-brokers:
+	$(GO) test -run '^$$' -bench PublishDeliver -benchtime 2s -count 3 ./broker/...
 
 ## fuzz: fuzz the envelope decoder for a minute
 fuzz:
