@@ -47,7 +47,60 @@ type Features struct {
 	// DeliveryTimeout bounds each wait for a delivery.
 	// Optional. Default: 10s.
 	DeliveryTimeout time.Duration
+
+	// Outage, when set, gives the Outage subtest a backend of its own that
+	// it can stop and start again (see Backend), to check outage and
+	// recovery. Set it for every driver whose backend can go away; it
+	// requires SharedLog. When nil (an embedded broker: there is nothing
+	// to stop), the Outage subtest checks the nearest thing it can: one
+	// node closing does not disturb another.
+	// Optional.
+	Outage func(t *testing.T) Backend
 }
+
+// Backend is a backend the suite may stop and start again, returned by
+// Features.Outage for one subtest. Outage is called on that subtest's
+// goroutine with its t, and should register the backend's teardown with
+// t.Cleanup; the suite calls Stop and Start on the same goroutine, so they
+// may fail t (t.Fatal) when they cannot do their job. The backend is the
+// subtest's alone: stopping it disturbs no other subtest, so the Outage
+// subtest runs in parallel with the rest.
+type Backend struct {
+	// NewBroker returns a new, unstarted broker on this backend, like
+	// Run's factory. Two of them are two nodes on one log.
+	NewBroker func(t *testing.T) core.Broker
+
+	// Stop makes the backend unreachable (a server shut down, a cluster
+	// closed, a process stopped) and returns once it is. The nodes' open
+	// connections see it go away.
+	Stop func()
+
+	// Start brings the backend back at the same address and returns once
+	// it accepts connections. The nodes must find it again by themselves.
+	Start func()
+
+	// KeepsData: the backend keeps its log across Stop and Start (a store
+	// on disk, a snapshot), so a position from before the outage is still
+	// recoverable after it: History from it is Recovered true with what
+	// followed. When false the restarted backend is empty, and the suite
+	// asserts honesty instead: such a position is Recovered false, none of
+	// the lost messages come back, and new ids never repeat old ones.
+	KeepsData bool
+}
+
+// Bounds of the Outage subtest. Health is state, not an event: the suite
+// polls it until these deadlines.
+const (
+	// outageNoticed bounds how long Healthy may keep returning nil once
+	// the backend is gone.
+	outageNoticed = 10 * time.Second
+	// publishFails bounds a Publish while the backend is gone: it must
+	// fail by itself, not when the caller's (longer) context expires.
+	publishFails = 5 * time.Second
+	// recovered bounds how long a node takes to be healthy again once the
+	// backend is back (its reconnect backoff included).
+	recovered = 20 * time.Second
+)
 
 // Run runs the conformance suite against brokers made by newBroker. The
 // factory must return a new, unstarted broker; it may register cleanups
@@ -57,6 +110,9 @@ func Run(t *testing.T, features Features, newBroker func(t *testing.T) core.Brok
 	t.Helper()
 	if features.HistorySize > 0 && features.HistorySize < 8 {
 		t.Fatalf("brokertest: Features.HistorySize %d: use at least 8 (or 0 or negative)", features.HistorySize)
+	}
+	if features.Outage != nil && !features.SharedLog {
+		t.Fatal("brokertest: Features.Outage needs SharedLog: the nodes on a backend that can stop share its log")
 	}
 	if features.DeliveryTimeout == 0 {
 		features.DeliveryTimeout = 10 * time.Second
@@ -80,6 +136,7 @@ func Run(t *testing.T, features Features, newBroker func(t *testing.T) core.Brok
 		{"ConcurrentPublishers", testConcurrentPublishers},
 		{"TwoNodes", testTwoNodes},
 		{"Close", testClose},
+		{"Outage", testOutage},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -115,7 +172,13 @@ type node struct {
 // start makes and starts a broker.
 func (s *suite) start(t *testing.T) *node {
 	t.Helper()
-	b := s.newBroker(t)
+	return s.startWith(t, s.newBroker)
+}
+
+// startWith makes a broker with newBroker and starts it.
+func (s *suite) startWith(t *testing.T, newBroker func(t *testing.T) core.Broker) *node {
+	t.Helper()
+	b := newBroker(t)
 	if b == nil {
 		t.Fatal("brokertest: the factory returned a nil broker")
 	}

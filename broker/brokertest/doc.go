@@ -14,4 +14,22 @@
 // before its delivery callback has run, so the suite waits for deliveries
 // by signal (a marker publication), never by sleeping. Assertions run on
 // the test goroutine: goroutines the suite starts send their errors back.
+//
+// A driver whose backend can go away sets Features.Outage: it returns a
+// Backend of the subtest's own (a server, a cluster) with its factory and
+// Stop and Start, and the Outage subtest takes two nodes on it through an
+// outage and a recovery:
+//
+//	Outage: func(t *testing.T) brokertest.Backend {
+//		srv := drivertest.Start(t)
+//		return brokertest.Backend{
+//			NewBroker: func(t *testing.T) core.Broker { return newDriver(t, srv.URL) },
+//			Stop:      srv.Stop,
+//			Start:     srv.Restart,
+//			KeepsData: true, // the restarted server has the messages
+//		}
+//	},
+//
+// Health has no signal, so that subtest polls Healthy against deadlines;
+// everything else still waits by signal.
 package brokertest

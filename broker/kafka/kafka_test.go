@@ -76,9 +76,78 @@ func TestConformance(t *testing.T) {
 	t.Parallel()
 	cluster := newCluster(t)
 	cfg := config(cluster.ListenAddrs(), "conformance")
-	brokertest.Run(t, brokertest.Features{GlobalOrder: true, SharedLog: true}, func(t *testing.T) core.Broker {
+	f := brokertest.Features{GlobalOrder: true, SharedLog: true,
+		Outage: func(t *testing.T) brokertest.Backend {
+			own := newRestartableCluster(t)
+			cfg := config(own.addrs(), "outage")
+			return brokertest.Backend{
+				NewBroker: func(t *testing.T) core.Broker { return newBroker(t, cfg) },
+				Stop:      own.stop,
+				Start:     own.start,
+				KeepsData: true, // the restarted cluster reads its DataDir
+			}
+		},
+	}
+	brokertest.Run(t, f, func(t *testing.T) core.Broker {
 		return newBroker(t, cfg)
 	})
+}
+
+// restartableCluster is a kfake cluster that can be stopped and started
+// again where it was: on a fixed port, with its data in a directory that
+// the restarted cluster reads back. Its methods may be called from the
+// test goroutine only.
+type restartableCluster struct {
+	t    testing.TB
+	port int
+	dir  string
+
+	mu sync.Mutex
+	c  *kfake.Cluster // nil while stopped
+}
+
+// newRestartableCluster starts one on a free loopback port; it is
+// stopped when the test ends.
+func newRestartableCluster(t testing.TB) *restartableCluster {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	r := &restartableCluster{t: t, port: port, dir: t.TempDir()}
+	t.Cleanup(r.stop)
+	r.start()
+	return r
+}
+
+// addrs is the cluster's address, the same across restarts.
+func (r *restartableCluster) addrs() []string {
+	return []string{net.JoinHostPort("127.0.0.1", strconv.Itoa(r.port))}
+}
+
+// start starts the cluster on its port with its data. It must be stopped.
+func (r *restartableCluster) start() {
+	r.t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(r.port), kfake.DataDir(r.dir))
+	if err != nil {
+		r.t.Fatalf("kfake on port %d: %v", r.port, err)
+	}
+	r.mu.Lock()
+	r.c = c
+	r.mu.Unlock()
+}
+
+// stop closes the cluster (its data stays in the directory). Idempotent.
+func (r *restartableCluster) stop() {
+	r.mu.Lock()
+	c := r.c
+	r.c = nil
+	r.mu.Unlock()
+	if c != nil {
+		c.Close()
+	}
 }
 
 // recorder collects deliveries and signals each one.
@@ -338,18 +407,8 @@ func TestTopicRecreated(t *testing.T) {
 // resumes from ids issued before the outage.
 func TestOutageAndRecovery(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	dir := t.TempDir()
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port), kfake.DataDir(dir))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := config(cluster.ListenAddrs(), "outage")
+	cluster := newRestartableCluster(t)
+	cfg := config(cluster.addrs(), "outage")
 	b := newBroker(t, cfg)
 	rec := start(t, b)
 	room := core.RoomChannel("r")
@@ -358,7 +417,7 @@ func TestOutageAndRecovery(t *testing.T) {
 		t.Fatalf("Healthy before the outage: %v", err)
 	}
 
-	cluster.Close()
+	cluster.stop()
 	began := time.Now()
 	for b.Healthy() == nil { // Healthy is state, not an event: poll it
 		if time.Since(began) > 10*time.Second {
@@ -374,7 +433,7 @@ func TestOutageAndRecovery(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	began = time.Now()
-	_, err = b.Publish(ctx, room, &core.Envelope{V: core.Version, Type: core.TypeMessage, Room: "r"})
+	_, err := b.Publish(ctx, room, &core.Envelope{V: core.Version, Type: core.TypeMessage, Room: "r"})
 	if !errors.Is(err, kafka.ErrUnavailable) {
 		t.Fatalf("Publish during the outage = %v, want ErrUnavailable", err)
 	}
@@ -383,11 +442,7 @@ func TestOutageAndRecovery(t *testing.T) {
 	}
 	t.Logf("publish failed after %s: %v", time.Since(began).Round(time.Millisecond), err)
 
-	cluster, err = kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port), kfake.DataDir(dir))
-	if err != nil {
-		t.Fatalf("restart kfake: %v", err)
-	}
-	t.Cleanup(cluster.Close)
+	cluster.start()
 	after := publish(t, b, room, 1)
 	got := deliveredIDs(rec.waitN(t, 2))
 	if got[len(got)-1] != after {

@@ -24,6 +24,9 @@ func TestMain(m *testing.M) { coretest.VerifyNone(m) }
 
 var quiet = slog.New(slog.DiscardHandler)
 
+// TestConformance leaves Features.Outage nil: an embedded broker has no
+// backend to stop, so the suite's Outage subtest checks instead that one
+// node closing leaves another working.
 func TestConformance(t *testing.T) {
 	t.Parallel()
 	tests := []struct {

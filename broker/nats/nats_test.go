@@ -65,11 +65,39 @@ func newBroker(t testing.TB, cfg nats.Config) *nats.Broker {
 
 func TestConformance(t *testing.T) {
 	t.Parallel()
-	srv := natstest.Start(t)
-	cfg := config(srv.URL, "CONFORMANCE")
-	brokertest.Run(t, brokertest.Features{GlobalOrder: true, SharedLog: true}, func(t *testing.T) core.Broker {
-		return newBroker(t, cfg)
-	})
+	tests := []struct {
+		name    string
+		storage string
+		// keeps: the stream survives a server restart. A file stream does
+		// (natstest restarts on the same store); a memory stream does not,
+		// and the reader recreates it under a new epoch.
+		keeps bool
+	}{
+		{"file", "", true},
+		{"memory", "memory", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			srv := natstest.Start(t)
+			cfg := config(srv.URL, "CONFORMANCE")
+			cfg.Storage = tt.storage
+			f := brokertest.Features{GlobalOrder: true, SharedLog: true,
+				Outage: func(t *testing.T) brokertest.Backend {
+					own := natstest.Start(t)
+					cfg := config(own.URL, "OUTAGE")
+					cfg.Storage = tt.storage
+					return brokertest.Backend{
+						NewBroker: func(t *testing.T) core.Broker { return newBroker(t, cfg) },
+						Stop:      own.Shutdown,
+						Start:     own.Restart,
+						KeepsData: tt.keeps,
+					}
+				},
+			}
+			brokertest.Run(t, f, func(t *testing.T) core.Broker { return newBroker(t, cfg) })
+		})
+	}
 }
 
 // recorder collects deliveries and signals each one.

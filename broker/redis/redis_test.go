@@ -45,9 +45,15 @@ func TestConformance(t *testing.T) {
 	tests := []struct {
 		name string
 		cfg  sbredis.Config
+		// persist: the Outage subtest's redis-server keeps its data across
+		// the restart (an RDB saved on stop), so resumes from before the
+		// outage are recovered. Without it the restart is empty, and the
+		// suite checks the new epoch makes them honestly unrecoverable.
+		persist bool
 	}{
-		{"default", sbredis.Config{}},
-		{"one entry per read", sbredis.Config{ReadCount: 1, Block: 50 * time.Millisecond}},
+		{"default", sbredis.Config{}, true},
+		{"one entry per read", sbredis.Config{ReadCount: 1, Block: 50 * time.Millisecond}, true},
+		{"restart loses data", sbredis.Config{}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -55,7 +61,25 @@ func TestConformance(t *testing.T) {
 			// One stream holds every channel, in one order, for every node;
 			// retention (MaxLen) is stream-wide, so per-channel HistorySize
 			// does not apply: the suite's volumes stay far below MaxLen.
-			f := brokertest.Features{HistorySize: 0, GlobalOrder: true, SharedLog: true}
+			f := brokertest.Features{HistorySize: 0, GlobalOrder: true, SharedLog: true,
+				Outage: func(t *testing.T) brokertest.Backend {
+					own := redistest.Start
+					if tt.persist {
+						own = redistest.StartPersistent
+					}
+					srv := own(t)
+					return brokertest.Backend{
+						NewBroker: func(t *testing.T) core.Broker {
+							cfg := tt.cfg
+							cfg.URL, cfg.Stream = srv.URL, streamFor(t)
+							return newBroker(t, cfg)
+						},
+						Stop:      srv.Stop,
+						Start:     srv.Restart,
+						KeepsData: tt.persist,
+					}
+				},
+			}
 			brokertest.Run(t, f, func(t *testing.T) core.Broker {
 				cfg := tt.cfg
 				cfg.URL, cfg.Stream = srv.URL, streamFor(t)

@@ -1,7 +1,10 @@
 // Package redistest starts throwaway redis-server processes for tests:
-// one per call, on a random free loopback port, with no persistence, in
-// the test's temporary directory, stopped when the test ends. A missing
-// redis-server fails the test (CI installs it; nothing is skipped).
+// one per call, on a random free loopback port, in the test's temporary
+// directory, stopped when the test ends. Start's server has no
+// persistence: a restart comes back empty. StartPersistent's saves a
+// snapshot when stopped and loads it when restarted, like a Redis run
+// with RDB persistence. A missing redis-server fails the test (CI installs
+// it; nothing is skipped).
 package redistest
 
 import (
@@ -23,10 +26,11 @@ type Server struct {
 	Addr string // 127.0.0.1:port
 	URL  string // redis://127.0.0.1:port/0
 
-	t    testing.TB
-	bin  string
-	port int
-	dir  string
+	t       testing.TB
+	bin     string
+	port    int
+	dir     string
+	persist bool // save an RDB in dir on Stop, load it at start
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -37,9 +41,25 @@ type Server struct {
 // readyTimeout bounds the wait for a server to accept connections.
 const readyTimeout = 10 * time.Second
 
-// Start runs redis-server on a free loopback port and waits until it
-// accepts connections. It is stopped in t.Cleanup.
+// Start runs redis-server without persistence on a free loopback port
+// and waits until it accepts connections. It is stopped in t.Cleanup.
 func Start(t testing.TB) *Server {
+	t.Helper()
+	return start(t, false)
+}
+
+// StartPersistent is Start with RDB persistence: Stop saves a snapshot of
+// the data set in the server's directory (redis-server saves on SIGTERM
+// when a save point is configured) and Restart loads it, so data survives
+// a restart. Kill saves nothing: data written since the previous Stop is
+// lost, as in a crash. No periodic save happens within a test's life (the
+// save point is one change in an hour).
+func StartPersistent(t testing.TB) *Server {
+	t.Helper()
+	return start(t, true)
+}
+
+func start(t testing.TB, persist bool) *Server {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -52,7 +72,7 @@ func Start(t testing.TB) *Server {
 	s := &Server{
 		Addr: "127.0.0.1:" + strconv.Itoa(port),
 		URL:  "redis://127.0.0.1:" + strconv.Itoa(port) + "/0",
-		t:    t, bin: bin, port: port, dir: t.TempDir(),
+		t:    t, bin: bin, port: port, dir: t.TempDir(), persist: persist,
 	}
 	t.Cleanup(s.Stop)
 	// The port was free a moment ago; another process may take it before
@@ -90,8 +110,12 @@ func (s *Server) start() (string, bool) {
 	if err != nil {
 		s.t.Fatalf("redistest: %v", err)
 	}
+	save := ""
+	if s.persist {
+		save = "3600 1"
+	}
 	cmd := exec.Command(s.bin, "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", s.dir)
+		"--save", save, "--appendonly", "no", "--dir", s.dir, "--dbfilename", "dump.rdb")
 	cmd.Stdout, cmd.Stderr = log, log
 	// Its own process group, killed if the test binary dies.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
@@ -135,8 +159,8 @@ func (s *Server) start() (string, bool) {
 }
 
 // Stop shuts the server down (SIGTERM, then SIGKILL after 5 s) and waits
-// for it to exit. Idempotent; Restart starts it again on the same port,
-// empty (there is no persistence).
+// for it to exit; a persistent server saves its snapshot first.
+// Idempotent; Restart starts it again on the same port.
 func (s *Server) Stop() { s.stop(syscall.SIGTERM) }
 
 // Kill ends the server with SIGKILL, like a crash, and waits for it.
@@ -161,7 +185,8 @@ func (s *Server) stop(sig syscall.Signal) {
 }
 
 // Restart stops the server if it runs and starts it again on the same
-// port: an empty Redis, as after a crash without persistence.
+// port: an empty Redis without persistence, as after a crash; with
+// persistence (StartPersistent), the data set of the last Stop.
 func (s *Server) Restart() {
 	s.t.Helper()
 	s.Stop()
