@@ -30,7 +30,7 @@ const (
 	TypeAck     = "ack"     // success reply carrying the request's ref
 	TypeError   = "error"   // {code, message} carrying the request's ref
 	TypePong    = "pong"    // reply to ping
-	TypeGap     = "gap"     // {room, recovered:false}: a paused room could not be fully replayed
+	TypeGap     = "gap"     // {recovered:false}: a replay after a resume-policy pause could not be completed
 )
 
 // Limits on envelope fields.

@@ -21,6 +21,7 @@ import (
 type Node struct {
 	cfg    Config
 	broker Broker
+	pos    Positioner // nil if the broker's ids are not ordered
 	// replyPolicy applies to replies (acks, errors), which are not in the
 	// log: the default policy unless that needs the log (then close).
 	replyPolicy SlowPolicy
@@ -97,6 +98,7 @@ func NewNode(cfg Config, b Broker, logger *slog.Logger) (*Node, error) {
 		idle:     make(chan struct{}),
 		done:     make(chan struct{}),
 	}
+	n.pos, _ = b.(Positioner)
 	n.replyPolicy = cfg.SlowConsumer
 	if n.replyPolicy == SlowResume || n.replyPolicy == SlowConflate {
 		n.replyPolicy = SlowClose
@@ -225,6 +227,7 @@ func (n *Node) Accept(ctx context.Context, t Transport, req ConnectRequest) (*Se
 	}{Conn: s.id, User: s.user, Rooms: s.Rooms()}
 
 	var history []*Envelope
+	var floor string
 	if req.Since != "" {
 		res, err := n.broker.History(bctx, HistoryRequest{Channels: channels, Since: req.Since, Limit: n.cfg.HistoryLimit})
 		if err != nil {
@@ -241,12 +244,15 @@ func (n *Node) Accept(ctx context.Context, t Transport, req ConnectRequest) (*Se
 				upTo = history[len(history)-1].ID
 			}
 			if err := sy.WaitDelivered(bctx, upTo); err != nil {
-				n.log.Warn("delivery lags the log; resuming anyway", append(s.logAttrs(), "err", err)...)
+				// Resume anyway, and drop what arrives late at or before
+				// the end of the replay.
+				n.log.Warn("delivery lags the log; resuming with a floor", append(s.logAttrs(), "err", err)...)
+				floor = upTo
 			}
 		}
 	}
 	data, _ := json.Marshal(welcome)
-	s.finishRecovery(&Envelope{V: Version, Type: TypeWelcome, Data: data}, replies, history, req.Since)
+	s.finishRecovery(&Envelope{V: Version, Type: TypeWelcome, Data: data}, replies, history, req.Since, floor)
 
 	n.stats.connsTotal.Add(1)
 	if n.cfg.HeartbeatInterval > 0 {
@@ -264,12 +270,12 @@ func (n *Node) Accept(ctx context.Context, t Transport, req ConnectRequest) (*Se
 // frames that arrived meanwhile minus those the history covered: those it
 // contains and, when the broker orders its ids, those positioned at or
 // before the end of the replay (or since, with nothing replayed).
-func (s *Session) finishRecovery(welcome *Envelope, replies, history []*Envelope, since string) {
+func (s *Session) finishRecovery(welcome *Envelope, replies, history []*Envelope, since, floor string) {
 	last := since
 	if len(history) > 0 {
 		last = history[len(history)-1].ID
 	}
-	pos, _ := s.node.broker.(Positioner)
+	pos := s.node.pos
 	seen := make(map[string]struct{}, len(history))
 	s.mu.Lock()
 	if s.closing != nil {
@@ -282,11 +288,7 @@ func (s *Session) finishRecovery(welcome *Envelope, replies, history []*Envelope
 	}
 	for _, h := range history {
 		seen[h.ID] = struct{}{}
-		ch := UserChannel(h.To)
-		if h.Room != "" {
-			ch = RoomChannel(h.Room)
-		}
-		s.pushLocked(item{h.Encode(), h.ID, ch})
+		s.pushLocked(item{frame: h.Encode(), id: h.ID, ch: channelOf(h), replay: true})
 	}
 	for _, p := range s.pending {
 		if _, dup := seen[p.id]; dup && p.id != "" {
@@ -301,6 +303,7 @@ func (s *Session) finishRecovery(welcome *Envelope, replies, history []*Envelope
 	}
 	s.pending = nil
 	s.recovering = false
+	s.floor = floor
 	spawn := s.wakeLocked()
 	s.mu.Unlock()
 	if spawn {

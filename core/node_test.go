@@ -801,3 +801,45 @@ func TestResumeDropsLateLiveMessages(t *testing.T) {
 	c.expectMessage("r", data(2))
 	c.expectQuiet()
 }
+
+// stuckSync is a lagBroker whose WaitDelivered waits for the held
+// deliveries, like a node whose reader is behind.
+type stuckSync struct{ *lagBroker }
+
+func (s stuckSync) History(ctx context.Context, req core.HistoryRequest) (core.HistoryResult, error) {
+	return s.lagBroker.Broker.History(ctx, req) // do not release
+}
+
+func (s stuckSync) WaitDelivered(ctx context.Context, id string) error {
+	s.mu.Lock()
+	held := s.hold
+	s.mu.Unlock()
+	if held {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	return nil
+}
+
+// TestResumeFloorDropsLateDeliveries: when this node's delivery has not
+// caught up with the replay in time, the session resumes with a floor, and
+// the late deliveries at or before it are dropped instead of duplicated.
+func TestResumeFloorDropsLateDeliveries(t *testing.T) {
+	t.Parallel()
+	lb := &lagBroker{Broker: newMemory(t, memory.Config{})}
+	b := stuckSync{lb}
+	n := newNode(t, core.Config{BrokerTimeout: 200 * time.Millisecond}, b)
+	id1 := n.publish("r", data(1))
+	lb.mu.Lock()
+	lb.hold = true
+	lb.mu.Unlock()
+	n.publishNoWait("r", data(2))
+	n.publishNoWait("r", data(3))
+	c := n.connect(core.ConnectRequest{User: "x", Rooms: []string{"r"}, Since: id1})
+	c.expectMessage("r", data(2)) // replayed
+	c.expectMessage("r", data(3))
+	lb.release() // 2 and 3 now arrive live: below the floor
+	n.publish("r", data(4))
+	c.expectMessage("r", data(4))
+	c.expectQuiet()
+}

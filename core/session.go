@@ -42,8 +42,10 @@ type Session struct {
 	max        int
 	recovering bool
 	pending    []item // live frames held while history is fetched
-	lastID     string // id of the newest broker message queued: where a resume gap starts
-	gaps       map[string]*gap
+	lastID     string // id of the newest broker message queued: where a resume pause starts
+	floor      string // drop live broker messages at or before this id (delivery lagged a resume)
+	replayN    int    // replayed items in the queue: they do not count against max
+	pause             // the resume policy's state
 	writing    bool   // a writer goroutine is running
 	writer     func() // s.writeLoop, bound once by wakeLocked
 	pingDue    bool
@@ -61,9 +63,10 @@ type Session struct {
 // item is one queued frame: shared encoded bytes, the message id ("" for
 // replies) and the broker channel it came from ("" for replies).
 type item struct {
-	frame []byte
-	id    string
-	ch    string
+	frame  []byte
+	id     string
+	ch     string
+	replay bool // replayed from the log: does not count against the queue bound
 }
 
 // ID is the connection id, unique within the node.
@@ -198,9 +201,15 @@ func (s *Session) isClosing() bool {
 }
 
 // enqueue queues a shared frame. It never blocks; it reports whether the
-// frame was accepted (queued, conflated, or left to a resume). id is the
-// message id and ch its broker channel ("" for replies); pol is the
-// slow-consumer policy for ch, applied when the queue is full.
+// frame was accepted (queued, conflated, held for a resume, or already
+// delivered). id is the message id and ch its broker channel ("" for
+// replies); pol is the slow-consumer policy for ch, applied when the queue
+// is full.
+//
+// Every broker message a client receives has a larger id than the one
+// before, so "the last id received" is always a sound since: conflate
+// moves the newest message to the tail, and resume pauses every broker
+// message of the connection, not one room's.
 func (s *Session) enqueue(frame []byte, id, ch string, pol SlowPolicy) bool {
 	s.mu.Lock()
 	if s.closing != nil {
@@ -211,54 +220,64 @@ func (s *Session) enqueue(frame []byte, id, ch string, pol SlowPolicy) bool {
 		if len(s.pending) >= s.max+s.node.cfg.HistoryLimit {
 			return s.slowCloseLocked()
 		}
-		s.pending = append(s.pending, item{frame, id, ch})
+		s.pending = append(s.pending, item{frame: frame, id: id, ch: ch})
 		s.mu.Unlock()
 		return true
 	}
-	if s.gaps != nil && ch != "" {
-		if g := s.gaps[ch]; g != nil {
-			s.gapDeliveryLocked(g, item{frame, id, ch})
-			s.mu.Unlock()
-			return true
+	if id != "" && s.floor != "" && s.node.pos != nil {
+		// A resume finished before this node's delivery caught up: drop
+		// what the client already has until delivery passes the floor.
+		if after, ok := s.node.pos.After(id, s.floor); ok {
+			if !after {
+				s.mu.Unlock()
+				return true
+			}
+			s.floor = ""
 		}
 	}
-	if pol == SlowConflate && s.n > 0 && ch != "" && s.conflateLocked(item{frame, id, ch}) {
+	if s.paused && id != "" {
+		s.holdLocked(item{frame: frame, id: id, ch: ch})
 		s.mu.Unlock()
-		s.node.stats.conflated.Add(1)
 		return true
 	}
+	if pol == SlowConflate && s.n > 0 && ch != "" && s.removeOldestLocked(ch) {
+		s.node.stats.conflated.Add(1) // the newer message goes to the tail below
+	}
 	episode := false
-	if s.n >= s.max {
+	if s.n-s.replayN >= s.max {
 		switch {
-		case pol == SlowResume && ch != "" && id != "":
-			// Stop queueing this channel; the writer replays it from the
-			// log once the queue has drained.
-			if s.gaps == nil {
-				s.gaps = make(map[string]*gap)
-			}
-			s.gaps[ch] = &gap{since: s.lastID}
+		case pol == SlowResume && id != "":
+			// Stop queueing broker messages; the writer replays them from
+			// the log once the queue has drained.
+			s.paused, s.pauseSince = true, s.lastID
 			s.node.stats.gaps.Add(1)
 			s.mu.Unlock()
-			s.node.log.Info("slow consumer: pausing a channel, will replay it from the log", "conn", s.id, "user", s.user, "channel", ch)
+			s.node.log.Info("slow consumer: pausing, will replay from the log", "conn", s.id, "user", s.user, "channel", ch)
 			return true
 		case pol == SlowDropOldest || pol == SlowConflate:
-			s.ring[s.head] = item{}
-			s.head = (s.head + 1) % len(s.ring)
-			s.n--
+			// Only this channel's messages (or, for replies, replies) are
+			// dropped: other rooms keep their own guarantees.
 			s.dropped++
 			s.node.stats.dropped.Add(1)
 			if !s.slow {
 				s.slow, episode = true, true
 			}
+			if !s.removeOldestLocked(ch) {
+				s.mu.Unlock() // nothing of ch queued: the new one is dropped
+				if episode {
+					s.node.log.Warn("slow consumer: dropping messages", "conn", s.id, "user", s.user, "queue", s.max)
+				}
+				return true
+			}
 		default: // SlowClose, or a reply under a policy replies cannot follow
 			return s.slowCloseLocked()
 		}
 	}
-	s.pushLocked(item{frame, id, ch})
+	s.pushLocked(item{frame: frame, id: id, ch: ch})
 	spawn := s.wakeLocked()
 	s.mu.Unlock()
 	if episode {
-		s.node.log.Warn("slow consumer: dropping oldest messages", "conn", s.id, "user", s.user, "queue", s.max)
+		s.node.log.Warn("slow consumer: dropping messages", "conn", s.id, "user", s.user, "queue", s.max)
 	}
 	if spawn {
 		go s.writer()
@@ -278,18 +297,24 @@ func (s *Session) slowCloseLocked() bool {
 	return false
 }
 
-// conflateLocked replaces the queued frame of it's channel, if any, with
-// it: a conflated channel has at most one message waiting.
-func (s *Session) conflateLocked(it item) bool {
+// removeOldestLocked removes the oldest queued item of channel ch (ch ""
+// means replies), shifting the later ones up, and reports whether there
+// was one.
+func (s *Session) removeOldestLocked(ch string) bool {
 	for i := 0; i < s.n; i++ {
 		j := (s.head + i) % len(s.ring)
-		if s.ring[j].ch == it.ch {
-			s.ring[j] = it
-			if it.id != "" {
-				s.lastID = it.id
-			}
-			return true
+		if s.ring[j].ch != ch {
+			continue
 		}
+		if s.ring[j].replay {
+			s.replayN--
+		}
+		for k := i; k < s.n-1; k++ {
+			s.ring[(s.head+k)%len(s.ring)] = s.ring[(s.head+k+1)%len(s.ring)]
+		}
+		s.ring[(s.head+s.n-1)%len(s.ring)] = item{}
+		s.n--
+		return true
 	}
 	return false
 }
@@ -316,6 +341,9 @@ func (s *Session) pushLocked(it item) {
 	s.n++
 	if it.id != "" {
 		s.lastID = it.id
+	}
+	if it.replay {
+		s.replayN++
 	}
 }
 
@@ -357,7 +385,8 @@ func (s *Session) startCloseLocked(d Disconnect) bool {
 	}
 	s.recovering = false
 	s.pending = nil
-	s.gaps = nil
+	s.pause = pause{}
+	s.cancel() // stop a replay or a handler waiting on the broker
 	return s.wakeLocked()
 }
 
@@ -365,7 +394,7 @@ func (s *Session) discardLocked() {
 	for i := 0; i < s.n; i++ {
 		s.ring[(s.head+i)%len(s.ring)] = item{}
 	}
-	s.head, s.n = 0, 0
+	s.head, s.n, s.replayN = 0, 0, 0
 }
 
 // writeLoop is the session's only writer. It runs while there is something
@@ -378,7 +407,7 @@ func (s *Session) writeLoop() {
 			s.finalLocked()
 			return
 		}
-		if s.n == 0 && !s.pingDue && len(s.gaps) > 0 {
+		if s.n == 0 && !s.pingDue && s.paused {
 			s.mu.Unlock()
 			s.catchUp() // drained: replay a paused channel from the log
 			continue
@@ -397,6 +426,9 @@ func (s *Session) writeLoop() {
 		batch := s.batch[:0]
 		for s.n > 0 && len(batch) < s.node.cfg.WriteBatch {
 			batch = append(batch, s.ring[s.head].frame)
+			if s.ring[s.head].replay {
+				s.replayN--
+			}
 			s.ring[s.head] = item{}
 			s.head = (s.head + 1) % len(s.ring)
 			s.n--

@@ -28,99 +28,111 @@ func (n *Node) policyFor(channel string) SlowPolicy {
 	return n.cfg.SlowConsumer
 }
 
-// gap is a channel paused by the resume policy: its live messages are not
-// queued (they are in the log) until the writer has drained the queue and
-// replayed the channel from since.
-type gap struct {
-	since     string
-	buffering bool   // a replay is under way: hold live messages
-	pending   []item // held live messages, de-duplicated after the replay
-	overflow  bool   // pending outgrew its bound during the replay
+// pause is the resume policy's state for one session. While paused, no
+// broker message is queued (they are all in the log); once the queue has
+// drained, the writer replays the session's channels from pauseSince in
+// one History call, so ids stay in order across rooms.
+type pause struct {
+	paused     bool
+	pauseSince string
+	replaying  bool   // the replay is being fetched: hold live messages
+	held       []item // held live messages, de-duplicated after the replay
+	overflow   bool   // held outgrew its bound during the replay
 }
 
-// gapDeliveryLocked handles a live message for a paused channel.
-func (s *Session) gapDeliveryLocked(g *gap, it item) {
-	if !g.buffering {
+// holdLocked handles a live broker message while paused.
+func (s *Session) holdLocked(it item) {
+	if !s.replaying {
 		return // in the log; the replay will fetch it
 	}
-	if len(g.pending) >= s.max+s.node.cfg.HistoryLimit {
-		g.overflow = true
+	if len(s.held) >= s.max+s.node.cfg.HistoryLimit {
+		s.overflow = true
 		return
 	}
-	g.pending = append(g.pending, it)
+	s.held = append(s.held, it)
 }
 
-// catchUp replays one paused channel from the log into the (drained)
-// queue, then the live messages held meanwhile minus those the replay
-// covered. Runs on the writer goroutine. If the log no longer holds the
-// whole gap, the client gets a "gap" envelope with recovered:false.
+// catchUp replays what the session missed while paused: the log's
+// messages after pauseSince on every channel the session is in, then the
+// live messages held meanwhile minus those the replay covered. Runs on the
+// writer goroutine once the queue has drained. If the log no longer holds
+// the whole gap (or it exceeds HistoryLimit), the client gets a "gap"
+// envelope with recovered:false after what the log still had.
 func (s *Session) catchUp() {
 	s.mu.Lock()
-	var ch string
-	var g *gap
-	for c, gg := range s.gaps {
-		ch, g = c, gg
-		break
-	}
-	if g == nil || s.closing != nil {
+	if !s.paused || s.closing != nil {
 		s.mu.Unlock()
 		return
 	}
-	g.buffering, g.pending, g.overflow = true, nil, false
-	since := g.since
+	s.replaying, s.held, s.overflow = true, nil, false
+	since := s.pauseSince
 	s.mu.Unlock()
 
+	channels := []string{UserChannel(s.user)}
+	for _, room := range s.Rooms() {
+		channels = append(channels, RoomChannel(room))
+	}
 	b := s.node.broker
 	ctx, cancel := context.WithTimeout(s.ctx, s.node.cfg.BrokerTimeout)
-	res, err := b.History(ctx, HistoryRequest{Channels: []string{ch}, Since: since, Limit: s.node.cfg.HistoryLimit})
+	res, err := b.History(ctx, HistoryRequest{Channels: channels, Since: since, Limit: s.node.cfg.HistoryLimit})
 	last := since
 	if err == nil && len(res.Envelopes) > 0 {
 		last = res.Envelopes[len(res.Envelopes)-1].ID
 	}
+	lagging := false
 	if sy, ok := b.(Syncer); ok && err == nil {
 		if werr := sy.WaitDelivered(ctx, last); werr != nil {
-			s.node.log.Warn("delivery lags the log during a replay", "conn", s.id, "channel", ch, "err", werr)
+			lagging = true
+			s.node.log.Warn("delivery lags the log during a replay", "conn", s.id, "err", werr)
 		}
 	}
 	cancel()
 
 	s.mu.Lock()
-	if s.closing != nil || s.gaps[ch] != g {
+	if s.closing != nil || !s.paused {
 		s.mu.Unlock()
 		return
 	}
-	if err != nil || g.overflow {
-		s.node.log.Warn("cannot replay a paused channel; closing as slow consumer", "conn", s.id, "channel", ch, "err", err, "overflow", g.overflow)
+	if err != nil || s.overflow {
+		s.node.log.Warn("cannot replay from the log; closing as slow consumer", "conn", s.id, "err", err, "overflow", s.overflow)
 		s.slowCloseLocked()
 		return
 	}
 	seen := make(map[string]struct{}, len(res.Envelopes))
 	for _, env := range res.Envelopes {
 		seen[env.ID] = struct{}{}
-		s.pushLocked(item{env.Encode(), env.ID, ch})
+		s.pushLocked(item{frame: env.Encode(), id: env.ID, ch: channelOf(env), replay: true})
 	}
-	pos, _ := b.(Positioner)
-	for _, p := range g.pending {
+	for _, p := range s.held {
 		if _, dup := seen[p.id]; dup {
 			continue
 		}
-		if pos != nil && last != "" {
-			if after, ok := pos.After(p.id, last); ok && !after {
+		if s.node.pos != nil && last != "" {
+			if after, ok := s.node.pos.After(p.id, last); ok && !after {
 				continue
 			}
 		}
 		s.pushLocked(p)
 	}
-	delete(s.gaps, ch)
+	if lagging && last != "" {
+		s.floor = last
+	}
+	s.pause = pause{}
 	if !res.Recovered {
 		s.node.stats.gapsLost.Add(1)
-		room, _ := strings.CutPrefix(ch, "room:")
 		data, _ := json.Marshal(struct {
-			Room      string `json:"room,omitempty"`
-			Recovered bool   `json:"recovered"`
-		}{room, false})
-		s.pushLocked(item{frame: (&Envelope{V: Version, Type: TypeGap, Room: room, Data: data}).Encode()})
+			Recovered bool `json:"recovered"`
+		}{false})
+		s.pushLocked(item{frame: (&Envelope{V: Version, Type: TypeGap, Data: data}).Encode()})
 	}
 	s.mu.Unlock()
-	s.node.log.Info("slow consumer: channel replayed from the log", "conn", s.id, "channel", ch, "messages", len(res.Envelopes), "recovered", res.Recovered)
+	s.node.log.Info("slow consumer: replayed from the log", "conn", s.id, "messages", len(res.Envelopes), "recovered", res.Recovered)
+}
+
+// channelOf is the broker channel an envelope from history belongs to.
+func channelOf(env *Envelope) string {
+	if env.Room != "" {
+		return RoomChannel(env.Room)
+	}
+	return UserChannel(env.To)
 }

@@ -361,6 +361,10 @@ func (b *Broker) WaitDelivered(ctx context.Context, id string) error {
 		return nil
 	}
 	b.mu.Lock()
+	if seq > b.seq { // beyond the log (a forged id): nothing will deliver it
+		b.mu.Unlock()
+		return nil
+	}
 	var stopped <-chan struct{}
 	if b.consumer != nil {
 		stopped = b.consumer.Done()

@@ -41,25 +41,20 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 		logger = slog.Default()
 	}
 	b, err := openBroker(cfg, logger)
-	if errors.Is(err, redisbroker.ErrUnavailable) || errors.Is(err, kafkabroker.ErrUnavailable) || errors.Is(err, natsbroker.ErrUnavailable) {
+	if isBrokerDown(err) {
 		return nil, brokerDown{err}
 	}
 	if err != nil {
 		return nil, err
 	}
-	node, err := core.NewNode(core.Config{
-		HeartbeatInterval: cfg.HeartbeatInterval,
-		HeartbeatTimeout:  cfg.HeartbeatTimeout,
-		SendQueueSize:     cfg.SendQueue,
-		SlowConsumer:      cfg.SlowConsumer,
-		RoomPolicies:      cfg.RoomPolicies,
-		MaxMessageSize:    cfg.MaxMessageSize,
-		RateLimit:         cfg.RateLimit,
-		RateBurst:         cfg.RateBurst,
-		MaxRoomsPerConn:   cfg.MaxRooms,
-		HistoryLimit:      cfg.HistoryLimit,
-	}, b, logger)
+	node, err := newNode(cfg, b, logger)
 	if err != nil {
+		if c, ok := b.(core.Closer); ok {
+			_ = c.Close(context.Background())
+		}
+		if isBrokerDown(err) {
+			return nil, brokerDown{err}
+		}
 		return nil, err
 	}
 	var authn core.Authenticator = core.Insecure
@@ -114,6 +109,26 @@ type brokerDown struct{ error }
 
 func (e brokerDown) Unwrap() error        { return e.error }
 func (e brokerDown) Is(target error) bool { return target == ErrBrokerUnavailable }
+
+func isBrokerDown(err error) bool {
+	return errors.Is(err, redisbroker.ErrUnavailable) || errors.Is(err, kafkabroker.ErrUnavailable) || errors.Is(err, natsbroker.ErrUnavailable)
+}
+
+// newNode builds the core node from the edge configuration.
+func newNode(cfg config.Config, b core.Broker, logger *slog.Logger) (*core.Node, error) {
+	return core.NewNode(core.Config{
+		HeartbeatInterval: cfg.HeartbeatInterval,
+		HeartbeatTimeout:  cfg.HeartbeatTimeout,
+		SendQueueSize:     cfg.SendQueue,
+		SlowConsumer:      cfg.SlowConsumer,
+		RoomPolicies:      cfg.RoomPolicies,
+		MaxMessageSize:    cfg.MaxMessageSize,
+		RateLimit:         cfg.RateLimit,
+		RateBurst:         cfg.RateBurst,
+		MaxRoomsPerConn:   cfg.MaxRooms,
+		HistoryLimit:      cfg.HistoryLimit,
+	}, b, logger)
+}
 
 // brokerStartTimeout bounds connecting to the broker at start.
 const brokerStartTimeout = 10 * time.Second
