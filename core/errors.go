@@ -13,21 +13,27 @@ var (
 	ErrSessionClosed = errors.New("switchboard/core: session closed")
 	// ErrInvalidConfig wraps every configuration validation failure.
 	ErrInvalidConfig = errors.New("switchboard/core: invalid config")
+	// ErrUnconfirmed is wrapped by a broker's Publish error when the
+	// message was appended to the log but the call could not confirm its
+	// position in time: it will most likely be delivered, so a retry
+	// would publish it twice.
+	ErrUnconfirmed = errors.New("switchboard/core: published but not confirmed")
 )
 
 // Error codes carried by "error" envelopes. They are stable API: clients
 // branch on them. docs/protocol.md lists each with its meaning.
 const (
-	CodeBadRequest   = "bad_request"        // the frame is not a valid v1 envelope
-	CodeUnknownType  = "unknown_type"       // no handler for the envelope's type
-	CodeInvalidRoom  = "invalid_room"       // room name breaks the naming rules
-	CodeInvalidUser  = "invalid_user"       // "to" is not a valid user id
-	CodeNotJoined    = "not_joined"         // publish to a room the sender has not joined
-	CodeTooManyRooms = "too_many_rooms"     // per-connection room limit reached
-	CodeForbidden    = "forbidden"          // authenticated, but not allowed
-	CodeUnavailable  = "unavailable"        // the node cannot serve the request now (shutting down); retry elsewhere
-	CodeBrokerDown   = "broker_unavailable" // the broker could not take the message or subscription; retry with backoff
-	CodeInternal     = "internal"           // a bug or an integrator handler failed
+	CodeBadRequest   = "bad_request"         // the frame is not a valid v1 envelope
+	CodeUnknownType  = "unknown_type"        // no handler for the envelope's type
+	CodeInvalidRoom  = "invalid_room"        // room name breaks the naming rules
+	CodeInvalidUser  = "invalid_user"        // "to" is not a valid user id
+	CodeNotJoined    = "not_joined"          // publish to a room the sender has not joined
+	CodeTooManyRooms = "too_many_rooms"      // per-connection room limit reached
+	CodeForbidden    = "forbidden"           // authenticated, but not allowed
+	CodeUnavailable  = "unavailable"         // the node cannot serve the request now (shutting down); retry elsewhere
+	CodeBrokerDown   = "broker_unavailable"  // the broker could not take the message or subscription; retry with backoff
+	CodeUnconfirmed  = "publish_unconfirmed" // appended to the log but not confirmed in time; do not resend blindly
+	CodeInternal     = "internal"            // a bug or an integrator handler failed
 )
 
 // Error is a protocol error: it becomes an "error" envelope

@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"errors"
 	"encoding/json"
 	"time"
 )
@@ -107,6 +108,10 @@ func (n *Node) handlePing(_ context.Context, s *Session, env *Envelope) error {
 // members receive it. A broker failure is an *Error with CodeBrokerDown.
 func (n *Node) Publish(ctx context.Context, channel string, env *Envelope) (string, error) {
 	id, err := n.broker.Publish(ctx, channel, env)
+	if errors.Is(err, ErrUnconfirmed) {
+		n.log.Warn("publish not confirmed in time", "channel", channel, "err", err)
+		return "", &Error{Code: CodeUnconfirmed, Message: "the broker took the message but its position was not confirmed in time; it will probably be delivered, so do not resend it blindly"}
+	}
 	if err != nil {
 		n.log.Warn("publish failed", "channel", channel, "err", err)
 		return "", &Error{Code: CodeBrokerDown, Message: "message not accepted by the broker; retry"}

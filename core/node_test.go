@@ -843,3 +843,18 @@ func TestResumeFloorDropsLateDeliveries(t *testing.T) {
 	c.expectMessage("r", data(4))
 	c.expectQuiet()
 }
+
+// TestPublishUnconfirmed: a message the broker appended but could not
+// confirm in time is reported as publish_unconfirmed (do not resend), not
+// broker_unavailable (retry), which would publish it twice.
+func TestPublishUnconfirmed(t *testing.T) {
+	t.Parallel()
+	b := &hookBroker{Broker: newMemory(t, memory.Config{}), publish: func(context.Context, string, *core.Envelope) (string, error) {
+		return "", fmt.Errorf("driver: %w", errors.Join(core.ErrUnconfirmed, context.DeadlineExceeded))
+	}}
+	n := newNode(t, core.Config{}, b)
+	c := n.connect(core.ConnectRequest{User: "u", Rooms: []string{"r"}})
+	c.send(`{"v":1,"type":"publish","room":"r","data":1,"ref":"p"}`)
+	c.expectError(core.CodeUnconfirmed, "p")
+	c.expectQuiet()
+}

@@ -438,7 +438,9 @@ func (b *Broker) Publish(ctx context.Context, channel string, env *core.Envelope
 	case <-closing:
 		return "", broker.ErrClosed
 	case <-ctx.Done():
-		return "", b.unavailable("publish: appended but not read back", ctx.Err())
+		// The log has it; only this node's read-back is late. Not an
+		// outage: a client that resent would publish it twice.
+		return "", fmt.Errorf("switchboard/broker/kafka: appended but not read back in time: %w", errors.Join(core.ErrUnconfirmed, ctx.Err()))
 	}
 }
 
