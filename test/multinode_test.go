@@ -69,26 +69,37 @@ func failover(t *testing.T, brokerArgs ...string) {
 	// acks and own copies.
 	pub, _ := connect(t, b.url(q("user", "pub", "rooms", "seq")))
 
-	const total = 400
+	// The publisher sends without pause from before the kill until 200
+	// messages after the resumed subscriber's welcome, so the resume
+	// overlaps live publishing; it then reports how many it sent.
+	resumed := make(chan struct{})
 	stop := make(chan struct{})
-	pubErr := make(chan error, 1)
-	go func() { // the publisher paces itself; errors go back to the test goroutine
+	type result struct {
+		n   int
+		err error
+	}
+	pubDone := make(chan result, 1)
+	go func() { // errors go back to the test goroutine
 		tick := time.NewTicker(2 * time.Millisecond)
 		defer tick.Stop()
-		for i := 0; i < total; i++ {
+		signal := (<-chan struct{})(resumed)
+		until := -1
+		for i := 0; until < 0 || i < until; i++ {
 			select {
 			case <-stop:
-				pubErr <- nil
+				pubDone <- result{i, nil}
 				return
+			case <-signal:
+				until, signal = i+200, nil
 			case <-tick.C:
 			}
 			msg := fmt.Sprintf(`{"v":1,"type":"publish","room":"seq","data":{"seq":%d}}`, i)
 			if err := pub.conn.WriteMessage(1, []byte(msg)); err != nil {
-				pubErr <- fmt.Errorf("publish %d: %w", i, err)
+				pubDone <- result{i, fmt.Errorf("publish %d: %w", i, err)}
 				return
 			}
 		}
-		pubErr <- nil
+		pubDone <- result{until, nil}
 	}()
 	defer close(stop)
 
@@ -118,12 +129,18 @@ func failover(t *testing.T, brokerArgs ...string) {
 		}
 	}
 reconnect:
-	resumed, w := connect(t, b.url(q("user", "sa", "rooms", "seq", "since", lastID)))
+	back, w := connect(t, b.url(q("user", "sa", "rooms", "seq", "since", lastID)))
 	if w.Recovered == nil || !*w.Recovered {
 		t.Fatalf("welcome on node B = %+v, want recovered:true", w)
 	}
+	close(resumed)
+	res := <-pubDone
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	total := res.n
 	for len(got) < total {
-		env := resumed.expect(core.TypeMessage)
+		env := back.expect(core.TypeMessage)
 		got = append(got, seqOf(t, env))
 	}
 	for i, s := range got {
@@ -136,10 +153,7 @@ reconnect:
 			t.Fatalf("subscriber B got %d, want %d", s, i)
 		}
 	}
-	if err := <-pubErr; err != nil {
-		t.Fatal(err)
-	}
-	resumed.ping()
+	back.ping()
 }
 
 // TestRedisOutage: while Redis is down, connected clients stay connected,
