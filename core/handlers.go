@@ -135,6 +135,9 @@ func (s *Session) join(ctx context.Context, room string) error {
 	if err := ValidateRoom(room); err != nil {
 		return err
 	}
+	if s.stateless {
+		return errStateless(TypeJoin)
+	}
 	s.roomsMu.Lock()
 	defer s.roomsMu.Unlock()
 	if s.isClosing() { // detach may already have run; joining now would leak
@@ -158,6 +161,9 @@ func (s *Session) join(ctx context.Context, room string) error {
 func (s *Session) Leave(ctx context.Context, room string) error {
 	if err := ValidateRoom(room); err != nil {
 		return err
+	}
+	if s.stateless {
+		return errStateless(TypeLeave)
 	}
 	s.roomsMu.Lock()
 	defer s.roomsMu.Unlock()
