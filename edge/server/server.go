@@ -12,6 +12,8 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/switchboard-dev/switchboard/adapters/httpsend"
+	"github.com/switchboard-dev/switchboard/adapters/sse"
 	wsadapter "github.com/switchboard-dev/switchboard/adapters/websocket"
 	kafkabroker "github.com/switchboard-dev/switchboard/broker/kafka"
 	"github.com/switchboard-dev/switchboard/broker/memory"
@@ -79,6 +81,16 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 		Authenticator: authn,
 		Origins:       cfg.AllowedOrigins,
 		WriteTimeout:  cfg.WriteTimeout,
+	}))
+	// SSE streams need fiber's WriteTimeout to stay 0 (the default): a
+	// server-wide write deadline would cut every stream. The adapter sets
+	// its own per-write deadlines.
+	s.app.Get("/sse", sse.New(node, sse.Config{
+		Authenticator: authn,
+		WriteTimeout:  cfg.WriteTimeout,
+	}))
+	s.app.Post("/send", httpsend.New(node, httpsend.Config{
+		Authenticator: authn,
 	}))
 	s.app.Get("/healthz", func(c *fiber.Ctx) error {
 		return c.JSON(fiber.Map{"status": "ok"})
