@@ -335,7 +335,15 @@ func (n *Node) detach(s *Session, d Disconnect) {
 	if err := n.hub.remove(ctx, UserChannel(s.user), s); err != nil {
 		n.log.Warn("unsubscribe failed", "channel", UserChannel(s.user), "err", err)
 	}
+	n.log.Info("disconnect", append(s.logAttrs(), "code", d.Code, "reason", d.Reason,
+		"duration", time.Since(s.start).Round(time.Millisecond).String())...)
+}
+
+// unregister forgets an ended session, signalling a waiting Shutdown when
+// it was the last.
+func (n *Node) unregister(s *Session) {
 	n.mu.Lock()
+	defer n.mu.Unlock()
 	delete(n.sessions, s)
 	if n.closing && len(n.sessions) == 0 {
 		select {
@@ -344,9 +352,6 @@ func (n *Node) detach(s *Session, d Disconnect) {
 			close(n.idle)
 		}
 	}
-	n.mu.Unlock()
-	n.log.Info("disconnect", append(s.logAttrs(), "code", d.Code, "reason", d.Reason,
-		"duration", time.Since(s.start).Round(time.Millisecond).String())...)
 }
 
 // Shutdown stops accepting connections, closes every session with 1012

@@ -478,6 +478,7 @@ func (s *Session) finalLocked() {
 	s.node.detach(s, d)
 	s.why = d
 	close(s.done)
+	s.node.unregister(s) // last: a Shutdown that sees no sessions sees every Done closed
 }
 
 // heartbeat runs on the session's timer: it ends a silent bidirectional

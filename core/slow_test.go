@@ -97,8 +97,10 @@ func TestSlowPolicies(t *testing.T) {
 			for i := 1; i <= 20; i++ {
 				other.expectMessage("log:x", data(i))
 			}
-			if s := n.Stats(); s.ResumeGaps != 1 || s.ResumeGapsLost != 0 || s.SlowClosed != 0 || s.Dropped != 0 {
-				t.Fatalf("stats %+v, want one resume gap, nothing lost", s)
+			// The fast client has a 4-message queue too and may be paused
+			// for a moment as well, so at least one pause, nothing lost.
+			if s := n.Stats(); s.ResumeGaps < 1 || s.ResumeGapsLost != 0 || s.SlowClosed != 0 || s.Dropped != 0 {
+				t.Fatalf("stats %+v, want a resume gap and nothing lost", s)
 			}
 			// Live delivery continues after the replay.
 			n.publish("log:x", data(21))
