@@ -13,6 +13,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/switchboard-dev/switchboard/adapters/httpsend"
+	"github.com/switchboard-dev/switchboard/adapters/longpoll"
 	"github.com/switchboard-dev/switchboard/adapters/sse"
 	wsadapter "github.com/switchboard-dev/switchboard/adapters/websocket"
 	kafkabroker "github.com/switchboard-dev/switchboard/broker/kafka"
@@ -92,6 +93,7 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 	s.app.Post("/send", httpsend.New(node, httpsend.Config{
 		Authenticator: authn,
 	}))
+	s.app.Get("/poll", longpoll.New(node, longpoll.Config{Authenticator: authn}))
 	s.app.Get("/healthz", func(c *fiber.Ctx) error {
 		return c.JSON(fiber.Map{"status": "ok"})
 	})

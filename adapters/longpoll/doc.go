@@ -1,0 +1,25 @@
+// Package longpoll serves Switchboard over HTTP long-polling on Fiber v2.
+// New returns the GET /poll handler; the client sends with POST /send (see
+// adapters/httpsend).
+//
+// Wire format: GET /poll?rooms=a,b&cursor=<id>&wait=25s answers
+// {"messages":[envelopes…],"cursor":"<id>","recovered":true|false}. The
+// cursor is the id of the last message the client received; it is all the
+// state there is, so any edge node can answer the next poll (no sticky
+// sessions). An empty cursor means "from now": the poll waits for the
+// first new message (core exposes no broker position without a
+// publication, so there is nothing to answer at once), and a poll that
+// times out with no cursor returns an empty one; messages published
+// between two cursorless polls are not seen. recovered:false means the
+// log could not give everything after the cursor (beyond retention,
+// another epoch, unparseable, or more than the node's HistoryLimit).
+//
+// Concurrency: each poll is a short-lived core.Session (Unidirectional,
+// no Pinger) accepted with Since=cursor, so core's replay and resume-seam
+// logic applies. Its writer goroutine appends copies of the frames to a
+// collector; the handler goroutine waits for the first message, the wait
+// to end, or the server to shut down, then closes the session (1000,
+// flushing its queue, nothing sent to the client) and answers once the
+// session is done. Fiber cannot see a client that gives up, so every poll
+// runs to its own wait: keep MaxWait moderate.
+package longpoll

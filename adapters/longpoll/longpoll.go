@@ -1,0 +1,248 @@
+package longpoll
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/switchboard-dev/switchboard/core"
+)
+
+// Response is the body of a successful poll.
+type Response struct {
+	// Messages are the envelopes after the cursor, oldest first, as the
+	// WebSocket and SSE transports send them. Never null.
+	Messages []json.RawMessage `json:"messages"`
+	// Cursor is the id of the last message returned, or the request's
+	// cursor when none was: send it as ?cursor= on the next poll, to any
+	// node.
+	Cursor string `json:"cursor"`
+	// Recovered is false when the log could not give everything after the
+	// request's cursor: the client has missed messages.
+	Recovered bool `json:"recovered"`
+	// Errors are error envelopes about the request itself (an invalid
+	// room name, too many rooms); the poll still answers.
+	Errors []json.RawMessage `json:"errors,omitempty"`
+}
+
+// New returns the GET /poll handler serving node by long-polling.
+//
+// Query parameters: rooms=a,b, cursor=<id of the last message received>
+// (empty: from now), wait=<Go duration or seconds, capped at MaxWait; 0
+// answers at once>, token=<jwt> (or an Authorization: Bearer header),
+// user=<id> (development mode only).
+//
+// Statuses: 200 with a Response; 400 for an invalid wait or user; 401
+// unauthorized; 503 while the node shuts down or when the broker fails.
+// An unparseable or expired cursor is not an error: the answer carries
+// what the log can give with recovered:false.
+func New(node *core.Node, config ...Config) fiber.Handler {
+	if node == nil {
+		panic("switchboard/adapters/longpoll: New: node is nil")
+	}
+	cfg := configDefault(config...)
+	return func(c *fiber.Ctx) error {
+		if cfg.Next != nil && cfg.Next(c) {
+			return c.Next()
+		}
+		if node.ShuttingDown() {
+			return fail(c, fiber.StatusServiceUnavailable, core.CodeUnavailable, "node is shutting down; retry another node")
+		}
+		// Copy everything kept out of fiber.Ctx.
+		creds := core.Credentials{Token: strings.Clone(c.Query("token")), User: strings.Clone(c.Query("user"))}
+		if creds.Token == "" {
+			if h := c.Get(fiber.HeaderAuthorization); len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+				creds.Token = strings.TrimSpace(strings.Clone(h[7:]))
+			}
+		}
+		remote := c.Context().RemoteAddr().String()
+		actx, cancel := context.WithTimeout(context.Background(), cfg.AuthTimeout)
+		id, err := cfg.Authenticator.Authenticate(actx, creds)
+		cancel()
+		if err != nil {
+			node.Logger().Warn("longpoll unauthorized", "remote", remote, "err", err)
+			msg := "invalid credentials"
+			if errors.Is(err, core.ErrUnauthorized) {
+				msg = strings.TrimPrefix(err.Error(), core.ErrUnauthorized.Error()+": ")
+			}
+			return fail(c, fiber.StatusUnauthorized, "unauthorized", msg)
+		}
+		wait, ok := parseWait(c.Query("wait"), cfg)
+		if !ok {
+			return fail(c, fiber.StatusBadRequest, core.CodeBadRequest, "wait must be a duration (25s) or a number of seconds")
+		}
+		var rooms []string
+		if q := c.Query("rooms"); q != "" {
+			rooms = strings.Split(strings.Clone(q), ",")
+		}
+		cursor := strings.Clone(c.Query("cursor"))
+		req := core.ConnectRequest{User: id.User, Rooms: rooms, Since: cursor, RemoteAddr: remote}
+
+		res, status, err := poll(node, req, wait, cfg.BatchLimit, c.Context().Done())
+		if err != nil {
+			return fail(c, status, core.ErrorCode(err), err.Error())
+		}
+		c.Set(fiber.HeaderCacheControl, "no-store")
+		return c.Status(status).JSON(res)
+	}
+}
+
+// poll runs one poll as a short-lived session and collects its answer.
+// shutdown fires when the HTTP server shuts down.
+func poll(node *core.Node, req core.ConnectRequest, wait time.Duration, limit int, shutdown <-chan struct{}) (Response, int, error) {
+	t := &collector{notify: make(chan struct{}, 1)}
+	sess, err := node.Accept(context.Background(), t, req)
+	if err != nil {
+		switch {
+		case errors.Is(err, core.ErrShuttingDown):
+			return Response{}, fiber.StatusServiceUnavailable, core.Errorf(core.CodeUnavailable, "node is shutting down; retry another node")
+		case core.ErrorCode(err) == core.CodeInvalidUser || core.ErrorCode(err) == core.CodeBadRequest:
+			return Response{}, fiber.StatusBadRequest, err
+		}
+		return Response{}, fiber.StatusServiceUnavailable, core.Errorf(core.CodeBrokerDown, "broker unavailable; retry with backoff")
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+wait:
+	for !t.ready() {
+		select {
+		case <-t.notify:
+		case <-timer.C:
+			break wait
+		case <-sess.Done():
+			break wait
+		case <-shutdown:
+			break wait
+		}
+	}
+	// 1000 flushes the queue: whatever core queued (the whole replay, live
+	// messages that arrived meanwhile) reaches the collector first.
+	sess.Close(core.DisconnectNormal)
+	return t.response(req.Since, limit)
+}
+
+// parseWait reads ?wait=: a Go duration or whole seconds, capped at
+// cfg.MaxWait; empty means cfg.DefaultWait.
+func parseWait(s string, cfg Config) (time.Duration, bool) {
+	if s == "" {
+		return cfg.DefaultWait, true
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		n, nerr := strconv.ParseUint(s, 10, 32)
+		if nerr != nil {
+			return 0, false
+		}
+		d = time.Duration(n) * time.Second
+	}
+	if d < 0 {
+		return 0, false
+	}
+	return min(d, cfg.MaxWait), true
+}
+
+func fail(c *fiber.Ctx, status int, code, msg string) error {
+	if code == "" {
+		code = core.CodeInternal
+	}
+	return c.Status(status).JSON(fiber.Map{"error": fiber.Map{"code": code, "message": msg}})
+}
+
+// collector is the poll's core.Transport: it keeps copies of what core
+// writes until the handler builds the answer. WriteMany and Close run on
+// the session's writer goroutine; ready and response on the handler's.
+type collector struct {
+	notify chan struct{} // a write happened (capacity 1, never blocks)
+
+	mu         sync.Mutex
+	welcomed   bool
+	recovered  bool // from the welcome; true when no cursor was given
+	messages   []json.RawMessage
+	ids        []string
+	errs       []json.RawMessage
+	disconnect *core.Disconnect
+}
+
+var _ core.Transport = (*collector)(nil)
+
+func (t *collector) Name() string         { return "longpoll" }
+func (t *collector) Unidirectional() bool { return true }
+
+// WriteMany sorts frames into the welcome (kept only for recovered),
+// messages (anything with an id) and errors; others (pong) are dropped.
+func (t *collector) WriteMany(frames [][]byte) error {
+	t.mu.Lock()
+	for _, f := range frames {
+		env, err := core.UnmarshalEnvelope(f)
+		if err != nil {
+			continue
+		}
+		switch {
+		case env.Type == core.TypeWelcome && !t.welcomed:
+			t.welcomed = true
+			var w struct {
+				Recovered *bool `json:"recovered"`
+			}
+			_ = json.Unmarshal(env.Data, &w)
+			t.recovered = w.Recovered == nil || *w.Recovered
+		case env.ID != "":
+			t.messages = append(t.messages, json.RawMessage(append([]byte(nil), f...)))
+			t.ids = append(t.ids, env.ID)
+		case env.Type == core.TypeError:
+			t.errs = append(t.errs, json.RawMessage(append([]byte(nil), f...)))
+		}
+	}
+	t.mu.Unlock()
+	select {
+	case t.notify <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// Close records why the session ended; nothing reaches the client.
+func (t *collector) Close(d core.Disconnect) error {
+	t.mu.Lock()
+	t.disconnect = &d
+	t.mu.Unlock()
+	return nil
+}
+
+// ready reports whether the poll can answer now: a message arrived, or
+// the welcome says the client has missed messages (it must hear that at
+// once, even with nothing to replay).
+func (t *collector) ready() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.messages) > 0 || (t.welcomed && !t.recovered)
+}
+
+// response builds the answer once the session is done: at most limit
+// messages; the cursor is the last id returned, or since if none.
+func (t *collector) response(since string, limit int) (Response, int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	res := Response{Messages: t.messages, Cursor: since, Recovered: !t.welcomed || t.recovered, Errors: t.errs}
+	if len(res.Messages) > limit {
+		res.Messages = res.Messages[:limit]
+	}
+	if n := len(res.Messages); n > 0 {
+		res.Cursor = t.ids[n-1]
+	} else {
+		res.Messages = []json.RawMessage{}
+		if t.disconnect != nil && t.disconnect.Code == core.DisconnectShutdown.Code {
+			return Response{}, fiber.StatusServiceUnavailable, core.Errorf(core.CodeUnavailable, "node is shutting down; retry another node")
+		}
+	}
+	if !res.Recovered && len(res.Messages) == 0 {
+		// The cursor is useless: continue from now.
+		res.Cursor = ""
+	}
+	return res, fiber.StatusOK, nil
+}
