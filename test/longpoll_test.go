@@ -143,8 +143,9 @@ func TestLongPollCursorBatchesAndWaits(t *testing.T) {
 
 	// Nothing new: the poll waits, and answers as soon as a message is
 	// published.
+	base := e.stats(t).Connections
 	got := e.pollAsync(q("user", "lp", "rooms", "feed", "cursor", r.cursor, "wait", "20s"))
-	time.Sleep(300 * time.Millisecond) // let the poll start waiting
+	waitPolling(t, e, base)
 	select {
 	case p := <-got:
 		t.Fatalf("poll answered before any message: %+v", p)
@@ -191,8 +192,9 @@ func TestLongPollNoCursorWaitsFromNow(t *testing.T) {
 	e := startEdge(t, nil)
 	publish := publisher(t, e, "feed")
 	publish("old")
+	base := e.stats(t).Connections
 	got := e.pollAsync(q("user", "lp", "rooms", "feed", "wait", "20s"))
-	time.Sleep(300 * time.Millisecond) // let the poll start waiting
+	waitPolling(t, e, base)
 	publish("new")
 	r := await(t, got)
 	wantData(t, "from now", r, "new")
@@ -254,11 +256,19 @@ func TestLongPollAnyNodeAnswers(t *testing.T) {
 	}
 
 	// A poll waiting on B sees a publication made through A.
+	base := b.stats(t).Connections
 	got := b.pollAsync(q("user", "lp", "rooms", "feed", "cursor", r.cursor, "wait", "20s"))
-	time.Sleep(300 * time.Millisecond) // let the poll start waiting
+	waitPolling(t, b, base)
 	publish("m5")
 	r = await(t, got)
 	wantData(t, "node B waited", r, "m5")
 	r = a.poll(t, q("user", "lp", "rooms", "feed", "cursor", r.cursor, "wait", "200ms"))
 	wantData(t, "back on A", r)
+}
+
+// waitPolling waits until a poll has registered its session on e (one
+// more connection than base): from then on a publication reaches it.
+func waitPolling(t *testing.T, e *edge, base int) {
+	t.Helper()
+	eventually(t, "the poll to be waiting", func() bool { return e.stats(t).Connections > base })
 }
