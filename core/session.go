@@ -41,7 +41,7 @@ type Session struct {
 	head, n    int
 	max        int
 	recovering bool
-	stateless  bool // a HandleStateless request: never joins or leaves
+	stateless  bool   // a HandleStateless request: never joins or leaves
 	pending    []item // live frames held while history is fetched
 	lastID     string // id of the newest broker message queued: where a resume pause starts
 	floor      string // drop live broker messages at or before this id (delivery lagged a resume)
