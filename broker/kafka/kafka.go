@@ -51,9 +51,9 @@ type Broker struct {
 
 	mu      sync.Mutex // guards what follows
 	started bool
-	waiters map[string]chan string // watermill UUID → id, for Publish
-	stop    context.CancelFunc     // ends the reader
-	done    chan struct{}          // closed when the reader has returned
+	confirm broker.Confirmations // watermill UUID → id, for Publish
+	stop    context.CancelFunc   // ends the reader
+	done    chan struct{}        // closed when the reader has returned
 	reader  *kgo.Client
 	rd      *reader
 	closing chan struct{} // closed by Close
@@ -88,7 +88,6 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Broker, error) 
 		cfg:     cfg,
 		log:     logger.With("broker", "kafka", "topic", cfg.Topic),
 		addrs:   strings.Join(cfg.Brokers, ","),
-		waiters: make(map[string]chan string),
 		closing: make(chan struct{}),
 	}
 	b.health.init(b, cfg.RequestTimeout+fetchMaxWait)
@@ -394,13 +393,9 @@ func (b *Broker) Publish(ctx context.Context, channel string, env *core.Envelope
 	env.ID = ""
 	msg := broker.NewMessage(channel, env)
 	msg.SetContext(ctx)
-	ch := make(chan string, 1)
 
 	b.mu.Lock()
 	started, closing := b.started, b.closing
-	if started {
-		b.waiters[msg.UUID] = ch
-	}
 	b.mu.Unlock()
 	if b.closed.Load() {
 		return "", broker.ErrClosed
@@ -408,11 +403,8 @@ func (b *Broker) Publish(ctx context.Context, channel string, env *core.Envelope
 	if !started {
 		return "", errors.New("switchboard/broker/kafka: Publish before Start")
 	}
-	defer func() {
-		b.mu.Lock()
-		delete(b.waiters, msg.UUID)
-		b.mu.Unlock()
-	}()
+	confirmed, done := b.confirm.Expect(msg.UUID)
+	defer done()
 
 	// Sarama's SendMessage takes no context: run it aside so Publish
 	// honours ctx; it ends within Sarama's own bounds and Close waits.
@@ -431,17 +423,11 @@ func (b *Broker) Publish(ctx context.Context, channel string, env *core.Envelope
 	case <-ctx.Done():
 		return "", b.unavailable("publish", ctx.Err())
 	}
-	select {
-	case id := <-ch:
+	id, err := broker.AwaitConfirmation(ctx, confirmed, closing, "kafka")
+	if err == nil {
 		env.ID = id
-		return id, nil
-	case <-closing:
-		return "", broker.ErrClosed
-	case <-ctx.Done():
-		// The log has it; only this node's read-back is late. Not an
-		// outage: a client that resent would publish it twice.
-		return "", fmt.Errorf("switchboard/broker/kafka: appended but not read back in time: %w", errors.Join(core.ErrUnconfirmed, ctx.Err()))
 	}
+	return id, err
 }
 
 // send produces msg. A producer whose idempotence state the cluster no
@@ -505,17 +491,6 @@ func (b *Broker) newPublisher() (*wkafka.Publisher, error) {
 		Marshaler:             wkafka.DefaultMarshaler{},
 		OverwriteSaramaConfig: saramaConfig(b.cfg),
 	}, broker.WatermillLogger(b.log))
-}
-
-// resolve hands id to the Publish waiting for the message uuid, if any.
-func (b *Broker) resolve(uuid, id string) {
-	b.mu.Lock()
-	ch := b.waiters[uuid]
-	delete(b.waiters, uuid)
-	b.mu.Unlock()
-	if ch != nil {
-		ch <- id // buffered, sent at most once
-	}
 }
 
 // Subscribe is a no-op: every node reads the whole partition, and the hub

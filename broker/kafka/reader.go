@@ -142,7 +142,7 @@ func (r *reader) handle(ctx context.Context, id epoch, rec *kgo.Record) {
 	r.next = rec.Offset + 1
 	r.b.delivered.advance(r.epoch, r.next)
 	if err == nil {
-		r.b.resolve(uuid, msgID)
+		r.b.confirm.Resolve(uuid, msgID)
 	}
 }
 

@@ -54,9 +54,9 @@ type Broker struct {
 
 	mu      sync.Mutex // guards what follows
 	started bool
-	waiters map[string]chan string // watermill UUID → id, for Publish
-	stop    context.CancelFunc     // ends the reader
-	done    chan struct{}          // closed when the reader has returned
+	confirm broker.Confirmations // watermill UUID → id, for Publish
+	stop    context.CancelFunc   // ends the reader
+	done    chan struct{}        // closed when the reader has returned
 	rd      *reader
 	closing chan struct{} // closed by Close
 
@@ -95,7 +95,6 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Broker, error) 
 		log:     logger.With("broker", "nats", "stream", cfg.Stream),
 		addrs:   hosts(servers),
 		all:     cfg.Subject + ".>",
-		waiters: make(map[string]chan string),
 		closing: make(chan struct{}),
 	}
 	b.health.b = b
@@ -337,13 +336,9 @@ func (b *Broker) Publish(ctx context.Context, channel string, env *core.Envelope
 	}
 	env.ID = ""
 	msg := broker.NewMessage(channel, env)
-	ch := make(chan string, 1)
 
 	b.mu.Lock()
 	started, closing := b.started, b.closing
-	if started {
-		b.waiters[msg.UUID] = ch
-	}
 	b.mu.Unlock()
 	if b.closed.Load() {
 		return "", broker.ErrClosed
@@ -351,11 +346,8 @@ func (b *Broker) Publish(ctx context.Context, channel string, env *core.Envelope
 	if !started {
 		return "", errors.New("switchboard/broker/nats: Publish before Start")
 	}
-	defer func() {
-		b.mu.Lock()
-		delete(b.waiters, msg.UUID)
-		b.mu.Unlock()
-	}()
+	confirmed, done := b.confirm.Expect(msg.UUID)
+	defer done()
 	if !b.nc.IsConnected() {
 		return "", b.unavailable("publish", fmt.Errorf("not connected (%s)", b.nc.Status()))
 	}
@@ -387,28 +379,11 @@ func (b *Broker) Publish(ctx context.Context, channel string, env *core.Envelope
 	case <-ctx.Done():
 		return "", b.unavailable("publish", ctx.Err())
 	}
-	select {
-	case id := <-ch:
+	id, err := broker.AwaitConfirmation(ctx, confirmed, closing, "nats")
+	if err == nil {
 		env.ID = id
-		return id, nil
-	case <-closing:
-		return "", broker.ErrClosed
-	case <-ctx.Done():
-		// The log has it; only this node's read-back is late. Not an
-		// outage: a client that resent would publish it twice.
-		return "", fmt.Errorf("switchboard/broker/nats: appended but not read back in time: %w", errors.Join(core.ErrUnconfirmed, ctx.Err()))
 	}
-}
-
-// resolve hands id to the Publish waiting for the message uuid, if any.
-func (b *Broker) resolve(uuid, id string) {
-	b.mu.Lock()
-	ch := b.waiters[uuid]
-	delete(b.waiters, uuid)
-	b.mu.Unlock()
-	if ch != nil {
-		ch <- id // buffered, sent at most once
-	}
+	return id, err
 }
 
 // Subscribe is a no-op: every node reads the whole stream, and the hub

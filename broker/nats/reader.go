@@ -236,7 +236,7 @@ func (r *reader) handle(m jetstream.Msg, seq uint64) {
 	r.next = seq + 1
 	r.b.delivered.advance(r.epoch, r.next)
 	if err == nil {
-		r.b.resolve(uuid, msgID)
+		r.b.confirm.Resolve(uuid, msgID)
 	}
 }
 

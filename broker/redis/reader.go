@@ -95,7 +95,7 @@ func (r *reader) once(ctx context.Context) error {
 		r.last = id
 		b.delivered.advance(epoch, id)
 		if uuid != "" {
-			b.resolve(uuid, msgID)
+			b.confirm.Resolve(uuid, msgID)
 		}
 	}
 	if next != epoch {

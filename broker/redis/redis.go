@@ -45,10 +45,10 @@ type Broker struct {
 
 	mu      sync.Mutex // guards what follows
 	started bool
-	waiters map[string]chan string // watermill UUID → id, for Publish
-	stop    context.CancelFunc     // ends the reader
-	done    chan struct{}          // closed when the reader has returned
-	closing chan struct{}          // closed by Close
+	confirm broker.Confirmations // watermill UUID → id, for Publish
+	stop    context.CancelFunc   // ends the reader
+	done    chan struct{}        // closed when the reader has returned
+	closing chan struct{}        // closed by Close
 
 	health    health
 	delivered progress
@@ -84,7 +84,6 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Broker, error) 
 		log:      logger.With("broker", "redis", "stream", cfg.Stream),
 		addr:     opt.Addr,
 		epochKey: cfg.Stream + ":epoch",
-		waiters:  make(map[string]chan string),
 		closing:  make(chan struct{}),
 	}
 	b.pub = goredis.NewClient(clientOptions(*opt, cfg, false))
@@ -274,22 +273,15 @@ func (b *Broker) Publish(ctx context.Context, channel string, env *core.Envelope
 	env.ID = ""
 	msg := broker.NewMessage(channel, env)
 	msg.SetContext(ctx)
-	ch := make(chan string, 1)
 
 	b.mu.Lock()
 	started, closing := b.started, b.closing
-	if started {
-		b.waiters[msg.UUID] = ch
-	}
 	b.mu.Unlock()
 	if !started && !b.isClosed() {
 		return "", errors.New("switchboard/broker/redis: Publish before Start")
 	}
-	defer func() {
-		b.mu.Lock()
-		delete(b.waiters, msg.UUID)
-		b.mu.Unlock()
-	}()
+	confirmed, done := b.confirm.Expect(msg.UUID)
+	defer done()
 
 	b.pubMu.RLock()
 	if b.closed {
@@ -301,28 +293,11 @@ func (b *Broker) Publish(ctx context.Context, channel string, env *core.Envelope
 	if err != nil {
 		return "", b.unavailable("publish", err)
 	}
-	select {
-	case id := <-ch:
+	id, err := broker.AwaitConfirmation(ctx, confirmed, closing, "redis")
+	if err == nil {
 		env.ID = id
-		return id, nil
-	case <-closing:
-		return "", broker.ErrClosed
-	case <-ctx.Done():
-		// The log has it; only this node's read-back is late. Not an
-		// outage: a client that resent would publish it twice.
-		return "", fmt.Errorf("switchboard/broker/redis: appended but not read back in time: %w", errors.Join(core.ErrUnconfirmed, ctx.Err()))
 	}
-}
-
-// resolve hands id to the Publish waiting for the message uuid, if any.
-func (b *Broker) resolve(uuid, id string) {
-	b.mu.Lock()
-	ch := b.waiters[uuid]
-	delete(b.waiters, uuid)
-	b.mu.Unlock()
-	if ch != nil {
-		ch <- id // buffered, read at most once
-	}
+	return id, err
 }
 
 // Subscribe is a no-op: every node reads the whole stream, and the hub
