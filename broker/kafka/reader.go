@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/switchboard-dev/switchboard/broker"
 	"github.com/switchboard-dev/switchboard/core"
 )
 
@@ -159,12 +160,7 @@ type progress struct {
 	epoch   epoch
 	next    int64 // every offset below next has been delivered
 	hw      int64 // the high watermark the reader last saw
-	waiters []waiter
-}
-
-type waiter struct {
-	offset int64
-	ch     chan struct{}
+	waiters broker.Waitlist[int64]
 }
 
 // advance records that every offset of e below next has been delivered.
@@ -174,11 +170,7 @@ func (p *progress) advance(e epoch, next int64) {
 	defer p.mu.Unlock()
 	if e != p.epoch {
 		p.epoch, p.next, p.hw = e, next, next
-		for _, w := range p.waiters {
-			close(w.ch)
-		}
-		clear(p.waiters)
-		p.waiters = p.waiters[:0]
+		p.waiters.Release(nil)
 		return
 	}
 	if next <= p.next {
@@ -186,16 +178,7 @@ func (p *progress) advance(e epoch, next int64) {
 	}
 	p.next = next
 	p.hw = max(p.hw, next)
-	kept := p.waiters[:0]
-	for _, w := range p.waiters {
-		if w.offset < next {
-			close(w.ch)
-		} else {
-			kept = append(kept, w)
-		}
-	}
-	clear(p.waiters[len(kept):])
-	p.waiters = kept
+	p.waiters.Release(func(w int64) bool { return w < next })
 }
 
 func (p *progress) setHighWatermark(e epoch, hw int64) {
@@ -227,25 +210,9 @@ func (p *progress) wait(ctx context.Context, pos position, stopped <-chan struct
 		p.mu.Unlock()
 		return nil
 	}
-	w := waiter{pos.offset, make(chan struct{})}
-	p.waiters = append(p.waiters, w)
+	ch := p.waiters.Park(pos.offset)
 	p.mu.Unlock()
-	select {
-	case <-w.ch:
-		return nil
-	case <-stopped:
-		return nil
-	case <-ctx.Done():
-		p.mu.Lock()
-		for i := range p.waiters {
-			if p.waiters[i].ch == w.ch {
-				p.waiters = append(p.waiters[:i], p.waiters[i+1:]...)
-				break
-			}
-		}
-		p.mu.Unlock()
-		return ctx.Err()
-	}
+	return p.waiters.Wait(ctx, &p.mu, ch, stopped)
 }
 
 // health is the reader's view of Kafka, kept by franz-go hooks on the

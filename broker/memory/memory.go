@@ -420,12 +420,7 @@ func (b *Broker) Close(context.Context) error {
 type progress struct {
 	mu      sync.Mutex
 	done    uint64
-	waiters []waiter
-}
-
-type waiter struct {
-	seq uint64
-	ch  chan struct{}
+	waiters broker.Waitlist[uint64]
 }
 
 func (p *progress) advance(seq uint64) {
@@ -435,16 +430,7 @@ func (p *progress) advance(seq uint64) {
 		return
 	}
 	p.done = seq
-	kept := p.waiters[:0]
-	for _, w := range p.waiters {
-		if w.seq <= seq {
-			close(w.ch)
-		} else {
-			kept = append(kept, w)
-		}
-	}
-	clear(p.waiters[len(kept):])
-	p.waiters = kept
+	p.waiters.Release(func(w uint64) bool { return w <= seq })
 }
 
 // wait returns when seq has been delivered or stopped is closed, or
@@ -455,25 +441,9 @@ func (p *progress) wait(ctx context.Context, seq uint64, stopped <-chan struct{}
 		p.mu.Unlock()
 		return nil
 	}
-	w := waiter{seq, make(chan struct{})}
-	p.waiters = append(p.waiters, w)
+	ch := p.waiters.Park(seq)
 	p.mu.Unlock()
-	select {
-	case <-w.ch:
-		return nil
-	case <-stopped:
-		return nil
-	case <-ctx.Done():
-		p.mu.Lock()
-		for i := range p.waiters {
-			if p.waiters[i].ch == w.ch {
-				p.waiters = append(p.waiters[:i], p.waiters[i+1:]...)
-				break
-			}
-		}
-		p.mu.Unlock()
-		return ctx.Err()
-	}
+	return p.waiters.Wait(ctx, &p.mu, ch, stopped)
 }
 
 type entry struct {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/switchboard-dev/switchboard/broker"
 	"github.com/switchboard-dev/switchboard/core"
 )
 
@@ -247,12 +248,7 @@ type progress struct {
 	epoch   epoch
 	next    uint64 // every sequence below next has been delivered
 	last    uint64 // the stream's last sequence as last seen
-	waiters []waiter
-}
-
-type waiter struct {
-	seq uint64
-	ch  chan struct{}
+	waiters broker.Waitlist[uint64]
 }
 
 // advance records that every sequence of e below next has been
@@ -262,11 +258,7 @@ func (p *progress) advance(e epoch, next uint64) {
 	defer p.mu.Unlock()
 	if e != p.epoch {
 		p.epoch, p.next, p.last = e, next, next-1
-		for _, w := range p.waiters {
-			close(w.ch)
-		}
-		clear(p.waiters)
-		p.waiters = p.waiters[:0]
+		p.waiters.Release(nil)
 		return
 	}
 	if next <= p.next {
@@ -274,16 +266,7 @@ func (p *progress) advance(e epoch, next uint64) {
 	}
 	p.next = next
 	p.last = max(p.last, next-1)
-	kept := p.waiters[:0]
-	for _, w := range p.waiters {
-		if w.seq < next {
-			close(w.ch)
-		} else {
-			kept = append(kept, w)
-		}
-	}
-	clear(p.waiters[len(kept):])
-	p.waiters = kept
+	p.waiters.Release(func(w uint64) bool { return w < next })
 }
 
 func (p *progress) setLast(e epoch, last uint64) {
@@ -315,25 +298,9 @@ func (p *progress) wait(ctx context.Context, pos position, stopped <-chan struct
 		p.mu.Unlock()
 		return nil
 	}
-	w := waiter{pos.seq, make(chan struct{})}
-	p.waiters = append(p.waiters, w)
+	ch := p.waiters.Park(pos.seq)
 	p.mu.Unlock()
-	select {
-	case <-w.ch:
-		return nil
-	case <-stopped:
-		return nil
-	case <-ctx.Done():
-		p.mu.Lock()
-		for i := range p.waiters {
-			if p.waiters[i].ch == w.ch {
-				p.waiters = append(p.waiters[:i], p.waiters[i+1:]...)
-				break
-			}
-		}
-		p.mu.Unlock()
-		return ctx.Err()
-	}
+	return p.waiters.Wait(ctx, &p.mu, ch, stopped)
 }
 
 // health is the broker's view of NATS, kept by the connection's handlers

@@ -9,6 +9,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/switchboard-dev/switchboard/broker"
 	"github.com/switchboard-dev/switchboard/core"
 )
 
@@ -187,12 +188,7 @@ type progress struct {
 	mu      sync.Mutex
 	epoch   string
 	pos     entryID
-	waiters []waiter
-}
-
-type waiter struct {
-	p  position
-	ch chan struct{}
+	waiters broker.Waitlist[position]
 }
 
 func (p *progress) get() (string, entryID) {
@@ -218,16 +214,7 @@ func (p *progress) advance(epoch string, pos entryID) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.epoch, p.pos = epoch, pos
-	kept := p.waiters[:0]
-	for _, w := range p.waiters {
-		if p.reached(w.p) {
-			close(w.ch)
-		} else {
-			kept = append(kept, w)
-		}
-	}
-	clear(p.waiters[len(kept):])
-	p.waiters = kept
+	p.waiters.Release(p.reached)
 }
 
 // wait returns nil once want is reached or stopped is closed, or ctx's
@@ -238,23 +225,7 @@ func (p *progress) wait(ctx context.Context, want position, stopped <-chan struc
 		p.mu.Unlock()
 		return nil
 	}
-	w := waiter{want, make(chan struct{})}
-	p.waiters = append(p.waiters, w)
+	ch := p.waiters.Park(want)
 	p.mu.Unlock()
-	select {
-	case <-w.ch:
-		return nil
-	case <-stopped:
-		return nil
-	case <-ctx.Done():
-		p.mu.Lock()
-		for i := range p.waiters {
-			if p.waiters[i].ch == w.ch {
-				p.waiters = append(p.waiters[:i], p.waiters[i+1:]...)
-				break
-			}
-		}
-		p.mu.Unlock()
-		return ctx.Err()
-	}
+	return p.waiters.Wait(ctx, &p.mu, ch, stopped)
 }
