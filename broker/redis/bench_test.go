@@ -2,129 +2,33 @@ package redis_test
 
 import (
 	"context"
-	"slices"
-	"strconv"
-	"sync"
-	"sync/atomic"
 	"testing"
-	"time"
 
+	"github.com/switchboard-dev/switchboard/broker/brokertest"
 	"github.com/switchboard-dev/switchboard/broker/memory"
 	sbredis "github.com/switchboard-dev/switchboard/broker/redis"
 	"github.com/switchboard-dev/switchboard/broker/redis/redistest"
 	"github.com/switchboard-dev/switchboard/core"
 )
 
-// BenchmarkPublishDeliver measures publish→deliver on one node, through
-// the in-memory broker and through Redis Streams (a local redis-server):
-// the latency from the Publish call to the delivery callback (p50-µs,
-// p99-µs) and the throughput (msgs/s), with one publisher ("serial") and
-// with 8 per GOMAXPROCS ("parallel"). See docs/brokers.md for figures.
+// BenchmarkPublishDeliver measures publish→deliver through the in-memory
+// broker and through Redis Streams (a local redis-server); see
+// brokertest.BenchPublishDeliver and docs/brokers.md.
 func BenchmarkPublishDeliver(b *testing.B) {
 	srv := redistest.Start(b)
-	brokers := []struct {
-		name string
-		make func(b *testing.B) core.Broker
-	}{
-		{"memory", func(b *testing.B) core.Broker {
+	b.Run("memory", func(b *testing.B) {
+		brokertest.BenchPublishDeliver(b, func(b *testing.B) core.Broker {
 			m, err := memory.New(memory.Config{}, quiet)
 			if err != nil {
 				b.Fatal(err)
 			}
 			b.Cleanup(func() { m.Close(context.Background()) })
 			return m
-		}},
-		{"redis", func(b *testing.B) core.Broker {
-			return newBroker(b, sbredis.Config{URL: srv.URL, Stream: streamFor(b)})
-		}},
-	}
-	for _, br := range brokers {
-		for _, parallel := range []bool{false, true} {
-			name := br.name + "/serial"
-			if parallel {
-				name = br.name + "/parallel"
-			}
-			b.Run(name, func(b *testing.B) { benchPublishDeliver(b, br.make(b), parallel) })
-		}
-	}
-}
-
-func benchPublishDeliver(b *testing.B, br core.Broker, parallel bool) {
-	var (
-		mu      sync.Mutex
-		lat     = make([]time.Duration, 0, b.N)
-		want    atomic.Int64
-		allDone = make(chan struct{})
-	)
-	want.Store(-1) // set once the publishers are done
-	var got atomic.Int64
-	deliver := func(d core.Delivery) {
-		sent, err := strconv.ParseInt(d.Envelope.Ref, 10, 64)
-		if err != nil {
-			return
-		}
-		l := time.Duration(time.Now().UnixNano() - sent)
-		mu.Lock()
-		lat = append(lat, l)
-		mu.Unlock()
-		if n := got.Add(1); n == want.Load() {
-			close(allDone)
-		}
-	}
-	if err := br.Start(context.Background(), deliver); err != nil {
-		b.Fatal(err)
-	}
-	ch := core.RoomChannel("bench")
-	publish := func() error {
-		env := &core.Envelope{V: core.Version, Type: core.TypeMessage, Room: "bench", From: "bench",
-			Ref:  strconv.FormatInt(time.Now().UnixNano(), 10),
-			Data: []byte(`{"text":"hello, world","n":42,"tags":["a","b"]}`)}
-		_, err := br.Publish(context.Background(), ch, env)
-		return err
-	}
-	var published atomic.Int64
-	b.ResetTimer()
-	began := time.Now()
-	if parallel {
-		b.SetParallelism(8)
-		var failed atomic.Pointer[error]
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				if err := publish(); err != nil {
-					failed.Store(&err)
-					return
-				}
-				published.Add(1)
-			}
 		})
-		if err := failed.Load(); err != nil {
-			b.Fatal(*err)
-		}
-	} else {
-		for range b.N {
-			if err := publish(); err != nil {
-				b.Fatal(err)
-			}
-			published.Add(1)
-		}
-	}
-	want.Store(published.Load())
-	if got.Load() < published.Load() {
-		select {
-		case <-allDone:
-		case <-time.After(30 * time.Second):
-			b.Fatalf("%d of %d delivered", got.Load(), published.Load())
-		}
-	}
-	elapsed := time.Since(began)
-	b.StopTimer()
-	mu.Lock()
-	defer mu.Unlock()
-	slices.Sort(lat)
-	pct := func(p float64) float64 {
-		return float64(lat[min(len(lat)-1, int(p*float64(len(lat))))].Nanoseconds()) / 1e3
-	}
-	b.ReportMetric(pct(0.50), "p50-µs")
-	b.ReportMetric(pct(0.99), "p99-µs")
-	b.ReportMetric(float64(published.Load())/elapsed.Seconds(), "msgs/s")
+	})
+	b.Run("redis", func(b *testing.B) {
+		brokertest.BenchPublishDeliver(b, func(b *testing.B) core.Broker {
+			return newBroker(b, sbredis.Config{URL: srv.URL, Stream: streamFor(b)})
+		})
+	})
 }
