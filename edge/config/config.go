@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/url"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -45,6 +46,22 @@ type Config struct {
 	MaxRooms          int
 	WriteTimeout      time.Duration
 	ShutdownTimeout   time.Duration
+	// Transports are the client transports served: websocket (/ws), sse
+	// (/sse) and longpoll (/poll). POST /send is always served.
+	Transports []string
+}
+
+// Transport names, as the browser client spells them.
+var transportNames = []string{"websocket", "sse", "longpoll"}
+
+// Serves reports whether transport t (websocket, sse, longpoll) is on.
+func (c Config) Serves(t string) bool {
+	for _, x := range c.Transports {
+		if x == t {
+			return true
+		}
+	}
+	return false
 }
 
 // Default returns the configuration with every default applied.
@@ -65,7 +82,7 @@ type setting struct {
 // by getenv. Usage for --help goes to help.
 func Load(args []string, getenv func(string) string, help io.Writer) (Config, error) {
 	var c Config
-	var origins, slow, slowRooms string
+	var origins, slow, slowRooms, transports string
 	var size byteSize = 64 << 10
 	fs := flag.NewFlagSet("switchboard", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -94,6 +111,7 @@ func Load(args []string, getenv func(string) string, help io.Writer) (Config, er
 	fs.IntVar(&c.MaxRooms, "max-rooms", 100, "rooms one connection may join (negative: unlimited)")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", 10*time.Second, "deadline for each write to a client")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long SIGTERM waits for clients to drain")
+	fs.StringVar(&transports, "transports", "websocket,sse,longpoll", "client transports to serve, comma-separated: websocket (/ws), sse (/sse), longpoll (/poll); POST /send is always served")
 
 	// Every value explains its own parse errors, naming flag and variable.
 	var valueErr error
@@ -131,6 +149,21 @@ func Load(args []string, getenv func(string) string, help io.Writer) (Config, er
 		if o = strings.TrimSpace(o); o != "" {
 			c.AllowedOrigins = append(c.AllowedOrigins, o)
 		}
+	}
+	for _, t := range strings.Split(transports, ",") {
+		t = strings.TrimSpace(t)
+		if t == "" {
+			continue
+		}
+		if !slices.Contains(transportNames, t) {
+			return Config{}, fmt.Errorf("invalid --transports (%s): unknown transport %q; use websocket, sse and/or longpoll", EnvName("transports"), t)
+		}
+		if !slices.Contains(c.Transports, t) {
+			c.Transports = append(c.Transports, t)
+		}
+	}
+	if len(c.Transports) == 0 {
+		return Config{}, fmt.Errorf("invalid --transports (%s): empty; serve at least one of websocket, sse, longpoll", EnvName("transports"))
 	}
 	p, err := core.ParseSlowPolicy(slow)
 	if err != nil {

@@ -50,6 +50,12 @@ func TestLoad(t *testing.T) {
 		{"nats default URL", []string{"--broker", "nats"}, nil, func(c Config) bool { return c.BrokerURL == "nats://127.0.0.1:4222" }},
 		{"kafka default URL", []string{"--broker", "kafka"}, nil, func(c Config) bool { return c.BrokerURL == "kafka://127.0.0.1:9092" }},
 		{"rate limit disabled", []string{"--rate-limit", "-1"}, nil, func(c Config) bool { return c.RateLimit < 0 }},
+		{"all transports by default", nil, nil, func(c Config) bool {
+			return c.Serves("websocket") && c.Serves("sse") && c.Serves("longpoll")
+		}},
+		{"no websocket", nil, map[string]string{"SWITCHBOARD_TRANSPORTS": "sse, longpoll,sse"}, func(c Config) bool {
+			return !c.Serves("websocket") && len(c.Transports) == 2
+		}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -93,6 +99,8 @@ func TestLoadErrors(t *testing.T) {
 		{[]string{"--slow-consumer-rooms", "a*=snooze"}, nil, `rule "a*=snooze"`},
 		{[]string{"--rate-limit", "0"}, nil, "negative to disable"},
 		{[]string{"--jwt-secret", "short"}, nil, "shorter than 16 bytes"},
+		{[]string{"--transports", "ws"}, nil, `unknown transport "ws"; use websocket, sse and/or longpoll`},
+		{[]string{"--transports", ","}, nil, "--transports (SWITCHBOARD_TRANSPORTS): empty"},
 		{[]string{"--nope"}, nil, "flag provided but not defined: -nope"},
 		{[]string{"extra"}, nil, `unexpected argument "extra"`},
 	}

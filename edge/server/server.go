@@ -23,6 +23,7 @@ import (
 	"github.com/switchboard-dev/switchboard/core"
 	"github.com/switchboard-dev/switchboard/edge/auth"
 	"github.com/switchboard-dev/switchboard/edge/config"
+	"github.com/switchboard-dev/switchboard/edge/webclient"
 )
 
 // Server is one edge node.
@@ -78,22 +79,29 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 		ReduceMemoryUsage: true,
 		ErrorHandler:      errorHandler,
 	})
-	s.app.Get("/ws", wsadapter.New(node, wsadapter.Config{
-		Authenticator: authn,
-		Origins:       cfg.AllowedOrigins,
-		WriteTimeout:  cfg.WriteTimeout,
-	}))
-	// SSE streams need fiber's WriteTimeout to stay 0 (the default): a
-	// server-wide write deadline would cut every stream. The adapter sets
-	// its own per-write deadlines.
-	s.app.Get("/sse", sse.New(node, sse.Config{
-		Authenticator: authn,
-		WriteTimeout:  cfg.WriteTimeout,
-	}))
+	if cfg.Serves("websocket") {
+		s.app.Get("/ws", wsadapter.New(node, wsadapter.Config{
+			Authenticator: authn,
+			Origins:       cfg.AllowedOrigins,
+			WriteTimeout:  cfg.WriteTimeout,
+		}))
+	}
+	if cfg.Serves("sse") {
+		// SSE streams need fiber's WriteTimeout to stay 0 (the default): a
+		// server-wide write deadline would cut every stream. The adapter
+		// sets its own per-write deadlines.
+		s.app.Get("/sse", sse.New(node, sse.Config{
+			Authenticator: authn,
+			WriteTimeout:  cfg.WriteTimeout,
+		}))
+	}
+	if cfg.Serves("longpoll") {
+		s.app.Get("/poll", longpoll.New(node, longpoll.Config{Authenticator: authn}))
+	}
 	s.app.Post("/send", httpsend.New(node, httpsend.Config{
 		Authenticator: authn,
 	}))
-	s.app.Get("/poll", longpoll.New(node, longpoll.Config{Authenticator: authn}))
+	webclient.Register(s.app)
 	s.app.Get("/healthz", func(c *fiber.Ctx) error {
 		return c.JSON(fiber.Map{"status": "ok"})
 	})
