@@ -61,6 +61,21 @@ type Syncer interface {
 	WaitDelivered(ctx context.Context, id string) error
 }
 
+// Header is implemented by brokers that can name the current end of their
+// log: one position across every channel, as the brokers with a
+// Positioner have. It lets a client that has no position yet (a first
+// long-poll) start from "now" without losing what is published between
+// two of its requests: it keeps the head as its cursor.
+type Header interface {
+	// Head returns the position of the newest message in the log, an id
+	// History accepts as Since: every message whose Publish returns after
+	// Head returned comes after it, so History from it returns that message
+	// (while retained) with Recovered true. A log with no position to name
+	// yet (empty) returns "" and a nil error; callers then fall back to
+	// "from now", as for a broker without Header.
+	Head(ctx context.Context) (string, error)
+}
+
 // HealthChecker is implemented by brokers that can lose their backend.
 // Healthy returns nil while the broker can publish and deliver; the edge
 // reports not ready otherwise. It must be cheap (no I/O): report state
@@ -99,3 +114,16 @@ func RoomChannel(room string) string { return "room:" + room }
 
 // UserChannel is the broker channel carrying direct messages to a user.
 func UserChannel(user string) string { return "user:" + user }
+
+// Head returns the position of the newest message in the broker's log
+// (see Header), bounded by BrokerTimeout, or "" and a nil error when the
+// broker does not implement Header or has no position to name.
+func (n *Node) Head(ctx context.Context) (string, error) {
+	h, ok := n.broker.(Header)
+	if !ok {
+		return "", nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.BrokerTimeout)
+	defer cancel()
+	return h.Head(ctx)
+}

@@ -133,6 +133,7 @@ func Run(t *testing.T, features Features, newBroker func(t *testing.T) core.Brok
 		{"HistoryLimit", testHistoryLimit},
 		{"HistoryRetention", testHistoryRetention},
 		{"HistoryGarbageSince", testHistoryGarbageSince},
+		{"Head", testHead},
 		{"ConcurrentPublishers", testConcurrentPublishers},
 		{"TwoNodes", testTwoNodes},
 		{"Close", testClose},
@@ -574,6 +575,65 @@ func testHistoryGarbageSince(t *testing.T, s *suite) {
 			t.Errorf("since %q: Recovered = %v with\n%s\nwant false and nothing", since, res.Recovered, dump(res.Envelopes))
 		}
 	}
+}
+
+// testHead: a broker implementing core.Header names the end of its log.
+// History from a head returns exactly what was published after it, on
+// every requested channel, Recovered true; a head is at or after every
+// publication that returned before it; on a shared log another node's
+// head resumes this node's publications. Header is optional: a broker
+// without it has nothing to check here (core falls back to "from now").
+func testHead(t *testing.T, s *suite) {
+	n := s.start(t)
+	if _, ok := n.b.(core.Header); !ok {
+		t.Log("the broker does not implement core.Header: nothing to check")
+		return
+	}
+	a, b := s.channel(t, "a"), s.channel(t, "b")
+
+	empty := n.head() // "" is allowed while the log is empty
+	first := n.publish(a, 0)
+	if empty != "" {
+		s.checkHistory(t, "from the head taken before the first publication", n.history([]string{a}, empty, 100), []*core.Envelope{first}, true)
+	}
+
+	head := n.head()
+	if head == "" {
+		t.Fatalf("Head returned \"\" after a publication: the log is not empty")
+	}
+	if p, ok := n.b.(core.Positioner); ok {
+		if after, ok := p.After(first.ID, head); !ok || after {
+			t.Fatalf("After(%s, head %s) = %v, %v: want the head at or after a publication that returned before it", first.ID, head, after, ok)
+		}
+	}
+	var want []*core.Envelope
+	for i := range 6 {
+		want = append(want, n.publish([]string{a, b}[i%2], i+1))
+	}
+	s.checkHistory(t, "from the head", n.history([]string{a, b}, head, 100), want, true)
+	s.checkHistory(t, "from a head taken after everything", n.history([]string{a, b}, n.head(), 100), nil, true)
+
+	if s.f.SharedLog {
+		m := s.start(t)
+		other := m.head()
+		if other == "" {
+			t.Fatalf("the second node's Head returned \"\" on a log that is not empty")
+		}
+		env := n.publish(b, 7)
+		s.checkHistory(t, "another node's head", m.history([]string{a, b}, other, 100), []*core.Envelope{env}, true)
+	}
+}
+
+// head calls Head; the broker must implement core.Header.
+func (n *node) head() string {
+	n.t.Helper()
+	ctx, cancel := n.ctx()
+	defer cancel()
+	h, err := n.b.(core.Header).Head(ctx)
+	if err != nil {
+		n.t.Fatalf("Head: %v", err)
+	}
+	return h
 }
 
 // testConcurrentPublishers: publishers on several goroutines, all on one

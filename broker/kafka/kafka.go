@@ -68,6 +68,7 @@ var (
 	_ core.Closer        = (*Broker)(nil)
 	_ core.Positioner    = (*Broker)(nil)
 	_ core.Syncer        = (*Broker)(nil)
+	_ core.Header        = (*Broker)(nil)
 	_ core.HealthChecker = (*Broker)(nil)
 )
 
@@ -701,6 +702,39 @@ func (b *Broker) decode(rec *kgo.Record) (core.Delivery, string, error) {
 		return core.Delivery{}, "", fmt.Errorf("offset %d: %w", rec.Offset, err)
 	}
 	return d, msg.UUID, nil
+}
+
+// Head returns the id of the partition's last record (its high watermark
+// minus one) in the topic's current epoch: every record produced later has
+// a larger offset. An empty partition has no record to name: "".
+func (b *Broker) Head(ctx context.Context) (string, error) {
+	if b.closed.Load() {
+		return "", broker.ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	tm, err := b.metadata(ctx, true)
+	switch {
+	case errors.Is(err, kerr.UnknownTopicOrPartition) || errors.Is(err, kerr.UnknownTopicID):
+		return "", nil
+	case err != nil:
+		return "", b.unavailable("head: metadata", err)
+	}
+	lo, err := b.adm.ListEndOffsets(ctx, b.cfg.Topic)
+	if err != nil {
+		return "", b.unavailable("head: offsets", err)
+	}
+	o, ok := lo.Lookup(b.cfg.Topic, partition)
+	switch {
+	case !ok || errors.Is(o.Err, kerr.UnknownTopicOrPartition):
+		return "", nil
+	case o.Err != nil:
+		return "", b.unavailable("head: offsets", o.Err)
+	case o.Offset <= 0:
+		return "", nil
+	}
+	return formatID(tm.epoch, o.Offset-1), nil
 }
 
 // After reports whether id comes after pos: ids of one epoch are ordered

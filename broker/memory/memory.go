@@ -131,6 +131,7 @@ var (
 	_ core.Closer     = (*Broker)(nil)
 	_ core.Positioner = (*Broker)(nil)
 	_ core.Syncer     = (*Broker)(nil)
+	_ core.Header     = (*Broker)(nil)
 )
 
 // New returns an in-memory broker, or an error wrapping ErrInvalidConfig.
@@ -374,6 +375,21 @@ func (b *Broker) WaitDelivered(ctx context.Context, id string) error {
 		return ctx.Err()
 	}
 	return b.delivered.wait(ctx, seq, stopped)
+}
+
+// Head returns the id of the newest publication, on any channel; before
+// the first one it is "<epoch>-0", from which History returns everything.
+func (b *Broker) Head(ctx context.Context) (string, error) {
+	if b.closed.Load() {
+		return "", broker.ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	b.mu.Lock()
+	seq := b.seq
+	b.mu.Unlock()
+	return b.epoch + "-" + strconv.FormatUint(seq, 10), nil
 }
 
 // After reports whether id comes after pos: ids of one epoch are one

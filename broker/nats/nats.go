@@ -71,6 +71,7 @@ var (
 	_ core.Positioner    = (*Broker)(nil)
 	_ core.Syncer        = (*Broker)(nil)
 	_ core.HealthChecker = (*Broker)(nil)
+	_ core.Header        = (*Broker)(nil)
 )
 
 // New validates cfg, connects to NATS, creates the stream if it does not
@@ -587,6 +588,28 @@ func (b *Broker) decode(m jetstream.Msg, seq uint64) (core.Delivery, string, err
 		return core.Delivery{}, "", fmt.Errorf("sequence %d: %w", seq, err)
 	}
 	return d, msg.UUID, nil
+}
+
+// Head returns the id of the stream's last message: every message stored
+// later has a larger sequence. An empty stream has no message to name
+// (sequences start at 1): "".
+func (b *Broker) Head(ctx context.Context) (string, error) {
+	if b.closed.Load() {
+		return "", broker.ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	info, err := b.streamInfo(ctx)
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		return "", nil
+	case err != nil:
+		return "", b.unavailable("head: stream info", err)
+	case info.State.LastSeq == 0:
+		return "", nil
+	}
+	return formatID(epochOf(info.Created), info.State.LastSeq), nil
 }
 
 // After reports whether id comes after pos: ids of one epoch are ordered

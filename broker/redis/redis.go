@@ -61,6 +61,7 @@ var (
 	_ core.Positioner    = (*Broker)(nil)
 	_ core.Syncer        = (*Broker)(nil)
 	_ core.HealthChecker = (*Broker)(nil)
+	_ core.Header        = (*Broker)(nil)
 )
 
 // New validates cfg, connects to Redis and PINGs it. An unreachable Redis
@@ -421,6 +422,47 @@ func (b *Broker) decode(m goredis.XMessage) (d core.Delivery, uuid string, err e
 	}
 	d, err = broker.ParseMessage(msg)
 	return d, msg.UUID, err
+}
+
+// Head returns the id of the stream's last generated entry, read with the
+// epoch in one transaction: every entry appended later has a larger ID.
+// Without a stream (nothing was ever published, or it was deleted) or an
+// epoch it returns "": History could not resume from such a position.
+func (b *Broker) Head(ctx context.Context) (string, error) {
+	if b.isClosed() {
+		return "", broker.ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	var get *goredis.StringCmd
+	var info *goredis.XInfoStreamCmd
+	_, _ = b.rd.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+		get = p.Get(ctx, b.epochKey)
+		info = p.XInfoStream(ctx, b.cfg.Stream)
+		return nil
+	})
+	switch err := get.Err(); {
+	case errors.Is(err, goredis.Nil):
+		return "", nil
+	case err != nil:
+		return "", b.unavailable("head", err)
+	}
+	epoch := get.Val()
+	if !validEpoch(epoch) {
+		return "", nil // History refuses it too
+	}
+	switch err := info.Err(); {
+	case isNoSuchKey(err):
+		return "", nil
+	case err != nil:
+		return "", b.unavailable("head", err)
+	}
+	last, err := mustEntryID(info.Val().LastGeneratedID)
+	if err != nil {
+		return "", err
+	}
+	return formatID(epoch, last), nil
 }
 
 // After reports whether id comes after pos: ids of one epoch are ordered
