@@ -77,7 +77,9 @@ class Client {
       this._online = () => { if (this.state === "reconnecting") this._retryNow(); };
       addEventListener("online", this._online);
     }
-    if (o.autoConnect) this.connect();
+    // Connect after the caller's synchronous code, so handlers attached
+    // right after connect() see the first events.
+    if (o.autoConnect) Promise.resolve().then(() => this.connect());
   }
 
   /** The id of the last message received: what a resume starts after. */

@@ -1,15 +1,14 @@
-// Command chat is a complete Switchboard app in one file: the edge
-// (in-memory broker) plus a browser page at / that chats over raw
-// WebSocket, and a custom envelope type, "typing", registered on the
-// router to show routing by type.
+// Command chat is a complete Switchboard app: the edge (any broker, the
+// same flags as the switchboard binary) plus a browser page at / built on
+// the Switchboard browser client (/client.js): rooms, private messages,
+// the transport in use on screen, and a custom envelope type, "typing",
+// registered on the router to show routing by type.
 //
 //	go run ./examples/chat            # then open http://localhost:8080/
 package main
 
 import (
 	"context"
-	_ "embed"
-	"encoding/json"
 	"log/slog"
 	"net"
 	"os"
@@ -17,15 +16,10 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/gofiber/fiber/v2"
-
-	"github.com/switchboard-dev/switchboard/core"
 	"github.com/switchboard-dev/switchboard/edge/config"
 	"github.com/switchboard-dev/switchboard/edge/server"
+	"github.com/switchboard-dev/switchboard/examples/chat/chatapp"
 )
-
-//go:embed index.html
-var page []byte
 
 func main() {
 	cfg, err := config.Load(os.Args[1:], os.Getenv, os.Stdout)
@@ -38,7 +32,7 @@ func main() {
 		slog.Error("start", "err", err)
 		os.Exit(1)
 	}
-	Register(srv)
+	chatapp.Register(srv)
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		slog.Error("listen", "err", err)
@@ -56,25 +50,4 @@ func main() {
 		slog.Error("serve", "err", err)
 		os.Exit(1)
 	}
-}
-
-// Register adds the page and the "typing" type to an edge server. A
-// typing envelope {"type":"typing","room":"r"} is relayed through the
-// broker to the room's members as {"type":"typing","room":"r","from":user}.
-func Register(srv *server.Server) {
-	srv.App().Get("/", func(c *fiber.Ctx) error {
-		c.Type("html")
-		return c.Send(page)
-	})
-	node := srv.Node()
-	node.Router().Handle("typing", func(ctx context.Context, s *core.Session, env *core.Envelope) error {
-		if env.Room == "" || !s.InRoom(env.Room) {
-			return core.Errorf(core.CodeNotJoined, "join the room before typing in it")
-		}
-		data, _ := json.Marshal(map[string]bool{"typing": true})
-		_, err := node.Publish(ctx, core.RoomChannel(env.Room), &core.Envelope{
-			V: core.Version, Type: "typing", Room: env.Room, From: s.User(), TS: time.Now().UnixMilli(), Data: data,
-		})
-		return err
-	})
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/switchboard-dev/switchboard/core"
 	"github.com/switchboard-dev/switchboard/edge/config"
 	"github.com/switchboard-dev/switchboard/edge/server"
+	"github.com/switchboard-dev/switchboard/examples/chat/chatapp"
 )
 
 // TestTypingIsRoutedByType checks the custom "typing" type end to end: a
@@ -23,7 +24,7 @@ func TestTypingIsRoutedByType(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	Register(srv)
+	chatapp.Register(srv)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

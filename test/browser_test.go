@@ -1,0 +1,412 @@
+package test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+
+	"github.com/switchboard-dev/switchboard/broker/redis/redistest"
+	"github.com/switchboard-dev/switchboard/core"
+	"github.com/switchboard-dev/switchboard/edge/config"
+	"github.com/switchboard-dev/switchboard/edge/server"
+	"github.com/switchboard-dev/switchboard/examples/chat/chatapp"
+)
+
+// The browser tests drive the chat example (examples/chat, built on the
+// browser client /client.js) in real headless Chromium. Screenshots land
+// in test/artifacts/ (ignored by git) for a person to look at.
+
+// chatEdge is an in-process edge serving the chat page, restartable on
+// the same address.
+type chatEdge struct {
+	t    *testing.T
+	addr string
+	mod  func(*config.Config)
+
+	mu     sync.Mutex
+	srv    *server.Server
+	served chan error
+}
+
+// startChat starts a chat edge on a random loopback port.
+func startChat(t *testing.T, mod func(*config.Config)) *chatEdge {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &chatEdge{t: t, addr: ln.Addr().String(), mod: mod}
+	e.serve(ln)
+	t.Cleanup(e.stop)
+	return e
+}
+
+func (e *chatEdge) serve(ln net.Listener) {
+	e.t.Helper()
+	cfg := config.Default()
+	cfg.RateLimit = -1
+	if e.mod != nil {
+		e.mod(&cfg)
+	}
+	logger := slog.New(slog.NewTextHandler(&syncBuffer{}, nil))
+	srv, err := server.New(cfg, logger)
+	if err != nil {
+		ln.Close()
+		e.t.Fatalf("server.New: %v", err)
+	}
+	chatapp.Register(srv)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	e.mu.Lock()
+	e.srv, e.served = srv, served
+	e.mu.Unlock()
+}
+
+// stop shuts the edge down as SIGTERM does (1012 to every client).
+func (e *chatEdge) stop() {
+	e.mu.Lock()
+	srv, served := e.srv, e.served
+	e.srv = nil
+	e.mu.Unlock()
+	if srv == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		e.t.Errorf("shutdown: %v", err)
+	}
+	if err := <-served; err != nil {
+		e.t.Errorf("serve: %v", err)
+	}
+}
+
+// restart stops the edge and starts a new one on the same address.
+func (e *chatEdge) restart() {
+	e.t.Helper()
+	e.stop()
+	ln, err := net.Listen("tcp", e.addr)
+	if err != nil {
+		e.t.Fatalf("listen again on %s: %v", e.addr, err)
+	}
+	e.serve(ln)
+}
+
+// send posts one envelope to /send as user (development mode) with rooms,
+// and fails the test unless it is acknowledged.
+func (e *chatEdge) send(t *testing.T, user, rooms, env string) {
+	t.Helper()
+	ed := &edge{addr: e.addr}
+	status, replies := ed.post(t, q("user", user, "rooms", rooms), env)
+	if status != http.StatusOK || len(replies) != 1 || replies[0].Type != core.TypeAck {
+		t.Fatalf("POST /send %s: %d %+v", env, status, replies)
+	}
+}
+
+// newBrowser starts headless Chromium with a fresh profile; it is killed
+// when the test ends.
+func newBrowser(t *testing.T) context.Context {
+	t.Helper()
+	exe, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Fatalf("chromium not found (.ci/run installs the Debian package): %v", err)
+	}
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(exe),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1000, 900),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-extensions", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("disable-background-timer-throttling", true),
+		chromedp.Flag("disable-renderer-backgrounding", true),
+	}
+	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(func() { cancel(); acancel() })
+	// Start the browser now, so a failure to launch is reported here.
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	return ctx
+}
+
+// open navigates to the chat page of e with the query parameters, after
+// installing script (if any) to run before the page's own.
+func open(t *testing.T, ctx context.Context, e *chatEdge, query url.Values, script string) {
+	t.Helper()
+	if script != "" {
+		if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: script}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate("http://"+e.addr+"/?"+query.Encode())); err != nil {
+		t.Fatalf("navigate: %v", err)
+	}
+}
+
+// until waits for the JavaScript expression to be truthy on the page.
+func until(t *testing.T, ctx context.Context, what, expr string) {
+	t.Helper()
+	if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingInterval(20*time.Millisecond), chromedp.WithPollingTimeout(waitFor))); err != nil {
+		t.Fatalf("waiting for %s (%s): %v\npage state: %s", what, expr, err, pageState(ctx))
+	}
+}
+
+// eval returns the JSON value of a JavaScript expression on the page.
+func eval[T any](t *testing.T, ctx context.Context, expr string) T {
+	t.Helper()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
+	if err != nil {
+		t.Fatalf("evaluate %s: %v", expr, err)
+	}
+	return v
+}
+
+// pageState is the page's chat log for failure messages.
+func pageState(ctx context.Context) string {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	raw, err := chromedp.Run(ctx, chromedp.Evaluate[[]byte](`JSON.stringify({state: window.chat && window.chat.client && window.chat.client.state, transport: window.chat && window.chat.client && window.chat.client.transport, states: window.chat && window.chat.states, fallbacks: window.chat && window.chat.fallbacks, errors: window.chat && window.chat.errors, log: document.getElementById("log").innerText.slice(-2000)})`))
+	if err != nil {
+		return err.Error()
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s
+	}
+	return string(raw)
+}
+
+// screenshot saves the page as test/artifacts/<name>.png.
+func screenshot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	buf, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		t.Fatalf("screenshot: %v", err)
+	}
+	if len(buf) < 1000 {
+		t.Fatalf("screenshot: only %d bytes", len(buf))
+	}
+	if err := os.MkdirAll("artifacts", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join("artifacts", name+".png")
+	if err := os.WriteFile(path, buf, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	abs, _ := filepath.Abs(path)
+	t.Logf("screenshot: %s", abs)
+}
+
+// hasMessage is a page expression: the chat log holds a message with data d.
+func hasMessage(d string) string {
+	return fmt.Sprintf(`window.chat.messages.some(m => m.data === %q)`, d)
+}
+
+// submit fills a form field and submits its form, as a user would.
+func submit(t *testing.T, ctx context.Context, field, value string) {
+	t.Helper()
+	js := fmt.Sprintf(`(() => { const f = document.getElementById(%q); f.value = %q; f.form.requestSubmit(); return true })()`, field, value)
+	if ok := eval[bool](t, ctx, js); !ok {
+		t.Fatalf("submit %s", field)
+	}
+}
+
+// TestBrowserWebSocket: the chat page connects over WebSocket, receives a
+// room message and a private message, and what the user types reaches
+// another client.
+func TestBrowserWebSocket(t *testing.T) {
+	e := startChat(t, nil)
+	ctx := newBrowser(t)
+	open(t, ctx, e, url.Values{"user": {"alice"}, "rooms": {"lobby"}}, "")
+	until(t, ctx, "open over websocket", `window.chat.client.state === "open" && window.chat.client.transport === "websocket"`)
+	if got := eval[string](t, ctx, `document.getElementById("transport").textContent`); got != "websocket" {
+		t.Fatalf("transport shown: %q", got)
+	}
+
+	// A native WebSocket client in the room sees what alice types.
+	ed := &edge{addr: e.addr}
+	bob, _ := connect(t, ed.url(q("user", "bob", "rooms", "lobby")))
+	submit(t, ctx, "text", "hello from the browser")
+	m := bob.expect(core.TypeMessage)
+	if m.From != "alice" || m.Room != "lobby" || dataString(t, m) != "hello from the browser" {
+		t.Fatalf("bob got %+v", m)
+	}
+	until(t, ctx, "own message shown", hasMessage("hello from the browser"))
+
+	e.send(t, "bob", "lobby", `{"v":1,"type":"publish","room":"lobby","data":"hi alice"}`)
+	until(t, ctx, "room message", hasMessage("hi alice"))
+	e.send(t, "bob", "", `{"v":1,"type":"direct","to":"alice","data":"psst"}`)
+	until(t, ctx, "private message", `window.chat.messages.some(m => m.data === "psst" && m.to === "alice" && m.from === "bob")`)
+	until(t, ctx, "private message styled", `document.querySelector("#log li.direct") !== null`)
+	if n := eval[int](t, ctx, `window.chat.fallbacks.length`); n != 0 {
+		t.Fatalf("fallbacks on a working WebSocket: %d", n)
+	}
+	screenshot(t, ctx, "chat-websocket")
+}
+
+// TestBrowserFallback: with WebSocket (and then SSE) unavailable, the
+// client falls back and the same page still sends and receives room and
+// private messages, and can join another room.
+func TestBrowserFallback(t *testing.T) {
+	cases := []struct {
+		name       string
+		transports []string // what the edge serves
+		script     string   // run before the page
+		want       string
+		fallbacks  string
+	}{
+		{"websocket refused to sse", []string{"sse", "longpoll"}, "", "sse", "websocket>sse"},
+		{"websocket missing in the browser to sse", nil, "delete window.WebSocket;", "sse", "websocket>sse"},
+		{"websocket and sse refused to longpoll", []string{"longpoll"}, "", "longpoll", "websocket>sse,sse>longpoll"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := startChat(t, func(c *config.Config) {
+				if tc.transports != nil {
+					c.Transports = tc.transports
+				}
+			})
+			ctx := newBrowser(t)
+			open(t, ctx, e, url.Values{"user": {"alice"}, "rooms": {"lobby"}}, tc.script)
+			until(t, ctx, "open over "+tc.want, fmt.Sprintf(`window.chat.client.state === "open" && window.chat.client.transport === %q`, tc.want))
+			if got := eval[string](t, ctx, `window.chat.fallbacks.join(",")`); got != tc.fallbacks {
+				t.Fatalf("fallbacks %q, want %q", got, tc.fallbacks)
+			}
+			if got := eval[string](t, ctx, `document.getElementById("transport").textContent`); got != tc.want {
+				t.Fatalf("transport shown: %q", got)
+			}
+
+			e.send(t, "bob", "lobby", `{"v":1,"type":"publish","room":"lobby","data":"hi alice"}`)
+			until(t, ctx, "room message", hasMessage("hi alice"))
+			e.send(t, "bob", "", `{"v":1,"type":"direct","to":"alice","data":"psst"}`)
+			until(t, ctx, "private message", `window.chat.messages.some(m => m.data === "psst" && m.from === "bob")`)
+
+			// What alice types goes through POST /send and comes back on
+			// her stream, exactly once.
+			submit(t, ctx, "text", "typed on "+tc.want)
+			until(t, ctx, "own message", hasMessage("typed on "+tc.want))
+
+			// Joining reopens the stream with the new room.
+			submit(t, ctx, "joinroom", "news")
+			until(t, ctx, "joined news", `window.chat.client.rooms.includes("news") && window.chat.client.state === "open"`)
+			e.send(t, "bob", "news", `{"v":1,"type":"publish","room":"news","data":"extra"}`)
+			until(t, ctx, "news message", hasMessage("extra"))
+
+			counts := eval[map[string]int](t, ctx, `window.chat.messages.reduce((a, m) => (a[m.data] = (a[m.data] || 0) + 1, a), {})`)
+			for d, n := range counts {
+				if n != 1 {
+					t.Errorf("%q shown %d times", d, n)
+				}
+			}
+			if errs := eval[[]string](t, ctx, `window.chat.errors`); len(errs) != 0 {
+				t.Errorf("errors on the page: %v", errs)
+			}
+			screenshot(t, ctx, "chat-"+strings.ReplaceAll(tc.name, " ", "-"))
+		})
+	}
+}
+
+// TestBrowserEdgeRestart: the page's edge restarts (SIGTERM's shutdown,
+// then a new process on the same address) while another edge on the same
+// Redis keeps publishing. On every transport the client reconnects,
+// resumes from its last id, and shows every message exactly once, in
+// order.
+func TestBrowserEdgeRestart(t *testing.T) {
+	rs := redistest.Start(t)
+	redis := func(c *config.Config) { c.Broker, c.BrokerURL = "redis", rs.URL }
+	for _, transport := range []string{"websocket", "sse", "longpoll"} {
+		t.Run(transport, func(t *testing.T) {
+			room := "restart-" + transport
+			a := startChat(t, redis)
+			b := startChat(t, redis) // the publisher's edge, never restarted
+			ctx := newBrowser(t)
+			open(t, ctx, a, url.Values{"user": {"alice"}, "rooms": {room}, "transports": {transport}}, "")
+			until(t, ctx, "open", fmt.Sprintf(`window.chat.client.state === "open" && window.chat.client.transport === %q`, transport))
+
+			const total, before = 60, 20
+			msg := func(i int) string { return fmt.Sprintf("m%03d", i) }
+			publish := func(i int) error {
+				body := fmt.Sprintf(`{"v":1,"type":"publish","room":%q,"data":%q}`, room, msg(i))
+				resp, err := http.Post("http://"+b.addr+"/send?"+q("user", "bob", "rooms", room), "application/json", strings.NewReader(body))
+				if err != nil {
+					return err
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					return fmt.Errorf("publish %d: HTTP %d", i, resp.StatusCode)
+				}
+				return nil
+			}
+			for i := 1; i <= before; i++ {
+				if err := publish(i); err != nil {
+					t.Fatal(err)
+				}
+			}
+			until(t, ctx, "first messages", hasMessage(msg(before)))
+
+			// Keep publishing, paced, while a restarts.
+			pubErr := make(chan error, 1)
+			go func() {
+				tick := time.NewTicker(15 * time.Millisecond)
+				defer tick.Stop()
+				for i := before + 1; i <= total; i++ {
+					<-tick.C
+					if err := publish(i); err != nil {
+						pubErr <- err
+						return
+					}
+				}
+				pubErr <- nil
+			}()
+			a.restart()
+			if err := <-pubErr; err != nil {
+				t.Fatal(err)
+			}
+			until(t, ctx, "every message", hasMessage(msg(total)))
+			until(t, ctx, "open again", `window.chat.client.state === "open"`)
+
+			got := eval[[]string](t, ctx, `window.chat.messages.map(m => m.data)`)
+			want := make([]string, total)
+			for i := range want {
+				want[i] = msg(i + 1)
+			}
+			if strings.Join(got, ",") != strings.Join(want, ",") {
+				t.Fatalf("messages shown:\n got %v\nwant %v", got, want)
+			}
+			states := eval[[]string](t, ctx, `window.chat.states`)
+			if !strings.Contains(strings.Join(states, ","), "reconnecting") {
+				t.Fatalf("the client never reconnected: %v", states)
+			}
+			if tr := eval[string](t, ctx, `window.chat.client.transport`); tr != transport {
+				t.Fatalf("ended on %s, want %s", tr, transport)
+			}
+			if transport == "websocket" {
+				screenshot(t, ctx, "chat-after-restart")
+			}
+		})
+	}
+}
