@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
 	"net/url"
 	"os"
 	"os/exec"
@@ -115,6 +117,44 @@ func (e *chatEdge) send(t *testing.T, user, rooms, env string) {
 	if status != http.StatusOK || len(replies) != 1 || replies[0].Type != core.TypeAck {
 		t.Fatalf("POST /send %s: %d %+v", env, status, replies)
 	}
+}
+
+// hostileProxy forwards to an edge but swallows requests to the paths in
+// holds: it takes the connection and never answers, as a proxy that
+// breaks WebSocket upgrades or buffers event streams does. Its address
+// stands in for the edge's.
+func hostileProxy(t *testing.T, e *chatEdge, holds ...string) *chatEdge {
+	t.Helper()
+	target, _ := url.Parse("http://" + e.addr)
+	rp := httputil.NewSingleHostReverseProxy(target)
+	var mu sync.Mutex
+	var held []net.Conn
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for _, p := range holds {
+			if r.URL.Path == p {
+				conn, _, err := http.NewResponseController(w).Hijack()
+				if err != nil {
+					t.Errorf("hijack: %v", err)
+					return
+				}
+				mu.Lock()
+				held = append(held, conn)
+				mu.Unlock()
+				return
+			}
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(func() {
+		mu.Lock()
+		for _, c := range held {
+			c.Close()
+		}
+		mu.Unlock()
+		srv.CloseClientConnections()
+		srv.Close()
+	})
+	return &chatEdge{t: t, addr: srv.Listener.Addr().String()}
 }
 
 // newBrowser starts headless Chromium with a fresh profile; it is killed
@@ -276,12 +316,15 @@ func TestBrowserFallback(t *testing.T) {
 		name       string
 		transports []string // what the edge serves
 		script     string   // run before the page
+		holds      []string // paths a proxy in front swallows
 		want       string
 		fallbacks  string
 	}{
-		{"websocket refused to sse", []string{"sse", "longpoll"}, "", "sse", "websocket>sse"},
-		{"websocket missing in the browser to sse", nil, "delete window.WebSocket;", "sse", "websocket>sse"},
-		{"websocket and sse refused to longpoll", []string{"longpoll"}, "", "longpoll", "websocket>sse,sse>longpoll"},
+		{"websocket refused to sse", []string{"sse", "longpoll"}, "", nil, "sse", "websocket>sse"},
+		{"websocket missing in the browser to sse", nil, "delete window.WebSocket;", nil, "sse", "websocket>sse"},
+		{"websocket and sse refused to longpoll", []string{"longpoll"}, "", nil, "longpoll", "websocket>sse,sse>longpoll"},
+		{"websocket swallowed by a proxy to sse", nil, "", []string{"/ws"}, "sse", "websocket>sse"},
+		{"websocket and sse swallowed by a proxy to longpoll", nil, "", []string{"/ws", "/sse"}, "longpoll", "websocket>sse,sse>longpoll"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -290,8 +333,13 @@ func TestBrowserFallback(t *testing.T) {
 					c.Transports = tc.transports
 				}
 			})
+			page := e
+			if tc.holds != nil {
+				page = hostileProxy(t, e, tc.holds...)
+			}
 			ctx := newBrowser(t)
-			open(t, ctx, e, url.Values{"user": {"alice"}, "rooms": {"lobby"}}, tc.script)
+			// Only a silent transport waits for connectTimeout.
+			open(t, ctx, page, url.Values{"user": {"alice"}, "rooms": {"lobby"}, "connectTimeout": {"1000"}}, tc.script)
 			until(t, ctx, "open over "+tc.want, fmt.Sprintf(`window.chat.client.state === "open" && window.chat.client.transport === %q`, tc.want))
 			if got := eval[string](t, ctx, `window.chat.fallbacks.join(",")`); got != tc.fallbacks {
 				t.Fatalf("fallbacks %q, want %q", got, tc.fallbacks)
@@ -408,5 +456,80 @@ func TestBrowserEdgeRestart(t *testing.T) {
 				screenshot(t, ctx, "chat-after-restart")
 			}
 		})
+	}
+}
+
+// TestBrowserClientAPI drives the client library directly (not through
+// the chat page) against an edge in JWT mode: a bad token is terminal
+// (4001, no reconnect), requests resolve with acks or reject with the
+// server's error code, and the classic build defines window.Switchboard.
+func TestBrowserClientAPI(t *testing.T) {
+	const secret = "browser-test-secret-0123456789"
+	e := startChat(t, func(c *config.Config) { c.JWTSecret = secret })
+	good := token(t, secret, "carol", time.Now().Add(time.Hour))
+	ctx := newBrowser(t)
+	// Any same-origin page will do; the test imports the module into it.
+	if err := chromedp.Do(ctx, chromedp.Navigate("http://"+e.addr+"/healthz")); err != nil {
+		t.Fatal(err)
+	}
+	script := fmt.Sprintf(`(async () => {
+  const { connect } = await import("/client.js");
+  const out = {};
+  const waitState = (c, s) => new Promise((res) => { if (c.state === s) res(); const off = c.on(s, () => { off(); res(); }); });
+
+  // A bad token: closed with 4001, never reconnecting.
+  const bad = connect(location.origin, { token: "not-a-jwt", rooms: ["r"] });
+  const states = [];
+  bad.on("state", (d) => states.push(d.state + (d.code ? ":" + d.code : "")));
+  await waitState(bad, "closed");
+  out.badStates = states.join(",");
+
+  const c = connect(location.origin, { token: %q, rooms: ["r"] });
+  await waitState(c, "open");
+  out.user = c.user;
+  out.transport = c.transport;
+  try { await c.publish("elsewhere", 1); out.notJoined = "resolved"; } catch (e) { out.notJoined = e.code; }
+  const got = [];
+  c.on("message", (env) => got.push(env.room + ":" + env.data));
+  out.join = (await c.join("s")).room;
+  const ack = await c.publish("s", "x");
+  out.ackHasId = typeof ack.id === "string" && ack.id.length > 0;
+  await new Promise((res) => { const off = c.on("message", () => { off(); res(); }); if (got.length) res(); });
+  out.got = got.join(",");
+  out.leave = (await c.leave("s")).room;
+  out.rooms = c.rooms.join(",");
+  try { await c.direct("not a user", 1); out.badUser = "resolved"; } catch (e) { out.badUser = e.code; }
+  c.close();
+  out.closed = c.state;
+  try { await c.publish("r", 1); out.afterClose = "resolved"; } catch (e) { out.afterClose = e.code; }
+
+  // The classic build, as a plain <script>.
+  await new Promise((res, rej) => { const s = document.createElement("script"); s.src = "/client.global.js"; s.onload = res; s.onerror = rej; document.head.append(s); });
+  out.classic = typeof window.Switchboard.connect;
+  return out;
+})()`, good)
+	got, err := chromedp.Run(ctx, chromedp.Evaluate[map[string]any](script, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatalf("client script: %v", err)
+	}
+	want := map[string]any{
+		"badStates":  "connecting,closed:4001",
+		"user":       "carol",
+		"transport":  "websocket",
+		"notJoined":  core.CodeNotJoined,
+		"join":       "s",
+		"ackHasId":   true,
+		"got":        "s:x",
+		"leave":      "s",
+		"rooms":      "r",
+		"badUser":    core.CodeInvalidUser,
+		"closed":     "closed",
+		"afterClose": "closed",
+		"classic":    "function",
+	}
+	for k, w := range want {
+		if fmt.Sprint(got[k]) != fmt.Sprint(w) {
+			t.Errorf("%s = %v, want %v", k, got[k], w)
+		}
 	}
 }
