@@ -103,3 +103,40 @@ func TestRegisterServesWithETag(t *testing.T) {
 		}
 	}
 }
+
+// TestTypesCheck compiles a program using the API against client.d.ts
+// with tsc --strict, and checks that misuse is rejected, so the
+// declarations neither fail to parse nor accept anything. .ci/run
+// installs TypeScript (npm install -g typescript@7) when tsc is missing.
+func TestTypesCheck(t *testing.T) {
+	tsc, err := exec.LookPath("tsc")
+	if err != nil {
+		t.Fatalf("tsc not found (npm install -g typescript@7; .ci/run does it): %v", err)
+	}
+	check := func(file string) (string, error) {
+		dir := t.TempDir()
+		src, err := os.ReadFile(filepath.Join("testdata", file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, body := range map[string][]byte{
+			"client.d.ts": Types(),
+			file:          src,
+			"tsconfig.json": []byte(`{"compilerOptions":{"strict":true,"noEmit":true,"target":"es2020",` +
+				`"module":"nodenext","moduleResolution":"nodenext","lib":["es2020","dom"]},"files":["` + file + `"]}`),
+		} {
+			if err := os.WriteFile(filepath.Join(dir, name), body, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		out, err := exec.Command(tsc, "-p", dir).CombinedOutput()
+		return string(out), err
+	}
+	if out, err := check("use.ts"); err != nil {
+		t.Fatalf("tsc on use.ts: %v\n%s", err, out)
+	}
+	out, err := check("misuse.ts")
+	if err == nil || !strings.Contains(out, "carrier-pigeon") || !strings.Contains(out, "misuse.ts(3") {
+		t.Fatalf("tsc accepted misuse.ts or missed an error: %v\n%s", err, out)
+	}
+}

@@ -1,0 +1,3 @@
+import { connect } from "./client.js";
+const c = connect("/", { transports: ["carrier-pigeon"] });
+c.publish(42);
