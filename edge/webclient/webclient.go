@@ -2,10 +2,12 @@ package webclient
 
 import (
 	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
 	_ "embed"
 	"encoding/base64"
 	"fmt"
+	"strings"
 
 	"github.com/gofiber/fiber/v2"
 )
@@ -71,18 +73,29 @@ func Register(app *fiber.App) {
 	app.Get(PathTypes, asset(types, "application/typescript; charset=utf-8"))
 }
 
+// asset serves body, gzipped (compressed once, here) when the client
+// accepts it.
 func asset(body []byte, contentType string) fiber.Handler {
 	sum := sha256.Sum256(body)
 	etag := `"` + base64.RawURLEncoding.EncodeToString(sum[:12]) + `"`
+	var gz bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&gz, gzip.BestCompression)
+	_, _ = zw.Write(body)
+	_ = zw.Close()
 	return func(c *fiber.Ctx) error {
 		c.Set(fiber.HeaderCacheControl, "no-cache")
 		c.Set(fiber.HeaderETag, etag)
 		c.Set(fiber.HeaderAccessControlAllowOrigin, "*")
 		c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
+		c.Set(fiber.HeaderVary, fiber.HeaderAcceptEncoding)
 		if c.Get(fiber.HeaderIfNoneMatch) == etag {
 			return c.SendStatus(fiber.StatusNotModified)
 		}
 		c.Set(fiber.HeaderContentType, contentType)
+		if strings.Contains(c.Get(fiber.HeaderAcceptEncoding), "gzip") {
+			c.Set(fiber.HeaderContentEncoding, "gzip")
+			return c.Send(gz.Bytes())
+		}
 		return c.Send(body)
 	}
 }

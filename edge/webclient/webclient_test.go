@@ -1,6 +1,7 @@
 package webclient
 
 import (
+	"compress/gzip"
 	"io"
 	"net/http/httptest"
 	"os"
@@ -91,6 +92,20 @@ func TestRegisterServesWithETag(t *testing.T) {
 		}
 		if res.Header.Get("Access-Control-Allow-Origin") != "*" || res.Header.Get("Cache-Control") != "no-cache" {
 			t.Fatalf("%s: headers %v", tc.path, res.Header)
+		}
+		zreq := httptest.NewRequest("GET", tc.path, nil)
+		zreq.Header.Set("Accept-Encoding", "gzip, br")
+		zres, err := app.Test(zreq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		zr, err := gzip.NewReader(zres.Body)
+		if err != nil || zres.Header.Get("Content-Encoding") != "gzip" {
+			t.Fatalf("%s gzip: %v %v", tc.path, err, zres.Header)
+		}
+		unz, _ := io.ReadAll(zr)
+		if string(unz) != string(tc.body) {
+			t.Fatalf("%s: gzip body differs", tc.path)
 		}
 		req := httptest.NewRequest("GET", tc.path, nil)
 		req.Header.Set("If-None-Match", res.Header.Get("ETag"))
