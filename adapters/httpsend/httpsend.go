@@ -42,10 +42,13 @@ func New(node *core.Node, config ...Config) fiber.Handler {
 		if len(body) > ncfg.MaxMessageSize {
 			return fail(c, fiber.StatusRequestEntityTooLarge, CodeTooLarge, "body of %d bytes; at most %d", len(body), ncfg.MaxMessageSize)
 		}
-		creds := core.Credentials{Token: c.Query("token"), User: c.Query("user")}
+		// Copy what may outlive the request: fiber.Ctx strings point into
+		// fasthttp's reused buffers, and the user id becomes the "from" of
+		// published envelopes, which brokers keep in their history.
+		creds := core.Credentials{Token: strings.Clone(c.Query("token")), User: strings.Clone(c.Query("user"))}
 		if creds.Token == "" {
 			if h := c.Get(fiber.HeaderAuthorization); len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
-				creds.Token = strings.TrimSpace(h[7:])
+				creds.Token = strings.TrimSpace(strings.Clone(h[7:]))
 			}
 		}
 		actx, cancel := context.WithTimeout(context.Background(), cfg.AuthTimeout)
@@ -73,9 +76,9 @@ func New(node *core.Node, config ...Config) fiber.Handler {
 			return fail(c, fiber.StatusTooManyRequests, CodeRateLimited, "more than %g envelopes per second (burst %d); retry after a backoff", cfg.RateLimit, cfg.RateBurst)
 		}
 
-		req := core.StatelessRequest{User: id.User, RemoteAddr: c.IP()}
+		req := core.StatelessRequest{User: id.User, RemoteAddr: strings.Clone(c.IP())}
 		if q := c.Query("rooms"); q != "" {
-			req.Rooms = strings.Split(q, ",")
+			req.Rooms = strings.Split(strings.Clone(q), ",")
 		}
 		// One request's envelopes run in order, bounded together.
 		ctx, cancel := context.WithTimeout(c.UserContext(), ncfg.BrokerTimeout)
