@@ -6,13 +6,16 @@
 // {"messages":[envelopes…],"cursor":"<id>","recovered":true|false}. The
 // cursor is the id of the last message the client received; it is all the
 // state there is, so any edge node can answer the next poll (no sticky
-// sessions). An empty cursor means "from now": the poll waits for the
-// first new message (core exposes no broker position without a
-// publication, so there is nothing to answer at once), and a poll that
-// times out with no cursor returns an empty one; messages published
-// between two cursorless polls are not seen. recovered:false means the
-// log could not give everything after the cursor (beyond retention,
-// another epoch, unparseable, or more than the node's HistoryLimit).
+// sessions). A poll without a cursor starts at the broker's head (see
+// core.Header): it waits for the first new message, and with none it
+// answers the head as its cursor, so the next poll misses nothing
+// published in between (with a broker that has no head it waits "from
+// now" and answers an empty cursor). recovered:false means the log could
+// not give everything after the cursor (beyond retention, another epoch,
+// unparseable, or more than the node's HistoryLimit); the cursor of such
+// an answer with no message is the head, so nothing after it is lost.
+// An answer carries at most BatchLimit messages, oldest first; the rest
+// are fetched by the next poll from the log.
 //
 // Concurrency: each poll is a short-lived core.Session (Unidirectional,
 // no Pinger) accepted with Since=cursor, so core's replay and resume-seam
@@ -20,6 +23,8 @@
 // collector; the handler goroutine waits for the first message, the wait
 // to end, or the server to shut down, then closes the session (1000,
 // flushing its queue, nothing sent to the client) and answers once the
-// session is done. Fiber cannot see a client that gives up, so every poll
-// runs to its own wait: keep MaxWait moderate.
+// session is done. The collector stops decoding once it holds BatchLimit
+// messages: what core queues after them is for the next poll. Fiber
+// cannot see a client that gives up, so every poll runs to its own wait:
+// keep MaxWait moderate.
 package longpoll

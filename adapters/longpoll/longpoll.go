@@ -19,9 +19,10 @@ type Response struct {
 	// Messages are the envelopes after the cursor, oldest first, as the
 	// WebSocket and SSE transports send them. Never null.
 	Messages []json.RawMessage `json:"messages"`
-	// Cursor is the id of the last message returned, or the request's
-	// cursor when none was: send it as ?cursor= on the next poll, to any
-	// node.
+	// Cursor is the id of the last message returned; with none, the
+	// request's cursor, or for a request without one (or with one the log
+	// cannot continue from) the broker's head. Send it as ?cursor= on the
+	// next poll, to any node. Empty only when the broker has no head.
 	Cursor string `json:"cursor"`
 	// Recovered is false when the log could not give everything after the
 	// request's cursor: the client has missed messages.
@@ -34,7 +35,7 @@ type Response struct {
 // New returns the GET /poll handler serving node by long-polling.
 //
 // Query parameters: rooms=a,b, cursor=<id of the last message received>
-// (empty: from now), wait=<Go duration or seconds, capped at MaxWait; 0
+// (empty: from the broker's head, see Response.Cursor), wait=<Go duration or seconds, capped at MaxWait; 0
 // answers at once>, token=<jwt> (or an Authorization: Bearer header),
 // user=<id> (development mode only).
 //
@@ -95,8 +96,17 @@ func New(node *core.Node, config ...Config) fiber.Handler {
 
 // poll runs one poll as a short-lived session and collects its answer.
 // shutdown fires when the HTTP server shuts down.
+//
+// A poll without a cursor starts from the broker's head (core.Header), so
+// that an answer with no message still carries a cursor and the next poll
+// misses nothing published in between; without a head it waits "from
+// now" and answers an empty cursor.
 func poll(node *core.Node, req core.ConnectRequest, wait time.Duration, limit int, shutdown <-chan struct{}) (Response, int, error) {
-	t := &collector{notify: make(chan struct{}, 1)}
+	fresh := req.Since == ""
+	if fresh {
+		req.Since = head(node)
+	}
+	t := &collector{notify: make(chan struct{}, 1), limit: limit}
 	sess, err := node.Accept(context.Background(), t, req)
 	if err != nil {
 		switch {
@@ -121,10 +131,38 @@ wait:
 			break wait
 		}
 	}
-	// 1000 flushes the queue: whatever core queued (the whole replay, live
+	// 1000 flushes the queue: whatever core queued (the replay, live
 	// messages that arrived meanwhile) reaches the collector first.
 	sess.Close(core.DisconnectNormal)
-	return t.response(req.Since, limit)
+
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	lost := t.welcomed && !t.recovered // the log cannot continue from req.Since
+	res := Response{Messages: t.messages, Cursor: req.Since, Recovered: fresh || !lost, Errors: t.errs}
+	switch n := len(res.Messages); {
+	case n > 0:
+		res.Cursor = t.ids[n-1]
+	case t.disconnect != nil && t.disconnect.Code == core.DisconnectShutdown.Code:
+		return Response{}, fiber.StatusServiceUnavailable, core.Errorf(core.CodeUnavailable, "node is shutting down; retry another node")
+	case lost:
+		// The cursor is useless: continue from the head, so that nothing
+		// published after this answer is missed ("" without one: from now).
+		res.Messages, res.Cursor = []json.RawMessage{}, head(node)
+	default:
+		res.Messages = []json.RawMessage{}
+	}
+	return res, fiber.StatusOK, nil
+}
+
+// head returns the broker's head position, or "" when it has none or
+// cannot be asked (logged: the poll then waits "from now").
+func head(node *core.Node) string {
+	h, err := node.Head(context.Background())
+	if err != nil {
+		node.Logger().Warn("longpoll: broker head unavailable; polling from now", "err", err)
+		return ""
+	}
+	return h
 }
 
 // parseWait reads ?wait=: a Go duration or whole seconds, capped at
@@ -159,6 +197,7 @@ func fail(c *fiber.Ctx, status int, code, msg string) error {
 // the session's writer goroutine; ready and response on the handler's.
 type collector struct {
 	notify chan struct{} // a write happened (capacity 1, never blocks)
+	limit  int           // the most messages one answer carries
 
 	mu         sync.Mutex
 	welcomed   bool
@@ -176,9 +215,16 @@ func (t *collector) Unidirectional() bool { return true }
 
 // WriteMany sorts frames into the welcome (kept only for recovered),
 // messages (anything with an id) and errors; others (pong) are dropped.
+// Once the batch is full the rest are dropped undecoded: core queues the
+// welcome and the request's errors first, then the replay in order, then
+// live messages, so nothing after the limit belongs in this answer (the
+// next poll continues from its cursor).
 func (t *collector) WriteMany(frames [][]byte) error {
 	t.mu.Lock()
 	for _, f := range frames {
+		if len(t.messages) >= t.limit {
+			break
+		}
 		env, err := core.UnmarshalEnvelope(f)
 		if err != nil {
 			continue
@@ -221,28 +267,4 @@ func (t *collector) ready() bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return len(t.messages) > 0 || (t.welcomed && !t.recovered)
-}
-
-// response builds the answer once the session is done: at most limit
-// messages; the cursor is the last id returned, or since if none.
-func (t *collector) response(since string, limit int) (Response, int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	res := Response{Messages: t.messages, Cursor: since, Recovered: !t.welcomed || t.recovered, Errors: t.errs}
-	if len(res.Messages) > limit {
-		res.Messages = res.Messages[:limit]
-	}
-	if n := len(res.Messages); n > 0 {
-		res.Cursor = t.ids[n-1]
-	} else {
-		res.Messages = []json.RawMessage{}
-		if t.disconnect != nil && t.disconnect.Code == core.DisconnectShutdown.Code {
-			return Response{}, fiber.StatusServiceUnavailable, core.Errorf(core.CodeUnavailable, "node is shutting down; retry another node")
-		}
-	}
-	if !res.Recovered && len(res.Messages) == 0 {
-		// The cursor is useless: continue from now.
-		res.Cursor = ""
-	}
-	return res, fiber.StatusOK, nil
 }
