@@ -112,6 +112,26 @@ type Features struct {
 	// interval). When false the transport has no server keep-alive and
 	// liveness rests on the client's own traffic.
 	ServerPings bool
+
+	// FixedRooms: a connection's rooms are fixed when it opens, because
+	// its side channel is stateless (SSE and long-poll with POST /send):
+	// join and leave answer reconnect_required and change nothing, and the
+	// client changes rooms by reconnecting. The suite asserts exactly that
+	// instead of join and leave acks.
+	FixedRooms bool
+
+	// Connectionless: there is no connection between the client's
+	// requests (long-poll). Each request is a short-lived session, so the
+	// server sends no welcome (no conn id, no generated user id, no room
+	// list), and the client is a member of its rooms only while a request
+	// waits. The Dialer returns once the server has accepted the
+	// credentials and the client holds its position in the log (a first
+	// request answered); Next yields messages and replies only, and a
+	// recovered:false answer must surface as an error from Next. The
+	// suite then proves identity and rooms by what is delivered rather
+	// than by the welcome, and waits for membership to show (a request
+	// outstanding) instead of reading it once.
+	Connectionless bool
 }
 
 // Run runs the conformance suite against the adapter h starts.

@@ -1,0 +1,342 @@
+package longpoll_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/switchboard-dev/switchboard/adapters/adaptertest"
+	"github.com/switchboard-dev/switchboard/adapters/httpsend"
+	"github.com/switchboard-dev/switchboard/adapters/longpoll"
+	"github.com/switchboard-dev/switchboard/core"
+)
+
+// pollWait is how long the conformance client's polls wait. It bounds how
+// long the server keeps a client that stopped polling: Fiber cannot see a
+// client give up, so a poll runs to its wait.
+const pollWait = time.Second
+
+// TestConformance runs the adapter conformance suite against GET /poll
+// with POST /send as the client's side channel, on a Fiber app on
+// 127.0.0.1:0. The client polls in a loop with the cursor.
+func TestConformance(t *testing.T) {
+	adaptertest.Run(t, adaptertest.Harness{
+		Features: adaptertest.Features{
+			Unidirectional: true, // the client sends with POST /send
+			FixedRooms:     true, // /send is stateless: join/leave answer reconnect_required
+			Connectionless: true, // a poll is a short-lived session: no welcome
+			// No CloseCodes: the end is an HTTP 503, not a numbered close.
+			// No ServerPings: liveness is the next poll.
+		},
+		Start: startLongPoll,
+	})
+}
+
+func startLongPoll(t *testing.T, srv adaptertest.Server) adaptertest.Dialer {
+	app := fiber.New(fiber.Config{DisableStartupMessage: true})
+	app.Get("/poll", longpoll.New(srv.Node, longpoll.Config{Authenticator: srv.Authenticator}))
+	app.Post("/send", httpsend.New(srv.Node, httpsend.Config{Authenticator: srv.Authenticator}))
+	base := serve(t, app)
+	hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	return func(t *testing.T, o adaptertest.ConnectOpts) (adaptertest.Client, error) {
+		return dialPoll(hc, base, o)
+	}
+}
+
+// serve runs app on 127.0.0.1:0 until the test ends and returns its base
+// URL.
+func serve(t *testing.T, app *fiber.App) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- app.Listener(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := app.ShutdownWithContext(ctx); err != nil {
+			t.Errorf("app shutdown: %v", err)
+		}
+		if err := <-served; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	return "http://" + ln.Addr().String()
+}
+
+// answer is a decoded GET /poll reply.
+type answer struct {
+	status    int
+	Messages  []*core.Envelope `json:"messages"`
+	Cursor    string           `json:"cursor"`
+	Recovered bool             `json:"recovered"`
+	Errors    []*core.Envelope `json:"errors"`
+	Error     *struct {
+		Code string `json:"code"`
+	} `json:"error"`
+}
+
+// getPoll runs one GET /poll.
+func getPoll(ctx context.Context, hc *http.Client, base string, q url.Values, token string) (answer, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/poll?"+q.Encode(), nil)
+	if err != nil {
+		return answer{}, err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return answer{}, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return answer{}, err
+	}
+	a := answer{status: resp.StatusCode}
+	if err := json.Unmarshal(b, &a); err != nil {
+		return a, fmt.Errorf("GET /poll: HTTP %d: %q: %w", resp.StatusCode, b, err)
+	}
+	if a.status == http.StatusOK && a.Messages == nil {
+		return a, fmt.Errorf("GET /poll: HTTP 200 without a messages array: %q", b)
+	}
+	return a, nil
+}
+
+// pollClient is the suite's long-poll client. Dial answers a first poll
+// with wait=0 (which fixes the cursor); a goroutine then polls in a loop
+// with the cursor and queues the messages. Polling ends, and the client
+// counts as closed, when the server answers 503 (shutting down) or Close
+// is called; any other failure, and a recovered:false answer, end it with
+// an error that Next returns.
+type pollClient struct {
+	hc     *http.Client
+	base   string
+	q      url.Values // user and rooms
+	token  string
+	in     inbox
+	cancel context.CancelFunc
+	done   chan struct{} // closed when the loop stops
+}
+
+func dialPoll(hc *http.Client, base string, o adaptertest.ConnectOpts) (*pollClient, error) {
+	q := url.Values{}
+	if o.User != "" {
+		q.Set("user", o.User)
+	}
+	if len(o.Rooms) > 0 {
+		q.Set("rooms", strings.Join(o.Rooms, ","))
+	}
+	first := cloneValues(q)
+	first.Set("wait", "0")
+	if o.Since != "" {
+		first.Set("cursor", o.Since)
+	}
+	a, err := getPoll(context.Background(), hc, base, first, o.Token)
+	if err != nil {
+		return nil, err
+	}
+	if a.status != http.StatusOK {
+		return nil, fmt.Errorf("GET /poll: HTTP %d (%+v)", a.status, a.Error)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &pollClient{hc: hc, base: base, q: q, token: o.Token, in: newInbox(), cancel: cancel, done: make(chan struct{})}
+	// Errors about the request itself (an invalid room) come with every
+	// answer: queue the first answer's only.
+	for _, env := range a.Errors {
+		c.in.push(env)
+	}
+	cursor, ok := c.take(a)
+	if !ok {
+		close(c.done)
+		cancel()
+		return c, nil
+	}
+	go c.loop(ctx, cursor)
+	return c, nil
+}
+
+// take queues an answer's messages and returns the next cursor; false
+// means polling ends (recovered:false, reported through Next).
+func (c *pollClient) take(a answer) (string, bool) {
+	for _, env := range a.Messages {
+		c.in.push(env)
+	}
+	if !a.Recovered {
+		c.in.fail(fmt.Errorf("the server answered recovered:false (cursor now %q): messages were lost", a.Cursor))
+		return "", false
+	}
+	return a.Cursor, true
+}
+
+func (c *pollClient) loop(ctx context.Context, cursor string) {
+	defer close(c.done)
+	for {
+		q := cloneValues(c.q)
+		q.Set("wait", pollWait.String())
+		if cursor != "" {
+			q.Set("cursor", cursor)
+		}
+		a, err := getPoll(ctx, c.hc, c.base, q, c.token)
+		switch {
+		case ctx.Err() != nil:
+			c.in.fail(fmt.Errorf("%w: closed by the client", adaptertest.ErrClosed))
+			return
+		case err != nil:
+			c.in.fail(err)
+			return
+		case a.status == http.StatusServiceUnavailable:
+			c.in.fail(fmt.Errorf("%w: HTTP 503 (%+v)", adaptertest.ErrClosed, a.Error))
+			return
+		case a.status != http.StatusOK:
+			c.in.fail(fmt.Errorf("GET /poll: HTTP %d (%+v)", a.status, a.Error))
+			return
+		}
+		var ok bool
+		if cursor, ok = c.take(a); !ok {
+			return
+		}
+	}
+}
+
+// Send posts frame to /send as the poller's user with its rooms and
+// queues the replies.
+func (c *pollClient) Send(frame []byte) error {
+	envs, err := post(c.hc, c.base+"/send?"+c.q.Encode(), c.token, frame)
+	for _, env := range envs {
+		c.in.push(env)
+	}
+	return err
+}
+
+func (c *pollClient) Next(ctx context.Context) (*core.Envelope, error) { return c.in.next(ctx) }
+
+// Pings is always 0: long-poll has no server keep-alive.
+func (c *pollClient) Pings() int { return 0 }
+
+// Close stops polling, abandoning the poll in flight: the server sees
+// nothing and keeps that poll's session until its wait ends.
+func (c *pollClient) Close() error {
+	c.cancel()
+	<-c.done
+	return nil
+}
+
+// Closed waits for polling to end. There is no close code.
+func (c *pollClient) Closed(ctx context.Context) (int, error) {
+	select {
+	case <-c.done:
+		return 0, nil
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
+
+func cloneValues(q url.Values) url.Values {
+	out := make(url.Values, len(q))
+	for k, v := range q {
+		out[k] = append([]string(nil), v...)
+	}
+	return out
+}
+
+// post sends body to a /send URL and decodes the reply: one envelope or
+// an array of them. Statuses other than 200 still carry envelopes (an
+// error reply is an answer, not a failure of Send).
+func post(hc *http.Client, u, token string, body []byte) ([]*core.Envelope, error) {
+	req, err := http.NewRequest(http.MethodPost, u, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	b = bytes.TrimSpace(b)
+	if bytes.HasPrefix(b, []byte("[")) {
+		var envs []*core.Envelope
+		if err := json.Unmarshal(b, &envs); err != nil {
+			return nil, fmt.Errorf("POST /send: HTTP %d: %q: %w", resp.StatusCode, b, err)
+		}
+		return envs, nil
+	}
+	env := new(core.Envelope)
+	if err := json.Unmarshal(b, env); err != nil {
+		return nil, fmt.Errorf("POST /send: HTTP %d: %q: %w", resp.StatusCode, b, err)
+	}
+	return []*core.Envelope{env}, nil
+}
+
+// inbox is a client's queue of received envelopes, fed by its poll loop
+// and by Send, drained by Next.
+type inbox struct {
+	mu      sync.Mutex
+	envs    []*core.Envelope
+	err     error         // why polling ended; nil while it goes on
+	changed chan struct{} // closed and replaced on every change
+}
+
+func newInbox() inbox { return inbox{changed: make(chan struct{})} }
+
+func (in *inbox) push(env *core.Envelope) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.envs = append(in.envs, env)
+	close(in.changed)
+	in.changed = make(chan struct{})
+}
+
+// fail ends the inbox with err: Next returns it once the queue is empty.
+func (in *inbox) fail(err error) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.err == nil {
+		in.err = err
+	}
+	close(in.changed)
+	in.changed = make(chan struct{})
+}
+
+func (in *inbox) next(ctx context.Context) (*core.Envelope, error) {
+	for {
+		in.mu.Lock()
+		if len(in.envs) > 0 {
+			env := in.envs[0]
+			in.envs = in.envs[1:]
+			in.mu.Unlock()
+			return env, nil
+		}
+		err, changed := in.err, in.changed
+		in.mu.Unlock()
+		if err != nil {
+			return nil, err
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}

@@ -1,0 +1,305 @@
+package sse_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/switchboard-dev/switchboard/adapters/adaptertest"
+	"github.com/switchboard-dev/switchboard/adapters/httpsend"
+	"github.com/switchboard-dev/switchboard/adapters/sse"
+	"github.com/switchboard-dev/switchboard/core"
+)
+
+// TestConformance runs the adapter conformance suite over real SSE
+// streams (GET /sse) with POST /send as the client's side channel, on a
+// Fiber app on 127.0.0.1:0.
+func TestConformance(t *testing.T) {
+	adaptertest.Run(t, adaptertest.Harness{
+		Features: adaptertest.Features{
+			Unidirectional: true, // the client sends with POST /send
+			CloseCodes:     true, // the final "close" event carries the code
+			ServerPings:    true, // ": ping" comment lines
+			FixedRooms:     true, // /send is stateless: join/leave answer reconnect_required
+		},
+		Start: startSSE,
+	})
+}
+
+func startSSE(t *testing.T, srv adaptertest.Server) adaptertest.Dialer {
+	app := fiber.New(fiber.Config{DisableStartupMessage: true})
+	app.Get("/sse", sse.New(srv.Node, sse.Config{Authenticator: srv.Authenticator, WriteTimeout: 2 * time.Second}))
+	app.Post("/send", httpsend.New(srv.Node, httpsend.Config{Authenticator: srv.Authenticator}))
+	base := serve(t, app)
+	// No keep-alive: every stream and every send has a connection of its
+	// own, closed when it ends, so no idle client goroutine outlives a test.
+	hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	return func(t *testing.T, o adaptertest.ConnectOpts) (adaptertest.Client, error) {
+		return dialSSE(hc, base, o)
+	}
+}
+
+// serve runs app on 127.0.0.1:0 until the test ends and returns its base
+// URL.
+func serve(t *testing.T, app *fiber.App) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- app.Listener(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := app.ShutdownWithContext(ctx); err != nil {
+			t.Errorf("app shutdown: %v", err)
+		}
+		if err := <-served; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	return "http://" + ln.Addr().String()
+}
+
+// sseClient is the suite's SSE client: a reader goroutine parses the
+// event stream into the inbox; Send posts to /send with the stream's
+// identity and puts the reply envelopes into the same inbox.
+type sseClient struct {
+	hc    *http.Client
+	send  string // the /send URL with the stream's user and rooms
+	token string
+	body  io.ReadCloser
+	in    inbox
+	pings atomic.Int64
+	done  chan struct{} // closed when the reader stops
+	code  int           // from the close event; read after done
+	once  sync.Once
+}
+
+func dialSSE(hc *http.Client, base string, o adaptertest.ConnectOpts) (*sseClient, error) {
+	q := url.Values{}
+	if o.User != "" {
+		q.Set("user", o.User)
+	}
+	if len(o.Rooms) > 0 {
+		q.Set("rooms", strings.Join(o.Rooms, ","))
+	}
+	send := base + "/send?" + q.Encode()
+	if o.Since != "" {
+		q.Set("since", o.Since)
+	}
+	req, err := http.NewRequest(http.MethodGet, base+"/sse?"+q.Encode(), nil)
+	if err != nil {
+		return nil, err
+	}
+	if o.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+o.Token)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		return nil, fmt.Errorf("GET /sse: HTTP %d: %s", resp.StatusCode, b)
+	}
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/event-stream") {
+		_ = resp.Body.Close()
+		return nil, fmt.Errorf("GET /sse: Content-Type %q", ct)
+	}
+	c := &sseClient{hc: hc, send: send, token: o.Token, body: resp.Body, in: newInbox(), done: make(chan struct{})}
+	go c.read()
+	return c, nil
+}
+
+// read parses events until the stream ends: "data:" lines are envelopes,
+// ": ping" comments keep-alives, and "event: close" ends the stream with
+// its code.
+func (c *sseClient) read() {
+	defer close(c.done)
+	r := bufio.NewReader(c.body)
+	var event string
+	var data []byte
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			c.in.close(err)
+			return
+		}
+		line = strings.TrimSuffix(line, "\n")
+		switch {
+		case line == "":
+			if data == nil {
+				event = ""
+				continue
+			}
+			if event == "close" {
+				var d struct {
+					Code int `json:"code"`
+				}
+				if err := json.Unmarshal(data, &d); err != nil {
+					c.in.fail(fmt.Errorf("close event %q: %w", data, err))
+					return
+				}
+				c.code = d.Code
+				event, data = "", nil
+				continue // the stream ends next
+			}
+			env := new(core.Envelope)
+			if err := json.Unmarshal(data, env); err != nil {
+				c.in.fail(fmt.Errorf("event data is not an envelope: %q: %w", data, err))
+				return
+			}
+			c.in.push(env)
+			event, data = "", nil
+		case strings.HasPrefix(line, ":"):
+			c.pings.Add(1)
+		case strings.HasPrefix(line, "event: "):
+			event = strings.TrimPrefix(line, "event: ")
+		case strings.HasPrefix(line, "data: "):
+			data = append(data, strings.TrimPrefix(line, "data: ")...)
+		case strings.HasPrefix(line, "id: "), strings.HasPrefix(line, "retry: "):
+		default:
+			c.in.fail(fmt.Errorf("unexpected line %q", line))
+			return
+		}
+	}
+}
+
+// Send posts frame to /send as the stream's user with its rooms and
+// queues the replies.
+func (c *sseClient) Send(frame []byte) error {
+	envs, err := post(c.hc, c.send, c.token, frame)
+	for _, env := range envs {
+		c.in.push(env)
+	}
+	return err
+}
+
+func (c *sseClient) Next(ctx context.Context) (*core.Envelope, error) { return c.in.next(ctx) }
+
+func (c *sseClient) Pings() int { return int(c.pings.Load()) }
+
+// Close drops the TCP connection: the server notices only when a write
+// fails.
+func (c *sseClient) Close() error {
+	c.once.Do(func() { _ = c.body.Close() })
+	<-c.done
+	return nil
+}
+
+func (c *sseClient) Closed(ctx context.Context) (int, error) {
+	select {
+	case <-c.done:
+		return c.code, nil
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
+
+// post sends body to a /send URL and decodes the reply: one envelope or
+// an array of them. Statuses other than 200 still carry envelopes (an
+// error reply is an answer, not a failure of Send).
+func post(hc *http.Client, u, token string, body []byte) ([]*core.Envelope, error) {
+	req, err := http.NewRequest(http.MethodPost, u, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	b = bytes.TrimSpace(b)
+	if bytes.HasPrefix(b, []byte("[")) {
+		var envs []*core.Envelope
+		if err := json.Unmarshal(b, &envs); err != nil {
+			return nil, fmt.Errorf("POST /send: HTTP %d: %q: %w", resp.StatusCode, b, err)
+		}
+		return envs, nil
+	}
+	env := new(core.Envelope)
+	if err := json.Unmarshal(b, env); err != nil {
+		return nil, fmt.Errorf("POST /send: HTTP %d: %q: %w", resp.StatusCode, b, err)
+	}
+	return []*core.Envelope{env}, nil
+}
+
+// inbox is a client's queue of received envelopes, fed by its reader
+// and by Send, drained by Next.
+type inbox struct {
+	mu      sync.Mutex
+	envs    []*core.Envelope
+	err     error         // why the connection ended; nil while open
+	changed chan struct{} // closed and replaced on every change
+}
+
+func newInbox() inbox { return inbox{changed: make(chan struct{})} }
+
+func (in *inbox) push(env *core.Envelope) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.envs = append(in.envs, env)
+	close(in.changed)
+	in.changed = make(chan struct{})
+}
+
+// close records that the connection ended (cause: the read error).
+func (in *inbox) close(cause error) {
+	in.fail(fmt.Errorf("%w: %v", adaptertest.ErrClosed, cause))
+}
+
+// fail ends the inbox with err: Next returns it once the queue is empty.
+func (in *inbox) fail(err error) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.err == nil {
+		in.err = err
+	}
+	close(in.changed)
+	in.changed = make(chan struct{})
+}
+
+func (in *inbox) next(ctx context.Context) (*core.Envelope, error) {
+	for {
+		in.mu.Lock()
+		if len(in.envs) > 0 {
+			env := in.envs[0]
+			in.envs = in.envs[1:]
+			in.mu.Unlock()
+			return env, nil
+		}
+		err, changed := in.err, in.changed
+		in.mu.Unlock()
+		if err != nil {
+			return nil, err
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
