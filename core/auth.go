@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"errors"
+	"time"
 )
 
 // ErrUnauthorized is returned (wrapped) by an Authenticator that rejects
@@ -19,9 +20,16 @@ type Credentials struct {
 	User string
 }
 
-// Identity is who a connection is.
+// Identity is who a connection is and what it may do.
 type Identity struct {
 	User string // empty: anonymous, core generates an id
+	// Permissions restrict the rooms the connection may subscribe and
+	// publish to; nil allows every room.
+	Permissions *Permissions
+	// Expires, when set, is when the credentials stop being valid: the
+	// session is closed with 4001 "token expired" then, unless a refresh
+	// envelope brought valid newer credentials.
+	Expires time.Time
 }
 
 // Authenticator decides who a connection is. It must be safe for

@@ -103,6 +103,11 @@ type Config struct {
 	// beyond it, welcome says recovered:false. Optional. Default: 1000.
 	HistoryLimit int
 
+	// Authenticator, when set, verifies the token of a refresh envelope
+	// (new credentials on an open connection). Nil: refresh answers
+	// bad_request. Adapters authenticate connections themselves.
+	Authenticator Authenticator
+
 	// BrokerTimeout bounds each broker call made for a client request.
 	// Optional. Default: 5s.
 	BrokerTimeout time.Duration

@@ -31,6 +31,10 @@ var (
 	// DisconnectUnauthorized: bad, expired or missing credentials. Terminal:
 	// reconnecting with the same credentials fails again.
 	DisconnectUnauthorized = Disconnect{Code: 4001, Reason: "unauthorized", Reconnect: false}
+	// DisconnectTokenExpired: the credentials expired on an open
+	// connection and were not refreshed in time. Terminal like 4001: get
+	// a new token, then reconnect.
+	DisconnectTokenExpired = Disconnect{Code: 4001, Reason: "token expired", Reconnect: false}
 	// DisconnectRateLimit: the client sent frames faster than allowed.
 	// Reconnect after a backoff.
 	DisconnectRateLimit = Disconnect{Code: 4002, Reason: "rate limit exceeded", Reconnect: true}

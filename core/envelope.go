@@ -21,6 +21,7 @@ const (
 	TypePublish = "publish" // {room, data}: publish to a joined room; ack carries the id
 	TypeDirect  = "direct"  // {to, data}: private message to every connection of user "to"; also server → client
 	TypePing    = "ping"    // answered by pong
+	TypeRefresh = "refresh" // {data: {token}}: new credentials for this connection; answered by ack {expires?}
 )
 
 // Server → client envelope types.

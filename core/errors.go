@@ -34,6 +34,7 @@ const (
 	CodeBrokerDown   = "broker_unavailable"  // the broker could not take the message or subscription; retry with backoff
 	CodeUnconfirmed  = "publish_unconfirmed" // appended to the log but not confirmed in time; do not resend blindly
 	CodeInternal     = "internal"            // a bug or an integrator handler failed
+	CodeUnauthorized = "unauthorized"        // bad, expired or missing credentials (HTTP 401; refresh refused)
 	// CodeReconnectRequired: join or leave sent where rooms cannot change
 	// (a stateless POST /send): reconnect the stream with the new rooms.
 	CodeReconnectRequired = "reconnect_required"

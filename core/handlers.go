@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"time"
 )
 
@@ -13,6 +14,7 @@ func (n *Node) registerBuiltins() {
 	n.router.set(TypePublish, n.handlePublish)
 	n.router.set(TypeDirect, n.handleDirect)
 	n.router.set(TypePing, n.handlePing)
+	n.router.set(TypeRefresh, n.handleRefresh)
 }
 
 // dispatch routes env to its handler and turns a returned error into an
@@ -73,6 +75,9 @@ func (n *Node) handleLeave(ctx context.Context, s *Session, env *Envelope) error
 func (n *Node) handlePublish(ctx context.Context, s *Session, env *Envelope) error {
 	if err := requireRoom(env); err != nil {
 		return err
+	}
+	if !s.permissions().CanPublish(env.Room) {
+		return Errorf(CodeForbidden, "not allowed to publish to room %q", env.Room)
 	}
 	if !s.InRoom(env.Room) {
 		return Errorf(CodeNotJoined, "join room %q before publishing to it", env.Room)
@@ -140,6 +145,9 @@ func (s *Session) join(ctx context.Context, room string) error {
 	}
 	s.roomsMu.Lock()
 	defer s.roomsMu.Unlock()
+	if !s.perms.CanSubscribe(room) {
+		return Errorf(CodeForbidden, "not allowed to subscribe to room %q", room)
+	}
 	if s.isClosing() { // detach may already have run; joining now would leak
 		return ErrSessionClosed
 	}
@@ -175,4 +183,88 @@ func (s *Session) Leave(ctx context.Context, room string) error {
 		s.node.log.Warn("unsubscribe failed", "channel", RoomChannel(room), "err", err)
 	}
 	return nil
+}
+
+// permissions returns the session's current permissions (nil: all rooms).
+func (s *Session) permissions() *Permissions {
+	s.roomsMu.Lock()
+	defer s.roomsMu.Unlock()
+	return s.perms
+}
+
+// handleRefresh takes new credentials for the connection: the token must
+// be valid for the same user. The new permissions apply to later joins
+// and publishes (rooms already joined are left if no longer allowed), and
+// the expiry moves to the new token's.
+func (n *Node) handleRefresh(ctx context.Context, s *Session, env *Envelope) error {
+	if n.cfg.Authenticator == nil {
+		return Errorf(CodeBadRequest, "refresh: this server does not take new credentials on a connection (no authenticator configured)")
+	}
+	if s.stateless {
+		return Errorf(CodeBadRequest, "refresh: not available on a stateless request; send the token with the request")
+	}
+	var d struct {
+		Token string `json:"token"`
+	}
+	if err := json.Unmarshal(env.Data, &d); err != nil || d.Token == "" {
+		return Errorf(CodeBadRequest, `refresh: data must be {"token": "<jwt>"}`)
+	}
+	id, err := n.cfg.Authenticator.Authenticate(ctx, Credentials{Token: d.Token})
+	if err != nil {
+		msg := "invalid token"
+		if errors.Is(err, ErrUnauthorized) {
+			msg = strings.TrimPrefix(err.Error(), ErrUnauthorized.Error()+": ")
+		}
+		n.log.Warn("refresh refused", append(s.logAttrs(), "err", err)...)
+		return Errorf(CodeUnauthorized, "refresh: %s", msg)
+	}
+	if id.User != s.user {
+		return Errorf(CodeForbidden, "refresh: the token is for another user")
+	}
+	s.roomsMu.Lock()
+	s.perms = id.Permissions
+	var revoked []string
+	for room := range s.rooms {
+		if !id.Permissions.CanSubscribe(room) {
+			revoked = append(revoked, room)
+		}
+	}
+	s.roomsMu.Unlock()
+	for _, room := range revoked {
+		if err := s.Leave(ctx, room); err != nil {
+			return err
+		}
+	}
+	s.mu.Lock()
+	if s.closing == nil {
+		s.expireAtLocked(id.Expires)
+	}
+	s.mu.Unlock()
+	var ack struct {
+		Expires int64    `json:"expires,omitempty"`
+		Left    []string `json:"left,omitempty"`
+	}
+	if !id.Expires.IsZero() {
+		ack.Expires = id.Expires.Unix()
+	}
+	ack.Left = revoked
+	data, _ := json.Marshal(ack)
+	s.reply(&Envelope{V: Version, Type: TypeAck, Ref: env.Ref, Data: data})
+	return nil
+}
+
+// expireAtLocked (re)arms the expiry timer: the session closes with 4001
+// "token expired" at t. A zero t disarms it. Called with s.mu held.
+func (s *Session) expireAtLocked(t time.Time) {
+	if s.expiry != nil {
+		s.expiry.Stop()
+		s.expiry = nil
+	}
+	if t.IsZero() {
+		return
+	}
+	s.expiry = time.AfterFunc(time.Until(t), func() {
+		s.node.log.Info("token expired", s.logAttrs()...)
+		s.closeAsync(DisconnectTokenExpired)
+	})
 }

@@ -70,6 +70,10 @@ type ConnectRequest struct {
 	Since string
 	// RemoteAddr is for logs.
 	RemoteAddr string
+	// Permissions and Expires come from the Identity the adapter's
+	// Authenticator returned (see Identity).
+	Permissions *Permissions
+	Expires     time.Time
 }
 
 // NewNode validates cfg (applying defaults) and starts delivery from b.
@@ -158,6 +162,7 @@ func (n *Node) Accept(ctx context.Context, t Transport, req ConnectRequest) (*Se
 		rooms: make(map[string]struct{}), max: n.cfg.SendQueueSize,
 		recovering: true, done: make(chan struct{}),
 		tokens: float64(n.cfg.RateBurst),
+		perms:  req.Permissions,
 	}
 	s.refill = s.start
 	s.touch()
@@ -255,13 +260,14 @@ func (n *Node) Accept(ctx context.Context, t Transport, req ConnectRequest) (*Se
 	s.finishRecovery(&Envelope{V: Version, Type: TypeWelcome, Data: data}, replies, history, req.Since, floor)
 
 	n.stats.connsTotal.Add(1)
-	if n.cfg.HeartbeatInterval > 0 {
-		s.mu.Lock()
-		if s.closing == nil {
+	s.mu.Lock()
+	if s.closing == nil {
+		if n.cfg.HeartbeatInterval > 0 {
 			s.hb = time.AfterFunc(n.cfg.HeartbeatInterval, s.heartbeat)
 		}
-		s.mu.Unlock()
+		s.expireAtLocked(req.Expires)
 	}
+	s.mu.Unlock()
 	n.log.Info("connect", append(s.logAttrs(), "rooms", len(welcome.Rooms), "resume", req.Since != "")...)
 	return s, nil
 }

@@ -33,7 +33,7 @@ func newRouter() *Router {
 
 // reserved lists types a client may not send or an integrator may not take over.
 var reserved = map[string]bool{
-	TypeJoin: true, TypeLeave: true, TypePublish: true, TypeDirect: true, TypePing: true,
+	TypeJoin: true, TypeLeave: true, TypePublish: true, TypeDirect: true, TypePing: true, TypeRefresh: true,
 	TypeWelcome: true, TypeMessage: true, TypeAck: true, TypeError: true, TypePong: true, TypeGap: true,
 }
 

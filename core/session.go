@@ -35,6 +35,7 @@ type Session struct {
 
 	roomsMu sync.Mutex
 	rooms   map[string]struct{}
+	perms   *Permissions // guarded by roomsMu; nil allows every room
 
 	mu         sync.Mutex // guards everything below
 	ring       []item     // outbound queue, a ring that grows to max
@@ -55,10 +56,11 @@ type Session struct {
 	slow       bool        // in a drop-oldest episode
 	dropped    uint64
 
-	batch [][]byte // writer-owned
-	hb    *time.Timer
-	done  chan struct{}
-	why   Disconnect // valid after done
+	batch  [][]byte // writer-owned
+	hb     *time.Timer
+	expiry *time.Timer // closes with 4001 "token expired"; guarded by mu
+	done   chan struct{}
+	why    Disconnect // valid after done
 }
 
 // item is one queued frame: shared encoded bytes, the message id ("" for
@@ -471,6 +473,11 @@ func (s *Session) finalLocked() {
 	if s.hb != nil {
 		s.hb.Stop()
 	}
+	s.mu.Lock()
+	if s.expiry != nil {
+		s.expiry.Stop()
+	}
+	s.mu.Unlock()
 	if err := s.t.Close(d); err != nil {
 		s.node.log.Debug("transport close failed", "conn", s.id, "err", err)
 	}

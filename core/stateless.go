@@ -20,6 +20,8 @@ type StatelessRequest struct {
 	Rooms []string
 	// RemoteAddr is for logs.
 	RemoteAddr string
+	// Permissions from the request's Identity; nil allows every room.
+	Permissions *Permissions
 }
 
 // HandleStateless runs one decoded envelope through the router as if it
@@ -51,6 +53,7 @@ func (n *Node) HandleStateless(ctx context.Context, req StatelessRequest, env *E
 		rooms: make(map[string]struct{}), max: n.cfg.SendQueueSize,
 		// recovering: replies collect in pending and no writer starts.
 		recovering: true, stateless: true, done: make(chan struct{}),
+		perms: req.Permissions,
 	}
 	for _, room := range req.Rooms {
 		if max := n.cfg.MaxRoomsPerConn; max > 0 && len(s.rooms) >= max {
