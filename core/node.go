@@ -229,7 +229,11 @@ func (n *Node) Accept(ctx context.Context, t Transport, req ConnectRequest) (*Se
 		User      string   `json:"user"`
 		Rooms     []string `json:"rooms"`
 		Recovered *bool    `json:"recovered,omitempty"`
+		Expires   int64    `json:"expires,omitempty"` // unix seconds: refresh the token before
 	}{Conn: s.id, User: s.user, Rooms: s.Rooms()}
+	if !req.Expires.IsZero() {
+		welcome.Expires = req.Expires.Unix()
+	}
 
 	var history []*Envelope
 	var floor string

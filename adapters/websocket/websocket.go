@@ -18,8 +18,12 @@ import (
 // New returns the GET /ws handler serving node over WebSocket.
 //
 // Query parameters: rooms=a,b (joined before the welcome), since=<id>
-// (resume after that message), token=<jwt> (or an Authorization: Bearer
-// header), user=<id> (development mode only).
+// (resume after that message), token=<jwt>, user=<id> (development mode
+// only). The token may come instead in an Authorization: Bearer header or,
+// for browsers (which cannot set headers on a WebSocket), as a
+// subprotocol "switchboard.token.<jwt>" offered next to "switchboard.v1",
+// which the server then selects (TokenSubprotocolPrefix, Subprotocol).
+// The token never appears in logs.
 func New(node *core.Node, config ...Config) fiber.Handler {
 	if node == nil {
 		panic("switchboard/adapters/websocket: New: node is nil")
@@ -40,6 +44,10 @@ func New(node *core.Node, config ...Config) fiber.Handler {
 		ReadBufferSize:   cfg.ReadBufferSize,
 		WriteBufferSize:  cfg.WriteBufferSize,
 		WriteBufferPool:  pool,
+		// Browsers fail a handshake that offered subprotocols and got
+		// none back, so the protocol name is always selected when
+		// offered. The token entry is never echoed.
+		Subprotocols: []string{Subprotocol},
 	})
 	return func(c *fiber.Ctx) error {
 		if cfg.Next != nil && cfg.Next(c) {
@@ -63,6 +71,31 @@ func New(node *core.Node, config ...Config) fiber.Handler {
 		}
 		return upgrade(c)
 	}
+}
+
+// Subprotocol is the WebSocket subprotocol the server selects when a
+// client offers it, typically alongside a token entry.
+const Subprotocol = "switchboard.v1"
+
+// TokenSubprotocolPrefix marks the offered subprotocol that carries the
+// bearer token: "switchboard.token.<jwt>".
+const TokenSubprotocolPrefix = "switchboard.token."
+
+// tokenFrom finds the bearer token: ?token=, then Authorization: Bearer,
+// then an offered "switchboard.token.<jwt>" subprotocol.
+func tokenFrom(query, authorization, protocols string) string {
+	if query != "" {
+		return query
+	}
+	if len(authorization) > 7 && strings.EqualFold(authorization[:7], "bearer ") {
+		return strings.TrimSpace(authorization[7:])
+	}
+	for p := range strings.SplitSeq(protocols, ",") {
+		if p = strings.TrimSpace(p); strings.HasPrefix(p, TokenSubprotocolPrefix) {
+			return p[len(TokenSubprotocolPrefix):]
+		}
+	}
+	return ""
 }
 
 func contains(list []string, s string) bool {
@@ -120,11 +153,9 @@ func serve(node *core.Node, cfg Config, c *websocket.Conn) {
 // Disconnect Accept chose).
 func open(node *core.Node, cfg Config, c *websocket.Conn, t *transport) *core.Session {
 	remote := c.NetConn().RemoteAddr().String()
-	creds := core.Credentials{Token: c.Query("token"), User: c.Query("user")}
-	if creds.Token == "" {
-		if h := c.Headers("Authorization"); len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
-			creds.Token = strings.TrimSpace(h[7:])
-		}
+	creds := core.Credentials{
+		Token: tokenFrom(c.Query("token"), c.Headers("Authorization"), c.Headers("Sec-Websocket-Protocol")),
+		User:  c.Query("user"),
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.HandshakeTimeout)
 	id, err := cfg.Authenticator.Authenticate(ctx, creds)
@@ -140,6 +171,7 @@ func open(node *core.Node, cfg Config, c *websocket.Conn, t *transport) *core.Se
 	}
 	sess, err := node.Accept(context.Background(), t, core.ConnectRequest{
 		User: id.User, Rooms: rooms, Since: c.Query("since"), RemoteAddr: remote,
+		Permissions: id.Permissions, Expires: id.Expires,
 	})
 	if err != nil {
 		return nil // Accept closed the transport

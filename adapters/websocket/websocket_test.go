@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -43,6 +45,12 @@ func TestReadAtMost(t *testing.T) {
 // serveNode runs the handler on 127.0.0.1:0 and returns its ws:// URL.
 func serveNode(t *testing.T, cfg core.Config) string {
 	t.Helper()
+	return serveNodeWith(t, cfg, Config{CloseGrace: time.Second})
+}
+
+// serveNodeWith is serveNode with the adapter's configuration.
+func serveNodeWith(t *testing.T, cfg core.Config, acfg Config) string {
+	t.Helper()
 	b, err := memory.New(memory.Config{}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -52,7 +60,7 @@ func serveNode(t *testing.T, cfg core.Config) string {
 		t.Fatal(err)
 	}
 	app := fiber.New(fiber.Config{DisableStartupMessage: true})
-	app.Get("/ws", New(node, Config{CloseGrace: time.Second}))
+	app.Get("/ws", New(node, acfg))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -100,5 +108,95 @@ func TestFrameSizeLimit(t *testing.T) {
 	var ce *fws.CloseError
 	if !errors.As(err, &ce) || ce.Code != 4003 || ce.Text != "message too large" {
 		t.Fatalf("err = %v, want close 4003 message too large", err)
+	}
+}
+
+// fixedAuth accepts only the token "good", as user "u" with identity's
+// permissions and expiry.
+func fixedAuth(identity core.Identity) core.Authenticator {
+	return core.AuthenticatorFunc(func(_ context.Context, c core.Credentials) (core.Identity, error) {
+		if c.Token != "good" {
+			return core.Identity{}, fmt.Errorf("%w: bad token", core.ErrUnauthorized)
+		}
+		return identity, nil
+	})
+}
+
+// TestTokenSources: the token is read from ?token=, an Authorization
+// header, or a "switchboard.token.<jwt>" subprotocol (browsers), and the
+// server then selects "switchboard.v1", never echoing the token.
+func TestTokenSources(t *testing.T) {
+	url := serveNodeWith(t, core.Config{}, Config{CloseGrace: time.Second, Authenticator: fixedAuth(core.Identity{User: "u"})})
+	cases := []struct {
+		name      string
+		query     string
+		header    http.Header
+		protocols []string
+		want      string // welcome user, or "" for 4001
+		protocol  string // the subprotocol the server selects
+	}{
+		{"query", "?token=good", nil, nil, "u", ""},
+		{"bearer header", "", http.Header{"Authorization": {"Bearer good"}}, nil, "u", ""},
+		{"subprotocol", "", nil, []string{Subprotocol, TokenSubprotocolPrefix + "good"}, "u", Subprotocol},
+		{"subprotocol, bad token", "", nil, []string{Subprotocol, TokenSubprotocolPrefix + "bad"}, "", Subprotocol},
+		{"query wins", "?token=bad", http.Header{"Authorization": {"Bearer good"}}, nil, "", ""},
+		{"none", "", nil, nil, "", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d := fws.Dialer{Subprotocols: tc.protocols, HandshakeTimeout: 5 * time.Second}
+			conn, resp, err := d.Dial(url+tc.query, tc.header)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			if got := resp.Header.Get("Sec-Websocket-Protocol"); got != tc.protocol {
+				t.Fatalf("selected subprotocol %q, want %q", got, tc.protocol)
+			}
+			_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			_, m, err := conn.ReadMessage()
+			if tc.want == "" {
+				var ce *fws.CloseError
+				if !errors.As(err, &ce) || ce.Code != 4001 {
+					t.Fatalf("got %s %v, want close 4001", m, err)
+				}
+				return
+			}
+			if err != nil || !bytes.Contains(m, []byte(`"user":"`+tc.want+`"`)) {
+				t.Fatalf("welcome: %s %v", m, err)
+			}
+		})
+	}
+}
+
+// TestIdentityPermissionsAndExpiry: the adapter hands the identity's
+// permissions and expiry to core: a join outside them is forbidden, the
+// welcome carries the expiry, and the connection closes with 4001 "token
+// expired" when it passes.
+func TestIdentityPermissionsAndExpiry(t *testing.T) {
+	exp := time.Now().Add(time.Second)
+	url := serveNodeWith(t, core.Config{}, Config{CloseGrace: time.Second, Authenticator: fixedAuth(core.Identity{
+		User: "u", Permissions: &core.Permissions{Subscribe: []string{"ok:*"}}, Expires: exp,
+	})})
+	conn, _, err := fws.DefaultDialer.Dial(url+"?token=good&rooms=ok:1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, m, err := conn.ReadMessage()
+	if err != nil || !bytes.Contains(m, []byte(fmt.Sprintf(`"expires":%d`, exp.Unix()))) || !bytes.Contains(m, []byte(`"rooms":["ok:1"]`)) {
+		t.Fatalf("welcome: %s %v", m, err)
+	}
+	if err := conn.WriteMessage(fws.TextMessage, []byte(`{"v":1,"type":"join","room":"secret","ref":"j"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, m, err := conn.ReadMessage(); err != nil || !bytes.Contains(m, []byte(`"code":"forbidden"`)) {
+		t.Fatalf("join outside permissions: %s %v", m, err)
+	}
+	_, m, err = conn.ReadMessage()
+	var ce *fws.CloseError
+	if !errors.As(err, &ce) || ce.Code != 4001 || ce.Text != "token expired" {
+		t.Fatalf("got %s %v, want close 4001 token expired", m, err)
 	}
 }
