@@ -272,7 +272,7 @@ func (n *Node) Accept(ctx context.Context, t Transport, req ConnectRequest) (*Se
 		s.expireAtLocked(req.Expires)
 	}
 	s.mu.Unlock()
-	n.log.Info("connect", append(s.logAttrs(), "rooms", len(welcome.Rooms), "resume", req.Since != "")...)
+	n.log.Log(context.Background(), s.lifecycleLevel(), "connect", append(s.logAttrs(), "rooms", len(welcome.Rooms), "resume", req.Since != "")...)
 	return s, nil
 }
 
@@ -345,8 +345,17 @@ func (n *Node) detach(s *Session, d Disconnect) {
 	if err := n.hub.remove(ctx, UserChannel(s.user), s); err != nil {
 		n.log.Warn("unsubscribe failed", "channel", UserChannel(s.user), "err", err)
 	}
-	n.log.Info("disconnect", append(s.logAttrs(), "code", d.Code, "reason", d.Reason,
+	n.log.Log(context.Background(), s.lifecycleLevel(), "disconnect", append(s.logAttrs(), "code", d.Code, "reason", d.Reason,
 		"duration", time.Since(s.start).Round(time.Millisecond).String())...)
+}
+
+// lifecycleLevel is the level of a session's connect and disconnect
+// lines: Debug for Ephemeral transports, Info otherwise.
+func (s *Session) lifecycleLevel() slog.Level {
+	if e, ok := s.t.(Ephemeral); ok && e.Ephemeral() {
+		return slog.LevelDebug
+	}
+	return slog.LevelInfo
 }
 
 // unregister forgets an ended session, signalling a waiting Shutdown when

@@ -40,6 +40,13 @@ type Aborter interface {
 	Abort()
 }
 
+// Ephemeral is implemented by transports whose sessions last a single
+// request (a long-poll): their connects and disconnects are routine, so
+// core logs them at Debug instead of Info. Failures are still warnings.
+type Ephemeral interface {
+	Ephemeral() bool
+}
+
 // Pinger is implemented by transports with a native keep-alive (a
 // WebSocket ping frame, an SSE comment line). Core calls Ping from the
 // writer goroutine every HeartbeatInterval. Transports without it rely on

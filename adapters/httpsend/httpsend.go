@@ -76,7 +76,7 @@ func New(node *core.Node, config ...Config) fiber.Handler {
 			return fail(c, fiber.StatusTooManyRequests, CodeRateLimited, "more than %g envelopes per second (burst %d); retry after a backoff", cfg.RateLimit, cfg.RateBurst)
 		}
 
-		req := core.StatelessRequest{User: id.User, RemoteAddr: strings.Clone(c.IP())}
+		req := core.StatelessRequest{User: id.User, RemoteAddr: strings.Clone(c.IP()), Permissions: id.Permissions}
 		if q := c.Query("rooms"); q != "" {
 			req.Rooms = strings.Split(strings.Clone(q), ",")
 		}

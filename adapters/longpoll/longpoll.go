@@ -83,7 +83,7 @@ func New(node *core.Node, config ...Config) fiber.Handler {
 			rooms = strings.Split(strings.Clone(q), ",")
 		}
 		cursor := strings.Clone(c.Query("cursor"))
-		req := core.ConnectRequest{User: id.User, Rooms: rooms, Since: cursor, RemoteAddr: remote}
+		req := core.ConnectRequest{User: id.User, Rooms: rooms, Since: cursor, RemoteAddr: remote, Permissions: id.Permissions, Expires: id.Expires}
 
 		res, status, err := poll(node, req, wait, cfg.BatchLimit, c.Context().Done())
 		if err != nil {
@@ -212,6 +212,9 @@ var _ core.Transport = (*collector)(nil)
 
 func (t *collector) Name() string         { return "longpoll" }
 func (t *collector) Unidirectional() bool { return true }
+
+// Ephemeral: a poll is one request; core logs it at Debug.
+func (t *collector) Ephemeral() bool { return true }
 
 // WriteMany sorts frames into the welcome (kept only for recovered),
 // messages (anything with an id) and errors; others (pong) are dropped.

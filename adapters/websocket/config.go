@@ -21,8 +21,10 @@ type Config struct {
 	// Optional. Default: core.Insecure (development mode)
 	Authenticator core.Authenticator
 
-	// Origins allowed to upgrade, compared with the Origin header; "*"
-	// allows any. A request without Origin (not a browser) is allowed.
+	// Origins allowed to upgrade, compared with the Origin header by
+	// cors.Allowed: exact origins, globs ("https://*.example.com"),
+	// "self" (same host) or "*" (any). A request without Origin (not a
+	// browser) is allowed. A refused origin gets HTTP 403.
 	// Optional. Default: []string{"*"}
 	Origins []string
 

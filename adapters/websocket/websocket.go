@@ -12,6 +12,7 @@ import (
 	"github.com/gofiber/contrib/websocket"
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/switchboard-dev/switchboard/adapters/cors"
 	"github.com/switchboard-dev/switchboard/core"
 )
 
@@ -29,12 +30,6 @@ func New(node *core.Node, config ...Config) fiber.Handler {
 		panic("switchboard/adapters/websocket: New: node is nil")
 	}
 	cfg := configDefault(config...)
-	allowAny := false
-	for _, o := range cfg.Origins {
-		if o == "*" {
-			allowAny = true
-		}
-	}
 	pool := &sync.Pool{}
 	upgrade := websocket.New(func(c *websocket.Conn) {
 		serve(node, cfg, c)
@@ -58,7 +53,7 @@ func New(node *core.Node, config ...Config) fiber.Handler {
 				"error": fiber.Map{"code": "upgrade_required", "message": "this endpoint speaks WebSocket only: send a WebSocket upgrade request"},
 			})
 		}
-		if origin := c.Get(fiber.HeaderOrigin); origin != "" && !allowAny && !contains(cfg.Origins, origin) {
+		if origin := c.Get(fiber.HeaderOrigin); !cors.Allowed(cfg.Origins, origin, string(c.Request().Host())) {
 			node.Logger().Warn("websocket origin refused", "origin", origin, "remote", c.IP())
 			return c.Status(fiber.StatusForbidden).JSON(fiber.Map{
 				"error": fiber.Map{"code": core.CodeForbidden, "message": "origin not allowed"},
@@ -96,15 +91,6 @@ func tokenFrom(query, authorization, protocols string) string {
 		}
 	}
 	return ""
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // serve runs one connection: authenticate, accept, read until the

@@ -89,7 +89,7 @@ func Load(args []string, getenv func(string) string, help io.Writer) (Config, er
 	fs.StringVar(&c.Addr, "addr", ":8080", "listen address (host:port)")
 	fs.StringVar(&c.JWTSecret, "jwt-secret", "", "HS256 secret; when set every connection needs a valid JWT whose sub is the user id (empty: development mode, ?user= is trusted)")
 	fs.DurationVar(&c.JWTLeeway, "jwt-leeway", 30*time.Second, "clock skew allowed when checking exp and nbf")
-	fs.StringVar(&origins, "allowed-origins", "*", "comma-separated Origins allowed to open WebSockets; * allows any")
+	fs.StringVar(&origins, "allowed-origins", "", "comma-separated browser Origins allowed on every transport (https://app.example.com, https://*.example.com, self = same host, * = any); empty: * in development mode, self with JWT")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&c.Broker, "broker", "memory", "broker: memory (embedded, one node), redis (Redis Streams), kafka or nats (JetStream); all but memory let many nodes act as one")
@@ -147,7 +147,18 @@ func Load(args []string, getenv func(string) string, help io.Writer) (Config, er
 	c.MaxMessageSize = int(size)
 	for _, o := range strings.Split(origins, ",") {
 		if o = strings.TrimSpace(o); o != "" {
-			c.AllowedOrigins = append(c.AllowedOrigins, o)
+			if o != "*" && o != "self" && !strings.HasPrefix(o, "http://") && !strings.HasPrefix(o, "https://") {
+				return Config{}, fmt.Errorf("invalid --allowed-origins (%s) entry %q: use an origin such as https://app.example.com, a glob such as https://*.example.com, self or *", EnvName("allowed-origins"), o)
+			}
+			c.AllowedOrigins = append(c.AllowedOrigins, strings.TrimSuffix(o, "/"))
+		}
+	}
+	if len(c.AllowedOrigins) == 0 {
+		// Development mode trusts everyone anyway; with JWT the default
+		// makes cross-site WebSocket hijacking impossible.
+		c.AllowedOrigins = []string{"*"}
+		if c.JWTSecret != "" {
+			c.AllowedOrigins = []string{"self"}
 		}
 	}
 	for _, t := range strings.Split(transports, ",") {

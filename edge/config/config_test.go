@@ -50,6 +50,12 @@ func TestLoad(t *testing.T) {
 		{"nats default URL", []string{"--broker", "nats"}, nil, func(c Config) bool { return c.BrokerURL == "nats://127.0.0.1:4222" }},
 		{"kafka default URL", []string{"--broker", "kafka"}, nil, func(c Config) bool { return c.BrokerURL == "kafka://127.0.0.1:9092" }},
 		{"rate limit disabled", []string{"--rate-limit", "-1"}, nil, func(c Config) bool { return c.RateLimit < 0 }},
+		{"origins default to self with JWT", []string{"--jwt-secret", "0123456789abcdef"}, nil, func(c Config) bool {
+			return len(c.AllowedOrigins) == 1 && c.AllowedOrigins[0] == "self"
+		}},
+		{"explicit * with JWT", []string{"--jwt-secret", "0123456789abcdef", "--allowed-origins", "*"}, nil, func(c Config) bool {
+			return len(c.AllowedOrigins) == 1 && c.AllowedOrigins[0] == "*"
+		}},
 		{"all transports by default", nil, nil, func(c Config) bool {
 			return c.Serves("websocket") && c.Serves("sse") && c.Serves("longpoll")
 		}},
@@ -99,6 +105,7 @@ func TestLoadErrors(t *testing.T) {
 		{[]string{"--slow-consumer-rooms", "a*=snooze"}, nil, `rule "a*=snooze"`},
 		{[]string{"--rate-limit", "0"}, nil, "negative to disable"},
 		{[]string{"--jwt-secret", "short"}, nil, "shorter than 16 bytes"},
+		{[]string{"--allowed-origins", "app.example.com"}, nil, `entry "app.example.com": use an origin such as https://app.example.com`},
 		{[]string{"--transports", "ws"}, nil, `unknown transport "ws"; use websocket, sse and/or longpoll`},
 		{[]string{"--transports", ","}, nil, "--transports (SWITCHBOARD_TRANSPORTS): empty"},
 		{[]string{"--nope"}, nil, "flag provided but not defined: -nope"},

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/switchboard-dev/switchboard/adapters/cors"
 	"github.com/switchboard-dev/switchboard/adapters/httpsend"
 	"github.com/switchboard-dev/switchboard/adapters/longpoll"
 	"github.com/switchboard-dev/switchboard/adapters/sse"
@@ -51,7 +52,13 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	node, err := newNode(cfg, b, logger)
+	var authn core.Authenticator = core.Insecure
+	if cfg.JWTSecret != "" {
+		authn = auth.HS256([]byte(cfg.JWTSecret), cfg.JWTLeeway)
+	} else {
+		logger.Warn("development mode: no --jwt-secret, clients choose their user id with ?user=; set SWITCHBOARD_JWT_SECRET in production")
+	}
+	node, err := newNode(cfg, b, authn, logger)
 	if err != nil {
 		if c, ok := b.(core.Closer); ok {
 			_ = c.Close(context.Background())
@@ -60,12 +67,6 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 			return nil, brokerDown{err}
 		}
 		return nil, err
-	}
-	var authn core.Authenticator = core.Insecure
-	if cfg.JWTSecret != "" {
-		authn = auth.HS256([]byte(cfg.JWTSecret), cfg.JWTLeeway)
-	} else {
-		logger.Warn("development mode: no --jwt-secret, clients choose their user id with ?user=; set SWITCHBOARD_JWT_SECRET in production")
 	}
 	s := &Server{cfg: cfg, log: logger, node: node}
 	s.app = fiber.New(fiber.Config{
@@ -85,6 +86,16 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 			Origins:       cfg.AllowedOrigins,
 			WriteTimeout:  cfg.WriteTimeout,
 		}))
+	}
+	// Browsers on other origins may use the HTTP transports when their
+	// Origin is allowed (CORS, preflight included); forged origins get
+	// 403 before any handler runs. WebSocket upgrades are checked by the
+	// adapter against the same list.
+	origins := cors.New(cors.Config{Origins: cfg.AllowedOrigins, Log: func(origin, remote string) {
+		logger.Warn("origin refused", "origin", origin, "remote", remote)
+	}})
+	for _, p := range []string{"/sse", "/poll", "/send"} {
+		s.app.Use(p, origins)
 	}
 	if cfg.Serves("sse") {
 		// SSE streams need fiber's WriteTimeout to stay 0 (the default): a
@@ -137,8 +148,13 @@ func isBrokerDown(err error) bool {
 }
 
 // newNode builds the core node from the edge configuration.
-func newNode(cfg config.Config, b core.Broker, logger *slog.Logger) (*core.Node, error) {
+func newNode(cfg config.Config, b core.Broker, authn core.Authenticator, logger *slog.Logger) (*core.Node, error) {
+	var refresh core.Authenticator // development mode has no tokens to refresh
+	if cfg.JWTSecret != "" {
+		refresh = authn
+	}
 	return core.NewNode(core.Config{
+		Authenticator:     refresh,
 		HeartbeatInterval: cfg.HeartbeatInterval,
 		HeartbeatTimeout:  cfg.HeartbeatTimeout,
 		SendQueueSize:     cfg.SendQueue,
