@@ -533,3 +533,138 @@ func TestBrowserClientAPI(t *testing.T) {
 		}
 	}
 }
+
+// runClient imports /client.js into a blank same-origin page of e and
+// runs body (an async function body with connect in scope) returning a
+// JSON object.
+func runClient(t *testing.T, e *chatEdge, body string) map[string]any {
+	t.Helper()
+	ctx := newBrowser(t)
+	if err := chromedp.Do(ctx, chromedp.Navigate("http://"+e.addr+"/healthz")); err != nil {
+		t.Fatal(err)
+	}
+	script := `(async () => {
+  const { connect } = await import("/client.js");
+  const waitState = (c, s) => new Promise((res) => { if (c.state === s) return res(); const off = c.on(s, () => { off(); res(); }); });
+  const waitFor = (c, type, pred) => new Promise((res) => { const off = c.on(type, (x) => { if (!pred || pred(x)) { off(); res(x); } }); });
+  const sleep = (ms) => new Promise((res) => setTimeout(res, ms));
+  void waitState; void waitFor; void sleep;
+` + body + `
+})()`
+	got, err := chromedp.Run(ctx, chromedp.Evaluate[map[string]any](script, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatalf("client script: %v", err)
+	}
+	return got
+}
+
+func wantFields(t *testing.T, got, want map[string]any) {
+	t.Helper()
+	for k, w := range want {
+		if fmt.Sprint(got[k]) != fmt.Sprint(w) {
+			t.Errorf("%s = %v, want %v", k, got[k], w)
+		}
+	}
+}
+
+// TestBrowserClientRoomsWhileConnecting: rooms joined while a connection
+// is being set up, or several at once on SSE, all reach the server; a
+// join pending at close() is rejected instead of hanging.
+func TestBrowserClientRoomsWhileConnecting(t *testing.T) {
+	e := startChat(t, nil)
+	for _, transport := range []string{"websocket", "sse", "longpoll"} {
+		t.Run(transport, func(t *testing.T) {
+			// bob publishes to "late" and "b" once the page asks (fetch to /send
+			// from the page itself keeps the test in one place).
+			got := runClient(t, e, fmt.Sprintf(`
+  const out = {};
+  const c = connect(location.origin, { user: "alice", rooms: ["r"], transports: [%q] });
+  await Promise.resolve(); await Promise.resolve(); // connecting has started
+  const joined = Promise.all([c.join("late"), c.join("b")]);
+  await waitState(c, "open");
+  await joined;
+  const seen = [];
+  c.on("message", (env) => seen.push(env.room + ":" + env.data));
+  const post = (room) => fetch("/send?user=bob&rooms=" + room, { method: "POST", body: JSON.stringify({ v: 1, type: "publish", room, data: "to-" + room }) });
+  await post("late"); await post("b");
+  while (seen.length < 2) await waitFor(c, "message");
+  out.seen = seen.sort().join(",");
+  out.rooms = c.rooms.sort().join(",");
+  let pending = c.join("never");
+  c.close();
+  try { await pending; out.afterClose = "resolved"; } catch (e) { out.afterClose = e.code; }
+  return out;`, transport))
+			wantFields(t, got, map[string]any{"seen": "b:to-b,late:to-late", "rooms": "b,late,r", "afterClose": "closed"})
+		})
+	}
+}
+
+// TestBrowserClientLongPollHandlerJoins: a message handler that joins a
+// room (reopening a long-poll) mid-batch loses none of the batch.
+func TestBrowserClientLongPollHandlerJoins(t *testing.T) {
+	e := startChat(t, nil)
+	ed := &edge{addr: e.addr}
+	var first string
+	for i, d := range []string{"start", "invite", "after1", "after2"} {
+		status, replies := ed.post(t, q("user", "bob", "rooms", "r"), fmt.Sprintf(`{"v":1,"type":"publish","room":"r","data":%q}`, d))
+		if status != http.StatusOK {
+			t.Fatalf("publish %s: %d", d, status)
+		}
+		if i == 0 {
+			var ack struct{ ID string }
+			_ = json.Unmarshal(replies[0].Data, &ack)
+			first = ack.ID
+		}
+	}
+	got := runClient(t, e, fmt.Sprintf(`
+  const seen = [];
+  const c = connect(location.origin, { user: "alice", rooms: ["r"], transports: ["longpoll"], since: %q });
+  c.on("message", (env) => { seen.push(env.data); if (env.data === "invite") c.join("other"); });
+  while (seen.length < 3) await waitFor(c, "message");
+  await sleep(300); // anything duplicated would arrive on the reopened poll
+  c.close();
+  return { seen: seen.join(",") };`, first))
+	wantFields(t, got, map[string]any{"seen": "invite,after1,after2"})
+}
+
+// TestBrowserClientTokenCallback: with a token callback, a refused token
+// is not terminal (the callback is asked again, on the same transport),
+// and an expiring token is refreshed in-band over WebSocket before the
+// server's deadline, so the connection never drops.
+func TestBrowserClientTokenCallback(t *testing.T) {
+	const secret = "browser-test-secret-0123456789"
+	e := startChat(t, func(c *config.Config) { c.JWTSecret, c.JWTLeeway = secret, time.Millisecond })
+	soon := token(t, secret, "dana", time.Now().Add(3*time.Second))
+	later := token(t, secret, "dana", time.Now().Add(time.Hour))
+	for _, transport := range []string{"websocket", "longpoll"} {
+		t.Run("refused then good on "+transport, func(t *testing.T) {
+			got := runClient(t, e, fmt.Sprintf(`
+  const tokens = ["garbage", %q];
+  let calls = 0;
+  const c = connect(location.origin, { transports: [%q], token: () => tokens[Math.min(calls++, 1)], backoff: { initial: 50 } });
+  const fallbacks = [];
+  c.on("fallback", (d) => fallbacks.push(d.from));
+  await waitState(c, "open");
+  const out = { calls: calls >= 2, transport: c.transport, fallbacks: fallbacks.length };
+  c.close();
+  return out;`, later, transport))
+			wantFields(t, got, map[string]any{"calls": true, "transport": transport, "fallbacks": 0})
+		})
+	}
+	t.Run("refresh before expiry", func(t *testing.T) {
+		got := runClient(t, e, fmt.Sprintf(`
+  const tokens = [%q, %q];
+  let calls = 0;
+  const c = connect(location.origin, { token: () => tokens[Math.min(calls++, 1)] });
+  const states = [];
+  c.on("state", (d) => states.push(d.state + (d.code ? ":" + d.code + " " + d.reason : "")));
+  const errors = [];
+  c.on("error", (env) => errors.push(env.data.code + " " + env.data.message));
+  await waitState(c, "open");
+  await sleep(4500); // past the first token's exp
+  const out = { state: c.state, states: states.join(","), calls, errors: errors.join(";") };
+  c.close();
+  return out;`, soon, later))
+		wantFields(t, got, map[string]any{"state": "open", "states": "connecting,open", "calls": 2, "errors": ""})
+	})
+}

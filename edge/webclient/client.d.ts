@@ -48,7 +48,7 @@ export interface Options {
 }
 
 export interface StateDetail {
-  state: State | "fallback";
+  state: State;
   transport: TransportName;
   /** open: whether a resume lost nothing (absent when nothing was resumed). */
   recovered?: boolean;
@@ -75,7 +75,12 @@ export interface Ack {
   id?: string;
 }
 
-/** Rejection of every request: `code` is a protocol error code or one of disconnected, timeout, network, closed, unauthorized. */
+/**
+ * Rejection of every request: `code` is a protocol error code
+ * (docs/protocol.md) or one of the client's own: disconnected, timeout,
+ * network, closed, unauthorized, token (the token callback failed), or
+ * http_<status> for an HTTP answer that is not a protocol reply.
+ */
 export declare class SwitchboardError extends Error {
   readonly code: string;
   readonly envelope?: Envelope<{ code: string; message: string }>;

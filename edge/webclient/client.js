@@ -67,6 +67,8 @@ class Client {
     this._conn = null;
     this._timer = null;
     this._waiters = [];
+    this._gen = 0;
+    this._refreshTimer = null;
     /** "idle" | "connecting" | "open" | "reconnecting" | "closed" */
     this.state = "idle";
     /** The transport in use (or being tried): "websocket" | "sse" | "longpoll". */
@@ -127,8 +129,7 @@ class Client {
       }
     }
     this._rooms.add(room);
-    if (this.state === "open") return this._reopen(room);
-    return { room };
+    return this._applyRooms(room);
   }
 
   /** Leaves a room. */
@@ -137,7 +138,16 @@ class Client {
     if (!this._rooms.has(room)) return { room };
     this._rooms.delete(room);
     if (this._isOpen("websocket")) return this._request({ type: "leave", room });
-    if (this.state === "open") await this._reopen();
+    return this._applyRooms(room);
+  }
+
+  // _applyRooms makes the server see the current room list when it cannot
+  // be changed in-band: an open SSE or long-poll stream, or any attempt in
+  // flight (its URL was built with the old list), is reopened and the
+  // promise settles when the new one opens. With no connection (idle,
+  // waiting to reconnect) the next attempt carries the list.
+  async _applyRooms(room) {
+    if (this.state === "connecting" || this.state === "open") await this._reopen();
     return { room };
   }
 
@@ -169,6 +179,8 @@ class Client {
     this._drop(this._conn);
     this._conn = null;
     this._rejectPending(closedError());
+    this._rejectWaiters(closedError());
+    clearTimeout(this._refreshTimer);
     if (this._online) removeEventListener("online", this._online);
     this._setState("closed", { code: 1000, reason: "closed by client" });
   }
@@ -200,36 +212,53 @@ class Client {
   async _attempt() {
     this._timer = null;
     if (this.state === "closed") return;
+    const gen = ++this._gen; // a newer attempt (reopen, retry) supersedes this one
     const name = this._order[this._idx];
     this.transport = name;
     this._setState("connecting", { transport: name });
     let token;
     try {
-      token = typeof this._o.token === "function" ? await this._o.token() : this._o.token;
+      token = await this._token();
     } catch (e) {
-      this._failed(null, { code: 4001, reason: "token callback failed: " + e, reconnect: true });
+      if (gen !== this._gen || this.state === "closed") return;
+      // The credentials are the problem, not the transport: back off and
+      // retry the same one.
+      this._schedule(this._delay(this._fails++), { code: 4001, reason: e.message });
       return;
     }
-    if (this.state !== "connecting" || this.transport !== name) return;
+    if (gen !== this._gen || this.state === "closed") return;
     const params = { rooms: this.rooms.join(","), since: this._since, token, user: this._o.user };
-    const conn = { name, opened: false, openedAt: 0, closed: false, token };
+    const conn = { name, opened: false, openedAt: 0, closed: false };
     this._conn = conn;
     const cb = {
       open: (welcome) => this._onOpen(conn, welcome),
-      envelope: (env) => { if (this._conn === conn) this._dispatch(env); },
+      envelope: (env) => { if (this._conn === conn && !conn.closed) this._dispatch(env); },
       close: (info) => this._onClose(conn, info),
     };
+    conn.openTimer = setTimeout(() => {
+      if (!conn.opened && !conn.closed) this._onClose(conn, { code: 1006, reason: "no answer within " + this._o.connectTimeout + " ms" });
+    }, this._o.connectTimeout);
     try {
       if (name === "websocket") openWebSocket(this, conn, params, cb);
       else if (name === "sse") openSSE(this, conn, params, cb);
       else openLongPoll(this, conn, params, cb);
     } catch (e) {
-      this._onClose(conn, { code: 1006, reason: String(e && e.message || e), reconnect: true });
-      return;
+      this._onClose(conn, { code: 1006, reason: String(e && e.message || e) });
     }
-    conn.openTimer = setTimeout(() => {
-      if (!conn.opened && !conn.closed) this._onClose(conn, { code: 1006, reason: "no answer within " + this._o.connectTimeout + " ms", reconnect: true });
-    }, this._o.connectTimeout);
+  }
+
+  // _token resolves the token option, bounded by connectTimeout so a
+  // callback that never settles cannot stall the client.
+  _token() {
+    const t = this._o.token;
+    if (typeof t !== "function") return Promise.resolve(t);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new SwitchboardError("token", "token callback gave no token within " + this._o.connectTimeout + " ms")), this._o.connectTimeout);
+      Promise.resolve().then(() => t()).then(
+        (v) => { clearTimeout(timer); resolve(v); },
+        (e) => { clearTimeout(timer); reject(new SwitchboardError("token", "token callback failed: " + (e && e.message || e))); },
+      );
+    });
   }
 
   _onOpen(conn, welcome) {
@@ -239,14 +268,41 @@ class Client {
     clearTimeout(conn.openTimer);
     this._tFails = 0;
     this._opened.add(conn.name);
-    this._remember(conn.name);
+    // Remember a transport only if nothing the caller prefers has worked
+    // here: a temporary downgrade (a restart) must not stick.
+    const pref = this._o.transports;
+    if (!pref.slice(0, pref.indexOf(conn.name)).some((t) => this._opened.has(t))) this._remember(conn.name);
     if (welcome && welcome.user) this.user = welcome.user;
     const recovered = welcome ? welcome.recovered : undefined;
     this._setState("open", { transport: conn.name, recovered, rooms: welcome && welcome.rooms });
     if (recovered === false) this._emit("gap", { v: 1, type: "gap", data: { recovered: false } });
+    this._scheduleRefresh(welcome && welcome.expires);
     const waiters = this._waiters;
     this._waiters = [];
-    for (const w of waiters) w.resolve();
+    for (const w of waiters) { clearTimeout(w.timer); w.resolve(); }
+  }
+
+  // _scheduleRefresh gets a new token from the token callback before the
+  // server's expiry (welcome.expires, unix seconds): sent in-band over
+  // WebSocket ({type: "refresh"}), by reopening an SSE stream (resuming,
+  // so nothing is lost); long-poll sends a fresh token with every poll.
+  _scheduleRefresh(expires) {
+    clearTimeout(this._refreshTimer);
+    if (!expires || typeof this._o.token !== "function") return;
+    const left = expires * 1000 - Date.now();
+    const at = Math.max(1000, Math.min(left - 30000, left * 0.8));
+    this._refreshTimer = setTimeout(async () => {
+      if (this.state !== "open" || !this._conn) return;
+      if (this._conn.name === "sse") { this._reopen().catch(() => {}); return; }
+      if (this._conn.name !== "websocket") return;
+      try {
+        const token = await this._token();
+        const d = await this._request({ type: "refresh", data: { token } });
+        this._scheduleRefresh(d && d.expires);
+      } catch (e) {
+        this._emit("error", { v: 1, type: "error", data: { code: e.code || "token", message: "token refresh failed: " + e.message } });
+      }
+    }, at);
   }
 
   _onClose(conn, info) {
@@ -256,8 +312,15 @@ class Client {
     this._drop(conn);
     if (this._conn !== conn || this.state === "closed") return;
     this._conn = null;
+    clearTimeout(this._refreshTimer);
     this._rejectPending(new SwitchboardError("disconnected", "connection lost before the reply: the request may or may not have taken effect"), conn);
-    if (info.code === 1000 || (info.code === 4001 && typeof this._o.token !== "function") || info.reconnect === false) {
+    const refreshable = typeof this._o.token === "function";
+    if (info.code === 4001 && refreshable) {
+      // New credentials may work: ask the callback again, same transport.
+      this._schedule(this._delay(this._fails++), info);
+      return;
+    }
+    if (info.code === 1000 || info.code === 4001 || info.reconnect === false) {
       this._rejectWaiters(new SwitchboardError(info.code === 4001 ? "unauthorized" : "closed", info.reason || "closed"));
       if (this._online) removeEventListener("online", this._online);
       this._rejectPending(closedError());
@@ -266,6 +329,10 @@ class Client {
     }
     if (conn.opened) {
       if (Date.now() - conn.openedAt >= this._o.stableAfter) this._fails = 0;
+      // After a downgrade, try the preferred transport that worked here
+      // before again (it was down, not blocked).
+      const best = this._o.transports.find((t) => this._opened.has(t));
+      if (best && best !== conn.name) this._idx = this._order.indexOf(best);
       this._schedule(this._delay(this._fails++), info);
       return;
     }
@@ -300,6 +367,7 @@ class Client {
   }
 
   _schedule(ms, info) {
+    this._gen++; // an attempt still awaiting its token is superseded
     this._setState("reconnecting", { transport: this._order[this._idx], delay: ms, code: info.code, reason: info.reason });
     clearTimeout(this._timer);
     this._timer = setTimeout(() => this._attempt(), ms);
@@ -310,16 +378,24 @@ class Client {
     this._attempt();
   }
 
-  // _reopen restarts an SSE or long-poll stream with the current rooms
-  // (their rooms are fixed by the URL) and resolves once it is open.
-  _reopen(room) {
-    const p = new Promise((resolve, reject) => this._waiters.push({ resolve, reject }));
+  // _reopen restarts the connection at once with the current rooms and
+  // resolves when it is open (rejects after connectTimeout +
+  // requestTimeout, or on close). The room list survives either way.
+  _reopen() {
+    const p = new Promise((resolve, reject) => {
+      const w = { resolve, reject };
+      w.timer = setTimeout(() => {
+        this._waiters = this._waiters.filter((x) => x !== w);
+        reject(new SwitchboardError("timeout", "not connected yet; the room list is kept for the next connection"));
+      }, this._o.connectTimeout + this._o.requestTimeout);
+      this._waiters.push(w);
+    });
     const conn = this._conn;
     this._conn = null;
     this._drop(conn);
     clearTimeout(this._timer);
     this._attempt();
-    return p.then(() => (room ? { room } : {}));
+    return p;
   }
 
   _drop(conn) {
@@ -393,6 +469,8 @@ class Client {
         try {
           conn.send(JSON.stringify(env));
         } catch (e) {
+          const p = this._pending.get(env.ref);
+          if (p) clearTimeout(p.timer);
           this._pending.delete(env.ref);
           reject(new SwitchboardError("disconnected", String(e)));
           return;
@@ -404,8 +482,12 @@ class Client {
   }
 
   async _post(env) {
-    const token = typeof this._o.token === "function" ? await this._o.token() : this._o.token;
-    const url = endpoint(this._base, "send", { user: this._o.user, rooms: this.rooms.join(","), token });
+    const token = await this._token();
+    // In development mode the server trusts ?user=: post as the user the
+    // stream was given, so "from" matches client.user.
+    const url = endpoint(this._base, "send", { user: this._o.user || this.user, rooms: this.rooms.join(",") });
+    const headers = { "Content-Type": "application/json" };
+    if (token) headers.Authorization = "Bearer " + token;
     const ctl = typeof AbortController === "function" ? new AbortController() : null;
     const timer = setTimeout(() => ctl && ctl.abort(), this._o.requestTimeout);
     let res, body;
@@ -413,7 +495,7 @@ class Client {
       res = await fetch(url, {
         method: "POST",
         body: JSON.stringify(env),
-        headers: { "Content-Type": "application/json" },
+        headers,
         signal: ctl ? ctl.signal : undefined,
         cache: "no-store",
       });
@@ -445,7 +527,7 @@ class Client {
   _rejectWaiters(err) {
     const waiters = this._waiters;
     this._waiters = [];
-    for (const w of waiters) w.reject(err);
+    for (const w of waiters) { clearTimeout(w.timer); w.reject(err); }
   }
 }
 
@@ -455,7 +537,12 @@ class Client {
 
 function openWebSocket(client, conn, params, cb) {
   if (typeof WebSocket !== "function") throw new Error("WebSocket is not available in this browser");
-  const ws = new WebSocket(endpoint(client._base, "ws", params, true));
+  // The token travels as a subprotocol, not in the URL (which proxies
+  // log); the server selects "switchboard.v1".
+  const { token, ...query } = params;
+  const ws = token
+    ? new WebSocket(endpoint(client._base, "ws", query, true), ["switchboard.v1", "switchboard.token." + token])
+    : new WebSocket(endpoint(client._base, "ws", query, true));
   let pingTimer = null;
   conn.lastSeen = Date.now();
   conn.send = (s) => {
@@ -533,22 +620,23 @@ function openLongPoll(client, conn, params, cb) {
   let ctl = null;
   conn.stop = () => { if (ctl) ctl.abort(); };
   let cursor = params.since || "";
+  let token = params.token;
   const loop = async () => {
     let first = true;
     while (!conn.closed) {
       // The first poll answers at once, so a working transport is known
       // within connectTimeout; later ones wait for messages.
       const wait = first ? 0 : client._o.pollWait;
-      const url = endpoint(client._base, "poll", { rooms: params.rooms, cursor, wait: String(wait), token: params.token, user: params.user });
+      const url = endpoint(client._base, "poll", { rooms: params.rooms, cursor, wait: String(wait), user: params.user });
+      const headers = token ? { Authorization: "Bearer " + token } : {};
       ctl = typeof AbortController === "function" ? new AbortController() : null;
       const guard = setTimeout(() => ctl && ctl.abort(), (wait + 15) * 1000);
       let res, body;
       try {
-        res = await fetch(url, { signal: ctl ? ctl.signal : undefined, cache: "no-store" });
+        res = await fetch(url, { signal: ctl ? ctl.signal : undefined, cache: "no-store", headers });
         body = await res.json();
       } catch (e) {
-        clearTimeout(guard);
-        if (!conn.closed) cb.close({ code: 1006, reason: "poll failed: " + (e && e.message || e), reconnect: true });
+        if (!conn.closed) cb.close({ code: 1006, reason: "poll failed: " + (e && e.message || e) });
         return;
       } finally {
         clearTimeout(guard);
@@ -557,21 +645,30 @@ function openLongPoll(client, conn, params, cb) {
       if (!res.ok) {
         const err = (body && body.error) || {};
         const code = res.status === 401 ? 4001 : res.status === 503 ? 1012 : 1011;
-        cb.close({ code, reason: err.message || "poll answered " + res.status, reconnect: res.status !== 401 && res.status !== 400 });
+        cb.close({ code, reason: err.message || "poll answered " + res.status, reconnect: res.status !== 400 });
         return;
       }
       if (first) {
-        first = false;
         cb.open({ recovered: params.since ? body.recovered !== false : undefined, rooms: params.rooms ? params.rooms.split(",") : [] });
+        // Errors about the request (a bad room) come with every poll:
+        // report them once.
+        for (const e of body.errors || []) cb.envelope(e);
       } else if (body.recovered === false) {
         client._emit("gap", { v: 1, type: "gap", data: { recovered: false } });
       }
-      for (const e of body.errors || []) cb.envelope(e);
-      for (const m of body.messages || []) cb.envelope(m);
-      // The cursor also moves when no message came (the log's head), so
-      // a switch to another transport resumes from here too.
+      first = false;
+      const messages = body.messages || [];
+      for (const m of messages) cb.envelope(m);
+      // A handler may have reopened the stream (join): the rest of this
+      // batch was not delivered, so the position must not move past it.
+      if (conn.closed || client._conn !== conn) return;
       cursor = body.cursor || "";
-      if (cursor) client._since = cursor;
+      // With no message, the cursor is the log's head (or empty after a
+      // gap): a switch to another transport resumes from there.
+      if (!messages.length) client._since = cursor;
+      if (typeof client._o.token === "function") {
+        try { token = await client._token(); } catch (e) { cb.close({ code: 4001, reason: e.message }); return; }
+      }
     }
   };
   loop();
