@@ -99,6 +99,17 @@ type Config struct {
 	// too_many_rooms). Negative disables. Optional. Default: 100.
 	MaxRoomsPerConn int
 
+	// MaxConnections caps the sessions open on this node; beyond it
+	// Accept refuses with ErrTooManyConnections and closes the transport
+	// with 1013 "try again later" (clients retry, ideally elsewhere).
+	// Optional. Default: 0, no cap.
+	MaxConnections int
+
+	// MaxConnectionsPerIP caps the sessions from one client IP
+	// (ConnectRequest.ClientIP), refused the same way. Optional.
+	// Default: 0, no cap.
+	MaxConnectionsPerIP int
+
 	// HistoryLimit caps how many missed messages a resuming client gets;
 	// beyond it, welcome says recovered:false. Optional. Default: 1000.
 	HistoryLimit int
@@ -166,6 +177,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: unknown slow-consumer policy %d", ErrInvalidConfig, c.SlowConsumer)
 	case badRoomPolicy(c.RoomPolicies) != nil:
 		return fmt.Errorf("%w: %w", ErrInvalidConfig, badRoomPolicy(c.RoomPolicies))
+	case c.MaxConnections < 0 || c.MaxConnectionsPerIP < 0:
+		return fmt.Errorf("%w: connection caps must not be negative (0 means no cap)", ErrInvalidConfig)
 	case c.BrokerTimeout < 0:
 		return fmt.Errorf("%w: broker timeout must not be negative", ErrInvalidConfig)
 	}

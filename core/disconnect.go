@@ -26,6 +26,9 @@ var (
 	DisconnectGoingAway = Disconnect{Code: 1001, Reason: "going away", Reconnect: true}
 	// DisconnectInternal: the server failed; reconnect with backoff.
 	DisconnectInternal = Disconnect{Code: 1011, Reason: "internal error", Reconnect: true}
+	// DisconnectTryAgain: the node is at its connection cap (overall or
+	// for the client's IP); reconnect after a backoff, ideally elsewhere.
+	DisconnectTryAgain = Disconnect{Code: 1013, Reason: "try again later", Reconnect: true}
 	// DisconnectShutdown: this node is restarting; reconnect (to any node).
 	DisconnectShutdown = Disconnect{Code: 1012, Reason: "service restart", Reconnect: true}
 	// DisconnectUnauthorized: bad, expired or missing credentials. Terminal:

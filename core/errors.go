@@ -9,6 +9,9 @@ import (
 var (
 	// ErrShuttingDown is returned by Node.Accept once Shutdown has begun.
 	ErrShuttingDown = errors.New("switchboard/core: node is shutting down")
+	// ErrTooManyConnections is returned by Node.Accept when
+	// Config.MaxConnections or MaxConnectionsPerIP is reached.
+	ErrTooManyConnections = errors.New("switchboard/core: too many connections")
 	// ErrSessionClosed is returned when enqueueing to a closed session.
 	ErrSessionClosed = errors.New("switchboard/core: session closed")
 	// ErrInvalidConfig wraps every configuration validation failure.

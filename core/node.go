@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"runtime"
 	"strconv"
 	"sync"
@@ -34,6 +35,7 @@ type Node struct {
 
 	mu       sync.Mutex
 	sessions map[*Session]struct{}
+	perIP    map[string]int // open sessions by client IP, when MaxConnectionsPerIP is set
 	closing  bool
 	idle     chan struct{} // closed when closing and no sessions remain
 
@@ -52,6 +54,7 @@ type nodeStats struct {
 	errors     atomic.Uint64 // error replies sent
 	dropped    atomic.Uint64 // envelopes dropped by drop-oldest (and conflate on overflow)
 	slowClosed atomic.Uint64 // sessions closed with 4008
+	refused    atomic.Uint64 // connections refused at a cap (1013)
 	conflated  atomic.Uint64 // queued messages replaced by a newer one (conflate)
 	gaps       atomic.Uint64 // channels paused by the resume policy
 	gapsLost   atomic.Uint64 // replays the log could not complete (client told recovered:false)
@@ -70,6 +73,10 @@ type ConnectRequest struct {
 	Since string
 	// RemoteAddr is for logs.
 	RemoteAddr string
+	// ClientIP is the client's address for per-IP limits (the adapter
+	// decides whether to trust a proxy header); empty: the host part of
+	// RemoteAddr.
+	ClientIP string
 	// Permissions and Expires come from the Identity the adapter's
 	// Authenticator returned (see Identity).
 	Permissions *Permissions
@@ -99,6 +106,7 @@ func NewNode(cfg Config, b Broker, logger *slog.Logger) (*Node, error) {
 		prefix:   base32.HexEncoding.WithPadding(base32.NoPadding).EncodeToString(rnd[:]),
 		start:    time.Now(),
 		sessions: make(map[*Session]struct{}),
+		perIP:    make(map[string]int),
 		idle:     make(chan struct{}),
 		done:     make(chan struct{}),
 	}
@@ -170,12 +178,30 @@ func (n *Node) Accept(ctx context.Context, t Transport, req ConnectRequest) (*Se
 		s.pinger = p
 	}
 
+	if req.ClientIP == "" {
+		req.ClientIP = req.RemoteAddr
+		if host, _, err := net.SplitHostPort(req.RemoteAddr); err == nil {
+			req.ClientIP = host
+		}
+	}
 	n.mu.Lock()
 	if n.closing {
 		n.mu.Unlock()
 		cancel()
 		_ = t.Close(DisconnectShutdown)
 		return nil, ErrShuttingDown
+	}
+	if max := n.cfg.MaxConnections; max > 0 && len(n.sessions) >= max {
+		n.mu.Unlock()
+		return n.refuse(t, cancel, req, fmt.Sprintf("node at its cap of %d connections", max))
+	}
+	if max := n.cfg.MaxConnectionsPerIP; max > 0 {
+		if n.perIP[req.ClientIP] >= max {
+			n.mu.Unlock()
+			return n.refuse(t, cancel, req, fmt.Sprintf("client IP at its cap of %d connections", max))
+		}
+		n.perIP[req.ClientIP]++
+		s.ip = req.ClientIP
 	}
 	n.sessions[s] = struct{}{}
 	n.mu.Unlock()
@@ -358,12 +384,26 @@ func (s *Session) lifecycleLevel() slog.Level {
 	return slog.LevelInfo
 }
 
+// refuse turns a connection away at a cap: 1013, a warning and a count.
+func (n *Node) refuse(t Transport, cancel context.CancelFunc, req ConnectRequest, why string) (*Session, error) {
+	cancel()
+	n.stats.refused.Add(1)
+	n.log.Warn("connection refused", "remote", req.RemoteAddr, "ip", req.ClientIP, "why", why)
+	_ = t.Close(DisconnectTryAgain)
+	return nil, fmt.Errorf("%w: %s", ErrTooManyConnections, why)
+}
+
 // unregister forgets an ended session, signalling a waiting Shutdown when
 // it was the last.
 func (n *Node) unregister(s *Session) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	delete(n.sessions, s)
+	if s.ip != "" {
+		if n.perIP[s.ip]--; n.perIP[s.ip] <= 0 {
+			delete(n.perIP, s.ip)
+		}
+	}
 	if n.closing && len(n.sessions) == 0 {
 		select {
 		case <-n.idle:
@@ -472,6 +512,7 @@ type Stats struct {
 	Errors           uint64  `json:"errors"`
 	Dropped          uint64  `json:"dropped"`
 	SlowClosed       uint64  `json:"slow_closed"`
+	Refused          uint64  `json:"refused"` // connections turned away at MaxConnections / MaxConnectionsPerIP
 	Conflated        uint64  `json:"conflated"`
 	ResumeGaps       uint64  `json:"resume_gaps"`
 	ResumeGapsLost   uint64  `json:"resume_gaps_lost"`
@@ -499,6 +540,7 @@ func (n *Node) Stats() Stats {
 		Errors:           n.stats.errors.Load(),
 		Dropped:          n.stats.dropped.Load(),
 		SlowClosed:       n.stats.slowClosed.Load(),
+		Refused:          n.stats.refused.Load(),
 		Conflated:        n.stats.conflated.Load(),
 		ResumeGaps:       n.stats.gaps.Load(),
 		ResumeGapsLost:   n.stats.gapsLost.Load(),

@@ -3,6 +3,7 @@ package core_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -188,5 +189,36 @@ func TestRefreshWithoutAuthenticator(t *testing.T) {
 	c.send(`{"v":1,"type":"refresh","data":{"token":"x"},"ref":"r"}`)
 	if d := c.expectError(core.CodeBadRequest, "r"); !strings.Contains(d.Message, "authenticator") {
 		t.Fatalf("message %q", d.Message)
+	}
+}
+
+// TestConnectionCaps: beyond MaxConnections or MaxConnectionsPerIP a new
+// connection is refused with 1013 (ErrTooManyConnections); a freed slot
+// is usable again; other IPs are unaffected by one IP's cap.
+func TestConnectionCaps(t *testing.T) {
+	t.Parallel()
+	n := newNode(t, core.Config{MaxConnections: 4, MaxConnectionsPerIP: 2}, nil)
+	req := func(ip string) core.ConnectRequest {
+		return core.ConnectRequest{User: "u", RemoteAddr: ip + ":5000"}
+	}
+	a1 := n.connect(req("10.0.0.1"))
+	n.connect(req("10.0.0.1"))
+	tr, _, err := n.accept(req("10.0.0.1"))
+	if !errors.Is(err, core.ErrTooManyConnections) {
+		t.Fatalf("third from one IP: %v", err)
+	}
+	if d, closed := tr.Disconnect(); !closed || d != core.DisconnectTryAgain {
+		t.Fatalf("refused transport: %v %v, want 1013", d, closed)
+	}
+	// ClientIP wins over RemoteAddr (a trusted proxy header).
+	n.connect(core.ConnectRequest{User: "u", RemoteAddr: "10.0.0.1:1", ClientIP: "10.0.0.2"})
+	a1.s.Close(core.DisconnectNormal)
+	n.connect(req("10.0.0.1")) // the freed slot
+	n.connect(req("10.0.0.3")) // 4 open now
+	if _, _, err := n.accept(req("10.0.0.4")); !errors.Is(err, core.ErrTooManyConnections) {
+		t.Fatalf("fifth overall: %v", err)
+	}
+	if got := n.Stats(); got.Refused != 2 || got.Connections != 4 {
+		t.Fatalf("stats refused=%d connections=%d, want 2 and 4", got.Refused, got.Connections)
 	}
 }

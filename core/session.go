@@ -23,6 +23,7 @@ type Session struct {
 	id     string
 	user   string
 	remote string
+	ip     string // counted in Node.perIP; empty when not counted
 	start  time.Time
 	ctx    context.Context // cancelled when the session ends
 	cancel context.CancelFunc

@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -104,7 +105,11 @@ func waitForBroker(ctx context.Context, cfg config.Config, logger *slog.Logger, 
 	served := make(chan struct{})
 	go func() {
 		defer close(served)
-		_ = hs.Serve(keepOpen{ln})
+		var l net.Listener = keepOpen{ln}
+		if cfg.TLS != nil {
+			l = tls.NewListener(l, cfg.TLS)
+		}
+		_ = hs.Serve(l)
 	}()
 	defer func() {
 		// Stop the stand-in server without closing ln (the real server

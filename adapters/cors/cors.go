@@ -91,7 +91,8 @@ func New(config ...Config) fiber.Handler {
 		c.Vary(fiber.HeaderOrigin)
 		if !Allowed(cfg.Origins, origin, string(c.Request().Host())) {
 			if cfg.Log != nil {
-				cfg.Log(origin, c.Context().RemoteAddr().String())
+				// origin points into fasthttp's reused buffer.
+				cfg.Log(strings.Clone(origin), c.Context().RemoteAddr().String())
 			}
 			return c.Status(fiber.StatusForbidden).JSON(fiber.Map{
 				"error": fiber.Map{"code": core.CodeForbidden, "message": "origin not allowed (see --allowed-origins)"},

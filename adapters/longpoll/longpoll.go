@@ -83,7 +83,7 @@ func New(node *core.Node, config ...Config) fiber.Handler {
 			rooms = strings.Split(strings.Clone(q), ",")
 		}
 		cursor := strings.Clone(c.Query("cursor"))
-		req := core.ConnectRequest{User: id.User, Rooms: rooms, Since: cursor, RemoteAddr: remote, Permissions: id.Permissions, Expires: id.Expires}
+		req := core.ConnectRequest{User: id.User, Rooms: rooms, Since: cursor, RemoteAddr: remote, ClientIP: strings.Clone(c.IP()), Permissions: id.Permissions, Expires: id.Expires}
 
 		res, status, err := poll(node, req, wait, cfg.BatchLimit, c.Context().Done())
 		if err != nil {
@@ -112,6 +112,8 @@ func poll(node *core.Node, req core.ConnectRequest, wait time.Duration, limit in
 		switch {
 		case errors.Is(err, core.ErrShuttingDown):
 			return Response{}, fiber.StatusServiceUnavailable, core.Errorf(core.CodeUnavailable, "node is shutting down; retry another node")
+		case errors.Is(err, core.ErrTooManyConnections):
+			return Response{}, fiber.StatusServiceUnavailable, core.Errorf(core.CodeUnavailable, "too many connections; try again later")
 		case core.ErrorCode(err) == core.CodeInvalidUser || core.ErrorCode(err) == core.CodeBadRequest:
 			return Response{}, fiber.StatusBadRequest, err
 		}

@@ -65,7 +65,7 @@ func New(node *core.Node, config ...Config) fiber.Handler {
 		if since == "" {
 			since = c.Query("since")
 		}
-		req := core.ConnectRequest{User: id.User, Rooms: rooms, Since: strings.Clone(since), RemoteAddr: remote, Permissions: id.Permissions, Expires: id.Expires}
+		req := core.ConnectRequest{User: id.User, Rooms: rooms, Since: strings.Clone(since), RemoteAddr: remote, ClientIP: strings.Clone(c.IP()), Permissions: id.Permissions, Expires: id.Expires}
 
 		c.Set(fiber.HeaderContentType, "text/event-stream")
 		c.Set(fiber.HeaderCacheControl, "no-cache")

@@ -156,7 +156,7 @@ func open(node *core.Node, cfg Config, c *websocket.Conn, t *transport) *core.Se
 		rooms = strings.Split(q, ",")
 	}
 	sess, err := node.Accept(context.Background(), t, core.ConnectRequest{
-		User: id.User, Rooms: rooms, Since: c.Query("since"), RemoteAddr: remote,
+		User: id.User, Rooms: rooms, Since: c.Query("since"), RemoteAddr: remote, ClientIP: c.IP(),
 		Permissions: id.Permissions, Expires: id.Expires,
 	})
 	if err != nil {

@@ -1,10 +1,12 @@
 package config
 
 import (
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
 	"path"
 	"slices"
@@ -49,6 +51,17 @@ type Config struct {
 	// Transports are the client transports served: websocket (/ws), sse
 	// (/sse) and longpoll (/poll). POST /send is always served.
 	Transports []string
+
+	MaxConnections      int
+	MaxConnectionsPerIP int
+	// ProxyHeader names the header carrying the client IP (e.g.
+	// X-Forwarded-For), trusted only from TrustedProxies.
+	ProxyHeader    string
+	TrustedProxies []string
+	TLSCert        string
+	TLSKey         string
+	// TLS is built from TLSCert and TLSKey (nil: plain HTTP).
+	TLS *tls.Config
 }
 
 // Transport names, as the browser client spells them.
@@ -82,7 +95,7 @@ type setting struct {
 // by getenv. Usage for --help goes to help.
 func Load(args []string, getenv func(string) string, help io.Writer) (Config, error) {
 	var c Config
-	var origins, slow, slowRooms, transports string
+	var origins, slow, slowRooms, transports, trusted string
 	var size byteSize = 64 << 10
 	fs := flag.NewFlagSet("switchboard", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -111,6 +124,12 @@ func Load(args []string, getenv func(string) string, help io.Writer) (Config, er
 	fs.IntVar(&c.MaxRooms, "max-rooms", 100, "rooms one connection may join (negative: unlimited)")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", 10*time.Second, "deadline for each write to a client")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long SIGTERM waits for clients to drain")
+	fs.IntVar(&c.MaxConnections, "max-connections", 0, "connections this node accepts; beyond, close 1013 / HTTP 503 (0: no cap)")
+	fs.IntVar(&c.MaxConnectionsPerIP, "max-connections-per-ip", 0, "connections per client IP; beyond, close 1013 / HTTP 503 (0: no cap)")
+	fs.StringVar(&c.ProxyHeader, "proxy-header", "", "header with the client IP set by a reverse proxy (e.g. X-Forwarded-For); trusted only from --trusted-proxies")
+	fs.StringVar(&trusted, "trusted-proxies", "", "comma-separated IPs or CIDRs of reverse proxies whose --proxy-header is believed")
+	fs.StringVar(&c.TLSCert, "tls-cert", "", "PEM certificate (chain) file: serve HTTPS and WSS directly (with --tls-key)")
+	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM private key file for --tls-cert")
 	fs.StringVar(&transports, "transports", "websocket,sse,longpoll", "client transports to serve, comma-separated: websocket (/ws), sse (/sse), longpoll (/poll); POST /send is always served")
 
 	// Every value explains its own parse errors, naming flag and variable.
@@ -175,6 +194,30 @@ func Load(args []string, getenv func(string) string, help io.Writer) (Config, er
 	}
 	if len(c.Transports) == 0 {
 		return Config{}, fmt.Errorf("invalid --transports (%s): empty; serve at least one of websocket, sse, longpoll", EnvName("transports"))
+	}
+	for _, p := range strings.Split(trusted, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		if net.ParseIP(p) == nil {
+			if _, _, err := net.ParseCIDR(p); err != nil {
+				return Config{}, fmt.Errorf("invalid --trusted-proxies (%s) entry %q: use IPs or CIDRs such as 10.0.0.0/8", EnvName("trusted-proxies"), p)
+			}
+		}
+		c.TrustedProxies = append(c.TrustedProxies, p)
+	}
+	if c.ProxyHeader != "" && len(c.TrustedProxies) == 0 {
+		return Config{}, fmt.Errorf("invalid --proxy-header (%s): set --trusted-proxies too, or anyone could forge the client IP", EnvName("proxy-header"))
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return Config{}, fmt.Errorf("invalid --tls-cert/--tls-key (%s, %s): set both or neither", EnvName("tls-cert"), EnvName("tls-key"))
+	}
+	if c.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
+		if err != nil {
+			return Config{}, fmt.Errorf("invalid --tls-cert/--tls-key (%s, %s): %v", EnvName("tls-cert"), EnvName("tls-key"), err)
+		}
+		c.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}}
 	}
 	p, err := core.ParseSlowPolicy(slow)
 	if err != nil {
@@ -241,6 +284,10 @@ func (c Config) validate() error {
 		return bad("rate-burst", "must be at least 1")
 	case c.MaxRooms == 0:
 		return bad("max-rooms", "must be positive, or negative for unlimited")
+	case c.MaxConnections < 0:
+		return bad("max-connections", "must not be negative (0: no cap)")
+	case c.MaxConnectionsPerIP < 0:
+		return bad("max-connections-per-ip", "must not be negative (0: no cap)")
 	case c.WriteTimeout <= 0:
 		return bad("write-timeout", "must be positive")
 	case c.ShutdownTimeout <= 0:

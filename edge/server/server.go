@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -79,6 +80,11 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 		// KB RSS per idle connection, see docs/performance.md).
 		ReduceMemoryUsage: true,
 		ErrorHandler:      errorHandler,
+		// c.IP() (per-IP limits, logs) believes ProxyHeader only from
+		// TrustedProxies.
+		ProxyHeader:             cfg.ProxyHeader,
+		EnableTrustedProxyCheck: len(cfg.TrustedProxies) > 0,
+		TrustedProxies:          cfg.TrustedProxies,
 	})
 	if cfg.Serves("websocket") {
 		s.app.Get("/ws", wsadapter.New(node, wsadapter.Config{
@@ -154,17 +160,19 @@ func newNode(cfg config.Config, b core.Broker, authn core.Authenticator, logger 
 		refresh = authn
 	}
 	return core.NewNode(core.Config{
-		Authenticator:     refresh,
-		HeartbeatInterval: cfg.HeartbeatInterval,
-		HeartbeatTimeout:  cfg.HeartbeatTimeout,
-		SendQueueSize:     cfg.SendQueue,
-		SlowConsumer:      cfg.SlowConsumer,
-		RoomPolicies:      cfg.RoomPolicies,
-		MaxMessageSize:    cfg.MaxMessageSize,
-		RateLimit:         cfg.RateLimit,
-		RateBurst:         cfg.RateBurst,
-		MaxRoomsPerConn:   cfg.MaxRooms,
-		HistoryLimit:      cfg.HistoryLimit,
+		Authenticator:       refresh,
+		HeartbeatInterval:   cfg.HeartbeatInterval,
+		HeartbeatTimeout:    cfg.HeartbeatTimeout,
+		SendQueueSize:       cfg.SendQueue,
+		SlowConsumer:        cfg.SlowConsumer,
+		RoomPolicies:        cfg.RoomPolicies,
+		MaxMessageSize:      cfg.MaxMessageSize,
+		RateLimit:           cfg.RateLimit,
+		RateBurst:           cfg.RateBurst,
+		MaxRoomsPerConn:     cfg.MaxRooms,
+		MaxConnections:      cfg.MaxConnections,
+		MaxConnectionsPerIP: cfg.MaxConnectionsPerIP,
+		HistoryLimit:        cfg.HistoryLimit,
 	}, b, logger)
 }
 
@@ -212,10 +220,14 @@ func (s *Server) Node() *core.Node { return s.node }
 func (s *Server) App() *fiber.App { return s.app }
 
 // Serve accepts connections on ln until Shutdown. It returns nil after a
-// clean shutdown.
+// clean shutdown. With TLS configured (--tls-cert) it speaks HTTPS and
+// WSS on ln.
 func (s *Server) Serve(ln net.Listener) error {
 	s.ready.Store(true)
-	s.log.Info("listening", "addr", ln.Addr().String(), "broker", s.cfg.Broker)
+	if s.cfg.TLS != nil {
+		ln = tls.NewListener(ln, s.cfg.TLS)
+	}
+	s.log.Info("listening", "addr", ln.Addr().String(), "broker", s.cfg.Broker, "tls", s.cfg.TLS != nil)
 	return s.app.Listener(ln)
 }
 
