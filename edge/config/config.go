@@ -62,6 +62,23 @@ type Config struct {
 	TLSKey         string
 	// TLS is built from TLSCert and TLSKey (nil: plain HTTP).
 	TLS *tls.Config
+
+	JWTPublicKey string
+	JWKSURL      string
+	JWKSFile     string
+	JWKSRefresh  time.Duration
+	JWTAudience  string
+	JWTIssuer    string
+	// Anonymous, in production mode, admits connections without a token
+	// with these permissions (nil: refused).
+	Anonymous *core.Permissions
+}
+
+// Production reports whether tokens are required: a JWT key source is
+// configured. Otherwise the edge runs in development mode (?user= is
+// trusted).
+func (c Config) Production() bool {
+	return c.JWTSecret != "" || c.JWTPublicKey != "" || c.JWKSURL != "" || c.JWKSFile != ""
 }
 
 // Transport names, as the browser client spells them.
@@ -95,13 +112,21 @@ type setting struct {
 // by getenv. Usage for --help goes to help.
 func Load(args []string, getenv func(string) string, help io.Writer) (Config, error) {
 	var c Config
-	var origins, slow, slowRooms, transports, trusted string
+	var origins, slow, slowRooms, transports, trusted, anonSub, anonPub string
 	var size byteSize = 64 << 10
 	fs := flag.NewFlagSet("switchboard", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&c.Addr, "addr", ":8080", "listen address (host:port)")
 	fs.StringVar(&c.JWTSecret, "jwt-secret", "", "HS256 secret; when set every connection needs a valid JWT whose sub is the user id (empty: development mode, ?user= is trusted)")
-	fs.DurationVar(&c.JWTLeeway, "jwt-leeway", 30*time.Second, "clock skew allowed when checking exp and nbf")
+	fs.DurationVar(&c.JWTLeeway, "jwt-leeway", 30*time.Second, "clock skew allowed when checking exp, nbf and iat")
+	fs.StringVar(&c.JWTPublicKey, "jwt-public-key", "", "PEM file of RSA or ECDSA P-256 public keys (or certificates): accept RS256/ES256 tokens")
+	fs.StringVar(&c.JWKSURL, "jwks-url", "", "JSON Web Key Set URL (RS256/ES256 keys by kid), read at start and refreshed")
+	fs.StringVar(&c.JWKSFile, "jwks-file", "", "JSON Web Key Set file, read at start and refreshed")
+	fs.DurationVar(&c.JWKSRefresh, "jwks-refresh", 10*time.Minute, "how often the JWKS is reloaded (an unknown kid also reloads it, at most every 30s)")
+	fs.StringVar(&c.JWTAudience, "jwt-audience", "", "required token aud (empty: not checked)")
+	fs.StringVar(&c.JWTIssuer, "jwt-issuer", "", "required token iss (empty: not checked)")
+	fs.StringVar(&anonSub, "anon-subscribe", "", "production mode: rooms (comma-separated globs) that connections without a token may subscribe to; empty with --anon-publish empty refuses them")
+	fs.StringVar(&anonPub, "anon-publish", "", "production mode: rooms (globs) that connections without a token may publish to")
 	fs.StringVar(&origins, "allowed-origins", "", "comma-separated browser Origins allowed on every transport (https://app.example.com, https://*.example.com, self = same host, * = any); empty: * in development mode, self with JWT")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -176,8 +201,28 @@ func Load(args []string, getenv func(string) string, help io.Writer) (Config, er
 		// Development mode trusts everyone anyway; with JWT the default
 		// makes cross-site WebSocket hijacking impossible.
 		c.AllowedOrigins = []string{"*"}
-		if c.JWTSecret != "" {
+		if c.Production() {
 			c.AllowedOrigins = []string{"self"}
+		}
+	}
+	if anonSub != "" || anonPub != "" {
+		if !c.Production() {
+			return Config{}, fmt.Errorf("invalid --anon-subscribe/--anon-publish (%s): they apply only with JWT (--jwt-secret, --jwt-public-key, --jwks-url or --jwks-file); development mode allows everything", EnvName("anon-subscribe"))
+		}
+		c.Anonymous = &core.Permissions{}
+		for _, l := range []struct {
+			flag, raw string
+			dst       *[]string
+		}{{"anon-subscribe", anonSub, &c.Anonymous.Subscribe}, {"anon-publish", anonPub, &c.Anonymous.Publish}} {
+			for _, p := range strings.Split(l.raw, ",") {
+				if p = strings.TrimSpace(p); p == "" {
+					continue
+				}
+				if err := core.ValidatePattern(p); err != nil {
+					return Config{}, fmt.Errorf("invalid --%s (%s): %v", l.flag, EnvName(l.flag), err)
+				}
+				*l.dst = append(*l.dst, p)
+			}
 		}
 	}
 	for _, t := range strings.Split(transports, ",") {

@@ -50,6 +50,10 @@ func TestLoad(t *testing.T) {
 		{"nats default URL", []string{"--broker", "nats"}, nil, func(c Config) bool { return c.BrokerURL == "nats://127.0.0.1:4222" }},
 		{"kafka default URL", []string{"--broker", "kafka"}, nil, func(c Config) bool { return c.BrokerURL == "kafka://127.0.0.1:9092" }},
 		{"rate limit disabled", []string{"--rate-limit", "-1"}, nil, func(c Config) bool { return c.RateLimit < 0 }},
+		{"anonymous policy", []string{"--jwks-file", "keys.json", "--anon-subscribe", "public:*, news"}, nil, func(c Config) bool {
+			return c.Production() && c.Anonymous != nil && strings.Join(c.Anonymous.Subscribe, ",") == "public:*,news" && c.Anonymous.Publish == nil &&
+				c.AllowedOrigins[0] == "self"
+		}},
 		{"origins default to self with JWT", []string{"--jwt-secret", "0123456789abcdef"}, nil, func(c Config) bool {
 			return len(c.AllowedOrigins) == 1 && c.AllowedOrigins[0] == "self"
 		}},
@@ -106,6 +110,13 @@ func TestLoadErrors(t *testing.T) {
 		{[]string{"--rate-limit", "0"}, nil, "negative to disable"},
 		{[]string{"--jwt-secret", "short"}, nil, "shorter than 16 bytes"},
 		{[]string{"--allowed-origins", "app.example.com"}, nil, `entry "app.example.com": use an origin such as https://app.example.com`},
+		{[]string{"--anon-subscribe", "public:*"}, nil, "they apply only with JWT"},
+		{[]string{"--jwt-secret", "0123456789abcdef", "--anon-subscribe", "a b"}, nil, `--anon-subscribe (SWITCHBOARD_ANON_SUBSCRIBE): room pattern "a b"`},
+		{[]string{"--proxy-header", "X-Forwarded-For"}, nil, "set --trusted-proxies too"},
+		{[]string{"--proxy-header", "X-Forwarded-For", "--trusted-proxies", "10.0.0.0/33"}, nil, `entry "10.0.0.0/33"`},
+		{[]string{"--tls-cert", "c.pem"}, nil, "set both or neither"},
+		{[]string{"--tls-cert", "/nonexistent/c.pem", "--tls-key", "/nonexistent/k.pem"}, nil, "no such file"},
+		{[]string{"--max-connections", "-1"}, nil, "must not be negative"},
 		{[]string{"--transports", "ws"}, nil, `unknown transport "ws"; use websocket, sse and/or longpoll`},
 		{[]string{"--transports", ","}, nil, "--transports (SWITCHBOARD_TRANSPORTS): empty"},
 		{[]string{"--nope"}, nil, "flag provided but not defined: -nope"},

@@ -36,6 +36,8 @@ type Server struct {
 	app   *fiber.App
 	ready atomic.Bool
 
+	auth *auth.Authenticator // nil in development mode; closed by Shutdown
+
 	shutdownOnce sync.Once
 	shutdownErr  error
 }
@@ -54,13 +56,31 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	var authn core.Authenticator = core.Insecure
-	if cfg.JWTSecret != "" {
-		authn = auth.HS256([]byte(cfg.JWTSecret), cfg.JWTLeeway)
+	var jwtAuth *auth.Authenticator
+	if cfg.Production() {
+		actx, cancel := context.WithTimeout(context.Background(), brokerStartTimeout)
+		jwtAuth, err = auth.New(actx, auth.Config{
+			Secret: []byte(cfg.JWTSecret), PublicKeyFile: cfg.JWTPublicKey,
+			JWKSURL: cfg.JWKSURL, JWKSFile: cfg.JWKSFile, JWKSRefresh: cfg.JWKSRefresh,
+			Audience: cfg.JWTAudience, Issuer: cfg.JWTIssuer, Leeway: leeway(cfg.JWTLeeway),
+			Anonymous: cfg.Anonymous, Logger: logger,
+		})
+		cancel()
+		if err != nil {
+			if c, ok := b.(core.Closer); ok {
+				_ = c.Close(context.Background())
+			}
+			return nil, err
+		}
+		authn = jwtAuth
 	} else {
-		logger.Warn("development mode: no --jwt-secret, clients choose their user id with ?user=; set SWITCHBOARD_JWT_SECRET in production")
+		logger.Warn("development mode: no --jwt-secret, --jwt-public-key or --jwks-url, clients choose their user id with ?user=; configure JWT in production")
 	}
 	node, err := newNode(cfg, b, authn, logger)
 	if err != nil {
+		if jwtAuth != nil {
+			_ = jwtAuth.Close()
+		}
 		if c, ok := b.(core.Closer); ok {
 			_ = c.Close(context.Background())
 		}
@@ -69,7 +89,7 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 		}
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: logger, node: node}
+	s := &Server{cfg: cfg, log: logger, node: node, auth: jwtAuth}
 	s.app = fiber.New(fiber.Config{
 		DisableStartupMessage: true,
 		AppName:               "switchboard",
@@ -156,7 +176,7 @@ func isBrokerDown(err error) bool {
 // newNode builds the core node from the edge configuration.
 func newNode(cfg config.Config, b core.Broker, authn core.Authenticator, logger *slog.Logger) (*core.Node, error) {
 	var refresh core.Authenticator // development mode has no tokens to refresh
-	if cfg.JWTSecret != "" {
+	if cfg.Production() {
 		refresh = authn
 	}
 	return core.NewNode(core.Config{
@@ -242,8 +262,20 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		// connections), then end every session, then the broker.
 		appErr := s.app.ShutdownWithContext(ctx)
 		nodeErr := s.node.Shutdown(ctx)
+		if s.auth != nil {
+			_ = s.auth.Close()
+		}
 		s.shutdownErr = errors.Join(appErr, nodeErr)
 		s.log.Info("shutdown complete", "err", s.shutdownErr)
 	})
 	return s.shutdownErr
+}
+
+// leeway maps the edge's --jwt-leeway (0 means none) to auth.Config's
+// (0 means the default, negative none).
+func leeway(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
