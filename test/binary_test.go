@@ -91,9 +91,10 @@ func startBinaryUntil(t *testing.T, ready string, args ...string) (*exec.Cmd, st
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill() })
-	logs := &syncBuffer{}
+	logs := &syncBuffer{eof: make(chan struct{})}
 	addr := make(chan string, 1)
 	go func() {
+		defer close(logs.eof)
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			line := sc.Bytes()
@@ -132,7 +133,9 @@ func TestBinarySIGTERMDrains(t *testing.T) {
 		}
 	}
 	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	// Read stderr to its end before Wait (which closes the pipe): the
+	// last log lines must not be lost.
+	go func() { <-logs.eof; done <- cmd.Wait() }()
 	select {
 	case err := <-done:
 		if err != nil {

@@ -634,7 +634,6 @@ func TestBrowserClientLongPollHandlerJoins(t *testing.T) {
 func TestBrowserClientTokenCallback(t *testing.T) {
 	const secret = "browser-test-secret-0123456789"
 	e := startChat(t, func(c *config.Config) { c.JWTSecret, c.JWTLeeway = secret, time.Millisecond })
-	soon := token(t, secret, "dana", time.Now().Add(3*time.Second))
 	later := token(t, secret, "dana", time.Now().Add(time.Hour))
 	for _, transport := range []string{"websocket", "longpoll"} {
 		t.Run("refused then good on "+transport, func(t *testing.T) {
@@ -652,6 +651,9 @@ func TestBrowserClientTokenCallback(t *testing.T) {
 		})
 	}
 	t.Run("refresh before expiry", func(t *testing.T) {
+		// Minted here: the browser starts in ~1 s and the refresh comes at
+		// the earliest 1 s after the welcome.
+		soon := token(t, secret, "dana", time.Now().Add(4*time.Second))
 		got := runClient(t, e, fmt.Sprintf(`
   const tokens = [%q, %q];
   let calls = 0;
@@ -661,7 +663,7 @@ func TestBrowserClientTokenCallback(t *testing.T) {
   const errors = [];
   c.on("error", (env) => errors.push(env.data.code + " " + env.data.message));
   await waitState(c, "open");
-  await sleep(4500); // past the first token's exp
+  await sleep(5000); // past the first token's exp
   const out = { state: c.state, states: states.join(","), calls, errors: errors.join(";") };
   c.close();
   return out;`, soon, later))

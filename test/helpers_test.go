@@ -343,6 +343,7 @@ func dataString(t *testing.T, env *core.Envelope) string {
 type syncBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
+	eof chan struct{} // closed when a process's stderr has been read to its end (startBinary)
 }
 
 func (b *syncBuffer) Write(p []byte) (int, error) {
