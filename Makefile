@@ -34,9 +34,9 @@ bench:
 bench-brokers:
 	$(GO) test -run '^$$' -bench PublishDeliver -benchtime 2s -count 3 ./broker/...
 
-## fuzz: fuzz the envelope decoder for a minute
+## fuzz: fuzz every target in the module, FUZZTIME each (default 20s)
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzDecodeEnvelope -fuzztime 60s ./core/
+	.ci/fuzz
 
 ## idlecost: what 10,000 idle WebSocket connections cost the server
 idlecost: build

@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -52,7 +53,7 @@ func (f AuthenticatorFunc) Authenticate(ctx context.Context, c Credentials) (Ide
 var Insecure Authenticator = AuthenticatorFunc(func(_ context.Context, c Credentials) (Identity, error) {
 	if c.User != "" {
 		if err := ValidateUser(c.User); err != nil {
-			return Identity{}, errors.Join(ErrUnauthorized, err)
+			return Identity{}, fmt.Errorf("%w: %w", ErrUnauthorized, err)
 		}
 	}
 	return Identity{User: c.User}, nil

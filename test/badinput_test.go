@@ -321,12 +321,11 @@ func TestBadInputWebSocketQuery(t *testing.T) {
 
 	t.Run("10,000 rooms", func(t *testing.T) {
 		// protocol.md: a list longer than --max-rooms joins the first 100
-		// and gets one too_many_rooms error. That holds for lists that fit
-		// fasthttp's 4 KiB request-header buffer (TestBadRoomsAtConnect, and
-		// 500 rooms below); a longer URL is refused before the upgrade with
-		// a plain HTTP 431 (Fiber's ReadBufferSize default, not set by
-		// edge/server), so no session is created either way.
-		c, w := connect(t, e.url(q("user", "many", "rooms", manyRooms(500, ","))))
+		// and gets one too_many_rooms error. That holds for requests whose
+		// line and headers fit the edge's 8 KiB request buffer (1,100 rooms
+		// here, a 7 KB URL); a longer one is refused before the upgrade
+		// with a plain HTTP 431, so no session is created either way.
+		c, w := connect(t, e.url(q("user", "many", "rooms", manyRooms(1100, ","))))
 		if len(w.Rooms) != 100 {
 			t.Fatalf("joined %d rooms, want 100", len(w.Rooms))
 		}
@@ -573,11 +572,12 @@ func TestBadInputPollQuery(t *testing.T) {
 	})
 	by.check(t, "bad rooms")
 	t.Run("bad user", func(t *testing.T) {
-		// protocol.md says 400 for an invalid user on /poll, the adapter
-		// answers 401 like /sse and /send (reported); either way refused.
+		// An invalid development-mode ?user= is a credentials problem on
+		// every transport: 4001 on WebSocket, 401 on /sse, /send, /poll,
+		// with a one-line reason.
 		status, body := httpDo(t, http.MethodGet, "http://"+e.addr+"/poll?"+q("user", "a\x00b", "wait", "0"), "")
-		if status != http.StatusBadRequest && status != http.StatusUnauthorized {
-			t.Fatalf("got %d %s, want 400 or 401", status, body)
+		if status != http.StatusUnauthorized || !strings.Contains(body, `"code":"unauthorized","message":"invalid_user: `) {
+			t.Fatalf("got %d %s, want 401 unauthorized invalid_user", status, body)
 		}
 	})
 	by.check(t, "bad user")

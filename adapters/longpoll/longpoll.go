@@ -39,8 +39,8 @@ type Response struct {
 // answers at once>, token=<jwt> (or an Authorization: Bearer header),
 // user=<id> (development mode only).
 //
-// Statuses: 200 with a Response; 400 for an invalid wait or user; 401
-// unauthorized; 503 while the node shuts down or when the broker fails.
+// Statuses: 200 with a Response; 400 for an invalid wait; 401
+// unauthorized (including an invalid development-mode user); 503 while the node shuts down or when the broker fails.
 // An unparseable or expired cursor is not an error: the answer carries
 // what the log can give with recovered:false.
 func New(node *core.Node, config ...Config) fiber.Handler {

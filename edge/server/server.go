@@ -99,7 +99,11 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 		// upgrade, so it is not pinned under every WebSocket (23.1 → 19.2
 		// KB RSS per idle connection, see docs/performance.md).
 		ReduceMemoryUsage: true,
-		ErrorHandler:      errorHandler,
+		// Request line and headers up to 8 KiB (fasthttp's default is 4):
+		// a 100-room ?rooms= list plus a JWT must fit; larger requests get
+		// 431 before any handler runs.
+		ReadBufferSize: maxHeaderBytes,
+		ErrorHandler:   errorHandler,
 		// c.IP() (per-IP limits, logs) believes ProxyHeader only from
 		// TrustedProxies.
 		ProxyHeader:             cfg.ProxyHeader,
@@ -195,6 +199,9 @@ func newNode(cfg config.Config, b core.Broker, authn core.Authenticator, logger 
 		HistoryLimit:        cfg.HistoryLimit,
 	}, b, logger)
 }
+
+// maxHeaderBytes bounds a request's line and headers.
+const maxHeaderBytes = 8 << 10
 
 // brokerStartTimeout bounds connecting to the broker at start.
 const brokerStartTimeout = 10 * time.Second
