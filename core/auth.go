@@ -19,7 +19,36 @@ type Credentials struct {
 	// User is the user id the client claims (?user=). Only development
 	// mode trusts it.
 	User string
+	// Transport names the adapter: websocket, sse, longpoll, send.
+	Transport string
+	// RemoteAddr is the client's address (after a trusted proxy header).
+	RemoteAddr string
+	// Header and Query are the request's headers (canonical names) and
+	// query parameters, for authenticators that decide on more than a
+	// token, such as a connect webhook. The token's own parameter and
+	// header are left out. Nil when the adapter has none.
+	Header map[string][]string
+	Query  map[string][]string
 }
+
+// Rejection is an Authenticator error that says how the client is
+// turned away: the close sent on a connection (WebSocket, SSE) and the
+// HTTP status for request-shaped transports (long-poll, /send). Adapters
+// fall back to 4001 / 401 for any other error.
+type Rejection struct {
+	Disconnect Disconnect
+	Status     int
+	Err        error // why, for logs; its message reaches the client
+}
+
+func (r *Rejection) Error() string {
+	if r.Err == nil {
+		return "rejected: " + r.Disconnect.Reason
+	}
+	return r.Err.Error()
+}
+
+func (r *Rejection) Unwrap() error { return r.Err }
 
 // Identity is who a connection is and what it may do.
 type Identity struct {
@@ -31,6 +60,12 @@ type Identity struct {
 	// session is closed with 4001 "token expired" then, unless a refresh
 	// envelope brought valid newer credentials.
 	Expires time.Time
+	// Rooms are joined at connect in addition to the ones the client
+	// asked for (subject to Permissions and the room limit).
+	Rooms []string
+	// Meta is opaque metadata carried with the session: in lifecycle
+	// events, webhooks, Session.Meta.
+	Meta map[string]string
 }
 
 // Authenticator decides who a connection is. It must be safe for

@@ -114,6 +114,11 @@ type Config struct {
 	// beyond it, welcome says recovered:false. Optional. Default: 1000.
 	HistoryLimit int
 
+	// OnEvent, when set, receives every session lifecycle event (see
+	// Event), synchronously on the goroutine that caused it: it must not
+	// block (hand the event to a queue). Optional.
+	OnEvent func(Event)
+
 	// Authenticator, when set, verifies the token of a refresh envelope
 	// (new credentials on an open connection). Nil: refresh answers
 	// bad_request. Adapters authenticate connections themselves.

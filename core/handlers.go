@@ -162,6 +162,7 @@ func (s *Session) join(ctx context.Context, room string) error {
 		return &Error{Code: CodeBrokerDown, Message: "could not subscribe to the room; retry"}
 	}
 	s.rooms[room] = struct{}{}
+	s.node.emit(s, EventJoin, room, nil)
 	return nil
 }
 
@@ -182,6 +183,7 @@ func (s *Session) Leave(ctx context.Context, room string) error {
 	if err := s.node.hub.remove(ctx, RoomChannel(room), s); err != nil {
 		s.node.log.Warn("unsubscribe failed", "channel", RoomChannel(room), "err", err)
 	}
+	s.node.emit(s, EventLeave, room, nil)
 	return nil
 }
 

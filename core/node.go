@@ -36,6 +36,7 @@ type Node struct {
 	mu       sync.Mutex
 	sessions map[*Session]struct{}
 	perIP    map[string]int // open sessions by client IP, when MaxConnectionsPerIP is set
+	byID     map[string]*Session
 	closing  bool
 	idle     chan struct{} // closed when closing and no sessions remain
 
@@ -77,10 +78,11 @@ type ConnectRequest struct {
 	// decides whether to trust a proxy header); empty: the host part of
 	// RemoteAddr.
 	ClientIP string
-	// Permissions and Expires come from the Identity the adapter's
-	// Authenticator returned (see Identity).
+	// Permissions, Expires and Meta come from the Identity the adapter's
+	// Authenticator returned (see Identity and ApplyIdentity).
 	Permissions *Permissions
 	Expires     time.Time
+	Meta        map[string]string
 }
 
 // NewNode validates cfg (applying defaults) and starts delivery from b.
@@ -107,6 +109,7 @@ func NewNode(cfg Config, b Broker, logger *slog.Logger) (*Node, error) {
 		start:    time.Now(),
 		sessions: make(map[*Session]struct{}),
 		perIP:    make(map[string]int),
+		byID:     make(map[string]*Session),
 		idle:     make(chan struct{}),
 		done:     make(chan struct{}),
 	}
@@ -171,6 +174,10 @@ func (n *Node) Accept(ctx context.Context, t Transport, req ConnectRequest) (*Se
 		recovering: true, done: make(chan struct{}),
 		tokens: float64(n.cfg.RateBurst),
 		perms:  req.Permissions,
+		meta:   req.Meta,
+	}
+	if e, ok := t.(Ephemeral); !ok || !e.Ephemeral() {
+		s.eventful = true
 	}
 	s.refill = s.start
 	s.touch()
@@ -204,7 +211,9 @@ func (n *Node) Accept(ctx context.Context, t Transport, req ConnectRequest) (*Se
 		s.ip = req.ClientIP
 	}
 	n.sessions[s] = struct{}{}
+	n.byID[s.id] = s
 	n.mu.Unlock()
+	n.emit(s, EventConnect, "", nil)
 
 	fail := func(err error) (*Session, error) {
 		n.log.Error("connect failed", append(s.logAttrs(), "err", err)...)
@@ -367,12 +376,14 @@ func (n *Node) detach(s *Session, d Disconnect) {
 		if err := n.hub.remove(ctx, RoomChannel(room), s); err != nil {
 			n.log.Warn("unsubscribe failed", "channel", RoomChannel(room), "err", err)
 		}
+		n.emit(s, EventLeave, room, nil)
 	}
 	if err := n.hub.remove(ctx, UserChannel(s.user), s); err != nil {
 		n.log.Warn("unsubscribe failed", "channel", UserChannel(s.user), "err", err)
 	}
 	n.log.Log(context.Background(), s.lifecycleLevel(), "disconnect", append(s.logAttrs(), "code", d.Code, "reason", d.Reason,
 		"duration", time.Since(s.start).Round(time.Millisecond).String())...)
+	n.emit(s, EventDisconnect, "", &d)
 }
 
 // lifecycleLevel is the level of a session's connect and disconnect
@@ -399,6 +410,7 @@ func (n *Node) unregister(s *Session) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	delete(n.sessions, s)
+	delete(n.byID, s.id)
 	if s.ip != "" {
 		if n.perIP[s.ip]--; n.perIP[s.ip] <= 0 {
 			delete(n.perIP, s.ip)

@@ -24,9 +24,13 @@ type Session struct {
 	user   string
 	remote string
 	ip     string // counted in Node.perIP; empty when not counted
-	start  time.Time
-	ctx    context.Context // cancelled when the session ends
-	cancel context.CancelFunc
+	meta   map[string]string
+	// eventful: lifecycle events are reported (not for Ephemeral
+	// transports or stateless requests).
+	eventful bool
+	start    time.Time
+	ctx      context.Context // cancelled when the session ends
+	cancel   context.CancelFunc
 
 	lastSeen atomic.Int64 // unix nanos of the last inbound frame or pong
 

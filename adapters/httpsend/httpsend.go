@@ -9,6 +9,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/switchboard-dev/switchboard/adapters/internal/request"
 	"github.com/switchboard-dev/switchboard/core"
 )
 
@@ -45,22 +46,14 @@ func New(node *core.Node, config ...Config) fiber.Handler {
 		// Copy what may outlive the request: fiber.Ctx strings point into
 		// fasthttp's reused buffers, and the user id becomes the "from" of
 		// published envelopes, which brokers keep in their history.
-		creds := core.Credentials{Token: strings.Clone(c.Query("token")), User: strings.Clone(c.Query("user"))}
-		if creds.Token == "" {
-			if h := c.Get(fiber.HeaderAuthorization); len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
-				creds.Token = strings.TrimSpace(strings.Clone(h[7:]))
-			}
-		}
+		creds := request.Credentials(c, "send")
 		actx, cancel := context.WithTimeout(context.Background(), cfg.AuthTimeout)
 		id, err := cfg.Authenticator.Authenticate(actx, creds)
 		cancel()
 		if err != nil {
-			node.Logger().Warn("send unauthorized", "remote", c.IP(), "err", err)
-			msg := "invalid credentials"
-			if errors.Is(err, core.ErrUnauthorized) {
-				msg = strings.TrimPrefix(err.Error(), core.ErrUnauthorized.Error()+": ")
-			}
-			return fail(c, fiber.StatusUnauthorized, CodeUnauthorized, "%s", msg)
+			node.Logger().Warn("send unauthorized", "remote", creds.RemoteAddr, "err", err)
+			r := request.Refuse(err)
+			return fail(c, r.Status, r.Code, "%s", r.Message)
 		}
 
 		var lines [][]byte
@@ -76,7 +69,7 @@ func New(node *core.Node, config ...Config) fiber.Handler {
 			return fail(c, fiber.StatusTooManyRequests, CodeRateLimited, "more than %g envelopes per second (burst %d); retry after a backoff", cfg.RateLimit, cfg.RateBurst)
 		}
 
-		req := core.StatelessRequest{User: id.User, RemoteAddr: strings.Clone(c.IP()), Permissions: id.Permissions}
+		req := core.StatelessRequest{User: id.User, RemoteAddr: creds.RemoteAddr, Permissions: id.Permissions}
 		if q := c.Query("rooms"); q != "" {
 			req.Rooms = strings.Split(strings.Clone(q), ",")
 		}

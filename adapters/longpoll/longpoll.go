@@ -11,6 +11,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/switchboard-dev/switchboard/adapters/internal/request"
 	"github.com/switchboard-dev/switchboard/core"
 )
 
@@ -56,23 +57,15 @@ func New(node *core.Node, config ...Config) fiber.Handler {
 			return fail(c, fiber.StatusServiceUnavailable, core.CodeUnavailable, "node is shutting down; retry another node")
 		}
 		// Copy everything kept out of fiber.Ctx.
-		creds := core.Credentials{Token: strings.Clone(c.Query("token")), User: strings.Clone(c.Query("user"))}
-		if creds.Token == "" {
-			if h := c.Get(fiber.HeaderAuthorization); len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
-				creds.Token = strings.TrimSpace(strings.Clone(h[7:]))
-			}
-		}
+		creds := request.Credentials(c, "longpoll")
 		remote := c.Context().RemoteAddr().String()
 		actx, cancel := context.WithTimeout(context.Background(), cfg.AuthTimeout)
 		id, err := cfg.Authenticator.Authenticate(actx, creds)
 		cancel()
 		if err != nil {
 			node.Logger().Warn("longpoll unauthorized", "remote", remote, "err", err)
-			msg := "invalid credentials"
-			if errors.Is(err, core.ErrUnauthorized) {
-				msg = strings.TrimPrefix(err.Error(), core.ErrUnauthorized.Error()+": ")
-			}
-			return fail(c, fiber.StatusUnauthorized, "unauthorized", msg)
+			r := request.Refuse(err)
+			return fail(c, r.Status, r.Code, r.Message)
 		}
 		wait, ok := parseWait(c.Query("wait"), cfg)
 		if !ok {
@@ -83,7 +76,8 @@ func New(node *core.Node, config ...Config) fiber.Handler {
 			rooms = strings.Split(strings.Clone(q), ",")
 		}
 		cursor := strings.Clone(c.Query("cursor"))
-		req := core.ConnectRequest{User: id.User, Rooms: rooms, Since: cursor, RemoteAddr: remote, ClientIP: strings.Clone(c.IP()), Permissions: id.Permissions, Expires: id.Expires}
+		req := core.ConnectRequest{Rooms: rooms, Since: cursor, RemoteAddr: remote, ClientIP: creds.RemoteAddr}
+		req.ApplyIdentity(id)
 
 		res, status, err := poll(node, req, wait, cfg.BatchLimit, c.Context().Done())
 		if err != nil {

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"net"
 	"strconv"
 	"strings"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/switchboard-dev/switchboard/adapters/internal/request"
 	"github.com/switchboard-dev/switchboard/core"
 )
 
@@ -37,24 +37,16 @@ func New(node *core.Node, config ...Config) fiber.Handler {
 		}
 		// Copy everything kept out of fiber.Ctx: its values are reused
 		// once the handler returns, and the stream outlives the handler.
-		creds := core.Credentials{Token: strings.Clone(c.Query("token")), User: strings.Clone(c.Query("user"))}
-		if creds.Token == "" {
-			if h := c.Get(fiber.HeaderAuthorization); len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
-				creds.Token = strings.TrimSpace(strings.Clone(h[7:]))
-			}
-		}
+		creds := request.Credentials(c, "sse")
 		remote := c.Context().RemoteAddr().String()
 		ctx, cancel := context.WithTimeout(context.Background(), cfg.AuthTimeout)
 		id, err := cfg.Authenticator.Authenticate(ctx, creds)
 		cancel()
 		if err != nil {
 			node.Logger().Warn("sse unauthorized", "remote", remote, "err", err)
-			msg := "invalid credentials"
-			if errors.Is(err, core.ErrUnauthorized) {
-				msg = strings.TrimPrefix(err.Error(), core.ErrUnauthorized.Error()+": ")
-			}
-			return c.Status(fiber.StatusUnauthorized).JSON(fiber.Map{
-				"error": fiber.Map{"code": "unauthorized", "message": msg},
+			r := request.Refuse(err)
+			return c.Status(r.Status).JSON(fiber.Map{
+				"error": fiber.Map{"code": r.Code, "message": r.Message},
 			})
 		}
 		var rooms []string
@@ -65,7 +57,8 @@ func New(node *core.Node, config ...Config) fiber.Handler {
 		if since == "" {
 			since = c.Query("since")
 		}
-		req := core.ConnectRequest{User: id.User, Rooms: rooms, Since: strings.Clone(since), RemoteAddr: remote, ClientIP: strings.Clone(c.IP()), Permissions: id.Permissions, Expires: id.Expires}
+		req := core.ConnectRequest{Rooms: rooms, Since: strings.Clone(since), RemoteAddr: remote, ClientIP: creds.RemoteAddr}
+		req.ApplyIdentity(id)
 
 		c.Set(fiber.HeaderContentType, "text/event-stream")
 		c.Set(fiber.HeaderCacheControl, "no-cache")

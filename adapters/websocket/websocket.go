@@ -13,6 +13,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/switchboard-dev/switchboard/adapters/cors"
+	"github.com/switchboard-dev/switchboard/adapters/internal/request"
 	"github.com/switchboard-dev/switchboard/core"
 )
 
@@ -64,9 +65,15 @@ func New(node *core.Node, config ...Config) fiber.Handler {
 				"error": fiber.Map{"code": core.CodeUnavailable, "message": "node is shutting down; retry another node"},
 			})
 		}
+		// Read the credentials here, where the whole request is at hand,
+		// copied out of fasthttp's buffers; serve finds them in Locals.
+		c.Locals(credsKey, request.Credentials(c, "websocket"))
 		return upgrade(c)
 	}
 }
+
+// credsKey is the Locals key carrying core.Credentials to serve.
+const credsKey = "switchboard.credentials"
 
 // Subprotocol is the WebSocket subprotocol the server selects when a
 // client offers it, typically alongside a token entry.
@@ -74,24 +81,7 @@ const Subprotocol = "switchboard.v1"
 
 // TokenSubprotocolPrefix marks the offered subprotocol that carries the
 // bearer token: "switchboard.token.<jwt>".
-const TokenSubprotocolPrefix = "switchboard.token."
-
-// tokenFrom finds the bearer token: ?token=, then Authorization: Bearer,
-// then an offered "switchboard.token.<jwt>" subprotocol.
-func tokenFrom(query, authorization, protocols string) string {
-	if query != "" {
-		return query
-	}
-	if len(authorization) > 7 && strings.EqualFold(authorization[:7], "bearer ") {
-		return strings.TrimSpace(authorization[7:])
-	}
-	for p := range strings.SplitSeq(protocols, ",") {
-		if p = strings.TrimSpace(p); strings.HasPrefix(p, TokenSubprotocolPrefix) {
-			return p[len(TokenSubprotocolPrefix):]
-		}
-	}
-	return ""
-}
+const TokenSubprotocolPrefix = request.TokenSubprotocolPrefix
 
 // serve runs one connection: authenticate, accept, read until the
 // connection ends, wait for the session's writer. contrib/websocket copied
@@ -139,26 +129,22 @@ func serve(node *core.Node, cfg Config, c *websocket.Conn) {
 // Disconnect Accept chose).
 func open(node *core.Node, cfg Config, c *websocket.Conn, t *transport) *core.Session {
 	remote := c.NetConn().RemoteAddr().String()
-	creds := core.Credentials{
-		Token: tokenFrom(c.Query("token"), c.Headers("Authorization"), c.Headers("Sec-Websocket-Protocol")),
-		User:  c.Query("user"),
-	}
+	creds, _ := c.Locals(credsKey).(core.Credentials)
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.HandshakeTimeout)
 	id, err := cfg.Authenticator.Authenticate(ctx, creds)
 	cancel()
 	if err != nil {
 		node.Logger().Warn("websocket unauthorized", "remote", remote, "err", err)
-		_ = t.Close(core.DisconnectUnauthorized)
+		_ = t.Close(request.Refuse(err).Disconnect)
 		return nil
 	}
 	var rooms []string
 	if q := c.Query("rooms"); q != "" {
 		rooms = strings.Split(q, ",")
 	}
-	sess, err := node.Accept(context.Background(), t, core.ConnectRequest{
-		User: id.User, Rooms: rooms, Since: c.Query("since"), RemoteAddr: remote, ClientIP: c.IP(),
-		Permissions: id.Permissions, Expires: id.Expires,
-	})
+	req := core.ConnectRequest{Rooms: rooms, Since: c.Query("since"), RemoteAddr: remote, ClientIP: creds.RemoteAddr}
+	req.ApplyIdentity(id)
+	sess, err := node.Accept(context.Background(), t, req)
 	if err != nil {
 		return nil // Accept closed the transport
 	}

@@ -1,0 +1,62 @@
+package core
+
+import "time"
+
+// Lifecycle event types reported to Config.OnEvent.
+const (
+	EventConnect    = "connect"
+	EventDisconnect = "disconnect"
+	EventJoin       = "join"
+	EventLeave      = "leave"
+)
+
+// Event is one session lifecycle event: a connection opened or closed, or
+// joined or left a room. A session's events arrive in order: connect,
+// then joins and leaves, then a leave for every room still joined, then
+// disconnect, so a consumer can keep presence from them alone. Sessions
+// of Ephemeral transports (a long-poll request) and stateless requests
+// produce none.
+type Event struct {
+	Type      string            `json:"type"`
+	Node      string            `json:"node"` // Node.ID of the node holding the connection
+	Conn      string            `json:"conn"`
+	User      string            `json:"user"`
+	Room      string            `json:"room,omitempty"`   // join, leave
+	Transport string            `json:"transport"`        // websocket, sse, …
+	Remote    string            `json:"remote,omitempty"` // client address
+	Meta      map[string]string `json:"meta,omitempty"`   // Identity.Meta
+	Code      uint16            `json:"code,omitempty"`   // disconnect
+	Reason    string            `json:"reason,omitempty"` // disconnect
+	Time      time.Time         `json:"time"`
+}
+
+// ID returns the node's id: unique per process, the prefix of every
+// connection id it hands out.
+func (n *Node) ID() string { return n.prefix }
+
+// emit reports a lifecycle event of s to Config.OnEvent.
+func (n *Node) emit(s *Session, typ, room string, d *Disconnect) {
+	if n.cfg.OnEvent == nil || s.stateless || !s.eventful {
+		return
+	}
+	ev := Event{
+		Type: typ, Node: n.prefix, Conn: s.id, User: s.user, Room: room,
+		Transport: s.t.Name(), Remote: s.remote, Meta: s.meta, Time: time.Now(),
+	}
+	if d != nil {
+		ev.Code, ev.Reason = d.Code, d.Reason
+	}
+	n.cfg.OnEvent(ev)
+}
+
+// Meta returns the metadata the Authenticator attached (Identity.Meta);
+// nil if none. Callers must not modify it.
+func (s *Session) Meta() map[string]string { return s.meta }
+
+// ApplyIdentity fills the request from what the Authenticator decided:
+// user, permissions, expiry and metadata, and adds the identity's rooms to
+// the ones the client asked for.
+func (r *ConnectRequest) ApplyIdentity(id Identity) {
+	r.User, r.Permissions, r.Expires, r.Meta = id.User, id.Permissions, id.Expires, id.Meta
+	r.Rooms = append(r.Rooms, id.Rooms...)
+}

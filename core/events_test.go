@@ -1,0 +1,81 @@
+package core_test
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/switchboard-dev/switchboard/core"
+	"github.com/switchboard-dev/switchboard/core/coretest"
+)
+
+// eventLog records lifecycle events as "type:user:room".
+type eventLog struct {
+	mu  sync.Mutex
+	evs []core.Event
+}
+
+func (l *eventLog) add(e core.Event) {
+	l.mu.Lock()
+	l.evs = append(l.evs, e)
+	l.mu.Unlock()
+}
+
+func (l *eventLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var b []string
+	for _, e := range l.evs {
+		s := e.Type + ":" + e.User
+		if e.Room != "" {
+			s += ":" + e.Room
+		}
+		if e.Code != 0 {
+			s += ":" + e.Reason
+		}
+		b = append(b, s)
+	}
+	return strings.Join(b, ",")
+}
+
+// TestLifecycleEvents: a session reports connect, its joins and leaves,
+// a leave for every room still joined when it ends, then disconnect, with
+// the node id, connection id and identity metadata; long-poll requests
+// and stateless requests report nothing.
+func TestLifecycleEvents(t *testing.T) {
+	t.Parallel()
+	log := &eventLog{}
+	n := newNode(t, core.Config{OnEvent: log.add}, nil)
+	c := n.connect(core.ConnectRequest{User: "u", Rooms: []string{"a"}, Meta: map[string]string{"plan": "pro"}})
+	c.send(`{"v":1,"type":"join","room":"b","ref":"1"}`)
+	c.expectAck("1")
+	c.send(`{"v":1,"type":"leave","room":"a","ref":"2"}`)
+	c.expectAck("2")
+	c.send(`{"v":1,"type":"join","room":"c","ref":"3"}`)
+	c.expectAck("3")
+	c.s.Close(core.DisconnectNormal)
+
+	// Not reported: an ephemeral transport's session, a stateless request.
+	s, err := n.Accept(context.Background(), ephemeral{coretest.NewTransport()}, core.ConnectRequest{User: "poll", Rooms: []string{"a"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close(core.DisconnectNormal)
+	n.HandleStateless(context.Background(), core.StatelessRequest{User: "send"}, &core.Envelope{V: 1, Type: core.TypePing})
+
+	want := "connect:u,join:u:a,join:u:b,leave:u:a,join:u:c,leave:u:b,leave:u:c,disconnect:u:normal closure"
+	got := log.String()
+	// The two rooms left at disconnect come in map order.
+	got = strings.Replace(got, "leave:u:c,leave:u:b", "leave:u:b,leave:u:c", 1)
+	if got != want {
+		t.Fatalf("events\n got %s\nwant %s", got, want)
+	}
+	log.mu.Lock()
+	defer log.mu.Unlock()
+	for _, e := range log.evs {
+		if e.Node != n.ID() || e.Conn != c.s.ID() || e.Meta["plan"] != "pro" || e.Transport == "" || e.Time.IsZero() {
+			t.Fatalf("event %+v: node/conn/meta/transport/time not filled (node %s conn %s)", e, n.ID(), c.s.ID())
+		}
+	}
+}
