@@ -72,6 +72,8 @@ type Config struct {
 	// Anonymous, in production mode, admits connections without a token
 	// with these permissions (nil: refused).
 	Anonymous *core.Permissions
+
+	Webhooks Webhooks
 }
 
 // Production reports whether tokens are required: a JWT key source is
@@ -155,6 +157,7 @@ func Load(args []string, getenv func(string) string, help io.Writer) (Config, er
 	fs.StringVar(&trusted, "trusted-proxies", "", "comma-separated IPs or CIDRs of reverse proxies whose --proxy-header is believed")
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "PEM certificate (chain) file: serve HTTPS and WSS directly (with --tls-key)")
 	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM private key file for --tls-cert")
+	registerWebhookFlags(fs, &c.Webhooks)
 	fs.StringVar(&transports, "transports", "websocket,sse,longpoll", "client transports to serve, comma-separated: websocket (/ws), sse (/sse), longpoll (/poll); POST /send is always served")
 
 	// Every value explains its own parse errors, naming flag and variable.
@@ -284,6 +287,9 @@ func Load(args []string, getenv func(string) string, help io.Writer) (Config, er
 	}
 	if c.BrokerURL == "" {
 		c.BrokerURL = defaultBrokerURL[c.Broker]
+	}
+	if err := c.Webhooks.validate(); err != nil {
+		return Config{}, err
 	}
 	if err := c.validate(); err != nil {
 		return Config{}, err

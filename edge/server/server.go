@@ -36,7 +36,9 @@ type Server struct {
 	app   *fiber.App
 	ready atomic.Bool
 
-	auth *auth.Authenticator // nil in development mode; closed by Shutdown
+	auth   *auth.Authenticator // nil in development mode; closed by Shutdown
+	hooks  *webhooks           // nil without webhooks; closed by Shutdown
+	events *fanout             // lifecycle event subscribers
 
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -76,11 +78,26 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 	} else {
 		logger.Warn("development mode: no --jwt-secret, --jwt-public-key or --jwks-url, clients choose their user id with ?user=; configure JWT in production")
 	}
-	node, err := newNode(cfg, b, authn, logger)
+	hooks, err := newWebhooks(cfg, logger)
 	if err != nil {
 		if jwtAuth != nil {
 			_ = jwtAuth.Close()
 		}
+		if c, ok := b.(core.Closer); ok {
+			_ = c.Close(context.Background())
+		}
+		return nil, err
+	}
+	refresh := authn // refresh envelopes carry JWTs: the webhook is not asked again
+	authn = hooks.authenticator(authn)
+	events := &fanout{}
+	events.add(hooks.onEvent)
+	node, err := newNode(cfg, b, refresh, events.emit, logger)
+	if err != nil {
+		if jwtAuth != nil {
+			_ = jwtAuth.Close()
+		}
+		_ = hooks.close()
 		if c, ok := b.(core.Closer); ok {
 			_ = c.Close(context.Background())
 		}
@@ -89,7 +106,8 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 		}
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: logger, node: node, auth: jwtAuth}
+	hooks.register(node)
+	s := &Server{cfg: cfg, log: logger, node: node, auth: jwtAuth, hooks: hooks, events: events}
 	s.app = fiber.New(fiber.Config{
 		DisableStartupMessage: true,
 		AppName:               "switchboard",
@@ -178,12 +196,13 @@ func isBrokerDown(err error) bool {
 }
 
 // newNode builds the core node from the edge configuration.
-func newNode(cfg config.Config, b core.Broker, authn core.Authenticator, logger *slog.Logger) (*core.Node, error) {
+func newNode(cfg config.Config, b core.Broker, authn core.Authenticator, onEvent func(core.Event), logger *slog.Logger) (*core.Node, error) {
 	var refresh core.Authenticator // development mode has no tokens to refresh
 	if cfg.Production() {
 		refresh = authn
 	}
 	return core.NewNode(core.Config{
+		OnEvent:             onEvent,
 		Authenticator:       refresh,
 		HeartbeatInterval:   cfg.HeartbeatInterval,
 		HeartbeatTimeout:    cfg.HeartbeatTimeout,
@@ -272,6 +291,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		if s.auth != nil {
 			_ = s.auth.Close()
 		}
+		_ = s.hooks.close()
 		s.shutdownErr = errors.Join(appErr, nodeErr)
 		s.log.Info("shutdown complete", "err", s.shutdownErr)
 	})
@@ -285,4 +305,16 @@ func leeway(d time.Duration) time.Duration {
 		return -1
 	}
 	return d
+}
+
+// fanout delivers lifecycle events to every subscriber added before the
+// node starts. Subscribers must not block.
+type fanout struct{ subs []func(core.Event) }
+
+func (f *fanout) add(fn func(core.Event)) { f.subs = append(f.subs, fn) }
+
+func (f *fanout) emit(ev core.Event) {
+	for _, fn := range f.subs {
+		fn(ev)
+	}
 }
