@@ -26,12 +26,13 @@ const (
 
 // Server → client envelope types.
 const (
-	TypeWelcome = "welcome" // first envelope: {conn, user, rooms, recovered?}
-	TypeMessage = "message" // a room publication
-	TypeAck     = "ack"     // success reply carrying the request's ref
-	TypeError   = "error"   // {code, message} carrying the request's ref
-	TypePong    = "pong"    // reply to ping
-	TypeGap     = "gap"     // {recovered:false}: a replay after a resume-policy pause could not be completed
+	TypeWelcome   = "welcome"   // first envelope: {conn, user, rooms, recovered?}
+	TypeMessage   = "message"   // a room publication
+	TypeAck       = "ack"       // success reply carrying the request's ref
+	TypeError     = "error"     // {code, message} carrying the request's ref
+	TypePong      = "pong"      // reply to ping
+	TypeGap       = "gap"       // {recovered:false}: a replay after a resume-policy pause could not be completed
+	TypeBroadcast = "broadcast" // a message to every connection (server API)
 )
 
 // Limits on envelope fields.

@@ -103,23 +103,24 @@ func TestLeaveAndDisconnectCleanUp(t *testing.T) {
 				t.Fatalf("%s: [r1 r2 user:a channels rooms] = %v, want %v", step, got, want)
 			}
 		}
-		check("connected", 2, 1, 2, 4, 2) // room:r1 room:r2 user:a user:b
+		check("connected", 2, 1, 2, 5, 2) // room:r1 room:r2 user:a user:b broadcast
 
 		a.send(`{"v":1,"type":"leave","room":"r2","ref":"l"}`)
 		a.expectAck("l")
-		check("a left r2", 2, 0, 2, 3, 1)
+		check("a left r2", 2, 0, 2, 4, 1)
 		if a.s.InRoom("r2") || !a.s.InRoom("r1") {
 			t.Fatalf("a rooms %v after leaving r2", a.s.Rooms())
 		}
 
 		a.s.Close(core.DisconnectNormal)
 		a.expectClosed(core.DisconnectNormal)
-		check("a closed", 1, 0, 1, 3, 1)
+		check("a closed", 1, 0, 1, 4, 1)
 
 		b.s.Close(core.DisconnectGoingAway)
 		b.expectClosed(core.DisconnectGoingAway)
 		a2.s.Close(core.DisconnectNormal)
 		check("all closed", 0, 0, 0, 0, 0)
+		synctest.Wait() // a session is unregistered just after its Done
 		if got := n.Stats().Connections; got != 0 {
 			t.Fatalf("Stats().Connections = %d, want 0", got)
 		}

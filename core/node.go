@@ -122,6 +122,14 @@ func NewNode(cfg Config, b Broker, logger *slog.Logger) (*Node, error) {
 	if err := b.Start(context.Background(), n.deliver); err != nil {
 		return nil, fmt.Errorf("switchboard/core: start broker: %w", err)
 	}
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.BrokerTimeout)
+	defer cancel()
+	if err := b.Subscribe(sctx, ControlChannel); err != nil {
+		if c, ok := b.(Closer); ok {
+			_ = c.Close(context.Background())
+		}
+		return nil, fmt.Errorf("switchboard/core: subscribe control channel: %w", err)
+	}
 	return n, nil
 }
 
@@ -142,6 +150,10 @@ func (n *Node) Done() <-chan struct{} { return n.done }
 
 // deliver is the broker's callback: encode once, fan out to local members.
 func (n *Node) deliver(d Delivery) {
+	if d.Channel == ControlChannel {
+		n.onControl(d.Envelope)
+		return
+	}
 	frame := d.Envelope.Encode()
 	n.stats.published.Add(1)
 	n.hub.broadcast(d.Channel, frame, d.Envelope.ID, n.policyFor(d.Channel))
@@ -237,6 +249,9 @@ func (n *Node) Accept(ctx context.Context, t Transport, req ConnectRequest) (*Se
 	if err := n.hub.add(bctx, UserChannel(s.user), s); err != nil {
 		return fail(fmt.Errorf("switchboard/core: subscribe user channel: %w", err))
 	}
+	if err := n.hub.add(bctx, BroadcastChannel, s); err != nil {
+		return fail(fmt.Errorf("switchboard/core: subscribe broadcast channel: %w", err))
+	}
 	var replies []*Envelope
 	rooms := uniq(req.Rooms)
 	if max := n.cfg.MaxRoomsPerConn; max > 0 && len(rooms) > max {
@@ -254,7 +269,7 @@ func (n *Node) Accept(ctx context.Context, t Transport, req ConnectRequest) (*Se
 		}
 	}
 	n.stats.errors.Add(uint64(len(replies)))
-	channels := []string{UserChannel(s.user)}
+	channels := []string{UserChannel(s.user), BroadcastChannel}
 	for _, room := range s.Rooms() { // each joined room once, however often it was asked for
 		channels = append(channels, RoomChannel(room))
 	}
@@ -380,6 +395,9 @@ func (n *Node) detach(s *Session, d Disconnect) {
 	}
 	if err := n.hub.remove(ctx, UserChannel(s.user), s); err != nil {
 		n.log.Warn("unsubscribe failed", "channel", UserChannel(s.user), "err", err)
+	}
+	if err := n.hub.remove(ctx, BroadcastChannel, s); err != nil {
+		n.log.Warn("unsubscribe failed", "channel", BroadcastChannel, "err", err)
 	}
 	n.log.Log(context.Background(), s.lifecycleLevel(), "disconnect", append(s.logAttrs(), "code", d.Code, "reason", d.Reason,
 		"duration", time.Since(s.start).Round(time.Millisecond).String())...)

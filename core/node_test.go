@@ -309,7 +309,7 @@ func TestResumeMergesLiveMessages(t *testing.T) {
 	}
 	n.publish("r", data(2))
 	b.history = func(ctx context.Context, req core.HistoryRequest) (core.HistoryResult, error) {
-		want := []string{core.UserChannel("x"), core.RoomChannel("r")}
+		want := []string{core.UserChannel("x"), core.BroadcastChannel, core.RoomChannel("r")}
 		if !reflect.DeepEqual(req.Channels, want) || req.Since != id0 || req.Limit != n.Config().HistoryLimit {
 			return core.HistoryResult{}, fmt.Errorf("history request %+v, want channels %v since %s", req, want, id0)
 		}

@@ -35,6 +35,7 @@ func newRouter() *Router {
 var reserved = map[string]bool{
 	TypeJoin: true, TypeLeave: true, TypePublish: true, TypeDirect: true, TypePing: true, TypeRefresh: true,
 	TypeWelcome: true, TypeMessage: true, TypeAck: true, TypeError: true, TypePong: true, TypeGap: true,
+	TypeBroadcast: true, typeControl: true,
 }
 
 // Handle registers h for envelopes of type typ. It panics if typ is a

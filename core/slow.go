@@ -131,8 +131,11 @@ func (s *Session) catchUp() {
 
 // channelOf is the broker channel an envelope from history belongs to.
 func channelOf(env *Envelope) string {
-	if env.Room != "" {
+	switch {
+	case env.Room != "":
 		return RoomChannel(env.Room)
+	case env.To != "":
+		return UserChannel(env.To)
 	}
-	return UserChannel(env.To)
+	return BroadcastChannel
 }

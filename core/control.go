@@ -1,0 +1,126 @@
+package core
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+)
+
+// BroadcastChannel carries messages to every connection on every node.
+// Every session is a member, so a resume replays broadcasts too.
+const BroadcastChannel = "broadcast"
+
+// ControlChannel carries commands between nodes: disconnect a connection
+// or a user, send to a connection. Every node subscribes to it; the node
+// holding the target acts, the others ignore the command.
+const ControlChannel = "control"
+
+// DisconnectByApp: the application (the server API) ended the
+// connection. Terminal unless the command says otherwise.
+var DisconnectByApp = Disconnect{Code: 4010, Reason: "disconnected by the application", Reconnect: false}
+
+// control is the payload of a control envelope.
+type control struct {
+	Op        string    `json:"op"` // "disconnect", "disconnect_user", "send"
+	Conn      string    `json:"conn,omitempty"`
+	User      string    `json:"user,omitempty"`
+	Code      uint16    `json:"code,omitempty"`
+	Reason    string    `json:"reason,omitempty"`
+	Reconnect bool      `json:"reconnect,omitempty"`
+	Envelope  *Envelope `json:"envelope,omitempty"`
+}
+
+// Broadcast publishes env to every connection of the cluster (type
+// defaults to "broadcast") and returns its id.
+func (n *Node) Broadcast(ctx context.Context, env *Envelope) (string, error) {
+	if env.Type == "" {
+		env.Type = TypeBroadcast
+	}
+	env.Room, env.To = "", ""
+	return n.Publish(ctx, BroadcastChannel, env)
+}
+
+// DisconnectConn asks the node holding connection conn (any node of the
+// cluster) to close it with d. It returns once the command is in the
+// broker; an unknown connection is ignored.
+func (n *Node) DisconnectConn(ctx context.Context, conn string, d Disconnect) error {
+	return n.command(ctx, control{Op: "disconnect", Conn: conn, Code: d.Code, Reason: d.Reason, Reconnect: d.Reconnect})
+}
+
+// DisconnectUser closes every connection of user, on every node, with d.
+func (n *Node) DisconnectUser(ctx context.Context, user string, d Disconnect) error {
+	if err := ValidateUser(user); err != nil {
+		return err
+	}
+	return n.command(ctx, control{Op: "disconnect_user", User: user, Code: d.Code, Reason: d.Reason, Reconnect: d.Reconnect})
+}
+
+// SendToConn delivers env to connection conn only, on whichever node
+// holds it. The envelope is not stored for resume.
+func (n *Node) SendToConn(ctx context.Context, conn string, env *Envelope) error {
+	return n.command(ctx, control{Op: "send", Conn: conn, Envelope: env})
+}
+
+func (n *Node) command(ctx context.Context, c control) error {
+	if c.Conn != "" && !strings.Contains(c.Conn, "-") {
+		return Errorf(CodeBadRequest, "connection id %q is not one this cluster hands out", c.Conn)
+	}
+	data, err := json.Marshal(c)
+	if err != nil {
+		return fmt.Errorf("switchboard/core: encode control command: %w", err)
+	}
+	_, err = n.Publish(ctx, ControlChannel, &Envelope{V: Version, Type: typeControl, Data: data})
+	return err
+}
+
+// typeControl marks control envelopes; they never reach clients.
+const typeControl = "control"
+
+// onControl runs a command delivered on ControlChannel.
+func (n *Node) onControl(env *Envelope) {
+	var c control
+	if err := json.Unmarshal(env.Data, &c); err != nil {
+		n.log.Warn("bad control command", "id", env.ID, "err", err)
+		return
+	}
+	d := Disconnect{Code: c.Code, Reason: c.Reason, Reconnect: c.Reconnect}
+	if d.Code == 0 {
+		d = DisconnectByApp
+	}
+	switch c.Op {
+	case "disconnect", "send":
+		if !strings.HasPrefix(c.Conn, n.prefix+"-") {
+			return // another node's connection
+		}
+		n.mu.Lock()
+		s := n.byID[c.Conn]
+		n.mu.Unlock()
+		if s == nil {
+			return
+		}
+		if c.Op == "send" && c.Envelope != nil {
+			if err := s.Send(c.Envelope); err != nil {
+				n.log.Debug("control send failed", "conn", c.Conn, "err", err)
+			}
+			return
+		}
+		n.log.Info("disconnect by the application", append(s.logAttrs(), "code", d.Code, "reason", d.Reason)...)
+		s.closeAsync(d)
+	case "disconnect_user":
+		n.mu.Lock()
+		var targets []*Session
+		for s := range n.sessions {
+			if s.user == c.User {
+				targets = append(targets, s)
+			}
+		}
+		n.mu.Unlock()
+		for _, s := range targets {
+			n.log.Info("disconnect by the application", append(s.logAttrs(), "code", d.Code, "reason", d.Reason)...)
+			s.closeAsync(d)
+		}
+	default:
+		n.log.Warn("unknown control command", "op", c.Op)
+	}
+}
