@@ -124,3 +124,16 @@ func (n *Node) onControl(env *Envelope) {
 		n.log.Warn("unknown control command", "op", c.Op)
 	}
 }
+
+// History reads the broker's log for channels after req.Since (see
+// Broker.History), bounded by BrokerTimeout: for backends and APIs, not
+// for sessions.
+func (n *Node) History(ctx context.Context, req HistoryRequest) (HistoryResult, error) {
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.BrokerTimeout)
+	defer cancel()
+	res, err := n.broker.History(ctx, req)
+	if err != nil {
+		return HistoryResult{}, &Error{Code: CodeBrokerDown, Message: "history unavailable; retry"}
+	}
+	return res, nil
+}

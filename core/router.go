@@ -80,3 +80,7 @@ func (r *Router) lookup(typ string) HandlerFunc {
 	defer r.mu.RUnlock()
 	return r.chain[typ]
 }
+
+// Reserved reports whether typ is a built-in envelope type, which
+// integrators may neither handle nor send as their own.
+func Reserved(typ string) bool { return reserved[typ] }

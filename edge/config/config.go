@@ -74,6 +74,10 @@ type Config struct {
 	Anonymous *core.Permissions
 
 	Webhooks Webhooks
+
+	// APIKeys enable the server API (/api/v1) when non-empty.
+	APIKeys        []string
+	IdempotencyTTL time.Duration
 }
 
 // Production reports whether tokens are required: a JWT key source is
@@ -114,7 +118,7 @@ type setting struct {
 // by getenv. Usage for --help goes to help.
 func Load(args []string, getenv func(string) string, help io.Writer) (Config, error) {
 	var c Config
-	var origins, slow, slowRooms, transports, trusted, anonSub, anonPub string
+	var origins, slow, slowRooms, transports, trusted, anonSub, anonPub, apiKeys string
 	var size byteSize = 64 << 10
 	fs := flag.NewFlagSet("switchboard", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -158,6 +162,8 @@ func Load(args []string, getenv func(string) string, help io.Writer) (Config, er
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "PEM certificate (chain) file: serve HTTPS and WSS directly (with --tls-key)")
 	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM private key file for --tls-cert")
 	registerWebhookFlags(fs, &c.Webhooks)
+	fs.StringVar(&apiKeys, "api-keys", "", "comma-separated keys (each at least 16 bytes) that backends send as Authorization: Bearer to the server API /api/v1; empty disables the API")
+	fs.DurationVar(&c.IdempotencyTTL, "idempotency-ttl", 24*time.Hour, "how long the server API remembers a publish's idempotency_key (shared through Redis with --broker redis)")
 	fs.StringVar(&transports, "transports", "websocket,sse,longpoll", "client transports to serve, comma-separated: websocket (/ws), sse (/sse), longpoll (/poll); POST /send is always served")
 
 	// Every value explains its own parse errors, naming flag and variable.
@@ -256,6 +262,18 @@ func Load(args []string, getenv func(string) string, help io.Writer) (Config, er
 	}
 	if c.ProxyHeader != "" && len(c.TrustedProxies) == 0 {
 		return Config{}, fmt.Errorf("invalid --proxy-header (%s): set --trusted-proxies too, or anyone could forge the client IP", EnvName("proxy-header"))
+	}
+	for _, k := range strings.Split(apiKeys, ",") {
+		if k = strings.TrimSpace(k); k == "" {
+			continue
+		}
+		if len(k) < 16 {
+			return Config{}, fmt.Errorf("invalid --api-keys (%s): a key is shorter than 16 bytes; use long random keys", EnvName("api-keys"))
+		}
+		c.APIKeys = append(c.APIKeys, k)
+	}
+	if c.IdempotencyTTL <= 0 {
+		return Config{}, fmt.Errorf("invalid --idempotency-ttl (%s): must be positive", EnvName("idempotency-ttl"))
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return Config{}, fmt.Errorf("invalid --tls-cert/--tls-key (%s, %s): set both or neither", EnvName("tls-cert"), EnvName("tls-key"))

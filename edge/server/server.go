@@ -23,6 +23,7 @@ import (
 	natsbroker "github.com/switchboard-dev/switchboard/broker/nats"
 	redisbroker "github.com/switchboard-dev/switchboard/broker/redis"
 	"github.com/switchboard-dev/switchboard/core"
+	"github.com/switchboard-dev/switchboard/edge/api"
 	"github.com/switchboard-dev/switchboard/edge/auth"
 	"github.com/switchboard-dev/switchboard/edge/config"
 	"github.com/switchboard-dev/switchboard/edge/webclient"
@@ -36,9 +37,10 @@ type Server struct {
 	app   *fiber.App
 	ready atomic.Bool
 
-	auth   *auth.Authenticator // nil in development mode; closed by Shutdown
-	hooks  *webhooks           // nil without webhooks; closed by Shutdown
-	events *fanout             // lifecycle event subscribers
+	auth    *auth.Authenticator // nil in development mode; closed by Shutdown
+	hooks   *webhooks           // nil without webhooks; closed by Shutdown
+	events  *fanout             // lifecycle event subscribers
+	closers []func() error      // run last by Shutdown
 
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -161,6 +163,18 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 		Authenticator: authn,
 	}))
 	webclient.Register(s.app)
+	if len(cfg.APIKeys) > 0 {
+		var store api.Store = api.NewMemoryStore(cfg.IdempotencyTTL)
+		if cfg.Broker == "redis" {
+			rs, err := api.NewRedisStore(cfg.BrokerURL, cfg.IdempotencyTTL)
+			if err != nil {
+				return nil, fmt.Errorf("idempotency store: %w", err)
+			}
+			s.closers = append(s.closers, rs.Close)
+			store = rs
+		}
+		api.Register(s.app, api.Config{Node: node, Keys: cfg.APIKeys, Idempotency: store, MaxBody: max(cfg.MaxMessageSize, api.DefaultMaxBody), Logger: logger})
+	}
 	s.app.Get("/healthz", func(c *fiber.Ctx) error {
 		return c.JSON(fiber.Map{"status": "ok"})
 	})
@@ -292,6 +306,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			_ = s.auth.Close()
 		}
 		_ = s.hooks.close()
+		for _, c := range s.closers {
+			_ = c()
+		}
 		s.shutdownErr = errors.Join(appErr, nodeErr)
 		s.log.Info("shutdown complete", "err", s.shutdownErr)
 	})

@@ -1,0 +1,110 @@
+package api
+
+import (
+	"bufio"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/switchboard-dev/switchboard/broker/memory"
+	"github.com/switchboard-dev/switchboard/core"
+)
+
+// TestEveryRouteDocumented: the routes Register mounts are exactly
+// Routes(), and docs/api.yaml documents each with its method.
+func TestEveryRouteDocumented(t *testing.T) {
+	b, err := memory.New(memory.Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	node, err := core.NewNode(core.Config{}, b, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = node.Shutdown(t.Context()) })
+	app := fiber.New()
+	Register(app, Config{Node: node, Keys: []string{"0123456789abcdef"}})
+	param := regexp.MustCompile(`:([a-z]+)`)
+	var mounted []string
+	for _, r := range app.GetRoutes(true) {
+		if !strings.HasPrefix(r.Path, Prefix+"/") || r.Method == fiber.MethodHead || r.Method == "USE" {
+			continue
+		}
+		mounted = append(mounted, r.Method+" "+param.ReplaceAllString(r.Path, "{$1}"))
+	}
+	want := Routes()
+	slices.Sort(mounted)
+	mounted = slices.Compact(mounted)
+	slices.Sort(want)
+	if strings.Join(mounted, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("mounted routes\n%s\nRoutes()\n%s", strings.Join(mounted, "\n"), strings.Join(want, "\n"))
+	}
+
+	// docs/api.yaml: "  <path>:" then "    <method>:" before the next path.
+	f, err := os.Open("../../docs/api.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	documented := map[string]bool{}
+	path := ""
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		if p, ok := strings.CutPrefix(line, "  /"); ok && strings.HasSuffix(p, ":") {
+			path = "/" + strings.TrimSuffix(p, ":")
+			continue
+		}
+		if !strings.HasPrefix(line, "  ") {
+			path = ""
+			continue
+		}
+		for _, m := range []string{"get", "post", "put", "patch", "delete"} {
+			if path != "" && line == "    "+m+":" {
+				documented[strings.ToUpper(m)+" "+path] = true
+			}
+		}
+	}
+	for _, r := range want {
+		if !documented[r] {
+			t.Errorf("docs/api.yaml does not document %s", r)
+		}
+	}
+	for r := range documented {
+		if !slices.Contains(want, r) {
+			t.Errorf("docs/api.yaml documents %s, which the API does not serve", r)
+		}
+	}
+}
+
+// TestMemoryStore: a key is claimed once; its id is answered until it
+// expires; a released claim can be claimed again.
+func TestMemoryStore(t *testing.T) {
+	ctx := t.Context()
+	m := NewMemoryStore(10 * time.Minute)
+	now := m.now()
+	m.now = func() time.Time { return now }
+	if _, ok, _ := m.Claim(ctx, "k"); !ok {
+		t.Fatal("first claim refused")
+	}
+	if prior, ok, _ := m.Claim(ctx, "k"); ok || prior != "" {
+		t.Fatalf("claim in progress: %q %v", prior, ok)
+	}
+	_ = m.Complete(ctx, "k", "id-1")
+	if prior, ok, _ := m.Claim(ctx, "k"); ok || prior != "id-1" {
+		t.Fatalf("completed: %q %v", prior, ok)
+	}
+	now = now.Add(11 * time.Minute)
+	if _, ok, _ := m.Claim(ctx, "k"); !ok {
+		t.Fatal("expired key not claimable")
+	}
+	_ = m.Release(ctx, "k")
+	if _, ok, _ := m.Claim(ctx, "k"); !ok {
+		t.Fatal("released key not claimable")
+	}
+}
