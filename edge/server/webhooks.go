@@ -2,25 +2,71 @@ package server
 
 import (
 	"log/slog"
+	"net/url"
 
 	"github.com/switchboard-dev/switchboard/core"
 	"github.com/switchboard-dev/switchboard/edge/config"
+	"github.com/switchboard-dev/switchboard/edge/webhook"
 )
 
 // webhooks wires the upstream routes (edge/webhook) into the server. A
 // nil *webhooks (none configured) is valid and does nothing.
-type webhooks struct{}
+type webhooks struct{ h *webhook.Hooks }
 
-func newWebhooks(cfg config.Config, logger *slog.Logger) (*webhooks, error) { return nil, nil }
+func newWebhooks(cfg config.Config, logger *slog.Logger) (*webhooks, error) {
+	w := cfg.Webhooks
+	if !w.Enabled() {
+		return nil, nil
+	}
+	h, err := webhook.New(webhook.Config{
+		ConnectURL:    w.ConnectURL,
+		MessageURL:    w.MessageURL,
+		MessageTypes:  w.MessageTypes,
+		DisconnectURL: w.DisconnectURL,
+		Secret:        []byte(w.Secret),
+		Timeout:       w.Timeout,
+	}, logger)
+	if err != nil {
+		return nil, err
+	}
+	logger.Info("webhooks on", "connect", redact(w.ConnectURL), "message", redact(w.MessageURL), "message_types", w.MessageTypes, "disconnect", redact(w.DisconnectURL), "timeout", w.Timeout)
+	return &webhooks{h: h}, nil
+}
+
+// redact hides a password in a webhook URL for logs.
+func redact(raw string) string {
+	if u, err := url.Parse(raw); err == nil {
+		return u.Redacted()
+	}
+	return raw
+}
 
 // authenticator wraps next with the connect route.
-func (w *webhooks) authenticator(next core.Authenticator) core.Authenticator { return next }
+func (w *webhooks) authenticator(next core.Authenticator) core.Authenticator {
+	if w == nil {
+		return next
+	}
+	return w.h.Authenticator(next)
+}
 
 // onEvent receives every lifecycle event (disconnect route).
-func (w *webhooks) onEvent(core.Event) {}
+func (w *webhooks) onEvent(ev core.Event) {
+	if w != nil {
+		w.h.OnEvent(ev)
+	}
+}
 
 // register adds the message route's handlers to the node's router.
-func (w *webhooks) register(*core.Node) {}
+func (w *webhooks) register(n *core.Node) {
+	if w != nil {
+		w.h.Register(n)
+	}
+}
 
 // close stops background deliveries, bounded.
-func (w *webhooks) close() error { return nil }
+func (w *webhooks) close() error {
+	if w == nil {
+		return nil
+	}
+	return w.h.Close()
+}
