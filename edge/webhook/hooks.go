@@ -12,7 +12,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -197,14 +196,6 @@ func CheckURL(raw string) error {
 	return nil
 }
 
-// builtin lists the types a client may not send (core's built-in types,
-// server-only types and those reserved for the server API).
-var builtin = []string{
-	core.TypeJoin, core.TypeLeave, core.TypePublish, core.TypeDirect, core.TypePing, core.TypeRefresh,
-	core.TypeWelcome, core.TypeMessage, core.TypeAck, core.TypeError, core.TypePong, core.TypeGap,
-	"broadcast", "control",
-}
-
 // CheckMessageType reports whether typ may be routed to the message
 // webhook: a valid envelope type (core.ValidateType) that is not built in.
 func CheckMessageType(typ string) error {
@@ -215,7 +206,7 @@ func CheckMessageType(typ string) error {
 		}
 		return err
 	}
-	if slices.Contains(builtin, typ) {
+	if core.Reserved(typ) {
 		return fmt.Errorf("type %q is built in; route a custom type such as %q", typ, "app."+typ)
 	}
 	return nil
