@@ -38,10 +38,10 @@ type ConnectResponse struct {
 	User  string            `json:"user,omitempty"`
 	Rooms []string          `json:"rooms,omitempty"`
 	Meta  map[string]string `json:"meta,omitempty"`
-	// Reject: the WebSocket close code (3000-4999, 1008, 1011 or 1013;
-	// SSE sends it in its status body), the reason (at most 123 bytes,
-	// shown to the client), the HTTP status of request-shaped transports
-	// (400-599), and whether the client should reconnect.
+	// Reject: the WebSocket close code (3000-4999, 1008, 1011 or 1013),
+	// the reason (at most 123 bytes, shown to the client), the HTTP
+	// status of the other transports (400-599), and whether the client
+	// should reconnect. docs/webhooks.md gives the defaults.
 	Code      uint16 `json:"code,omitempty"`
 	Reason    string `json:"reason,omitempty"`
 	Status    int    `json:"status,omitempty"`

@@ -429,8 +429,8 @@ func (h *Hooks) attempt(ctx context.Context, r *route, id string, n int, body []
 	defer cancel()
 	resp, err := h.post(actx, r, id, n, body)
 	switch {
-	case err == nil:
-		r.br.done(tk, succeeded)
+	case err == nil, errors.Is(err, ErrBadResponse):
+		r.br.done(tk, succeeded) // it answered: the breaker is about availability
 	case ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded):
 		r.br.done(tk, abandoned) // the caller went away: says nothing of the backend
 	default:
