@@ -1,6 +1,7 @@
 package core
 
 import (
+	"context"
 	"fmt"
 	"path"
 	"time"
@@ -113,6 +114,11 @@ type Config struct {
 	// HistoryLimit caps how many missed messages a resuming client gets;
 	// beyond it, welcome says recovered:false. Optional. Default: 1000.
 	HistoryLimit int
+
+	// BeforeBrokerClose, when set, runs during Shutdown once every
+	// session has ended and before the broker closes, bounded by
+	// BrokerTimeout: the last chance to publish (a node's goodbye).
+	BeforeBrokerClose func(ctx context.Context)
 
 	// OnEvent, when set, receives every session lifecycle event (see
 	// Event), synchronously on the goroutine that caused it: it must not

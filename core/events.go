@@ -60,3 +60,18 @@ func (r *ConnectRequest) ApplyIdentity(id Identity) {
 	r.User, r.Permissions, r.Expires, r.Meta = id.User, id.Permissions, id.Expires, id.Meta
 	r.Rooms = append(r.Rooms, id.Rooms...)
 }
+
+// Sessions returns the node's open sessions that report lifecycle events
+// (not Ephemeral transports), in no particular order: for snapshots of
+// presence.
+func (n *Node) Sessions() []*Session {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := make([]*Session, 0, len(n.sessions))
+	for s := range n.sessions {
+		if s.eventful {
+			out = append(out, s)
+		}
+	}
+	return out
+}

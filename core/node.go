@@ -33,12 +33,13 @@ type Node struct {
 	nextID      atomic.Uint64
 	start       time.Time
 
-	mu       sync.Mutex
-	sessions map[*Session]struct{}
-	perIP    map[string]int // open sessions by client IP, when MaxConnectionsPerIP is set
-	byID     map[string]*Session
-	closing  bool
-	idle     chan struct{} // closed when closing and no sessions remain
+	mu        sync.Mutex
+	sessions  map[*Session]struct{}
+	perIP     map[string]int // open sessions by client IP, when MaxConnectionsPerIP is set
+	consumers sync.Map       // channel → func(Delivery): channels the node itself consumes (Consume)
+	byID      map[string]*Session
+	closing   bool
+	idle      chan struct{} // closed when closing and no sessions remain
 
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -152,6 +153,10 @@ func (n *Node) Done() <-chan struct{} { return n.done }
 func (n *Node) deliver(d Delivery) {
 	if d.Channel == ControlChannel {
 		n.onControl(d.Envelope)
+		return
+	}
+	if fn, ok := n.consumers.Load(d.Channel); ok {
+		fn.(func(Delivery))(d)
 		return
 	}
 	frame := d.Envelope.Encode()
@@ -484,6 +489,11 @@ func (n *Node) Shutdown(ctx context.Context) error {
 					errs = append(errs, fmt.Errorf("switchboard/core: sessions still open after abort: %w", ctx.Err()))
 				}
 			}
+		}
+		if n.cfg.BeforeBrokerClose != nil {
+			bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), n.cfg.BrokerTimeout)
+			n.cfg.BeforeBrokerClose(bctx)
+			cancel()
 		}
 		if c, ok := n.broker.(Closer); ok {
 			cctx := ctx

@@ -75,6 +75,12 @@ type Config struct {
 
 	Webhooks Webhooks
 
+	// PresenceInterval is how often a node renews its presence lease;
+	// PresenceTTL how long a silent node counts as alive (0: 3 ×
+	// interval).
+	PresenceInterval time.Duration
+	PresenceTTL      time.Duration
+
 	// APIKeys enable the server API (/api/v1) when non-empty.
 	APIKeys        []string
 	IdempotencyTTL time.Duration
@@ -163,6 +169,8 @@ func Load(args []string, getenv func(string) string, help io.Writer) (Config, er
 	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM private key file for --tls-cert")
 	registerWebhookFlags(fs, &c.Webhooks)
 	fs.StringVar(&apiKeys, "api-keys", "", "comma-separated keys (each at least 16 bytes) that backends send as Authorization: Bearer to the server API /api/v1; empty disables the API")
+	fs.DurationVar(&c.PresenceInterval, "presence-interval", 5*time.Second, "how often a node renews its presence lease in the broker")
+	fs.DurationVar(&c.PresenceTTL, "presence-ttl", 0, "a node silent this long is dead: its connections leave presence and survivors publish their leave/disconnect events (0: 3 x --presence-interval)")
 	fs.DurationVar(&c.IdempotencyTTL, "idempotency-ttl", 24*time.Hour, "how long the server API remembers a publish's idempotency_key (shared through Redis with --broker redis)")
 	fs.StringVar(&transports, "transports", "websocket,sse,longpoll", "client transports to serve, comma-separated: websocket (/ws), sse (/sse), longpoll (/poll); POST /send is always served")
 
@@ -271,6 +279,12 @@ func Load(args []string, getenv func(string) string, help io.Writer) (Config, er
 			return Config{}, fmt.Errorf("invalid --api-keys (%s): a key is shorter than 16 bytes; use long random keys", EnvName("api-keys"))
 		}
 		c.APIKeys = append(c.APIKeys, k)
+	}
+	if c.PresenceInterval <= 0 {
+		return Config{}, fmt.Errorf("invalid --presence-interval (%s): must be positive", EnvName("presence-interval"))
+	}
+	if c.PresenceTTL < 0 || (c.PresenceTTL > 0 && c.PresenceTTL <= c.PresenceInterval) {
+		return Config{}, fmt.Errorf("invalid --presence-ttl (%s): must exceed --presence-interval (0: 3 x the interval)", EnvName("presence-ttl"))
 	}
 	if c.IdempotencyTTL <= 0 {
 		return Config{}, fmt.Errorf("invalid --idempotency-ttl (%s): must be positive", EnvName("idempotency-ttl"))

@@ -26,6 +26,7 @@ import (
 	"github.com/switchboard-dev/switchboard/edge/api"
 	"github.com/switchboard-dev/switchboard/edge/auth"
 	"github.com/switchboard-dev/switchboard/edge/config"
+	"github.com/switchboard-dev/switchboard/edge/presence"
 	"github.com/switchboard-dev/switchboard/edge/webclient"
 )
 
@@ -94,7 +95,9 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 	authn = hooks.authenticator(authn)
 	events := &fanout{}
 	events.add(hooks.onEvent)
-	node, err := newNode(cfg, b, refresh, events.emit, logger)
+	tracker := presence.New(presence.Config{Interval: cfg.PresenceInterval, TTL: cfg.PresenceTTL, Logger: logger})
+	events.add(tracker.OnEvent)
+	node, err := newNode(cfg, b, refresh, events.emit, tracker.Goodbye, logger)
 	if err != nil {
 		if jwtAuth != nil {
 			_ = jwtAuth.Close()
@@ -103,6 +106,17 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 		if c, ok := b.(core.Closer); ok {
 			_ = c.Close(context.Background())
 		}
+		if isBrokerDown(err) {
+			return nil, brokerDown{err}
+		}
+		return nil, err
+	}
+	if err := tracker.Start(node); err != nil {
+		_ = node.Shutdown(context.Background())
+		if jwtAuth != nil {
+			_ = jwtAuth.Close()
+		}
+		_ = hooks.close()
 		if isBrokerDown(err) {
 			return nil, brokerDown{err}
 		}
@@ -173,7 +187,8 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 			s.closers = append(s.closers, rs.Close)
 			store = rs
 		}
-		api.Register(s.app, api.Config{Node: node, Keys: cfg.APIKeys, Idempotency: store, MaxBody: max(cfg.MaxMessageSize, api.DefaultMaxBody), Logger: logger})
+		api.Register(s.app, api.Config{Node: node, Keys: cfg.APIKeys, Idempotency: store, Presence: presenceAPI{tracker},
+			MaxBody: max(cfg.MaxMessageSize, api.DefaultMaxBody), Logger: logger})
 	}
 	s.app.Get("/healthz", func(c *fiber.Ctx) error {
 		return c.JSON(fiber.Map{"status": "ok"})
@@ -210,13 +225,14 @@ func isBrokerDown(err error) bool {
 }
 
 // newNode builds the core node from the edge configuration.
-func newNode(cfg config.Config, b core.Broker, authn core.Authenticator, onEvent func(core.Event), logger *slog.Logger) (*core.Node, error) {
+func newNode(cfg config.Config, b core.Broker, authn core.Authenticator, onEvent func(core.Event), beforeClose func(context.Context), logger *slog.Logger) (*core.Node, error) {
 	var refresh core.Authenticator // development mode has no tokens to refresh
 	if cfg.Production() {
 		refresh = authn
 	}
 	return core.NewNode(core.Config{
 		OnEvent:             onEvent,
+		BeforeBrokerClose:   beforeClose,
 		Authenticator:       refresh,
 		HeartbeatInterval:   cfg.HeartbeatInterval,
 		HeartbeatTimeout:    cfg.HeartbeatTimeout,
@@ -334,4 +350,19 @@ func (f *fanout) emit(ev core.Event) {
 	for _, fn := range f.subs {
 		fn(ev)
 	}
+}
+
+// presenceAPI answers the server API's presence route from the tracker.
+type presenceAPI struct{ t *presence.Tracker }
+
+func (p presenceAPI) Members(ctx context.Context, room string) ([]api.Member, error) {
+	conns, err := p.t.Members(ctx, room)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]api.Member, len(conns))
+	for i, c := range conns {
+		out[i] = api.Member{User: c.User, Conn: c.Conn, Node: c.Node, Meta: c.Meta}
+	}
+	return out, nil
 }

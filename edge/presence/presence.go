@@ -1,0 +1,463 @@
+// Package presence owns cluster-wide presence and the durable lifecycle
+// event log. Every node publishes its sessions' lifecycle events (connect,
+// join, leave, disconnect) and a lease heartbeat on one broker channel,
+// and every node reads that channel to keep the whole cluster's presence
+// table. When a node stops heartbeating for TTL (it crashed), the
+// surviving node with the smallest id publishes the leave and disconnect
+// events its connections never said, with deterministic ids, so backends
+// consuming the log see every connection end exactly once per id
+// (at least once overall). A node that starts asks the others for
+// snapshots, and every node re-publishes one periodically, which heals any
+// drift (a dropped event).
+package presence
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/switchboard-dev/switchboard/core"
+)
+
+// Channel is the broker channel carrying lifecycle records. Backends
+// consume it (see docs/events.md).
+const Channel = "events"
+
+// EnvelopeType is the type of every envelope on Channel.
+const EnvelopeType = "lifecycle"
+
+// Defaults.
+const (
+	DefaultInterval      = 5 * time.Second
+	DefaultQueueSize     = 10000
+	DefaultSnapshotEvery = time.Minute
+	snapshotChunk        = 500
+)
+
+// Config configures a Tracker.
+type Config struct {
+	// Node is the local node. Required.
+	Node *core.Node
+	// Interval is how often the node renews its lease.
+	// Optional. Default: 5s.
+	Interval time.Duration
+	// TTL is how long a silent node is considered alive.
+	// Optional. Default: 3 × Interval.
+	TTL time.Duration
+	// SnapshotEvery is how often the node re-publishes its connections.
+	// Optional. Default: 1m. Negative disables.
+	SnapshotEvery time.Duration
+	// QueueSize bounds the records waiting to be published; beyond it
+	// events are dropped (counted, logged; the next snapshot heals
+	// presence, but consumers of the log miss them).
+	// Optional. Default: 10000.
+	QueueSize int
+	// Logger. Optional. Default: the node's.
+	Logger *slog.Logger
+}
+
+// Record is one entry on Channel: Kind "event" (Event set), "lease",
+// "sync" (a node asks for snapshots), "snapshot" (Conns of Node, in
+// Parts parts) or "gone" (Node left or was declared dead).
+type Record struct {
+	ID        string      `json:"id,omitempty"` // idempotency id of events
+	Kind      string      `json:"kind"`
+	Node      string      `json:"node"`
+	Event     *core.Event `json:"event,omitempty"`
+	Synthetic bool        `json:"synthetic,omitempty"` // published by a survivor for a dead node
+	Part      int         `json:"part,omitempty"`
+	Parts     int         `json:"parts,omitempty"`
+	Conns     []Conn      `json:"conns,omitempty"`
+	TTLMillis int64       `json:"ttl_ms,omitempty"` // lease
+}
+
+// Conn is one connection in a snapshot and in presence answers.
+type Conn struct {
+	Conn      string            `json:"conn"`
+	User      string            `json:"user"`
+	Node      string            `json:"node"`
+	Transport string            `json:"transport,omitempty"`
+	Rooms     []string          `json:"rooms,omitempty"`
+	Meta      map[string]string `json:"meta,omitempty"`
+}
+
+// Tracker publishes this node's records and keeps the cluster's table.
+type Tracker struct {
+	cfg   Config
+	log   *slog.Logger
+	self  string
+	queue chan Record
+	seq   atomic.Uint64
+
+	dropped atomic.Uint64
+
+	mu    sync.Mutex
+	nodes map[string]*nodeState
+	syncs chan struct{} // a sync request arrived: publish a snapshot
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
+	now    func() time.Time
+}
+
+type nodeState struct {
+	lastSeen time.Time
+	gone     bool
+	handled  bool // this node published the dead node's goodbyes
+	conns    map[string]*connState
+}
+
+type connState struct {
+	user, transport string
+	meta            map[string]string
+	rooms           map[string]bool
+}
+
+// New returns a Tracker; hand its OnEvent to the node's Config.OnEvent
+// (before the node exists, so no event is missed) and call Start once the
+// node does.
+func New(cfg Config) *Tracker {
+	if cfg.Interval <= 0 {
+		cfg.Interval = DefaultInterval
+	}
+	if cfg.TTL <= 0 {
+		cfg.TTL = 3 * cfg.Interval
+	}
+	if cfg.SnapshotEvery == 0 {
+		cfg.SnapshotEvery = DefaultSnapshotEvery
+	}
+	if cfg.QueueSize <= 0 {
+		cfg.QueueSize = DefaultQueueSize
+	}
+	return &Tracker{
+		cfg: cfg, queue: make(chan Record, cfg.QueueSize),
+		nodes: make(map[string]*nodeState), syncs: make(chan struct{}, 1),
+		done: make(chan struct{}), now: time.Now,
+	}
+}
+
+// OnEvent queues a lifecycle event of this node for publishing. It never
+// blocks: with the queue full the event is dropped and counted.
+func (t *Tracker) OnEvent(ev core.Event) {
+	r := Record{ID: ev.Node + ":" + strconv.FormatUint(t.seq.Add(1), 36), Kind: "event", Node: ev.Node, Event: &ev}
+	select {
+	case t.queue <- r:
+	default:
+		if t.dropped.Add(1)%1000 == 1 {
+			slog.Warn("presence: event queue full, dropping lifecycle events", "dropped", t.dropped.Load())
+		}
+	}
+}
+
+// Dropped reports how many events the full queue dropped.
+func (t *Tracker) Dropped() uint64 { return t.dropped.Load() }
+
+// Start subscribes to Channel, asks the other nodes for snapshots and
+// starts the publisher (stopped by Close, or flushed by Goodbye).
+func (t *Tracker) Start(node *core.Node) error {
+	if t.cfg.Node == nil {
+		t.cfg.Node = node
+	}
+	t.self = t.cfg.Node.ID()
+	t.log = t.cfg.Logger
+	if t.log == nil {
+		t.log = t.cfg.Node.Logger()
+	}
+	t.mu.Lock()
+	t.state(t.self).lastSeen = t.now()
+	t.mu.Unlock()
+	if err := t.cfg.Node.Consume(context.Background(), Channel, t.apply); err != nil {
+		return err
+	}
+	t.ctx, t.cancel = context.WithCancel(context.Background())
+	go t.run()
+	t.enqueue(Record{Kind: "sync", Node: t.self})
+	t.enqueue(t.lease())
+	return nil
+}
+
+func (t *Tracker) enqueue(r Record) {
+	select {
+	case t.queue <- r:
+	default:
+		t.dropped.Add(1)
+	}
+}
+
+func (t *Tracker) lease() Record {
+	return Record{Kind: "lease", Node: t.self, TTLMillis: t.cfg.TTL.Milliseconds()}
+}
+
+// run publishes queued records, renews the lease, re-publishes snapshots
+// and declares dead nodes.
+func (t *Tracker) run() {
+	defer close(t.done)
+	lease := time.NewTicker(t.cfg.Interval)
+	defer lease.Stop()
+	var snap <-chan time.Time
+	if t.cfg.SnapshotEvery > 0 {
+		st := time.NewTicker(t.cfg.SnapshotEvery)
+		defer st.Stop()
+		snap = st.C
+	}
+	for {
+		select {
+		case <-t.ctx.Done():
+			return
+		case r := <-t.queue:
+			t.publish(r)
+		case <-t.syncs:
+			t.publishSnapshot()
+		case <-snap:
+			t.publishSnapshot()
+		case <-lease.C:
+			t.publish(t.lease())
+			t.reap()
+		}
+	}
+}
+
+func (t *Tracker) publish(r Record) {
+	data, err := json.Marshal(r)
+	if err != nil {
+		t.log.Error("presence: encode record", "err", err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(t.ctx, t.cfg.Node.Config().BrokerTimeout)
+	defer cancel()
+	if _, err := t.cfg.Node.Publish(ctx, Channel, &core.Envelope{V: core.Version, Type: EnvelopeType, Data: data}); err != nil {
+		t.log.Warn("presence: publish failed", "kind", r.Kind, "err", err)
+	}
+}
+
+// publishSnapshot publishes this node's live connections, in chunks.
+// They come from the node, not the table: the table may not yet hold
+// events still travelling through the broker, and a snapshot replaces
+// what it knew.
+func (t *Tracker) publishSnapshot() {
+	var own []Conn
+	for _, s := range t.cfg.Node.Sessions() {
+		own = append(own, Conn{Conn: s.ID(), User: s.User(), Node: t.self, Transport: s.Transport(), Rooms: s.Rooms(), Meta: s.Meta()})
+	}
+	parts := max(1, (len(own)+snapshotChunk-1)/snapshotChunk)
+	for i := range parts {
+		chunk := own[i*snapshotChunk : min(len(own), (i+1)*snapshotChunk)]
+		t.publish(Record{Kind: "snapshot", Node: t.self, Part: i, Parts: parts, Conns: chunk})
+	}
+}
+
+// reap declares nodes silent for TTL dead. The smallest live node id
+// publishes their connections' leave and disconnect events; everyone
+// stops counting them at once.
+func (t *Tracker) reap() {
+	now := t.now()
+	t.mu.Lock()
+	var live []string
+	var dead []string
+	for id, n := range t.nodes {
+		switch {
+		case id == t.self || now.Sub(n.lastSeen) <= t.cfg.TTL:
+			if !n.gone {
+				live = append(live, id)
+			}
+		case !n.handled:
+			dead = append(dead, id)
+		}
+	}
+	slices.Sort(live)
+	leader := len(live) > 0 && live[0] == t.self
+	var records []Record
+	for _, id := range dead {
+		n := t.nodes[id]
+		if !leader {
+			continue
+		}
+		n.handled = true
+		for conn, c := range n.conns {
+			base := core.Event{Node: id, Conn: conn, User: c.user, Transport: c.transport, Meta: c.meta, Time: now}
+			rooms := make([]string, 0, len(c.rooms))
+			for r := range c.rooms {
+				rooms = append(rooms, r)
+			}
+			slices.Sort(rooms)
+			for _, r := range rooms {
+				ev := base
+				ev.Type, ev.Room = core.EventLeave, r
+				records = append(records, Record{ID: id + ":" + conn + ":leave:" + r, Kind: "event", Node: id, Event: &ev, Synthetic: true})
+			}
+			ev := base
+			ev.Type, ev.Code, ev.Reason = core.EventDisconnect, 1006, "node lost"
+			records = append(records, Record{ID: id + ":" + conn + ":disconnect", Kind: "event", Node: id, Event: &ev, Synthetic: true})
+		}
+		records = append(records, Record{Kind: "gone", Node: id})
+	}
+	t.mu.Unlock()
+	for _, r := range records {
+		t.publish(r)
+	}
+	if len(dead) > 0 && leader {
+		t.log.Warn("presence: nodes lost; published their connections' leave and disconnect events", "nodes", dead, "records", len(records))
+	}
+}
+
+// apply folds one record from the log into the table. It runs on the
+// broker's delivery goroutine, in log order.
+func (t *Tracker) apply(d core.Delivery) {
+	var r Record
+	if err := json.Unmarshal(d.Envelope.Data, &r); err != nil || r.Node == "" {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := t.state(r.Node)
+	if !r.Synthetic && r.Kind != "gone" {
+		n.lastSeen = t.now()
+		n.gone, n.handled = false, false
+	}
+	switch r.Kind {
+	case "event":
+		t.applyEvent(n, r.Event)
+	case "snapshot":
+		if r.Part == 0 {
+			n.conns = make(map[string]*connState)
+		}
+		for _, c := range r.Conns {
+			cs := &connState{user: c.User, transport: c.Transport, meta: c.Meta, rooms: map[string]bool{}}
+			for _, room := range c.Rooms {
+				cs.rooms[room] = true
+			}
+			n.conns[c.Conn] = cs
+		}
+	case "sync":
+		if r.Node != t.self {
+			select {
+			case t.syncs <- struct{}{}:
+			default:
+			}
+		}
+	case "gone":
+		n.gone = true
+		n.conns = make(map[string]*connState)
+	}
+}
+
+func (t *Tracker) applyEvent(n *nodeState, ev *core.Event) {
+	if ev == nil {
+		return
+	}
+	switch ev.Type {
+	case core.EventConnect:
+		n.conns[ev.Conn] = &connState{user: ev.User, transport: ev.Transport, meta: ev.Meta, rooms: map[string]bool{}}
+	case core.EventJoin:
+		if c := n.conns[ev.Conn]; c != nil {
+			c.rooms[ev.Room] = true
+		}
+	case core.EventLeave:
+		if c := n.conns[ev.Conn]; c != nil {
+			delete(c.rooms, ev.Room)
+		}
+	case core.EventDisconnect:
+		delete(n.conns, ev.Conn)
+	}
+}
+
+func (t *Tracker) state(id string) *nodeState {
+	n := t.nodes[id]
+	if n == nil {
+		n = &nodeState{conns: make(map[string]*connState), lastSeen: t.now()}
+		t.nodes[id] = n
+	}
+	return n
+}
+
+// conns lists node's connections (in room, if room is not empty), sorted
+// by connection id. Called with t.mu held.
+func (t *Tracker) conns(node, room string) []Conn {
+	n := t.nodes[node]
+	if n == nil {
+		return nil
+	}
+	out := make([]Conn, 0, len(n.conns))
+	for id, c := range n.conns {
+		if room != "" && !c.rooms[room] {
+			continue
+		}
+		rooms := make([]string, 0, len(c.rooms))
+		for r := range c.rooms {
+			rooms = append(rooms, r)
+		}
+		slices.Sort(rooms)
+		out = append(out, Conn{Conn: id, User: c.user, Node: node, Transport: c.transport, Rooms: rooms, Meta: c.meta})
+	}
+	slices.SortFunc(out, func(a, b Conn) int { return compare(a.Conn, b.Conn) })
+	return out
+}
+
+func compare(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// Members lists the connections in room on every live node.
+func (t *Tracker) Members(_ context.Context, room string) ([]Conn, error) {
+	if t.self == "" {
+		return nil, errors.New("presence: not started")
+	}
+	now := t.now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []Conn
+	for id, n := range t.nodes {
+		if n.gone || (id != t.self && now.Sub(n.lastSeen) > t.cfg.TTL) {
+			continue
+		}
+		out = append(out, t.conns(id, room)...)
+	}
+	slices.SortFunc(out, func(a, b Conn) int { return compare(a.Node+a.Conn, b.Node+b.Conn) })
+	return out, nil
+}
+
+// Goodbye publishes what is queued (this node's final disconnects) and a
+// "gone" record, so the others drop this node at once instead of after
+// TTL. Use it as the node's BeforeBrokerClose; it stops the publisher.
+func (t *Tracker) Goodbye(ctx context.Context) {
+	if t.cancel == nil {
+		return
+	}
+	t.cancel()
+	<-t.done
+	t.ctx = ctx
+	for {
+		select {
+		case r := <-t.queue:
+			t.publish(r)
+			continue
+		default:
+		}
+		break
+	}
+	t.publish(Record{Kind: "gone", Node: t.self})
+}
+
+// Close stops the publisher without a goodbye (tests; a node that
+// crashes says none).
+func (t *Tracker) Close() error {
+	if t.cancel == nil {
+		return nil
+	}
+	t.cancel()
+	<-t.done
+	return nil
+}
