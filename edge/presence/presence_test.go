@@ -1,0 +1,126 @@
+package presence
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/switchboard-dev/switchboard/broker/memory"
+	"github.com/switchboard-dev/switchboard/core"
+	"github.com/switchboard-dev/switchboard/core/coretest"
+)
+
+// clock is a settable time source.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) get() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *clock) add(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func users(t *testing.T, tr *Tracker, room string) string {
+	t.Helper()
+	conns, err := tr.Members(context.Background(), room)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var u []string
+	for _, c := range conns {
+		u = append(u, c.User+"@"+c.Node)
+	}
+	return strings.Join(u, ",")
+}
+
+// TestTrackerTableAndDeadNodes: the table follows this node's sessions
+// through the log; a foreign node's records are folded in; once that node
+// is silent past the TTL it vanishes from presence and this node (the
+// smallest live id) publishes the leave and disconnect events it never
+// sent, with deterministic ids.
+func TestTrackerTableAndDeadNodes(t *testing.T) {
+	clk := &clock{now: time.Unix(1_800_000_000, 0)}
+	tr := New(Config{Interval: time.Hour, TTL: 10 * time.Second, SnapshotEvery: -1})
+	tr.now = clk.get
+	b, err := memory.New(memory.Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	node, err := core.NewNode(core.Config{OnEvent: tr.OnEvent, BeforeBrokerClose: tr.Goodbye}, b, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Start(node); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = node.Shutdown(context.Background()) })
+
+	s, err := node.Accept(context.Background(), coretest.NewTransport(), core.ConnectRequest{User: "ann", Rooms: []string{"r"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	self := node.ID()
+	eventually(t, "ann in r", func() bool { return users(t, tr, "r") == "ann@"+self })
+
+	// A foreign node "AAA" (smaller id than ours? ours is random base32;
+	// make it larger so we lead): lease plus a connect and a join.
+	foreign := "ZZZZZZZZZZZZZZZZ"
+	pub := func(r Record) {
+		data, _ := json.Marshal(r)
+		if _, err := node.Publish(context.Background(), Channel, &core.Envelope{V: 1, Type: EnvelopeType, Data: data}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pub(Record{Kind: "lease", Node: foreign})
+	pub(Record{Kind: "event", Node: foreign, Event: &core.Event{Type: core.EventConnect, Node: foreign, Conn: foreign + "-1", User: "zed"}})
+	pub(Record{Kind: "event", Node: foreign, Event: &core.Event{Type: core.EventJoin, Node: foreign, Conn: foreign + "-1", User: "zed", Room: "r"}})
+	eventually(t, "zed in r", func() bool { return strings.Contains(users(t, tr, "r"), "zed@"+foreign) })
+
+	s.Close(core.DisconnectNormal)
+	eventually(t, "ann gone", func() bool { return users(t, tr, "r") == "zed@"+foreign })
+
+	clk.add(11 * time.Second)
+	if got := users(t, tr, "r"); got != "" {
+		t.Fatalf("a silent node still listed: %s", got)
+	}
+	first, _ := node.Head(context.Background())
+	tr.reap()
+	res, err := node.History(context.Background(), core.HistoryRequest{Channels: []string{Channel}, Since: first, Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, env := range res.Envelopes {
+		var r Record
+		_ = json.Unmarshal(env.Data, &r)
+		if r.Synthetic || r.Kind == "gone" {
+			ids = append(ids, r.Kind+":"+r.ID)
+		}
+	}
+	want := "event:" + foreign + ":" + foreign + "-1:leave:r,event:" + foreign + ":" + foreign + "-1:disconnect,gone:"
+	if strings.Join(ids, ",") != want {
+		t.Fatalf("records after reaping\n got %s\nwant %s", strings.Join(ids, ","), want)
+	}
+	tr.reap() // once only
+	res, _ = node.History(context.Background(), core.HistoryRequest{Channels: []string{Channel}, Since: first, Limit: 10})
+	if n := len(res.Envelopes); n != 3 {
+		t.Fatalf("reaped twice: %d records", n)
+	}
+}
