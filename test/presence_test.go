@@ -144,3 +144,32 @@ func TestPresenceAcrossNodes(t *testing.T) {
 		}
 	}
 }
+
+// TestPresenceRoomEvents: with --presence-events, members of a room hear
+// who joins and leaves it.
+func TestPresenceRoomEvents(t *testing.T) {
+	e := startEdge(t, func(c *config.Config) { c.PresenceEvents = true })
+	alice, _ := connect(t, e.url(q("user", "alice", "rooms", "r")))
+	expectPresence := func(event, user string) {
+		t.Helper()
+		for {
+			env := alice.next()
+			if env.Type != presence.TypePresence {
+				continue // alice's own join may come first
+			}
+			var d struct{ Event, User string }
+			_ = json.Unmarshal(env.Data, &d)
+			if d.User == "alice" {
+				continue
+			}
+			if d.Event != event || d.User != user || env.Room != "r" || env.ID == "" {
+				t.Fatalf("presence %s, want %s %s", env.Encode(), event, user)
+			}
+			return
+		}
+	}
+	bob, _ := connect(t, e.url(q("user", "bob", "rooms", "r")))
+	expectPresence("join", "bob")
+	bob.send(`{"v":1,"type":"leave","room":"r","ref":"l"}`)
+	expectPresence("leave", "bob")
+}

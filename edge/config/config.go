@@ -80,6 +80,8 @@ type Config struct {
 	// interval).
 	PresenceInterval time.Duration
 	PresenceTTL      time.Duration
+	// PresenceEvents sends room members join/leave envelopes.
+	PresenceEvents bool
 
 	// APIKeys enable the server API (/api/v1) when non-empty.
 	APIKeys        []string
@@ -171,6 +173,7 @@ func Load(args []string, getenv func(string) string, help io.Writer) (Config, er
 	fs.StringVar(&apiKeys, "api-keys", "", "comma-separated keys (each at least 16 bytes) that backends send as Authorization: Bearer to the server API /api/v1; empty disables the API")
 	fs.DurationVar(&c.PresenceInterval, "presence-interval", 5*time.Second, "how often a node renews its presence lease in the broker")
 	fs.DurationVar(&c.PresenceTTL, "presence-ttl", 0, "a node silent this long is dead: its connections leave presence and survivors publish their leave/disconnect events (0: 3 x --presence-interval)")
+	fs.BoolVar(&c.PresenceEvents, "presence-events", false, "send room members a presence envelope when someone joins or leaves (rooms of at most 100 connections, at most 5 per second per room)")
 	fs.DurationVar(&c.IdempotencyTTL, "idempotency-ttl", 24*time.Hour, "how long the server API remembers a publish's idempotency_key (shared through Redis with --broker redis)")
 	fs.StringVar(&transports, "transports", "websocket,sse,longpoll", "client transports to serve, comma-separated: websocket (/ws), sse (/sse), longpoll (/poll); POST /send is always served")
 

@@ -58,6 +58,19 @@ type Config struct {
 	// presence, but consumers of the log miss them).
 	// Optional. Default: 10000.
 	QueueSize int
+	// RoomEvents sends members of a room a "presence" envelope when a
+	// user joins or leaves it ({"event":"join"|"leave","user","conn"}),
+	// through the room's channel (so it reaches every node and is in the
+	// room's history). Off by default.
+	RoomEvents bool
+	// RoomEventsMaxMembers: rooms with more connections than this get no
+	// presence envelopes (they would swamp the room).
+	// Optional. Default: 100.
+	RoomEventsMaxMembers int
+	// RoomEventsRate bounds presence envelopes per room per second (a
+	// token bucket with a burst of twice the rate); beyond it they are
+	// skipped. Optional. Default: 5.
+	RoomEventsRate float64
 	// Logger. Optional. Default: the node's.
 	Logger *slog.Logger
 }
@@ -101,6 +114,8 @@ type Tracker struct {
 	nodes map[string]*nodeState
 	syncs chan struct{} // a sync request arrived: publish a snapshot
 
+	buckets map[string]*bucket // room → presence envelope budget; run goroutine only
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -136,9 +151,15 @@ func New(cfg Config) *Tracker {
 	if cfg.QueueSize <= 0 {
 		cfg.QueueSize = DefaultQueueSize
 	}
+	if cfg.RoomEventsMaxMembers <= 0 {
+		cfg.RoomEventsMaxMembers = 100
+	}
+	if cfg.RoomEventsRate <= 0 {
+		cfg.RoomEventsRate = 5
+	}
 	return &Tracker{
 		cfg: cfg, queue: make(chan Record, cfg.QueueSize),
-		nodes: make(map[string]*nodeState), syncs: make(chan struct{}, 1),
+		nodes: make(map[string]*nodeState), syncs: make(chan struct{}, 1), buckets: make(map[string]*bucket),
 		done: make(chan struct{}), now: time.Now,
 	}
 }
@@ -213,6 +234,7 @@ func (t *Tracker) run() {
 			return
 		case r := <-t.queue:
 			t.publish(r)
+			t.roomEvent(r)
 		case <-t.syncs:
 			t.publishSnapshot()
 		case <-snap:
@@ -301,6 +323,7 @@ func (t *Tracker) reap() {
 	t.mu.Unlock()
 	for _, r := range records {
 		t.publish(r)
+		t.roomEvent(r)
 	}
 	if len(dead) > 0 && leader {
 		t.log.Warn("presence: nodes lost; published their connections' leave and disconnect events", "nodes", dead, "records", len(records))
@@ -461,3 +484,48 @@ func (t *Tracker) Close() error {
 	<-t.done
 	return nil
 }
+
+// bucket is a token bucket for one room's presence envelopes.
+type bucket struct {
+	tokens float64
+	at     time.Time
+}
+
+// roomEvent sends a room's members a presence envelope for a join or
+// leave record, when enabled, the room is small enough and its budget
+// allows. It runs on the publisher goroutine.
+func (t *Tracker) roomEvent(r Record) {
+	ev := r.Event
+	if !t.cfg.RoomEvents || ev == nil || (ev.Type != core.EventJoin && ev.Type != core.EventLeave) {
+		return
+	}
+	members, _ := t.Members(t.ctx, ev.Room)
+	if len(members) > t.cfg.RoomEventsMaxMembers {
+		return
+	}
+	now := t.now()
+	b := t.buckets[ev.Room]
+	if b == nil {
+		if len(t.buckets) > 10000 { // forget idle rooms' budgets
+			clear(t.buckets)
+		}
+		b = &bucket{tokens: 2 * t.cfg.RoomEventsRate, at: now}
+		t.buckets[ev.Room] = b
+	}
+	b.tokens = min(2*t.cfg.RoomEventsRate, b.tokens+now.Sub(b.at).Seconds()*t.cfg.RoomEventsRate)
+	b.at = now
+	if b.tokens < 1 {
+		return
+	}
+	b.tokens--
+	data, _ := json.Marshal(map[string]string{"event": ev.Type, "user": ev.User, "conn": ev.Conn})
+	ctx, cancel := context.WithTimeout(t.ctx, t.cfg.Node.Config().BrokerTimeout)
+	defer cancel()
+	env := &core.Envelope{V: core.Version, Type: TypePresence, Room: ev.Room, From: ev.User, TS: now.UnixMilli(), Data: data}
+	if _, err := t.cfg.Node.Publish(ctx, core.RoomChannel(ev.Room), env); err != nil {
+		t.log.Debug("presence: room event not published", "room", ev.Room, "err", err)
+	}
+}
+
+// TypePresence is the envelope type of room presence events.
+const TypePresence = "presence"

@@ -95,7 +95,7 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 	authn = hooks.authenticator(authn)
 	events := &fanout{}
 	events.add(hooks.onEvent)
-	tracker := presence.New(presence.Config{Interval: cfg.PresenceInterval, TTL: cfg.PresenceTTL, Logger: logger})
+	tracker := presence.New(presence.Config{Interval: cfg.PresenceInterval, TTL: cfg.PresenceTTL, RoomEvents: cfg.PresenceEvents, Logger: logger})
 	events.add(tracker.OnEvent)
 	node, err := newNode(cfg, b, refresh, events.emit, tracker.Goodbye, logger)
 	if err != nil {
