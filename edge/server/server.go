@@ -28,6 +28,7 @@ import (
 	"github.com/switchboard-dev/switchboard/edge/config"
 	"github.com/switchboard-dev/switchboard/edge/presence"
 	"github.com/switchboard-dev/switchboard/edge/webclient"
+	"github.com/switchboard-dev/switchboard/edge/webhook"
 )
 
 // Server is one edge node.
@@ -205,7 +206,19 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 		return c.JSON(fiber.Map{"status": "ready"})
 	})
 	s.app.Get("/stats", func(c *fiber.Ctx) error {
-		return c.JSON(node.Stats())
+		out := struct {
+			core.Stats
+			Node     string                   `json:"node"`
+			Presence map[string]uint64        `json:"presence"`
+			Webhooks map[string]webhook.Stats `json:"webhooks,omitempty"`
+		}{Stats: node.Stats(), Node: node.ID(), Presence: map[string]uint64{"events_dropped": tracker.Dropped()}}
+		if hooks != nil {
+			out.Webhooks = map[string]webhook.Stats{}
+			for _, r := range []string{webhook.RouteConnect, webhook.RouteMessage, webhook.RouteDisconnect} {
+				out.Webhooks[r] = hooks.h.Stats(r)
+			}
+		}
+		return c.JSON(out)
 	})
 	return s, nil
 }

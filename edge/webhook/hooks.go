@@ -322,12 +322,12 @@ func (h *Hooks) Close() error {
 
 // Stats counts a route's calls since New.
 type Stats struct {
-	Calls    uint64 // calls started (not attempts)
-	Failures uint64 // calls that ended without a usable answer
-	Retries  uint64 // attempts beyond the first
-	Refused  uint64 // calls refused at once: breaker open, busy, closed
-	Dropped  uint64 // disconnect: events dropped (queue full, breaker open, shutdown)
-	Breaker  string // closed, open or half-open
+	Calls    uint64 `json:"calls"`    // calls started (not attempts)
+	Failures uint64 `json:"failures"` // calls that ended without a usable answer
+	Retries  uint64 `json:"retries"`  // attempts beyond the first
+	Refused  uint64 `json:"refused"`  // calls refused at once: breaker open, busy, closed
+	Dropped  uint64 `json:"dropped"`  // disconnect: events dropped (queue full, breaker open, shutdown)
+	Breaker  string `json:"breaker"`  // closed, open or half-open
 }
 
 // Stats returns the counters of route (RouteConnect, RouteMessage or
