@@ -320,7 +320,9 @@ class Client {
       this._schedule(this._delay(this._fails++), info);
       return;
     }
-    if (info.code === 1000 || info.code === 4001 || info.reconnect === false) {
+    // 1000: the server ended it deliberately; 4010: a backend
+    // disconnected this client; 4403: the connect webhook refused it.
+    if (info.code === 1000 || info.code === 4001 || info.code === 4010 || info.code === 4403 || info.reconnect === false) {
       this._rejectWaiters(new SwitchboardError(info.code === 4001 ? "unauthorized" : "closed", info.reason || "closed"));
       if (this._online) removeEventListener("online", this._online);
       this._rejectPending(closedError());
