@@ -121,8 +121,10 @@ type Config struct {
 	BeforeBrokerClose func(ctx context.Context)
 
 	// OnEvent, when set, receives every session lifecycle event (see
-	// Event), synchronously on the goroutine that caused it: it must not
-	// block (hand the event to a queue). Optional.
+	// Event), synchronously on the goroutine that caused it and possibly
+	// with the session's room lock held: it must not block and must not
+	// call back into the node or the session (hand the event to a
+	// queue). Optional.
 	OnEvent func(Event)
 
 	// Authenticator, when set, verifies the token of a refresh envelope

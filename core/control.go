@@ -59,6 +59,15 @@ func (n *Node) DisconnectUser(ctx context.Context, user string, d Disconnect) er
 // SendToConn delivers env to connection conn only, on whichever node
 // holds it. The envelope is not stored for resume.
 func (n *Node) SendToConn(ctx context.Context, conn string, env *Envelope) error {
+	if env == nil {
+		return Errorf(CodeBadRequest, "send: no envelope")
+	}
+	if err := ValidateType(env.Type); err != nil {
+		return err
+	}
+	if reserved[env.Type] {
+		return Errorf(CodeBadRequest, "send: type %q is built in; use a custom type", env.Type)
+	}
 	return n.command(ctx, control{Op: "send", Conn: conn, Envelope: env})
 }
 
@@ -88,35 +97,29 @@ func (n *Node) onControl(env *Envelope) {
 	if d.Code == 0 {
 		d = DisconnectByApp
 	}
-	switch c.Op {
-	case "disconnect", "send":
+	local := func() *Session {
 		if !strings.HasPrefix(c.Conn, n.prefix+"-") {
-			return // another node's connection
+			return nil // another node's connection
 		}
 		n.mu.Lock()
-		s := n.byID[c.Conn]
-		n.mu.Unlock()
-		if s == nil {
-			return
-		}
-		if c.Op == "send" && c.Envelope != nil {
+		defer n.mu.Unlock()
+		return n.byID[c.Conn]
+	}
+	switch c.Op {
+	case "send":
+		if s := local(); s != nil && c.Envelope != nil && !reserved[c.Envelope.Type] && ValidateType(c.Envelope.Type) == nil {
 			if err := s.Send(c.Envelope); err != nil {
 				n.log.Debug("control send failed", "conn", c.Conn, "err", err)
 			}
-			return
 		}
-		n.log.Info("disconnect by the application", append(s.logAttrs(), "code", d.Code, "reason", d.Reason)...)
-		s.closeAsync(d)
+	case "disconnect":
+		if s := local(); s != nil {
+			n.log.Info("disconnect by the application", append(s.logAttrs(), "code", d.Code, "reason", d.Reason)...)
+			s.closeAsync(d)
+		}
 	case "disconnect_user":
-		n.mu.Lock()
-		var targets []*Session
-		for s := range n.sessions {
-			if s.user == c.User {
-				targets = append(targets, s)
-			}
-		}
-		n.mu.Unlock()
-		for _, s := range targets {
+		// The hub indexes sessions by user channel: no scan of the node.
+		for _, s := range n.hub.sessions(UserChannel(c.User)) {
 			n.log.Info("disconnect by the application", append(s.logAttrs(), "code", d.Code, "reason", d.Reason)...)
 			s.closeAsync(d)
 		}

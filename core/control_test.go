@@ -35,6 +35,12 @@ func TestControlCommands(t *testing.T) {
 		t.Fatalf("send: %s", env.Encode())
 	}
 	a1.expectQuiet() // only b got it
+	for _, env := range []*core.Envelope{nil, {V: 1, Type: core.TypeWelcome}, {V: 1, Type: "Bad Type"}} {
+		if err := n.SendToConn(ctx, b.s.ID(), env); core.ErrorCode(err) != core.CodeBadRequest {
+			t.Fatalf("SendToConn(%v) = %v, want bad_request", env, err)
+		}
+	}
+	b.expectQuiet() // and it was neither sent nor disconnected
 
 	// Unknown connections (this node's prefix or another's) are ignored.
 	for _, conn := range []string{n.ID() + "-zzz", "OTHERNODE-1"} {

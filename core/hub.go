@@ -129,6 +129,18 @@ func (h *Hub) broadcast(channel string, frame []byte, id string, pol SlowPolicy)
 	return n
 }
 
+// sessions returns the local members of channel.
+func (h *Hub) sessions(channel string) []*Session {
+	sh := h.shard(channel)
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	out := make([]*Session, 0, len(sh.chans[channel]))
+	for s := range sh.chans[channel] {
+		out = append(out, s)
+	}
+	return out
+}
+
 // Members returns how many local sessions are in channel.
 func (h *Hub) Members(channel string) int {
 	sh := h.shard(channel)

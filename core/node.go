@@ -227,10 +227,12 @@ func (n *Node) Accept(ctx context.Context, t Transport, req ConnectRequest) (*Se
 		n.perIP[req.ClientIP]++
 		s.ip = req.ClientIP
 	}
+	s.announced = make(chan struct{})
 	n.sessions[s] = struct{}{}
 	n.byID[s.id] = s
 	n.mu.Unlock()
 	n.emit(s, EventConnect, "", nil)
+	close(s.announced) // detach waits for it: connect is always reported first
 
 	fail := func(err error) (*Session, error) {
 		n.log.Error("connect failed", append(s.logAttrs(), "err", err)...)
@@ -390,6 +392,9 @@ func (s *Session) leaveAll() []string {
 
 // detach removes an ended session from the hub and the node.
 func (n *Node) detach(s *Session, d Disconnect) {
+	if s.announced != nil {
+		<-s.announced
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.BrokerTimeout)
 	defer cancel()
 	for _, room := range s.leaveAll() {

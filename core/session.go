@@ -25,6 +25,9 @@ type Session struct {
 	remote string
 	ip     string // counted in Node.perIP; empty when not counted
 	meta   map[string]string
+	// announced is closed once the connect event was reported; nil for
+	// sessions never registered (stateless).
+	announced chan struct{}
 	// eventful: lifecycle events are reported (not for Ephemeral
 	// transports or stateless requests).
 	eventful bool
