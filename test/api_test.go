@@ -59,6 +59,10 @@ func TestAPIAcrossNodes(t *testing.T) {
 		t.Fatalf("retried publish: %d %v", status, dup)
 	}
 
+	// The same key for a different request is refused, not mistaken.
+	if status, res := apiCall(t, b, "POST", "/api/v1/publish", apiKey, `{"room":"news","data":{"headline":"other"},"idempotency_key":"k1"}`); status != 422 {
+		t.Fatalf("reused key: %d %v", status, res)
+	}
 	apiCall(t, a, "POST", "/api/v1/publish", apiKey, `{"to":"bob","data":"psst","from":"support"}`)
 	if d := bob.expect(core.TypeDirect); d.To != "bob" || d.From != "support" || string(d.Data) != `"psst"` {
 		t.Fatalf("direct %s", d.Encode())

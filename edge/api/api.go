@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -225,8 +226,11 @@ func (a *api) publishOne(ctx context.Context, req PublishRequest) (PublishResult
 	if len(key) > MaxIdempotencyKey {
 		return errResult(core.Errorf(core.CodeBadRequest, "idempotency_key longer than %d bytes", MaxIdempotencyKey)), fiber.StatusBadRequest
 	}
+	fp := fingerprint(req)
 	if key != "" {
-		prior, claimed, err := a.cfg.Idempotency.Claim(ctx, key)
+		// A crashed call frees its claim after twice the broker timeout.
+		hold := 2*a.cfg.Node.Config().BrokerTimeout + time.Second
+		prior, claimed, err := a.cfg.Idempotency.Claim(ctx, key, hold)
 		switch {
 		case err != nil:
 			a.cfg.Logger.Warn("api: idempotency store failed", "err", err)
@@ -234,31 +238,55 @@ func (a *api) publishOne(ctx context.Context, req PublishRequest) (PublishResult
 		case !claimed && prior == "":
 			return errResult(core.Errorf("in_progress", "a call with this idempotency_key is in progress; retry later")), fiber.StatusConflict
 		case !claimed:
-			return PublishResult{ID: prior, Duplicate: true}, fiber.StatusOK
+			pfp, pid, _ := strings.Cut(prior, " ")
+			switch {
+			case pfp != fp:
+				return errResult(core.Errorf("idempotency_key_reused", "this idempotency_key was used for a different request")), fiber.StatusUnprocessableEntity
+			case pid == unconfirmed:
+				return errResult(core.Errorf(core.CodeUnconfirmed, "the first call with this idempotency_key was appended but not confirmed; it will most likely be delivered")), fiber.StatusAccepted
+			}
+			return PublishResult{ID: pid, Duplicate: true}, fiber.StatusOK
 		}
 	}
 	id, err := a.cfg.Node.Publish(ctx, channel, env)
 	if err != nil {
-		if key != "" {
-			if core.ErrorCode(err) == core.CodeUnconfirmed {
-				// Appended but not confirmed: a retry must not publish again.
-				_ = a.cfg.Idempotency.Complete(ctx, key, "unconfirmed")
-			} else {
-				_ = a.cfg.Idempotency.Release(ctx, key)
-			}
-		}
 		status := fiber.StatusServiceUnavailable
 		if core.ErrorCode(err) == core.CodeUnconfirmed {
 			status = fiber.StatusAccepted
 		}
+		if key != "" {
+			var serr error
+			if status == fiber.StatusAccepted {
+				// Appended but not confirmed: a retry must not publish again.
+				serr = a.cfg.Idempotency.Complete(ctx, key, fp+" "+unconfirmed)
+			} else {
+				serr = a.cfg.Idempotency.Release(ctx, key)
+			}
+			if serr != nil {
+				a.cfg.Logger.Warn("api: idempotency store failed after a failed publish; the key frees itself after its hold", "err", serr)
+			}
+		}
 		return errResult(err), status
 	}
 	if key != "" {
-		if err := a.cfg.Idempotency.Complete(ctx, key, id); err != nil {
-			a.cfg.Logger.Warn("api: idempotency store failed after publishing", "key", key, "err", err)
+		if err := a.cfg.Idempotency.Complete(ctx, key, fp+" "+id); err != nil {
+			a.cfg.Logger.Warn("api: idempotency store failed after publishing: a retry within the hold answers in_progress, later ones publish again", "err", err)
 		}
 	}
 	return PublishResult{ID: id}, fiber.StatusOK
+}
+
+// unconfirmed marks a key whose publish was appended but not confirmed.
+const unconfirmed = "unconfirmed"
+
+// fingerprint identifies a publish request without its idempotency key,
+// so a key reused for something else is caught.
+func fingerprint(req PublishRequest) string {
+	req.IdempotencyKey = ""
+	req.Data = compact(req.Data)
+	b, _ := json.Marshal(req)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:12])
 }
 
 // envelopeFor builds the envelope and broker channel of a publish.

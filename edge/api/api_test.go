@@ -89,22 +89,28 @@ func TestMemoryStore(t *testing.T) {
 	m := NewMemoryStore(10 * time.Minute)
 	now := m.now()
 	m.now = func() time.Time { return now }
-	if _, ok, _ := m.Claim(ctx, "k"); !ok {
+	hold := 10 * time.Second
+	if _, ok, _ := m.Claim(ctx, "k", hold); !ok {
 		t.Fatal("first claim refused")
 	}
-	if prior, ok, _ := m.Claim(ctx, "k"); ok || prior != "" {
+	if prior, ok, _ := m.Claim(ctx, "k", hold); ok || prior != "" {
 		t.Fatalf("claim in progress: %q %v", prior, ok)
 	}
+	now = now.Add(11 * time.Second) // the first call crashed: its hold ends
+	if _, ok, _ := m.Claim(ctx, "k", hold); !ok {
+		t.Fatal("abandoned claim not freed after its hold")
+	}
 	_ = m.Complete(ctx, "k", "id-1")
-	if prior, ok, _ := m.Claim(ctx, "k"); ok || prior != "id-1" {
+	now = now.Add(5 * time.Minute) // completed keys last the TTL
+	if prior, ok, _ := m.Claim(ctx, "k", hold); ok || prior != "id-1" {
 		t.Fatalf("completed: %q %v", prior, ok)
 	}
-	now = now.Add(11 * time.Minute)
-	if _, ok, _ := m.Claim(ctx, "k"); !ok {
+	now = now.Add(6 * time.Minute)
+	if _, ok, _ := m.Claim(ctx, "k", hold); !ok {
 		t.Fatal("expired key not claimable")
 	}
 	_ = m.Release(ctx, "k")
-	if _, ok, _ := m.Claim(ctx, "k"); !ok {
+	if _, ok, _ := m.Claim(ctx, "k", hold); !ok {
 		t.Fatal("released key not claimable")
 	}
 }

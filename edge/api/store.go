@@ -12,15 +12,21 @@ import (
 // Store remembers idempotency keys for a while, so a publish retried
 // with the same key is not published twice.
 type Store interface {
-	// Claim reserves key. claimed is true for the first call; otherwise
-	// prior is the id a completed call published, or "" while the first
-	// call is still in progress.
-	Claim(ctx context.Context, key string) (prior string, claimed bool, err error)
-	// Complete records the id the claimed call published.
-	Complete(ctx context.Context, key, id string) error
+	// Claim reserves key for holdFor (a call that crashes frees it then).
+	// claimed is true for the first call; otherwise value is what a
+	// completed call stored, or "" while another call holds the claim.
+	Claim(ctx context.Context, key string, holdFor time.Duration) (value string, claimed bool, err error)
+	// Complete stores value for the claimed key, kept for the store's TTL.
+	Complete(ctx context.Context, key, value string) error
 	// Release forgets a claim whose call failed, so a retry publishes.
 	Release(ctx context.Context, key string) error
 }
+
+// ErrStoreFull is returned by MemoryStore.Claim at MaxEntries.
+var ErrStoreFull = errors.New("switchboard/edge/api: idempotency store full")
+
+// MaxEntries bounds a MemoryStore.
+const MaxEntries = 100_000
 
 // pending marks a claimed key whose call has not completed.
 const pending = "\x00pending"
@@ -46,7 +52,7 @@ func NewMemoryStore(ttl time.Duration) *MemoryStore {
 	return &MemoryStore{ttl: ttl, now: time.Now, entries: make(map[string]memEntry)}
 }
 
-func (m *MemoryStore) Claim(_ context.Context, key string) (string, bool, error) {
+func (m *MemoryStore) Claim(_ context.Context, key string, holdFor time.Duration) (string, bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := m.now()
@@ -64,7 +70,17 @@ func (m *MemoryStore) Claim(_ context.Context, key string) (string, bool, error)
 		}
 		return e.id, false, nil
 	}
-	m.entries[key] = memEntry{id: pending, expires: now.Add(m.ttl)}
+	if len(m.entries) >= MaxEntries {
+		for k, e := range m.entries {
+			if now.After(e.expires) {
+				delete(m.entries, k)
+			}
+		}
+		if len(m.entries) >= MaxEntries {
+			return "", false, ErrStoreFull
+		}
+	}
+	m.entries[key] = memEntry{id: pending, expires: now.Add(holdFor)}
 	return "", true, nil
 }
 
@@ -104,8 +120,8 @@ func (r *RedisStore) Close() error { return r.client.Close() }
 
 func (r *RedisStore) name(key string) string { return "switchboard:idem:" + key }
 
-func (r *RedisStore) Claim(ctx context.Context, key string) (string, bool, error) {
-	ok, err := r.client.SetNX(ctx, r.name(key), pending, r.ttl).Result()
+func (r *RedisStore) Claim(ctx context.Context, key string, holdFor time.Duration) (string, bool, error) {
+	ok, err := r.client.SetNX(ctx, r.name(key), pending, holdFor).Result()
 	if err != nil {
 		return "", false, err
 	}
@@ -114,7 +130,7 @@ func (r *RedisStore) Claim(ctx context.Context, key string) (string, bool, error
 	}
 	v, err := r.client.Get(ctx, r.name(key)).Result()
 	if errors.Is(err, redis.Nil) { // expired between the two calls: claim again
-		return r.Claim(ctx, key)
+		return r.Claim(ctx, key, holdFor)
 	}
 	if err != nil {
 		return "", false, err

@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -112,19 +113,25 @@ type Tracker struct {
 
 	mu    sync.Mutex
 	nodes map[string]*nodeState
-	syncs chan struct{} // a sync request arrived: publish a snapshot
+	rooms map[string]map[member]struct{} // room → its connections, cluster-wide
+	syncs chan struct{}                  // a sync request arrived: publish a snapshot
+	fence chan struct{}                  // this node was declared dead: end its sessions
 
 	buckets map[string]*bucket // room → presence envelope budget; run goroutine only
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	done   chan struct{}
-	now    func() time.Time
+	stop chan struct{} // ends run (Close, Goodbye)
+	done chan struct{} // closed when run has returned
+	once sync.Once
+	now  func() time.Time
 }
+
+type member struct{ node, conn string }
 
 type nodeState struct {
 	lastSeen time.Time
+	ttl      time.Duration // from its leases; Config.TTL until one arrives
 	gone     bool
+	goneAt   time.Time
 	handled  bool // this node published the dead node's goodbyes
 	conns    map[string]*connState
 }
@@ -159,8 +166,9 @@ func New(cfg Config) *Tracker {
 	}
 	return &Tracker{
 		cfg: cfg, queue: make(chan Record, cfg.QueueSize),
-		nodes: make(map[string]*nodeState), syncs: make(chan struct{}, 1), buckets: make(map[string]*bucket),
-		done: make(chan struct{}), now: time.Now,
+		nodes: make(map[string]*nodeState), rooms: make(map[string]map[member]struct{}),
+		syncs: make(chan struct{}, 1), fence: make(chan struct{}, 1), buckets: make(map[string]*bucket),
+		stop: make(chan struct{}), done: make(chan struct{}), now: time.Now,
 	}
 }
 
@@ -195,9 +203,9 @@ func (t *Tracker) Start(node *core.Node) error {
 	t.state(t.self).lastSeen = t.now()
 	t.mu.Unlock()
 	if err := t.cfg.Node.Consume(context.Background(), Channel, t.apply); err != nil {
+		close(t.done)
 		return err
 	}
-	t.ctx, t.cancel = context.WithCancel(context.Background())
 	go t.run()
 	t.enqueue(Record{Kind: "sync", Node: t.self})
 	t.enqueue(t.lease())
@@ -216,8 +224,8 @@ func (t *Tracker) lease() Record {
 	return Record{Kind: "lease", Node: t.self, TTLMillis: t.cfg.TTL.Milliseconds()}
 }
 
-// run publishes queued records, renews the lease, re-publishes snapshots
-// and declares dead nodes.
+// run publishes queued records, renews the lease, re-publishes snapshots,
+// declares dead nodes and fences this node when it was declared dead.
 func (t *Tracker) run() {
 	defer close(t.done)
 	lease := time.NewTicker(t.cfg.Interval)
@@ -230,33 +238,43 @@ func (t *Tracker) run() {
 	}
 	for {
 		select {
-		case <-t.ctx.Done():
+		case <-t.stop:
+			return
+		default:
+		}
+		select {
+		case <-t.stop:
 			return
 		case r := <-t.queue:
-			t.publish(r)
+			t.publish(context.Background(), r)
 			t.roomEvent(r)
 		case <-t.syncs:
 			t.publishSnapshot()
 		case <-snap:
 			t.publishSnapshot()
+		case <-t.fence:
+			t.fenceSelf()
 		case <-lease.C:
-			t.publish(t.lease())
+			t.publish(context.Background(), t.lease())
 			t.reap()
 		}
 	}
 }
 
-func (t *Tracker) publish(r Record) {
+// publish sends one record, bounded by the broker timeout (and ctx).
+func (t *Tracker) publish(ctx context.Context, r Record) error {
 	data, err := json.Marshal(r)
 	if err != nil {
 		t.log.Error("presence: encode record", "err", err)
-		return
+		return err
 	}
-	ctx, cancel := context.WithTimeout(t.ctx, t.cfg.Node.Config().BrokerTimeout)
+	ctx, cancel := context.WithTimeout(ctx, t.cfg.Node.Config().BrokerTimeout)
 	defer cancel()
 	if _, err := t.cfg.Node.Publish(ctx, Channel, &core.Envelope{V: core.Version, Type: EnvelopeType, Data: data}); err != nil {
 		t.log.Warn("presence: publish failed", "kind", r.Kind, "err", err)
+		return err
 	}
+	return nil
 }
 
 // publishSnapshot publishes this node's live connections, in chunks.
@@ -271,63 +289,108 @@ func (t *Tracker) publishSnapshot() {
 	parts := max(1, (len(own)+snapshotChunk-1)/snapshotChunk)
 	for i := range parts {
 		chunk := own[i*snapshotChunk : min(len(own), (i+1)*snapshotChunk)]
-		t.publish(Record{Kind: "snapshot", Node: t.self, Part: i, Parts: parts, Conns: chunk})
+		if t.publish(context.Background(), Record{Kind: "snapshot", Node: t.self, Part: i, Parts: parts, Conns: chunk}) != nil {
+			return
+		}
 	}
 }
 
-// reap declares nodes silent for TTL dead. The smallest live node id
-// publishes their connections' leave and disconnect events; everyone
-// stops counting them at once.
+// fenceSelf ends every session of this node after the cluster declared
+// it dead (its lease was late): the survivors already reported those
+// connections' disconnects, so making that true keeps the log honest.
+// Clients get 1012 and resume, here or elsewhere, with fresh connects.
+func (t *Tracker) fenceSelf() {
+	sessions := t.cfg.Node.Sessions()
+	t.log.Error("presence: this node was declared dead (its lease arrived late); closing its connections so they resume", "connections", len(sessions))
+	for _, s := range sessions {
+		go s.Close(core.DisconnectShutdown)
+	}
+	t.publish(context.Background(), t.lease())
+}
+
+// alive reports whether node n counts as live at now. This node counts
+// only when its own lease came back in time: a node whose delivery stalls
+// must not take itself for the last one standing and reap the cluster.
+func (t *Tracker) alive(n *nodeState, now time.Time) bool {
+	return !n.gone && now.Sub(n.lastSeen) <= n.ttl
+}
+
+// reap declares nodes silent past their TTL dead. The smallest live node
+// id publishes their connections' leave and disconnect events (marking a
+// node handled only once all of them went out, so a broker glitch is
+// retried at the next lease); nodes gone long ago are forgotten.
 func (t *Tracker) reap() {
 	now := t.now()
 	t.mu.Lock()
-	var live []string
-	var dead []string
+	var live, dead []string
 	for id, n := range t.nodes {
 		switch {
-		case id == t.self || now.Sub(n.lastSeen) <= t.cfg.TTL:
-			if !n.gone {
-				live = append(live, id)
+		case n.gone:
+			if now.Sub(n.goneAt) > 10*n.ttl {
+				delete(t.nodes, id)
 			}
+		case t.alive(n, now):
+			live = append(live, id)
 		case !n.handled:
 			dead = append(dead, id)
 		}
 	}
 	slices.Sort(live)
 	leader := len(live) > 0 && live[0] == t.self
-	var records []Record
-	for _, id := range dead {
-		n := t.nodes[id]
-		if !leader {
-			continue
+	batches := map[string][]Record{}
+	if leader {
+		for _, id := range dead {
+			batches[id] = goodbyes(id, t.nodes[id], now)
 		}
-		n.handled = true
-		for conn, c := range n.conns {
-			base := core.Event{Node: id, Conn: conn, User: c.user, Transport: c.transport, Meta: c.meta, Time: now}
-			rooms := make([]string, 0, len(c.rooms))
-			for r := range c.rooms {
-				rooms = append(rooms, r)
-			}
-			slices.Sort(rooms)
-			for _, r := range rooms {
-				ev := base
-				ev.Type, ev.Room = core.EventLeave, r
-				records = append(records, Record{ID: id + ":" + conn + ":leave:" + r, Kind: "event", Node: id, Event: &ev, Synthetic: true})
-			}
-			ev := base
-			ev.Type, ev.Code, ev.Reason = core.EventDisconnect, 1006, "node lost"
-			records = append(records, Record{ID: id + ":" + conn + ":disconnect", Kind: "event", Node: id, Event: &ev, Synthetic: true})
-		}
-		records = append(records, Record{Kind: "gone", Node: id})
 	}
 	t.mu.Unlock()
-	for _, r := range records {
-		t.publish(r)
-		t.roomEvent(r)
+	for id, records := range batches {
+		ok := true
+		for _, r := range records {
+			if t.publish(context.Background(), r) != nil {
+				ok = false
+				break
+			}
+			t.roomEvent(r)
+		}
+		if !ok {
+			continue // deterministic ids: the next attempt may repeat some
+		}
+		t.mu.Lock()
+		if n := t.nodes[id]; n != nil {
+			n.handled = true
+		}
+		t.mu.Unlock()
+		t.log.Warn("presence: node lost; published its connections' leave and disconnect events", "node", id, "records", len(records))
 	}
-	if len(dead) > 0 && leader {
-		t.log.Warn("presence: nodes lost; published their connections' leave and disconnect events", "nodes", dead, "records", len(records))
+}
+
+// goodbyes are the records a survivor publishes for dead node id.
+func goodbyes(id string, n *nodeState, now time.Time) []Record {
+	var records []Record
+	conns := make([]string, 0, len(n.conns))
+	for c := range n.conns {
+		conns = append(conns, c)
 	}
+	slices.Sort(conns)
+	for _, conn := range conns {
+		c := n.conns[conn]
+		base := core.Event{Node: id, Conn: conn, User: c.user, Transport: c.transport, Meta: c.meta, Time: now}
+		rooms := make([]string, 0, len(c.rooms))
+		for r := range c.rooms {
+			rooms = append(rooms, r)
+		}
+		slices.Sort(rooms)
+		for _, r := range rooms {
+			ev := base
+			ev.Type, ev.Room = core.EventLeave, r
+			records = append(records, Record{ID: id + ":" + conn + ":leave:" + r, Kind: "event", Node: id, Event: &ev, Synthetic: true})
+		}
+		ev := base
+		ev.Type, ev.Code, ev.Reason = core.EventDisconnect, 1006, "node lost"
+		records = append(records, Record{ID: id + ":" + conn + ":disconnect", Kind: "event", Node: id, Event: &ev, Synthetic: true})
+	}
+	return append(records, Record{Kind: "gone", Node: id})
 }
 
 // apply folds one record from the log into the table. It runs on the
@@ -340,23 +403,34 @@ func (t *Tracker) apply(d core.Delivery) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	n := t.state(r.Node)
+	if r.Node == t.self && (r.Synthetic || (r.Kind == "gone" && !t.leaving())) {
+		// The cluster declared this node dead: fence (once per episode).
+		select {
+		case t.fence <- struct{}{}:
+		default:
+		}
+	}
 	if !r.Synthetic && r.Kind != "gone" {
 		n.lastSeen = t.now()
 		n.gone, n.handled = false, false
 	}
 	switch r.Kind {
+	case "lease":
+		if r.TTLMillis > 0 {
+			n.ttl = time.Duration(r.TTLMillis) * time.Millisecond
+		}
 	case "event":
-		t.applyEvent(n, r.Event)
+		t.applyEvent(r.Node, n, r.Event)
 	case "snapshot":
 		if r.Part == 0 {
-			n.conns = make(map[string]*connState)
+			t.dropConns(r.Node, n)
 		}
 		for _, c := range r.Conns {
 			cs := &connState{user: c.User, transport: c.Transport, meta: c.Meta, rooms: map[string]bool{}}
-			for _, room := range c.Rooms {
-				cs.rooms[room] = true
-			}
 			n.conns[c.Conn] = cs
+			for _, room := range c.Rooms {
+				t.joinRoom(r.Node, c.Conn, cs, room)
+			}
 		}
 	case "sync":
 		if r.Node != t.self {
@@ -366,12 +440,22 @@ func (t *Tracker) apply(d core.Delivery) {
 			}
 		}
 	case "gone":
-		n.gone = true
-		n.conns = make(map[string]*connState)
+		n.gone, n.goneAt = true, t.now()
+		t.dropConns(r.Node, n)
 	}
 }
 
-func (t *Tracker) applyEvent(n *nodeState, ev *core.Event) {
+// leaving reports whether this node is saying goodbye itself.
+func (t *Tracker) leaving() bool {
+	select {
+	case <-t.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+func (t *Tracker) applyEvent(node string, n *nodeState, ev *core.Event) {
 	if ev == nil {
 		return
 	}
@@ -380,60 +464,64 @@ func (t *Tracker) applyEvent(n *nodeState, ev *core.Event) {
 		n.conns[ev.Conn] = &connState{user: ev.User, transport: ev.Transport, meta: ev.Meta, rooms: map[string]bool{}}
 	case core.EventJoin:
 		if c := n.conns[ev.Conn]; c != nil {
-			c.rooms[ev.Room] = true
+			t.joinRoom(node, ev.Conn, c, ev.Room)
 		}
 	case core.EventLeave:
 		if c := n.conns[ev.Conn]; c != nil {
-			delete(c.rooms, ev.Room)
+			t.leaveRoom(node, ev.Conn, c, ev.Room)
 		}
 	case core.EventDisconnect:
-		delete(n.conns, ev.Conn)
+		if c := n.conns[ev.Conn]; c != nil {
+			for room := range c.rooms {
+				t.leaveRoom(node, ev.Conn, c, room)
+			}
+			delete(n.conns, ev.Conn)
+		}
 	}
+}
+
+// joinRoom, leaveRoom and dropConns keep the room index in step with the
+// node table. Called with t.mu held.
+func (t *Tracker) joinRoom(node, conn string, c *connState, room string) {
+	c.rooms[room] = true
+	m := t.rooms[room]
+	if m == nil {
+		m = make(map[member]struct{})
+		t.rooms[room] = m
+	}
+	m[member{node, conn}] = struct{}{}
+}
+
+func (t *Tracker) leaveRoom(node, conn string, c *connState, room string) {
+	delete(c.rooms, room)
+	if m := t.rooms[room]; m != nil {
+		delete(m, member{node, conn})
+		if len(m) == 0 {
+			delete(t.rooms, room)
+		}
+	}
+}
+
+func (t *Tracker) dropConns(node string, n *nodeState) {
+	for conn, c := range n.conns {
+		for room := range c.rooms {
+			t.leaveRoom(node, conn, c, room)
+		}
+	}
+	n.conns = make(map[string]*connState)
 }
 
 func (t *Tracker) state(id string) *nodeState {
 	n := t.nodes[id]
 	if n == nil {
-		n = &nodeState{conns: make(map[string]*connState), lastSeen: t.now()}
+		n = &nodeState{conns: make(map[string]*connState), lastSeen: t.now(), ttl: t.cfg.TTL}
 		t.nodes[id] = n
 	}
 	return n
 }
 
-// conns lists node's connections (in room, if room is not empty), sorted
-// by connection id. Called with t.mu held.
-func (t *Tracker) conns(node, room string) []Conn {
-	n := t.nodes[node]
-	if n == nil {
-		return nil
-	}
-	out := make([]Conn, 0, len(n.conns))
-	for id, c := range n.conns {
-		if room != "" && !c.rooms[room] {
-			continue
-		}
-		rooms := make([]string, 0, len(c.rooms))
-		for r := range c.rooms {
-			rooms = append(rooms, r)
-		}
-		slices.Sort(rooms)
-		out = append(out, Conn{Conn: id, User: c.user, Node: node, Transport: c.transport, Rooms: rooms, Meta: c.meta})
-	}
-	slices.SortFunc(out, func(a, b Conn) int { return compare(a.Conn, b.Conn) })
-	return out
-}
-
-func compare(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
-// Members lists the connections in room on every live node.
+// Members lists the connections in room on every live node, sorted by
+// node and connection id. It costs the room's size, not the cluster's.
 func (t *Tracker) Members(_ context.Context, room string) ([]Conn, error) {
 	if t.self == "" {
 		return nil, errors.New("presence: not started")
@@ -441,48 +529,73 @@ func (t *Tracker) Members(_ context.Context, room string) ([]Conn, error) {
 	now := t.now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	var out []Conn
-	for id, n := range t.nodes {
-		if n.gone || (id != t.self && now.Sub(n.lastSeen) > t.cfg.TTL) {
+	out := make([]Conn, 0, len(t.rooms[room]))
+	for m := range t.rooms[room] {
+		n := t.nodes[m.node]
+		if n == nil || (m.node != t.self && !t.alive(n, now)) {
 			continue
 		}
-		out = append(out, t.conns(id, room)...)
+		c := n.conns[m.conn]
+		rooms := make([]string, 0, len(c.rooms))
+		for r := range c.rooms {
+			rooms = append(rooms, r)
+		}
+		slices.Sort(rooms)
+		out = append(out, Conn{Conn: m.conn, User: c.user, Node: m.node, Transport: c.transport, Rooms: rooms, Meta: c.meta})
 	}
-	slices.SortFunc(out, func(a, b Conn) int { return compare(a.Node+a.Conn, b.Node+b.Conn) })
+	slices.SortFunc(out, func(a, b Conn) int { return strings.Compare(a.Node+"/"+a.Conn, b.Node+"/"+b.Conn) })
 	return out, nil
 }
 
-// Goodbye publishes what is queued (this node's final disconnects) and a
-// "gone" record, so the others drop this node at once instead of after
-// TTL. Use it as the node's BeforeBrokerClose; it stops the publisher.
+// roomSize is the number of connections in room, cluster-wide.
+func (t *Tracker) roomSize(room string) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.rooms[room])
+}
+
+// Goodbye stops the publisher, publishes what is still queued (this
+// node's final disconnects) and a "gone" record, so the others drop this
+// node at once instead of after its TTL. It is the node's
+// BeforeBrokerClose and is bounded by ctx.
 func (t *Tracker) Goodbye(ctx context.Context) {
-	if t.cancel == nil {
+	if !t.halt() {
 		return
 	}
-	t.cancel()
-	<-t.done
-	t.ctx = ctx
-	for {
+	for ctx.Err() == nil {
 		select {
 		case r := <-t.queue:
-			t.publish(r)
+			t.publish(ctx, r)
 			continue
 		default:
 		}
 		break
 	}
-	t.publish(Record{Kind: "gone", Node: t.self})
+	if ctx.Err() != nil {
+		t.log.Warn("presence: shutdown ended before every lifecycle event was published", "left", len(t.queue))
+	}
+	t.publish(ctx, Record{Kind: "gone", Node: t.self})
 }
 
 // Close stops the publisher without a goodbye (tests; a node that
 // crashes says none).
 func (t *Tracker) Close() error {
-	if t.cancel == nil {
-		return nil
-	}
-	t.cancel()
-	<-t.done
+	t.halt()
 	return nil
+}
+
+// halt stops run and waits for it; it reports whether this call did.
+func (t *Tracker) halt() bool {
+	first := false
+	t.once.Do(func() {
+		first = true
+		close(t.stop)
+	})
+	if t.self == "" { // never started: no publisher to wait for
+		return false
+	}
+	<-t.done
+	return first
 }
 
 // bucket is a token bucket for one room's presence envelopes.
@@ -499,8 +612,7 @@ func (t *Tracker) roomEvent(r Record) {
 	if !t.cfg.RoomEvents || ev == nil || (ev.Type != core.EventJoin && ev.Type != core.EventLeave) {
 		return
 	}
-	members, _ := t.Members(t.ctx, ev.Room)
-	if len(members) > t.cfg.RoomEventsMaxMembers {
+	if t.roomSize(ev.Room) > t.cfg.RoomEventsMaxMembers {
 		return
 	}
 	now := t.now()
@@ -519,7 +631,7 @@ func (t *Tracker) roomEvent(r Record) {
 	}
 	b.tokens--
 	data, _ := json.Marshal(map[string]string{"event": ev.Type, "user": ev.User, "conn": ev.Conn})
-	ctx, cancel := context.WithTimeout(t.ctx, t.cfg.Node.Config().BrokerTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), t.cfg.Node.Config().BrokerTimeout)
 	defer cancel()
 	env := &core.Envelope{V: core.Version, Type: TypePresence, Room: ev.Room, From: ev.User, TS: now.UnixMilli(), Data: data}
 	if _, err := t.cfg.Node.Publish(ctx, core.RoomChannel(ev.Room), env); err != nil {

@@ -100,6 +100,13 @@ func TestTrackerTableAndDeadNodes(t *testing.T) {
 	if got := users(t, tr, "r"); got != "" {
 		t.Fatalf("a silent node still listed: %s", got)
 	}
+	// Our own lease must have come back recently for us to lead.
+	pub(Record{Kind: "lease", Node: self, TTLMillis: 10000})
+	eventually(t, "our lease back", func() bool {
+		tr.mu.Lock()
+		defer tr.mu.Unlock()
+		return tr.alive(tr.nodes[self], clk.get())
+	})
 	first, _ := node.Head(context.Background())
 	tr.reap()
 	res, err := node.History(context.Background(), core.HistoryRequest{Channels: []string{Channel}, Since: first, Limit: 10})
@@ -122,5 +129,38 @@ func TestTrackerTableAndDeadNodes(t *testing.T) {
 	res, _ = node.History(context.Background(), core.HistoryRequest{Channels: []string{Channel}, Since: first, Limit: 10})
 	if n := len(res.Envelopes); n != 3 {
 		t.Fatalf("reaped twice: %d records", n)
+	}
+}
+
+// TestTrackerFencesItselfWhenDeclaredDead: if the cluster declares this
+// node dead (its lease was late), it closes its connections with 1012 so
+// the survivors' disconnect records become true and clients resume.
+func TestTrackerFencesItselfWhenDeclaredDead(t *testing.T) {
+	tr := New(Config{Interval: time.Hour, SnapshotEvery: -1})
+	b, err := memory.New(memory.Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	node, err := core.NewNode(core.Config{OnEvent: tr.OnEvent, BeforeBrokerClose: tr.Goodbye}, b, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Start(node); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = node.Shutdown(context.Background()) })
+	tp := coretest.NewTransport()
+	if _, err := node.Accept(context.Background(), tp, core.ConnectRequest{User: "ann"}); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := json.Marshal(Record{Kind: "gone", Node: node.ID()})
+	if _, err := node.Publish(context.Background(), Channel, &core.Envelope{V: 1, Type: EnvelopeType, Data: data}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	d, err := tp.WaitClosed(ctx)
+	if err != nil || d != core.DisconnectShutdown {
+		t.Fatalf("closed with %v (%v), want 1012", d, err)
 	}
 }
