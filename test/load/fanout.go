@@ -1,0 +1,258 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"runtime"
+	"strconv"
+	"time"
+
+	"github.com/switchboard-dev/switchboard/test/load/edgeproc"
+)
+
+// latencyMS are publish→deliver latencies in milliseconds, measured by the
+// subscriber from the send time embedded in the payload.
+type latencyMS struct {
+	P50  float64 `json:"p50"`
+	P99  float64 `json:"p99"`
+	P999 float64 `json:"p999"`
+	Max  float64 `json:"max"`
+}
+
+// usage is a process's CPU and memory over a step.
+type usage struct {
+	CPUCores   float64 `json:"cpu_cores"` // CPU seconds per wall second
+	RSSBytes   uint64  `json:"rss_bytes,omitempty"`
+	Goroutines int     `json:"goroutines,omitempty"`
+	Threads    int     `json:"threads,omitempty"`
+	GOMAXPROCS int     `json:"gomaxprocs,omitempty"`
+}
+
+// fanoutResult is one step of fanout or saturate: one JSON line.
+type fanoutResult struct {
+	Scenario      string    `json:"scenario"`
+	Transport     string    `json:"transport"`
+	Step          int       `json:"step"`
+	Subscribers   int       `json:"subscribers"`
+	Rooms         int       `json:"rooms"`
+	PayloadBytes  int       `json:"payload_bytes"`
+	RateTarget    float64   `json:"rate_target"`
+	DurationS     float64   `json:"duration_s"`
+	Published     int64     `json:"published"`
+	PublishedPerS float64   `json:"published_per_s"`
+	Acked         int64     `json:"acked"`
+	PublishErrors int64     `json:"publish_errors"`
+	PublishError  string    `json:"publish_error,omitempty"`
+	Expected      int64     `json:"expected"`
+	Delivered     int64     `json:"delivered"`
+	DeliveredPerS float64   `json:"delivered_per_s"`
+	LossPct       float64   `json:"loss_pct"`
+	Latency       latencyMS `json:"latency_ms"`
+	Disconnects   int64     `json:"disconnects"`
+	Disconnect    string    `json:"disconnect,omitempty"`
+	// Server counters over the step, from /stats.
+	ServerSlowClosed uint64 `json:"server_slow_closed"`
+	ServerDropped    uint64 `json:"server_dropped"`
+	Server           *usage `json:"server,omitempty"` // nil without a pid
+	Generator        usage  `json:"generator"`
+	Sustainable      *bool  `json:"sustainable,omitempty"` // saturate only
+	// DeliveredSeries is deliveries per second from the step's start.
+	DeliveredSeries []int64 `json:"delivered_series"`
+	PublishedSeries []int64 `json:"published_series"`
+	Histogram       []bin   `json:"latency_histogram"`
+}
+
+// saturateSummary closes a saturate run.
+type saturateSummary struct {
+	Scenario          string  `json:"scenario"`
+	Summary           bool    `json:"summary"`
+	Subscribers       int     `json:"subscribers"`
+	Rooms             int     `json:"rooms"`
+	MaxDeliveriesPerS float64 `json:"max_sustainable_deliveries_per_s"`
+	AtRate            float64 `json:"at_rate"`
+	FailedAtRate      float64 `json:"failed_at_rate,omitempty"`
+	Reason            string  `json:"reason"`
+}
+
+func runFanout(ctx context.Context, o options, t *edgeTarget, out *output) error {
+	if err := edgeproc.RaiseNoFile(uint64(o.subs) + 512); err != nil {
+		return err
+	}
+	runID := strconv.FormatInt(time.Now().UnixNano(), 36)
+	rooms := make([]string, o.rooms)
+	members := make([]int64, o.rooms)
+	for i := range rooms {
+		rooms[i] = fmt.Sprintf("load-%s-%d", runID, i)
+	}
+	for i := range o.subs {
+		members[i%o.rooms]++
+	}
+	steps := 1
+	if o.scenario == "saturate" {
+		steps = o.maxSteps
+	}
+	rec := &recorder{steps: make([]atomicStep, steps)}
+	f := &fleet{rec: rec}
+	defer f.closeAll()
+
+	bar := out.progress(fmt.Sprintf("connecting %d %s subscribers", o.subs, o.transport), int64(o.subs))
+	err := openFleet(ctx, f, transports[o.transport], t.target, o.subs, o.dialConcurrency, o.sourceIPs, rooms, "load-s"+runID+"-", bar.add1)
+	bar.done()
+	if err != nil {
+		return err
+	}
+	pub, err := newPublisher(ctx, t.target, rooms, o.payload)
+	if err != nil {
+		return err
+	}
+	defer pub.close()
+
+	rate := o.rate
+	if o.scenario == "saturate" {
+		rate = o.rateStart
+	}
+	var best *fanoutResult
+	for step := range steps {
+		res, err := runStep(ctx, o, t, out, rec, f, pub, step, rate, members)
+		if err != nil {
+			return err
+		}
+		if o.scenario == "fanout" {
+			out.result(res)
+			return nil
+		}
+		ok := res.LossPct <= 100-o.minDelivery && res.Latency.P99 <= float64(o.maxP99)/1e6 && res.Disconnects == 0
+		res.Sustainable = &ok
+		out.result(res)
+		if !ok {
+			reason := fmt.Sprintf("at %.0f msg/s: %.2f%% delivered, p99 %.1f ms, %d disconnects", rate, 100-res.LossPct, res.Latency.P99, res.Disconnects)
+			out.result(summarize(o, best, rate, reason))
+			return nil
+		}
+		best = res
+		rate = math.Round(rate * o.rateFactor)
+	}
+	out.result(summarize(o, best, 0, fmt.Sprintf("still sustainable after --max-steps %d", steps)))
+	return nil
+}
+
+func summarize(o options, best *fanoutResult, failedAt float64, reason string) saturateSummary {
+	s := saturateSummary{Scenario: "saturate", Summary: true, Subscribers: o.subs, Rooms: o.rooms, FailedAtRate: failedAt, Reason: reason}
+	if best != nil {
+		s.MaxDeliveriesPerS, s.AtRate = best.DeliveredPerS, best.RateTarget
+	}
+	return s
+}
+
+// runStep publishes at rate for o.duration, waits for the deliveries (at
+// most o.drain) and measures the step.
+func runStep(ctx context.Context, o options, t *edgeTarget, out *output, rec *recorder, f *fleet, pub *publisher, step int, rate float64, members []int64) (*fanoutResult, error) {
+	seconds := int((o.duration+o.drain)/time.Second) + 2
+	st := newStepStats(seconds)
+	rec.steps[step].Store(st)
+
+	base := t.httpBase()
+	stats0, _ := edgeproc.GetStats(ctx, base)
+	self0, err := edgeproc.ReadProc(0)
+	if err != nil {
+		return nil, err
+	}
+	var srv0 edgeproc.ProcStat
+	if t.pid > 0 {
+		if srv0, err = edgeproc.ReadProc(t.pid); err != nil {
+			return nil, err
+		}
+	}
+	lost0, _ := f.lost()
+	acks0, errs0 := pub.acks.Load(), pub.errs.Load()
+
+	desc := fmt.Sprintf("%s %.0f msg/s → %d subs", o.scenario, rate, o.subs)
+	if o.scenario == "saturate" {
+		desc = fmt.Sprintf("step %d: ", step+1) + desc
+	}
+	bar := out.progress(desc, int64(o.duration/time.Second))
+	start := time.Now()
+	st.startNS.Store(start.UnixNano())
+	var lastDelivered int64
+	lastAt := start
+	counts, err := pub.run(ctx, step, rate, o.duration, func(el time.Duration, sent int64) {
+		d := st.delivered.Load()
+		now := time.Now()
+		bar.set(int64(el/time.Second), fmt.Sprintf("%s: %.0f delivered/s", desc, float64(d-lastDelivered)/now.Sub(lastAt).Seconds()))
+		lastDelivered, lastAt = d, now
+	})
+	bar.done()
+	if err != nil {
+		return nil, err
+	}
+	pubEnd := time.Now()
+
+	var expected int64
+	for i, n := range counts.perRoom {
+		expected += n * members[i]
+	}
+	// Drain: wait for the deliveries and the acks, bounded by o.drain.
+	deadline := pubEnd.Add(o.drain)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		if st.delivered.Load() >= expected && pub.acks.Load()+pub.errs.Load()-acks0-errs0 >= counts.sent {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	end := time.Now()
+	wall := end.Sub(start).Seconds()
+
+	self1, err := edgeproc.ReadProc(0)
+	if err != nil {
+		return nil, err
+	}
+	stats1, _ := edgeproc.GetStats(ctx, base)
+	lost1, why := f.lost()
+
+	h := st.snapshot()
+	delivered := st.delivered.Load()
+	res := &fanoutResult{
+		Scenario: o.scenario, Transport: o.transport, Step: step,
+		Subscribers: o.subs, Rooms: o.rooms, PayloadBytes: o.payload,
+		RateTarget: rate, DurationS: pubEnd.Sub(start).Seconds(),
+		Published: counts.sent, PublishedPerS: float64(counts.sent) / pubEnd.Sub(start).Seconds(),
+		Acked: pub.acks.Load() - acks0, PublishErrors: pub.errs.Load() - errs0,
+		Expected: expected, Delivered: delivered,
+		Latency: latencyMS{
+			P50: ms(h.quantile(0.50)), P99: ms(h.quantile(0.99)), P999: ms(h.quantile(0.999)), Max: ms(time.Duration(h.max)),
+		},
+		Disconnects: lost1 - lost0, Disconnect: why,
+		ServerSlowClosed: stats1.SlowClosed - stats0.SlowClosed,
+		ServerDropped:    stats1.Dropped - stats0.Dropped,
+		Generator: usage{
+			CPUCores: (self1.CPU - self0.CPU).Seconds() / wall, RSSBytes: self1.RSS,
+			Threads: self1.Threads, GOMAXPROCS: runtime.GOMAXPROCS(0), Goroutines: runtime.NumGoroutine(),
+		},
+		PublishedSeries: counts.series,
+		Histogram:       h.bins(),
+	}
+	if p := pub.firstErr.Load(); p != nil {
+		res.PublishError = *p
+	}
+	if expected > 0 {
+		res.LossPct = max(0, float64(expected-delivered)/float64(expected)*100)
+	}
+	if last := st.lastNS.Load(); last > 0 && delivered > 0 {
+		res.DeliveredPerS = float64(delivered) / (float64(last-start.UnixNano()) / 1e9)
+	}
+	used := int((time.Duration(st.lastNS.Load()-start.UnixNano()))/time.Second) + 1
+	for i := range min(max(used, len(counts.series)), len(st.series)) {
+		res.DeliveredSeries = append(res.DeliveredSeries, st.series[i].Load())
+	}
+	if t.pid > 0 {
+		srv1, err := edgeproc.ReadProc(t.pid)
+		if err != nil {
+			return nil, err
+		}
+		res.Server = &usage{CPUCores: (srv1.CPU - srv0.CPU).Seconds() / wall, RSSBytes: srv1.RSS, Goroutines: stats1.Goroutines, Threads: srv1.Threads}
+	}
+	return res, nil
+}
+
+func ms(d time.Duration) float64 { return math.Round(float64(d)/1e3) / 1e3 }

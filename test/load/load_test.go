@@ -1,0 +1,171 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchboard-dev/switchboard/edge/config"
+	"github.com/switchboard-dev/switchboard/edge/server"
+)
+
+func TestBuckets(t *testing.T) {
+	prev := -1
+	for _, v := range []uint64{0, 1, 63, 64, 65, 127, 128, 129, 1000, 1 << 20, 123456789, 1 << 40, 1<<63 + 12345, ^uint64(0)} {
+		i := bucketOf(v)
+		if i < prev {
+			t.Errorf("bucketOf(%d) = %d, below the previous %d", v, i, prev)
+		}
+		prev = i
+		if i < 0 || i >= numBuckets {
+			t.Fatalf("bucketOf(%d) = %d out of range", v, i)
+		}
+		lo, hi := bucketBounds(i)
+		if v < lo || v > hi {
+			t.Errorf("%d is outside its bucket %d [%d, %d]", v, i, lo, hi)
+		}
+		if lo >= subCount && float64(hi-lo+1)/float64(lo) > 1.0/subCount+1e-12 {
+			t.Errorf("bucket %d [%d, %d] is wider than 1/%d of its lower bound", i, lo, hi, subCount)
+		}
+	}
+	// Adjacent buckets tile the line.
+	for i := 1; i < numBuckets; i++ {
+		_, hi := bucketBounds(i - 1)
+		lo, _ := bucketBounds(i)
+		if lo != hi+1 {
+			t.Fatalf("bucket %d starts at %d, bucket %d ends at %d", i, lo, i-1, hi)
+		}
+	}
+}
+
+func TestQuantiles(t *testing.T) {
+	var h histogram
+	for v := 1; v <= 10000; v++ { // 1 µs … 10 ms, uniform
+		h.record(time.Duration(v) * time.Microsecond)
+	}
+	var s hsnap
+	s.add(&h)
+	for _, c := range []struct {
+		q    float64
+		want time.Duration
+	}{{0.5, 5 * time.Millisecond}, {0.99, 9900 * time.Microsecond}, {0.999, 9990 * time.Microsecond}, {1, 10 * time.Millisecond}} {
+		got := s.quantile(c.q)
+		if got < c.want || float64(got-c.want) > float64(c.want)/subCount {
+			t.Errorf("quantile(%v) = %v, want %v (+1/%d)", c.q, got, c.want, subCount)
+		}
+	}
+	if s.total != 10000 || time.Duration(s.max) != 10*time.Millisecond {
+		t.Errorf("total %d max %v", s.total, time.Duration(s.max))
+	}
+	var empty hsnap
+	if empty.quantile(0.99) != 0 {
+		t.Error("empty histogram: want 0")
+	}
+	// One value: every quantile is that value exactly (capped at max).
+	var one histogram
+	one.record(1234567)
+	var s1 hsnap
+	s1.add(&one)
+	if got := s1.quantile(0.5); got != 1234567 {
+		t.Errorf("single value: quantile = %d", got)
+	}
+}
+
+func TestParseLine(t *testing.T) {
+	payload := appendPayload(nil, 1795344139268123456, 7, 128)
+	if len(payload) != 128 || !json.Valid(payload) {
+		t.Fatalf("payload %d bytes, valid %v: %s", len(payload), json.Valid(payload), payload)
+	}
+	line := []byte(`{"v":1,"id":"25gomkk4-1","type":"message","room":"load-x-0","from":"load-publisher","ts":1795344139268,"data":` + string(payload) + `}`)
+	ts, step, ok := parseLine(line)
+	if !ok || ts != 1795344139268123456 || step != 7 {
+		t.Fatalf("parseLine = %d, %d, %v", ts, step, ok)
+	}
+	for _, bad := range []string{
+		`{"v":1,"type":"welcome","data":{"conn":"x","user":"u","rooms":["r"]}}`,
+		`{"v":1,"type":"ack","data":{"room":"r","id":"1-1"}}`,
+		`{"v":1,"type":"message","data":{"lt":,"ls":1}}`,
+		`{"v":1,"type":"message","data":{"lt":12,"p":"x"}}`,
+		`{"v":1,"type":"message","data":{"lt":12,"ls":}}`,
+		``,
+	} {
+		if _, _, ok := parseLine([]byte(bad)); ok {
+			t.Errorf("parseLine(%s) = ok", bad)
+		}
+	}
+	// A batched frame: two load messages around a pong.
+	rec := &recorder{steps: make([]atomicStep, 8)}
+	st := newStepStats(4)
+	rec.steps[7].Store(st)
+	frame := bytes.Join([][]byte{line, []byte(`{"v":1,"type":"pong"}`), line, nil}, []byte("\n"))
+	rec.frame(0, frame, 1795344139268123456+int64(time.Millisecond))
+	if st.delivered.Load() != 2 || rec.other.Load() != 1 {
+		t.Fatalf("delivered %d other %d", st.delivered.Load(), rec.other.Load())
+	}
+	if q := st.snapshot().quantile(0.5); q != time.Millisecond {
+		t.Errorf("latency %v, want 1ms", q)
+	}
+}
+
+// TestFanoutSmoke runs the fanout scenario for two seconds with 20
+// subscribers against an in-process edge: everything published arrives.
+// Rates and latencies are not asserted.
+func TestFanoutSmoke(t *testing.T) {
+	cfg := config.Default()
+	cfg.RateLimit = -1
+	srv, err := server.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		if err := <-served; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+
+	var stdout, stderr bytes.Buffer
+	o := defaultOptions()
+	o.stdout, o.stderr = &stdout, &stderr
+	err = parseArgs(&o, []string{"fanout", "--url", "http://" + ln.Addr().String(),
+		"--subs", "20", "--rate", "50", "--duration", "2s", "--drain", "5s", "--progress", "off",
+		"--html", t.TempDir() + "/report.html"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := run(ctx, o); err != nil {
+		t.Fatalf("run: %v\n%s", err, stderr.String())
+	}
+	var res fanoutResult
+	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
+		t.Fatalf("result %q: %v", stdout.String(), err)
+	}
+	if res.Published == 0 || res.DeliveredPerS <= 0 {
+		t.Errorf("published %d, delivered/s %v: want both positive", res.Published, res.DeliveredPerS)
+	}
+	if res.LossPct != 0 || res.Delivered != res.Published*20 || res.Disconnects != 0 || res.PublishErrors != 0 {
+		t.Errorf("loss %v%%: delivered %d of %d×20, %d disconnects, %d publish errors (%s)",
+			res.LossPct, res.Delivered, res.Published, res.Disconnects, res.PublishErrors, res.PublishError)
+	}
+	if !strings.Contains(stderr.String(), "| fanout | 1 | websocket | 20 |") {
+		t.Errorf("no Markdown summary on stderr:\n%s", stderr.String())
+	}
+}

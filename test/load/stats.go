@@ -1,0 +1,94 @@
+package main
+
+import (
+	"sync/atomic"
+	"time"
+)
+
+// histShards spreads subscribers over several histograms so that their
+// atomic adds do not all hit the same cache lines.
+const histShards = 8
+
+// stepStats is what the subscribers observe during one step (one rate).
+type stepStats struct {
+	startNS   atomic.Int64 // publish start, unix ns; 0 until the step starts
+	delivered atomic.Int64
+	lastNS    atomic.Int64 // latest delivery, unix ns
+	hist      [histShards]histogram
+	series    []atomic.Int64 // deliveries per second since startNS
+}
+
+func newStepStats(seconds int) *stepStats {
+	return &stepStats{series: make([]atomic.Int64, seconds)}
+}
+
+func (s *stepStats) observe(shard int, sentNS, nowNS int64) {
+	s.delivered.Add(1)
+	s.hist[shard%histShards].record(time.Duration(nowNS - sentNS))
+	if start := s.startNS.Load(); start > 0 {
+		i := int((nowNS - start) / int64(time.Second))
+		if i >= len(s.series) {
+			i = len(s.series) - 1
+		}
+		if i >= 0 {
+			s.series[i].Add(1)
+		}
+	}
+	for {
+		l := s.lastNS.Load()
+		if nowNS <= l || s.lastNS.CompareAndSwap(l, nowNS) {
+			return
+		}
+	}
+}
+
+func (s *stepStats) snapshot() *hsnap {
+	var h hsnap
+	for i := range s.hist {
+		h.add(&s.hist[i])
+	}
+	return &h
+}
+
+// recorder routes load messages to their step's stats. Subscribers call
+// frame from their reader goroutines; steps are created before any
+// message of theirs is published.
+type recorder struct {
+	steps []atomicStep // fixed length: the most steps a run may have
+	other atomic.Int64 // lines that are not load messages (welcome, …)
+	stray atomic.Int64 // load messages of an unknown step
+}
+
+// frame handles one received frame: every load message in it is
+// attributed to its step with the frame's arrival time.
+func (r *recorder) frame(shard int, frame []byte, nowNS int64) {
+	for len(frame) > 0 {
+		line := frame
+		if i := indexNL(frame); i >= 0 {
+			line, frame = frame[:i], frame[i+1:]
+		} else {
+			frame = nil
+		}
+		if len(line) == 0 {
+			continue
+		}
+		sent, step, ok := parseLine(line)
+		switch {
+		case !ok:
+			r.other.Add(1)
+			continue
+		default:
+			var st *stepStats
+			if step >= 0 && step < len(r.steps) {
+				st = r.steps[step].Load()
+			}
+			if st == nil {
+				r.stray.Add(1)
+				continue
+			}
+			st.observe(shard, sent, nowNS)
+		}
+	}
+}
+
+type atomicStep = atomic.Pointer[stepStats]
