@@ -56,11 +56,21 @@ type fanoutResult struct {
 	ServerDropped    uint64 `json:"server_dropped"`
 	Server           *usage `json:"server,omitempty"` // nil without a pid
 	Generator        usage  `json:"generator"`
-	Sustainable      *bool  `json:"sustainable,omitempty"` // saturate only
+	// Machine is the whole machine's CPU over the step, in cores: Other is
+	// what neither the server nor the load used (other processes; only
+	// meaningful with a known server pid), Steal what the hypervisor took.
+	Machine     machineCPU `json:"machine"`
+	Sustainable *bool      `json:"sustainable,omitempty"` // saturate only
 	// DeliveredSeries is deliveries per second from the step's start.
 	DeliveredSeries []int64 `json:"delivered_series"`
 	PublishedSeries []int64 `json:"published_series"`
 	Histogram       []bin   `json:"latency_histogram"`
+}
+
+type machineCPU struct {
+	BusyCores  float64 `json:"busy_cores"`
+	OtherCores float64 `json:"other_cores"`
+	StealCores float64 `json:"steal_cores"`
 }
 
 // saturateSummary closes a saturate run.
@@ -164,6 +174,10 @@ func runStep(ctx context.Context, o options, t *edgeTarget, out *output, rec *re
 			return nil, err
 		}
 	}
+	sys0, err := edgeproc.ReadSystemCPU()
+	if err != nil {
+		return nil, err
+	}
 	lost0, _ := f.lost()
 	acks0, errs0 := pub.acks.Load(), pub.errs.Load()
 
@@ -207,6 +221,10 @@ func runStep(ctx context.Context, o options, t *edgeTarget, out *output, rec *re
 	if err != nil {
 		return nil, err
 	}
+	sys1, err := edgeproc.ReadSystemCPU()
+	if err != nil {
+		return nil, err
+	}
 	stats1, _ := edgeproc.GetStats(ctx, base)
 	lost1, why := f.lost()
 
@@ -228,6 +246,10 @@ func runStep(ctx context.Context, o options, t *edgeTarget, out *output, rec *re
 		Generator: usage{
 			CPUCores: (self1.CPU - self0.CPU).Seconds() / wall, RSSBytes: self1.RSS,
 			Threads: self1.Threads, GOMAXPROCS: runtime.GOMAXPROCS(0), Goroutines: runtime.NumGoroutine(),
+		},
+		Machine: machineCPU{
+			BusyCores:  (sys1.Busy - sys0.Busy).Seconds() / wall,
+			StealCores: (sys1.Steal - sys0.Steal).Seconds() / wall,
 		},
 		PublishedSeries: counts.series,
 		Histogram:       h.bins(),
@@ -251,6 +273,7 @@ func runStep(ctx context.Context, o options, t *edgeTarget, out *output, rec *re
 			return nil, err
 		}
 		res.Server = &usage{CPUCores: (srv1.CPU - srv0.CPU).Seconds() / wall, RSSBytes: srv1.RSS, Goroutines: stats1.Goroutines, Threads: srv1.Threads}
+		res.Machine.OtherCores = max(0, res.Machine.BusyCores-res.Server.CPUCores-res.Generator.CPUCores)
 	}
 	return res, nil
 }

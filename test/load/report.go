@@ -25,16 +25,16 @@ func writeMarkdown(w io.Writer, results []any) {
 		}
 	}
 	if len(fan) > 0 {
-		fmt.Fprintln(w, "| scenario | step | transport | subs | rooms | rate msg/s | published/s | delivered/s | loss % | p50 ms | p99 ms | p99.9 ms | max ms | disconnects | slow closed | server CPU | load CPU |")
-		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+		fmt.Fprintln(w, "| scenario | step | transport | subs | rooms | rate msg/s | published/s | delivered/s | loss % | p50 ms | p99 ms | p99.9 ms | max ms | disconnects | slow closed | server CPU | load CPU | other CPU |")
+		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 		for _, r := range fan {
-			srv := "n/a"
+			srv, other := "n/a", "n/a"
 			if r.Server != nil {
-				srv = fmt.Sprintf("%.2f", r.Server.CPUCores)
+				srv, other = fmt.Sprintf("%.2f", r.Server.CPUCores), fmt.Sprintf("%.2f", r.Machine.OtherCores)
 			}
-			fmt.Fprintf(w, "| %s | %d | %s | %d | %d | %.0f | %.0f | %.0f | %.3f | %.2f | %.2f | %.2f | %.2f | %d | %d | %s | %.2f |\n",
+			fmt.Fprintf(w, "| %s | %d | %s | %d | %d | %.0f | %.0f | %.0f | %.3f | %.2f | %.2f | %.2f | %.2f | %d | %d | %s | %.2f | %s |\n",
 				r.Scenario, r.Step+1, r.Transport, r.Subscribers, r.Rooms, r.RateTarget, r.PublishedPerS, r.DeliveredPerS, r.LossPct,
-				r.Latency.P50, r.Latency.P99, r.Latency.P999, r.Latency.Max, r.Disconnects, r.ServerSlowClosed, srv, r.Generator.CPUCores)
+				r.Latency.P50, r.Latency.P99, r.Latency.P999, r.Latency.Max, r.Disconnects, r.ServerSlowClosed, srv, r.Generator.CPUCores, other)
 		}
 		fmt.Fprintln(w)
 	}

@@ -351,3 +351,31 @@ func Sleep(ctx context.Context, d time.Duration) {
 	case <-t.C:
 	}
 }
+
+// SystemCPU is the machine's CPU time from the first line of /proc/stat.
+type SystemCPU struct {
+	Busy  time.Duration // everything but idle, iowait and steal
+	Steal time.Duration // taken by the hypervisor for other guests
+}
+
+// ReadSystemCPU reads /proc/stat. With the server's and the load's own
+// CPU time it shows whether something else on the machine competed.
+func ReadSystemCPU() (SystemCPU, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return SystemCPU{}, err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return SystemCPU{}, fmt.Errorf("parse /proc/stat: %q", line)
+	}
+	var v [8]uint64 // user nice system idle iowait irq softirq steal
+	for i := range v {
+		if v[i], err = strconv.ParseUint(f[i+1], 10, 64); err != nil {
+			return SystemCPU{}, fmt.Errorf("parse /proc/stat: %w", err)
+		}
+	}
+	busy := v[0] + v[1] + v[2] + v[5] + v[6]
+	return SystemCPU{Busy: time.Duration(busy) * clockTick, Steal: time.Duration(v[7]) * clockTick}, nil
+}
