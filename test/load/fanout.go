@@ -126,6 +126,13 @@ func runFanout(ctx context.Context, o options, t *edgeTarget, out *output) error
 	for step := range steps {
 		res, err := runStep(ctx, o, t, out, rec, f, pub, step, rate, members)
 		if err != nil {
+			if o.scenario == "saturate" && step > 0 && ctx.Err() == nil {
+				// The publisher is a member of its rooms: past some rate its
+				// own copies overflow its send queue (4008). That ends the
+				// ramp like any other failure.
+				out.result(summarize(o, best, rate, fmt.Sprintf("at %.0f msg/s: %v", rate, err)))
+				return nil
+			}
 			return err
 		}
 		if o.scenario == "fanout" {
