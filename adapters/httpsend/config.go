@@ -20,6 +20,13 @@ type Config struct {
 	// Optional. Default: core.Insecure (development mode)
 	Authenticator core.Authenticator
 
+	// RequestDetails copies the request's headers and query parameters
+	// into core.Credentials for the Authenticator (a connect webhook reads
+	// them). Off, only the token, user and address are read: fewer
+	// allocations per connect.
+	// Optional. Default: false
+	RequestDetails bool
+
 	// RateLimit is the sustained number of envelopes per second per user
 	// (per IP for anonymous senders). Negative disables.
 	// Optional. Default: the node's RateLimit (the WebSocket limit)

@@ -46,7 +46,7 @@ func New(node *core.Node, config ...Config) fiber.Handler {
 		// Copy what may outlive the request: fiber.Ctx strings point into
 		// fasthttp's reused buffers, and the user id becomes the "from" of
 		// published envelopes, which brokers keep in their history.
-		creds := request.Credentials(c, "send")
+		creds := request.Credentials(c, "send", cfg.RequestDetails)
 		actx, cancel := context.WithTimeout(context.Background(), cfg.AuthTimeout)
 		id, err := cfg.Authenticator.Authenticate(actx, creds)
 		cancel()

@@ -57,7 +57,7 @@ func New(node *core.Node, config ...Config) fiber.Handler {
 			return fail(c, fiber.StatusServiceUnavailable, core.CodeUnavailable, "node is shutting down; retry another node")
 		}
 		// Copy everything kept out of fiber.Ctx.
-		creds := request.Credentials(c, "longpoll")
+		creds := request.Credentials(c, "longpoll", cfg.RequestDetails)
 		remote := c.Context().RemoteAddr().String()
 		actx, cancel := context.WithTimeout(context.Background(), cfg.AuthTimeout)
 		id, err := cfg.Authenticator.Authenticate(actx, creds)

@@ -20,6 +20,13 @@ type Config struct {
 	// Optional. Default: core.Insecure (development mode)
 	Authenticator core.Authenticator
 
+	// RequestDetails copies the request's headers and query parameters
+	// into core.Credentials for the Authenticator (a connect webhook reads
+	// them). Off, only the token, user and address are read: fewer
+	// allocations per connect.
+	// Optional. Default: false
+	RequestDetails bool
+
 	// WriteTimeout bounds every write (events, heartbeat, close event) to
 	// the client's socket.
 	// Optional. Default: 10s

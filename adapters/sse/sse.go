@@ -37,7 +37,7 @@ func New(node *core.Node, config ...Config) fiber.Handler {
 		}
 		// Copy everything kept out of fiber.Ctx: its values are reused
 		// once the handler returns, and the stream outlives the handler.
-		creds := request.Credentials(c, "sse")
+		creds := request.Credentials(c, "sse", cfg.RequestDetails)
 		remote := c.Context().RemoteAddr().String()
 		ctx, cancel := context.WithTimeout(context.Background(), cfg.AuthTimeout)
 		id, err := cfg.Authenticator.Authenticate(ctx, creds)

@@ -21,6 +21,13 @@ type Config struct {
 	// Optional. Default: core.Insecure (development mode)
 	Authenticator core.Authenticator
 
+	// RequestDetails copies the request's headers and query parameters
+	// into core.Credentials for the Authenticator (a connect webhook reads
+	// them). Off, only the token, user and address are read: fewer
+	// allocations per connect.
+	// Optional. Default: false
+	RequestDetails bool
+
 	// Origins allowed to upgrade, compared with the Origin header by
 	// cors.Allowed: exact origins, globs ("https://*.example.com"),
 	// "self" (same host) or "*" (any). A request without Origin (not a

@@ -67,7 +67,7 @@ func New(node *core.Node, config ...Config) fiber.Handler {
 		}
 		// Read the credentials here, where the whole request is at hand,
 		// copied out of fasthttp's buffers; serve finds them in Locals.
-		c.Locals(credsKey, request.Credentials(c, "websocket"))
+		c.Locals(credsKey, request.Credentials(c, "websocket", cfg.RequestDetails))
 		return upgrade(c)
 	}
 }
@@ -130,6 +130,7 @@ func serve(node *core.Node, cfg Config, c *websocket.Conn) {
 func open(node *core.Node, cfg Config, c *websocket.Conn, t *transport) *core.Session {
 	remote := c.NetConn().RemoteAddr().String()
 	creds, _ := c.Locals(credsKey).(core.Credentials)
+	c.Locals(credsKey, nil) // the connection's locals live as long as it: keep no headers there
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.HandshakeTimeout)
 	id, err := cfg.Authenticator.Authenticate(ctx, creds)
 	cancel()

@@ -72,6 +72,10 @@ type Config struct {
 	// token bucket with a burst of twice the rate); beyond it they are
 	// skipped. Optional. Default: 5.
 	RoomEventsRate float64
+	// Local keeps the table in process without publishing anything: for
+	// a single node on the in-memory broker, where no other node or
+	// backend can read the log. Leases and snapshots are skipped.
+	Local bool
 	// Logger. Optional. Default: the node's.
 	Logger *slog.Logger
 }
@@ -176,6 +180,15 @@ func New(cfg Config) *Tracker {
 // blocks: with the queue full the event is dropped and counted.
 func (t *Tracker) OnEvent(ev core.Event) {
 	r := Record{ID: ev.Node + ":" + strconv.FormatUint(t.seq.Add(1), 36), Kind: "event", Node: ev.Node, Event: &ev}
+	if t.cfg.Local {
+		t.mu.Lock()
+		t.applyEvent(ev.Node, t.state(ev.Node), &ev)
+		t.mu.Unlock()
+		if t.cfg.RoomEvents && (ev.Type == core.EventJoin || ev.Type == core.EventLeave) {
+			t.enqueue(r) // the publisher sends the room envelope only
+		}
+		return
+	}
 	select {
 	case t.queue <- r:
 	default:
@@ -202,6 +215,10 @@ func (t *Tracker) Start(node *core.Node) error {
 	t.mu.Lock()
 	t.state(t.self).lastSeen = t.now()
 	t.mu.Unlock()
+	if t.cfg.Local {
+		go t.run()
+		return nil
+	}
 	if err := t.cfg.Node.Consume(context.Background(), Channel, t.apply); err != nil {
 		close(t.done)
 		return err
@@ -246,17 +263,27 @@ func (t *Tracker) run() {
 		case <-t.stop:
 			return
 		case r := <-t.queue:
-			t.publish(context.Background(), r)
+			if !t.cfg.Local {
+				t.publish(context.Background(), r)
+			}
 			t.roomEvent(r)
 		case <-t.syncs:
 			t.publishSnapshot()
 		case <-snap:
-			t.publishSnapshot()
+			if !t.cfg.Local {
+				t.publishSnapshot()
+			}
 		case <-t.fence:
 			t.fenceSelf()
 		case <-lease.C:
-			t.publish(context.Background(), t.lease())
-			t.reap()
+			if !t.cfg.Local {
+				t.publish(context.Background(), t.lease())
+				t.reap()
+			} else {
+				t.mu.Lock()
+				t.state(t.self).lastSeen = t.now()
+				t.mu.Unlock()
+			}
 		}
 	}
 }
@@ -559,7 +586,7 @@ func (t *Tracker) roomSize(room string) int {
 // node at once instead of after its TTL. It is the node's
 // BeforeBrokerClose and is bounded by ctx.
 func (t *Tracker) Goodbye(ctx context.Context) {
-	if !t.halt() {
+	if !t.halt() || t.cfg.Local {
 		return
 	}
 	for ctx.Err() == nil {

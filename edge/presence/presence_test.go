@@ -164,3 +164,36 @@ func TestTrackerFencesItselfWhenDeclaredDead(t *testing.T) {
 		t.Fatalf("closed with %v (%v), want 1012", d, err)
 	}
 }
+
+// TestTrackerLocal: on a single in-memory node the table is kept in
+// process and nothing is published to the broker.
+func TestTrackerLocal(t *testing.T) {
+	tr := New(Config{Local: true})
+	b, err := memory.New(memory.Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	node, err := core.NewNode(core.Config{OnEvent: tr.OnEvent, BeforeBrokerClose: tr.Goodbye}, b, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Start(node); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = node.Shutdown(context.Background()) })
+	head, _ := node.Head(context.Background())
+	s, err := node.Accept(context.Background(), coretest.NewTransport(), core.ConnectRequest{User: "ann", Rooms: []string{"r"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := users(t, tr, "r"); got != "ann@"+node.ID() {
+		t.Fatalf("members %q", got)
+	}
+	s.Close(core.DisconnectNormal)
+	if got := users(t, tr, "r"); got != "" {
+		t.Fatalf("members after close %q", got)
+	}
+	if now, _ := node.Head(context.Background()); now != head {
+		t.Fatalf("the broker's head moved from %s to %s: something was published", head, now)
+	}
+}

@@ -96,7 +96,10 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 	authn = hooks.authenticator(authn)
 	events := &fanout{}
 	events.add(hooks.onEvent)
-	tracker := presence.New(presence.Config{Interval: cfg.PresenceInterval, TTL: cfg.PresenceTTL, RoomEvents: cfg.PresenceEvents, Logger: logger})
+	// With the in-memory broker there is one node and nobody can read its
+	// log: presence stays in process (no per-connection broker traffic).
+	tracker := presence.New(presence.Config{Interval: cfg.PresenceInterval, TTL: cfg.PresenceTTL, RoomEvents: cfg.PresenceEvents,
+		Local: cfg.Broker == "memory", Logger: logger})
 	events.add(tracker.OnEvent)
 	node, err := newNode(cfg, b, refresh, events.emit, tracker.Goodbye, logger)
 	if err != nil {
@@ -145,11 +148,14 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 		EnableTrustedProxyCheck: len(cfg.TrustedProxies) > 0,
 		TrustedProxies:          cfg.TrustedProxies,
 	})
+	// Only a connect webhook reads request headers and query parameters.
+	details := cfg.Webhooks.ConnectURL != ""
 	if cfg.Serves("websocket") {
 		s.app.Get("/ws", wsadapter.New(node, wsadapter.Config{
-			Authenticator: authn,
-			Origins:       cfg.AllowedOrigins,
-			WriteTimeout:  cfg.WriteTimeout,
+			Authenticator:  authn,
+			RequestDetails: details,
+			Origins:        cfg.AllowedOrigins,
+			WriteTimeout:   cfg.WriteTimeout,
 		}))
 	}
 	// Browsers on other origins may use the HTTP transports when their
@@ -167,15 +173,17 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 		// server-wide write deadline would cut every stream. The adapter
 		// sets its own per-write deadlines.
 		s.app.Get("/sse", sse.New(node, sse.Config{
-			Authenticator: authn,
-			WriteTimeout:  cfg.WriteTimeout,
+			Authenticator:  authn,
+			RequestDetails: details,
+			WriteTimeout:   cfg.WriteTimeout,
 		}))
 	}
 	if cfg.Serves("longpoll") {
-		s.app.Get("/poll", longpoll.New(node, longpoll.Config{Authenticator: authn}))
+		s.app.Get("/poll", longpoll.New(node, longpoll.Config{Authenticator: authn, RequestDetails: details}))
 	}
 	s.app.Post("/send", httpsend.New(node, httpsend.Config{
-		Authenticator: authn,
+		Authenticator:  authn,
+		RequestDetails: details,
 	}))
 	webclient.Register(s.app)
 	if len(cfg.APIKeys) > 0 {

@@ -5,6 +5,7 @@
 package request
 
 import (
+	"bytes"
 	"errors"
 	"net/http"
 	"strings"
@@ -22,26 +23,35 @@ const TokenSubprotocolPrefix = "switchboard.token."
 // from ?token=, then Authorization: Bearer, then an offered
 // "switchboard.token.<jwt>" subprotocol; ?user=; the client address
 // (fiber's c.IP(), which believes a proxy header only from trusted
-// proxies); and the headers and query parameters without the token.
-func Credentials(c *fiber.Ctx, transport string) core.Credentials {
+// proxies); and, with details, the headers and query parameters without
+// the token (copying them costs allocations on every connect, so only
+// authenticators that read them, such as a connect webhook, ask).
+func Credentials(c *fiber.Ctx, transport string, details bool) core.Credentials {
 	cr := core.Credentials{
 		Transport:  transport,
 		User:       strings.Clone(c.Query("user")),
 		RemoteAddr: strings.Clone(c.IP()),
-		Header:     make(map[string][]string),
-		Query:      make(map[string][]string),
+	}
+	if details {
+		cr.Header = make(map[string][]string)
+		cr.Query = make(map[string][]string)
 	}
 	c.Context().QueryArgs().VisitAll(func(k, v []byte) {
-		key := string(k)
-		if key == "token" {
+		if string(k) == "token" {
 			if cr.Token == "" {
 				cr.Token = string(v)
 			}
 			return
 		}
-		cr.Query[key] = append(cr.Query[key], string(v))
+		if details {
+			key := string(k)
+			cr.Query[key] = append(cr.Query[key], string(v))
+		}
 	})
 	c.Request().Header.VisitAll(func(k, v []byte) {
+		if !details && !bytes.EqualFold(k, authorization) && !bytes.EqualFold(k, subprotocols) {
+			return
+		}
 		key := http.CanonicalHeaderKey(string(k))
 		val := string(v)
 		switch key {
@@ -69,10 +79,17 @@ func Credentials(c *fiber.Ctx, transport string) core.Credentials {
 		case "Cookie":
 			return // never forwarded: Switchboard does not use cookies
 		}
-		cr.Header[key] = append(cr.Header[key], val)
+		if details {
+			cr.Header[key] = append(cr.Header[key], val)
+		}
 	})
 	return cr
 }
+
+var (
+	authorization = []byte("Authorization")
+	subprotocols  = []byte("Sec-WebSocket-Protocol")
+)
 
 // Refusal is how a transport turns a client away after a failed
 // authentication: the close for connections, the HTTP status and error

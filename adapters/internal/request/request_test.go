@@ -28,7 +28,11 @@ func TestCredentials(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			app := fiber.New()
 			var got core.Credentials
-			app.Get("/x", func(c *fiber.Ctx) error { got = Credentials(c, "websocket"); return nil })
+			var lean core.Credentials
+			app.Get("/x", func(c *fiber.Ctx) error {
+				got, lean = Credentials(c, "websocket", true), Credentials(c, "websocket", false)
+				return nil
+			})
 			req := httptest.NewRequest("GET", tc.url, nil)
 			req.Header = tc.header
 			if req.Header == nil {
@@ -41,6 +45,9 @@ func TestCredentials(t *testing.T) {
 			}
 			if got.Token != tc.token || got.User != "u" || got.Transport != "websocket" || got.RemoteAddr == "" {
 				t.Fatalf("credentials %+v", got)
+			}
+			if lean.Token != tc.token || lean.User != "u" || lean.Header != nil || lean.Query != nil {
+				t.Fatalf("without details: %+v", lean)
 			}
 			if got.Query["rooms"][0] != "a" || got.Query["token"] != nil || got.Header["X-Trace"][0] != "t1" {
 				t.Fatalf("query %v header %v", got.Query, got.Header)
