@@ -92,6 +92,7 @@ type subscribeFunc func(ctx context.Context, f *fleet, t target, rooms, user str
 var transports = map[string]subscribeFunc{
 	"websocket": subscribeWS,
 	"sse":       subscribeSSE,
+	"longpoll":  subscribePoll,
 }
 
 func wsDialer(src net.IP) *websocket.Dialer {

@@ -33,6 +33,8 @@ type usage struct {
 type fanoutResult struct {
 	Scenario      string    `json:"scenario"`
 	Transport     string    `json:"transport"`
+	Publisher     string    `json:"publisher"`
+	Run           int       `json:"run"` // 1-based, of --runs
 	Step          int       `json:"step"`
 	Subscribers   int       `json:"subscribers"`
 	Rooms         int       `json:"rooms"`
@@ -77,6 +79,7 @@ type machineCPU struct {
 type saturateSummary struct {
 	Scenario          string  `json:"scenario"`
 	Summary           bool    `json:"summary"`
+	Run               int     `json:"run"`
 	Subscribers       int     `json:"subscribers"`
 	Rooms             int     `json:"rooms"`
 	MaxDeliveriesPerS float64 `json:"max_sustainable_deliveries_per_s"`
@@ -85,10 +88,36 @@ type saturateSummary struct {
 	Reason            string  `json:"reason"`
 }
 
+// runFanout runs fanout or saturate --runs times and, with more than one
+// run, ends with the medians of the runs' figures: each fanout's step, or
+// each saturate's highest sustainable step.
 func runFanout(ctx context.Context, o options, t *edgeTarget, out *output) error {
 	if err := edgeproc.RaiseNoFile(uint64(o.subs) + 512); err != nil {
 		return err
 	}
+	var figures []*fanoutResult
+	for run := 1; run <= o.runs; run++ {
+		best, err := fanoutOnce(ctx, o, t, out, run)
+		if err != nil {
+			if o.runs > 1 {
+				err = fmt.Errorf("run %d of %d: %w", run, o.runs, err)
+			}
+			return err
+		}
+		if best != nil {
+			figures = append(figures, best)
+		}
+	}
+	if o.runs > 1 {
+		out.result(summarizeRuns(o, figures))
+	}
+	return nil
+}
+
+// fanoutOnce is one run: fresh rooms and subscribers, one step (fanout) or
+// a ramp (saturate). It returns the run's figures: the fanout step, or the
+// highest sustainable saturate step (nil if none was).
+func fanoutOnce(ctx context.Context, o options, t *edgeTarget, out *output, run int) (*fanoutResult, error) {
 	runID := strconv.FormatInt(time.Now().UnixNano(), 36)
 	rooms := make([]string, o.rooms)
 	members := make([]int64, o.rooms)
@@ -106,15 +135,15 @@ func runFanout(ctx context.Context, o options, t *edgeTarget, out *output) error
 	f := &fleet{rec: rec}
 	defer f.closeAll()
 
-	bar := out.progress(fmt.Sprintf("connecting %d %s subscribers", o.subs, o.transport), int64(o.subs))
+	bar := out.progress(runPrefix(o, run)+fmt.Sprintf("connecting %d %s subscribers", o.subs, o.transport), int64(o.subs))
 	err := openFleet(ctx, f, transports[o.transport], t.target, o.subs, o.dialConcurrency, o.sourceIPs, rooms, "load-s"+runID+"-", bar.add1)
 	bar.done()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	pub, err := newPublisher(ctx, t.target, rooms, o.payload)
+	pub, err := publishers[o.publisher](ctx, t.target, rooms, o.payload, o.publishWorkers)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer pub.close()
 
@@ -124,38 +153,46 @@ func runFanout(ctx context.Context, o options, t *edgeTarget, out *output) error
 	}
 	var best *fanoutResult
 	for step := range steps {
-		res, err := runStep(ctx, o, t, out, rec, f, pub, step, rate, members)
+		res, err := runStep(ctx, o, t, out, rec, f, pub, run, step, rate, members)
 		if err != nil {
 			if o.scenario == "saturate" && step > 0 && ctx.Err() == nil {
-				// The publisher is a member of its rooms: past some rate its
-				// own copies overflow its send queue (4008). That ends the
+				// A failing publisher (with --publisher ws, its own copies
+				// overflow its send queue past some rate: 4008) ends the
 				// ramp like any other failure.
-				out.result(summarize(o, best, rate, fmt.Sprintf("at %.0f msg/s: %v", rate, err)))
-				return nil
+				out.result(summarize(o, run, best, rate, fmt.Sprintf("at %.0f msg/s: %v", rate, err)))
+				return best, nil
 			}
-			return err
+			return nil, err
 		}
 		if o.scenario == "fanout" {
 			out.result(res)
-			return nil
+			return res, nil
 		}
 		ok := res.LossPct <= 100-o.minDelivery && res.Latency.P99 <= float64(o.maxP99)/1e6 && res.Disconnects == 0
 		res.Sustainable = &ok
 		out.result(res)
 		if !ok {
 			reason := fmt.Sprintf("at %.0f msg/s: %.2f%% delivered, p99 %.1f ms, %d disconnects", rate, 100-res.LossPct, res.Latency.P99, res.Disconnects)
-			out.result(summarize(o, best, rate, reason))
-			return nil
+			out.result(summarize(o, run, best, rate, reason))
+			return best, nil
 		}
 		best = res
 		rate = math.Round(rate * o.rateFactor)
 	}
-	out.result(summarize(o, best, 0, fmt.Sprintf("still sustainable after --max-steps %d", steps)))
-	return nil
+	out.result(summarize(o, run, best, 0, fmt.Sprintf("still sustainable after --max-steps %d", steps)))
+	return best, nil
 }
 
-func summarize(o options, best *fanoutResult, failedAt float64, reason string) saturateSummary {
-	s := saturateSummary{Scenario: "saturate", Summary: true, Subscribers: o.subs, Rooms: o.rooms, FailedAtRate: failedAt, Reason: reason}
+// runPrefix labels progress with the run when there are several.
+func runPrefix(o options, run int) string {
+	if o.runs == 1 {
+		return ""
+	}
+	return fmt.Sprintf("run %d/%d: ", run, o.runs)
+}
+
+func summarize(o options, run int, best *fanoutResult, failedAt float64, reason string) saturateSummary {
+	s := saturateSummary{Scenario: "saturate", Summary: true, Run: run, Subscribers: o.subs, Rooms: o.rooms, FailedAtRate: failedAt, Reason: reason}
 	if best != nil {
 		s.MaxDeliveriesPerS, s.AtRate = best.DeliveredPerS, best.RateTarget
 	}
@@ -164,7 +201,7 @@ func summarize(o options, best *fanoutResult, failedAt float64, reason string) s
 
 // runStep publishes at rate for o.duration, waits for the deliveries (at
 // most o.drain) and measures the step.
-func runStep(ctx context.Context, o options, t *edgeTarget, out *output, rec *recorder, f *fleet, pub *publisher, step int, rate float64, members []int64) (*fanoutResult, error) {
+func runStep(ctx context.Context, o options, t *edgeTarget, out *output, rec *recorder, f *fleet, pub publisher, run, step int, rate float64, members []int64) (*fanoutResult, error) {
 	seconds := int((o.duration+o.drain)/time.Second) + 2
 	st := newStepStats(seconds)
 	rec.steps[step].Store(st)
@@ -186,12 +223,13 @@ func runStep(ctx context.Context, o options, t *edgeTarget, out *output, rec *re
 		return nil, err
 	}
 	lost0, _ := f.lost()
-	acks0, errs0 := pub.acks.Load(), pub.errs.Load()
+	acks0, errs0 := pub.replies()
 
 	desc := fmt.Sprintf("%s %.0f msg/s → %d subs", o.scenario, rate, o.subs)
 	if o.scenario == "saturate" {
 		desc = fmt.Sprintf("step %d: ", step+1) + desc
 	}
+	desc = runPrefix(o, run) + desc
 	bar := out.progress(desc, int64(o.duration/time.Second))
 	start := time.Now()
 	st.startNS.Store(start.UnixNano())
@@ -216,7 +254,7 @@ func runStep(ctx context.Context, o options, t *edgeTarget, out *output, rec *re
 	// Drain: wait for the deliveries and the acks, bounded by o.drain.
 	deadline := pubEnd.Add(o.drain)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
-		if st.delivered.Load() >= expected && pub.acks.Load()+pub.errs.Load()-acks0-errs0 >= counts.sent {
+		if acks, errs := pub.replies(); st.delivered.Load() >= expected && acks+errs-acks0-errs0 >= counts.sent {
 			break
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -234,15 +272,16 @@ func runStep(ctx context.Context, o options, t *edgeTarget, out *output, rec *re
 	}
 	stats1, _ := edgeproc.GetStats(ctx, base)
 	lost1, why := f.lost()
+	acks1, errs1 := pub.replies()
 
 	h := st.snapshot()
 	delivered := st.delivered.Load()
 	res := &fanoutResult{
-		Scenario: o.scenario, Transport: o.transport, Step: step,
+		Scenario: o.scenario, Transport: o.transport, Publisher: o.publisher, Run: run, Step: step,
 		Subscribers: o.subs, Rooms: o.rooms, PayloadBytes: o.payload,
 		RateTarget: rate, DurationS: pubEnd.Sub(start).Seconds(),
 		Published: counts.sent, PublishedPerS: float64(counts.sent) / pubEnd.Sub(start).Seconds(),
-		Acked: pub.acks.Load() - acks0, PublishErrors: pub.errs.Load() - errs0,
+		Acked: acks1 - acks0, PublishErrors: errs1 - errs0, PublishError: pub.firstError(),
 		Expected: expected, Delivered: delivered,
 		Latency: latencyMS{
 			P50: ms(h.quantile(0.50)), P99: ms(h.quantile(0.99)), P999: ms(h.quantile(0.999)), Max: ms(time.Duration(h.max)),
@@ -260,9 +299,6 @@ func runStep(ctx context.Context, o options, t *edgeTarget, out *output, rec *re
 		},
 		PublishedSeries: counts.series,
 		Histogram:       h.bins(),
-	}
-	if p := pub.firstErr.Load(); p != nil {
-		res.PublishError = *p
 	}
 	if expected > 0 {
 		res.LossPct = max(0, float64(expected-delivered)/float64(expected)*100)

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -114,8 +116,10 @@ func TestParseLine(t *testing.T) {
 }
 
 // TestFanoutSmoke runs the fanout scenario for two seconds with 20
-// subscribers against an in-process edge: everything published arrives.
-// Rates and latencies are not asserted.
+// subscribers against an in-process edge, for each subscriber transport
+// and publisher: everything published arrives. Rates and latencies are not
+// asserted. The last case repeats the run (--runs 2) and checks the
+// summary of the runs.
 func TestFanoutSmoke(t *testing.T) {
 	cfg := config.Default()
 	cfg.RateLimit = -1
@@ -140,32 +144,82 @@ func TestFanoutSmoke(t *testing.T) {
 		}
 	})
 
-	var stdout, stderr bytes.Buffer
-	o := defaultOptions()
-	o.stdout, o.stderr = &stdout, &stderr
-	err = parseArgs(&o, []string{"fanout", "--url", "http://" + ln.Addr().String(),
-		"--subs", "20", "--rate", "50", "--duration", "2s", "--drain", "5s", "--progress", "off",
-		"--html", t.TempDir() + "/report.html"})
-	if err != nil {
-		t.Fatal(err)
+	for _, c := range []struct {
+		transport, publisher string
+		runs                 int
+	}{
+		{"websocket", "http", 1},
+		{"sse", "http", 1},
+		{"longpoll", "http", 1},
+		{"websocket", "ws", 1},
+		{"longpoll", "http", 2},
+	} {
+		t.Run(fmt.Sprintf("%s-%s-%d", c.transport, c.publisher, c.runs), func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			o := defaultOptions()
+			o.stdout, o.stderr = &stdout, &stderr
+			err := parseArgs(&o, []string{"fanout", "--url", "http://" + ln.Addr().String(),
+				"--transport", c.transport, "--publisher", c.publisher, "--runs", strconv.Itoa(c.runs),
+				"--subs", "20", "--rate", "50", "--duration", "2s", "--drain", "5s", "--progress", "off",
+				"--html", t.TempDir() + "/report.html"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if err := run(ctx, o); err != nil {
+				t.Fatalf("run: %v\n%s", err, stderr.String())
+			}
+			dec := json.NewDecoder(&stdout)
+			for i := range c.runs {
+				var res fanoutResult
+				if err := dec.Decode(&res); err != nil {
+					t.Fatalf("result %d: %v", i+1, err)
+				}
+				if res.Run != i+1 || res.Publisher != c.publisher || res.Transport != c.transport {
+					t.Errorf("run %d: run %d, publisher %q, transport %q", i+1, res.Run, res.Publisher, res.Transport)
+				}
+				if res.Published == 0 || res.DeliveredPerS <= 0 {
+					t.Errorf("published %d, delivered/s %v: want both positive", res.Published, res.DeliveredPerS)
+				}
+				if res.LossPct != 0 || res.Delivered != res.Published*20 || res.Disconnects != 0 || res.PublishErrors != 0 || res.Acked != res.Published {
+					t.Errorf("loss %v%%: delivered %d of %d×20, %d disconnects (%s), %d acked, %d publish errors (%s)",
+						res.LossPct, res.Delivered, res.Published, res.Disconnects, res.Disconnect, res.Acked, res.PublishErrors, res.PublishError)
+				}
+			}
+			if c.runs > 1 {
+				var sum runsSummary
+				if err := dec.Decode(&sum); err != nil {
+					t.Fatalf("runs summary: %v", err)
+				}
+				if !sum.RunsSummary || sum.Measured != c.runs || sum.DeliveredPerS.Median <= 0 ||
+					sum.DeliveredPerS.Min > sum.DeliveredPerS.Median || sum.DeliveredPerS.Median > sum.DeliveredPerS.Max {
+					t.Errorf("runs summary %+v", sum)
+				}
+				if !strings.Contains(stderr.String(), fmt.Sprintf("median (min–max) of %d runs", c.runs)) {
+					t.Errorf("no runs summary in the Markdown:\n%s", stderr.String())
+				}
+			}
+			want := fmt.Sprintf("| fanout | 1 | 1 | %s | %s | 20 |", c.transport, c.publisher)
+			if !strings.Contains(stderr.String(), want) {
+				t.Errorf("no %q in the Markdown summary:\n%s", want, stderr.String())
+			}
+		})
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := run(ctx, o); err != nil {
-		t.Fatalf("run: %v\n%s", err, stderr.String())
-	}
-	var res fanoutResult
-	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
-		t.Fatalf("result %q: %v", stdout.String(), err)
-	}
-	if res.Published == 0 || res.DeliveredPerS <= 0 {
-		t.Errorf("published %d, delivered/s %v: want both positive", res.Published, res.DeliveredPerS)
-	}
-	if res.LossPct != 0 || res.Delivered != res.Published*20 || res.Disconnects != 0 || res.PublishErrors != 0 {
-		t.Errorf("loss %v%%: delivered %d of %d×20, %d disconnects, %d publish errors (%s)",
-			res.LossPct, res.Delivered, res.Published, res.Disconnects, res.PublishErrors, res.PublishError)
-	}
-	if !strings.Contains(stderr.String(), "| fanout | 1 | websocket | 20 |") {
-		t.Errorf("no Markdown summary on stderr:\n%s", stderr.String())
+}
+
+func TestSpread(t *testing.T) {
+	for _, c := range []struct {
+		in   []float64
+		want spread
+	}{
+		{[]float64{3, 1, 2}, spread{2, 1, 3}},
+		{[]float64{4, 1, 3, 2}, spread{2.5, 1, 4}},
+		{[]float64{7}, spread{7, 7, 7}},
+		{nil, spread{}},
+	} {
+		if got := spreadOf(c.in); got != c.want {
+			t.Errorf("spreadOf(%v) = %+v, want %+v", c.in, got, c.want)
+		}
 	}
 }

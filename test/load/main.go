@@ -2,7 +2,8 @@
 // delivers (issue #7). Scenarios:
 //
 //	fanout    S subscribers in one room (or --rooms N rooms of S/N each), one
-//	          publisher connection publishing --rate msg/s for --duration;
+//	          publisher (POST /send, in no room; --publisher ws for a
+//	          WebSocket member) publishing --rate msg/s for --duration;
 //	          delivered/s, loss and publish→deliver latency percentiles
 //	saturate  fanout with the rate raised in steps until less than 99% is
 //	          delivered or p99 exceeds 250 ms; the highest sustainable
@@ -18,9 +19,11 @@
 //	go run ./test/load idle --server-bin /tmp/sb --conns 10000
 //
 // or against a running edge (--url http://127.0.0.1:8080, optionally
-// --server-pid to read its RSS and CPU time from /proc). All traffic stays
-// on 127.0.0.0/8; every phase is bounded by a duration or a count and the
-// whole run by --timeout.
+// --server-pid to read its RSS and CPU time from /proc). Subscribers use
+// --transport websocket, sse or longpoll. --runs N repeats fanout or
+// saturate and adds a line with the median (and min–max) of each figure.
+// All traffic stays on 127.0.0.0/8; every phase is bounded by a duration
+// or a count and the whole run by --timeout.
 package main
 
 import (
@@ -48,8 +51,11 @@ var scenarios = []string{"fanout", "saturate", "idle"}
 // options are the command-line settings. The zero value is not useful;
 // defaultOptions fills in the defaults.
 type options struct {
-	scenario  string
-	transport string
+	scenario       string
+	transport      string
+	publisher      string
+	publishWorkers int
+	runs           int
 
 	url        string
 	serverBin  string
@@ -87,7 +93,7 @@ type options struct {
 
 func defaultOptions() options {
 	return options{
-		scenario: "fanout", transport: "websocket", serverCPU: -1,
+		scenario: "fanout", transport: "websocket", publisher: "http", publishWorkers: 8, runs: 1, serverCPU: -1,
 		subs: 1000, rooms: 1, rate: 100, duration: 10 * time.Second, payload: 128, drain: 5 * time.Second,
 		rateStart: 50, rateFactor: 1.5, maxSteps: 20, minDelivery: 99, maxP99: 250 * time.Millisecond,
 		conns: 10000, settle: 20 * time.Second, samples: 5,
@@ -105,7 +111,10 @@ var serverFlags = []string{"--rate-limit", "-1", "--max-rooms", "-1", "--log-lev
 func newFlagSet(o *options) *flag.FlagSet {
 	fs := flag.NewFlagSet("load", flag.ContinueOnError)
 	fs.StringVar(&o.scenario, "scenario", o.scenario, "scenario: "+strings.Join(scenarios, ", ")+" (or give it as the first argument)")
-	fs.StringVar(&o.transport, "transport", o.transport, "subscriber transport: websocket or sse (publishing is always over WebSocket)")
+	fs.StringVar(&o.transport, "transport", o.transport, "subscriber transport: websocket, sse or longpoll")
+	fs.StringVar(&o.publisher, "publisher", o.publisher, "fanout, saturate: http publishes through POST /send and is in no room; ws is one WebSocket connection that joins the rooms (and receives its own copies)")
+	fs.IntVar(&o.publishWorkers, "publish-workers", o.publishWorkers, "--publisher http: concurrent keep-alive POST /send connections")
+	fs.IntVar(&o.runs, "runs", o.runs, "fanout, saturate: repeat the scenario this many times (fresh subscribers and rooms, same server) and report the median of each figure with min–max")
 	fs.StringVar(&o.url, "url", o.url, "target a running edge at this http://127.x.x.x:port instead of starting one")
 	fs.StringVar(&o.serverBin, "server-bin", o.serverBin, "start this built edge binary (go build -o /tmp/sb ./edge) on a free 127.0.0.1 port, with "+strings.Join(serverFlags, " "))
 	fs.Func("server-arg", "extra flag for the started edge, repeatable (e.g. --server-arg=--send-queue=1024)", func(s string) error {
@@ -162,7 +171,7 @@ func parseArgs(o *options, args []string) error {
 	fs.SetOutput(o.stderr)
 	fs.Usage = func() {
 		fmt.Fprintf(o.stderr, "Usage: go run ./test/load [fanout|saturate|idle] [flags]\n\n"+
-			"  fanout    S subscribers, one publisher at --rate for --duration: delivered/s, loss, latency\n"+
+			"  fanout    S subscribers, one publisher (POST /send) at --rate for --duration: delivered/s, loss, latency\n"+
 			"  saturate  fanout, rate raised by --rate-factor per step until < --min-delivery %% or p99 > --max-p99\n"+
 			"  idle      --conns idle WebSocket connections: server RSS and goroutines per connection, connect rate\n\n"+
 			"Target: --server-bin (started and stopped by the tool) or --url (a running edge).\n\nFlags:\n")
@@ -186,7 +195,15 @@ func (o *options) validate() error {
 	case !contains(scenarios, o.scenario):
 		return fmt.Errorf("unknown scenario %q: use %s", o.scenario, strings.Join(scenarios, ", "))
 	case transports[o.transport] == nil:
-		return fmt.Errorf("--transport %q: use websocket or sse", o.transport)
+		return fmt.Errorf("--transport %q: use websocket, sse or longpoll", o.transport)
+	case o.scenario == "idle" && o.transport == "longpoll":
+		return errors.New("idle measures held connections: use --transport websocket or sse")
+	case publishers[o.publisher] == nil:
+		return fmt.Errorf("--publisher %q: use http or ws", o.publisher)
+	case o.publishWorkers < 1 || o.publishWorkers > 256:
+		return fmt.Errorf("--publish-workers %d: use 1 to 256", o.publishWorkers)
+	case o.runs < 1 || o.runs > 100:
+		return fmt.Errorf("--runs %d: use 1 to 100", o.runs)
 	case (o.url == "") == (o.serverBin == ""):
 		return errors.New("give exactly one of --server-bin (start an edge) and --url (target a running one)")
 	case o.serverCPU >= 0 && o.serverBin == "":

@@ -17,10 +17,31 @@ import (
 // is behind its schedule (the server batches up to 64 the other way).
 const maxBatch = 64
 
-// publisher is one WebSocket connection that has joined every load room
-// and publishes to them round-robin. A reader goroutine counts the acks
-// and errors (and drops the publisher's own copies of the messages).
-type publisher struct {
+// publisher sends the load messages of one run: rate messages per second
+// for a step, round-robin over the rooms, each payload stamped with its send
+// time and step. Acks and errors are counted as they come back.
+type publisher interface {
+	// run publishes rate msg/s for d, tagged with step, and returns what
+	// it sent. progress, if not nil, is called every 200 ms or so.
+	run(ctx context.Context, step int, rate float64, d time.Duration, progress func(elapsed time.Duration, sent int64)) (pubCounts, error)
+	// replies returns the acks and errors received so far.
+	replies() (acks, errs int64)
+	// firstError is the first error envelope (or HTTP failure), or "".
+	firstError() string
+	close()
+}
+
+var publishers = map[string]func(ctx context.Context, t target, rooms []string, payload, workers int) (publisher, error){
+	"http": newHTTPPublisher,
+	"ws":   newWSPublisher,
+}
+
+// wsPublisher is the old way (--publisher ws): one WebSocket connection
+// that has joined every load room and publishes to them round-robin. It is
+// a member of its rooms, so it receives its own copies, and above about
+// 1,000 msg/s they overflow its send queue (4008). A reader goroutine
+// counts the acks and errors and drops those copies.
+type wsPublisher struct {
 	conn    *websocket.Conn
 	rooms   []string
 	payload int
@@ -33,17 +54,17 @@ type publisher struct {
 	closeOnce  sync.Once
 }
 
-func newPublisher(ctx context.Context, t target, rooms []string, payload int) (*publisher, error) {
+func newWSPublisher(ctx context.Context, t target, rooms []string, payload, _ int) (publisher, error) {
 	conn, err := dialWS(ctx, t, strings.Join(rooms, ","), "load-publisher", net.IPv4(127, 0, 0, 1))
 	if err != nil {
 		return nil, fmt.Errorf("publisher: %w", err)
 	}
-	p := &publisher{conn: conn, rooms: rooms, payload: payload, done: make(chan struct{})}
+	p := &wsPublisher{conn: conn, rooms: rooms, payload: payload, done: make(chan struct{})}
 	go p.read()
 	return p, nil
 }
 
-func (p *publisher) read() {
+func (p *wsPublisher) read() {
 	defer close(p.done)
 	buf := make([]byte, 0, 4096)
 	for {
@@ -86,7 +107,7 @@ type pubCounts struct {
 // run publishes rate messages per second for d, tagged with step, and
 // returns what it sent. It paces by catching up with rate×elapsed every
 // millisecond, batching when behind.
-func (p *publisher) run(ctx context.Context, step int, rate float64, d time.Duration, progress func(elapsed time.Duration, sent int64)) (pubCounts, error) {
+func (p *wsPublisher) run(ctx context.Context, step int, rate float64, d time.Duration, progress func(elapsed time.Duration, sent int64)) (pubCounts, error) {
 	c := pubCounts{perRoom: make([]int64, len(p.rooms)), series: make([]int64, int(d/time.Second)+1)}
 	frame := make([]byte, 0, maxBatch*(p.payload+128))
 	tick := time.NewTicker(time.Millisecond)
@@ -136,7 +157,16 @@ func (p *publisher) run(ctx context.Context, step int, rate float64, d time.Dura
 	}
 }
 
-func (p *publisher) close() {
+func (p *wsPublisher) replies() (int64, int64) { return p.acks.Load(), p.errs.Load() }
+
+func (p *wsPublisher) firstError() string {
+	if s := p.firstErr.Load(); s != nil {
+		return *s
+	}
+	return ""
+}
+
+func (p *wsPublisher) close() {
 	p.closeOnce.Do(func() {
 		p.closing.Store(true)
 		_ = p.conn.Close()

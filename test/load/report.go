@@ -14,8 +14,11 @@ func writeMarkdown(w io.Writer, results []any) {
 	var fan []*fanoutResult
 	var sums []saturateSummary
 	var idle []idleResult
+	var runs []runsSummary
 	for _, r := range results {
 		switch r := r.(type) {
+		case runsSummary:
+			runs = append(runs, r)
 		case *fanoutResult:
 			fan = append(fan, r)
 		case saturateSummary:
@@ -25,22 +28,42 @@ func writeMarkdown(w io.Writer, results []any) {
 		}
 	}
 	if len(fan) > 0 {
-		fmt.Fprintln(w, "| scenario | step | transport | subs | rooms | rate msg/s | published/s | delivered/s | loss % | p50 ms | p99 ms | p99.9 ms | max ms | disconnects | slow closed | server CPU | load CPU | other CPU |")
-		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+		fmt.Fprintln(w, "| scenario | run | step | transport | publisher | subs | rooms | rate msg/s | published/s | delivered/s | loss % | p50 ms | p99 ms | p99.9 ms | max ms | disconnects | slow closed | server CPU | load CPU | other CPU |")
+		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 		for _, r := range fan {
 			srv, other := "n/a", "n/a"
 			if r.Server != nil {
 				srv, other = fmt.Sprintf("%.2f", r.Server.CPUCores), fmt.Sprintf("%.2f", r.Machine.OtherCores)
 			}
-			fmt.Fprintf(w, "| %s | %d | %s | %d | %d | %.0f | %.0f | %.0f | %.3f | %.2f | %.2f | %.2f | %.2f | %d | %d | %s | %.2f | %s |\n",
-				r.Scenario, r.Step+1, r.Transport, r.Subscribers, r.Rooms, r.RateTarget, r.PublishedPerS, r.DeliveredPerS, r.LossPct,
+			fmt.Fprintf(w, "| %s | %d | %d | %s | %s | %d | %d | %.0f | %.0f | %.0f | %.3f | %.2f | %.2f | %.2f | %.2f | %d | %d | %s | %.2f | %s |\n",
+				r.Scenario, r.Run, r.Step+1, r.Transport, r.Publisher, r.Subscribers, r.Rooms, r.RateTarget, r.PublishedPerS, r.DeliveredPerS, r.LossPct,
 				r.Latency.P50, r.Latency.P99, r.Latency.P999, r.Latency.Max, r.Disconnects, r.ServerSlowClosed, srv, r.Generator.CPUCores, other)
 		}
 		fmt.Fprintln(w)
 	}
 	for _, s := range sums {
-		fmt.Fprintf(w, "**saturate**: highest sustainable %.0f deliveries/s (%d subscribers, %d rooms, at %.0f msg/s); stopped: %s\n\n",
-			s.MaxDeliveriesPerS, s.Subscribers, s.Rooms, s.AtRate, s.Reason)
+		fmt.Fprintf(w, "**saturate run %d**: highest sustainable %.0f deliveries/s (%d subscribers, %d rooms, at %.0f msg/s); stopped: %s\n\n",
+			s.Run, s.MaxDeliveriesPerS, s.Subscribers, s.Rooms, s.AtRate, s.Reason)
+	}
+	for _, s := range runs {
+		what := "each run's step"
+		if s.Scenario == "saturate" {
+			what = "each run's highest sustainable step"
+			if s.NoSustainable > 0 {
+				what += fmt.Sprintf("; %d of %d runs had none", s.NoSustainable, s.Runs)
+			}
+		}
+		fmt.Fprintf(w, "**%s, median (min–max) of %d runs** (%s):\n\n", s.Scenario, s.Measured, what)
+		fmt.Fprintln(w, "| transport | publisher | subs | rooms | rate msg/s | published/s | delivered/s | loss % | p50 ms | p99 ms | p99.9 ms | max ms | server CPU | load CPU |")
+		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+		srv := "n/a"
+		if s.ServerCPU != nil {
+			srv = s.ServerCPU.format("%.2f")
+		}
+		fmt.Fprintf(w, "| %s | %s | %d | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n\n",
+			s.Transport, s.Publisher, s.Subscribers, s.Rooms, s.RateTarget.format("%.0f"), s.PublishedPerS.format("%.0f"),
+			s.DeliveredPerS.format("%.0f"), s.LossPct.format("%.3f"), s.P50.format("%.2f"), s.P99.format("%.2f"),
+			s.P999.format("%.2f"), s.Max.format("%.2f"), srv, s.LoadCPU.format("%.2f"))
 	}
 	if len(idle) > 0 {
 		fmt.Fprintln(w, "| transport | conns | source IPs | connect s | connects/s | RSS B/conn | heap B/conn | sys B/conn | goroutines/conn | load CPU |")
@@ -74,7 +97,7 @@ func writeHTML(w io.Writer, o options, results []any) error {
 			continue
 		}
 		steps = append(steps, fr)
-		name := fmt.Sprintf("%s step %d, %.0f msg/s to %d subscribers", fr.Scenario, fr.Step+1, fr.RateTarget, fr.Subscribers)
+		name := fmt.Sprintf("%s run %d step %d, %.0f msg/s to %d subscribers", fr.Scenario, fr.Run, fr.Step+1, fr.RateTarget, fr.Subscribers)
 		charts = append(charts,
 			chart{"Publish→deliver latency: " + name, latencySVG(fr.Histogram)},
 			chart{"Delivered per second: " + name, seriesSVG(fr)},

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"sync/atomic"
 	"time"
 )
@@ -78,17 +79,41 @@ func (r *recorder) frame(shard int, frame []byte, nowNS int64) {
 			r.other.Add(1)
 			continue
 		default:
-			var st *stepStats
-			if step >= 0 && step < len(r.steps) {
-				st = r.steps[step].Load()
-			}
-			if st == nil {
-				r.stray.Add(1)
-				continue
-			}
-			st.observe(shard, sent, nowNS)
+			r.observe(shard, sent, step, nowNS)
 		}
 	}
 }
 
+func (r *recorder) observe(shard int, sentNS int64, step int, nowNS int64) {
+	var st *stepStats
+	if step >= 0 && step < len(r.steps) {
+		st = r.steps[step].Load()
+	}
+	if st == nil {
+		r.stray.Add(1)
+		return
+	}
+	st.observe(shard, sentNS, nowNS)
+}
+
 type atomicStep = atomic.Pointer[stepStats]
+
+// messages handles a long-poll answer, one JSON object holding all its
+// messages: every load message in it (found by its payload's marker) is
+// attributed to its step with the answer's arrival time.
+func (r *recorder) messages(shard int, body []byte, nowNS int64) {
+	for {
+		i := bytes.Index(body, markTime)
+		if i < 0 {
+			return
+		}
+		body = body[i:]
+		sent, step, ok := parseLine(body)
+		body = body[len(markTime):]
+		if !ok {
+			r.other.Add(1)
+			continue
+		}
+		r.observe(shard, sent, step, nowNS)
+	}
+}

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+)
+
+// spread is one figure over several runs.
+type spread struct {
+	Median float64 `json:"median"`
+	Min    float64 `json:"min"`
+	Max    float64 `json:"max"`
+}
+
+func spreadOf(v []float64) spread {
+	if len(v) == 0 {
+		return spread{}
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	m := s[len(s)/2]
+	if len(s)%2 == 0 {
+		m = (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
+	return spread{Median: m, Min: s[0], Max: s[len(s)-1]}
+}
+
+// format is "median (min–max)" with the given verb, e.g. "%.2f".
+func (s spread) format(verb string) string {
+	return fmt.Sprintf(verb+" ("+verb+"–"+verb+")", s.Median, s.Min, s.Max)
+}
+
+// runsSummary ends a run with --runs above 1: the median and range of each
+// figure over the runs. For fanout the figures are each run's step; for
+// saturate each run's highest sustainable step (runs without one are
+// counted in NoSustainable and left out).
+type runsSummary struct {
+	Scenario      string  `json:"scenario"`
+	RunsSummary   bool    `json:"runs_summary"`
+	Runs          int     `json:"runs"`
+	Measured      int     `json:"measured"` // runs whose figures are included
+	NoSustainable int     `json:"no_sustainable,omitempty"`
+	Transport     string  `json:"transport"`
+	Publisher     string  `json:"publisher"`
+	Subscribers   int     `json:"subscribers"`
+	Rooms         int     `json:"rooms"`
+	RateTarget    spread  `json:"rate_target"`
+	PublishedPerS spread  `json:"published_per_s"`
+	DeliveredPerS spread  `json:"delivered_per_s"`
+	LossPct       spread  `json:"loss_pct"`
+	P50           spread  `json:"p50_ms"`
+	P99           spread  `json:"p99_ms"`
+	P999          spread  `json:"p999_ms"`
+	Max           spread  `json:"max_ms"`
+	ServerCPU     *spread `json:"server_cpu_cores,omitempty"` // nil without a pid
+	LoadCPU       spread  `json:"load_cpu_cores"`
+}
+
+func summarizeRuns(o options, figs []*fanoutResult) runsSummary {
+	s := runsSummary{
+		Scenario: o.scenario, RunsSummary: true, Runs: o.runs, Measured: len(figs), NoSustainable: o.runs - len(figs),
+		Transport: o.transport, Publisher: o.publisher, Subscribers: o.subs, Rooms: o.rooms,
+	}
+	if o.scenario == "fanout" {
+		s.NoSustainable = 0
+	}
+	pick := func(f func(r *fanoutResult) float64) spread {
+		v := make([]float64, len(figs))
+		for i, r := range figs {
+			v[i] = f(r)
+		}
+		return spreadOf(v)
+	}
+	s.RateTarget = pick(func(r *fanoutResult) float64 { return r.RateTarget })
+	s.PublishedPerS = pick(func(r *fanoutResult) float64 { return r.PublishedPerS })
+	s.DeliveredPerS = pick(func(r *fanoutResult) float64 { return r.DeliveredPerS })
+	s.LossPct = pick(func(r *fanoutResult) float64 { return r.LossPct })
+	s.P50 = pick(func(r *fanoutResult) float64 { return r.Latency.P50 })
+	s.P99 = pick(func(r *fanoutResult) float64 { return r.Latency.P99 })
+	s.P999 = pick(func(r *fanoutResult) float64 { return r.Latency.P999 })
+	s.Max = pick(func(r *fanoutResult) float64 { return r.Latency.Max })
+	s.LoadCPU = pick(func(r *fanoutResult) float64 { return r.Generator.CPUCores })
+	if len(figs) > 0 && figs[0].Server != nil {
+		c := pick(func(r *fanoutResult) float64 {
+			if r.Server == nil {
+				return 0
+			}
+			return r.Server.CPUCores
+		})
+		s.ServerCPU = &c
+	}
+	return s
+}
