@@ -103,9 +103,19 @@ func writeHTML(w io.Writer, o options, results []any) error {
 			chart{"Delivered per second: " + name, seriesSVG(fr)},
 		)
 	}
-	if len(steps) > 1 {
-		charts = append([]chart{{"Delivered/s and p99 per step", stepsSVG(steps)}}, charts...)
+	// One steps chart per run (a saturate ramp), first.
+	var ramps []chart
+	for lo := 0; lo < len(steps); {
+		hi := lo + 1
+		for hi < len(steps) && steps[hi].Run == steps[lo].Run {
+			hi++
+		}
+		if hi-lo > 1 {
+			ramps = append(ramps, chart{fmt.Sprintf("Delivered/s and p99 per step, run %d", steps[lo].Run), stepsSVG(steps[lo:hi])})
+		}
+		lo = hi
 	}
+	charts = append(ramps, charts...)
 	return reportTmpl.Execute(w, map[string]any{
 		"When":     time.Now().Format(time.RFC3339),
 		"Scenario": o.scenario,

@@ -2,10 +2,11 @@
 // switchboard server: resident memory and goroutines per connection.
 //
 // It starts a built switchboard binary as a child process on a free
-// 127.0.0.1 port (heartbeat defaults), samples the server's RSS
-// (/proc/PID/status VmRSS) and /stats, opens --conns WebSocket clients that
-// each join one room and read their welcome, waits until /stats counts them
-// all, lets the server settle (--settle), samples again and prints the
+// 127.0.0.1 port (heartbeat defaults) with test/load/edgeproc, samples the
+// server's RSS (/proc/PID/status VmRSS) and /stats, opens --conns
+// WebSocket clients from --source-ips loopback addresses that each join
+// one room and read their welcome, waits until /stats counts them all,
+// lets the server settle (--settle), samples again and prints the
 // difference per connection. Every sample is the median of --samples
 // readings one second apart. The clients answer the server's pings, so no
 // connection times out while it is measured.
@@ -18,7 +19,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -26,19 +26,16 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"os/signal"
-	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/fasthttp/websocket"
+
+	"github.com/switchboard-dev/switchboard/test/load/edgeproc"
 )
 
 type options struct {
@@ -48,6 +45,7 @@ type options struct {
 	settle      time.Duration
 	samples     int
 	concurrency int
+	sourceIPs   int
 	timeout     time.Duration
 	jsonOut     bool
 }
@@ -63,6 +61,7 @@ func main() {
 	flag.DurationVar(&o.settle, "settle", 20*time.Second, "wait this long after connecting before sampling: the server's GC settles and fasthttp retires the worker goroutines of the connect burst (idle > 10s, checked every 10s)")
 	flag.IntVar(&o.samples, "samples", 5, "readings per measurement, one second apart; the median is reported")
 	flag.IntVar(&o.concurrency, "dial-concurrency", 64, "connections opened in parallel")
+	flag.IntVar(&o.sourceIPs, "source-ips", 250, "spread connections over this many source addresses 127.0.0.2…, as test/load does (one address runs out of ephemeral ports near 28,000 connections)")
 	flag.DurationVar(&o.timeout, "timeout", 3*time.Minute, "bound on the whole run")
 	flag.BoolVar(&o.jsonOut, "json", false, "print the result as one JSON object")
 	flag.Parse()
@@ -96,6 +95,8 @@ func (o options) validate() error {
 		return fmt.Errorf("--samples %d: must be at least 1", o.samples)
 	case o.concurrency < 1:
 		return fmt.Errorf("--dial-concurrency %d: must be at least 1", o.concurrency)
+	case o.sourceIPs < 1 || o.sourceIPs > 253:
+		return fmt.Errorf("--source-ips %d: use 1 to 253", o.sourceIPs)
 	case o.settle < 0 || o.timeout <= 0:
 		return errors.New("--settle and --timeout must be positive")
 	}
@@ -105,25 +106,15 @@ func (o options) validate() error {
 	return nil
 }
 
-// sample is one measurement of the server, each field the median of
-// several readings.
-type sample struct {
-	RSS         uint64 `json:"rss_bytes"`   // /proc/PID/status VmRSS
-	HeapBytes   uint64 `json:"heap_bytes"`  // /stats heap_bytes (Go heap in use)
-	SysBytes    uint64 `json:"sys_bytes"`   // /stats sys_bytes (memory obtained from the OS)
-	Goroutines  int    `json:"goroutines"`  // /stats goroutines
-	Connections int    `json:"connections"` // /stats connections
-}
-
 type result struct {
-	Conns       int     `json:"conns"`
-	ConnectSecs float64 `json:"connect_seconds"`
-	Before      sample  `json:"before"`
-	After       sample  `json:"after"`
-	RSSPerConn  float64 `json:"rss_bytes_per_conn"`
-	HeapPerConn float64 `json:"heap_bytes_per_conn"`
-	SysPerConn  float64 `json:"sys_bytes_per_conn"`
-	GorPerConn  float64 `json:"goroutines_per_conn"`
+	Conns       int             `json:"conns"`
+	ConnectSecs float64         `json:"connect_seconds"`
+	Before      edgeproc.Sample `json:"before"`
+	After       edgeproc.Sample `json:"after"`
+	RSSPerConn  float64         `json:"rss_bytes_per_conn"`
+	HeapPerConn float64         `json:"heap_bytes_per_conn"`
+	SysPerConn  float64         `json:"sys_bytes_per_conn"`
+	GorPerConn  float64         `json:"goroutines_per_conn"`
 }
 
 func (r result) print(w io.Writer) {
@@ -142,21 +133,20 @@ func (r result) print(w io.Writer) {
 func mib(b uint64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 
 func run(ctx context.Context, o options) (result, error) {
-	if err := raiseNoFile(uint64(o.conns) + 256); err != nil {
+	if err := edgeproc.RaiseNoFile(uint64(o.conns) + 256); err != nil {
 		return result{}, err
 	}
-	addr, err := freeAddr()
+	// The server's defaults (heartbeats, log level) plus --server-arg. Its
+	// log goes to a short in-memory tail, not to the terminal: at the
+	// default level it logs every connection.
+	srv, addr, err := edgeproc.Start(edgeproc.Options{Bin: o.serverBin, Args: o.serverArgs, CPU: -1})
 	if err != nil {
 		return result{}, err
 	}
-	srv, err := startServer(o.serverBin, addr, o.serverArgs)
-	if err != nil {
-		return result{}, err
-	}
-	defer srv.stop()
+	defer srv.Stop(2 * time.Second)
 	res, err := measureServer(ctx, o, srv, addr)
 	if err != nil {
-		if tail := srv.logTail(); tail != "" {
+		if tail := srv.LogTail(); tail != "" {
 			err = fmt.Errorf("%w\nserver log (last lines):\n%s", err, tail)
 		}
 	}
@@ -165,31 +155,31 @@ func run(ctx context.Context, o options) (result, error) {
 
 // measureServer samples the running server, opens the connections and
 // samples it again.
-func measureServer(ctx context.Context, o options, srv *server, addr string) (result, error) {
+func measureServer(ctx context.Context, o options, srv *edgeproc.Process, addr string) (result, error) {
 	base := "http://" + addr
-	if err := waitHealthy(ctx, base, srv); err != nil {
+	if err := edgeproc.WaitHealthy(ctx, base, srv.Exited()); err != nil {
 		return result{}, err
 	}
 
-	sleep(ctx, 2*time.Second) // an idle server has nothing to settle
-	before, err := measure(ctx, base, srv.pid(), o.samples)
+	edgeproc.Sleep(ctx, 2*time.Second) // an idle server has nothing to settle
+	before, err := edgeproc.Measure(ctx, base, srv.PID(), o.samples)
 	if err != nil {
 		return result{}, fmt.Errorf("before: %w", err)
 	}
 
 	start := time.Now()
-	clients, err := openClients(ctx, "ws://"+addr, o.conns, o.concurrency)
+	clients, err := openClients(ctx, "ws://"+addr, o.conns, o.concurrency, o.sourceIPs)
 	defer clients.closeAll()
 	if err != nil {
 		return result{}, err
 	}
-	if err := waitConnections(ctx, base, o.conns); err != nil {
+	if err := edgeproc.WaitConnections(ctx, base, o.conns); err != nil {
 		return result{}, err
 	}
 	connectSecs := time.Since(start).Seconds()
 
-	sleep(ctx, o.settle)
-	after, err := measure(ctx, base, srv.pid(), o.samples)
+	edgeproc.Sleep(ctx, o.settle)
+	after, err := edgeproc.Measure(ctx, base, srv.PID(), o.samples)
 	if err != nil {
 		return result{}, fmt.Errorf("after: %w", err)
 	}
@@ -212,230 +202,6 @@ func measureServer(ctx context.Context, o options, srv *server, addr string) (re
 	}, nil
 }
 
-// raiseNoFile lifts the soft open-file limit to the hard one. Setting it
-// explicitly (rather than relying on the runtime's own raise at start-up)
-// also makes os/exec pass the raised limit on to the server process.
-func raiseNoFile(need uint64) error {
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		return fmt.Errorf("getrlimit: %w", err)
-	}
-	lim.Cur = lim.Max
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		return fmt.Errorf("setrlimit: %w", err)
-	}
-	if lim.Cur < need {
-		return fmt.Errorf("open-file limit %d is below the %d needed: raise the hard limit (ulimit -Hn) or lower --conns", lim.Cur, need)
-	}
-	return nil
-}
-
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("find a free port: %w", err)
-	}
-	addr := ln.Addr().String()
-	return addr, ln.Close()
-}
-
-type server struct {
-	cmd    *exec.Cmd
-	exited chan struct{} // closed when the process has exited
-	err    error         // valid after exited
-
-	mu   sync.Mutex
-	tail []string // the server's last log lines, for error reports
-}
-
-// startServer runs bin on addr with its defaults (heartbeats, log level)
-// plus extra flags. Its log goes to a short in-memory tail, not to the
-// terminal: at the default level it logs every connection.
-func startServer(bin, addr string, extra []string) (*server, error) {
-	args := append([]string{"--addr", addr}, extra...)
-	cmd := exec.Command(bin, args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	out, err := cmd.StderrPipe()
-	if err != nil {
-		return nil, err
-	}
-	cmd.Stdout = cmd.Stderr
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", bin, err)
-	}
-	s := &server{cmd: cmd, exited: make(chan struct{})}
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			s.mu.Lock()
-			if len(s.tail) == 20 {
-				s.tail = s.tail[1:]
-			}
-			s.tail = append(s.tail, sc.Text())
-			s.mu.Unlock()
-		}
-		s.err = cmd.Wait()
-		close(s.exited)
-	}()
-	return s, nil
-}
-
-// logTail returns the server's last log lines.
-func (s *server) logTail() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return strings.Join(s.tail, "\n")
-}
-
-func (s *server) pid() int { return s.cmd.Process.Pid }
-
-// stop asks the server to drain (SIGTERM) and kills its process group if
-// it is still running two seconds later.
-func (s *server) stop() {
-	select {
-	case <-s.exited:
-		return
-	default:
-	}
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.exited:
-	case <-time.After(2 * time.Second):
-		_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
-		<-s.exited
-	}
-}
-
-var httpClient = &http.Client{Timeout: 5 * time.Second}
-
-func waitHealthy(ctx context.Context, base string, srv *server) error {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/healthz", nil)
-		resp, err := httpClient.Do(req)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		select {
-		case <-srv.exited:
-			return fmt.Errorf("server exited before it was healthy: %v", srv.err)
-		case <-ctx.Done():
-			return fmt.Errorf("server not healthy at %s/healthz: %w (last error: %v)", base, ctx.Err(), err)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-}
-
-type stats struct {
-	Connections int    `json:"connections"`
-	Goroutines  int    `json:"goroutines"`
-	HeapBytes   uint64 `json:"heap_bytes"`
-	SysBytes    uint64 `json:"sys_bytes"`
-}
-
-func getStats(ctx context.Context, base string) (stats, error) {
-	var st stats
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/stats", nil)
-	resp, err := httpClient.Do(req)
-	if err != nil {
-		return st, fmt.Errorf("GET /stats: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return st, fmt.Errorf("GET /stats: %s", resp.Status)
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		return st, fmt.Errorf("GET /stats: %w", err)
-	}
-	return st, nil
-}
-
-func waitConnections(ctx context.Context, base string, want int) error {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	var last stats
-	for {
-		st, err := getStats(ctx, base)
-		if err == nil {
-			last = st
-			if st.Connections == want {
-				return nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("/stats shows %d connections, want %d: %w", last.Connections, want, ctx.Err())
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
-// measure takes n readings one second apart and returns the median of
-// each field.
-func measure(ctx context.Context, base string, pid, n int) (sample, error) {
-	var rss, heap, sys []uint64
-	var gor, conns []int
-	for i := range n {
-		if i > 0 {
-			sleep(ctx, time.Second)
-		}
-		if err := ctx.Err(); err != nil {
-			return sample{}, err
-		}
-		r, err := readRSS(pid)
-		if err != nil {
-			return sample{}, err
-		}
-		st, err := getStats(ctx, base)
-		if err != nil {
-			return sample{}, err
-		}
-		rss, heap, sys = append(rss, r), append(heap, st.HeapBytes), append(sys, st.SysBytes)
-		gor, conns = append(gor, st.Goroutines), append(conns, st.Connections)
-	}
-	return sample{
-		RSS: median(rss), HeapBytes: median(heap), SysBytes: median(sys),
-		Goroutines: median(gor), Connections: median(conns),
-	}, nil
-}
-
-func median[T int | uint64](v []T) T {
-	v = slices.Clone(v)
-	slices.Sort(v)
-	return v[len(v)/2]
-}
-
-// readRSS returns VmRSS of pid in bytes.
-func readRSS(pid int) (uint64, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return 0, fmt.Errorf("read server RSS: %w", err)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			if err != nil {
-				return 0, fmt.Errorf("parse VmRSS %q: %w", line, err)
-			}
-			return kb << 10, nil
-		}
-	}
-	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
-}
-
 // clients holds the open connections. Each has a reader goroutine, which
 // answers the server's pings (the library replies while reading) and
 // records an unexpected end.
@@ -448,12 +214,21 @@ type clients struct {
 	readers  sync.WaitGroup
 }
 
-func openClients(ctx context.Context, base string, n, concurrency int) (*clients, error) {
+// openClients opens n connections, concurrency at a time; connection i
+// dials from 127.0.0.(2 + i mod sources). Linux routes all of 127/8 to
+// loopback, and distinct source addresses keep one client address from
+// running out of ephemeral ports.
+func openClients(ctx context.Context, base string, n, concurrency, sources int) (*clients, error) {
 	cs := &clients{conns: make([]*websocket.Conn, 0, n)}
-	dialer := &websocket.Dialer{
-		HandshakeTimeout: 10 * time.Second,
-		ReadBufferSize:   1024,
-		WriteBufferSize:  256,
+	dialers := make([]*websocket.Dialer, sources)
+	for i := range dialers {
+		nd := &net.Dialer{Timeout: 10 * time.Second, LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+i))}}
+		dialers[i] = &websocket.Dialer{
+			NetDialContext:   nd.DialContext,
+			HandshakeTimeout: 10 * time.Second,
+			ReadBufferSize:   1024,
+			WriteBufferSize:  256,
+		}
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -468,7 +243,7 @@ func openClients(ctx context.Context, base string, n, concurrency int) (*clients
 				if i >= int64(n) {
 					return
 				}
-				if err := cs.open(ctx, dialer, base, int(i)); err != nil {
+				if err := cs.open(ctx, dialers[int(i)%sources], base, int(i)); err != nil {
 					cancel(err)
 					return
 				}
