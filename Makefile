@@ -34,7 +34,7 @@ bench:
 bench-brokers:
 	$(GO) test -run '^$$' -bench PublishDeliver -benchtime 2s -count 3 ./broker/...
 
-## fuzz: fuzz every target in the module, FUZZTIME each (default 20s)
+## fuzz: fuzz every target in the module, FUZZTIME each (default 100000 inputs)
 fuzz:
 	.ci/fuzz
 
