@@ -54,16 +54,16 @@ func writeMarkdown(w io.Writer, results []any) {
 			}
 		}
 		fmt.Fprintf(w, "**%s, median (min–max) of %d runs** (%s):\n\n", s.Scenario, s.Measured, what)
-		fmt.Fprintln(w, "| transport | publisher | subs | rooms | rate msg/s | published/s | delivered/s | loss % | p50 ms | p99 ms | p99.9 ms | max ms | server CPU | load CPU |")
-		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-		srv := "n/a"
-		if s.ServerCPU != nil {
-			srv = s.ServerCPU.format("%.2f")
+		fmt.Fprintln(w, "| transport | publisher | subs | rooms | rate msg/s | published/s | delivered/s | loss % | p50 ms | p99 ms | p99.9 ms | max ms | server CPU | load CPU | other CPU |")
+		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+		srv, other := "n/a", "n/a"
+		if s.ServerCPU != nil && s.OtherCPU != nil {
+			srv, other = s.ServerCPU.format("%.2f"), s.OtherCPU.format("%.2f")
 		}
-		fmt.Fprintf(w, "| %s | %s | %d | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n\n",
+		fmt.Fprintf(w, "| %s | %s | %d | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n\n",
 			s.Transport, s.Publisher, s.Subscribers, s.Rooms, s.RateTarget.format("%.0f"), s.PublishedPerS.format("%.0f"),
 			s.DeliveredPerS.format("%.0f"), s.LossPct.format("%.3f"), s.P50.format("%.2f"), s.P99.format("%.2f"),
-			s.P999.format("%.2f"), s.Max.format("%.2f"), srv, s.LoadCPU.format("%.2f"))
+			s.P999.format("%.2f"), s.Max.format("%.2f"), srv, s.LoadCPU.format("%.2f"), other)
 	}
 	if len(idle) > 0 {
 		fmt.Fprintln(w, "| transport | conns | source IPs | connect s | connects/s | RSS B/conn | heap B/conn | sys B/conn | goroutines/conn | load CPU |")

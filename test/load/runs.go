@@ -54,6 +54,9 @@ type runsSummary struct {
 	Max           spread  `json:"max_ms"`
 	ServerCPU     *spread `json:"server_cpu_cores,omitempty"` // nil without a pid
 	LoadCPU       spread  `json:"load_cpu_cores"`
+	// OtherCPU is what neither the server nor the load used: a median
+	// well above zero means something else on the machine competed.
+	OtherCPU *spread `json:"other_cpu_cores,omitempty"` // nil without a pid
 }
 
 func summarizeRuns(o options, figs []*fanoutResult) runsSummary {
@@ -88,6 +91,8 @@ func summarizeRuns(o options, figs []*fanoutResult) runsSummary {
 			return r.Server.CPUCores
 		})
 		s.ServerCPU = &c
+		other := pick(func(r *fanoutResult) float64 { return r.Machine.OtherCores })
+		s.OtherCPU = &other
 	}
 	return s
 }
