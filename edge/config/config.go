@@ -126,56 +126,8 @@ type setting struct {
 // by getenv. Usage for --help goes to help.
 func Load(args []string, getenv func(string) string, help io.Writer) (Config, error) {
 	var c Config
-	var origins, slow, slowRooms, transports, trusted, anonSub, anonPub, apiKeys string
-	var size byteSize = 64 << 10
-	fs := flag.NewFlagSet("switchboard", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	fs.StringVar(&c.Addr, "addr", ":8080", "listen address (host:port)")
-	fs.StringVar(&c.JWTSecret, "jwt-secret", "", "HS256 secret; when set every connection needs a valid JWT whose sub is the user id (empty: development mode, ?user= is trusted)")
-	fs.DurationVar(&c.JWTLeeway, "jwt-leeway", 30*time.Second, "clock skew allowed when checking exp, nbf and iat")
-	fs.StringVar(&c.JWTPublicKey, "jwt-public-key", "", "PEM file of RSA or ECDSA P-256 public keys (or certificates): accept RS256/ES256 tokens")
-	fs.StringVar(&c.JWKSURL, "jwks-url", "", "JSON Web Key Set URL (RS256/ES256 keys by kid), read at start and refreshed")
-	fs.StringVar(&c.JWKSFile, "jwks-file", "", "JSON Web Key Set file, read at start and refreshed")
-	fs.DurationVar(&c.JWKSRefresh, "jwks-refresh", 10*time.Minute, "how often the JWKS is reloaded (an unknown kid also reloads it, at most every 30s)")
-	fs.StringVar(&c.JWTAudience, "jwt-audience", "", "required token aud (empty: not checked)")
-	fs.StringVar(&c.JWTIssuer, "jwt-issuer", "", "required token iss (empty: not checked)")
-	fs.StringVar(&anonSub, "anon-subscribe", "", "production mode: rooms (comma-separated globs) that connections without a token may subscribe to; empty with --anon-publish empty refuses them")
-	fs.StringVar(&anonPub, "anon-publish", "", "production mode: rooms (globs) that connections without a token may publish to")
-	fs.StringVar(&origins, "allowed-origins", "", "comma-separated browser Origins allowed on every transport (https://app.example.com, https://*.example.com, self = same host, * = any); empty: * in development mode, self with JWT")
-	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
-	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
-	fs.StringVar(&c.Broker, "broker", "memory", "broker: memory (embedded, one node), redis (Redis Streams), kafka or nats (JetStream); all but memory let many nodes act as one")
-	fs.StringVar(&c.BrokerURL, "broker-url", "", "broker address: redis://[user:pass@]host:port[/db] (default redis://127.0.0.1:6379/0) kafka://host:9092[,host2:9092] (default kafka://127.0.0.1:9092) or nats://host:4222[,nats://host2:4222] (default nats://127.0.0.1:4222); unused by memory")
-	fs.BoolVar(&c.BrokerWait, "broker-wait", false, "if the broker is unreachable at start, serve /healthz, report not ready on /readyz and keep retrying instead of exiting")
-	fs.Int64Var(&c.RetentionMessages, "retention-messages", 100000, "redis: messages the stream keeps (XADD MAXLEN ~, approximate); nats: the stream's MaxMsgs (negative: unbounded)")
-	fs.DurationVar(&c.RetentionAge, "retention-age", 24*time.Hour, "kafka: retention.ms of the topic when switchboard creates it; nats: the stream's MaxAge (negative: the broker's default / unlimited)")
-	fs.IntVar(&c.HistorySize, "history-size", 1000, "memory: messages kept for resume per room and per user's direct channel (negative disables)")
-	fs.IntVar(&c.HistoryLimit, "history-limit", 1000, "most messages replayed to one resuming client; beyond it welcome says recovered:false")
-	fs.DurationVar(&c.HistoryTTL, "history-ttl", 10*time.Minute, "memory: history of a room idle this long is dropped (negative keeps it)")
-	fs.DurationVar(&c.HeartbeatInterval, "heartbeat-interval", 25*time.Second, "ping interval (negative disables heartbeats)")
-	fs.DurationVar(&c.HeartbeatTimeout, "heartbeat-timeout", 0, "close a connection silent for this long (4009); 0 means 2.5 x --heartbeat-interval")
-	fs.IntVar(&c.SendQueue, "send-queue", 256, "outbound queue per connection, in messages")
-	fs.StringVar(&slow, "slow-consumer", "close", "when a send queue is full: close (4008), drop-oldest, conflate (newest per room) or resume (replay from the log)")
-	fs.StringVar(&slowRooms, "slow-consumer-rooms", "", "per-room policies by name pattern, first match wins: e.g. 'ticker:*=conflate,feed:*=resume'")
-	fs.Var(&size, "max-message-size", "largest inbound frame, e.g. 65536, 64KiB or 1MiB (4003 beyond)")
-	fs.Float64Var(&c.RateLimit, "rate-limit", 50, "inbound frames per second per connection (4002 beyond; negative disables)")
-	fs.IntVar(&c.RateBurst, "rate-burst", 100, "inbound burst allowance per connection")
-	fs.IntVar(&c.MaxRooms, "max-rooms", 100, "rooms one connection may join (negative: unlimited)")
-	fs.DurationVar(&c.WriteTimeout, "write-timeout", 10*time.Second, "deadline for each write to a client")
-	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long SIGTERM waits for clients to drain")
-	fs.IntVar(&c.MaxConnections, "max-connections", 0, "connections this node accepts; beyond, close 1013 / HTTP 503 (0: no cap)")
-	fs.IntVar(&c.MaxConnectionsPerIP, "max-connections-per-ip", 0, "connections per client IP; beyond, close 1013 / HTTP 503 (0: no cap)")
-	fs.StringVar(&c.ProxyHeader, "proxy-header", "", "header with the client IP set by a reverse proxy (e.g. X-Forwarded-For); trusted only from --trusted-proxies")
-	fs.StringVar(&trusted, "trusted-proxies", "", "comma-separated IPs or CIDRs of reverse proxies whose --proxy-header is believed")
-	fs.StringVar(&c.TLSCert, "tls-cert", "", "PEM certificate (chain) file: serve HTTPS and WSS directly (with --tls-key)")
-	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM private key file for --tls-cert")
-	registerWebhookFlags(fs, &c.Webhooks)
-	fs.StringVar(&apiKeys, "api-keys", "", "comma-separated keys (each at least 16 bytes) that backends send as Authorization: Bearer to the server API /api/v1; empty disables the API")
-	fs.DurationVar(&c.PresenceInterval, "presence-interval", 5*time.Second, "how often a node renews its presence lease in the broker")
-	fs.DurationVar(&c.PresenceTTL, "presence-ttl", 0, "a node silent this long is dead: its connections leave presence and survivors publish their leave/disconnect events (0: 3 x --presence-interval)")
-	fs.BoolVar(&c.PresenceEvents, "presence-events", false, "send room members a presence envelope when someone joins or leaves (rooms of at most 100 connections, at most 5 per second per room)")
-	fs.DurationVar(&c.IdempotencyTTL, "idempotency-ttl", 24*time.Hour, "how long the server API remembers a publish's idempotency_key (shared through Redis with --broker redis)")
-	fs.StringVar(&transports, "transports", "websocket,sse,longpoll", "client transports to serve, comma-separated: websocket (/ws), sse (/sse), longpoll (/poll); POST /send is always served")
+	var r rawFlags
+	fs := newFlagSet(&c, &r)
 
 	// Every value explains its own parse errors, naming flag and variable.
 	var valueErr error
@@ -208,6 +160,7 @@ func Load(args []string, getenv func(string) string, help io.Writer) (Config, er
 	if fs.NArg() > 0 {
 		return Config{}, fmt.Errorf("unexpected argument %q (settings are flags, see --help)", fs.Arg(0))
 	}
+	origins, slow, slowRooms, transports, trusted, anonSub, anonPub, apiKeys, size := r.origins, r.slow, r.slowRooms, r.transports, r.trusted, r.anonSub, r.anonPub, r.apiKeys, r.size
 	c.MaxMessageSize = int(size)
 	for _, o := range strings.Split(origins, ",") {
 		if o = strings.TrimSpace(o); o != "" {
@@ -509,4 +462,66 @@ func (b *byteSize) Set(s string) error {
 	}
 	*b = byteSize(n * mult)
 	return nil
+}
+
+// rawFlags holds flag values that Load turns into Config fields.
+type rawFlags struct {
+	origins, slow, slowRooms, transports, trusted, anonSub, anonPub, apiKeys string
+	size                                                                     byteSize
+}
+
+// newFlagSet defines every flag of the edge on a new FlagSet, writing
+// into c and r. It is the one place flags are declared: Load parses with
+// it and Reference documents it.
+func newFlagSet(c *Config, r *rawFlags) *flag.FlagSet {
+	r.size = 64 << 10
+	fs := flag.NewFlagSet("switchboard", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&c.Addr, "addr", ":8080", "listen address (host:port)")
+	fs.StringVar(&c.JWTSecret, "jwt-secret", "", "HS256 secret; when set every connection needs a valid JWT whose sub is the user id (empty: development mode, ?user= is trusted)")
+	fs.DurationVar(&c.JWTLeeway, "jwt-leeway", 30*time.Second, "clock skew allowed when checking exp, nbf and iat")
+	fs.StringVar(&c.JWTPublicKey, "jwt-public-key", "", "PEM file of RSA or ECDSA P-256 public keys (or certificates): accept RS256/ES256 tokens")
+	fs.StringVar(&c.JWKSURL, "jwks-url", "", "JSON Web Key Set URL (RS256/ES256 keys by kid), read at start and refreshed")
+	fs.StringVar(&c.JWKSFile, "jwks-file", "", "JSON Web Key Set file, read at start and refreshed")
+	fs.DurationVar(&c.JWKSRefresh, "jwks-refresh", 10*time.Minute, "how often the JWKS is reloaded (an unknown kid also reloads it, at most every 30s)")
+	fs.StringVar(&c.JWTAudience, "jwt-audience", "", "required token aud (empty: not checked)")
+	fs.StringVar(&c.JWTIssuer, "jwt-issuer", "", "required token iss (empty: not checked)")
+	fs.StringVar(&r.anonSub, "anon-subscribe", "", "production mode: rooms (comma-separated globs) that connections without a token may subscribe to; empty with --anon-publish empty refuses them")
+	fs.StringVar(&r.anonPub, "anon-publish", "", "production mode: rooms (globs) that connections without a token may publish to")
+	fs.StringVar(&r.origins, "allowed-origins", "", "comma-separated browser Origins allowed on every transport (https://app.example.com, https://*.example.com, self = same host, * = any); empty: * in development mode, self with JWT")
+	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&c.Broker, "broker", "memory", "broker: memory (embedded, one node), redis (Redis Streams), kafka or nats (JetStream); all but memory let many nodes act as one")
+	fs.StringVar(&c.BrokerURL, "broker-url", "", "broker address: redis://[user:pass@]host:port[/db] (default redis://127.0.0.1:6379/0) kafka://host:9092[,host2:9092] (default kafka://127.0.0.1:9092) or nats://host:4222[,nats://host2:4222] (default nats://127.0.0.1:4222); unused by memory")
+	fs.BoolVar(&c.BrokerWait, "broker-wait", false, "if the broker is unreachable at start, serve /healthz, report not ready on /readyz and keep retrying instead of exiting")
+	fs.Int64Var(&c.RetentionMessages, "retention-messages", 100000, "redis: messages the stream keeps (XADD MAXLEN ~, approximate); nats: the stream's MaxMsgs (negative: unbounded)")
+	fs.DurationVar(&c.RetentionAge, "retention-age", 24*time.Hour, "kafka: retention.ms of the topic when switchboard creates it; nats: the stream's MaxAge (negative: the broker's default / unlimited)")
+	fs.IntVar(&c.HistorySize, "history-size", 1000, "memory: messages kept for resume per room and per user's direct channel (negative disables)")
+	fs.IntVar(&c.HistoryLimit, "history-limit", 1000, "most messages replayed to one resuming client; beyond it welcome says recovered:false")
+	fs.DurationVar(&c.HistoryTTL, "history-ttl", 10*time.Minute, "memory: history of a room idle this long is dropped (negative keeps it)")
+	fs.DurationVar(&c.HeartbeatInterval, "heartbeat-interval", 25*time.Second, "ping interval (negative disables heartbeats)")
+	fs.DurationVar(&c.HeartbeatTimeout, "heartbeat-timeout", 0, "close a connection silent for this long (4009); 0 means 2.5 x --heartbeat-interval")
+	fs.IntVar(&c.SendQueue, "send-queue", 256, "outbound queue per connection, in messages")
+	fs.StringVar(&r.slow, "slow-consumer", "close", "when a send queue is full: close (4008), drop-oldest, conflate (newest per room) or resume (replay from the log)")
+	fs.StringVar(&r.slowRooms, "slow-consumer-rooms", "", "per-room policies by name pattern, first match wins: e.g. 'ticker:*=conflate,feed:*=resume'")
+	fs.Var(&r.size, "max-message-size", "largest inbound frame, e.g. 65536, 64KiB or 1MiB (4003 beyond)")
+	fs.Float64Var(&c.RateLimit, "rate-limit", 50, "inbound frames per second per connection (4002 beyond; negative disables)")
+	fs.IntVar(&c.RateBurst, "rate-burst", 100, "inbound burst allowance per connection")
+	fs.IntVar(&c.MaxRooms, "max-rooms", 100, "rooms one connection may join (negative: unlimited)")
+	fs.DurationVar(&c.WriteTimeout, "write-timeout", 10*time.Second, "deadline for each write to a client")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long SIGTERM waits for clients to drain")
+	fs.IntVar(&c.MaxConnections, "max-connections", 0, "connections this node accepts; beyond, close 1013 / HTTP 503 (0: no cap)")
+	fs.IntVar(&c.MaxConnectionsPerIP, "max-connections-per-ip", 0, "connections per client IP; beyond, close 1013 / HTTP 503 (0: no cap)")
+	fs.StringVar(&c.ProxyHeader, "proxy-header", "", "header with the client IP set by a reverse proxy (e.g. X-Forwarded-For); trusted only from --trusted-proxies")
+	fs.StringVar(&r.trusted, "trusted-proxies", "", "comma-separated IPs or CIDRs of reverse proxies whose --proxy-header is believed")
+	fs.StringVar(&c.TLSCert, "tls-cert", "", "PEM certificate (chain) file: serve HTTPS and WSS directly (with --tls-key)")
+	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM private key file for --tls-cert")
+	registerWebhookFlags(fs, &c.Webhooks)
+	fs.StringVar(&r.apiKeys, "api-keys", "", "comma-separated keys (each at least 16 bytes) that backends send as Authorization: Bearer to the server API /api/v1; empty disables the API")
+	fs.DurationVar(&c.PresenceInterval, "presence-interval", 5*time.Second, "how often a node renews its presence lease in the broker")
+	fs.DurationVar(&c.PresenceTTL, "presence-ttl", 0, "a node silent this long is dead: its connections leave presence and survivors publish their leave/disconnect events (0: 3 x --presence-interval)")
+	fs.BoolVar(&c.PresenceEvents, "presence-events", false, "send room members a presence envelope when someone joins or leaves (rooms of at most 100 connections, at most 5 per second per room)")
+	fs.DurationVar(&c.IdempotencyTTL, "idempotency-ttl", 24*time.Hour, "how long the server API remembers a publish's idempotency_key (shared through Redis with --broker redis)")
+	fs.StringVar(&r.transports, "transports", "websocket,sse,longpoll", "client transports to serve, comma-separated: websocket (/ws), sse (/sse), longpoll (/poll); POST /send is always served")
+	return fs
 }
