@@ -56,6 +56,7 @@ type options struct {
 	publisher      string
 	publishWorkers int
 	runs           int
+	maxOther       float64
 
 	url        string
 	serverBin  string
@@ -93,7 +94,7 @@ type options struct {
 
 func defaultOptions() options {
 	return options{
-		scenario: "fanout", transport: "websocket", publisher: "http", publishWorkers: 8, runs: 1, serverCPU: -1,
+		scenario: "fanout", transport: "websocket", publisher: "http", publishWorkers: 8, runs: 1, maxOther: 0.25, serverCPU: -1,
 		subs: 1000, rooms: 1, rate: 100, duration: 10 * time.Second, payload: 128, drain: 5 * time.Second,
 		rateStart: 50, rateFactor: 1.5, maxSteps: 20, minDelivery: 99, maxP99: 250 * time.Millisecond,
 		conns: 10000, settle: 20 * time.Second, samples: 5,
@@ -114,6 +115,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.StringVar(&o.transport, "transport", o.transport, "subscriber transport: websocket, sse or longpoll")
 	fs.StringVar(&o.publisher, "publisher", o.publisher, "fanout, saturate: http publishes through POST /send and is in no room; ws is one WebSocket connection that joins the rooms (and receives its own copies)")
 	fs.IntVar(&o.publishWorkers, "publish-workers", o.publishWorkers, "--publisher http: concurrent keep-alive POST /send connections")
+	fs.Float64Var(&o.maxOther, "max-other-cpu", o.maxOther, "fanout, saturate (with a known server pid): a step during which other processes used more CPU cores than this is run again, up to 3 times, and marked disturbed if it stays so; negative: never")
 	fs.IntVar(&o.runs, "runs", o.runs, "fanout, saturate: repeat the scenario this many times (fresh subscribers and rooms, same server) and report the median of each figure with min–max")
 	fs.StringVar(&o.url, "url", o.url, "target a running edge at this http://127.x.x.x:port instead of starting one")
 	fs.StringVar(&o.serverBin, "server-bin", o.serverBin, "start this built edge binary (go build -o /tmp/sb ./edge) on a free 127.0.0.1 port, with "+strings.Join(serverFlags, " "))

@@ -35,6 +35,9 @@ func writeMarkdown(w io.Writer, results []any) {
 			if r.Server != nil {
 				srv, other = fmt.Sprintf("%.2f", r.Server.CPUCores), fmt.Sprintf("%.2f", r.Machine.OtherCores)
 			}
+			if r.Disturbed {
+				other += " (disturbed)"
+			}
 			fmt.Fprintf(w, "| %s | %d | %d | %s | %s | %d | %d | %.0f | %.0f | %.0f | %.3f | %.2f | %.2f | %.2f | %.2f | %d | %d | %s | %.2f | %s |\n",
 				r.Scenario, r.Run, r.Step+1, r.Transport, r.Publisher, r.Subscribers, r.Rooms, r.RateTarget, r.PublishedPerS, r.DeliveredPerS, r.LossPct,
 				r.Latency.P50, r.Latency.P99, r.Latency.P999, r.Latency.Max, r.Disconnects, r.ServerSlowClosed, srv, r.Generator.CPUCores, other)
@@ -52,6 +55,13 @@ func writeMarkdown(w io.Writer, results []any) {
 			if s.NoSustainable > 0 {
 				what += fmt.Sprintf("; %d of %d runs had none", s.NoSustainable, s.Runs)
 			}
+		}
+		if s.Disturbed > 0 {
+			what += fmt.Sprintf("; %d disturbed by other processes", s.Disturbed)
+		}
+		if s.Measured == 0 {
+			fmt.Fprintf(w, "**%s, %d runs**: no run had a sustainable step.\n\n", s.Scenario, s.Runs)
+			continue
 		}
 		fmt.Fprintf(w, "**%s, median (min–max) of %d runs** (%s):\n\n", s.Scenario, s.Measured, what)
 		fmt.Fprintln(w, "| transport | publisher | subs | rooms | rate msg/s | published/s | delivered/s | loss % | p50 ms | p99 ms | p99.9 ms | max ms | server CPU | load CPU | other CPU |")

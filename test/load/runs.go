@@ -40,6 +40,7 @@ type runsSummary struct {
 	Runs          int     `json:"runs"`
 	Measured      int     `json:"measured"` // runs whose figures are included
 	NoSustainable int     `json:"no_sustainable,omitempty"`
+	Disturbed     int     `json:"disturbed,omitempty"` // figures over --max-other-cpu
 	Transport     string  `json:"transport"`
 	Publisher     string  `json:"publisher"`
 	Subscribers   int     `json:"subscribers"`
@@ -66,6 +67,11 @@ func summarizeRuns(o options, figs []*fanoutResult) runsSummary {
 	}
 	if o.scenario == "fanout" {
 		s.NoSustainable = 0
+	}
+	for _, r := range figs {
+		if r.Disturbed {
+			s.Disturbed++
+		}
 	}
 	pick := func(f func(r *fanoutResult) float64) spread {
 		v := make([]float64, len(figs))
