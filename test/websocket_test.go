@@ -334,9 +334,12 @@ func TestStalledReaderDoesNotSlowOthers(t *testing.T) {
 			}
 		}
 	}
-	eventually(t, "stalled client closed as slow consumer", func() bool {
-		s := e.stats(t)
-		return s.SlowClosed == 1 && s.Connections == 1
+	// The stalled client is dropped: by the slow-consumer policy (4008)
+	// when its queue overflows first, or by the write deadline when a
+	// busy machine publishes slower than the deadline runs out. Either
+	// way only the reader is left.
+	eventually(t, "stalled client dropped", func() bool {
+		return e.stats(t).Connections == 1
 	})
 	reader.ping()
 }
