@@ -115,6 +115,14 @@ type Config struct {
 	// beyond it, welcome says recovered:false. Optional. Default: 1000.
 	HistoryLimit int
 
+	// OnDeliveryLatency, when set, receives the time from a message's
+	// acceptance (its ts) to its delivery to this node by the broker,
+	// once per message. OnPublish receives each broker publish's duration
+	// and error. Both run on hot paths: they must be cheap (a histogram
+	// observation) and must not block. Optional.
+	OnDeliveryLatency func(time.Duration)
+	OnPublish         func(time.Duration, error)
+
 	// BeforeBrokerClose, when set, runs during Shutdown once every
 	// session has ended and before the broker closes, bounded by
 	// BrokerTimeout: the last chance to publish (a node's goodbye).

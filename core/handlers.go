@@ -21,6 +21,7 @@ func (n *Node) registerBuiltins() {
 // error envelope. An unknown type is an error reply, never a disconnect.
 func (n *Node) dispatch(s *Session, env *Envelope) {
 	h := n.router.lookup(env.Type)
+	n.countInbound(env.Type, h != nil)
 	if h == nil {
 		s.replyError(env.Ref, Errorf(CodeUnknownType, "unknown type %q", env.Type))
 		return
@@ -112,7 +113,11 @@ func (n *Node) handlePing(_ context.Context, s *Session, env *Envelope) error {
 // Publish sends env to channel through the broker, so every node's
 // members receive it. A broker failure is an *Error with CodeBrokerDown.
 func (n *Node) Publish(ctx context.Context, channel string, env *Envelope) (string, error) {
+	start := time.Now()
 	id, err := n.broker.Publish(ctx, channel, env)
+	if n.cfg.OnPublish != nil {
+		n.cfg.OnPublish(time.Since(start), err)
+	}
 	if errors.Is(err, ErrUnconfirmed) {
 		n.log.Warn("publish not confirmed in time", "channel", channel, "err", err)
 		return "", &Error{Code: CodeUnconfirmed, Message: "the broker took the message but its position was not confirmed in time; it will probably be delivered, so do not resend it blindly"}

@@ -45,7 +45,8 @@ type Node struct {
 	shutdownErr  error
 	done         chan struct{}
 
-	stats nodeStats
+	stats   nodeStats
+	metrics nodeMetrics
 }
 
 type nodeStats struct {
@@ -161,6 +162,7 @@ func (n *Node) deliver(d Delivery) {
 	}
 	frame := d.Envelope.Encode()
 	n.stats.published.Add(1)
+	n.observeDelivery(d.Envelope)
 	n.hub.broadcast(d.Channel, frame, d.Envelope.ID, n.policyFor(d.Channel))
 }
 
@@ -302,6 +304,10 @@ func (n *Node) Accept(ctx context.Context, t Transport, req ConnectRequest) (*Se
 		}
 		history = res.Envelopes
 		welcome.Recovered = &res.Recovered
+		n.metrics.resumes.Add(1)
+		if !res.Recovered {
+			n.metrics.resumesLost.Add(1)
+		}
 		// Let this node's delivery catch up with the end of the replay, so
 		// nothing at or before it can still arrive live (see Syncer).
 		if sy, ok := n.broker.(Syncer); ok {
@@ -412,6 +418,9 @@ func (n *Node) detach(s *Session, d Disconnect) {
 	n.log.Log(context.Background(), s.lifecycleLevel(), "disconnect", append(s.logAttrs(), "code", d.Code, "reason", d.Reason,
 		"duration", time.Since(s.start).Round(time.Millisecond).String())...)
 	n.emit(s, EventDisconnect, "", &d)
+	if s.eventful {
+		n.metrics.disconnects.add(d.Code)
+	}
 }
 
 // lifecycleLevel is the level of a session's connect and disconnect

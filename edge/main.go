@@ -52,6 +52,19 @@ func run(args []string) int {
 		_ = ln.Close()
 		return 1
 	}
+	if cfg.AdminAddr != "" {
+		aln, err := net.Listen("tcp", cfg.AdminAddr)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "switchboard: cannot listen on --admin-addr %s: %v (choose another address with --admin-addr or SWITCHBOARD_ADMIN_ADDR)\n", cfg.AdminAddr, errors.Unwrap(err))
+			_ = ln.Close()
+			return 1
+		}
+		go func() {
+			if err := srv.ServeAdmin(aln); err != nil {
+				logger.Error("admin server stopped", "err", err)
+			}
+		}()
+	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	select {

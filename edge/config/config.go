@@ -83,6 +83,10 @@ type Config struct {
 	// PresenceEvents sends room members join/leave envelopes.
 	PresenceEvents bool
 
+	// AdminAddr, when set, serves /stats, /metrics and /healthz on a
+	// separate listener instead of the public one.
+	AdminAddr string
+
 	// APIKeys enable the server API (/api/v1) when non-empty.
 	APIKeys        []string
 	IdempotencyTTL time.Duration
@@ -517,6 +521,7 @@ func newFlagSet(c *Config, r *rawFlags) *flag.FlagSet {
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "PEM certificate (chain) file: serve HTTPS and WSS directly (with --tls-key)")
 	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM private key file for --tls-cert")
 	registerWebhookFlags(fs, &c.Webhooks)
+	fs.StringVar(&c.AdminAddr, "admin-addr", "", "serve /stats, /metrics (Prometheus) and /healthz on this separate address (e.g. 127.0.0.1:9090) instead of the public one")
 	fs.StringVar(&r.apiKeys, "api-keys", "", "comma-separated keys (each at least 16 bytes) that backends send as Authorization: Bearer to the server API /api/v1; empty disables the API")
 	fs.DurationVar(&c.PresenceInterval, "presence-interval", 5*time.Second, "how often a node renews its presence lease in the broker")
 	fs.DurationVar(&c.PresenceTTL, "presence-ttl", 0, "a node silent this long is dead: its connections leave presence and survivors publish their leave/disconnect events (0: 3 x --presence-interval)")

@@ -12,6 +12,9 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/switchboard-dev/switchboard/adapters/cors"
 	"github.com/switchboard-dev/switchboard/adapters/httpsend"
@@ -26,6 +29,7 @@ import (
 	"github.com/switchboard-dev/switchboard/edge/api"
 	"github.com/switchboard-dev/switchboard/edge/auth"
 	"github.com/switchboard-dev/switchboard/edge/config"
+	"github.com/switchboard-dev/switchboard/edge/metrics"
 	"github.com/switchboard-dev/switchboard/edge/presence"
 	"github.com/switchboard-dev/switchboard/edge/webclient"
 	"github.com/switchboard-dev/switchboard/edge/webhook"
@@ -43,6 +47,7 @@ type Server struct {
 	hooks   *webhooks           // nil without webhooks; closed by Shutdown
 	events  *fanout             // lifecycle event subscribers
 	closers []func() error      // run last by Shutdown
+	admin   *fiber.App          // --admin-addr: /stats and /metrics; nil without
 
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -101,7 +106,8 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 	tracker := presence.New(presence.Config{Interval: cfg.PresenceInterval, TTL: cfg.PresenceTTL, RoomEvents: cfg.PresenceEvents,
 		Local: cfg.Broker == "memory", Logger: logger})
 	events.add(tracker.OnEvent)
-	node, err := newNode(cfg, b, refresh, events.emit, tracker.Goodbye, logger)
+	mets := metrics.New()
+	node, err := newNode(cfg, b, refresh, events.emit, tracker.Goodbye, mets, logger)
 	if err != nil {
 		if jwtAuth != nil {
 			_ = jwtAuth.Close()
@@ -213,7 +219,7 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 		}
 		return c.JSON(fiber.Map{"status": "ready"})
 	})
-	s.app.Get("/stats", func(c *fiber.Ctx) error {
+	stats := func(c *fiber.Ctx) error {
 		out := struct {
 			core.Stats
 			Node     string                   `json:"node"`
@@ -227,7 +233,19 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 			}
 		}
 		return c.JSON(out)
-	})
+	}
+	mets.Attach(node, func(ch chan<- prometheus.Metric) { extraMetrics(ch, tracker, hooks) })
+	prom := adaptor.HTTPHandler(promhttp.HandlerFor(mets.Registry, promhttp.HandlerOpts{}))
+	// /stats and /metrics live on the admin listener when there is one
+	// (--admin-addr), so they are not exposed publicly.
+	admin := s.app
+	if cfg.AdminAddr != "" {
+		s.admin = fiber.New(fiber.Config{DisableStartupMessage: true, AppName: "switchboard-admin", ErrorHandler: errorHandler})
+		admin = s.admin
+		admin.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
+	}
+	admin.Get("/stats", stats)
+	admin.Get("/metrics", prom)
 	return s, nil
 }
 
@@ -246,13 +264,15 @@ func isBrokerDown(err error) bool {
 }
 
 // newNode builds the core node from the edge configuration.
-func newNode(cfg config.Config, b core.Broker, authn core.Authenticator, onEvent func(core.Event), beforeClose func(context.Context), logger *slog.Logger) (*core.Node, error) {
+func newNode(cfg config.Config, b core.Broker, authn core.Authenticator, onEvent func(core.Event), beforeClose func(context.Context), mets *metrics.Metrics, logger *slog.Logger) (*core.Node, error) {
 	var refresh core.Authenticator // development mode has no tokens to refresh
 	if cfg.Production() {
 		refresh = authn
 	}
 	return core.NewNode(core.Config{
 		OnEvent:             onEvent,
+		OnDeliveryLatency:   mets.OnDeliveryLatency,
+		OnPublish:           mets.OnPublish,
 		BeforeBrokerClose:   beforeClose,
 		Authenticator:       refresh,
 		HeartbeatInterval:   cfg.HeartbeatInterval,
@@ -328,6 +348,17 @@ func (s *Server) Serve(ln net.Listener) error {
 	return s.app.Listener(ln)
 }
 
+// ServeAdmin serves /stats, /metrics and /healthz on ln (--admin-addr)
+// until Shutdown. Without an admin address it returns at once: those
+// routes are on the main listener.
+func (s *Server) ServeAdmin(ln net.Listener) error {
+	if s.admin == nil {
+		return nil
+	}
+	s.log.Info("admin listening", "addr", ln.Addr().String())
+	return s.admin.Listener(ln)
+}
+
 // Shutdown stops the node in order: mark not ready; stop the HTTP server
 // accepting; close every session with 1012 "service restart" after
 // flushing its queue (Fiber's own shutdown ignores upgraded connections);
@@ -338,6 +369,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		// Stop accepting first (Fiber returns without waiting for upgraded
 		// connections), then end every session, then the broker.
 		appErr := s.app.ShutdownWithContext(ctx)
+		if s.admin != nil {
+			appErr = errors.Join(appErr, s.admin.ShutdownWithContext(ctx))
+		}
 		nodeErr := s.node.Shutdown(ctx)
 		if s.auth != nil {
 			_ = s.auth.Close()
@@ -386,4 +420,37 @@ func (p presenceAPI) Members(ctx context.Context, room string) ([]api.Member, er
 		out[i] = api.Member{User: c.User, Conn: c.Conn, Node: c.Node, Meta: c.Meta}
 	}
 	return out, nil
+}
+
+var (
+	descPresenceDropped = prometheus.NewDesc("switchboard_presence_events_dropped_total", "Lifecycle events dropped because the presence queue was full.", nil, nil)
+	descWebhookCalls    = prometheus.NewDesc("switchboard_webhook_calls_total", "Webhook calls by route and outcome (ok, failed, refused).", []string{"route", "outcome"}, nil)
+	descWebhookRetries  = prometheus.NewDesc("switchboard_webhook_retries_total", "Webhook attempts beyond the first, by route.", []string{"route"}, nil)
+	descWebhookDropped  = prometheus.NewDesc("switchboard_webhook_dropped_total", "Disconnect events dropped by the webhook queue or breaker.", []string{"route"}, nil)
+	descWebhookBreaker  = prometheus.NewDesc("switchboard_webhook_breaker_open", "1 while a route's circuit breaker is open (0.5 half-open).", []string{"route"}, nil)
+)
+
+// extraMetrics adds the counters kept outside core.
+func extraMetrics(ch chan<- prometheus.Metric, t *presence.Tracker, hooks *webhooks) {
+	ch <- prometheus.MustNewConstMetric(descPresenceDropped, prometheus.CounterValue, float64(t.Dropped()))
+	if hooks == nil {
+		return
+	}
+	for _, r := range []string{webhook.RouteConnect, webhook.RouteMessage, webhook.RouteDisconnect} {
+		st := hooks.h.Stats(r)
+		ok := st.Calls - min(st.Calls, st.Failures)
+		ch <- prometheus.MustNewConstMetric(descWebhookCalls, prometheus.CounterValue, float64(ok), r, "ok")
+		ch <- prometheus.MustNewConstMetric(descWebhookCalls, prometheus.CounterValue, float64(st.Failures), r, "failed")
+		ch <- prometheus.MustNewConstMetric(descWebhookCalls, prometheus.CounterValue, float64(st.Refused), r, "refused")
+		ch <- prometheus.MustNewConstMetric(descWebhookRetries, prometheus.CounterValue, float64(st.Retries), r)
+		ch <- prometheus.MustNewConstMetric(descWebhookDropped, prometheus.CounterValue, float64(st.Dropped), r)
+		open := 0.0
+		switch st.Breaker {
+		case "open":
+			open = 1
+		case "half-open":
+			open = 0.5
+		}
+		ch <- prometheus.MustNewConstMetric(descWebhookBreaker, prometheus.GaugeValue, open, r)
+	}
 }

@@ -1,0 +1,161 @@
+package test
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/switchboard-dev/switchboard/core"
+	"github.com/switchboard-dev/switchboard/edge/config"
+)
+
+// scrape reads GET base/metrics into series → value ("name{labels}").
+func scrape(t *testing.T, base string) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("GET /metrics: %d %s", resp.StatusCode, b)
+	}
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			t.Fatalf("metric line %q: %v", line, err)
+		}
+		out[line[:i]] = v
+	}
+	return out
+}
+
+// TestMetricsMoveWithTraffic: a scripted workload moves the Prometheus
+// series it should, by the amounts it should.
+func TestMetricsMoveWithTraffic(t *testing.T) {
+	e := startEdge(t, func(c *config.Config) { c.MaxMessageSize = 1024 })
+	base := "http://" + e.addr
+	before := scrape(t, base)
+
+	a, _ := connect(t, e.url(q("user", "a", "rooms", "r")))
+	b, _ := connect(t, e.url(q("user", "b", "rooms", "r")))
+	s := openSSE(t, e.sseURL(q("user", "s", "rooms", "r")), nil)
+	s.welcome()
+	for range 3 {
+		a.send(`{"v":1,"type":"publish","room":"r","data":1}`)
+		a.ackAnd(core.TypeMessage)
+		b.expect(core.TypeMessage)
+	}
+	a.send(`{"v":1,"type":"made-up","ref":"u"}`)
+	a.expectError(core.CodeUnknownType, "u")
+	b.send(`{"v":1,"type":"ping","data":"` + strings.Repeat("x", 2000) + `"}`) // over 1 KiB: 4003
+	if code := b.closed(); code != 4003 {
+		t.Fatalf("oversize: close %d", code)
+	}
+	var mid map[string]float64
+	eventually(t, "the 4003 counted", func() bool {
+		mid = scrape(t, base)
+		return mid[`switchboard_disconnects_total{code="4003"}`]-before[`switchboard_disconnects_total{code="4003"}`] == 1
+	})
+	delta := func(series string) float64 { return mid[series] - before[series] }
+	checks := map[string]float64{
+		`switchboard_connections{transport="websocket"}`:           1,
+		`switchboard_connections{transport="sse"}`:                 1,
+		`switchboard_messages_in_total{type="publish"}`:            3,
+		`switchboard_messages_in_total{type="unknown"}`:            1,
+		`switchboard_broker_deliveries_total`:                      3,
+		`switchboard_delivery_latency_seconds_count`:               3,
+		`switchboard_broker_publish_seconds_count`:                 3,
+		`switchboard_connections_total`:                            3,
+		`switchboard_resumes_total{recovered="true"}`:              0,
+		`switchboard_presence_events_dropped_total`:                0,
+		`switchboard_slow_consumer_actions_total{action="closed"}`: 0,
+	}
+	for series, want := range checks {
+		if got := delta(series); got != want {
+			t.Errorf("%s moved by %v, want %v", series, got, want)
+		}
+	}
+	if mid[`process_resident_memory_bytes`] <= 0 || mid[`go_goroutines`] <= 0 {
+		t.Error("runtime and process metrics missing")
+	}
+}
+
+// TestMetricsCardinalityBounded: 10,000 rooms and users add no series.
+func TestMetricsCardinalityBounded(t *testing.T) {
+	e := startEdge(t, func(c *config.Config) { c.MaxRooms, c.RateLimit = -1, -1 })
+	base := "http://" + e.addr
+	c, _ := connect(t, e.url(q("user", "many")))
+	var frame strings.Builder
+	for i := range 10000 {
+		frame.WriteString(`{"v":1,"type":"join","room":"room-` + strconv.Itoa(i) + `"}` + "\n")
+		if i%500 == 499 {
+			c.send(frame.String())
+			frame.Reset()
+		}
+	}
+	for range 10000 {
+		c.expect(core.TypeAck)
+	}
+	for i := range 50 {
+		other, _ := connect(t, e.url(q("user", "user-"+strconv.Itoa(i), "rooms", "room-"+strconv.Itoa(i))))
+		_ = other
+	}
+	series := scrape(t, base)
+	n := 0
+	for k := range series {
+		if strings.HasPrefix(k, "switchboard_") {
+			n++
+		}
+		if strings.Contains(k, "room-") || strings.Contains(k, "user-") {
+			t.Fatalf("a room or user in a label: %s", k)
+		}
+	}
+	if n > 80 {
+		t.Fatalf("%d switchboard series with 10,000 rooms; labels must stay bounded", n)
+	}
+	if series["switchboard_rooms"] < 10000 {
+		t.Fatalf("switchboard_rooms = %v", series["switchboard_rooms"])
+	}
+}
+
+// TestAdminListener: with --admin-addr, /metrics and /stats move off the
+// public listener.
+func TestAdminListener(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	// Registered before startEdge's cleanup, so it runs after the
+	// shutdown that ends ServeAdmin.
+	t.Cleanup(func() {
+		if err := <-done; err != nil {
+			t.Errorf("admin: %v", err)
+		}
+	})
+	e := startEdge(t, func(c *config.Config) { c.AdminAddr = ln.Addr().String() })
+	go func() { done <- e.srv.ServeAdmin(ln) }()
+	for _, p := range []string{"/metrics", "/stats"} {
+		if code := statusOf("http://" + e.addr + p); code != 404 {
+			t.Errorf("public %s: %d, want 404", p, code)
+		}
+		if code := statusOf("http://" + ln.Addr().String() + p); code != 200 {
+			t.Errorf("admin %s: %d, want 200", p, code)
+		}
+	}
+	scrape(t, "http://"+ln.Addr().String())
+}
