@@ -99,16 +99,17 @@ func TestMetricsCardinalityBounded(t *testing.T) {
 	e := startEdge(t, func(c *config.Config) { c.MaxRooms, c.RateLimit = -1, -1 })
 	base := "http://" + e.addr
 	c, _ := connect(t, e.url(q("user", "many")))
-	var frame strings.Builder
-	for i := range 10000 {
-		frame.WriteString(`{"v":1,"type":"join","room":"room-` + strconv.Itoa(i) + `"}` + "\n")
-		if i%500 == 499 {
-			c.send(frame.String())
-			frame.Reset()
+	// 200 joins per frame, each batch's acks read before the next: the
+	// acks share the connection's 256-envelope send queue.
+	for batch := 0; batch < 10000; batch += 200 {
+		var frame strings.Builder
+		for i := batch; i < batch+200; i++ {
+			frame.WriteString(`{"v":1,"type":"join","room":"room-` + strconv.Itoa(i) + `"}` + "\n")
 		}
-	}
-	for range 10000 {
-		c.expect(core.TypeAck)
+		c.send(frame.String())
+		for range 200 {
+			c.expect(core.TypeAck)
+		}
 	}
 	for i := range 50 {
 		other, _ := connect(t, e.url(q("user", "user-"+strconv.Itoa(i), "rooms", "room-"+strconv.Itoa(i))))
