@@ -2,9 +2,12 @@ package test
 
 import (
 	"bufio"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -159,4 +162,70 @@ func TestAdminListener(t *testing.T) {
 		}
 	}
 	scrape(t, "http://"+ln.Addr().String())
+}
+
+// TestMetricsDocumentedAndDashboarded: every switchboard_ series the edge
+// exports is in docs/metrics.md, and every one the Grafana dashboard
+// queries is documented there too (labelled series only appear once they
+// have a value, so the documentation is the list both are held to).
+func TestMetricsDocumentedAndDashboarded(t *testing.T) {
+	name := regexp.MustCompile(`\b(switchboard_[a-z_]+)`)
+	doc, err := os.ReadFile("../docs/metrics.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	documented := map[string]bool{}
+	for _, m := range name.FindAllStringSubmatch(string(doc), -1) {
+		documented[m[1]] = true
+	}
+
+	e := startEdge(t, nil)
+	c, _ := connect(t, e.url(q("user", "u", "rooms", "r")))
+	c.send(`{"v":1,"type":"publish","room":"r","data":1}`)
+	c.ackAnd(core.TypeMessage)
+	for series := range scrape(t, "http://"+e.addr) {
+		n, _, _ := strings.Cut(series, "{")
+		if !strings.HasPrefix(n, "switchboard_") {
+			continue
+		}
+		for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+			if b, ok := strings.CutSuffix(n, suffix); ok && documented[b] {
+				n = b
+			}
+		}
+		if !documented[n] {
+			t.Errorf("%s is exported but not in docs/metrics.md", n)
+		}
+	}
+
+	raw, err := os.ReadFile("../docs/grafana/switchboard.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Panels []struct {
+			Title   string `json:"title"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(raw, &dash); err != nil {
+		t.Fatalf("dashboard JSON: %v", err)
+	}
+	queried := 0
+	for _, p := range dash.Panels {
+		for _, tg := range p.Targets {
+			for _, m := range name.FindAllStringSubmatch(tg.Expr, -1) {
+				queried++
+				base := strings.TrimSuffix(m[1], "_bucket")
+				if !documented[base] {
+					t.Errorf("panel %q queries %s, which is not a documented metric", p.Title, m[1])
+				}
+			}
+		}
+	}
+	if queried == 0 {
+		t.Fatal("the dashboard queries no switchboard metric")
+	}
 }
