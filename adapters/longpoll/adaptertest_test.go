@@ -1,7 +1,6 @@
 package longpoll_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -128,7 +126,7 @@ type pollClient struct {
 	base   string
 	q      url.Values // user and rooms
 	token  string
-	in     inbox
+	in     *adaptertest.Inbox
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the loop stops
 }
@@ -154,11 +152,11 @@ func dialPoll(hc *http.Client, base string, o adaptertest.ConnectOpts) (*pollCli
 		return nil, fmt.Errorf("GET /poll: HTTP %d (%+v)", a.status, a.Error)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &pollClient{hc: hc, base: base, q: q, token: o.Token, in: newInbox(), cancel: cancel, done: make(chan struct{})}
+	c := &pollClient{hc: hc, base: base, q: q, token: o.Token, in: adaptertest.NewInbox(), cancel: cancel, done: make(chan struct{})}
 	// Errors about the request itself (an invalid room) come with every
 	// answer: queue the first answer's only.
 	for _, env := range a.Errors {
-		c.in.push(env)
+		c.in.Push(env)
 	}
 	cursor, ok := c.take(a)
 	if !ok {
@@ -174,10 +172,10 @@ func dialPoll(hc *http.Client, base string, o adaptertest.ConnectOpts) (*pollCli
 // means polling ends (recovered:false, reported through Next).
 func (c *pollClient) take(a answer) (string, bool) {
 	for _, env := range a.Messages {
-		c.in.push(env)
+		c.in.Push(env)
 	}
 	if !a.Recovered {
-		c.in.fail(fmt.Errorf("the server answered recovered:false (cursor now %q): messages were lost", a.Cursor))
+		c.in.Fail(fmt.Errorf("the server answered recovered:false (cursor now %q): messages were lost", a.Cursor))
 		return "", false
 	}
 	return a.Cursor, true
@@ -194,16 +192,16 @@ func (c *pollClient) loop(ctx context.Context, cursor string) {
 		a, err := getPoll(ctx, c.hc, c.base, q, c.token)
 		switch {
 		case ctx.Err() != nil:
-			c.in.fail(fmt.Errorf("%w: closed by the client", adaptertest.ErrClosed))
+			c.in.Fail(fmt.Errorf("%w: closed by the client", adaptertest.ErrClosed))
 			return
 		case err != nil:
-			c.in.fail(err)
+			c.in.Fail(err)
 			return
 		case a.status == http.StatusServiceUnavailable:
-			c.in.fail(fmt.Errorf("%w: HTTP 503 (%+v)", adaptertest.ErrClosed, a.Error))
+			c.in.Fail(fmt.Errorf("%w: HTTP 503 (%+v)", adaptertest.ErrClosed, a.Error))
 			return
 		case a.status != http.StatusOK:
-			c.in.fail(fmt.Errorf("GET /poll: HTTP %d (%+v)", a.status, a.Error))
+			c.in.Fail(fmt.Errorf("GET /poll: HTTP %d (%+v)", a.status, a.Error))
 			return
 		}
 		var ok bool
@@ -216,14 +214,14 @@ func (c *pollClient) loop(ctx context.Context, cursor string) {
 // Send posts frame to /send as the poller's user with its rooms and
 // queues the replies.
 func (c *pollClient) Send(frame []byte) error {
-	envs, err := post(c.hc, c.base+"/send?"+c.q.Encode(), c.token, frame)
+	envs, err := adaptertest.PostSend(c.hc, c.base+"/send?"+c.q.Encode(), c.token, frame)
 	for _, env := range envs {
-		c.in.push(env)
+		c.in.Push(env)
 	}
 	return err
 }
 
-func (c *pollClient) Next(ctx context.Context) (*core.Envelope, error) { return c.in.next(ctx) }
+func (c *pollClient) Next(ctx context.Context) (*core.Envelope, error) { return c.in.Next(ctx) }
 
 // Pings is always 0: long-poll has no server keep-alive.
 func (c *pollClient) Pings() int { return 0 }
@@ -252,91 +250,4 @@ func cloneValues(q url.Values) url.Values {
 		out[k] = append([]string(nil), v...)
 	}
 	return out
-}
-
-// post sends body to a /send URL and decodes the reply: one envelope or
-// an array of them. Statuses other than 200 still carry envelopes (an
-// error reply is an answer, not a failure of Send).
-func post(hc *http.Client, u, token string, body []byte) ([]*core.Envelope, error) {
-	req, err := http.NewRequest(http.MethodPost, u, bytes.NewReader(body))
-	if err != nil {
-		return nil, err
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, err
-	}
-	b = bytes.TrimSpace(b)
-	if bytes.HasPrefix(b, []byte("[")) {
-		var envs []*core.Envelope
-		if err := json.Unmarshal(b, &envs); err != nil {
-			return nil, fmt.Errorf("POST /send: HTTP %d: %q: %w", resp.StatusCode, b, err)
-		}
-		return envs, nil
-	}
-	env := new(core.Envelope)
-	if err := json.Unmarshal(b, env); err != nil {
-		return nil, fmt.Errorf("POST /send: HTTP %d: %q: %w", resp.StatusCode, b, err)
-	}
-	return []*core.Envelope{env}, nil
-}
-
-// inbox is a client's queue of received envelopes, fed by its poll loop
-// and by Send, drained by Next.
-type inbox struct {
-	mu      sync.Mutex
-	envs    []*core.Envelope
-	err     error         // why polling ended; nil while it goes on
-	changed chan struct{} // closed and replaced on every change
-}
-
-func newInbox() inbox { return inbox{changed: make(chan struct{})} }
-
-func (in *inbox) push(env *core.Envelope) {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	in.envs = append(in.envs, env)
-	close(in.changed)
-	in.changed = make(chan struct{})
-}
-
-// fail ends the inbox with err: Next returns it once the queue is empty.
-func (in *inbox) fail(err error) {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	if in.err == nil {
-		in.err = err
-	}
-	close(in.changed)
-	in.changed = make(chan struct{})
-}
-
-func (in *inbox) next(ctx context.Context) (*core.Envelope, error) {
-	for {
-		in.mu.Lock()
-		if len(in.envs) > 0 {
-			env := in.envs[0]
-			in.envs = in.envs[1:]
-			in.mu.Unlock()
-			return env, nil
-		}
-		err, changed := in.err, in.changed
-		in.mu.Unlock()
-		if err != nil {
-			return nil, err
-		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
 }

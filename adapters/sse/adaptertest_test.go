@@ -2,7 +2,6 @@ package sse_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -83,7 +82,7 @@ type sseClient struct {
 	send  string // the /send URL with the stream's user and rooms
 	token string
 	body  io.ReadCloser
-	in    inbox
+	in    *adaptertest.Inbox
 	pings atomic.Int64
 	done  chan struct{} // closed when the reader stops
 	code  int           // from the close event; read after done
@@ -122,7 +121,7 @@ func dialSSE(hc *http.Client, base string, o adaptertest.ConnectOpts) (*sseClien
 		_ = resp.Body.Close()
 		return nil, fmt.Errorf("GET /sse: Content-Type %q", ct)
 	}
-	c := &sseClient{hc: hc, send: send, token: o.Token, body: resp.Body, in: newInbox(), done: make(chan struct{})}
+	c := &sseClient{hc: hc, send: send, token: o.Token, body: resp.Body, in: adaptertest.NewInbox(), done: make(chan struct{})}
 	go c.read()
 	return c, nil
 }
@@ -138,7 +137,7 @@ func (c *sseClient) read() {
 	for {
 		line, err := r.ReadString('\n')
 		if err != nil {
-			c.in.close(err)
+			c.in.Closed(err)
 			return
 		}
 		line = strings.TrimSuffix(line, "\n")
@@ -153,7 +152,7 @@ func (c *sseClient) read() {
 					Code int `json:"code"`
 				}
 				if err := json.Unmarshal(data, &d); err != nil {
-					c.in.fail(fmt.Errorf("close event %q: %w", data, err))
+					c.in.Fail(fmt.Errorf("close event %q: %w", data, err))
 					return
 				}
 				c.code = d.Code
@@ -162,10 +161,10 @@ func (c *sseClient) read() {
 			}
 			env := new(core.Envelope)
 			if err := json.Unmarshal(data, env); err != nil {
-				c.in.fail(fmt.Errorf("event data is not an envelope: %q: %w", data, err))
+				c.in.Fail(fmt.Errorf("event data is not an envelope: %q: %w", data, err))
 				return
 			}
-			c.in.push(env)
+			c.in.Push(env)
 			event, data = "", nil
 		case strings.HasPrefix(line, ":"):
 			c.pings.Add(1)
@@ -175,7 +174,7 @@ func (c *sseClient) read() {
 			data = append(data, strings.TrimPrefix(line, "data: ")...)
 		case strings.HasPrefix(line, "id: "), strings.HasPrefix(line, "retry: "):
 		default:
-			c.in.fail(fmt.Errorf("unexpected line %q", line))
+			c.in.Fail(fmt.Errorf("unexpected line %q", line))
 			return
 		}
 	}
@@ -184,14 +183,14 @@ func (c *sseClient) read() {
 // Send posts frame to /send as the stream's user with its rooms and
 // queues the replies.
 func (c *sseClient) Send(frame []byte) error {
-	envs, err := post(c.hc, c.send, c.token, frame)
+	envs, err := adaptertest.PostSend(c.hc, c.send, c.token, frame)
 	for _, env := range envs {
-		c.in.push(env)
+		c.in.Push(env)
 	}
 	return err
 }
 
-func (c *sseClient) Next(ctx context.Context) (*core.Envelope, error) { return c.in.next(ctx) }
+func (c *sseClient) Next(ctx context.Context) (*core.Envelope, error) { return c.in.Next(ctx) }
 
 func (c *sseClient) Pings() int { return int(c.pings.Load()) }
 
@@ -209,97 +208,5 @@ func (c *sseClient) Closed(ctx context.Context) (int, error) {
 		return c.code, nil
 	case <-ctx.Done():
 		return 0, ctx.Err()
-	}
-}
-
-// post sends body to a /send URL and decodes the reply: one envelope or
-// an array of them. Statuses other than 200 still carry envelopes (an
-// error reply is an answer, not a failure of Send).
-func post(hc *http.Client, u, token string, body []byte) ([]*core.Envelope, error) {
-	req, err := http.NewRequest(http.MethodPost, u, bytes.NewReader(body))
-	if err != nil {
-		return nil, err
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, err
-	}
-	b = bytes.TrimSpace(b)
-	if bytes.HasPrefix(b, []byte("[")) {
-		var envs []*core.Envelope
-		if err := json.Unmarshal(b, &envs); err != nil {
-			return nil, fmt.Errorf("POST /send: HTTP %d: %q: %w", resp.StatusCode, b, err)
-		}
-		return envs, nil
-	}
-	env := new(core.Envelope)
-	if err := json.Unmarshal(b, env); err != nil {
-		return nil, fmt.Errorf("POST /send: HTTP %d: %q: %w", resp.StatusCode, b, err)
-	}
-	return []*core.Envelope{env}, nil
-}
-
-// inbox is a client's queue of received envelopes, fed by its reader
-// and by Send, drained by Next.
-type inbox struct {
-	mu      sync.Mutex
-	envs    []*core.Envelope
-	err     error         // why the connection ended; nil while open
-	changed chan struct{} // closed and replaced on every change
-}
-
-func newInbox() inbox { return inbox{changed: make(chan struct{})} }
-
-func (in *inbox) push(env *core.Envelope) {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	in.envs = append(in.envs, env)
-	close(in.changed)
-	in.changed = make(chan struct{})
-}
-
-// close records that the connection ended (cause: the read error).
-func (in *inbox) close(cause error) {
-	in.fail(fmt.Errorf("%w: %v", adaptertest.ErrClosed, cause))
-}
-
-// fail ends the inbox with err: Next returns it once the queue is empty.
-func (in *inbox) fail(err error) {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	if in.err == nil {
-		in.err = err
-	}
-	close(in.changed)
-	in.changed = make(chan struct{})
-}
-
-func (in *inbox) next(ctx context.Context) (*core.Envelope, error) {
-	for {
-		in.mu.Lock()
-		if len(in.envs) > 0 {
-			env := in.envs[0]
-			in.envs = in.envs[1:]
-			in.mu.Unlock()
-			return env, nil
-		}
-		err, changed := in.err, in.changed
-		in.mu.Unlock()
-		if err != nil {
-			return nil, err
-		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
 	}
 }
