@@ -24,16 +24,28 @@ import (
 )
 
 // TestConformance runs the adapter conformance suite over real WebSocket
-// connections to a Fiber app on 127.0.0.1:0.
+// connections to a Fiber app on 127.0.0.1:0, in both reading modes:
+// detached (the epoll poller reads idle connections) and blocking (a
+// goroutine per connection, as over TLS).
 func TestConformance(t *testing.T) {
-	adaptertest.Run(t, adaptertest.Harness{
-		Features: adaptertest.Features{CloseCodes: true, ServerPings: true},
-		Start:    startWebSocket,
-	})
+	for _, detach := range []bool{true, false} {
+		name := map[bool]string{true: "detached", false: "blocking"}[detach]
+		t.Run(name, func(t *testing.T) {
+			adaptertest.Run(t, adaptertest.Harness{
+				Features: adaptertest.Features{CloseCodes: true, ServerPings: true},
+				Start: func(t *testing.T, srv adaptertest.Server) adaptertest.Dialer {
+					return startWebSocket(t, srv, detach)
+				},
+			})
+		})
+	}
 }
 
-func startWebSocket(t *testing.T, srv adaptertest.Server) adaptertest.Dialer {
+func startWebSocket(t *testing.T, srv adaptertest.Server, detach bool) adaptertest.Dialer {
 	app := fiber.New(fiber.Config{DisableStartupMessage: true})
+	if detach {
+		websocket.DetachConnections(app)
+	}
 	app.Get("/ws", websocket.New(srv.Node, websocket.Config{
 		Authenticator: srv.Authenticator,
 		CloseGrace:    time.Second,

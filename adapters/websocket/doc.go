@@ -1,17 +1,29 @@
-// Package websocket serves Switchboard over WebSocket on Fiber v2
-// (gofiber/contrib/websocket). New returns the GET /ws handler; each
-// connection becomes a core.Session.
+// Package websocket serves Switchboard over WebSocket on Fiber v2. New
+// returns the GET /ws handler; each connection becomes a core.Session.
 //
-// Writes: data frames, pings and the close frame are written only by the
-// session's writer goroutine. The one exception is the pong answering a
-// client's ping, written by the reader with WriteControl, which
-// fasthttp/websocket allows concurrently with other writes; a client
-// flooding pings is stopped by the rate limit (pings count).
+// The upgrade handshake goes through gofiber/contrib/websocket. After it,
+// the package speaks RFC 6455 frames itself (wire.go): it parses the
+// client's masked frames (fragmentation, control frames between
+// fragments, the closing handshake; violations close with 1002 or 1007,
+// oversize messages with 4003 without being buffered) and writes
+// unmasked text frames.
 //
-// Frames: the server sends text frames carrying one or more '\n'-separated
-// envelopes; it accepts text or binary frames in the same format. Concurrency: the handler goroutine only reads; every
-// write (batches, pings, the close frame) happens on the session's single
-// writer goroutine with a deadline, as fasthttp/websocket requires. The
-// handler returns only after the session has ended, because the connection
-// is pooled and reset when it returns.
+// Reading: with DetachConnections on the app (the edge does this), plain
+// TCP on Linux, the handler returns once the session is accepted and an
+// epoll poller shared by the handler's connections watches the socket.
+// When data arrives a short-lived goroutine reads it into a pooled
+// buffer, feeds the session and re-arms the socket, so an idle connection
+// holds no goroutine, stack or buffer. Otherwise (TLS, other systems, an
+// app without DetachConnections) the handler goroutine reads for the
+// connection's life. Both modes share the frame parser and pass the
+// adapter conformance suite.
+//
+// Writing: the session's single writer goroutine writes batches ('\n'
+// joined envelopes in one text frame, one write call from a pooled
+// buffer), pings and the close frame; the reader writes only the pong
+// answering a client's ping and the close frame answering the client's.
+// A mutex orders them, and every write has a deadline (WriteTimeout).
+// Frames: the server sends text frames carrying one or more
+// '\n'-separated envelopes; it accepts text or binary frames in the same
+// format.
 package websocket

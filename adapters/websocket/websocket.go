@@ -2,13 +2,10 @@ package websocket
 
 import (
 	"context"
-	"errors"
-	"io"
+	"net"
 	"strings"
 	"sync"
-	"time"
 
-	fws "github.com/fasthttp/websocket"
 	"github.com/gofiber/contrib/websocket"
 	"github.com/gofiber/fiber/v2"
 
@@ -32,8 +29,9 @@ func New(node *core.Node, config ...Config) fiber.Handler {
 	}
 	cfg := configDefault(config...)
 	pool := &sync.Pool{}
+	p := newPoller()
 	upgrade := websocket.New(func(c *websocket.Conn) {
-		serve(node, cfg, c)
+		serve(node, cfg, p, c)
 	}, websocket.Config{
 		HandshakeTimeout: cfg.HandshakeTimeout,
 		Origins:          []string{"*"}, // checked below, with a precise 403
@@ -68,12 +66,19 @@ func New(node *core.Node, config ...Config) fiber.Handler {
 		// Read the credentials here, where the whole request is at hand,
 		// copied out of fasthttp's buffers; serve finds them in Locals.
 		c.Locals(credsKey, request.Credentials(c, "websocket", cfg.RequestDetails))
+		c.Locals(keepKey, c.App().Server().KeepHijackedConns)
 		return upgrade(c)
 	}
 }
 
 // credsKey is the Locals key carrying core.Credentials to serve.
 const credsKey = "switchboard.credentials"
+
+// keepKey is the Locals key telling serve whether the server leaves
+// hijacked connections open when the handler returns (fasthttp's
+// KeepHijackedConns), which lets serve return and leave the connection to
+// the poller.
+const keepKey = "switchboard.keep-hijacked"
 
 // Subprotocol is the WebSocket subprotocol the server selects when a
 // client offers it, typically alongside a token entry.
@@ -83,51 +88,51 @@ const Subprotocol = "switchboard.v1"
 // bearer token: "switchboard.token.<jwt>".
 const TokenSubprotocolPrefix = request.TokenSubprotocolPrefix
 
-// serve runs one connection: authenticate, accept, read until the
-// connection ends, wait for the session's writer. contrib/websocket copied
-// the query and headers out of fiber.Ctx before the upgrade.
-func serve(node *core.Node, cfg Config, c *websocket.Conn) {
-	t := &transport{conn: c.Conn, writeTimeout: cfg.WriteTimeout, closeGrace: cfg.CloseGrace}
+// serve runs one connection: authenticate, accept, then read the client's
+// frames. contrib/websocket copied the query and headers out of fiber.Ctx
+// before the upgrade. After the handshake the connection is read by the
+// poller when it can be (plain TCP on Linux, and the server keeps hijacked
+// connections: see DetachConnections), and serve returns, so an idle
+// connection holds no goroutine; otherwise serve reads until the
+// connection ends.
+func serve(node *core.Node, cfg Config, p *poller, c *websocket.Conn) {
+	hj := c.NetConn() // fasthttp's hijacked conn: reads go through its buffer
+	nc := hj
+	if u, ok := hj.(interface{ UnsafeConn() net.Conn }); ok {
+		nc = u.UnsafeConn()
+	}
+	t := &conn{
+		nc:           nc,
+		limit:        node.Config().MaxMessageSize,
+		writeTimeout: cfg.WriteTimeout,
+		closeGrace:   cfg.CloseGrace,
+	}
+	keep, _ := c.Locals(keepKey).(bool)
 	// The handshake (authentication, joins, history) runs deep call
-	// chains; running it on a throwaway goroutine keeps this long-lived
-	// goroutine's stack small for the connection's whole life (it halves
-	// stack memory per idle connection, see docs/performance.md).
-	var sess *core.Session
+	// chains; a throwaway goroutine keeps them off this goroutine's stack,
+	// which in blocking mode lives as long as the connection.
 	handshake := make(chan struct{})
 	go func() {
 		defer close(handshake)
-		sess = open(node, cfg, c, t)
+		t.sess = open(node, cfg, c, t)
 	}()
 	<-handshake
-	if sess == nil {
-		drain(c.Conn) // the transport was closed with the reason
-		return
-	}
-	c.SetPongHandler(func(string) error { sess.Activity(); return nil })
-	c.SetPingHandler(func(data string) error {
-		sess.Activity()
-		err := c.WriteControl(fws.PongMessage, []byte(data), time.Now().Add(cfg.WriteTimeout))
-		if errors.Is(err, fws.ErrCloseSent) {
-			return nil
+	if t.sess != nil && keep {
+		if tc, ok := nc.(*net.TCPConn); ok && t.detach(hj, tc, p) {
+			return
 		}
-		return err
-	})
-	err := readLoop(c.Conn, sess, node.Config().MaxMessageSize)
-	// No-op if the server already ended the session; otherwise record how
-	// the client left: its own close code, or gone without one.
-	d := core.DisconnectGoingAway
-	var ce *fws.CloseError
-	if errors.As(err, &ce) && ce.Code != fws.CloseAbnormalClosure { // 1006: the socket dropped, no close frame
-		d = core.Disconnect{Code: uint16(ce.Code), Reason: "closed by client"}
 	}
-	sess.Close(d)
-	drain(c.Conn)
+	t.readLoop(hj)
+	if t.sess != nil {
+		<-t.sess.Done()
+	}
+	t.closeSocket()
 }
 
 // open authenticates the connection and accepts it into the node. On
 // failure it returns nil and the transport has been closed (4001, or the
 // Disconnect Accept chose).
-func open(node *core.Node, cfg Config, c *websocket.Conn, t *transport) *core.Session {
+func open(node *core.Node, cfg Config, c *websocket.Conn, t *conn) *core.Session {
 	remote := c.NetConn().RemoteAddr().String()
 	creds, _ := c.Locals(credsKey).(core.Credentials)
 	c.Locals(credsKey, nil) // the connection's locals live as long as it: keep no headers there
@@ -152,120 +157,11 @@ func open(node *core.Node, cfg Config, c *websocket.Conn, t *transport) *core.Se
 	return sess
 }
 
-// readLoop feeds frames to the session until the connection fails. A frame
-// is read to at most limit+1 bytes, so an oversize frame costs no more
-// memory than the limit before the session closes it with 4003.
-func readLoop(conn *fws.Conn, sess *core.Session, limit int) error {
-	var buf []byte // allocated on the first data frame: idle connections only see control frames
-	for {
-		_, r, err := conn.NextReader()
-		if err != nil {
-			return err
-		}
-		if buf == nil {
-			buf = make([]byte, 0, 512)
-		}
-		buf, err = readAtMost(r, buf[:0], limit+1)
-		if err != nil {
-			return err
-		}
-		sess.HandleFrame(buf)
-		if cap(buf) > 64<<10 {
-			buf = nil // don't pin a large buffer to an idle connection
-		}
-	}
-}
-
-func readAtMost(r io.Reader, buf []byte, n int) ([]byte, error) {
-	for len(buf) < n {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		end := min(cap(buf), n)
-		m, err := r.Read(buf[len(buf):end])
-		buf = buf[:len(buf)+m]
-		if err == io.EOF {
-			return buf, nil
-		}
-		if err != nil {
-			return buf, err
-		}
-	}
-	return buf, nil
-}
-
-// drain reads until the connection fails: after a close frame the client's
-// close reply (or the CloseGrace read deadline) ends it.
-func drain(conn *fws.Conn) {
-	for {
-		if _, _, err := conn.NextReader(); err != nil {
-			return
-		}
-	}
-}
-
-// transport adapts a fasthttp/websocket connection to core.Transport. Core
-// calls its methods from the session's single writer goroutine.
-type transport struct {
-	conn         *fws.Conn
-	writeTimeout time.Duration
-	closeGrace   time.Duration
-}
-
-var (
-	_ core.Transport = (*transport)(nil)
-	_ core.Pinger    = (*transport)(nil)
-	_ core.Aborter   = (*transport)(nil)
-)
-
-// Abort fails a write blocked on a stalled client, and the reader, by
-// moving the socket's deadlines to now. (Closing does not work here:
-// fasthttp's hijacked conn ignores Close and closes the socket itself when
-// the handler returns.) Safe from any goroutine.
-func (t *transport) Abort() { _ = t.conn.NetConn().SetDeadline(time.Now()) }
-
-var newline = []byte{'\n'}
-
-func (t *transport) Name() string         { return "websocket" }
-func (t *transport) Unidirectional() bool { return false }
-
-// WriteMany writes the envelopes as one text frame, '\n'-separated.
-func (t *transport) WriteMany(frames [][]byte) error {
-	if err := t.conn.SetWriteDeadline(time.Now().Add(t.writeTimeout)); err != nil {
-		return err
-	}
-	w, err := t.conn.NextWriter(fws.TextMessage)
-	if err != nil {
-		return err
-	}
-	for i, f := range frames {
-		if i > 0 {
-			if _, err := w.Write(newline); err != nil {
-				return err
-			}
-		}
-		if _, err := w.Write(f); err != nil {
-			return err
-		}
-	}
-	return w.Close()
-}
-
-func (t *transport) Ping() error {
-	return t.conn.WriteControl(fws.PingMessage, nil, time.Now().Add(t.writeTimeout))
-}
-
-// Close sends the close frame (unless the peer is already gone) and
-// starts the grace period for the client's close reply.
-func (t *transport) Close(d core.Disconnect) error {
-	var err error
-	if d.Code != core.DisconnectGoingAway.Code {
-		msg := fws.FormatCloseMessage(int(d.Code), d.Reason)
-		err = t.conn.WriteControl(fws.CloseMessage, msg, time.Now().Add(t.writeTimeout))
-		if errors.Is(err, fws.ErrCloseSent) {
-			err = nil // the client closed first and has had its reply
-		}
-	}
-	_ = t.conn.SetReadDeadline(time.Now().Add(t.closeGrace))
-	return err
-}
+// DetachConnections makes app's server leave hijacked connections open
+// when their handler returns (fasthttp's KeepHijackedConns), so that an
+// idle WebSocket connection needs no goroutine: after the handshake the
+// handler returns and a shared epoll poller watches the socket. Call it
+// before Listen. It affects every hijacking handler on app: each must then
+// close its connection itself, as this package does. Without it (or over
+// TLS, or off Linux) each connection keeps one reading goroutine.
+func DetachConnections(app *fiber.App) { app.Server().KeepHijackedConns = true }

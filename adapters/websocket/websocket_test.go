@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"testing/iotest"
 	"time"
 
 	fws "github.com/fasthttp/websocket"
@@ -18,29 +17,6 @@ import (
 	"github.com/switchboard-dev/switchboard/broker/memory"
 	"github.com/switchboard-dev/switchboard/core"
 )
-
-func TestReadAtMost(t *testing.T) {
-	cases := []struct {
-		in   string
-		n    int
-		want string
-	}{
-		{"hello", 10, "hello"},
-		{"hello", 5, "hello"},
-		{"hello world", 6, "hello "},
-		{"", 3, ""},
-	}
-	for _, tc := range cases {
-		// OneByteReader forces many short reads and buffer growth.
-		got, err := readAtMost(iotest.OneByteReader(strings.NewReader(tc.in)), make([]byte, 0, 2), tc.n)
-		if err != nil || string(got) != tc.want {
-			t.Errorf("readAtMost(%q, %d) = %q, %v; want %q", tc.in, tc.n, got, err, tc.want)
-		}
-	}
-	if _, err := readAtMost(iotest.ErrReader(errors.New("boom")), nil, 4); err == nil {
-		t.Error("read error not returned")
-	}
-}
 
 // serveNode runs the handler on 127.0.0.1:0 and returns its ws:// URL.
 func serveNode(t *testing.T, cfg core.Config) string {
@@ -51,6 +27,13 @@ func serveNode(t *testing.T, cfg core.Config) string {
 // serveNodeWith is serveNode with the adapter's configuration.
 func serveNodeWith(t *testing.T, cfg core.Config, acfg Config) string {
 	t.Helper()
+	return serveNodeMode(t, cfg, acfg, true)
+}
+
+// serveNodeMode chooses the reading mode: detached (the poller) or
+// blocking (a goroutine per connection).
+func serveNodeMode(t *testing.T, cfg core.Config, acfg Config, detach bool) string {
+	t.Helper()
 	b, err := memory.New(memory.Config{}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -60,6 +43,9 @@ func serveNodeWith(t *testing.T, cfg core.Config, acfg Config) string {
 		t.Fatal(err)
 	}
 	app := fiber.New(fiber.Config{DisableStartupMessage: true})
+	if detach {
+		DetachConnections(app)
+	}
 	app.Get("/ws", New(node, acfg))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

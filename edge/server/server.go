@@ -157,6 +157,9 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 	// Only a connect webhook reads request headers and query parameters.
 	details := cfg.Webhooks.ConnectURL != ""
 	if cfg.Serves("websocket") {
+		// After the handshake an idle WebSocket holds no goroutine: the
+		// adapter's poller watches its socket (plain TCP on Linux).
+		wsadapter.DetachConnections(s.app)
 		s.app.Get("/ws", wsadapter.New(node, wsadapter.Config{
 			Authenticator:  authn,
 			RequestDetails: details,

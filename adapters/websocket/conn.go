@@ -1,0 +1,491 @@
+package websocket
+
+import (
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/switchboard-dev/switchboard/core"
+)
+
+// conn is one WebSocket connection after the upgrade: the core.Transport
+// its session writes to, and the reader of the client's frames.
+//
+// It reads in one of two ways:
+//   - detached (plain TCP, Linux, and the Fiber server keeps hijacked
+//     connections): the upgrade handler returns and the socket is watched
+//     by the poller; each time it is readable a short-lived goroutine reads
+//     what arrived into a pooled buffer. An idle connection then holds no
+//     goroutine, no stack and no buffer, only this struct, its socket and
+//     its session.
+//   - blocking (TLS, other systems, or a server that closes hijacked
+//     connections when the handler returns): the handler goroutine loops
+//     on Read for the connection's life.
+//
+// Both feed the same frame parser. Writes (batches, pings, the close frame
+// and the pong answering a client's ping) are serialised by wmu; each has
+// a deadline.
+type conn struct {
+	nc           net.Conn // the socket; closed by closeSocket
+	sess         *core.Session
+	limit        int // largest message accepted (core's MaxMessageSize)
+	writeTimeout time.Duration
+	closeGrace   time.Duration
+
+	// detached mode only
+	raw    syscall.RawConn
+	poll   *poller
+	gen    uint32 // registration generation, set by the poller
+	readFn func() // c.readable, bound once so starting it does not allocate
+
+	wmu       sync.Mutex
+	wdeadline int64 // unix nanos of the write deadline currently set on nc
+	closeSent bool
+
+	mu       sync.Mutex
+	closed   bool        // the socket is closed
+	peerDone bool        // the client closed: close frame, EOF or read error
+	ending   bool        // Close was called: the session wrote its last frame
+	timer    *time.Timer // CloseGrace: drops a client that never answers the close frame
+
+	// Reader state, used by one reading goroutine at a time.
+	pending []byte // the start of a frame that has not fully arrived
+	frag    []byte // an unfinished fragmented message
+	inMsg   bool   // a fragmented message is in progress
+	skip    int64  // payload bytes still to discard (a refused frame)
+	closing bool   // the reader ended the session: only the client's close frame matters now
+	drain   bool   // the client closed or the stream cannot be parsed: discard all input
+}
+
+var (
+	_ core.Transport = (*conn)(nil)
+	_ core.Pinger    = (*conn)(nil)
+	_ core.Aborter   = (*conn)(nil)
+)
+
+// errCloseSent refuses writes after the close frame.
+var errCloseSent = errors.New("websocket: close frame already sent")
+
+// errNoPoller means the connection must be read by a goroutine.
+var errNoPoller = errors.New("websocket: no poller on this system")
+
+// Buffers shared by all connections: a read takes one for the length of a
+// read, a write for the length of a write.
+const bufSize = 16 << 10
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
+
+func getBuf() *[]byte { return bufPool.Get().(*[]byte) }
+
+func putBuf(bp *[]byte, b []byte) {
+	if cap(b) > 256<<10 {
+		return // a rare large batch: let it go rather than pin it in the pool
+	}
+	*bp = b[:cap(b)]
+	bufPool.Put(bp)
+}
+
+func (c *conn) Name() string         { return "websocket" }
+func (c *conn) Unidirectional() bool { return false }
+
+// WriteMany writes the envelopes as one text frame, '\n'-separated, in one
+// write call.
+func (c *conn) WriteMany(frames [][]byte) error {
+	n := len(frames) - 1
+	for _, f := range frames {
+		n += len(f)
+	}
+	bp := getBuf()
+	b := appendHeader((*bp)[:0], opText, n)
+	for i, f := range frames {
+		if i > 0 {
+			b = append(b, '\n')
+		}
+		b = append(b, f...)
+	}
+	err := c.write(b)
+	putBuf(bp, b)
+	return err
+}
+
+var pingFrame = []byte{0x80 | opPing, 0}
+
+func (c *conn) Ping() error { return c.write(pingFrame) }
+
+// Close sends the close frame for d (none for DisconnectGoingAway: the
+// client is gone) and closes the socket once the client answers or
+// CloseGrace passes: closing at once could reset the connection before
+// the client reads the code.
+func (c *conn) Close(d core.Disconnect) error {
+	var err error
+	sent := false
+	if d.Code != core.DisconnectGoingAway.Code {
+		sent, err = c.writeClose(d.Code, d.Reason)
+	}
+	c.mu.Lock()
+	c.ending = true
+	now := c.peerDone || !sent || err != nil
+	if !now && !c.closed {
+		c.timer = time.AfterFunc(c.closeGrace, c.closeSocket)
+	}
+	c.mu.Unlock()
+	if now {
+		c.closeSocket()
+	}
+	return err
+}
+
+// Abort closes the socket at once, failing a write blocked on a stalled
+// client. Safe from any goroutine.
+func (c *conn) Abort() { c.closeSocket() }
+
+// write writes one whole frame under the write lock, refreshing the write
+// deadline only when less than half of WriteTimeout is left: setting it
+// costs a timer update, and a blocked write still fails within
+// WriteTimeout.
+func (c *conn) write(b []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.closeSent {
+		return errCloseSent
+	}
+	return c.writeLocked(b)
+}
+
+func (c *conn) writeLocked(b []byte) error {
+	now := time.Now().UnixNano()
+	if now+int64(c.writeTimeout/2) > c.wdeadline {
+		d := now + int64(c.writeTimeout)
+		if err := c.nc.SetWriteDeadline(time.Unix(0, d)); err != nil {
+			return err
+		}
+		c.wdeadline = d
+	}
+	_, err := c.nc.Write(b)
+	return err
+}
+
+// writeClose sends a close frame unless one was sent; code closeNoStatus
+// sends an empty one.
+func (c *conn) writeClose(code uint16, reason string) (sent bool, err error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.closeSent {
+		return true, nil
+	}
+	c.closeSent = true
+	var buf [maxHeader + maxControlPayload]byte
+	var b []byte
+	if code == closeNoStatus {
+		b = appendHeader(buf[:0], opClose, 0)
+	} else {
+		b = appendClose(buf[:0], code, reason)
+	}
+	return true, c.writeLocked(b)
+}
+
+// pong answers a client's ping with its payload.
+func (c *conn) pong(p []byte) {
+	var buf [maxHeader + maxControlPayload]byte
+	b := append(appendHeader(buf[:0], opPong, len(p)), p...)
+	_ = c.write(b) // a failed write ends the session through the writer
+}
+
+// closeSocket closes the socket once, first taking it out of the poller.
+func (c *conn) closeSocket() {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	if c.poll != nil {
+		_ = c.raw.Control(func(fd uintptr) { c.poll.remove(c, int(fd)) })
+	}
+	c.mu.Unlock()
+	_ = c.nc.Close()
+}
+
+// peerGone records that the client will send nothing more; the socket
+// closes now if the session has finished writing, else when it does.
+func (c *conn) peerGone() {
+	c.mu.Lock()
+	c.peerDone = true
+	ending := c.ending
+	c.mu.Unlock()
+	if ending {
+		c.closeSocket()
+	}
+}
+
+// end ends the session for a reason found by the reader. Reading goes on
+// only for the client's answering close frame, until CloseGrace.
+func (c *conn) end(d core.Disconnect) {
+	if c.closing {
+		return
+	}
+	c.closing = true
+	c.inMsg, c.frag = false, nil
+	if c.sess != nil {
+		c.sess.Close(d)
+	} else {
+		_ = c.Close(d)
+	}
+}
+
+// eof handles the end of input: the client dropped the connection.
+func (c *conn) eof() {
+	c.drain = true
+	c.peerGone()
+	if c.sess != nil {
+		c.sess.Close(core.DisconnectGoingAway) // no-op if the server ended it first
+	}
+}
+
+// input parses the bytes read and keeps the start of an incomplete frame
+// for the next read. data may be a pooled buffer: nothing retains it.
+func (c *conn) input(data []byte) {
+	if c.drain {
+		c.pending = nil
+		return
+	}
+	if len(c.pending) > 0 {
+		c.pending = append(c.pending, data...)
+		data = c.pending
+	}
+	rest := c.consume(data)
+	switch {
+	case c.drain || len(rest) == 0:
+		c.pending = nil
+	case len(c.pending) > 0:
+		c.pending = append(c.pending[:0], rest...) // overlapping: copy moves it down
+	default:
+		size := len(rest)
+		if h, ok, _ := parseHeader(rest); ok {
+			size = h.size + int(h.length) // the whole frame, to grow once
+		}
+		c.pending = append(make([]byte, 0, size), rest...)
+	}
+}
+
+// consume handles every complete frame at the start of data and returns
+// what is left.
+func (c *conn) consume(data []byte) []byte {
+	for !c.drain {
+		if c.skip > 0 {
+			n := min(c.skip, int64(len(data)))
+			data, c.skip = data[n:], c.skip-n
+			if c.skip > 0 {
+				return nil
+			}
+		}
+		h, ok, err := parseHeader(data)
+		if !ok {
+			if err != nil { // not even a length to skip
+				c.end(protocolDisconnect(err))
+				c.drain = true
+				return nil
+			}
+			return data
+		}
+		refuse := err != nil || (!h.control() && int64(len(c.frag))+h.length > int64(c.limit))
+		if refuse {
+			// Skip the frame without buffering it, then keep reading
+			// for the client's close frame.
+			if err != nil {
+				c.end(protocolDisconnect(err))
+			} else {
+				c.end(core.DisconnectMessageTooLarge)
+			}
+			data, c.skip = data[h.size:], h.length
+			continue
+		}
+		if int64(len(data)-h.size) < h.length {
+			return data
+		}
+		end := h.size + int(h.length)
+		p := data[h.size:end]
+		unmask(p, h.mask, 0)
+		data = data[end:]
+		c.frame(h, p)
+	}
+	return nil
+}
+
+// frame handles one complete, unmasked frame.
+func (c *conn) frame(h header, p []byte) {
+	switch h.op {
+	case opPing:
+		if c.sess != nil {
+			c.sess.Activity()
+		}
+		c.pong(p)
+	case opPong:
+		if c.sess != nil {
+			c.sess.Activity()
+		}
+	case opClose:
+		code, err := parseClose(p)
+		if err != nil {
+			c.end(protocolDisconnect(err))
+			c.drain = true
+			return
+		}
+		c.drain = true
+		_, _ = c.writeClose(code, "") // echo the code, unless the server closed first
+		c.peerGone()
+		if c.sess != nil {
+			c.sess.Close(core.Disconnect{Code: code, Reason: "closed by client"})
+		}
+	case opText, opBinary:
+		if c.closing {
+			return
+		}
+		if c.inMsg {
+			c.end(protocolDisconnect(errProtocol("new message inside a fragmented one")))
+			return
+		}
+		if !h.fin {
+			c.inMsg = true
+			c.frag = append(c.frag[:0], p...)
+			return
+		}
+		if c.sess != nil {
+			c.sess.HandleFrame(p)
+		}
+	case opContinuation:
+		if c.closing {
+			return
+		}
+		if !c.inMsg {
+			c.end(protocolDisconnect(errProtocol("continuation frame outside a message")))
+			return
+		}
+		c.frag = append(c.frag, p...)
+		if h.fin {
+			if c.sess != nil {
+				c.sess.HandleFrame(c.frag)
+			}
+			c.inMsg, c.frag = false, nil
+		}
+	}
+}
+
+// protocolDisconnect is the close for a protocol violation: 1002 naming
+// the fault, or 1007 for a close reason that is not UTF-8.
+func protocolDisconnect(err error) core.Disconnect {
+	if errors.Is(err, errInvalidUTF8) {
+		return core.Disconnect{Code: closeInvalidData, Reason: "close reason is not valid UTF-8"}
+	}
+	return core.Disconnect{Code: closeProtocolError, Reason: err.Error()}
+}
+
+// readLoop reads with a goroutine until the socket fails (blocking mode).
+// r is the hijacked connection, which first returns any bytes the HTTP
+// server had buffered past the upgrade request.
+func (c *conn) readLoop(r io.Reader) {
+	buf := make([]byte, 4096)
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			c.input(buf[:n])
+		}
+		if err != nil {
+			c.eof()
+			return
+		}
+		c.mu.Lock()
+		done := c.peerDone
+		c.mu.Unlock()
+		if done {
+			return
+		}
+	}
+}
+
+// readable runs when the poller saw the socket readable (detached mode):
+// one non-blocking read into a pooled buffer, then the socket is re-armed.
+func (c *conn) readable() {
+	bp := getBuf()
+	buf := *bp
+	var n int
+	var rerr error
+	if err := c.raw.Read(func(fd uintptr) bool {
+		n, rerr = syscall.Read(int(fd), buf)
+		return true // never wait in Go's poller: the epoll set does that
+	}); err != nil {
+		rerr = err
+	}
+	switch {
+	case errors.Is(rerr, syscall.EAGAIN) || errors.Is(rerr, syscall.EINTR):
+	case rerr != nil || n == 0:
+		putBuf(bp, buf)
+		c.eof()
+		return
+	default:
+		c.input(buf[:n])
+	}
+	putBuf(bp, buf)
+	var err error
+	c.mu.Lock()
+	if !c.closed && !c.peerDone {
+		if cerr := c.raw.Control(func(fd uintptr) { err = c.poll.rearm(c, int(fd)) }); cerr != nil {
+			err = cerr
+		}
+	}
+	c.mu.Unlock()
+	if err != nil {
+		c.eof()
+	}
+}
+
+// detach hands the connection to the poller. Bytes the HTTP server read
+// past the upgrade request (a client that did not wait for the 101) are
+// taken from hj first, while the handler still owns its buffer. It reports
+// false if the connection must instead be read by the handler goroutine.
+func (c *conn) detach(hj net.Conn, tc *net.TCPConn, p *poller) bool {
+	if p == nil {
+		return false
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	// With a deadline in the past, Read returns only what is already
+	// buffered in user space and never touches the socket.
+	if err := hj.SetReadDeadline(time.Unix(1, 0)); err != nil {
+		return false
+	}
+	bp := getBuf()
+	for {
+		n, err := hj.Read(*bp)
+		if n > 0 {
+			c.input((*bp)[:n])
+		}
+		if err != nil {
+			break
+		}
+	}
+	putBuf(bp, *bp)
+	if err := hj.SetReadDeadline(time.Time{}); err != nil {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return true // ended during the handshake: nothing left to read
+	}
+	c.raw, c.poll, c.readFn = rc, p, c.readable
+	var aerr error
+	if err := rc.Control(func(fd uintptr) { aerr = p.add(c, int(fd)) }); err != nil || aerr != nil {
+		c.raw, c.poll, c.readFn = nil, nil, nil
+		return false
+	}
+	return true
+}

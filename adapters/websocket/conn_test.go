@@ -1,0 +1,264 @@
+package websocket
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchboard-dev/switchboard/core"
+)
+
+// rawClient speaks WebSocket frame by frame over a plain TCP connection,
+// so tests can send what no well-behaved client library would.
+type rawClient struct {
+	t     *testing.T
+	c     net.Conn
+	br    *bufio.Reader
+	lines [][]byte // envelopes of text frames read but not yet expected
+}
+
+// dialRaw upgrades a TCP connection to url (ws://host/path?query). early
+// is written in the same write as the upgrade request, before the 101
+// (a client that does not wait).
+func dialRaw(t *testing.T, url string, early []byte) *rawClient {
+	t.Helper()
+	hostPath := strings.TrimPrefix(url, "ws://")
+	host, path, _ := strings.Cut(hostPath, "/")
+	c, err := net.Dial("tcp", host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	req := "GET /" + path + " HTTP/1.1\r\nHost: " + host + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+	if _, err := c.Write(append([]byte(req), early...)); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	return &rawClient{t: t, c: c, br: br}
+}
+
+func (r *rawClient) write(b []byte) {
+	r.t.Helper()
+	_ = r.c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	if _, err := r.c.Write(b); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// next reads one server frame; it fails the test on a masked or
+// non-final frame, which a server must never send here.
+func (r *rawClient) next() (op byte, payload []byte, err error) {
+	_ = r.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var h [2]byte
+	if _, err := io.ReadFull(r.br, h[:]); err != nil {
+		return 0, nil, err
+	}
+	if h[0]&0x80 == 0 || h[1]&0x80 != 0 {
+		r.t.Fatalf("server frame header %x: want final and unmasked", h)
+	}
+	n := int(h[1] & 0x7F)
+	switch n {
+	case 126:
+		var e [2]byte
+		if _, err := io.ReadFull(r.br, e[:]); err != nil {
+			return 0, nil, err
+		}
+		n = int(binary.BigEndian.Uint16(e[:]))
+	case 127:
+		var e [8]byte
+		if _, err := io.ReadFull(r.br, e[:]); err != nil {
+			return 0, nil, err
+		}
+		n = int(binary.BigEndian.Uint64(e[:]))
+	}
+	payload = make([]byte, n)
+	_, err = io.ReadFull(r.br, payload)
+	return h[0] & 0x0F, payload, err
+}
+
+// expect reads the next frame and checks its opcode and that its payload
+// contains want.
+func (r *rawClient) expect(op byte, want string) []byte {
+	r.t.Helper()
+	if len(r.lines) > 0 {
+		r.t.Fatalf("envelopes %q not expected yet", r.lines)
+	}
+	got, p, err := r.next()
+	if err != nil || got != op || !bytes.Contains(p, []byte(want)) {
+		r.t.Fatalf("got opcode %d %q %v; want opcode %d containing %q", got, p, err, op, want)
+	}
+	return p
+}
+
+// expectEnv reads the next envelope (a server text frame may carry
+// several, '\n'-separated) and checks that it contains want.
+func (r *rawClient) expectEnv(want string) {
+	r.t.Helper()
+	for len(r.lines) == 0 {
+		op, p, err := r.next()
+		if err != nil || op != opText {
+			r.t.Fatalf("got opcode %d %q %v; want a text frame with %q", op, p, err, want)
+		}
+		r.lines = bytes.Split(p, []byte("\n"))
+	}
+	line := r.lines[0]
+	r.lines = r.lines[1:]
+	if !bytes.Contains(line, []byte(want)) {
+		r.t.Fatalf("envelope %s; want one containing %q", line, want)
+	}
+}
+
+// expectClose reads a close frame with code, answers it as a client must
+// (unless it was the answer to the client's own), and expects the server
+// to drop the connection at once.
+func (r *rawClient) expectClose(code uint16, answer bool) {
+	r.t.Helper()
+	p := r.expect(opClose, "")
+	if len(p) < 2 || binary.BigEndian.Uint16(p) != code {
+		r.t.Fatalf("close payload %q, want code %d", p, code)
+	}
+	if answer {
+		r.write(maskedFrame(true, opClose, p[:2]))
+	}
+	if _, _, err := r.next(); err != io.EOF {
+		r.t.Fatalf("after the close frame: %v, want EOF", err)
+	}
+}
+
+func ping(ref string) []byte { return []byte(`{"v":1,"type":"ping","ref":"` + ref + `"}`) }
+
+// TestWireProtocol drives the frame reader with raw frames in both
+// reading modes: partial frames, several frames per read, fragmentation
+// with control frames in between, the closing handshake, and each kind of
+// protocol violation with its close code.
+func TestWireProtocol(t *testing.T) {
+	const limit = 1024
+	type tc struct {
+		name string
+		run  func(t *testing.T, r *rawClient)
+	}
+	violation := func(frame []byte, code uint16) func(*testing.T, *rawClient) {
+		return func(t *testing.T, r *rawClient) {
+			r.write(frame)
+			r.expectClose(code, true)
+		}
+	}
+	cases := []tc{
+		{"a frame split into single-byte writes", func(t *testing.T, r *rawClient) {
+			for _, b := range maskedFrame(true, opText, ping("split")) {
+				r.write([]byte{b})
+			}
+			r.expectEnv(`"ref":"split"`)
+		}},
+		{"three frames in one write", func(t *testing.T, r *rawClient) {
+			var b []byte
+			for _, ref := range []string{"a", "b", "c"} {
+				b = append(b, maskedFrame(true, opText, ping(ref))...)
+			}
+			r.write(b)
+			for _, ref := range []string{"a", "b", "c"} {
+				r.expectEnv(`"ref":"` + ref + `"`)
+			}
+		}},
+		{"a 16-bit length frame in two writes", func(t *testing.T, r *rawClient) {
+			env := []byte(`{"v":1,"type":"ping","ref":"big","data":"` + strings.Repeat("x", 300) + `"}`)
+			f := maskedFrame(true, opBinary, env)
+			r.write(f[:3])
+			r.write(f[3:])
+			r.expectEnv(`"ref":"big"`)
+		}},
+		{"fragments with a ping between them", func(t *testing.T, r *rawClient) {
+			msg := ping("frag")
+			r.write(maskedFrame(false, opText, msg[:5]))
+			r.write(maskedFrame(true, opPing, []byte("hello")))
+			r.write(maskedFrame(false, opContinuation, msg[5:10]))
+			r.write(maskedFrame(true, opContinuation, msg[10:]))
+			r.expect(opPong, "hello")
+			r.expectEnv(`"ref":"frag"`)
+		}},
+		{"a pong frame is accepted silently", func(t *testing.T, r *rawClient) {
+			r.write(maskedFrame(true, opPong, []byte("x")))
+			r.write(maskedFrame(true, opText, ping("after")))
+			r.expectEnv(`"ref":"after"`)
+		}},
+		{"client close is echoed", func(t *testing.T, r *rawClient) {
+			r.write(maskedFrame(true, opClose, append([]byte{0x03, 0xE8}, "bye"...)))
+			r.expectClose(1000, false)
+		}},
+		{"empty client close gets an empty close", func(t *testing.T, r *rawClient) {
+			r.write(maskedFrame(true, opClose, nil))
+			if p := r.expect(opClose, ""); len(p) != 0 {
+				t.Fatalf("close payload %q, want empty", p)
+			}
+		}},
+		{"frame over the size limit", func(t *testing.T, r *rawClient) {
+			// Only the header: the server must not wait for the payload.
+			f := maskedFrame(true, opText, make([]byte, limit+1))
+			r.write(f[:8])
+			r.expectClose(4003, true)
+		}},
+		{"fragments over the size limit", func(t *testing.T, r *rawClient) {
+			r.write(maskedFrame(false, opText, make([]byte, limit/2+1)))
+			r.write(maskedFrame(true, opContinuation, make([]byte, limit/2+1)))
+			r.expectClose(4003, true)
+		}},
+		{"unmasked frame", violation([]byte{0x81, 0x02, 'h', 'i'}, closeProtocolError)},
+		{"reserved bit", violation([]byte{0xC1, 0x80, 0, 0, 0, 0}, closeProtocolError)},
+		{"unknown opcode", violation(maskedFrame(true, 0x3, nil), closeProtocolError)},
+		{"continuation first", violation(maskedFrame(true, opContinuation, []byte("x")), closeProtocolError)},
+		{"new message inside a fragmented one", func(t *testing.T, r *rawClient) {
+			r.write(maskedFrame(false, opText, []byte("{")))
+			r.write(maskedFrame(true, opText, ping("x")))
+			r.expectClose(closeProtocolError, true)
+		}},
+		{"fragmented ping", violation(maskedFrame(false, opPing, nil), closeProtocolError)},
+		{"ping over 125 bytes", violation(maskedFrame(true, opPing, make([]byte, 126)), closeProtocolError)},
+		{"close with one byte", violation(maskedFrame(true, opClose, []byte{3}), closeProtocolError)},
+		{"close with code 1005", violation(maskedFrame(true, opClose, []byte{0x03, 0xED}), closeProtocolError)},
+		{"close reason not UTF-8", violation(maskedFrame(true, opClose, []byte{0x03, 0xE8, 0xff}), closeInvalidData)},
+	}
+	for _, detach := range []bool{true, false} {
+		t.Run(map[bool]string{true: "detached", false: "blocking"}[detach], func(t *testing.T) {
+			url := serveNodeMode(t, core.Config{MaxMessageSize: limit}, Config{CloseGrace: time.Second}, detach)
+			// A bystander on the same node must be unaffected by every case.
+			by := dialRaw(t, url+"?user=bystander", nil)
+			by.expectEnv(`"welcome"`)
+			for i, c := range cases {
+				t.Run(c.name, func(t *testing.T) {
+					r := dialRaw(t, url+"?user=u", nil)
+					r.expectEnv(`"welcome"`)
+					c.run(t, r)
+					ref := fmt.Sprintf("by%d", i)
+					by.write(maskedFrame(true, opText, ping(ref)))
+					by.expectEnv(`"ref":"` + ref + `"`)
+				})
+			}
+		})
+	}
+}
+
+// TestEarlyFrame: a frame sent right behind the upgrade request, before
+// the 101 arrived, sits in the HTTP server's buffer; it is still read.
+func TestEarlyFrame(t *testing.T) {
+	for _, detach := range []bool{true, false} {
+		t.Run(map[bool]string{true: "detached", false: "blocking"}[detach], func(t *testing.T) {
+			url := serveNodeMode(t, core.Config{}, Config{CloseGrace: time.Second}, detach)
+			r := dialRaw(t, url+"?user=u", maskedFrame(true, opText, ping("early")))
+			r.expectEnv(`"welcome"`)
+			r.expectEnv(`"ref":"early"`)
+		})
+	}
+}

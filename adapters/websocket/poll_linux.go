@@ -1,0 +1,143 @@
+package websocket
+
+import (
+	"errors"
+	"sync"
+	"syscall"
+)
+
+// poller watches idle connections for readability with one epoll instance,
+// so an idle connection parks no goroutine: when a socket becomes
+// readable, the poller starts a short-lived goroutine that reads what is
+// there, feeds the session and re-arms the socket (EPOLLONESHOT, so one
+// reader at a time per connection).
+//
+// Its own goroutine runs only while connections are registered: it is
+// started by the first add and ends, closing the epoll and wake-up fds,
+// when the last one is removed. Go's runtime netpoller keeps its own
+// registration of each socket for writes; an fd may sit in several epoll
+// sets.
+type poller struct {
+	mu      sync.Mutex
+	epfd    int
+	wake    [2]int // pipe: a write ends EpollWait when the set empties
+	running bool
+	conns   map[int32]*conn // by fd; Pad of the event carries conn.gen
+	gen     uint32
+}
+
+const pollEvents = syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT
+
+func newPoller() *poller { return &poller{conns: make(map[int32]*conn)} }
+
+// add registers c's socket fd; readable events start c.readable.
+func (p *poller) add(c *conn, fd int) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.running {
+		if err := p.startLocked(); err != nil {
+			return err
+		}
+	}
+	p.gen++
+	c.gen = p.gen
+	ev := syscall.EpollEvent{Events: pollEvents, Fd: int32(fd), Pad: int32(c.gen)}
+	if err := syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		if len(p.conns) == 0 {
+			_, _ = syscall.Write(p.wake[1], []byte{1}) // the loop ends itself
+		}
+		return err
+	}
+	p.conns[int32(fd)] = c
+	return nil
+}
+
+// rearm asks for the next readable event of c's socket. The caller holds
+// c.mu and has checked that the socket is still open, so fd is still c's.
+func (p *poller) rearm(c *conn, fd int) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ev := syscall.EpollEvent{Events: pollEvents, Fd: int32(fd), Pad: int32(c.gen)}
+	return syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_MOD, fd, &ev)
+}
+
+// remove unregisters c's socket before it is closed (same caller rule as
+// rearm). The poller's goroutine ends when nothing is left.
+func (p *poller) remove(c *conn, fd int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if cur, ok := p.conns[int32(fd)]; !ok || cur != c {
+		return
+	}
+	delete(p.conns, int32(fd))
+	_ = syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_DEL, fd, nil)
+	if len(p.conns) == 0 {
+		_, _ = syscall.Write(p.wake[1], []byte{1})
+	}
+}
+
+func (p *poller) startLocked() error {
+	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		return err
+	}
+	var wake [2]int
+	if err := syscall.Pipe2(wake[:], syscall.O_NONBLOCK|syscall.O_CLOEXEC); err != nil {
+		_ = syscall.Close(epfd)
+		return err
+	}
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(wake[0]), Pad: 0}
+	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, wake[0], &ev); err != nil {
+		_ = syscall.Close(epfd)
+		_ = syscall.Close(wake[0])
+		_ = syscall.Close(wake[1])
+		return err
+	}
+	p.epfd, p.wake, p.running = epfd, wake, true
+	go p.loop(epfd, wake[0])
+	return nil
+}
+
+func (p *poller) stopLocked() {
+	_ = syscall.Close(p.epfd)
+	_ = syscall.Close(p.wake[0])
+	_ = syscall.Close(p.wake[1])
+	p.running = false
+}
+
+// loop waits for readable sockets and hands each to its connection.
+func (p *poller) loop(epfd, wake int) {
+	events := make([]syscall.EpollEvent, 128)
+	var drain [64]byte
+	for {
+		n, err := syscall.EpollWait(epfd, events, -1)
+		if err != nil {
+			if errors.Is(err, syscall.EINTR) {
+				continue
+			}
+			panic("switchboard/adapters/websocket: epoll_wait: " + err.Error())
+		}
+		p.mu.Lock()
+		for _, ev := range events[:n] {
+			if ev.Fd == int32(wake) {
+				for {
+					if m, _ := syscall.Read(wake, drain[:]); m <= 0 {
+						break
+					}
+				}
+				continue
+			}
+			c, ok := p.conns[ev.Fd]
+			if !ok || c.gen != uint32(ev.Pad) {
+				continue // removed, or the fd now belongs to a newer connection
+			}
+			go c.readFn()
+		}
+		if len(p.conns) == 0 {
+			p.stopLocked()
+			p.mu.Unlock()
+			return
+		}
+		p.mu.Unlock()
+	}
+}

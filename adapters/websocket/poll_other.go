@@ -1,0 +1,13 @@
+//go:build !linux
+
+package websocket
+
+// poller is Linux-only (epoll). Elsewhere every connection keeps a reading
+// goroutine, as with TLS.
+type poller struct{}
+
+func newPoller() *poller { return nil }
+
+func (p *poller) add(c *conn, fd int) error   { return errNoPoller }
+func (p *poller) rearm(c *conn, fd int) error { return errNoPoller }
+func (p *poller) remove(c *conn, fd int)      {}

@@ -1,0 +1,197 @@
+package websocket
+
+import (
+	"encoding/binary"
+	"errors"
+	"unicode/utf8"
+)
+
+// RFC 6455 framing, the part a server needs after the upgrade: parsing the
+// client's masked frames and writing unmasked ones. The upgrade handshake
+// itself stays with gofiber/contrib/websocket. Owning the frames lets an idle
+// connection hold no goroutine and no buffer (see conn.go).
+
+// Opcodes (RFC 6455 §5.2).
+const (
+	opContinuation = 0x0
+	opText         = 0x1
+	opBinary       = 0x2
+	opClose        = 0x8
+	opPing         = 0x9
+	opPong         = 0xA
+)
+
+// Close codes the adapter itself sends (RFC 6455 §7.4.1).
+const (
+	closeNormal        = 1000
+	closeProtocolError = 1002
+	closeInvalidData   = 1007
+	closeNoStatus      = 1005 // reported, never sent: the close frame had no code
+)
+
+// maxControlPayload bounds ping, pong and close payloads (§5.5).
+const maxControlPayload = 125
+
+// maxHeader is the longest frame header: 2 bytes, 8 of extended length and
+// 4 of mask key.
+const maxHeader = 14
+
+// errProtocol is a frame that breaks RFC 6455; the connection is closed
+// with 1002 and the reason.
+type errProtocol string
+
+func (e errProtocol) Error() string { return "websocket protocol error: " + string(e) }
+
+// header is a parsed frame header.
+type header struct {
+	fin    bool
+	op     byte
+	length int64 // payload bytes
+	mask   [4]byte
+	size   int // header bytes
+}
+
+func (h header) control() bool { return h.op&0x8 != 0 }
+
+// parseHeader parses the header of a client frame at the start of b. It
+// returns ok false when b does not yet hold the whole header. A frame
+// that breaks the protocol is returned with ok true, its size and length
+// as declared, and an errProtocol: the caller can skip it and keep reading
+// for the client's close frame.
+func parseHeader(b []byte) (h header, ok bool, err error) {
+	if len(b) < 2 {
+		return h, false, nil
+	}
+	b0, b1 := b[0], b[1]
+	h.fin = b0&0x80 != 0
+	h.op = b0 & 0x0F
+	h.size = 2
+	switch n := b1 & 0x7F; n {
+	case 126:
+		h.size += 2
+		if len(b) < h.size {
+			return h, false, nil
+		}
+		h.length = int64(binary.BigEndian.Uint16(b[2:]))
+	case 127:
+		h.size += 8
+		if len(b) < h.size {
+			return h, false, nil
+		}
+		v := binary.BigEndian.Uint64(b[2:])
+		if v>>63 != 0 {
+			return h, false, errProtocol("frame length has its most significant bit set")
+		}
+		h.length = int64(v)
+	default:
+		h.length = int64(n)
+	}
+	masked := b1&0x80 != 0
+	if masked {
+		if len(b) < h.size+4 {
+			return h, false, nil
+		}
+		copy(h.mask[:], b[h.size:])
+		h.size += 4
+	}
+	switch {
+	case b0&0x70 != 0:
+		err = errProtocol("reserved bits set: no extension was negotiated")
+	case h.op > opBinary && h.op < opClose, h.op > opPong:
+		err = errProtocol("unknown opcode")
+	case !masked:
+		err = errProtocol("client frame not masked")
+	case h.control() && !h.fin:
+		err = errProtocol("fragmented control frame")
+	case h.control() && h.length > maxControlPayload:
+		err = errProtocol("control frame payload over 125 bytes")
+	}
+	return h, true, err
+}
+
+// unmask XORs b with the mask key, starting at key offset pos.
+func unmask(b []byte, key [4]byte, pos int) {
+	k := [4]byte{key[pos&3], key[(pos+1)&3], key[(pos+2)&3], key[(pos+3)&3]}
+	k32 := binary.LittleEndian.Uint32(k[:])
+	k64 := uint64(k32) | uint64(k32)<<32
+	for len(b) >= 8 {
+		binary.LittleEndian.PutUint64(b, binary.LittleEndian.Uint64(b)^k64)
+		b = b[8:]
+	}
+	for i := range b {
+		b[i] ^= k[i&3]
+	}
+}
+
+// appendHeader appends an unmasked, final server frame header for a payload
+// of n bytes.
+func appendHeader(b []byte, op byte, n int) []byte {
+	b = append(b, 0x80|op)
+	switch {
+	case n <= 125:
+		return append(b, byte(n))
+	case n <= 0xFFFF:
+		return append(b, 126, byte(n>>8), byte(n))
+	default:
+		return binary.BigEndian.AppendUint64(append(b, 127), uint64(n))
+	}
+}
+
+// appendClose appends a whole close frame carrying code and reason, the
+// reason cut to fit the 125-byte control payload on a rune boundary.
+func appendClose(b []byte, code uint16, reason string) []byte {
+	if len(reason) > maxControlPayload-2 {
+		reason = reason[:maxControlPayload-2]
+		for len(reason) > 0 && !utf8.ValidString(reason) {
+			reason = reason[:len(reason)-1]
+		}
+	}
+	b = appendHeader(b, opClose, 2+len(reason))
+	b = binary.BigEndian.AppendUint16(b, code)
+	return append(b, reason...)
+}
+
+// parseClose reads a client's close payload: its code (closeNoStatus when
+// empty) and whether the frame is valid (§5.5.1, §7.4).
+func parseClose(p []byte) (code uint16, err error) {
+	switch {
+	case len(p) == 0:
+		return closeNoStatus, nil
+	case len(p) == 1:
+		return 0, errProtocol("close payload of one byte")
+	}
+	code = binary.BigEndian.Uint16(p)
+	if !validCloseCode(code) {
+		return 0, errProtocol("invalid close code")
+	}
+	if !utf8.Valid(p[2:]) {
+		return 0, errInvalidUTF8
+	}
+	return code, nil
+}
+
+// errInvalidUTF8 is a close reason that is not UTF-8 (1007).
+var errInvalidUTF8 = errors.New("websocket: close reason is not valid UTF-8")
+
+// validCloseCode reports whether a peer may send code (§7.4.1-2): the
+// defined codes except those reserved for reporting, and 3000-4999.
+func validCloseCode(code uint16) bool {
+	switch {
+	case code >= 1000 && code <= 1003, code >= 1007 && code <= 1014:
+		return true
+	case code >= 3000 && code <= 4999:
+		return true
+	}
+	return false
+}
+
+// headerLen is the size of a server frame header for n payload bytes.
+func headerLen(n int) int {
+	switch {
+	case n <= 125:
+		return 2
+	case n <= 0xFFFF:
+		return 4
+	}
+	return 10
+}
