@@ -141,3 +141,39 @@ func (p *poller) loop(epfd, wake int) {
 		p.mu.Unlock()
 	}
 }
+
+// readable runs when the poller saw the socket readable (detached mode):
+// one non-blocking read into a pooled buffer, then the socket is re-armed.
+func (c *conn) readable() {
+	bp := getBuf()
+	buf := *bp
+	var n int
+	var rerr error
+	if err := c.raw.Read(func(fd uintptr) bool {
+		n, rerr = syscall.Read(int(fd), buf)
+		return true // never wait in Go's poller: the epoll set does that
+	}); err != nil {
+		rerr = err
+	}
+	switch {
+	case errors.Is(rerr, syscall.EAGAIN) || errors.Is(rerr, syscall.EINTR):
+	case rerr != nil || n == 0:
+		putBuf(bp, buf)
+		c.eof()
+		return
+	default:
+		c.input(buf[:n])
+	}
+	putBuf(bp, buf)
+	var err error
+	c.mu.Lock()
+	if !c.closed && !c.peerDone {
+		if cerr := c.raw.Control(func(fd uintptr) { err = c.poll.rearm(c, int(fd)) }); cerr != nil {
+			err = cerr
+		}
+	}
+	c.mu.Unlock()
+	if err != nil {
+		c.eof()
+	}
+}
