@@ -26,15 +26,45 @@ func sourceIP(i, n int) net.IP {
 }
 
 // fleet is a set of subscriber connections. Each has a reader goroutine
-// that feeds the recorder and records an unexpected end.
+// that feeds the recorder (or sink) and records an unexpected end.
 type fleet struct {
-	rec     *recorder
+	rec *recorder
+	// sink, if set, receives every frame (WebSocket) or data line (SSE)
+	// instead of rec. Called from the readers, concurrently.
+	sink func(shard int, frame []byte, nowNS int64)
+	// welcome, if set, receives each subscriber's welcome (or connect
+	// reply) before its reader starts.
+	welcome func(shard int, msg []byte)
+	// graceful makes closeAll end each connection the polite way (a
+	// WebSocket close frame) rather than by closing the socket.
+	graceful bool
+
 	mu      sync.Mutex
 	closers []io.Closer
 	closing atomic.Bool
 	ended   atomic.Int64
 	first   atomic.Pointer[error]
 	readers sync.WaitGroup
+}
+
+// frame hands a received frame to the sink or the recorder.
+func (f *fleet) frame(shard int, b []byte, nowNS int64) {
+	if f.sink != nil {
+		f.sink(shard, b, nowNS)
+		return
+	}
+	f.rec.frame(shard, b, nowNS)
+}
+
+func (f *fleet) welcomed(shard int, msg []byte) {
+	if f.welcome != nil {
+		f.welcome(shard, msg)
+	}
+}
+
+// gracefulCloser is a connection that can say goodbye before closing.
+type gracefulCloser interface {
+	closeGracefully() error
 }
 
 func (f *fleet) add(c io.Closer) {
@@ -65,6 +95,10 @@ func (f *fleet) closeAll() {
 	f.closing.Store(true)
 	f.mu.Lock()
 	for _, c := range f.closers {
+		if g, ok := c.(gracefulCloser); ok && f.graceful {
+			_ = g.closeGracefully()
+			continue
+		}
 		_ = c.Close()
 	}
 	f.closers = nil
@@ -77,23 +111,44 @@ func (f *fleet) closeAll() {
 	}
 }
 
-// target is the edge under load.
+// target is the server under load.
 type target struct {
-	host string // host:port, always on 127/8
+	host string      // host:port, always on 127/8
+	kind *serverKind // switchboard, or a peer; nil means switchboard
+}
+
+func (t target) server() *serverKind {
+	if t.kind == nil {
+		return switchboard
+	}
+	return t.kind
 }
 
 func (t target) httpBase() string { return "http://" + t.host }
 
-// subscribe opens one subscriber of the given transport with rooms and
-// user, from source address src, and starts its reader. It returns once
-// the subscription is live (welcome read, or the stream answered).
-type subscribeFunc func(ctx context.Context, f *fleet, t target, rooms, user string, src net.IP, shard int) error
-
-var transports = map[string]subscribeFunc{
-	"websocket": subscribeWS,
-	"sse":       subscribeSSE,
-	"longpoll":  subscribePoll,
+// subReq is one subscriber to open.
+type subReq struct {
+	rooms string // comma-separated
+	user  string
+	since string // resume from this message id; "" for live only
+	src   net.IP // source address
+	shard int    // the subscriber's index, for the recorder's shards and sinks
 }
+
+// query is the switchboard query string of r.
+func (r subReq) query() string {
+	q := "rooms=" + url.QueryEscape(r.rooms) + "&user=" + url.QueryEscape(r.user)
+	if r.since != "" {
+		q += "&since=" + url.QueryEscape(r.since)
+	}
+	return q
+}
+
+// subscribeFunc opens one subscriber and starts its reader. It returns
+// once the subscription is live (welcome read, or the stream answered).
+type subscribeFunc func(ctx context.Context, f *fleet, t target, r subReq) error
+
+var transportNames = []string{"websocket", "sse", "longpoll"}
 
 func wsDialer(src net.IP) *websocket.Dialer {
 	d := &net.Dialer{Timeout: 10 * time.Second, LocalAddr: &net.TCPAddr{IP: src}}
@@ -105,56 +160,73 @@ func wsDialer(src net.IP) *websocket.Dialer {
 	}
 }
 
-func dialWS(ctx context.Context, t target, rooms, user string, src net.IP) (*websocket.Conn, error) {
-	u := fmt.Sprintf("ws://%s/ws?rooms=%s&user=%s", t.host, url.QueryEscape(rooms), url.QueryEscape(user))
-	conn, resp, err := wsDialer(src).DialContext(ctx, u, nil)
+// dialWS opens a switchboard (or fiber peer) WebSocket and returns it with
+// its first frame, which holds the welcome (and, on a resume, possibly the
+// first replayed messages after it).
+func dialWS(ctx context.Context, t target, r subReq) (*websocket.Conn, []byte, error) {
+	u := fmt.Sprintf("ws://%s/ws?%s", t.host, r.query())
+	conn, resp, err := wsDialer(r.src).DialContext(ctx, u, nil)
 	if err != nil {
 		if resp != nil {
-			return nil, fmt.Errorf("%s: %w (HTTP %s)", u, err, resp.Status)
+			return nil, nil, fmt.Errorf("%s: %w (HTTP %s)", u, err, resp.Status)
 		}
-		return nil, fmt.Errorf("%s: %w", u, err)
+		return nil, nil, fmt.Errorf("%s: %w", u, err)
 	}
 	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 	_, msg, err := conn.ReadMessage()
 	if err != nil {
 		conn.Close()
-		return nil, fmt.Errorf("%s: read welcome: %w", u, err)
+		return nil, nil, fmt.Errorf("%s: read welcome: %w", u, err)
 	}
 	if !bytes.Contains(msg, []byte(`"type":"welcome"`)) {
 		conn.Close()
-		return nil, fmt.Errorf("%s: first envelope is not a welcome: %.200s", u, msg)
+		return nil, nil, fmt.Errorf("%s: first envelope is not a welcome: %.200s", u, msg)
 	}
 	if bytes.Contains(msg, []byte(`"type":"error"`)) {
 		conn.Close()
-		return nil, fmt.Errorf("%s: the server refused a room: %.300s", u, msg)
+		return nil, nil, fmt.Errorf("%s: the server refused a room: %.300s", u, msg)
 	}
 	_ = conn.SetReadDeadline(time.Time{})
-	return conn, nil
+	return conn, msg, nil
 }
 
-func subscribeWS(ctx context.Context, f *fleet, t target, rooms, user string, src net.IP, shard int) error {
-	conn, err := dialWS(ctx, t, rooms, user, src)
+func subscribeWS(ctx context.Context, f *fleet, t target, r subReq) error {
+	conn, first, err := dialWS(ctx, t, r)
 	if err != nil {
 		return err
 	}
-	f.add(conn)
+	f.welcomed(r.shard, first)
+	f.add(wsCloser{conn})
 	f.readers.Add(1)
 	go func() {
 		defer f.readers.Done()
+		// The welcome frame may carry replayed messages after the welcome.
+		f.frame(r.shard, first, time.Now().UnixNano())
 		buf := make([]byte, 0, 4096)
 		for {
-			_, r, err := conn.NextReader() // answers pings while reading
+			_, rd, err := conn.NextReader() // answers pings while reading
 			if err == nil {
-				buf, err = readAll(r, buf[:0])
+				buf, err = readAll(rd, buf[:0])
 			}
 			if err != nil {
 				f.end(err)
 				return
 			}
-			f.rec.frame(shard, buf, time.Now().UnixNano())
+			f.frame(r.shard, buf, time.Now().UnixNano())
 		}
 	}()
 	return nil
+}
+
+// wsCloser closes a WebSocket: abruptly (Close) or with a close frame
+// first (closeGracefully).
+type wsCloser struct{ conn *websocket.Conn }
+
+func (c wsCloser) Close() error { return c.conn.Close() }
+
+func (c wsCloser) closeGracefully() error {
+	_ = c.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
+	return c.conn.Close()
 }
 
 // readAll reads r to EOF into buf, reusing its capacity.
@@ -176,10 +248,10 @@ func readAll(r io.Reader, buf []byte) ([]byte, error) {
 
 // subscribeSSE opens GET /sse and reads "data:" lines. Each connection has
 // its own http.Transport so that it dials from its own source address.
-func subscribeSSE(ctx context.Context, f *fleet, t target, rooms, user string, src net.IP, shard int) error {
-	d := &net.Dialer{Timeout: 10 * time.Second, LocalAddr: &net.TCPAddr{IP: src}}
+func subscribeSSE(ctx context.Context, f *fleet, t target, r subReq) error {
+	d := &net.Dialer{Timeout: 10 * time.Second, LocalAddr: &net.TCPAddr{IP: r.src}}
 	tr := &http.Transport{DialContext: d.DialContext, DisableCompression: true, ResponseHeaderTimeout: 10 * time.Second}
-	u := fmt.Sprintf("http://%s/sse?rooms=%s&user=%s", t.host, url.QueryEscape(rooms), url.QueryEscape(user))
+	u := fmt.Sprintf("http://%s/sse?%s", t.host, r.query())
 	// The stream outlives ctx (the dial phase): it ends at closeAll.
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	req, _ := http.NewRequestWithContext(sctx, http.MethodGet, u, nil)
@@ -203,6 +275,7 @@ func subscribeSSE(ctx context.Context, f *fleet, t target, rooms, user string, s
 			return fmt.Errorf("%s: read welcome: %w", u, err)
 		}
 		if bytes.Contains(line, []byte(`"type":"welcome"`)) {
+			f.welcomed(r.shard, line)
 			break
 		}
 	}
@@ -221,7 +294,7 @@ func subscribeSSE(ctx context.Context, f *fleet, t target, rooms, user string, s
 				continue // a line longer than the buffer is not a load message
 			}
 			if data, ok := bytes.CutPrefix(line, []byte("data: ")); ok {
-				f.rec.frame(shard, bytes.TrimRight(data, "\r\n"), time.Now().UnixNano())
+				f.frame(r.shard, bytes.TrimRight(data, "\r\n"), time.Now().UnixNano())
 			}
 		}
 	}()
@@ -235,6 +308,14 @@ func (c closerFunc) Close() error { return c() }
 // openFleet opens n subscribers with concurrency dials in flight;
 // subscriber i joins rooms[i%len(rooms)]. It stops at the first error.
 func openFleet(ctx context.Context, f *fleet, sub subscribeFunc, t target, n, concurrency, sources int, rooms []string, user string, onOpen func()) error {
+	return openFleetWith(ctx, f, sub, t, n, concurrency, func(i int) subReq {
+		return subReq{rooms: rooms[i%len(rooms)], user: fmt.Sprintf("%s%d", user, i), src: sourceIP(i, sources), shard: i}
+	}, onOpen)
+}
+
+// openFleetWith opens n subscribers described by req(i), with concurrency
+// dials in flight. It stops at the first error.
+func openFleetWith(ctx context.Context, f *fleet, sub subscribeFunc, t target, n, concurrency int, req func(i int) subReq, onOpen func()) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var next atomic.Int64
@@ -248,7 +329,7 @@ func openFleet(ctx context.Context, f *fleet, sub subscribeFunc, t target, n, co
 				if i >= n {
 					return
 				}
-				err := sub(ctx, f, t, rooms[i%len(rooms)], fmt.Sprintf("%s%d", user, i), sourceIP(i, sources), i)
+				err := sub(ctx, f, t, req(i))
 				if err != nil {
 					cancel(err)
 					return

@@ -6,6 +6,7 @@ import (
 	"math"
 	"runtime"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/switchboard-dev/switchboard/test/load/edgeproc"
@@ -32,6 +33,7 @@ type usage struct {
 // fanoutResult is one step of fanout or saturate: one JSON line.
 type fanoutResult struct {
 	Scenario      string    `json:"scenario"`
+	ServerName    string    `json:"server_name"` // switchboard, fiber or centrifuge
 	Transport     string    `json:"transport"`
 	Publisher     string    `json:"publisher"`
 	Run           int       `json:"run"` // 1-based, of --runs
@@ -81,6 +83,8 @@ type machineCPU struct {
 // saturateSummary closes a saturate run.
 type saturateSummary struct {
 	Scenario          string  `json:"scenario"`
+	ServerName        string  `json:"server_name"`
+	Transport         string  `json:"transport"`
 	Summary           bool    `json:"summary"`
 	Run               int     `json:"run"`
 	Subscribers       int     `json:"subscribers"`
@@ -91,34 +95,52 @@ type saturateSummary struct {
 	Reason            string  `json:"reason"`
 }
 
-// runFanout runs fanout or saturate --runs times and, with more than one
-// run, ends with the medians of the runs' figures: each fanout's step, or
-// each saturate's highest sustainable step.
-// maxAttempts is how often a step disturbed by other processes is run.
-const maxAttempts = 3
-
-func runFanout(ctx context.Context, o options, t *edgeTarget, out *output) error {
+// runFanout runs fanout or saturate --runs times against every server
+// (started once each, measured in turn within each run) and, with more
+// than one run, ends with the medians of each server's figures: each
+// fanout's step, or each saturate's highest sustainable step.
+func runFanout(ctx context.Context, o options, specs []serverSpec, out *output) error {
 	if err := edgeproc.RaiseNoFile(uint64(o.subs) + 512); err != nil {
 		return err
 	}
-	var figures []*fanoutResult
-	for run := 1; run <= o.runs; run++ {
-		best, err := fanoutOnce(ctx, o, t, out, run)
+	targets := make([]*edgeTarget, 0, len(specs))
+	defer func() {
+		for _, t := range targets {
+			t.stop()
+		}
+	}()
+	for _, spec := range specs {
+		t, err := startServer(ctx, o, spec)
 		if err != nil {
-			if o.runs > 1 {
-				err = fmt.Errorf("run %d of %d: %w", run, o.runs, err)
-			}
 			return err
 		}
-		if best != nil {
-			figures = append(figures, best)
+		targets = append(targets, t)
+	}
+	figures := make([][]*fanoutResult, len(targets))
+	for run := 1; run <= o.runs; run++ {
+		for i, t := range targets {
+			best, err := fanoutOnce(ctx, o, t, out, run)
+			if err != nil {
+				if o.runs > 1 || len(targets) > 1 {
+					err = fmt.Errorf("%s, run %d of %d: %w", t.server().name, run, o.runs, err)
+				}
+				return t.withLog(err)
+			}
+			if best != nil {
+				figures[i] = append(figures[i], best)
+			}
 		}
 	}
 	if o.runs > 1 {
-		out.result(summarizeRuns(o, figures))
+		for i, t := range targets {
+			out.result(summarizeRuns(o, t.server().name, figures[i]))
+		}
 	}
 	return nil
 }
+
+// maxAttempts is how often a step disturbed by other processes is run.
+const maxAttempts = 3
 
 // fanoutOnce is one run: fresh rooms and subscribers, one step (fanout) or
 // a ramp (saturate). It returns the run's figures: the fanout step, or the
@@ -141,8 +163,9 @@ func fanoutOnce(ctx context.Context, o options, t *edgeTarget, out *output, run 
 	f := &fleet{rec: rec}
 	defer f.closeAll()
 
-	bar := out.progress(runPrefix(o, run)+fmt.Sprintf("connecting %d %s subscribers", o.subs, o.transport), int64(o.subs))
-	err := openFleet(ctx, f, transports[o.transport], t.target, o.subs, o.dialConcurrency, o.sourceIPs, rooms, "load-s"+runID+"-", bar.add1)
+	prefix := runPrefix(o, t, run)
+	bar := out.progress(prefix+fmt.Sprintf("connecting %d %s subscribers", o.subs, o.transport), int64(o.subs))
+	err := openFleet(ctx, f, t.server().subscribe[o.transport], t.target, o.subs, o.dialConcurrency, o.sourceIPs, rooms, "load-s"+runID+"-", bar.add1)
 	bar.done()
 	if err != nil {
 		return nil, err
@@ -172,7 +195,7 @@ func fanoutOnce(ctx context.Context, o options, t *edgeTarget, out *output, run 
 			res.Disturbed = true
 			if attempt < maxAttempts-1 {
 				out.note(fmt.Sprintf("%sstep %d at %.0f msg/s: other processes used %.2f CPU cores (over --max-other-cpu %.2f); measuring it again",
-					runPrefix(o, run), step+1, rate, res.Machine.OtherCores, o.maxOther))
+					prefix, step+1, rate, res.Machine.OtherCores, o.maxOther))
 			}
 		}
 		if err != nil {
@@ -180,7 +203,7 @@ func fanoutOnce(ctx context.Context, o options, t *edgeTarget, out *output, run 
 				// A failing publisher (with --publisher ws, its own copies
 				// overflow its send queue past some rate: 4008) ends the
 				// ramp like any other failure.
-				out.result(summarize(o, run, best, rate, fmt.Sprintf("at %.0f msg/s: %v", rate, err)))
+				out.result(summarize(o, t, run, best, rate, fmt.Sprintf("at %.0f msg/s: %v", rate, err)))
 				return best, nil
 			}
 			return nil, err
@@ -194,26 +217,34 @@ func fanoutOnce(ctx context.Context, o options, t *edgeTarget, out *output, run 
 		out.result(res)
 		if !ok {
 			reason := fmt.Sprintf("at %.0f msg/s: %.2f%% delivered, p99 %.1f ms, %d disconnects", rate, 100-res.LossPct, res.Latency.P99, res.Disconnects)
-			out.result(summarize(o, run, best, rate, reason))
+			out.result(summarize(o, t, run, best, rate, reason))
 			return best, nil
 		}
 		best = res
 		rate = math.Round(rate * o.rateFactor)
 	}
-	out.result(summarize(o, run, best, 0, fmt.Sprintf("still sustainable after --max-steps %d", steps)))
+	out.result(summarize(o, t, run, best, 0, fmt.Sprintf("still sustainable after --max-steps %d", steps)))
 	return best, nil
 }
 
-// runPrefix labels progress with the run when there are several.
-func runPrefix(o options, run int) string {
-	if o.runs == 1 {
-		return ""
+// runPrefix labels progress with the server and the run when there are
+// several.
+func runPrefix(o options, t *edgeTarget, run int) string {
+	p := ""
+	if len(o.peers) > 1 {
+		p = t.server().name + " "
 	}
-	return fmt.Sprintf("run %d/%d: ", run, o.runs)
+	if o.runs > 1 {
+		p += fmt.Sprintf("run %d/%d", run, o.runs)
+	}
+	if p = strings.TrimSpace(p); p != "" {
+		p += ": "
+	}
+	return p
 }
 
-func summarize(o options, run int, best *fanoutResult, failedAt float64, reason string) saturateSummary {
-	s := saturateSummary{Scenario: "saturate", Summary: true, Run: run, Subscribers: o.subs, Rooms: o.rooms, FailedAtRate: failedAt, Reason: reason}
+func summarize(o options, t *edgeTarget, run int, best *fanoutResult, failedAt float64, reason string) saturateSummary {
+	s := saturateSummary{Scenario: "saturate", ServerName: t.server().name, Transport: o.transport, Summary: true, Run: run, Subscribers: o.subs, Rooms: o.rooms, FailedAtRate: failedAt, Reason: reason}
 	if best != nil {
 		s.MaxDeliveriesPerS, s.AtRate = best.DeliveredPerS, best.RateTarget
 	}
@@ -250,7 +281,7 @@ func runStep(ctx context.Context, o options, t *edgeTarget, out *output, rec *re
 	if o.scenario == "saturate" {
 		desc = fmt.Sprintf("step %d: ", step+1) + desc
 	}
-	desc = runPrefix(o, run) + desc
+	desc = runPrefix(o, t, run) + desc
 	bar := out.progress(desc, int64(o.duration/time.Second))
 	start := time.Now()
 	st.startNS.Store(start.UnixNano())
@@ -298,7 +329,7 @@ func runStep(ctx context.Context, o options, t *edgeTarget, out *output, rec *re
 	h := st.snapshot()
 	delivered := st.delivered.Load()
 	res := &fanoutResult{
-		Scenario: o.scenario, Transport: o.transport, Publisher: o.publisher, Run: run, Step: step,
+		Scenario: o.scenario, ServerName: t.server().name, Transport: o.transport, Publisher: o.publisher, Run: run, Step: step,
 		Subscribers: o.subs, Rooms: o.rooms, PayloadBytes: o.payload,
 		RateTarget: rate, DurationS: pubEnd.Sub(start).Seconds(),
 		Published: counts.sent, PublishedPerS: float64(counts.sent) / pubEnd.Sub(start).Seconds(),

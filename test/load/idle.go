@@ -15,6 +15,8 @@ import (
 // as test/cmd/idlecost measures them.
 type idleResult struct {
 	Scenario       string          `json:"scenario"`
+	ServerName     string          `json:"server_name"`
+	Run            int             `json:"run"`
 	Transport      string          `json:"transport"`
 	Conns          int             `json:"conns"`
 	SourceIPs      int             `json:"source_ips"`
@@ -29,55 +31,68 @@ type idleResult struct {
 	Generator      usage           `json:"generator"`
 }
 
-func runIdle(ctx context.Context, o options, t *edgeTarget, out *output) error {
+// figures are what the runs summary takes the medians of.
+func (r idleResult) figures() map[string]float64 {
+	m := map[string]float64{
+		"connects_per_s": r.ConnectPerS, "heap_bytes_per_conn": r.HeapPerConn,
+		"sys_bytes_per_conn": r.SysPerConn, "goroutines_per_conn": r.GorPerConn,
+	}
+	if r.RSSPerConn != 0 {
+		m["rss_bytes_per_conn"] = r.RSSPerConn
+	}
+	return m
+}
+
+func runIdle(ctx context.Context, o options, t *edgeTarget, out *output, run int) (map[string]float64, error) {
 	if err := edgeproc.RaiseNoFile(uint64(o.conns) + 512); err != nil {
-		return err
+		return nil, err
 	}
 	base := t.httpBase()
 	edgeproc.Sleep(ctx, 2*time.Second) // an idle server has little to settle
 	before, err := edgeproc.Measure(ctx, base, t.pid, o.samples)
 	if err != nil {
-		return fmt.Errorf("before: %w", err)
+		return nil, fmt.Errorf("before: %w", err)
 	}
 	runID := strconv.FormatInt(time.Now().UnixNano(), 36)
 	f := &fleet{rec: &recorder{}}
 	defer f.closeAll()
 	self0, err := edgeproc.ReadProc(0)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	bar := out.progress(fmt.Sprintf("connecting %d idle %s connections", o.conns, o.transport), int64(o.conns))
+	prefix := runPrefix(o, t, run)
+	bar := out.progress(fmt.Sprintf("%sconnecting %d idle %s connections", prefix, o.conns, o.transport), int64(o.conns))
 	start := time.Now()
-	err = openFleet(ctx, f, transports[o.transport], t.target, o.conns, o.dialConcurrency, o.sourceIPs,
+	err = openFleet(ctx, f, t.server().subscribe[o.transport], t.target, o.conns, o.dialConcurrency, o.sourceIPs,
 		[]string{"load-idle-" + runID}, "load-i"+runID+"-", bar.add1)
 	bar.done()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := edgeproc.WaitConnections(ctx, base, before.Connections+o.conns); err != nil {
-		return err
+		return nil, err
 	}
 	connect := time.Since(start)
 	self1, err := edgeproc.ReadProc(0)
 	if err != nil {
-		return err
+		return nil, err
 	}
 
-	out.note(fmt.Sprintf("%d connections open in %.1fs; settling %s", o.conns, connect.Seconds(), o.settle))
+	out.note(fmt.Sprintf("%s%d connections open in %.1fs; settling %s", prefix, o.conns, connect.Seconds(), o.settle))
 	edgeproc.Sleep(ctx, o.settle)
 	after, err := edgeproc.Measure(ctx, base, t.pid, o.samples)
 	if err != nil {
-		return fmt.Errorf("after: %w", err)
+		return nil, fmt.Errorf("after: %w", err)
 	}
 	if n, why := f.lost(); n > 0 {
-		return fmt.Errorf("%d connections ended during the measurement (first: %s)", n, why)
+		return nil, fmt.Errorf("%d connections ended during the measurement (first: %s)", n, why)
 	}
 	if err := ctx.Err(); err != nil {
-		return errors.New("interrupted")
+		return nil, errors.New("interrupted")
 	}
 	n := float64(o.conns)
 	res := idleResult{
-		Scenario: "idle", Transport: o.transport, Conns: o.conns, SourceIPs: min(o.sourceIPs, o.conns),
+		Scenario: "idle", ServerName: t.server().name, Run: run, Transport: o.transport, Conns: o.conns, SourceIPs: min(o.sourceIPs, o.conns),
 		ConnectSeconds: connect.Seconds(), ConnectPerS: n / connect.Seconds(),
 		Before: before, After: after,
 		HeapPerConn: (float64(after.HeapBytes) - float64(before.HeapBytes)) / n,
@@ -89,5 +104,5 @@ func runIdle(ctx context.Context, o options, t *edgeTarget, out *output) error {
 		res.RSSPerConn = (float64(after.RSS) - float64(before.RSS)) / n
 	}
 	out.result(res)
-	return nil
+	return res.figures(), nil
 }

@@ -123,26 +123,7 @@ func TestParseLine(t *testing.T) {
 func TestFanoutSmoke(t *testing.T) {
 	cfg := config.Default()
 	cfg.RateLimit = -1
-	srv, err := server.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		if err := <-served; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
+	ln := startEdge(t, cfg)
 
 	for _, c := range []struct {
 		transport, publisher string
@@ -200,7 +181,7 @@ func TestFanoutSmoke(t *testing.T) {
 					t.Errorf("no runs summary in the Markdown:\n%s", stderr.String())
 				}
 			}
-			want := fmt.Sprintf("| fanout | 1 | 1 | %s | %s | 20 |", c.transport, c.publisher)
+			want := fmt.Sprintf("| fanout | switchboard | 1 | 1 | %s | %s | 20 |", c.transport, c.publisher)
 			if !strings.Contains(stderr.String(), want) {
 				t.Errorf("no %q in the Markdown summary:\n%s", want, stderr.String())
 			}
@@ -222,4 +203,31 @@ func TestSpread(t *testing.T) {
 			t.Errorf("spreadOf(%v) = %+v, want %+v", c.in, got, c.want)
 		}
 	}
+}
+
+// startEdge serves an in-process edge with cfg on a free loopback port
+// until the test ends, and returns its listener.
+func startEdge(t *testing.T, cfg config.Config) net.Listener {
+	t.Helper()
+	srv, err := server.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		if err := <-served; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	return ln
 }

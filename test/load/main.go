@@ -10,6 +10,20 @@
 //	          deliveries/s
 //	idle      C idle connections from many 127.0.0.x addresses: the
 //	          server's RSS and goroutines per connection, and connect rate
+//	churn     a bounded connect/disconnect storm: waves of C connections
+//	          opened and closed for --duration; connect rate, and whether
+//	          the server's connections, goroutines and memory return to
+//	          their baseline
+//	resume    S subscribers see one message, disconnect, M messages are
+//	          published, and all reconnect at once with since=<the last id
+//	          they saw>: replay throughput, loss and duplicates
+//
+// Peers in the same run (--peer switchboard,fiber,centrifuge): the same
+// scenario, payload and measurement against a raw Fiber broadcast server
+// and Centrifuge's core library, each a nested module under
+// test/load/peers that the tool builds with go build (or --peer-bin).
+// Servers are measured in turn within each run, and every result names
+// its server, so the Markdown and HTML reports show ratios to Switchboard.
 //
 // Run against a built binary that the tool starts and stops:
 //
@@ -20,8 +34,9 @@
 //
 // or against a running edge (--url http://127.0.0.1:8080, optionally
 // --server-pid to read its RSS and CPU time from /proc). Subscribers use
-// --transport websocket, sse or longpoll. --runs N repeats fanout or
-// saturate and adds a line with the median (and min–max) of each figure.
+// --transport websocket, sse or longpoll (peers: websocket). --runs N
+// repeats the scenario and adds a line with the median (and min–max) of
+// each figure; idle, churn and resume start a fresh server for each run.
 // All traffic stays on 127.0.0.0/8; every phase is bounded by a duration
 // or a count and the whole run by --timeout.
 package main
@@ -42,11 +57,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
-
-	"github.com/switchboard-dev/switchboard/test/load/edgeproc"
 )
 
-var scenarios = []string{"fanout", "saturate", "idle"}
+var scenarios = []string{"fanout", "saturate", "idle", "churn", "resume"}
 
 // options are the command-line settings. The zero value is not useful;
 // defaultOptions fills in the defaults.
@@ -63,6 +76,9 @@ type options struct {
 	serverArgs []string
 	serverCPU  int
 	serverPID  int
+	peers      []string          // server kinds, in the order measured
+	peerBins   map[string]string // --peer-bin name=path
+	peersDir   string
 
 	subs     int
 	rooms    int
@@ -81,6 +97,10 @@ type options struct {
 	settle  time.Duration
 	samples int
 
+	maxWaves int     // churn
+	messages int     // resume
+	liveRate float64 // resume
+
 	dialConcurrency int
 	sourceIPs       int
 	jsonPath        string
@@ -98,6 +118,7 @@ func defaultOptions() options {
 		subs: 1000, rooms: 1, rate: 100, duration: 10 * time.Second, payload: 128, drain: 5 * time.Second,
 		rateStart: 50, rateFactor: 1.5, maxSteps: 20, minDelivery: 99, maxP99: 250 * time.Millisecond,
 		conns: 10000, settle: 20 * time.Second, samples: 5,
+		maxWaves: 1000, messages: 500, peers: []string{"switchboard"}, peerBins: map[string]string{},
 		dialConcurrency: 64, sourceIPs: 250, timeout: 15 * time.Minute, progress: "auto",
 		stdout: os.Stdout, stderr: os.Stderr,
 	}
@@ -116,19 +137,33 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.StringVar(&o.publisher, "publisher", o.publisher, "fanout, saturate: http publishes through POST /send and is in no room; ws is one WebSocket connection that joins the rooms (and receives its own copies)")
 	fs.IntVar(&o.publishWorkers, "publish-workers", o.publishWorkers, "--publisher http: concurrent keep-alive POST /send connections")
 	fs.Float64Var(&o.maxOther, "max-other-cpu", o.maxOther, "fanout, saturate (with a known server pid): a step during which other processes used more CPU cores than this is run again, up to 3 times, and marked disturbed if it stays so; negative: never")
-	fs.IntVar(&o.runs, "runs", o.runs, "fanout, saturate: repeat the scenario this many times (fresh subscribers and rooms, same server) and report the median of each figure with min–max")
+	fs.IntVar(&o.runs, "runs", o.runs, "repeat the scenario this many times and report the median of each figure with min–max (fanout, saturate: fresh subscribers and rooms on the same server; idle, churn, resume: a fresh server each run)")
 	fs.StringVar(&o.url, "url", o.url, "target a running edge at this http://127.x.x.x:port instead of starting one")
 	fs.StringVar(&o.serverBin, "server-bin", o.serverBin, "start this built edge binary (go build -o /tmp/sb ./edge) on a free 127.0.0.1 port, with "+strings.Join(serverFlags, " "))
-	fs.Func("server-arg", "extra flag for the started edge, repeatable (e.g. --server-arg=--send-queue=1024)", func(s string) error {
+	fs.Func("server-arg", "extra flag for the started edge (not the peers), repeatable (e.g. --server-arg=--send-queue=1024)", func(s string) error {
 		o.serverArgs = append(o.serverArgs, s)
 		return nil
 	})
 	fs.IntVar(&o.serverCPU, "server-cpu", o.serverCPU, "pin the started edge to this CPU (taskset -c) and this tool to the others; negative: no pinning")
 	fs.IntVar(&o.serverPID, "server-pid", o.serverPID, "with --url: the edge's pid, to read its RSS and CPU time from /proc")
-	fs.IntVar(&o.subs, "subs", o.subs, "fanout, saturate: subscribers")
-	fs.IntVar(&o.rooms, "rooms", o.rooms, "fanout, saturate: rooms; subscriber i joins room i mod N, the publisher publishes to them round-robin")
+	fs.Func("peer", "servers to load, comma-separated, measured in turn in each run: "+strings.Join(serverKindNames(), ", ")+" (default switchboard); peers are built from test/load/peers/<name> unless --peer-bin names a binary", func(s string) error {
+		p, err := parsePeers(s)
+		o.peers = p
+		return err
+	})
+	fs.Func("peer-bin", "a built peer binary as name=path (e.g. fiber=/tmp/fiber), repeatable; a bare path when --peer names one peer", func(s string) error {
+		name, path, ok := strings.Cut(s, "=")
+		if !ok {
+			name, path = "", s
+		}
+		o.peerBins[name] = path
+		return nil
+	})
+	fs.StringVar(&o.peersDir, "peers-dir", o.peersDir, "directory holding the peers' modules (default: test/load/peers found from the working directory upwards)")
+	fs.IntVar(&o.subs, "subs", o.subs, "fanout, saturate, resume: subscribers")
+	fs.IntVar(&o.rooms, "rooms", o.rooms, "fanout, saturate, resume: rooms; subscriber i joins room i mod N, the publisher publishes to them round-robin")
 	fs.Float64Var(&o.rate, "rate", o.rate, "fanout: messages published per second (in total over all rooms)")
-	fs.DurationVar(&o.duration, "duration", o.duration, "fanout: how long to publish; saturate: how long each step publishes")
+	fs.DurationVar(&o.duration, "duration", o.duration, "fanout: how long to publish; saturate: how long each step publishes; churn: how long the storm lasts; resume: how long --live-rate publishes")
 	fs.IntVar(&o.payload, "payload", o.payload, "bytes of JSON data per message (it carries the send time)")
 	fs.DurationVar(&o.drain, "drain", o.drain, "after publishing, wait at most this long for the last deliveries")
 	fs.Float64Var(&o.rateStart, "rate-start", o.rateStart, "saturate: rate of the first step, msg/s")
@@ -136,8 +171,11 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.IntVar(&o.maxSteps, "max-steps", o.maxSteps, "saturate: at most this many steps")
 	fs.Float64Var(&o.minDelivery, "min-delivery", o.minDelivery, "saturate: a step is sustainable if at least this % is delivered…")
 	fs.DurationVar(&o.maxP99, "max-p99", o.maxP99, "saturate: …with p99 latency at most this")
-	fs.IntVar(&o.conns, "conns", o.conns, "idle: connections to open")
-	fs.DurationVar(&o.settle, "settle", o.settle, "idle: wait this long after connecting before sampling (GC and fasthttp's idle workers settle)")
+	fs.IntVar(&o.conns, "conns", o.conns, "idle: connections to open; churn: connections per wave")
+	fs.DurationVar(&o.settle, "settle", o.settle, "idle: wait this long after connecting before sampling (GC and fasthttp's idle workers settle); churn: wait at most this long for the server to return to its baseline")
+	fs.IntVar(&o.maxWaves, "max-waves", o.maxWaves, "churn: at most this many waves (the storm also ends after --duration)")
+	fs.IntVar(&o.messages, "messages", o.messages, "resume: messages published (in total over the rooms) while the subscribers are away")
+	fs.Float64Var(&o.liveRate, "live-rate", o.liveRate, "resume: also publish this many msg/s for --duration from the moment they reconnect (live traffic racing the replay); 0: none")
 	fs.IntVar(&o.samples, "samples", o.samples, "idle: readings one second apart per measurement; the median is reported")
 	fs.IntVar(&o.dialConcurrency, "dial-concurrency", o.dialConcurrency, "connections opened in parallel")
 	fs.IntVar(&o.sourceIPs, "source-ips", o.sourceIPs, "spread connections over this many source addresses 127.0.0.2…")
@@ -172,11 +210,15 @@ func parseArgs(o *options, args []string) error {
 	fs := newFlagSet(o)
 	fs.SetOutput(o.stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(o.stderr, "Usage: go run ./test/load [fanout|saturate|idle] [flags]\n\n"+
+		fmt.Fprintf(o.stderr, "Usage: go run ./test/load [fanout|saturate|idle|churn|resume] [flags]\n\n"+
 			"  fanout    S subscribers, one publisher (POST /send) at --rate for --duration: delivered/s, loss, latency\n"+
 			"  saturate  fanout, rate raised by --rate-factor per step until < --min-delivery %% or p99 > --max-p99\n"+
-			"  idle      --conns idle WebSocket connections: server RSS and goroutines per connection, connect rate\n\n"+
-			"Target: --server-bin (started and stopped by the tool) or --url (a running edge).\n\nFlags:\n")
+			"  idle      --conns idle WebSocket connections: server RSS and goroutines per connection, connect rate\n"+
+			"  churn     waves of --conns connections opened and closed for --duration: connect rate, return to baseline\n"+
+			"  resume    --subs subscribers away while --messages are published, then all reconnect with since=:\n"+
+			"            replay throughput, loss, duplicates\n\n"+
+			"Target: --server-bin (started and stopped by the tool) or --url (a running edge).\n"+
+			"Peers: --peer switchboard,fiber,centrifuge measures each in turn (fanout, saturate, idle, churn).\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	o.commandLine = strings.Join(append([]string{"go run ./test/load"}, args...), " ")
@@ -196,18 +238,22 @@ func (o *options) validate() error {
 	switch {
 	case !contains(scenarios, o.scenario):
 		return fmt.Errorf("unknown scenario %q: use %s", o.scenario, strings.Join(scenarios, ", "))
-	case transports[o.transport] == nil:
+	case !contains(transportNames, o.transport):
 		return fmt.Errorf("--transport %q: use websocket, sse or longpoll", o.transport)
-	case o.scenario == "idle" && o.transport == "longpoll":
-		return errors.New("idle measures held connections: use --transport websocket or sse")
+	case (o.scenario == "idle" || o.scenario == "churn" || o.scenario == "resume") && o.transport == "longpoll":
+		return fmt.Errorf("%s needs held connections: use --transport websocket or sse", o.scenario)
 	case publishers[o.publisher] == nil:
 		return fmt.Errorf("--publisher %q: use http or ws", o.publisher)
 	case o.publishWorkers < 1 || o.publishWorkers > 256:
 		return fmt.Errorf("--publish-workers %d: use 1 to 256", o.publishWorkers)
 	case o.runs < 1 || o.runs > 100:
 		return fmt.Errorf("--runs %d: use 1 to 100", o.runs)
-	case (o.url == "") == (o.serverBin == ""):
-		return errors.New("give exactly one of --server-bin (start an edge) and --url (target a running one)")
+	case o.url != "" && o.serverBin != "":
+		return errors.New("give one of --server-bin (start an edge) and --url (target a running server)")
+	case o.url != "" && len(o.peers) > 1:
+		return errors.New("--url targets one running server: --peer names one kind with it")
+	case o.url == "" && o.serverBin == "" && contains(o.peers, "switchboard"):
+		return errors.New("give --server-bin (start an edge) or --url (target a running one)")
 	case o.serverCPU >= 0 && o.serverBin == "":
 		return errors.New("--server-cpu needs --server-bin")
 	case o.serverPID != 0 && o.url == "":
@@ -224,10 +270,17 @@ func (o *options) validate() error {
 		return fmt.Errorf("--max-steps %d: use 1 to 100", o.maxSteps)
 	case o.conns < 1 || o.samples < 1 || o.settle < 0:
 		return errors.New("--conns and --samples must be positive, --settle not negative")
+	case o.maxWaves < 1 || o.messages < 1 || o.liveRate < 0:
+		return errors.New("--max-waves and --messages must be positive, --live-rate not negative")
+	case o.runs > 1 && o.url != "" && (o.scenario == "idle" || o.scenario == "churn"):
+		return fmt.Errorf("%s --runs above 1 starts a fresh server per run: use --server-bin", o.scenario)
 	case o.dialConcurrency < 1 || o.sourceIPs < 1 || o.sourceIPs > 253:
 		return errors.New("--dial-concurrency must be positive and --source-ips 1 to 253")
 	case !contains([]string{"auto", "bar", "plain", "off"}, o.progress):
 		return fmt.Errorf("--progress %q: use auto, bar, plain or off", o.progress)
+	}
+	if err := o.validatePeers(); err != nil {
+		return err
 	}
 	if o.url != "" {
 		u, err := url.Parse(o.url)
@@ -237,8 +290,49 @@ func (o *options) validate() error {
 		if ip := net.ParseIP(u.Hostname()); ip == nil || !ip.IsLoopback() || ip.To4() == nil {
 			return fmt.Errorf("--url %q: only 127.0.0.0/8 targets are allowed", o.url)
 		}
-	} else if _, err := os.Stat(o.serverBin); err != nil {
-		return fmt.Errorf("--server-bin: %w", err)
+	} else if o.serverBin != "" {
+		if _, err := os.Stat(o.serverBin); err != nil {
+			return fmt.Errorf("--server-bin: %w", err)
+		}
+	}
+	return nil
+}
+
+// validatePeers checks --peer against the scenario, transport and
+// publisher, and resolves a bare --peer-bin.
+func (o *options) validatePeers() error {
+	var peers []string
+	for _, name := range o.peers {
+		if kindByName(name).peer {
+			peers = append(peers, name)
+		}
+	}
+	if path, ok := o.peerBins[""]; ok {
+		if len(peers) != 1 {
+			return errors.New("--peer-bin without name= needs exactly one peer in --peer")
+		}
+		delete(o.peerBins, "")
+		o.peerBins[peers[0]] = path
+	}
+	for name, path := range o.peerBins {
+		if !contains(peers, name) {
+			return fmt.Errorf("--peer-bin %s=…: %s is not a peer in --peer", name, name)
+		}
+		if _, err := os.Stat(path); err != nil {
+			return fmt.Errorf("--peer-bin: %w", err)
+		}
+	}
+	for _, name := range o.peers {
+		k := kindByName(name)
+		if k.subscribe[o.transport] == nil {
+			return fmt.Errorf("--peer %s speaks only WebSocket: use --transport websocket", name)
+		}
+		if k.peer && o.publisher != "http" {
+			return fmt.Errorf("--peer %s: only --publisher http", name)
+		}
+		if k.peer && o.scenario == "resume" {
+			return errors.New("resume measures Switchboard's since=: use --peer switchboard")
+		}
 	}
 	return nil
 }
@@ -250,47 +344,6 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
-}
-
-// edgeTarget is the edge a run loads, and how to observe and stop it.
-type edgeTarget struct {
-	target
-	pid  int // 0: unknown (no /proc readings)
-	proc *edgeproc.Process
-}
-
-// startTarget starts the edge (or checks the running one) and pins CPUs.
-func startTarget(ctx context.Context, o options) (*edgeTarget, error) {
-	if o.url != "" {
-		u, _ := url.Parse(o.url)
-		t := &edgeTarget{target: target{host: u.Host}, pid: o.serverPID}
-		if err := edgeproc.WaitHealthy(ctx, t.httpBase(), nil); err != nil {
-			return nil, err
-		}
-		return t, nil
-	}
-	if o.serverCPU >= 0 {
-		if err := pinSelf(o.serverCPU); err != nil {
-			return nil, err
-		}
-	}
-	args := append(append([]string{}, serverFlags...), o.serverArgs...)
-	p, addr, err := edgeproc.Start(edgeproc.Options{Bin: o.serverBin, Args: args, CPU: o.serverCPU})
-	if err != nil {
-		return nil, err
-	}
-	t := &edgeTarget{target: target{host: addr}, pid: p.PID(), proc: p}
-	if err := edgeproc.WaitHealthy(ctx, t.httpBase(), p.Exited()); err != nil {
-		t.stop()
-		return nil, fmt.Errorf("%w\nserver log:\n%s", err, p.LogTail())
-	}
-	return t, nil
-}
-
-func (t *edgeTarget) stop() {
-	if t.proc != nil {
-		t.proc.Stop(5 * time.Second)
-	}
 }
 
 // pinSelf moves every thread of this process off serverCPU (taskset -a -p)
@@ -328,21 +381,64 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	defer out.close()
-	t, err := startTarget(ctx, o)
+	if o.serverCPU >= 0 {
+		if err := pinSelf(o.serverCPU); err != nil {
+			return err
+		}
+	}
+	specs, cleanup, err := resolveServers(ctx, o, out.note)
 	if err != nil {
 		return err
 	}
-	defer t.stop()
+	defer cleanup()
 	switch o.scenario {
-	case "idle":
-		err = runIdle(ctx, o, t, out)
+	case "fanout", "saturate":
+		err = runFanout(ctx, o, specs, out)
 	default:
-		err = runFanout(ctx, o, t, out)
-	}
-	if err != nil && t.proc != nil {
-		if tail := t.proc.LogTail(); tail != "" {
-			err = fmt.Errorf("%w\nserver log (last lines):\n%s", err, tail)
-		}
+		err = runEach(ctx, o, specs, out)
 	}
 	return errors.Join(err, out.finish(o))
+}
+
+// runEach runs idle, churn or resume --runs times against each server in
+// turn, each run on a freshly started server (or the running one with
+// --url), and ends with the medians of the runs' figures per server.
+func runEach(ctx context.Context, o options, specs []serverSpec, out *output) error {
+	figures := make([][]map[string]float64, len(specs))
+	for run := 1; run <= o.runs; run++ {
+		for i, spec := range specs {
+			var extra []string
+			if o.scenario == "resume" {
+				extra = resumeServerFlags(o)
+			}
+			t, err := startServer(ctx, o, spec, extra...)
+			if err != nil {
+				return err
+			}
+			var fig map[string]float64
+			switch o.scenario {
+			case "idle":
+				fig, err = runIdle(ctx, o, t, out, run)
+			case "churn":
+				fig, err = runChurn(ctx, o, t, out, run)
+			case "resume":
+				fig, err = runResume(ctx, o, t, out, run)
+			}
+			err = t.withLog(err)
+			t.stop()
+			if err != nil {
+				if o.runs > 1 || len(specs) > 1 {
+					err = fmt.Errorf("%s, run %d of %d: %w", spec.kind.name, run, o.runs, err)
+				}
+				return err
+			}
+			figures[i] = append(figures[i], fig)
+		}
+	}
+	if o.runs > 1 {
+		for i, spec := range specs {
+			out.result(summarizeFigures(o, spec.kind.name, figures[i]))
+		}
+	}
+	return nil
 }

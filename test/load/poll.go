@@ -21,11 +21,11 @@ const pollWait = "25s"
 // returns), then a goroutine loops GET /poll with the previous answer's
 // cursor over one keep-alive connection from src. Every load message in an
 // answer counts as delivered when the answer has been read.
-func subscribePoll(ctx context.Context, f *fleet, t target, rooms, user string, src net.IP, shard int) error {
-	d := &net.Dialer{Timeout: 10 * time.Second, LocalAddr: &net.TCPAddr{IP: src}}
+func subscribePoll(ctx context.Context, f *fleet, t target, r subReq) error {
+	d := &net.Dialer{Timeout: 10 * time.Second, LocalAddr: &net.TCPAddr{IP: r.src}}
 	tr := &http.Transport{DialContext: d.DialContext, DisableCompression: true, MaxIdleConnsPerHost: 1}
 	client := &http.Client{Transport: tr}
-	base := fmt.Sprintf("http://%s/poll?rooms=%s&user=%s", t.host, url.QueryEscape(rooms), url.QueryEscape(user))
+	base := fmt.Sprintf("http://%s/poll?rooms=%s&user=%s", t.host, url.QueryEscape(r.rooms), url.QueryEscape(r.user))
 	// The polls outlive ctx (the dial phase): they end at closeAll.
 	pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	body, err := poll(pctx, client, base+"&wait=0", nil)
@@ -59,7 +59,7 @@ func subscribePoll(ctx context.Context, f *fleet, t target, rooms, user string, 
 				return
 			}
 			buf = b
-			f.rec.messages(shard, b, time.Now().UnixNano())
+			f.rec.messages(r.shard, b, time.Now().UnixNano())
 			if c := pollCursor(b); c != "" {
 				cursor = c
 			}

@@ -15,8 +15,8 @@ import (
 )
 
 // httpPublisher publishes through the stateless POST /send (the default,
-// --publisher http): it is not a member of any room, so nothing comes
-// back to it but the acks. A pacer hands batches (a first sequence number
+// --publisher http; a peer's POST /publish): it is not a member of any
+// room, so nothing comes back to it but the acks. A pacer hands batches (a first sequence number
 // and a count) to a few workers, each a keep-alive HTTP connection; a
 // worker stamps the payloads when it builds the body, so the measured
 // latency starts when the request is written. A batch is several
@@ -24,6 +24,7 @@ import (
 type httpPublisher struct {
 	client  *http.Client
 	base    string // http://host/send?user=load-publisher&rooms=
+	kind    *serverKind
 	rooms   []string
 	payload int
 
@@ -50,20 +51,23 @@ func newHTTPPublisher(ctx context.Context, t target, rooms []string, payload, wo
 		MaxIdleConns: workers, MaxIdleConnsPerHost: workers, MaxConnsPerHost: workers,
 		IdleConnTimeout: time.Minute, ResponseHeaderTimeout: 10 * time.Second,
 	}
+	kind := t.server()
 	p := &httpPublisher{
 		client:  &http.Client{Transport: tr, Timeout: 30 * time.Second},
-		base:    fmt.Sprintf("http://%s/send?user=load-publisher&rooms=", t.host),
+		base:    fmt.Sprintf("http://%s%s?user=load-publisher&rooms=", t.host, kind.publishPath),
+		kind:    kind,
 		rooms:   rooms,
 		payload: payload,
 		batches: make(chan pubBatch),
 	}
-	// One ping checks that /send answers before the run starts.
-	resp, err := p.post(ctx, []byte(`{"v":1,"type":"ping"}`), url.QueryEscape(rooms[0]))
+	// One probe (a ping for Switchboard) checks that the endpoint answers
+	// before the run starts.
+	resp, err := p.post(ctx, kind.probe, url.QueryEscape(rooms[0]))
 	if err != nil {
-		return nil, fmt.Errorf("publisher: POST /send: %w", err)
+		return nil, fmt.Errorf("publisher: POST %s: %w", kind.publishPath, err)
 	}
-	if !bytes.Contains(resp, []byte(`"type":"pong"`)) {
-		return nil, fmt.Errorf("publisher: POST /send ping answered %.300s", resp)
+	if !kind.probeOK(resp) {
+		return nil, fmt.Errorf("publisher: POST %s probe answered %.300s", kind.publishPath, resp)
 	}
 	for range workers {
 		p.wg.Add(1)
@@ -131,11 +135,11 @@ func (p *httpPublisher) work() {
 			p.firstErr.CompareAndSwap(nil, &s)
 			continue
 		}
-		p.acks.Add(int64(bytes.Count(resp, []byte(`"type":"ack"`))))
-		if n := int64(bytes.Count(resp, []byte(`"type":"error"`))); n > 0 {
-			p.errs.Add(n)
-			s := string(resp)
-			p.firstErr.CompareAndSwap(nil, &s)
+		acks, errs, msg := p.kind.replies(resp, b.n)
+		p.acks.Add(acks)
+		p.errs.Add(errs)
+		if msg != "" {
+			p.firstErr.CompareAndSwap(nil, &msg)
 		}
 	}
 }

@@ -55,7 +55,7 @@ type wsPublisher struct {
 }
 
 func newWSPublisher(ctx context.Context, t target, rooms []string, payload, _ int) (publisher, error) {
-	conn, err := dialWS(ctx, t, strings.Join(rooms, ","), "load-publisher", net.IPv4(127, 0, 0, 1))
+	conn, _, err := dialWS(ctx, t, subReq{rooms: strings.Join(rooms, ","), user: "load-publisher", src: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		return nil, fmt.Errorf("publisher: %w", err)
 	}

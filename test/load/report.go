@@ -5,6 +5,7 @@ import (
 	"html/template"
 	"io"
 	"math"
+	"slices"
 	"strings"
 	"time"
 )
@@ -14,22 +15,31 @@ func writeMarkdown(w io.Writer, results []any) {
 	var fan []*fanoutResult
 	var sums []saturateSummary
 	var idle []idleResult
+	var churn []churnResult
+	var resume []resumeResult
 	var runs []runsSummary
+	var figs []figuresSummary
 	for _, r := range results {
 		switch r := r.(type) {
 		case runsSummary:
 			runs = append(runs, r)
+		case figuresSummary:
+			figs = append(figs, r)
 		case *fanoutResult:
 			fan = append(fan, r)
 		case saturateSummary:
 			sums = append(sums, r)
 		case idleResult:
 			idle = append(idle, r)
+		case churnResult:
+			churn = append(churn, r)
+		case resumeResult:
+			resume = append(resume, r)
 		}
 	}
 	if len(fan) > 0 {
-		fmt.Fprintln(w, "| scenario | run | step | transport | publisher | subs | rooms | rate msg/s | published/s | delivered/s | loss % | p50 ms | p99 ms | p99.9 ms | max ms | disconnects | slow closed | server CPU | load CPU | other CPU |")
-		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+		fmt.Fprintln(w, "| scenario | server | run | step | transport | publisher | subs | rooms | rate msg/s | published/s | delivered/s | loss % | p50 ms | p99 ms | p99.9 ms | max ms | disconnects | slow closed | server CPU | load CPU | other CPU |")
+		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 		for _, r := range fan {
 			srv, other := "n/a", "n/a"
 			if r.Server != nil {
@@ -38,15 +48,15 @@ func writeMarkdown(w io.Writer, results []any) {
 			if r.Disturbed {
 				other += " (disturbed)"
 			}
-			fmt.Fprintf(w, "| %s | %d | %d | %s | %s | %d | %d | %.0f | %.0f | %.0f | %.3f | %.2f | %.2f | %.2f | %.2f | %d | %d | %s | %.2f | %s |\n",
-				r.Scenario, r.Run, r.Step+1, r.Transport, r.Publisher, r.Subscribers, r.Rooms, r.RateTarget, r.PublishedPerS, r.DeliveredPerS, r.LossPct,
+			fmt.Fprintf(w, "| %s | %s | %d | %d | %s | %s | %d | %d | %.0f | %.0f | %.0f | %.3f | %.2f | %.2f | %.2f | %.2f | %d | %d | %s | %.2f | %s |\n",
+				r.Scenario, r.ServerName, r.Run, r.Step+1, r.Transport, r.Publisher, r.Subscribers, r.Rooms, r.RateTarget, r.PublishedPerS, r.DeliveredPerS, r.LossPct,
 				r.Latency.P50, r.Latency.P99, r.Latency.P999, r.Latency.Max, r.Disconnects, r.ServerSlowClosed, srv, r.Generator.CPUCores, other)
 		}
 		fmt.Fprintln(w)
 	}
 	for _, s := range sums {
-		fmt.Fprintf(w, "**saturate run %d**: highest sustainable %.0f deliveries/s (%d subscribers, %d rooms, at %.0f msg/s); stopped: %s\n\n",
-			s.Run, s.MaxDeliveriesPerS, s.Subscribers, s.Rooms, s.AtRate, s.Reason)
+		fmt.Fprintf(w, "**saturate, %s, run %d**: highest sustainable %.0f deliveries/s (%d subscribers, %d rooms, at %.0f msg/s); stopped: %s\n\n",
+			s.ServerName, s.Run, s.MaxDeliveriesPerS, s.Subscribers, s.Rooms, s.AtRate, s.Reason)
 	}
 	for _, s := range runs {
 		what := "each run's step"
@@ -60,10 +70,10 @@ func writeMarkdown(w io.Writer, results []any) {
 			what += fmt.Sprintf("; %d disturbed by other processes", s.Disturbed)
 		}
 		if s.Measured == 0 {
-			fmt.Fprintf(w, "**%s, %d runs**: no run had a sustainable step.\n\n", s.Scenario, s.Runs)
+			fmt.Fprintf(w, "**%s, %s, %d runs**: no run had a sustainable step.\n\n", s.Scenario, s.ServerName, s.Runs)
 			continue
 		}
-		fmt.Fprintf(w, "**%s, median (min–max) of %d runs** (%s):\n\n", s.Scenario, s.Measured, what)
+		fmt.Fprintf(w, "**%s, %s, median (min–max) of %d runs** (%s):\n\n", s.Scenario, s.ServerName, s.Measured, what)
 		fmt.Fprintln(w, "| transport | publisher | subs | rooms | rate msg/s | published/s | delivered/s | loss % | p50 ms | p99 ms | p99.9 ms | max ms | server CPU | load CPU | other CPU |")
 		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 		srv, other := "n/a", "n/a"
@@ -76,18 +86,88 @@ func writeMarkdown(w io.Writer, results []any) {
 			s.P999.format("%.2f"), s.Max.format("%.2f"), srv, s.LoadCPU.format("%.2f"), other)
 	}
 	if len(idle) > 0 {
-		fmt.Fprintln(w, "| transport | conns | source IPs | connect s | connects/s | RSS B/conn | heap B/conn | sys B/conn | goroutines/conn | load CPU |")
-		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|")
+		fmt.Fprintln(w, "| idle | run | transport | conns | source IPs | connect s | connects/s | RSS B/conn | heap B/conn | sys B/conn | goroutines/conn | load CPU |")
+		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|")
 		for _, r := range idle {
 			rss := "n/a"
 			if r.RSSPerConn != 0 {
 				rss = fmt.Sprintf("%.0f", r.RSSPerConn)
 			}
-			fmt.Fprintf(w, "| %s | %d | %d | %.1f | %.0f | %s | %.0f | %.0f | %.2f | %.2f |\n",
-				r.Transport, r.Conns, r.SourceIPs, r.ConnectSeconds, r.ConnectPerS, rss, r.HeapPerConn, r.SysPerConn, r.GorPerConn, r.Generator.CPUCores)
+			fmt.Fprintf(w, "| %s | %d | %s | %d | %d | %.1f | %.0f | %s | %.0f | %.0f | %.2f | %.2f |\n",
+				r.ServerName, r.Run, r.Transport, r.Conns, r.SourceIPs, r.ConnectSeconds, r.ConnectPerS, rss, r.HeapPerConn, r.SysPerConn, r.GorPerConn, r.Generator.CPUCores)
 		}
 		fmt.Fprintln(w)
 	}
+	if len(churn) > 0 {
+		fmt.Fprintln(w, "| churn | run | transport | conns/wave | waves | connects | errors | connects/s | cycles/s | back after s | connections back | goroutines before→peak→after | RSS MiB before→peak→after | RSS retained % | memory bounded | heap growth KiB |")
+		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+		for _, r := range churn {
+			fmt.Fprintf(w, "| %s | %d | %s | %d | %d | %d | %d | %.0f | %.0f | %.1f | %s | %d→%d→%d (%s) | %s | %s | %s | %.0f |\n",
+				r.ServerName, r.Run, r.Transport, r.ConnsPerWave, r.Waves, r.Connects, r.ConnectErrors, r.ConnectPerS, r.CyclesPerS,
+				r.ReturnSeconds, yesNo(r.ConnectionsReturned), r.Before.Goroutines, r.Peak.Goroutines, r.After.Goroutines, yesNo(r.GoroutinesReturned),
+				mibs(r.Before.RSS, r.Peak.RSS, r.After.RSS), pct(r.RSSRetainedPct, r.Before.RSS > 0), bounded(r), r.HeapGrowth/1024)
+		}
+		fmt.Fprintln(w)
+	}
+	if len(resume) > 0 {
+		fmt.Fprintln(w, "| resume | run | transport | subs | rooms | messages away | live | reconnect s | first replay ms | replay s | replayed | replayed/s | lost | loss % | duplicates | recovered | disconnects | server CPU |")
+		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+		for _, r := range resume {
+			srv := "n/a"
+			if r.Server != nil {
+				srv = fmt.Sprintf("%.2f", r.Server.CPUCores)
+			}
+			fmt.Fprintf(w, "| %s | %d | %s | %d | %d | %d | %d | %.2f | %.1f | %.2f | %d | %.0f | %d | %.3f | %d | %d of %d | %d | %s |\n",
+				r.ServerName, r.Run, r.Transport, r.Subscribers, r.Rooms, r.Messages, r.LivePublished, r.ReconnectSeconds, r.FirstReplayMS,
+				r.ReplaySeconds, r.Replayed, r.ReplayedPerS, r.Lost, r.LossPct, r.Duplicates, r.Recovered, r.Subscribers, r.Disconnects, srv)
+		}
+		fmt.Fprintln(w)
+	}
+	for _, s := range figs {
+		fmt.Fprintf(w, "**%s, %s, median (min–max) of %d runs:**\n\n| figure | value |\n|---|---|\n", s.Scenario, s.ServerName, s.Runs)
+		names := make([]string, 0, len(s.Figures))
+		for k := range s.Figures {
+			names = append(names, k)
+		}
+		slices.Sort(names)
+		for _, k := range names {
+			fmt.Fprintf(w, "| %s | %s |\n", k, s.Figures[k].format("%.6g"))
+		}
+		fmt.Fprintln(w)
+	}
+	writeComparison(w, results)
+}
+
+func bounded(r churnResult) string {
+	if r.Before.RSS == 0 || len(r.WaveRSS) < 4 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%s (%+.1f MiB late)", yesNo(r.MemoryBounded), r.RSSLateGrowth/(1<<20))
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func mibs(v ...uint64) string {
+	if v[0] == 0 {
+		return "n/a"
+	}
+	var parts []string
+	for _, x := range v {
+		parts = append(parts, fmt.Sprintf("%.1f", float64(x)/(1<<20)))
+	}
+	return strings.Join(parts, "→")
+}
+
+func pct(v float64, ok bool) string {
+	if !ok {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.0f", v)
 }
 
 // chart is one SVG figure of the HTML report.
@@ -125,7 +205,7 @@ func writeHTML(w io.Writer, o options, results []any) error {
 		}
 		lo = hi
 	}
-	charts = append(ramps, charts...)
+	charts = append(append(comparisonCharts(results), ramps...), charts...)
 	return reportTmpl.Execute(w, map[string]any{
 		"When":     time.Now().Format(time.RFC3339),
 		"Scenario": o.scenario,

@@ -36,6 +36,7 @@ func (s spread) format(verb string) string {
 // counted in NoSustainable and left out).
 type runsSummary struct {
 	Scenario      string  `json:"scenario"`
+	ServerName    string  `json:"server_name"`
 	RunsSummary   bool    `json:"runs_summary"`
 	Runs          int     `json:"runs"`
 	Measured      int     `json:"measured"` // runs whose figures are included
@@ -60,9 +61,9 @@ type runsSummary struct {
 	OtherCPU *spread `json:"other_cpu_cores,omitempty"` // nil without a pid
 }
 
-func summarizeRuns(o options, figs []*fanoutResult) runsSummary {
+func summarizeRuns(o options, server string, figs []*fanoutResult) runsSummary {
 	s := runsSummary{
-		Scenario: o.scenario, RunsSummary: true, Runs: o.runs, Measured: len(figs), NoSustainable: o.runs - len(figs),
+		Scenario: o.scenario, ServerName: server, RunsSummary: true, Runs: o.runs, Measured: len(figs), NoSustainable: o.runs - len(figs),
 		Transport: o.transport, Publisher: o.publisher, Subscribers: o.subs, Rooms: o.rooms,
 	}
 	if o.scenario == "fanout" {
@@ -99,6 +100,32 @@ func summarizeRuns(o options, figs []*fanoutResult) runsSummary {
 		s.ServerCPU = &c
 		other := pick(func(r *fanoutResult) float64 { return r.Machine.OtherCores })
 		s.OtherCPU = &other
+	}
+	return s
+}
+
+// figuresSummary ends an idle, churn or resume run with --runs above 1:
+// the median and range of each numeric figure of the runs' results, by
+// the figure's JSON name.
+type figuresSummary struct {
+	Scenario    string            `json:"scenario"`
+	ServerName  string            `json:"server_name"`
+	RunsSummary bool              `json:"runs_summary"`
+	Runs        int               `json:"runs"`
+	Transport   string            `json:"transport"`
+	Figures     map[string]spread `json:"figures"`
+}
+
+func summarizeFigures(o options, server string, runs []map[string]float64) figuresSummary {
+	s := figuresSummary{Scenario: o.scenario, ServerName: server, RunsSummary: true, Runs: len(runs), Transport: o.transport, Figures: map[string]spread{}}
+	values := map[string][]float64{}
+	for _, r := range runs {
+		for k, v := range r {
+			values[k] = append(values[k], v)
+		}
+	}
+	for k, v := range values {
+		s.Figures[k] = spreadOf(v)
 	}
 	return s
 }
