@@ -119,11 +119,11 @@ func (n *Node) Publish(ctx context.Context, channel string, env *Envelope) (stri
 		n.cfg.OnPublish(time.Since(start), err)
 	}
 	if errors.Is(err, ErrUnconfirmed) {
-		n.log.Warn("publish not confirmed in time", "channel", channel, "err", err)
+		n.log.WarnContext(ctx, "publish not confirmed in time", "channel", channel, "err", err)
 		return "", &Error{Code: CodeUnconfirmed, Message: "the broker took the message but its position was not confirmed in time; it will probably be delivered, so do not resend it blindly"}
 	}
 	if err != nil {
-		n.log.Warn("publish failed", "channel", channel, "err", err)
+		n.log.WarnContext(ctx, "publish failed", "channel", channel, "err", err)
 		return "", &Error{Code: CodeBrokerDown, Message: "message not accepted by the broker; retry"}
 	}
 	return id, nil
@@ -163,7 +163,7 @@ func (s *Session) join(ctx context.Context, room string) error {
 		return Errorf(CodeTooManyRooms, "at most %d rooms per connection", max)
 	}
 	if err := s.node.hub.add(ctx, RoomChannel(room), s); err != nil {
-		s.node.log.Warn("subscribe failed", "channel", RoomChannel(room), "err", err)
+		s.node.log.Warn("subscribe failed", append(s.logAttrs(), "channel", RoomChannel(room), "err", err)...)
 		return &Error{Code: CodeBrokerDown, Message: "could not subscribe to the room; retry"}
 	}
 	s.rooms[room] = struct{}{}
@@ -186,7 +186,7 @@ func (s *Session) Leave(ctx context.Context, room string) error {
 	}
 	delete(s.rooms, room)
 	if err := s.node.hub.remove(ctx, RoomChannel(room), s); err != nil {
-		s.node.log.Warn("unsubscribe failed", "channel", RoomChannel(room), "err", err)
+		s.node.log.Warn("unsubscribe failed", append(s.logAttrs(), "channel", RoomChannel(room), "err", err)...)
 	}
 	s.node.emit(s, EventLeave, room, nil)
 	return nil

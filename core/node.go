@@ -106,7 +106,7 @@ func NewNode(cfg Config, b Broker, logger *slog.Logger) (*Node, error) {
 		broker:   b,
 		hub:      newHub(b),
 		router:   newRouter(),
-		log:      logger,
+		log:      slog.New(connHandler{logger.Handler()}),
 		prefix:   base32.HexEncoding.WithPadding(base32.NoPadding).EncodeToString(rnd[:]),
 		start:    time.Now(),
 		sessions: make(map[*Session]struct{}),
@@ -195,6 +195,7 @@ func (n *Node) Accept(ctx context.Context, t Transport, req ConnectRequest) (*Se
 		perms:  req.Permissions,
 		meta:   req.Meta,
 	}
+	s.ctx = context.WithValue(sctx, sessionKey{}, s) // log lines written with it name the connection
 	if e, ok := t.(Ephemeral); !ok || !e.Ephemeral() {
 		s.eventful = true
 	}
@@ -405,15 +406,15 @@ func (n *Node) detach(s *Session, d Disconnect) {
 	defer cancel()
 	for _, room := range s.leaveAll() {
 		if err := n.hub.remove(ctx, RoomChannel(room), s); err != nil {
-			n.log.Warn("unsubscribe failed", "channel", RoomChannel(room), "err", err)
+			n.log.Warn("unsubscribe failed", append(s.logAttrs(), "channel", RoomChannel(room), "err", err)...)
 		}
 		n.emit(s, EventLeave, room, nil)
 	}
 	if err := n.hub.remove(ctx, UserChannel(s.user), s); err != nil {
-		n.log.Warn("unsubscribe failed", "channel", UserChannel(s.user), "err", err)
+		n.log.Warn("unsubscribe failed", append(s.logAttrs(), "channel", UserChannel(s.user), "err", err)...)
 	}
 	if err := n.hub.remove(ctx, BroadcastChannel, s); err != nil {
-		n.log.Warn("unsubscribe failed", "channel", BroadcastChannel, "err", err)
+		n.log.Warn("unsubscribe failed", append(s.logAttrs(), "channel", BroadcastChannel, "err", err)...)
 	}
 	n.log.Log(context.Background(), s.lifecycleLevel(), "disconnect", append(s.logAttrs(), "code", d.Code, "reason", d.Reason,
 		"duration", time.Since(s.start).Round(time.Millisecond).String())...)

@@ -263,7 +263,7 @@ func (s *Session) enqueue(frame []byte, id, ch string, pol SlowPolicy) bool {
 			s.paused, s.pauseSince = true, s.lastID
 			s.node.stats.gaps.Add(1)
 			s.mu.Unlock()
-			s.node.log.Info("slow consumer: pausing, will replay from the log", "conn", s.id, "user", s.user, "channel", ch)
+			s.node.log.Info("slow consumer: pausing, will replay from the log", append(s.logAttrs(), "channel", ch)...)
 			return true
 		case pol == SlowDropOldest || pol == SlowConflate:
 			// Only this channel's messages (or, for replies, replies) are
@@ -276,7 +276,7 @@ func (s *Session) enqueue(frame []byte, id, ch string, pol SlowPolicy) bool {
 			if !s.removeOldestLocked(ch) {
 				s.mu.Unlock() // nothing of ch queued: the new one is dropped
 				if episode {
-					s.node.log.Warn("slow consumer: dropping messages", "conn", s.id, "user", s.user, "queue", s.max)
+					s.node.log.Warn("slow consumer: dropping messages", append(s.logAttrs(), "queue", s.max)...)
 				}
 				return true
 			}
@@ -288,7 +288,7 @@ func (s *Session) enqueue(frame []byte, id, ch string, pol SlowPolicy) bool {
 	spawn := s.wakeLocked()
 	s.mu.Unlock()
 	if episode {
-		s.node.log.Warn("slow consumer: dropping messages", "conn", s.id, "user", s.user, "queue", s.max)
+		s.node.log.Warn("slow consumer: dropping messages", append(s.logAttrs(), "queue", s.max)...)
 	}
 	if spawn {
 		go s.writer()
@@ -458,7 +458,7 @@ func (s *Session) writeLoop() {
 		clear(batch)
 		s.batch = batch
 		if err != nil {
-			s.node.log.Debug("write failed", "conn", s.id, "err", err)
+			s.node.log.Debug("write failed", append(s.logAttrs(), "err", err)...)
 			s.mu.Lock()
 			if s.closing == nil {
 				d := DisconnectGoingAway
@@ -487,7 +487,7 @@ func (s *Session) finalLocked() {
 	}
 	s.mu.Unlock()
 	if err := s.t.Close(d); err != nil {
-		s.node.log.Debug("transport close failed", "conn", s.id, "err", err)
+		s.node.log.Debug("transport close failed", append(s.logAttrs(), "err", err)...)
 	}
 	s.cancel()
 	s.node.detach(s, d)
@@ -537,7 +537,7 @@ func (s *Session) reply(env *Envelope) { s.enqueue(env.Encode(), "", "", s.node.
 
 func (s *Session) replyError(ref string, err error) {
 	if ErrorCode(err) == CodeInternal {
-		s.node.log.Error("handler failed", "conn", s.id, "user", s.user, "err", err)
+		s.node.log.Error("handler failed", append(s.logAttrs(), "err", err)...)
 	}
 	s.node.stats.errors.Add(1)
 	s.reply(errorEnvelope(ref, err))

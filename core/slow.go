@@ -83,7 +83,7 @@ func (s *Session) catchUp() {
 	if sy, ok := b.(Syncer); ok && err == nil {
 		if werr := sy.WaitDelivered(ctx, last); werr != nil {
 			lagging = true
-			s.node.log.Warn("delivery lags the log during a replay", "conn", s.id, "err", werr)
+			s.node.log.Warn("delivery lags the log during a replay", append(s.logAttrs(), "err", werr)...)
 		}
 	}
 	cancel()
@@ -94,7 +94,7 @@ func (s *Session) catchUp() {
 		return
 	}
 	if err != nil || s.overflow {
-		s.node.log.Warn("cannot replay from the log; closing as slow consumer", "conn", s.id, "err", err, "overflow", s.overflow)
+		s.node.log.Warn("cannot replay from the log; closing as slow consumer", append(s.logAttrs(), "err", err, "overflow", s.overflow)...)
 		s.slowCloseLocked()
 		return
 	}
@@ -126,7 +126,7 @@ func (s *Session) catchUp() {
 		s.pushLocked(item{frame: (&Envelope{V: Version, Type: TypeGap, Data: data}).Encode()})
 	}
 	s.mu.Unlock()
-	s.node.log.Info("slow consumer: replayed from the log", "conn", s.id, "messages", len(res.Envelopes), "recovered", res.Recovered)
+	s.node.log.Info("slow consumer: replayed from the log", append(s.logAttrs(), "messages", len(res.Envelopes), "recovered", res.Recovered)...)
 }
 
 // channelOf is the broker channel an envelope from history belongs to.
