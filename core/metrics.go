@@ -20,7 +20,19 @@ type Metrics struct {
 	// Resumes counts connects with since=; ResumesLost those answered
 	// recovered:false.
 	Resumes, ResumesLost uint64
+	// Queued is the number of envelopes waiting in send queues over all
+	// sessions; MaxQueued the longest single queue.
+	Queued, MaxQueued int
+	// BrokerLag is how late the newest message the broker delivered to
+	// this node was (publish time to delivery), or 0 when none arrived in
+	// the last LagWindow: a node that falls behind its broker shows a
+	// growing value while traffic flows.
+	BrokerLag time.Duration
 }
+
+// LagWindow is how long Metrics.BrokerLag reports the last delivery's
+// delay before it reads 0 again.
+const LagWindow = 10 * time.Second
 
 // counters is a small concurrent map of counters keyed by a bounded label.
 type counters[K comparable] struct{ m sync.Map }
@@ -52,9 +64,15 @@ func (n *Node) Metrics() Metrics {
 		Resumes:                n.metrics.resumes.Load(),
 		ResumesLost:            n.metrics.resumesLost.Load(),
 	}
+	if at := n.metrics.lastDelivery.Load(); at > 0 && time.Since(time.Unix(0, at)) < LagWindow {
+		m.BrokerLag = time.Duration(n.metrics.lastLag.Load())
+	}
 	n.mu.Lock()
 	for s := range n.sessions {
 		m.ConnectionsByTransport[s.t.Name()]++
+		q := s.queued()
+		m.Queued += q
+		m.MaxQueued = max(m.MaxQueued, q)
 	}
 	n.mu.Unlock()
 	return m
@@ -65,6 +83,10 @@ type nodeMetrics struct {
 	inbound     counters[string]
 	resumes     atomic.Uint64
 	resumesLost atomic.Uint64
+	// lastDelivery (unix ns) and lastLag (ns): the newest broker delivery
+	// and its publish-to-delivery delay.
+	lastDelivery atomic.Int64
+	lastLag      atomic.Int64
 }
 
 // countInbound records one client envelope of typ, folding types the
@@ -80,7 +102,14 @@ func (n *Node) countInbound(typ string, known bool) {
 // this node received from the broker (once per message, not per
 // recipient).
 func (n *Node) observeDelivery(env *Envelope) {
-	if n.cfg.OnDeliveryLatency != nil && env.TS > 0 {
-		n.cfg.OnDeliveryLatency(time.Since(time.UnixMilli(env.TS)))
+	if env.TS <= 0 {
+		return
+	}
+	now := time.Now()
+	lag := max(now.Sub(time.UnixMilli(env.TS)), 0)
+	n.metrics.lastLag.Store(int64(lag))
+	n.metrics.lastDelivery.Store(now.UnixNano())
+	if n.cfg.OnDeliveryLatency != nil {
+		n.cfg.OnDeliveryLatency(lag)
 	}
 }

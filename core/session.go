@@ -110,6 +110,13 @@ func (s *Session) Rooms() []string {
 	return out
 }
 
+// queued is the number of envelopes waiting in the send queue.
+func (s *Session) queued() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.n
+}
+
 // Dropped returns how many envelopes the drop-oldest policy discarded.
 func (s *Session) Dropped() uint64 {
 	s.mu.Lock()

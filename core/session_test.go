@@ -2,6 +2,7 @@ package core_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -527,5 +528,40 @@ func TestHeartbeat(t *testing.T) {
 				}
 			})
 		})
+	}
+}
+
+// TestQueueDepthAndLagMetrics: Metrics reports the envelopes waiting in
+// send queues (total and longest) and how late the newest broker delivery
+// was.
+func TestQueueDepthAndLagMetrics(t *testing.T) {
+	t.Parallel()
+	n, stalled, healthy := slowSetup(t, core.SlowClose)
+	for i := 1; i <= 2; i++ {
+		n.publish("r", data(i))
+		healthy.expectMessage("r", data(i))
+	}
+	// Message 3 was accepted 300 ms before it reaches the broker: the node
+	// sees it that late.
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	env := &core.Envelope{V: core.Version, Type: core.TypeMessage, Room: "r", TS: time.Now().Add(-300 * time.Millisecond).UnixMilli(), Data: json.RawMessage(data(3))}
+	if _, err := n.Publish(ctx, core.RoomChannel("r"), env); err != nil {
+		t.Fatal(err)
+	}
+	healthy.expectMessage("r", data(3))
+	m := n.Metrics()
+	if m.Queued != 3 || m.MaxQueued != 3 {
+		t.Errorf("Queued, MaxQueued = %d, %d; want 3, 3 (the stalled writer holds message 0, 1-3 wait)", m.Queued, m.MaxQueued)
+	}
+	if m.BrokerLag < 300*time.Millisecond || m.BrokerLag > 5*time.Second {
+		t.Errorf("BrokerLag = %v, want about 300ms", m.BrokerLag)
+	}
+	stalled.tr.Unblock()
+	for i := 0; i <= 3; i++ {
+		stalled.expectMessage("r", data(i))
+	}
+	if m := n.Metrics(); m.Queued != 0 || m.MaxQueued != 0 {
+		t.Errorf("after draining: Queued, MaxQueued = %d, %d; want 0, 0", m.Queued, m.MaxQueued)
 	}
 }

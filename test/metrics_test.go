@@ -92,6 +92,14 @@ func TestMetricsMoveWithTraffic(t *testing.T) {
 			t.Errorf("%s moved by %v, want %v", series, got, want)
 		}
 	}
+	for _, series := range []string{`switchboard_send_queue_envelopes`, `switchboard_send_queue_max_envelopes`} {
+		if v, ok := mid[series]; !ok || v < 0 {
+			t.Errorf("%s = %v (present %v), want a gauge >= 0", series, v, ok)
+		}
+	}
+	if lag := mid[`switchboard_broker_lag_seconds`]; lag <= 0 || lag > 5 {
+		t.Errorf("switchboard_broker_lag_seconds = %v right after 3 deliveries, want a small positive delay", lag)
+	}
 	if mid[`process_resident_memory_bytes`] <= 0 || mid[`go_goroutines`] <= 0 {
 		t.Error("runtime and process metrics missing")
 	}

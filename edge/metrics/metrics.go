@@ -85,6 +85,9 @@ var (
 	descSlow        = prometheus.NewDesc("switchboard_slow_consumer_actions_total", "Slow-consumer actions, by what was done.", []string{"action"}, nil)
 	descRefused     = prometheus.NewDesc("switchboard_refused_connections_total", "Connections refused at --max-connections or --max-connections-per-ip.", nil, nil)
 	descRooms       = prometheus.NewDesc("switchboard_rooms", "Rooms with members on this node.", nil, nil)
+	descQueued      = prometheus.NewDesc("switchboard_send_queue_envelopes", "Envelopes waiting in send queues, over all connections.", nil, nil)
+	descMaxQueued   = prometheus.NewDesc("switchboard_send_queue_max_envelopes", "Envelopes in the longest send queue.", nil, nil)
+	descLag         = prometheus.NewDesc("switchboard_broker_lag_seconds", "Publish-to-delivery delay of the newest message the broker delivered to this node; 0 after 10 s without deliveries.", nil, nil)
 	descResumes     = prometheus.NewDesc("switchboard_resumes_total", "Connects that resumed with since=, by outcome.", []string{"recovered"}, nil)
 )
 
@@ -92,7 +95,7 @@ var (
 type collector struct{ src *Source }
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descConns, descConnects, descDisconnects, descIn, descOut, descDeliveries, descErrors, descSlow, descRefused, descRooms, descResumes} {
+	for _, d := range []*prometheus.Desc{descConns, descConnects, descDisconnects, descIn, descOut, descDeliveries, descErrors, descSlow, descRefused, descRooms, descResumes, descQueued, descMaxQueued, descLag} {
 		ch <- d
 	}
 }
@@ -126,6 +129,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(descRefused, prometheus.CounterValue, float64(st.Refused))
 	ch <- prometheus.MustNewConstMetric(descRooms, prometheus.GaugeValue, float64(st.Rooms))
+	ch <- prometheus.MustNewConstMetric(descQueued, prometheus.GaugeValue, float64(mt.Queued))
+	ch <- prometheus.MustNewConstMetric(descMaxQueued, prometheus.GaugeValue, float64(mt.MaxQueued))
+	ch <- prometheus.MustNewConstMetric(descLag, prometheus.GaugeValue, mt.BrokerLag.Seconds())
 	ch <- prometheus.MustNewConstMetric(descResumes, prometheus.CounterValue, float64(mt.Resumes-mt.ResumesLost), "true")
 	ch <- prometheus.MustNewConstMetric(descResumes, prometheus.CounterValue, float64(mt.ResumesLost), "false")
 	if c.src.Extra != nil {
