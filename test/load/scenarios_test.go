@@ -224,3 +224,44 @@ func TestPeerOptions(t *testing.T) {
 		}
 	}
 }
+
+// TestJSONContract holds the JSON field names that test/load/matrix reads
+// from the tool's lines (it decodes them by name, not with these types).
+func TestJSONContract(t *testing.T) {
+	yes := true
+	check := func(v any, paths ...string) {
+		t.Helper()
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range paths {
+			var cur any = m
+			for _, k := range strings.Split(p, ".") {
+				obj, ok := cur.(map[string]any)
+				if !ok {
+					cur = nil
+					break
+				}
+				cur = obj[k]
+			}
+			if cur == nil {
+				t.Errorf("%T: no %s in %s", v, p, b)
+			}
+		}
+	}
+	check(&fanoutResult{Server: &usage{}, Sustainable: &yes, Disturbed: true}, "scenario", "server_name", "run", "step", "rate_target",
+		"delivered_per_s", "loss_pct", "latency_ms.p50", "latency_ms.p99", "latency_ms.p999", "server.cpu_cores", "sustainable", "disturbed")
+	check(saturateSummary{}, "scenario", "server_name", "summary", "run", "max_sustainable_deliveries_per_s", "at_rate")
+	check(idleResult{RSSPerConn: 1}, "scenario", "server_name", "rss_bytes_per_conn", "heap_bytes_per_conn", "goroutines_per_conn", "connects_per_s")
+	check(churnResult{}, "scenario", "server_name", "connects_per_s", "cycles_per_s", "return_seconds", "rss_retained_pct", "waves", "connects",
+		"connect_errors", "goroutine_growth", "connections_returned", "goroutines_returned", "memory_bounded")
+	check(resumeResult{}, "scenario", "server_name", "replayed_per_s", "reconnect_seconds", "first_replay_ms", "replay_seconds", "lost",
+		"duplicates", "loss_pct", "not_recovered", "subscribers", "messages")
+	check(runsSummary{}, "runs_summary")
+	check(figuresSummary{}, "runs_summary")
+}
