@@ -35,7 +35,9 @@ type Config struct {
 	// Optional. Default: []string{"*"}
 	Origins []string
 
-	// WriteTimeout bounds every write (batch, ping, close frame).
+	// WriteTimeout bounds every write (batch, ping, close frame): a write
+	// blocked on a client that does not read fails after between half of
+	// it and all of it (the deadline is renewed when half is spent).
 	// Optional. Default: 10s
 	WriteTimeout time.Duration
 

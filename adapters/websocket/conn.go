@@ -3,6 +3,7 @@ package websocket
 import (
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"sync"
 	"syscall"
@@ -31,6 +32,7 @@ import (
 type conn struct {
 	nc           net.Conn // the socket; closed by closeSocket
 	sess         *core.Session
+	log          *slog.Logger
 	limit        int // largest message accepted (core's MaxMessageSize)
 	writeTimeout time.Duration
 	closeGrace   time.Duration
@@ -44,6 +46,7 @@ type conn struct {
 	wmu       sync.Mutex
 	wdeadline int64 // unix nanos of the write deadline currently set on nc
 	closeSent bool
+	werr      error // the first write error: the stream may hold a partial frame, nothing more is written
 
 	mu       sync.Mutex
 	closed   bool        // the socket is closed
@@ -94,6 +97,9 @@ func (c *conn) Unidirectional() bool { return false }
 // WriteMany writes the envelopes as one text frame, '\n'-separated, in one
 // write call.
 func (c *conn) WriteMany(frames [][]byte) error {
+	if len(frames) == 0 {
+		return nil
+	}
 	n := len(frames) - 1
 	for _, f := range frames {
 		n += len(f)
@@ -128,7 +134,7 @@ func (c *conn) Close(d core.Disconnect) error {
 	c.mu.Lock()
 	c.ending = true
 	now := c.peerDone || !sent || err != nil
-	if !now && !c.closed {
+	if !now && !c.closed && c.timer == nil {
 		c.timer = time.AfterFunc(c.closeGrace, c.closeSocket)
 	}
 	c.mu.Unlock()
@@ -145,17 +151,37 @@ func (c *conn) Abort() { c.closeSocket() }
 // write writes one whole frame under the write lock, refreshing the write
 // deadline only when less than half of WriteTimeout is left: setting it
 // costs a timer update, and a blocked write still fails within
-// WriteTimeout.
+// WriteTimeout (after at least half of it).
 func (c *conn) write(b []byte) error {
 	c.wmu.Lock()
-	defer c.wmu.Unlock()
 	if c.closeSent {
+		c.wmu.Unlock()
 		return errCloseSent
 	}
-	return c.writeLocked(b)
+	err := c.writeLocked(b)
+	c.wmu.Unlock()
+	if err != nil {
+		// A failed write may have left part of a frame on the wire:
+		// nothing can follow it, so the connection ends here.
+		c.closeSocket()
+	}
+	return err
 }
 
+// writeLocked writes b, unless an earlier write failed. The first failure
+// is kept: a timeout may have sent part of a frame.
 func (c *conn) writeLocked(b []byte) error {
+	if c.werr != nil {
+		return c.werr
+	}
+	err := c.writeDeadlined(b)
+	if err != nil {
+		c.werr = err
+	}
+	return err
+}
+
+func (c *conn) writeDeadlined(b []byte) error {
 	now := time.Now().UnixNano()
 	if now+int64(c.writeTimeout/2) > c.wdeadline {
 		d := now + int64(c.writeTimeout)
@@ -191,7 +217,7 @@ func (c *conn) writeClose(code uint16, reason string) (sent bool, err error) {
 func (c *conn) pong(p []byte) {
 	var buf [maxHeader + maxControlPayload]byte
 	b := append(appendHeader(buf[:0], opPong, len(p)), p...)
-	_ = c.write(b) // a failed write ends the session through the writer
+	_ = c.write(b) // a failed write closes the socket: the reader then ends the session
 }
 
 // closeSocket closes the socket once, first taking it out of the poller.
@@ -263,12 +289,18 @@ func (c *conn) input(data []byte) {
 	switch {
 	case c.drain || len(rest) == 0:
 		c.pending = nil
-	case len(c.pending) > 0:
+	case len(c.pending) > 0 && cap(c.pending) <= 4*len(rest)+(4<<10):
 		c.pending = append(c.pending[:0], rest...) // overlapping: copy moves it down
+	case len(c.pending) > 0:
+		c.pending = append(make([]byte, 0, 2*len(rest)), rest...) // let a large buffer go
 	default:
-		size := len(rest)
-		if h, ok, _ := parseHeader(rest); ok {
-			size = h.size + int(h.length) // the whole frame, to grow once
+		// Room for what arrived and as much again (at least 4 KiB), up to
+		// the declared frame: a client that announces a large frame and
+		// sends a byte costs little, one that sends it grows the buffer
+		// as the bytes come.
+		size := max(2*len(rest), 4<<10)
+		if h, ok, _ := parseHeader(rest); ok && h.length <= int64(c.limit) {
+			size = int(min(int64(size), int64(h.size)+h.length))
 		}
 		c.pending = append(make([]byte, 0, size), rest...)
 	}
@@ -294,7 +326,7 @@ func (c *conn) consume(data []byte) []byte {
 			}
 			return data
 		}
-		refuse := err != nil || (!h.control() && int64(len(c.frag))+h.length > int64(c.limit))
+		refuse := err != nil || (!h.control() && h.length > int64(c.limit-len(c.frag)))
 		if refuse {
 			// Skip the frame without buffering it, then keep reading
 			// for the client's close frame.
@@ -335,6 +367,7 @@ func (c *conn) frame(h header, p []byte) {
 		if err != nil {
 			c.end(protocolDisconnect(err))
 			c.drain = true
+			c.peerGone() // the client has closed, if badly: nothing more will come
 			return
 		}
 		c.drain = true

@@ -156,6 +156,12 @@ func TestWireProtocol(t *testing.T) {
 			r.expectClose(code, true)
 		}
 	}
+	badClose := func(payload []byte, code uint16) func(*testing.T, *rawClient) {
+		return func(t *testing.T, r *rawClient) {
+			r.write(maskedFrame(true, opClose, payload))
+			r.expectClose(code, false)
+		}
+	}
 	cases := []tc{
 		{"a frame split into single-byte writes", func(t *testing.T, r *rawClient) {
 			for _, b := range maskedFrame(true, opText, ping("split")) {
@@ -226,9 +232,11 @@ func TestWireProtocol(t *testing.T) {
 		}},
 		{"fragmented ping", violation(maskedFrame(false, opPing, nil), closeProtocolError)},
 		{"ping over 125 bytes", violation(maskedFrame(true, opPing, make([]byte, 126)), closeProtocolError)},
-		{"close with one byte", violation(maskedFrame(true, opClose, []byte{3}), closeProtocolError)},
-		{"close with code 1005", violation(maskedFrame(true, opClose, []byte{0x03, 0xED}), closeProtocolError)},
-		{"close reason not UTF-8", violation(maskedFrame(true, opClose, []byte{0x03, 0xE8, 0xff}), closeInvalidData)},
+		// A bad close frame is still the client's close: the server
+		// answers and drops the connection without waiting for more.
+		{"close with one byte", badClose([]byte{3}, closeProtocolError)},
+		{"close with code 1005", badClose([]byte{0x03, 0xED}, closeProtocolError)},
+		{"close reason not UTF-8", badClose([]byte{0x03, 0xE8, 0xff}, closeInvalidData)},
 	}
 	for _, detach := range []bool{true, false} {
 		t.Run(map[bool]string{true: "detached", false: "blocking"}[detach], func(t *testing.T) {
@@ -260,5 +268,65 @@ func TestEarlyFrame(t *testing.T) {
 			r.expectEnv(`"welcome"`)
 			r.expectEnv(`"ref":"early"`)
 		})
+	}
+}
+
+// TestHugeContinuationLength: a continuation frame declaring 2^63-1 bytes
+// after a started message is refused with 4003 (the size check must not
+// overflow), and the server keeps serving.
+func TestHugeContinuationLength(t *testing.T) {
+	for _, detach := range []bool{true, false} {
+		t.Run(map[bool]string{true: "detached", false: "blocking"}[detach], func(t *testing.T) {
+			url := serveNodeMode(t, core.Config{MaxMessageSize: 1024}, Config{CloseGrace: time.Second}, detach)
+			r := dialRaw(t, url+"?user=u", nil)
+			r.expectEnv(`"welcome"`)
+			r.write(maskedFrame(false, opText, []byte("{")))
+			r.write([]byte{0x80 | opContinuation, 0x80 | 127, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1, 2, 3, 4, 'x'})
+			r.expectClose(4003, true)
+			other := dialRaw(t, url+"?user=v", nil)
+			other.expectEnv(`"welcome"`)
+			other.write(maskedFrame(true, opText, ping("alive")))
+			other.expectEnv(`"ref":"alive"`)
+		})
+	}
+}
+
+// TestPartialFrameBuffer: a client announcing a large frame and sending a
+// few bytes of it costs a small buffer, not the announced size.
+func TestPartialFrameBuffer(t *testing.T) {
+	c := &conn{limit: 1 << 20}
+	f := maskedFrame(true, opText, make([]byte, 1<<20))
+	c.input(f[:20])
+	if len(c.pending) != 20 || cap(c.pending) > 8<<10 {
+		t.Fatalf("pending len %d cap %d after 20 bytes of a 1 MiB frame; want 20 and a few KiB", len(c.pending), cap(c.pending))
+	}
+}
+
+// TestWriteErrorIsFinal: a write that times out part-way leaves a partial
+// frame on the wire, so nothing may be written after it and the socket is
+// closed.
+func TestWriteErrorIsFinal(t *testing.T) {
+	server, client := net.Pipe()
+	defer client.Close()
+	c := &conn{nc: server, writeTimeout: 100 * time.Millisecond, log: nil}
+	got := make(chan []byte)
+	stalled := make(chan struct{})
+	go func() {
+		buf := make([]byte, 10)
+		n, _ := io.ReadFull(client, buf) // read 10 bytes of the first frame, then stop
+		<-stalled
+		rest, _ := io.ReadAll(client) // ends when the server closes
+		got <- append(buf[:n], rest...)
+	}()
+	err := c.write(append(appendHeader(nil, opText, 100), make([]byte, 100)...))
+	close(stalled)
+	if err == nil {
+		t.Fatal("a write the client stopped reading succeeded")
+	}
+	if err := c.write(pingFrame); err == nil {
+		t.Fatal("a write after a failed one succeeded")
+	}
+	if b := <-got; len(b) != 10 {
+		t.Fatalf("client received %d bytes, want exactly the 10 it read before stopping", len(b))
 	}
 }

@@ -4,6 +4,9 @@ import (
 	"errors"
 	"sync"
 	"syscall"
+	"time"
+
+	"github.com/switchboard-dev/switchboard/core"
 )
 
 // poller watches idle connections for readability with one epoll instance,
@@ -112,10 +115,10 @@ func (p *poller) loop(epfd, wake int) {
 	for {
 		n, err := syscall.EpollWait(epfd, events, -1)
 		if err != nil {
-			if errors.Is(err, syscall.EINTR) {
-				continue
+			if !errors.Is(err, syscall.EINTR) {
+				time.Sleep(10 * time.Millisecond) // not expected: retry rather than spin
 			}
-			panic("switchboard/adapters/websocket: epoll_wait: " + err.Error())
+			continue
 		}
 		p.mu.Lock()
 		for _, ev := range events[:n] {
@@ -145,6 +148,18 @@ func (p *poller) loop(epfd, wake int) {
 // readable runs when the poller saw the socket readable (detached mode):
 // one non-blocking read into a pooled buffer, then the socket is re-armed.
 func (c *conn) readable() {
+	defer func() {
+		// A panic here would end the process (nobody recovers a poller
+		// goroutine): drop this connection instead, as Fiber's handler
+		// would for a blocking one.
+		if r := recover(); r != nil {
+			c.log.Error("websocket reader panicked; connection dropped", "panic", r)
+			c.closeSocket()
+			if c.sess != nil {
+				go c.sess.Close(core.DisconnectGoingAway)
+			}
+		}
+	}()
 	bp := getBuf()
 	buf := *bp
 	var n int

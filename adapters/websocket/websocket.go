@@ -103,6 +103,7 @@ func serve(node *core.Node, cfg Config, p *poller, c *websocket.Conn) {
 	}
 	t := &conn{
 		nc:           nc,
+		log:          node.Logger(),
 		limit:        node.Config().MaxMessageSize,
 		writeTimeout: cfg.WriteTimeout,
 		closeGrace:   cfg.CloseGrace,
