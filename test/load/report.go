@@ -187,21 +187,21 @@ func writeHTML(w io.Writer, o options, results []any) error {
 			continue
 		}
 		steps = append(steps, fr)
-		name := fmt.Sprintf("%s run %d step %d, %.0f msg/s to %d subscribers", fr.Scenario, fr.Run, fr.Step+1, fr.RateTarget, fr.Subscribers)
+		name := fmt.Sprintf("%s, %s run %d step %d, %.0f msg/s to %d subscribers", fr.ServerName, fr.Scenario, fr.Run, fr.Step+1, fr.RateTarget, fr.Subscribers)
 		charts = append(charts,
 			chart{"Publish→deliver latency: " + name, latencySVG(fr.Histogram)},
 			chart{"Delivered per second: " + name, seriesSVG(fr)},
 		)
 	}
-	// One steps chart per run (a saturate ramp), first.
+	// One steps chart per run and server (a saturate ramp), first.
 	var ramps []chart
 	for lo := 0; lo < len(steps); {
 		hi := lo + 1
-		for hi < len(steps) && steps[hi].Run == steps[lo].Run {
+		for hi < len(steps) && steps[hi].Run == steps[lo].Run && steps[hi].ServerName == steps[lo].ServerName {
 			hi++
 		}
 		if hi-lo > 1 {
-			ramps = append(ramps, chart{fmt.Sprintf("Delivered/s and p99 per step, run %d", steps[lo].Run), stepsSVG(steps[lo:hi])})
+			ramps = append(ramps, chart{fmt.Sprintf("Delivered/s and p99 per step, %s, run %d", steps[lo].ServerName, steps[lo].Run), stepsSVG(steps[lo:hi])})
 		}
 		lo = hi
 	}

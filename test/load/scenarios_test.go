@@ -265,3 +265,35 @@ func TestJSONContract(t *testing.T) {
 	check(runsSummary{}, "runs_summary")
 	check(figuresSummary{}, "runs_summary")
 }
+
+// TestHTMLPerServer: a saturate ramp of each server gets its own steps
+// chart, and the servers' headline figures a comparison chart.
+func TestHTMLPerServer(t *testing.T) {
+	var results []any
+	for _, srv := range []string{"switchboard", "fiber"} {
+		for step, rate := range []float64{50, 75} {
+			ok := true
+			results = append(results, &fanoutResult{Scenario: "saturate", ServerName: srv, Transport: "websocket", Run: 1, Step: step,
+				Subscribers: 10, Rooms: 1, RateTarget: rate, DeliveredPerS: rate * 10, Sustainable: &ok})
+		}
+		results = append(results, saturateSummary{Scenario: "saturate", ServerName: srv, Transport: "websocket", Summary: true, Run: 1,
+			Subscribers: 10, Rooms: 1, MaxDeliveriesPerS: 750, AtRate: 75})
+	}
+	var b bytes.Buffer
+	o := defaultOptions()
+	o.scenario = "saturate"
+	if err := writeHTML(&b, o, results); err != nil {
+		t.Fatal(err)
+	}
+	html := b.String()
+	for _, want := range []string{
+		"Delivered/s and p99 per step, switchboard, run 1",
+		"Delivered/s and p99 per step, fiber, run 1",
+		"saturate websocket, 10 subs, 1 rooms: sustainable deliveries/s per server",
+		"fiber, saturate run 1 step 2",
+	} {
+		if !strings.Contains(html, want) {
+			t.Errorf("no %q in the HTML report", want)
+		}
+	}
+}
