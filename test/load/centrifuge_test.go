@@ -260,6 +260,11 @@ func TestCentrifugePeerSmoke(t *testing.T) {
 		t.Errorf("published %d, acked %d, errors %d (%s), delivered %d, loss %v%%, disconnects %d (%s)",
 			res.Published, res.Acked, res.PublishErrors, res.PublishError, res.Delivered, res.LossPct, res.Disconnects, res.Disconnect)
 	}
+	// Each subscriber answered the ping that came with its connect reply,
+	// long before the run ended; allow the fake's readers to catch up.
+	for deadline := time.Now().Add(5 * time.Second); fake.pongs.Load() < 12 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	if n := fake.pongs.Load(); n != 12 {
 		t.Errorf("%d pongs, want one per subscriber", n)
 	}

@@ -31,6 +31,12 @@
 //	go run ./test/load fanout --server-bin /tmp/sb --subs 1000 --rate 100 --duration 10s
 //	go run ./test/load saturate --server-bin /tmp/sb --server-cpu 0 --subs 1000
 //	go run ./test/load idle --server-bin /tmp/sb --conns 10000
+//	go run ./test/load fanout --server-bin /tmp/sb --peer switchboard,fiber,centrifuge --runs 3
+//	go run ./test/load churn --server-bin /tmp/sb --conns 2000 --duration 15s
+//	go run ./test/load resume --server-bin /tmp/sb --subs 1000 --messages 500 --live-rate 100
+//
+// The standard matrix of all of these, with medians written into
+// docs/performance.md, is test/load/matrix (make bench).
 //
 // or against a running edge (--url http://127.0.0.1:8080, optionally
 // --server-pid to read its RSS and CPU time from /proc). Subscribers use
@@ -174,7 +180,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.IntVar(&o.conns, "conns", o.conns, "idle: connections to open; churn: connections per wave")
 	fs.DurationVar(&o.settle, "settle", o.settle, "idle: wait this long after connecting before sampling (GC and fasthttp's idle workers settle); churn: wait at most this long for the server to return to its baseline")
 	fs.IntVar(&o.maxWaves, "max-waves", o.maxWaves, "churn: at most this many waves (the storm also ends after --duration)")
-	fs.IntVar(&o.messages, "messages", o.messages, "resume: messages published (in total over the rooms) while the subscribers are away")
+	fs.IntVar(&o.messages, "messages", o.messages, "resume: messages published (in total over the rooms) while the subscribers are away (a started edge gets --history-size and --history-limit to keep them; with --url the edge must)")
 	fs.Float64Var(&o.liveRate, "live-rate", o.liveRate, "resume: also publish this many msg/s for --duration from the moment they reconnect (live traffic racing the replay); 0: none")
 	fs.IntVar(&o.samples, "samples", o.samples, "idle: readings one second apart per measurement; the median is reported")
 	fs.IntVar(&o.dialConcurrency, "dial-concurrency", o.dialConcurrency, "connections opened in parallel")
