@@ -481,6 +481,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		}
 		n.mu.Unlock()
 		n.log.Info("shutting down", "sessions", len(sessions))
+		n.drainDeliveries(ctx)
 		for _, s := range sessions {
 			s.closeAsync(DisconnectShutdown)
 		}
@@ -525,6 +526,28 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		close(n.done)
 	})
 	return n.shutdownErr
+}
+
+// drainDeliveries waits, within BrokerTimeout and ctx, until the broker
+// has delivered to this node everything published before the shutdown
+// began (Header and Syncer): a message whose publisher was already told
+// it was accepted then reaches this node's members before their 1012,
+// instead of only through their resume on another node.
+func (n *Node) drainDeliveries(ctx context.Context) {
+	h, ok := n.broker.(Header)
+	sy, ok2 := n.broker.(Syncer)
+	if !ok || !ok2 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.BrokerTimeout)
+	defer cancel()
+	head, err := h.Head(ctx)
+	if err == nil && head != "" {
+		err = sy.WaitDelivered(ctx, head)
+	}
+	if err != nil {
+		n.log.Warn("shutdown: could not wait for in-flight deliveries; sessions close without them (clients resume elsewhere)", "err", err)
+	}
 }
 
 // abortGrace bounds how long Shutdown waits for aborted sessions to end.

@@ -858,3 +858,54 @@ func TestPublishUnconfirmed(t *testing.T) {
 	c.expectError(core.CodeUnconfirmed, "p")
 	c.expectQuiet()
 }
+
+// heldBroker holds the node's deliveries until WaitDelivered is called,
+// as a remote broker's reader lags: only a node that waits for delivery
+// gets them.
+type heldBroker struct {
+	*memory.Broker
+	mu      sync.Mutex
+	deliver func(core.Delivery)
+	held    []core.Delivery
+}
+
+func (b *heldBroker) Start(ctx context.Context, deliver func(core.Delivery)) error {
+	b.deliver = deliver
+	return b.Broker.Start(ctx, func(d core.Delivery) {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		b.held = append(b.held, d)
+	})
+}
+
+func (b *heldBroker) WaitDelivered(ctx context.Context, id string) error {
+	if err := b.Broker.WaitDelivered(ctx, id); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	held := b.held
+	b.held = nil
+	b.mu.Unlock()
+	for _, d := range held {
+		b.deliver(d)
+	}
+	return nil
+}
+
+// TestShutdownDeliversWhatWasAccepted: a message the broker accepted
+// before the shutdown reaches the members before their 1012, even when
+// the node's delivery lags the broker.
+func TestShutdownDeliversWhatWasAccepted(t *testing.T) {
+	t.Parallel()
+	hb := &heldBroker{Broker: newMemory(t, memory.Config{})}
+	n := newNode(t, core.Config{}, hb)
+	c := n.connect(core.ConnectRequest{User: "u", Rooms: []string{"r"}})
+	n.publishNoWait("r", data(1))
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	if err := n.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c.expectMessage("r", data(1))
+	c.expectClosed(core.DisconnectShutdown)
+}
