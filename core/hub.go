@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -163,3 +164,44 @@ func (h *Hub) Channels() int {
 
 // Rooms returns how many rooms have local members.
 func (h *Hub) Rooms() int { return int(h.rooms.Load()) }
+
+// RoomSize is a room and its number of local members.
+type RoomSize struct {
+	Room    string `json:"room"`
+	Members int    `json:"members"`
+}
+
+// Busiest returns up to n rooms with the most local members, largest
+// first. It walks every channel: call it at sampling rate, not per
+// message.
+func (h *Hub) Busiest(n int) []RoomSize {
+	if n <= 0 {
+		return nil
+	}
+	var top []RoomSize
+	for i := range h.shards {
+		sh := &h.shards[i]
+		sh.mu.RLock()
+		for ch, members := range sh.chans {
+			room, ok := strings.CutPrefix(ch, "room:")
+			if !ok {
+				continue
+			}
+			if len(top) == n && len(members) <= top[n-1].Members {
+				continue
+			}
+			top = append(top, RoomSize{Room: room, Members: len(members)})
+			slices.SortFunc(top, func(a, b RoomSize) int {
+				if a.Members != b.Members {
+					return b.Members - a.Members
+				}
+				return strings.Compare(a.Room, b.Room)
+			})
+			if len(top) > n {
+				top = top[:n]
+			}
+		}
+		sh.mu.RUnlock()
+	}
+	return top
+}

@@ -3,6 +3,8 @@ package core_test
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -189,5 +191,26 @@ func TestHubConcurrentMembership(t *testing.T) {
 	}
 	if got := n.Hub().Channels(); got != 0 {
 		t.Errorf("Channels() = %d after every session closed, want 0", got)
+	}
+}
+
+func TestHubBusiest(t *testing.T) {
+	t.Parallel()
+	n := newNode(t, core.Config{}, nil)
+	sizes := map[string]int{"a": 3, "b": 1, "c": 5, "d": 2}
+	i := 0
+	for room, size := range sizes {
+		for range size {
+			i++
+			n.connect(core.ConnectRequest{User: "u" + strconv.Itoa(i), Rooms: []string{room}})
+		}
+	}
+	got := n.Hub().Busiest(3)
+	want := []core.RoomSize{{Room: "c", Members: 5}, {Room: "a", Members: 3}, {Room: "d", Members: 2}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("Busiest(3) = %v, want %v (user channels are not rooms)", got, want)
+	}
+	if got := n.Hub().Busiest(0); got != nil {
+		t.Fatalf("Busiest(0) = %v", got)
 	}
 }

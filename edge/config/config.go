@@ -86,6 +86,11 @@ type Config struct {
 	// AdminAddr, when set, serves /stats, /metrics and /healthz on a
 	// separate listener instead of the public one.
 	AdminAddr string
+	// AdminToken protects /dashboard (Bearer, or the password of Basic
+	// authentication).
+	AdminToken string
+	// Dashboard serves the live /dashboard page next to /stats.
+	Dashboard bool
 
 	// APIKeys enable the server API (/api/v1) when non-empty.
 	APIKeys        []string
@@ -522,6 +527,8 @@ func newFlagSet(c *Config, r *rawFlags) *flag.FlagSet {
 	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM private key file for --tls-cert")
 	registerWebhookFlags(fs, &c.Webhooks)
 	fs.StringVar(&c.AdminAddr, "admin-addr", "", "serve /stats, /metrics (Prometheus) and /healthz on this separate address (e.g. 127.0.0.1:9090) instead of the public one")
+	fs.StringVar(&c.AdminToken, "admin-token", "", "token protecting /dashboard: sent as Authorization: Bearer, or as the password of the browser's Basic authentication prompt (without it, production mode serves the dashboard only on --admin-addr)")
+	fs.BoolVar(&c.Dashboard, "dashboard", true, "serve the live operations page /dashboard where /stats is served (see --admin-addr, --admin-token)")
 	fs.StringVar(&r.apiKeys, "api-keys", "", "comma-separated keys (each at least 16 bytes) that backends send as Authorization: Bearer to the server API /api/v1; empty disables the API")
 	fs.DurationVar(&c.PresenceInterval, "presence-interval", 5*time.Second, "how often a node renews its presence lease in the broker")
 	fs.DurationVar(&c.PresenceTTL, "presence-ttl", 0, "a node silent this long is dead: its connections leave presence and survivors publish their leave/disconnect events (0: 3 x --presence-interval)")

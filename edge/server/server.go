@@ -29,6 +29,7 @@ import (
 	"github.com/switchboard-dev/switchboard/edge/api"
 	"github.com/switchboard-dev/switchboard/edge/auth"
 	"github.com/switchboard-dev/switchboard/edge/config"
+	"github.com/switchboard-dev/switchboard/edge/dashboard"
 	"github.com/switchboard-dev/switchboard/edge/metrics"
 	"github.com/switchboard-dev/switchboard/edge/presence"
 	"github.com/switchboard-dev/switchboard/edge/webclient"
@@ -43,11 +44,12 @@ type Server struct {
 	app   *fiber.App
 	ready atomic.Bool
 
-	auth    *auth.Authenticator // nil in development mode; closed by Shutdown
-	hooks   *webhooks           // nil without webhooks; closed by Shutdown
-	events  *fanout             // lifecycle event subscribers
-	closers []func() error      // run last by Shutdown
-	admin   *fiber.App          // --admin-addr: /stats and /metrics; nil without
+	auth    *auth.Authenticator  // nil in development mode; closed by Shutdown
+	hooks   *webhooks            // nil without webhooks; closed by Shutdown
+	events  *fanout              // lifecycle event subscribers
+	closers []func() error       // run last by Shutdown
+	admin   *fiber.App           // --admin-addr: /stats and /metrics; nil without
+	dash    *dashboard.Dashboard // nil when not served; closed by Shutdown
 
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -59,6 +61,10 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
+	// The dashboard lists recent warnings and errors: remember them as
+	// they are logged.
+	recent := dashboard.NewRecent(logger.Handler())
+	logger = slog.New(recent)
 	b, err := openBroker(cfg, logger)
 	if isBrokerDown(err) {
 		return nil, brokerDown{err}
@@ -249,6 +255,23 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 	}
 	admin.Get("/stats", stats)
 	admin.Get("/metrics", prom)
+	switch {
+	case !cfg.Dashboard:
+	case cfg.Production() && cfg.AdminAddr == "" && cfg.AdminToken == "":
+		logger.Warn("dashboard not served: in production it needs --admin-addr (a private listener) or --admin-token")
+	default:
+		var health func() error
+		if hc, ok := b.(core.HealthChecker); ok {
+			health = hc.Healthy
+		}
+		d, err := dashboard.New(dashboard.Config{Node: node, Health: health, Token: cfg.AdminToken, Logger: logger}, recent)
+		if err != nil {
+			_ = node.Shutdown(context.Background())
+			return nil, fmt.Errorf("dashboard: %w", err)
+		}
+		d.Register(admin)
+		s.dash = d
+	}
 	return s, nil
 }
 
@@ -374,6 +397,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		appErr := s.app.ShutdownWithContext(ctx)
 		if s.admin != nil {
 			appErr = errors.Join(appErr, s.admin.ShutdownWithContext(ctx))
+		}
+		if s.dash != nil {
+			appErr = errors.Join(appErr, s.dash.Close(ctx))
 		}
 		nodeErr := s.node.Shutdown(ctx)
 		if s.auth != nil {
