@@ -170,7 +170,11 @@ func fanoutOnce(ctx context.Context, o options, t *edgeTarget, out *output, run 
 	if err != nil {
 		return nil, err
 	}
-	pub, err := publishers[o.publisher](ctx, t.target, rooms, o.payload, o.publishWorkers)
+	pubTarget := t.target
+	if o.publishURL != "" { // another node of the cluster: messages cross the broker
+		pubTarget.host, _ = loopbackHost("--publish-url", o.publishURL)
+	}
+	pub, err := publishers[o.publisher](ctx, pubTarget, rooms, o.payload, o.publishWorkers)
 	if err != nil {
 		return nil, err
 	}

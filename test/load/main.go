@@ -78,6 +78,7 @@ type options struct {
 	maxOther       float64
 
 	url        string
+	publishURL string
 	serverBin  string
 	serverArgs []string
 	serverCPU  int
@@ -145,6 +146,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.Float64Var(&o.maxOther, "max-other-cpu", o.maxOther, "fanout, saturate (with a known server pid): a step during which other processes used more CPU cores than this is run again, up to 3 times, and marked disturbed if it stays so; negative: never")
 	fs.IntVar(&o.runs, "runs", o.runs, "repeat the scenario this many times and report the median of each figure with min–max (fanout, saturate: fresh subscribers and rooms on the same server; idle, churn, resume: a fresh server each run)")
 	fs.StringVar(&o.url, "url", o.url, "target a running edge at this http://127.x.x.x:port instead of starting one")
+	fs.StringVar(&o.publishURL, "publish-url", o.publishURL, "fanout, saturate with --url: publish through this other edge (http://127.x.x.x:port) of the same cluster, so messages cross the broker between nodes")
 	fs.StringVar(&o.serverBin, "server-bin", o.serverBin, "start this built edge binary (go build -o /tmp/sb ./edge) on a free 127.0.0.1 port, with "+strings.Join(serverFlags, " "))
 	fs.Func("server-arg", "extra flag for the started edge (not the peers), repeatable (e.g. --server-arg=--send-queue=1024)", func(s string) error {
 		o.serverArgs = append(o.serverArgs, s)
@@ -288,13 +290,17 @@ func (o *options) validate() error {
 	if err := o.validatePeers(); err != nil {
 		return err
 	}
-	if o.url != "" {
-		u, err := url.Parse(o.url)
-		if err != nil || u.Scheme != "http" || u.Port() == "" {
-			return fmt.Errorf("--url %q: want http://127.x.x.x:port", o.url)
+	if o.publishURL != "" {
+		if o.url == "" || (o.scenario != "fanout" && o.scenario != "saturate") {
+			return errors.New("--publish-url goes with --url, for fanout or saturate")
 		}
-		if ip := net.ParseIP(u.Hostname()); ip == nil || !ip.IsLoopback() || ip.To4() == nil {
-			return fmt.Errorf("--url %q: only 127.0.0.0/8 targets are allowed", o.url)
+		if _, err := loopbackHost("--publish-url", o.publishURL); err != nil {
+			return err
+		}
+	}
+	if o.url != "" {
+		if _, err := loopbackHost("--url", o.url); err != nil {
+			return err
 		}
 	} else if o.serverBin != "" {
 		if _, err := os.Stat(o.serverBin); err != nil {
@@ -302,6 +308,18 @@ func (o *options) validate() error {
 		}
 	}
 	return nil
+}
+
+// loopbackHost returns the host:port of an http://127.x.x.x:port URL.
+func loopbackHost(flag, raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "http" || u.Port() == "" {
+		return "", fmt.Errorf("%s %q: want http://127.x.x.x:port", flag, raw)
+	}
+	if ip := net.ParseIP(u.Hostname()); ip == nil || !ip.IsLoopback() || ip.To4() == nil {
+		return "", fmt.Errorf("%s %q: only 127.0.0.0/8 targets are allowed", flag, raw)
+	}
+	return u.Host, nil
 }
 
 // validatePeers checks --peer against the scenario, transport and
