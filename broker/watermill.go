@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -28,8 +29,15 @@ var ErrClosed = errors.New("switchboard/broker: closed")
 func NewMessage(channel string, env *core.Envelope) *message.Message {
 	msg := message.NewMessage(watermill.NewUUID(), env.Encode())
 	msg.Metadata.Set(MetadataChannel, channel)
+	for k, v := range env.Trace {
+		msg.Metadata.Set(MetadataTracePrefix+k, v)
+	}
 	return msg
 }
+
+// MetadataTracePrefix marks the Watermill metadata keys that carry an
+// envelope's trace context (core.Envelope.Trace): "switchboard_trace_traceparent".
+const MetadataTracePrefix = "switchboard_trace_"
 
 // ParseMessage turns a Watermill message back into a delivery.
 func ParseMessage(msg *message.Message) (core.Delivery, error) {
@@ -40,6 +48,14 @@ func ParseMessage(msg *message.Message) (core.Delivery, error) {
 	env, err := core.UnmarshalEnvelope(msg.Payload)
 	if err != nil {
 		return core.Delivery{}, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	for k, v := range msg.Metadata {
+		if name, ok := strings.CutPrefix(k, MetadataTracePrefix); ok {
+			if env.Trace == nil {
+				env.Trace = make(map[string]string, 2)
+			}
+			env.Trace[name] = v
+		}
 	}
 	return core.Delivery{Channel: ch, Envelope: env}, nil
 }

@@ -123,6 +123,10 @@ type Config struct {
 	OnDeliveryLatency func(time.Duration)
 	OnPublish         func(time.Duration, error)
 
+	// Tracer, when set, reports spans for publish, broker delivery and
+	// fan-out (see Tracer). Optional. Default: nil, no tracing.
+	Tracer Tracer
+
 	// BeforeBrokerClose, when set, runs during Shutdown once every
 	// session has ended and before the broker closes, bounded by
 	// BrokerTimeout: the last chance to publish (a node's goodbye).

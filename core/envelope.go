@@ -60,6 +60,11 @@ type Envelope struct {
 	TS   int64           `json:"ts,omitempty"`
 	Ref  string          `json:"ref,omitempty"`
 	Data json.RawMessage `json:"data,omitempty"`
+
+	// Trace carries the publisher's span context across the broker (see
+	// Tracer). Brokers keep it in message metadata; it is never encoded
+	// in the envelope and never read from clients. Nil without tracing.
+	Trace map[string]string `json:"-"`
 }
 
 // DecodeEnvelope strictly decodes one client envelope: a JSON object in

@@ -113,6 +113,21 @@ func (n *Node) handlePing(_ context.Context, s *Session, env *Envelope) error {
 // Publish sends env to channel through the broker, so every node's
 // members receive it. A broker failure is an *Error with CodeBrokerDown.
 func (n *Node) Publish(ctx context.Context, channel string, env *Envelope) (string, error) {
+	if t := n.cfg.Tracer; t != nil {
+		var end func(error)
+		ctx, end = t.Start(ctx, "switchboard.publish", nil, "switchboard.channel", channel, "switchboard.type", env.Type)
+		env.Trace = make(map[string]string, 2)
+		t.Inject(ctx, env.Trace)
+		var err error
+		defer func() { end(err) }()
+		id, perr := n.publish(ctx, channel, env)
+		err = perr
+		return id, err
+	}
+	return n.publish(ctx, channel, env)
+}
+
+func (n *Node) publish(ctx context.Context, channel string, env *Envelope) (string, error) {
 	start := time.Now()
 	id, err := n.broker.Publish(ctx, channel, env)
 	if n.cfg.OnPublish != nil {

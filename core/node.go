@@ -160,10 +160,17 @@ func (n *Node) deliver(d Delivery) {
 		fn.(func(Delivery))(d)
 		return
 	}
+	var end func(error)
+	if t := n.cfg.Tracer; t != nil && d.Envelope.Trace != nil {
+		_, end = t.Start(context.Background(), "switchboard.deliver", d.Envelope.Trace, "switchboard.channel", d.Channel, "switchboard.id", d.Envelope.ID, "switchboard.node", n.prefix)
+	}
 	frame := d.Envelope.Encode()
 	n.stats.published.Add(1)
 	n.observeDelivery(d.Envelope)
 	n.hub.broadcast(d.Channel, frame, d.Envelope.ID, n.policyFor(d.Channel))
+	if end != nil {
+		end(nil)
+	}
 }
 
 // Accept registers a new connection: it joins the user's direct channel

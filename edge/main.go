@@ -20,6 +20,7 @@ import (
 
 	"github.com/switchboard-dev/switchboard/edge/config"
 	"github.com/switchboard-dev/switchboard/edge/server"
+	"github.com/switchboard-dev/switchboard/edge/tracing"
 )
 
 func main() {
@@ -41,6 +42,23 @@ func run(args []string) int {
 		return 1
 	}
 	logger := newLogger(cfg)
+	tr, err := tracing.Setup(context.Background(), os.Getenv, os.Stdout)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "switchboard: %v\n", err)
+		_ = ln.Close()
+		return 2
+	}
+	if tr != nil {
+		cfg.Tracer = tr
+		logger.Info("tracing on", "exporter", os.Getenv("OTEL_TRACES_EXPORTER"))
+		defer func() {
+			fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := tr.Close(fctx); err != nil {
+				logger.Warn("tracing: spans not flushed", "err", err)
+			}
+		}()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	srv, err := server.New(cfg, logger)

@@ -166,6 +166,7 @@ func TestBinaryBadConfigExits(t *testing.T) {
 		{[]string{"--broker", "redis", "--broker-url", "mysql://x"}, "", "--broker-url"},
 		{[]string{"--broker", "kafka", "--broker-url", "kafka://127.0.0.1:1"}, "", "cannot reach kafka at 127.0.0.1:1"},
 		{[]string{"--broker", "nats", "--broker-url", "nats://127.0.0.1:1"}, "", "127.0.0.1:1"},
+		{nil, "OTEL_TRACES_EXPORTER=zipkin", "OTEL_TRACES_EXPORTER"},
 	}
 	for _, tc := range cases {
 		t.Run(strings.Join(tc.args, " ")+tc.env, func(t *testing.T) {

@@ -92,6 +92,11 @@ type Config struct {
 	// Dashboard serves the live /dashboard page next to /stats.
 	Dashboard bool
 
+	// Tracer reports spans (publish, delivery, webhooks). Not a flag: the
+	// binary sets it from the OTEL_* environment (edge/tracing). Default:
+	// nil, no tracing.
+	Tracer core.Tracer
+
 	// APIKeys enable the server API (/api/v1) when non-empty.
 	APIKeys        []string
 	IdempotencyTTL time.Duration

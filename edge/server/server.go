@@ -299,6 +299,7 @@ func newNode(cfg config.Config, b core.Broker, authn core.Authenticator, onEvent
 		OnEvent:             onEvent,
 		OnDeliveryLatency:   mets.OnDeliveryLatency,
 		OnPublish:           mets.OnPublish,
+		Tracer:              cfg.Tracer,
 		BeforeBrokerClose:   beforeClose,
 		Authenticator:       refresh,
 		HeartbeatInterval:   cfg.HeartbeatInterval,

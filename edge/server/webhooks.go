@@ -25,6 +25,7 @@ func newWebhooks(cfg config.Config, logger *slog.Logger) (*webhooks, error) {
 		DisconnectURL: w.DisconnectURL,
 		Secret:        []byte(w.Secret),
 		Timeout:       w.Timeout,
+		Tracer:        cfg.Tracer,
 	}, logger)
 	if err != nil {
 		return nil, err

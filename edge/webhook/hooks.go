@@ -72,6 +72,9 @@ type Config struct {
 	MessageTypes []string
 	// Secret signs every call (HMAC-SHA256). Required, at least 16 bytes.
 	Secret []byte
+	// Tracer, when set, makes each attempt a span and sends its trace
+	// context (traceparent) to the backend. Optional. Default: nil.
+	Tracer core.Tracer
 	// Timeout bounds each attempt. For connect it bounds the whole call,
 	// retries included, since the client waits. Optional. Default: 5s.
 	Timeout time.Duration
@@ -439,10 +442,21 @@ func (h *Hooks) attempt(ctx context.Context, r *route, id string, n int, body []
 	return resp, err
 }
 
-func (h *Hooks) post(ctx context.Context, r *route, id string, n int, body []byte) ([]byte, error) {
+func (h *Hooks) post(ctx context.Context, r *route, id string, n int, body []byte) (out []byte, err error) {
+	var carrier map[string]string
+	if t := h.cfg.Tracer; t != nil {
+		var end func(error)
+		ctx, end = t.Start(ctx, "switchboard.webhook", nil, "switchboard.route", r.name, "switchboard.delivery", id, "switchboard.attempt", strconv.Itoa(n))
+		defer func() { end(err) }()
+		carrier = make(map[string]string, 2)
+		t.Inject(ctx, carrier)
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.url, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
+	}
+	for k, v := range carrier {
+		req.Header.Set(k, v)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "switchboard-webhook/1")
