@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -39,14 +40,24 @@ func NewMessage(channel string, env *core.Envelope) *message.Message {
 // envelope's trace context (core.Envelope.Trace): "switchboard_trace_traceparent".
 const MetadataTracePrefix = "switchboard_trace_"
 
+// malformed counts ParseMessage failures in this process.
+var malformed atomic.Uint64
+
+// Malformed returns how many broker messages ParseMessage refused in this
+// process (every driver drops them with a log line): a foreign producer
+// on the topic, or a version mismatch between nodes.
+func Malformed() uint64 { return malformed.Load() }
+
 // ParseMessage turns a Watermill message back into a delivery.
 func ParseMessage(msg *message.Message) (core.Delivery, error) {
 	ch := msg.Metadata.Get(MetadataChannel)
 	if ch == "" {
+		malformed.Add(1)
 		return core.Delivery{}, fmt.Errorf("%w: no %s metadata (uuid %s)", ErrMalformed, MetadataChannel, msg.UUID)
 	}
 	env, err := core.UnmarshalEnvelope(msg.Payload)
 	if err != nil {
+		malformed.Add(1)
 		return core.Delivery{}, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	for k, v := range msg.Metadata {

@@ -17,6 +17,8 @@ type Metrics struct {
 	DisconnectsByCode map[uint16]uint64
 	// InboundByType counts client envelopes per type.
 	InboundByType map[string]uint64
+	// OutboundByTransport counts envelopes written, per transport name.
+	OutboundByTransport map[string]uint64
 	// Resumes counts connects with since=; ResumesLost those answered
 	// recovered:false.
 	Resumes, ResumesLost uint64
@@ -37,12 +39,26 @@ const LagWindow = 10 * time.Second
 // counters is a small concurrent map of counters keyed by a bounded label.
 type counters[K comparable] struct{ m sync.Map }
 
-func (c *counters[K]) add(k K) {
+func (c *counters[K]) add(k K) { c.get(k).Add(1) }
+
+// get returns k's counter, created on first use: callers on hot paths
+// keep the pointer.
+func (c *counters[K]) get(k K) *atomic.Uint64 {
 	v, ok := c.m.Load(k)
 	if !ok {
 		v, _ = c.m.LoadOrStore(k, new(atomic.Uint64))
 	}
-	v.(*atomic.Uint64).Add(1)
+	return v.(*atomic.Uint64)
+}
+
+// sum adds every counter.
+func (c *counters[K]) sum() uint64 {
+	var t uint64
+	c.m.Range(func(_, v any) bool {
+		t += v.(*atomic.Uint64).Load()
+		return true
+	})
+	return t
 }
 
 func (c *counters[K]) snapshot() map[K]uint64 {
@@ -61,6 +77,7 @@ func (n *Node) Metrics() Metrics {
 		ConnectionsByTransport: make(map[string]int),
 		DisconnectsByCode:      n.metrics.disconnects.snapshot(),
 		InboundByType:          n.metrics.inbound.snapshot(),
+		OutboundByTransport:    n.metrics.outbound.snapshot(),
 		Resumes:                n.metrics.resumes.Load(),
 		ResumesLost:            n.metrics.resumesLost.Load(),
 	}
@@ -81,6 +98,7 @@ func (n *Node) Metrics() Metrics {
 type nodeMetrics struct {
 	disconnects counters[uint16]
 	inbound     counters[string]
+	outbound    counters[string] // by transport; sessions hold their counter
 	resumes     atomic.Uint64
 	resumesLost atomic.Uint64
 	// lastDelivery (unix ns) and lastLag (ns): the newest broker delivery

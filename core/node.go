@@ -52,7 +52,6 @@ type Node struct {
 type nodeStats struct {
 	connsTotal atomic.Uint64
 	in         atomic.Uint64 // inbound envelopes
-	out        atomic.Uint64 // envelopes written to transports
 	published  atomic.Uint64 // publications delivered by the broker
 	errors     atomic.Uint64 // error replies sent
 	dropped    atomic.Uint64 // envelopes dropped by drop-oldest (and conflate on overflow)
@@ -203,6 +202,7 @@ func (n *Node) Accept(ctx context.Context, t Transport, req ConnectRequest) (*Se
 		meta:   req.Meta,
 	}
 	s.ctx = context.WithValue(sctx, sessionKey{}, s) // log lines written with it name the connection
+	s.out = n.metrics.outbound.get(t.Name())
 	if e, ok := t.(Ephemeral); !ok || !e.Ephemeral() {
 		s.eventful = true
 	}
@@ -620,7 +620,7 @@ func (n *Node) Stats() Stats {
 		ConnectionsTotal: n.stats.connsTotal.Load(),
 		Rooms:            n.hub.Rooms(),
 		MessagesIn:       n.stats.in.Load(),
-		MessagesOut:      n.stats.out.Load(),
+		MessagesOut:      n.metrics.outbound.sum(),
 		Published:        n.stats.published.Load(),
 		Errors:           n.stats.errors.Load(),
 		Dropped:          n.stats.dropped.Load(),

@@ -64,7 +64,8 @@ type Session struct {
 	slow       bool        // in a drop-oldest episode
 	dropped    uint64
 
-	batch  [][]byte // writer-owned
+	out    *atomic.Uint64 // envelopes written: the node's counter for this transport
+	batch  [][]byte       // writer-owned
 	hb     *time.Timer
 	expiry *time.Timer // closes with 4001 "token expired"; guarded by mu
 	done   chan struct{}
@@ -459,7 +460,7 @@ func (s *Session) writeLoop() {
 		}
 		if err == nil && len(batch) > 0 {
 			if err = s.t.WriteMany(batch); err == nil {
-				s.node.stats.out.Add(uint64(len(batch)))
+				s.out.Add(uint64(len(batch)))
 			}
 		}
 		clear(batch)

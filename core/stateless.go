@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"strconv"
+	"sync/atomic"
 	"time"
 )
 
@@ -54,6 +55,7 @@ func (n *Node) HandleStateless(ctx context.Context, req StatelessRequest, env *E
 		// recovering: replies collect in pending and no writer starts.
 		recovering: true, stateless: true, done: make(chan struct{}),
 		perms: req.Permissions,
+		out:   new(atomic.Uint64), // never written to: replies are returned
 	}
 	for _, room := range req.Rooms {
 		if max := n.cfg.MaxRoomsPerConn; max > 0 && len(s.rooms) >= max {

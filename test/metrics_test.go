@@ -78,10 +78,15 @@ func TestMetricsMoveWithTraffic(t *testing.T) {
 	})
 	delta := func(series string) float64 { return mid[series] - before[series] }
 	checks := map[string]float64{
-		`switchboard_connections{transport="websocket"}`:           1,
-		`switchboard_connections{transport="sse"}`:                 1,
-		`switchboard_messages_in_total{type="publish"}`:            3,
-		`switchboard_messages_in_total{type="unknown"}`:            1,
+		`switchboard_connections{transport="websocket"}`: 1,
+		`switchboard_connections{transport="sse"}`:       1,
+		`switchboard_messages_in_total{type="publish"}`:  3,
+		`switchboard_messages_in_total{type="unknown"}`:  1,
+		// a: welcome, 3 × (ack, message), the unknown-type error; b:
+		// welcome, 3 messages; the SSE member: welcome, 3 messages.
+		`switchboard_messages_out_total{transport="websocket"}`:    12,
+		`switchboard_messages_out_total{transport="sse"}`:          4,
+		`switchboard_broker_malformed_total`:                       0,
 		`switchboard_broker_deliveries_total`:                      3,
 		`switchboard_delivery_latency_seconds_count`:               3,
 		`switchboard_broker_publish_seconds_count`:                 3,

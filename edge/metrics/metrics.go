@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/switchboard-dev/switchboard/broker"
 	"github.com/switchboard-dev/switchboard/core"
 )
 
@@ -79,7 +80,8 @@ var (
 	descConnects    = prometheus.NewDesc("switchboard_connections_total", "Connections accepted (long-poll requests included).", nil, nil)
 	descDisconnects = prometheus.NewDesc("switchboard_disconnects_total", "Connections ended, by close code (long-poll requests excluded).", []string{"code"}, nil)
 	descIn          = prometheus.NewDesc("switchboard_messages_in_total", "Client envelopes received, by type (unknown types folded).", []string{"type"}, nil)
-	descOut         = prometheus.NewDesc("switchboard_messages_out_total", "Envelopes written to connections.", nil, nil)
+	descOut         = prometheus.NewDesc("switchboard_messages_out_total", "Envelopes written to connections, by transport.", []string{"transport"}, nil)
+	descMalformed   = prometheus.NewDesc("switchboard_broker_malformed_total", "Broker messages dropped because they were not Switchboard envelopes.", nil, nil)
 	descDeliveries  = prometheus.NewDesc("switchboard_broker_deliveries_total", "Messages delivered to this node by the broker.", nil, nil)
 	descErrors      = prometheus.NewDesc("switchboard_errors_total", "Error envelopes sent to clients.", nil, nil)
 	descSlow        = prometheus.NewDesc("switchboard_slow_consumer_actions_total", "Slow-consumer actions, by what was done.", []string{"action"}, nil)
@@ -95,7 +97,7 @@ var (
 type collector struct{ src *Source }
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descConns, descConnects, descDisconnects, descIn, descOut, descDeliveries, descErrors, descSlow, descRefused, descRooms, descResumes, descQueued, descMaxQueued, descLag} {
+	for _, d := range []*prometheus.Desc{descConns, descConnects, descDisconnects, descIn, descOut, descDeliveries, descErrors, descSlow, descRefused, descRooms, descResumes, descQueued, descMaxQueued, descLag, descMalformed} {
 		ch <- d
 	}
 }
@@ -121,7 +123,15 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	for typ, v := range mt.InboundByType {
 		ch <- prometheus.MustNewConstMetric(descIn, prometheus.CounterValue, float64(v), typ)
 	}
-	ch <- prometheus.MustNewConstMetric(descOut, prometheus.CounterValue, float64(st.MessagesOut))
+	for _, t := range []string{"websocket", "sse", "longpoll"} {
+		if _, ok := mt.OutboundByTransport[t]; !ok {
+			mt.OutboundByTransport[t] = 0
+		}
+	}
+	for t, v := range mt.OutboundByTransport {
+		ch <- prometheus.MustNewConstMetric(descOut, prometheus.CounterValue, float64(v), t)
+	}
+	ch <- prometheus.MustNewConstMetric(descMalformed, prometheus.CounterValue, float64(broker.Malformed()))
 	ch <- prometheus.MustNewConstMetric(descDeliveries, prometheus.CounterValue, float64(st.Published))
 	ch <- prometheus.MustNewConstMetric(descErrors, prometheus.CounterValue, float64(st.Errors))
 	for action, v := range map[string]uint64{"closed": st.SlowClosed, "dropped": st.Dropped, "conflated": st.Conflated, "resume_paused": st.ResumeGaps, "resume_lost": st.ResumeGapsLost} {
