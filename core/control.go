@@ -147,7 +147,7 @@ func (n *Node) History(ctx context.Context, req HistoryRequest) (HistoryResult, 
 // goroutine, in log order; fn must not block. Channels named like rooms
 // or users ("room:", "user:") are refused.
 func (n *Node) Consume(ctx context.Context, channel string, fn func(Delivery)) error {
-	if strings.HasPrefix(channel, "room:") || strings.HasPrefix(channel, "user:") || channel == BroadcastChannel || channel == ControlChannel {
+	if connectionChannel(channel) || channel == ControlChannel {
 		return fmt.Errorf("switchboard/core: Consume(%q): a connection channel", channel)
 	}
 	n.consumers.Store(channel, fn)
@@ -158,4 +158,10 @@ func (n *Node) Consume(ctx context.Context, channel string, fn func(Delivery)) e
 		return fmt.Errorf("switchboard/core: subscribe %q: %w", channel, err)
 	}
 	return nil
+}
+
+// connectionChannel reports whether messages on channel go to connections:
+// a room, a user, or the broadcast channel. Others are server channels.
+func connectionChannel(channel string) bool {
+	return strings.HasPrefix(channel, "room:") || strings.HasPrefix(channel, "user:") || channel == BroadcastChannel
 }

@@ -113,11 +113,14 @@ func (n *Node) handlePing(_ context.Context, s *Session, env *Envelope) error {
 // Publish sends env to channel through the broker, so every node's
 // members receive it. A broker failure is an *Error with CodeBrokerDown.
 func (n *Node) Publish(ctx context.Context, channel string, env *Envelope) (string, error) {
-	if t := n.cfg.Tracer; t != nil {
+	if t := n.cfg.Tracer; t != nil && connectionChannel(channel) {
 		var end func(error)
-		ctx, end = t.Start(ctx, "switchboard.publish", nil, "switchboard.channel", channel, "switchboard.type", env.Type)
-		env.Trace = make(map[string]string, 2)
-		t.Inject(ctx, env.Trace)
+		ctx, end = t.Start(ctx, "switchboard.publish", env.Trace, "switchboard.channel", channel, "switchboard.type", env.Type)
+		trace := make(map[string]string, 2) // the caller's envelope keeps its own
+		t.Inject(ctx, trace)
+		copied := *env
+		copied.Trace = trace
+		env = &copied
 		var err error
 		defer func() { end(err) }()
 		id, perr := n.publish(ctx, channel, env)

@@ -187,8 +187,8 @@ func (h *Hub) Busiest(n int) []RoomSize {
 			if !ok {
 				continue
 			}
-			if len(top) == n && len(members) <= top[n-1].Members {
-				continue
+			if last := len(top) - 1; len(top) == n && (len(members) < top[last].Members || len(members) == top[last].Members && room > top[last].Room) {
+				continue // ranks below the current last: larger first, then by name
 			}
 			top = append(top, RoomSize{Room: room, Members: len(members)})
 			slices.SortFunc(top, func(a, b RoomSize) int {

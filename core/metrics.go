@@ -85,13 +85,19 @@ func (n *Node) Metrics() Metrics {
 		m.BrokerLag = time.Duration(n.metrics.lastLag.Load())
 	}
 	n.mu.Lock()
+	sessions := make([]*Session, 0, len(n.sessions))
 	for s := range n.sessions {
+		sessions = append(sessions, s)
+	}
+	n.mu.Unlock()
+	// Each session's lock is taken with the node's released, so a scrape
+	// never holds up connects and disconnects.
+	for _, s := range sessions {
 		m.ConnectionsByTransport[s.t.Name()]++
 		q := s.queued()
 		m.Queued += q
 		m.MaxQueued = max(m.MaxQueued, q)
 	}
-	n.mu.Unlock()
 	return m
 }
 

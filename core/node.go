@@ -159,6 +159,9 @@ func (n *Node) deliver(d Delivery) {
 		fn.(func(Delivery))(d)
 		return
 	}
+	if !connectionChannel(d.Channel) {
+		return // a server channel this node does not consume (a peer's dashboard samples)
+	}
 	var end func(error)
 	if t := n.cfg.Tracer; t != nil && d.Envelope.Trace != nil {
 		_, end = t.Start(context.Background(), "switchboard.deliver", d.Envelope.Trace, "switchboard.channel", d.Channel, "switchboard.id", d.Envelope.ID, "switchboard.node", n.prefix)
@@ -488,7 +491,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		}
 		n.mu.Unlock()
 		n.log.Info("shutting down", "sessions", len(sessions))
-		n.drainDeliveries(ctx)
+		n.DrainDeliveries(ctx)
 		for _, s := range sessions {
 			s.closeAsync(DisconnectShutdown)
 		}
@@ -535,18 +538,28 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	return n.shutdownErr
 }
 
-// drainDeliveries waits, within BrokerTimeout and ctx, until the broker
-// has delivered to this node everything published before the shutdown
-// began (Header and Syncer): a message whose publisher was already told
-// it was accepted then reaches this node's members before their 1012,
-// instead of only through their resume on another node.
-func (n *Node) drainDeliveries(ctx context.Context) {
+// DrainDeliveries waits until the broker has delivered to this node
+// everything published so far (brokers with Header and Syncer), so that a
+// message whose publisher was already told it was accepted reaches this
+// node's members before a shutdown's 1012 instead of only through their
+// resume elsewhere. Shutdown calls it; a server whose transports end
+// sessions themselves when it stops accepting (SSE streams) calls it
+// before that. It is bounded by BrokerTimeout and by half of the time ctx
+// has left, and skipped while the broker reports itself unhealthy.
+func (n *Node) DrainDeliveries(ctx context.Context) {
 	h, ok := n.broker.(Header)
 	sy, ok2 := n.broker.(Syncer)
 	if !ok || !ok2 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, n.cfg.BrokerTimeout)
+	if hc, ok := n.broker.(HealthChecker); ok && hc.Healthy() != nil {
+		return // nothing will arrive: keep the time for flushing
+	}
+	limit := n.cfg.BrokerTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		limit = min(limit, time.Until(dl)/2)
+	}
+	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	head, err := h.Head(ctx)
 	if err == nil && head != "" {

@@ -35,7 +35,7 @@ func TestDashboardAuth(t *testing.T) {
 		{"bearer", "Bearer " + adminToken, http.StatusOK},
 		{"basic, any user", basic("ops", adminToken), http.StatusOK},
 	}
-	for _, path := range []string{"/dashboard", "/dashboard/samples", "/dashboard/client.js"} {
+	for _, path := range []string{"/dashboard", "/dashboard/samples", "/dashboard/client.js", "/dashboard/sse?rooms=nodes"} {
 		for _, tc := range cases {
 			req, _ := http.NewRequest(http.MethodGet, "http://"+e.addr+path, nil)
 			if tc.auth != "" {
@@ -54,20 +54,34 @@ func TestDashboardAuth(t *testing.T) {
 			}
 		}
 	}
-	if !strings.Contains(e.logs.String(), "dashboard: missing or wrong admin token") {
-		t.Error("refusals are not logged")
+	// Every refusal is logged, at Warn at most once per 10 s.
+	refusals := e.logs.lines("dashboard: missing or wrong admin token")
+	warns := 0
+	for _, l := range refusals {
+		if l["level"] == "WARN" {
+			warns++
+		}
+	}
+	if len(refusals) != 16 || warns != 1 {
+		t.Errorf("%d refusals logged, %d at Warn; want 16, 1", len(refusals), warns)
 	}
 }
 
-// TestDashboardNeedsAPrivatePlaceInProduction: in production mode without
-// --admin-addr or --admin-token the dashboard is not served publicly.
-func TestDashboardNeedsAPrivatePlaceInProduction(t *testing.T) {
-	e := startEdge(t, func(c *config.Config) { c.JWTSecret = strings.Repeat("k", 32) })
-	if code := statusOf("http://" + e.addr + "/dashboard"); code != http.StatusNotFound {
-		t.Fatalf("/dashboard: %d, want 404", code)
-	}
-	if !strings.Contains(e.logs.String(), "dashboard not served") {
-		t.Error("no log line says why the dashboard is off")
+// TestDashboardNeedsAPrivatePlace: without --admin-addr or --admin-token
+// the dashboard is not served on the public listener, in production or
+// development mode.
+func TestDashboardNeedsAPrivatePlace(t *testing.T) {
+	for _, mod := range []func(*config.Config){
+		func(c *config.Config) { c.JWTSecret = strings.Repeat("k", 32) },
+		nil,
+	} {
+		e := startEdge(t, mod)
+		if code := statusOf("http://" + e.addr + "/dashboard"); code != http.StatusNotFound {
+			t.Fatalf("/dashboard: %d, want 404", code)
+		}
+		if !strings.Contains(e.logs.String(), "dashboard not served") {
+			t.Error("no log line says why the dashboard is off")
+		}
 	}
 }
 
@@ -109,8 +123,6 @@ func TestBrowserDashboard(t *testing.T) {
 	}
 	until(t, ctx, "a message rate", `document.querySelector("#node-table tbody td:nth-child(6)").textContent !== "0"`)
 	// A warning reaches the recent-errors list.
-	a.send(`{"v":1,"type":"join","room":"bad room!","ref":"j"}`)
-	a.expectError(core.CodeInvalidRoom, "j")
 	resp, err := http.Get("http://" + e.addr + "/dashboard/samples") // refused: logs a warning
 	if err != nil {
 		t.Fatal(err)

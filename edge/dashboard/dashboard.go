@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -67,8 +68,14 @@ type Dashboard struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
+	closed      atomic.Bool
+	wantedUntil atomic.Int64 // unix ns: publish samples until then
+	kick        chan struct{}
+
 	mu      sync.Mutex
 	samples map[string][]json.RawMessage // by node id, oldest first
+	seen    map[string]time.Time         // by node id: the last sample's arrival
+	refused atomic.Int64                 // unix ns of the last refusal logged at Warn
 }
 
 // New starts sampling. Close stops it.
@@ -97,7 +104,8 @@ func New(cfg Config, errs *Recent) (*Dashboard, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	d := &Dashboard{cfg: cfg, errs: errs, view: view, cancel: cancel, done: make(chan struct{}), samples: map[string][]json.RawMessage{}}
+	d := &Dashboard{cfg: cfg, errs: errs, view: view, cancel: cancel, done: make(chan struct{}), kick: make(chan struct{}, 1),
+		samples: map[string][]json.RawMessage{}, seen: map[string]time.Time{}}
 	if err := cfg.Node.Consume(ctx, Channel, d.received); err != nil {
 		cancel()
 		_ = view.Shutdown(context.Background())
@@ -107,25 +115,102 @@ func New(cfg Config, errs *Recent) (*Dashboard, error) {
 	return d, nil
 }
 
-// received keeps a sample from any node and passes it to the pages.
+// Samples are published only while someone watches: the node serving a
+// page announces it on Channel ("want") every wantEvery, and every node
+// publishes samples until wantTTL after the last announcement. With no
+// viewer, the dashboard puts nothing in the broker's log.
+const (
+	wantEvery = 3 * time.Second
+	wantTTL   = 10 * time.Second
+	// nodeTTL forgets a node with no sample for this long; maxNodes
+	// bounds how many are kept.
+	nodeTTL  = 30 * time.Second
+	maxNodes = 256
+)
+
+// message is what travels on Channel: a sample, or a want.
+type message struct {
+	Kind string `json:"kind"` // "sample" or "want"
+	Sample
+}
+
+// received keeps a valid sample from any node and passes it to the
+// pages; a want (re)starts this node's sampling.
 func (d *Dashboard) received(del core.Delivery) {
-	var head struct {
-		Node string `json:"node"`
+	if d.closed.Load() {
+		return
 	}
-	data := del.Envelope.Data
-	if json.Unmarshal(data, &head) != nil || head.Node == "" {
+	var m message
+	if json.Unmarshal(del.Envelope.Data, &m) != nil || !validNode(m.Node) {
+		return
+	}
+	now := time.Now()
+	switch m.Kind {
+	case "want":
+		d.wantedUntil.Store(now.Add(wantTTL).UnixNano())
+		return
+	case "sample":
+	default:
+		return
+	}
+	// Re-encoded from the typed sample: only known fields, strings as
+	// strings and numbers as numbers reach the page.
+	data, err := json.Marshal(m.Sample)
+	if err != nil {
 		return
 	}
 	d.mu.Lock()
-	s := append(d.samples[head.Node], data)
+	for node, seen := range d.seen {
+		if now.Sub(seen) > nodeTTL {
+			delete(d.seen, node)
+			delete(d.samples, node)
+		}
+	}
+	if _, known := d.seen[m.Node]; !known && len(d.seen) >= maxNodes {
+		d.mu.Unlock()
+		return
+	}
+	d.seen[m.Node] = now
+	s := append(d.samples[m.Node], data)
 	if len(s) > d.cfg.Keep {
 		s = s[len(s)-d.cfg.Keep:]
 	}
-	d.samples[head.Node] = s
+	d.samples[m.Node] = s
 	d.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	_, _ = d.view.Publish(ctx, core.RoomChannel(room), &core.Envelope{V: core.Version, Type: core.TypeMessage, Room: room, Data: data})
+}
+
+// validNode accepts node ids as core makes them (base32hex, upper case).
+func validNode(id string) bool {
+	if id == "" || len(id) > 32 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// watched reports whether a page is open on this node.
+func (d *Dashboard) watched() bool {
+	for _, n := range d.view.Metrics().ConnectionsByTransport {
+		if n > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// wake asks the loop to announce a want now (a page is being opened).
+func (d *Dashboard) wake() {
+	select {
+	case d.kick <- struct{}{}:
+	default:
+	}
 }
 
 func (d *Dashboard) run(ctx context.Context) {
@@ -133,20 +218,34 @@ func (d *Dashboard) run(ctx context.Context) {
 	t := time.NewTicker(d.cfg.Interval)
 	defer t.Stop()
 	start := time.Now()
-	for {
-		data, err := json.Marshal(d.sample(start))
-		if err == nil {
-			pctx, cancel := context.WithTimeout(ctx, d.cfg.Interval)
-			env := &core.Envelope{V: core.Version, Type: core.TypeMessage, TS: time.Now().UnixMilli(), Data: data}
-			if _, err := d.cfg.Node.Publish(pctx, Channel, env); err != nil && ctx.Err() == nil {
-				d.cfg.Logger.Debug("dashboard sample not published", "err", err)
-			}
-			cancel()
+	var lastWant time.Time
+	publish := func(m message) {
+		data, err := json.Marshal(m)
+		if err != nil {
+			return
 		}
+		pctx, cancel := context.WithTimeout(ctx, d.cfg.Interval)
+		defer cancel()
+		env := &core.Envelope{V: core.Version, Type: core.TypeMessage, TS: time.Now().UnixMilli(), Data: data}
+		if _, err := d.cfg.Node.Publish(pctx, Channel, env); err != nil && ctx.Err() == nil {
+			d.cfg.Logger.Debug("dashboard: not published", "kind", m.Kind, "err", err)
+		}
+	}
+	for {
+		kicked := false
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-d.kick:
+			kicked = true
+		}
+		if now := time.Now(); kicked || (now.Sub(lastWant) >= wantEvery && d.watched()) {
+			lastWant = now
+			publish(message{Kind: "want", Sample: Sample{Node: d.cfg.Node.ID()}})
+		}
+		if time.Now().UnixNano() < d.wantedUntil.Load() {
+			publish(message{Kind: "sample", Sample: d.sample(start)})
 		}
 	}
 }
@@ -192,7 +291,7 @@ func (d *Dashboard) sample(start time.Time) Sample {
 		Refused: st.Refused, Rooms: st.Rooms, Busiest: n.Hub().Busiest(5),
 		Queued: mt.Queued, MaxQueued: mt.MaxQueued, Goroutines: st.Goroutines, HeapBytes: st.HeapBytes,
 		Broker: BrokerState{OK: true, Lag: mt.BrokerLag.Seconds()},
-		Recent: d.errs.Last(10),
+		Recent: d.errs.Last(10), // messages only: the broker log keeps no user ids or addresses
 	}
 	for _, t := range []string{"websocket", "sse", "longpoll"} {
 		if _, ok := s.Connections[t]; !ok {
@@ -215,11 +314,13 @@ var page []byte
 func (d *Dashboard) Register(app *fiber.App) {
 	g := app.Group("/dashboard", d.auth)
 	g.Get("/", func(c *fiber.Ctx) error {
+		d.wake() // start the samples now rather than at the next tick
 		c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
 		c.Set(fiber.HeaderCacheControl, "no-cache")
 		return c.Send(page)
 	})
 	g.Get("/samples", func(c *fiber.Ctx) error {
+		d.wake()
 		d.mu.Lock()
 		out := make(map[string][]json.RawMessage, len(d.samples))
 		for k, v := range d.samples {
@@ -249,7 +350,14 @@ func (d *Dashboard) auth(c *fiber.Ctx) error {
 	if given, ok := credential(c.Get(fiber.HeaderAuthorization)); ok && equal(given, d.cfg.Token) {
 		return c.Next()
 	}
-	d.cfg.Logger.Warn("dashboard: missing or wrong admin token", "remote", c.IP())
+	// One warning per 10 s at most: anyone who reaches the listener could
+	// otherwise flood the log and the recent-warnings list.
+	level := slog.LevelDebug
+	if now := time.Now().UnixNano(); now-d.refused.Load() > int64(10*time.Second) {
+		d.refused.Store(now)
+		level = slog.LevelWarn
+	}
+	d.cfg.Logger.Log(c.Context(), level, "dashboard: missing or wrong admin token", "remote", c.IP())
 	c.Set(fiber.HeaderWWWAuthenticate, `Basic realm="switchboard dashboard", charset="UTF-8"`)
 	return c.Status(fiber.StatusUnauthorized).JSON(fiber.Map{
 		"error": fiber.Map{"code": core.CodeUnauthorized, "message": "the dashboard needs the admin token (--admin-token): as a Bearer token, or as the password of Basic authentication"},
@@ -280,6 +388,7 @@ func equal(a, b string) bool {
 
 // Close stops sampling and ends the pages' streams.
 func (d *Dashboard) Close(ctx context.Context) error {
+	d.closed.Store(true)
 	d.cancel()
 	<-d.done
 	return d.view.Shutdown(ctx)

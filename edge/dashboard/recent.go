@@ -3,7 +3,6 @@ package dashboard
 import (
 	"context"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 )
@@ -12,9 +11,8 @@ import (
 // "recent errors" list. It is a slog.Handler that passes every record on
 // to the next handler and remembers those at Warn and above.
 type Recent struct {
-	next  slog.Handler
-	attrs string // from WithAttrs, rendered once
-	ring  *ring
+	next slog.Handler
+	ring *ring
 }
 
 type ring struct {
@@ -23,12 +21,12 @@ type ring struct {
 	n       int // total recorded
 }
 
-// Entry is one remembered log line.
+// Entry is one remembered log line: its message, not its attributes,
+// which name users and addresses and would travel in the broker's log.
 type Entry struct {
 	At    int64  `json:"at"` // unix ms
 	Level string `json:"level"`
 	Msg   string `json:"msg"`
-	Attrs string `json:"attrs"`
 }
 
 // NewRecent wraps next (nil: remember only).
@@ -42,16 +40,7 @@ func (r *Recent) Enabled(ctx context.Context, l slog.Level) bool {
 
 func (r *Recent) Handle(ctx context.Context, rec slog.Record) error {
 	if rec.Level >= slog.LevelWarn {
-		var b strings.Builder
-		b.WriteString(r.attrs)
-		rec.Attrs(func(a slog.Attr) bool {
-			if b.Len() > 0 {
-				b.WriteByte(' ')
-			}
-			b.WriteString(a.String())
-			return b.Len() < 400
-		})
-		e := Entry{At: rec.Time.UnixMilli(), Level: rec.Level.String(), Msg: rec.Message, Attrs: b.String()}
+		e := Entry{At: rec.Time.UnixMilli(), Level: rec.Level.String(), Msg: rec.Message}
 		if rec.Time.IsZero() {
 			e.At = time.Now().UnixMilli()
 		}
@@ -71,15 +60,6 @@ func (r *Recent) WithAttrs(as []slog.Attr) slog.Handler {
 	if r.next != nil {
 		c.next = r.next.WithAttrs(as)
 	}
-	var b strings.Builder
-	b.WriteString(r.attrs)
-	for _, a := range as {
-		if b.Len() > 0 {
-			b.WriteByte(' ')
-		}
-		b.WriteString(a.String())
-	}
-	c.attrs = b.String()
 	return &c
 }
 

@@ -257,8 +257,10 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 	admin.Get("/metrics", prom)
 	switch {
 	case !cfg.Dashboard:
-	case cfg.Production() && cfg.AdminAddr == "" && cfg.AdminToken == "":
-		logger.Warn("dashboard not served: in production it needs --admin-addr (a private listener) or --admin-token")
+	case cfg.AdminAddr == "" && cfg.AdminToken == "":
+		// It shows room names and log messages: never on a public
+		// listener without a token, whatever the mode.
+		logger.Info("dashboard not served: set --admin-addr (a private listener) or --admin-token")
 	default:
 		var health func() error
 		if hc, ok := b.(core.HealthChecker); ok {
@@ -393,6 +395,10 @@ func (s *Server) ServeAdmin(ln net.Listener) error {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.shutdownOnce.Do(func() {
 		s.ready.Store(false)
+		// Deliver what the broker already accepted before anything ends
+		// a session: stopping the HTTP server ends SSE streams (their
+		// requests' contexts close) before the node's own drain runs.
+		s.node.DrainDeliveries(ctx)
 		// Stop accepting first (Fiber returns without waiting for upgraded
 		// connections), then end every session, then the broker.
 		appErr := s.app.ShutdownWithContext(ctx)

@@ -109,26 +109,16 @@ func Setup(ctx context.Context, getenv func(string) string, stdout io.Writer) (*
 	return t, nil
 }
 
-// otlpOptions passes the endpoint and headers read through getenv (the
-// exporter itself reads only the process environment): the traces
-// endpoint as is, or the base endpoint with /v1/traces.
+// otlpOptions passes the endpoint read through getenv (the exporter
+// itself reads only the process environment, where it also finds the
+// headers, timeout, compression and certificate): the traces endpoint as
+// is, or the base endpoint with /v1/traces.
 func otlpOptions(getenv func(string) string) []otlptracehttp.Option {
 	var opts []otlptracehttp.Option
 	if u := getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"); u != "" {
 		opts = append(opts, otlptracehttp.WithEndpointURL(u))
 	} else if u := getenv("OTEL_EXPORTER_OTLP_ENDPOINT"); u != "" {
 		opts = append(opts, otlptracehttp.WithEndpointURL(strings.TrimSuffix(u, "/")+"/v1/traces"))
-	}
-	for _, name := range []string{"OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS"} {
-		if raw := getenv(name); raw != "" {
-			h := map[string]string{}
-			for _, pair := range strings.Split(raw, ",") {
-				if k, v, ok := strings.Cut(strings.TrimSpace(pair), "="); ok && k != "" {
-					h[k] = v
-				}
-			}
-			opts = append(opts, otlptracehttp.WithHeaders(h))
-		}
 	}
 	return opts
 }
