@@ -19,6 +19,9 @@ type Broker interface {
 	// Publish appends env to channel's log and delivers it to every
 	// subscribed node, including this one. It returns the id (the
 	// position) assigned to the message; env.ID is set to the same value.
+	// env.Trace, when set, must reach the deliveries (as metadata beside
+	// the encoded envelope, never inside it): it carries the publisher's
+	// span across nodes (see Tracer; brokertest's TraceContext checks it).
 	Publish(ctx context.Context, channel string, env *Envelope) (id string, err error)
 
 	// Subscribe and Unsubscribe tell the broker which channels have local

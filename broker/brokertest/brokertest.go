@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -128,6 +129,7 @@ func Run(t *testing.T, features Features, newBroker func(t *testing.T) core.Brok
 		{"PublishDelivers", testPublishDelivers},
 		{"OrderPerChannel", testOrderPerChannel},
 		{"UniqueIDs", testUniqueIDs},
+		{"TraceContext", testTraceContext},
 		{"SubscribeUnsubscribe", testSubscribeUnsubscribe},
 		{"HistorySince", testHistorySince},
 		{"HistoryLimit", testHistoryLimit},
@@ -398,6 +400,44 @@ func testOrderPerChannel(t *testing.T, s *suite) {
 	}
 	for _, ch := range channels {
 		n.expectDelivered(ch, want[ch])
+	}
+}
+
+// testTraceContext: an envelope's Trace (the publisher's span context)
+// reaches the delivery unchanged; an envelope without one
+// arrives without one. It never appears in the encoded envelope.
+func testTraceContext(t *testing.T, s *suite) {
+	n := s.start(t)
+	room := s.channel(t, "room")
+	n.subscribe(room)
+	trace := map[string]string{"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "tracestate": "sb=1"}
+	ctx, cancel := n.ctx()
+	defer cancel()
+	env := message(room, 1)
+	env.Trace = trace
+	id, err := n.b.Publish(ctx, room, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := n.publish(room, 2)
+	all := n.rec.waitFor(t, room, plain.ID, s.f.DeliveryTimeout)
+	var traced, untraced *core.Envelope
+	for _, e := range all {
+		switch e.ID {
+		case id:
+			traced = e
+		case plain.ID:
+			untraced = e
+		}
+	}
+	if traced == nil || !maps.Equal(traced.Trace, trace) {
+		t.Fatalf("delivered %+v, want Trace %v", traced, trace)
+	}
+	if len(untraced.Trace) != 0 {
+		t.Fatalf("an untraced publish arrived with Trace %v", untraced.Trace)
+	}
+	if strings.Contains(string(traced.Encode()), "traceparent") {
+		t.Fatalf("the trace context leaked into the envelope: %s", traced.Encode())
 	}
 }
 
