@@ -340,10 +340,9 @@ func (s *Session) removeOldestLocked(ch string) bool {
 
 func (s *Session) pushLocked(it item) {
 	if s.n == len(s.ring) {
-		size := 2 * len(s.ring)
-		if size < 8 {
-			size = 8
-		}
+		// Start small: an idle connection keeps its ring, and most
+		// queues hold one or two items at a time; bursts double it.
+		size := max(2*len(s.ring), 2)
 		if size > s.max && s.n < s.max {
 			size = s.max
 		}

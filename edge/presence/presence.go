@@ -143,7 +143,19 @@ type nodeState struct {
 type connState struct {
 	user, transport string
 	meta            map[string]string
-	rooms           map[string]bool
+	rooms           []string // joined rooms: few per connection, a slice costs less than a map
+}
+
+func (c *connState) join(room string) {
+	if !slices.Contains(c.rooms, room) {
+		c.rooms = append(c.rooms, room)
+	}
+}
+
+func (c *connState) leave(room string) {
+	if i := slices.Index(c.rooms, room); i >= 0 {
+		c.rooms = slices.Delete(c.rooms, i, i+1)
+	}
 }
 
 // New returns a Tracker; hand its OnEvent to the node's Config.OnEvent
@@ -403,10 +415,7 @@ func goodbyes(id string, n *nodeState, now time.Time) []Record {
 	for _, conn := range conns {
 		c := n.conns[conn]
 		base := core.Event{Node: id, Conn: conn, User: c.user, Transport: c.transport, Meta: c.meta, Time: now}
-		rooms := make([]string, 0, len(c.rooms))
-		for r := range c.rooms {
-			rooms = append(rooms, r)
-		}
+		rooms := slices.Clone(c.rooms)
 		slices.Sort(rooms)
 		for _, r := range rooms {
 			ev := base
@@ -453,7 +462,7 @@ func (t *Tracker) apply(d core.Delivery) {
 			t.dropConns(r.Node, n)
 		}
 		for _, c := range r.Conns {
-			cs := &connState{user: c.User, transport: c.Transport, meta: c.Meta, rooms: map[string]bool{}}
+			cs := &connState{user: c.User, transport: c.Transport, meta: c.Meta}
 			n.conns[c.Conn] = cs
 			for _, room := range c.Rooms {
 				t.joinRoom(r.Node, c.Conn, cs, room)
@@ -488,7 +497,7 @@ func (t *Tracker) applyEvent(node string, n *nodeState, ev *core.Event) {
 	}
 	switch ev.Type {
 	case core.EventConnect:
-		n.conns[ev.Conn] = &connState{user: ev.User, transport: ev.Transport, meta: ev.Meta, rooms: map[string]bool{}}
+		n.conns[ev.Conn] = &connState{user: ev.User, transport: ev.Transport, meta: ev.Meta}
 	case core.EventJoin:
 		if c := n.conns[ev.Conn]; c != nil {
 			t.joinRoom(node, ev.Conn, c, ev.Room)
@@ -499,7 +508,7 @@ func (t *Tracker) applyEvent(node string, n *nodeState, ev *core.Event) {
 		}
 	case core.EventDisconnect:
 		if c := n.conns[ev.Conn]; c != nil {
-			for room := range c.rooms {
+			for _, room := range slices.Clone(c.rooms) {
 				t.leaveRoom(node, ev.Conn, c, room)
 			}
 			delete(n.conns, ev.Conn)
@@ -510,7 +519,7 @@ func (t *Tracker) applyEvent(node string, n *nodeState, ev *core.Event) {
 // joinRoom, leaveRoom and dropConns keep the room index in step with the
 // node table. Called with t.mu held.
 func (t *Tracker) joinRoom(node, conn string, c *connState, room string) {
-	c.rooms[room] = true
+	c.join(room)
 	m := t.rooms[room]
 	if m == nil {
 		m = make(map[member]struct{})
@@ -520,7 +529,7 @@ func (t *Tracker) joinRoom(node, conn string, c *connState, room string) {
 }
 
 func (t *Tracker) leaveRoom(node, conn string, c *connState, room string) {
-	delete(c.rooms, room)
+	c.leave(room)
 	if m := t.rooms[room]; m != nil {
 		delete(m, member{node, conn})
 		if len(m) == 0 {
@@ -531,7 +540,7 @@ func (t *Tracker) leaveRoom(node, conn string, c *connState, room string) {
 
 func (t *Tracker) dropConns(node string, n *nodeState) {
 	for conn, c := range n.conns {
-		for room := range c.rooms {
+		for _, room := range slices.Clone(c.rooms) {
 			t.leaveRoom(node, conn, c, room)
 		}
 	}
@@ -563,10 +572,7 @@ func (t *Tracker) Members(_ context.Context, room string) ([]Conn, error) {
 			continue
 		}
 		c := n.conns[m.conn]
-		rooms := make([]string, 0, len(c.rooms))
-		for r := range c.rooms {
-			rooms = append(rooms, r)
-		}
+		rooms := slices.Clone(c.rooms)
 		slices.Sort(rooms)
 		out = append(out, Conn{Conn: m.conn, User: c.user, Node: m.node, Transport: c.transport, Rooms: rooms, Meta: c.meta})
 	}
