@@ -219,13 +219,7 @@ func subscribeCentrifuge(ctx context.Context, f *fleet, t target, r subReq) erro
 // lines handles one frame: pings are answered, a disconnect push ends the
 // reader, and everything else goes to the fleet line by line.
 func (c *centrifugeConn) lines(f *fleet, shard int, frame []byte, nowNS int64) error {
-	for len(frame) > 0 {
-		line := frame
-		if i := indexNL(frame); i >= 0 {
-			line, frame = frame[:i], frame[i+1:]
-		} else {
-			frame = nil
-		}
+	for line := range lines(frame) {
 		switch kind, _ := parseCentrifugeLine(line); kind {
 		case cfPing:
 			if err := c.write(cfPong); err != nil {

@@ -264,15 +264,9 @@ func runStep(ctx context.Context, o options, t *edgeTarget, out *output, rec *re
 
 	base := t.httpBase()
 	stats0, _ := edgeproc.GetStats(ctx, base)
-	self0, err := edgeproc.ReadProc(0)
+	self0, srv0, err := readProcs(t.pid)
 	if err != nil {
 		return nil, err
-	}
-	var srv0 edgeproc.ProcStat
-	if t.pid > 0 {
-		if srv0, err = edgeproc.ReadProc(t.pid); err != nil {
-			return nil, err
-		}
 	}
 	sys0, err := edgeproc.ReadSystemCPU()
 	if err != nil {
@@ -378,3 +372,15 @@ func runStep(ctx context.Context, o options, t *edgeTarget, out *output, rec *re
 }
 
 func ms(d time.Duration) float64 { return math.Round(float64(d)/1e3) / 1e3 }
+
+// readProcs reads /proc counters of this tool and, when pid is known, of
+// the server.
+func readProcs(pid int) (self, srv edgeproc.ProcStat, err error) {
+	if self, err = edgeproc.ReadProc(0); err != nil {
+		return self, srv, err
+	}
+	if pid > 0 {
+		srv, err = edgeproc.ReadProc(pid)
+	}
+	return self, srv, err
+}

@@ -1,6 +1,9 @@
 package main
 
-import "bytes"
+import (
+	"bytes"
+	"iter"
+)
 
 // A published payload starts with the send time and the step number, so a
 // subscriber finds both without decoding the envelope:
@@ -74,3 +77,21 @@ func appendInt(b []byte, v int64) []byte {
 }
 
 func indexNL(b []byte) int { return bytes.IndexByte(b, '\n') }
+
+// lines yields the '\n'-separated lines of a frame (several envelopes, or
+// several protocol messages, travel in one frame).
+func lines(frame []byte) iter.Seq[[]byte] {
+	return func(yield func([]byte) bool) {
+		for len(frame) > 0 {
+			line := frame
+			if i := indexNL(frame); i >= 0 {
+				line, frame = frame[:i], frame[i+1:]
+			} else {
+				frame = nil
+			}
+			if !yield(line) {
+				return
+			}
+		}
+	}
+}

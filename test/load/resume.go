@@ -122,13 +122,7 @@ const (
 )
 
 func (s *resumeState) frame(shard int, frame []byte, nowNS int64) {
-	for len(frame) > 0 {
-		line := frame
-		if i := indexNL(frame); i >= 0 {
-			line, frame = frame[:i], frame[i+1:]
-		} else {
-			frame = nil
-		}
+	for line := range lines(frame) {
 		id, step, seq, ok := parseResumeLine(line)
 		if !ok {
 			s.other.Add(1)
@@ -382,15 +376,9 @@ func runResume(ctx context.Context, o options, t *edgeTarget, out *output, run i
 	}
 
 	// 4. Reconnect storm, with live traffic if asked.
-	self0, err := edgeproc.ReadProc(0)
+	self0, srv0, err := readProcs(t.pid)
 	if err != nil {
 		return nil, err
-	}
-	var srv0 edgeproc.ProcStat
-	if t.pid > 0 {
-		if srv0, err = edgeproc.ReadProc(t.pid); err != nil {
-			return nil, err
-		}
 	}
 	f2 := &fleet{rec: &recorder{}, sink: state.frame, welcome: state.welcome}
 	defer f2.closeAll()

@@ -63,13 +63,7 @@ type recorder struct {
 // frame handles one received frame: every load message in it is
 // attributed to its step with the frame's arrival time.
 func (r *recorder) frame(shard int, frame []byte, nowNS int64) {
-	for len(frame) > 0 {
-		line := frame
-		if i := indexNL(frame); i >= 0 {
-			line, frame = frame[:i], frame[i+1:]
-		} else {
-			frame = nil
-		}
+	for line := range lines(frame) {
 		if len(line) == 0 {
 			continue
 		}
