@@ -269,6 +269,10 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 		d, err := dashboard.New(dashboard.Config{Node: node, Health: health, Token: cfg.AdminToken, Logger: logger}, recent)
 		if err != nil {
 			_ = node.Shutdown(context.Background())
+			if jwtAuth != nil {
+				_ = jwtAuth.Close()
+			}
+			_ = hooks.close()
 			return nil, fmt.Errorf("dashboard: %w", err)
 		}
 		d.Register(admin)
