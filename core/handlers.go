@@ -151,7 +151,7 @@ func (n *Node) publish(ctx context.Context, channel string, env *Envelope) (stri
 func (s *Session) InRoom(room string) bool {
 	s.roomsMu.Lock()
 	defer s.roomsMu.Unlock()
-	_, ok := s.rooms[room]
+	ok := s.rooms.has(room)
 	return ok
 }
 
@@ -174,17 +174,17 @@ func (s *Session) join(ctx context.Context, room string) error {
 	if s.isClosing() { // detach may already have run; joining now would leak
 		return ErrSessionClosed
 	}
-	if _, ok := s.rooms[room]; ok {
+	if s.rooms.has(room) {
 		return nil
 	}
-	if max := s.node.cfg.MaxRoomsPerConn; max > 0 && len(s.rooms) >= max {
+	if max := s.node.cfg.MaxRoomsPerConn; max > 0 && s.rooms.len() >= max {
 		return Errorf(CodeTooManyRooms, "at most %d rooms per connection", max)
 	}
 	if err := s.node.hub.add(ctx, RoomChannel(room), s); err != nil {
 		s.node.log.Warn("subscribe failed", append(s.logAttrs(), "channel", RoomChannel(room), "err", err)...)
 		return &Error{Code: CodeBrokerDown, Message: "could not subscribe to the room; retry"}
 	}
-	s.rooms[room] = struct{}{}
+	s.rooms.add(room)
 	s.node.emit(s, EventJoin, room, nil)
 	return nil
 }
@@ -199,10 +199,10 @@ func (s *Session) Leave(ctx context.Context, room string) error {
 	}
 	s.roomsMu.Lock()
 	defer s.roomsMu.Unlock()
-	if _, ok := s.rooms[room]; !ok {
+	if !s.rooms.has(room) {
 		return nil
 	}
-	delete(s.rooms, room)
+	s.rooms.del(room)
 	if err := s.node.hub.remove(ctx, RoomChannel(room), s); err != nil {
 		s.node.log.Warn("unsubscribe failed", append(s.logAttrs(), "channel", RoomChannel(room), "err", err)...)
 	}
@@ -249,7 +249,7 @@ func (n *Node) handleRefresh(ctx context.Context, s *Session, env *Envelope) err
 	s.roomsMu.Lock()
 	s.perms = id.Permissions
 	var revoked []string
-	for room := range s.rooms {
+	for _, room := range s.rooms.list() {
 		if !id.Permissions.CanSubscribe(room) {
 			revoked = append(revoked, room)
 		}

@@ -198,7 +198,7 @@ func (n *Node) Accept(ctx context.Context, t Transport, req ConnectRequest) (*Se
 	s := &Session{
 		node: n, t: t, id: id, user: req.User, remote: req.RemoteAddr,
 		start: time.Now(), ctx: sctx, cancel: cancel,
-		rooms: make(map[string]struct{}), max: n.cfg.SendQueueSize,
+		max:        n.cfg.SendQueueSize,
 		recovering: true, done: make(chan struct{}),
 		tokens: float64(n.cfg.RateBurst),
 		perms:  req.Permissions,
@@ -398,11 +398,8 @@ func (s *Session) finishRecovery(welcome *Envelope, replies, history []*Envelope
 // leaveAll forgets every joined room and returns them.
 func (s *Session) leaveAll() []string {
 	s.roomsMu.Lock()
-	rooms := make([]string, 0, len(s.rooms))
-	for r := range s.rooms {
-		rooms = append(rooms, r)
-	}
-	clear(s.rooms)
+	rooms := s.rooms.list()
+	s.rooms.reset()
 	s.roomsMu.Unlock()
 	return rooms
 }

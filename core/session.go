@@ -42,7 +42,7 @@ type Session struct {
 	refill time.Time
 
 	roomsMu sync.Mutex
-	rooms   map[string]struct{}
+	rooms   roomSet
 	perms   *Permissions // guarded by roomsMu; nil allows every room
 
 	mu         sync.Mutex // guards everything below
@@ -104,11 +104,7 @@ func (s *Session) Done() <-chan struct{} { return s.done }
 func (s *Session) Rooms() []string {
 	s.roomsMu.Lock()
 	defer s.roomsMu.Unlock()
-	out := make([]string, 0, len(s.rooms))
-	for r := range s.rooms {
-		out = append(out, r)
-	}
-	return out
+	return s.rooms.list()
 }
 
 // queued is the number of envelopes waiting in the send queue.

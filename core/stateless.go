@@ -51,18 +51,18 @@ func (n *Node) HandleStateless(ctx context.Context, req StatelessRequest, env *E
 	s := &Session{
 		node: n, t: statelessTransport{}, id: id, user: req.User, remote: req.RemoteAddr,
 		start: time.Now(), ctx: sctx, cancel: cancel,
-		rooms: make(map[string]struct{}), max: n.cfg.SendQueueSize,
+		max: n.cfg.SendQueueSize,
 		// recovering: replies collect in pending and no writer starts.
 		recovering: true, stateless: true, done: make(chan struct{}),
 		perms: req.Permissions,
 		out:   new(atomic.Uint64), // never written to: replies are returned
 	}
 	for _, room := range req.Rooms {
-		if max := n.cfg.MaxRoomsPerConn; max > 0 && len(s.rooms) >= max {
+		if max := n.cfg.MaxRoomsPerConn; max > 0 && s.rooms.len() >= max {
 			break
 		}
-		if ValidateRoom(room) == nil {
-			s.rooms[room] = struct{}{}
+		if ValidateRoom(room) == nil && !s.rooms.has(room) {
+			s.rooms.add(room)
 		}
 	}
 	n.dispatch(s, env)
