@@ -21,7 +21,7 @@ func (n *Node) registerBuiltins() {
 // error envelope. An unknown type is an error reply, never a disconnect.
 func (n *Node) dispatch(s *Session, env *Envelope) {
 	h := n.router.lookup(env.Type)
-	n.countInbound(env.Type, h != nil)
+	n.countInbound(env.Type, h != nil, s.t.Name())
 	if h == nil {
 		s.replyError(env.Ref, Errorf(CodeUnknownType, "unknown type %q", env.Type))
 		return

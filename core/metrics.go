@@ -15,8 +15,10 @@ type Metrics struct {
 	ConnectionsByTransport map[string]int
 	// DisconnectsByCode counts ended sessions per close code.
 	DisconnectsByCode map[uint16]uint64
-	// InboundByType counts client envelopes per type.
+	// InboundByType counts client envelopes per type; Inbound per type
+	// and transport ("send" for POST /send).
 	InboundByType map[string]uint64
+	Inbound       map[InboundKey]uint64
 	// OutboundByTransport counts envelopes written, per transport name.
 	OutboundByTransport map[string]uint64
 	// Resumes counts connects with since=; ResumesLost those answered
@@ -76,10 +78,14 @@ func (n *Node) Metrics() Metrics {
 	m := Metrics{
 		ConnectionsByTransport: make(map[string]int),
 		DisconnectsByCode:      n.metrics.disconnects.snapshot(),
-		InboundByType:          n.metrics.inbound.snapshot(),
+		Inbound:                n.metrics.inbound.snapshot(),
+		InboundByType:          map[string]uint64{},
 		OutboundByTransport:    n.metrics.outbound.snapshot(),
 		Resumes:                n.metrics.resumes.Load(),
 		ResumesLost:            n.metrics.resumesLost.Load(),
+	}
+	for k, v := range m.Inbound {
+		m.InboundByType[k.Type] += v
 	}
 	if at := n.metrics.lastDelivery.Load(); at > 0 && time.Since(time.Unix(0, at)) < LagWindow {
 		m.BrokerLag = time.Duration(n.metrics.lastLag.Load())
@@ -103,7 +109,7 @@ func (n *Node) Metrics() Metrics {
 
 type nodeMetrics struct {
 	disconnects counters[uint16]
-	inbound     counters[string]
+	inbound     counters[InboundKey]
 	outbound    counters[string] // by transport; sessions hold their counter
 	resumes     atomic.Uint64
 	resumesLost atomic.Uint64
@@ -115,12 +121,19 @@ type nodeMetrics struct {
 
 // countInbound records one client envelope of typ, folding types the
 // router does not know into "unknown" so a client cannot mint labels.
-func (n *Node) countInbound(typ string, known bool) {
+func (n *Node) countInbound(typ string, known bool, transport string) {
 	if !known {
 		typ = "unknown"
 	}
-	n.metrics.inbound.add(typ)
+	if transport == "stateless" {
+		transport = "send" // POST /send, for SSE and long-poll clients
+	}
+	n.metrics.inbound.add(InboundKey{Type: typ, Transport: transport})
 }
+
+// InboundKey labels Metrics.Inbound: an envelope type (one the router
+// knows, or "unknown") and a transport name; both bounded.
+type InboundKey struct{ Type, Transport string }
 
 // observeDelivery reports the publish-to-delivery latency of a message
 // this node received from the broker (once per message, not per

@@ -78,10 +78,10 @@ func TestMetricsMoveWithTraffic(t *testing.T) {
 	})
 	delta := func(series string) float64 { return mid[series] - before[series] }
 	checks := map[string]float64{
-		`switchboard_connections{transport="websocket"}`: 1,
-		`switchboard_connections{transport="sse"}`:       1,
-		`switchboard_messages_in_total{type="publish"}`:  3,
-		`switchboard_messages_in_total{type="unknown"}`:  1,
+		`switchboard_connections{transport="websocket"}`:                      1,
+		`switchboard_connections{transport="sse"}`:                            1,
+		`switchboard_messages_in_total{transport="websocket",type="publish"}`: 3,
+		`switchboard_messages_in_total{transport="websocket",type="unknown"}`: 1,
 		// a: welcome, 3 × (ack, message), the unknown-type error; b:
 		// welcome, 3 messages; the SSE member: welcome, 3 messages.
 		`switchboard_messages_out_total{transport="websocket"}`:    12,

@@ -79,7 +79,7 @@ var (
 	descConns       = prometheus.NewDesc("switchboard_connections", "Open connections by transport.", []string{"transport"}, nil)
 	descConnects    = prometheus.NewDesc("switchboard_connections_total", "Connections accepted (long-poll requests included).", nil, nil)
 	descDisconnects = prometheus.NewDesc("switchboard_disconnects_total", "Connections ended, by close code (long-poll requests excluded).", []string{"code"}, nil)
-	descIn          = prometheus.NewDesc("switchboard_messages_in_total", "Client envelopes received, by type (unknown types folded).", []string{"type"}, nil)
+	descIn          = prometheus.NewDesc("switchboard_messages_in_total", "Client envelopes received, by type (unknown types folded) and transport (send: POST /send).", []string{"type", "transport"}, nil)
 	descOut         = prometheus.NewDesc("switchboard_messages_out_total", "Envelopes written to connections, by transport.", []string{"transport"}, nil)
 	descMalformed   = prometheus.NewDesc("switchboard_broker_malformed_total", "Broker messages dropped because they were not Switchboard envelopes.", nil, nil)
 	descDeliveries  = prometheus.NewDesc("switchboard_broker_deliveries_total", "Messages delivered to this node by the broker.", nil, nil)
@@ -120,8 +120,8 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	for code, v := range mt.DisconnectsByCode {
 		ch <- prometheus.MustNewConstMetric(descDisconnects, prometheus.CounterValue, float64(v), strconv.Itoa(int(code)))
 	}
-	for typ, v := range mt.InboundByType {
-		ch <- prometheus.MustNewConstMetric(descIn, prometheus.CounterValue, float64(v), typ)
+	for k, v := range mt.Inbound {
+		ch <- prometheus.MustNewConstMetric(descIn, prometheus.CounterValue, float64(v), k.Type, k.Transport)
 	}
 	for _, t := range []string{"websocket", "sse", "longpoll"} {
 		if _, ok := mt.OutboundByTransport[t]; !ok {
