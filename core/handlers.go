@@ -120,11 +120,8 @@ func (n *Node) Publish(ctx context.Context, channel string, env *Envelope) (stri
 		t.Inject(ctx, trace)
 		copied := *env
 		copied.Trace = trace
-		env = &copied
-		var err error
-		defer func() { end(err) }()
-		id, perr := n.publish(ctx, channel, env)
-		err = perr
+		id, err := n.publish(ctx, channel, &copied)
+		end(err)
 		return id, err
 	}
 	return n.publish(ctx, channel, env)

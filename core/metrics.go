@@ -90,15 +90,9 @@ func (n *Node) Metrics() Metrics {
 	if at := n.metrics.lastDelivery.Load(); at > 0 && time.Since(time.Unix(0, at)) < LagWindow {
 		m.BrokerLag = time.Duration(n.metrics.lastLag.Load())
 	}
-	n.mu.Lock()
-	sessions := make([]*Session, 0, len(n.sessions))
-	for s := range n.sessions {
-		sessions = append(sessions, s)
-	}
-	n.mu.Unlock()
 	// Each session's lock is taken with the node's released, so a scrape
 	// never holds up connects and disconnects.
-	for _, s := range sessions {
+	for _, s := range n.allSessions() {
 		m.ConnectionsByTransport[s.t.Name()]++
 		q := s.queued()
 		m.Queued += q

@@ -570,15 +570,22 @@ func (n *Node) DrainDeliveries(ctx context.Context) {
 // abortGrace bounds how long Shutdown waits for aborted sessions to end.
 const abortGrace = 2 * time.Second
 
+// allSessions returns every registered session,
+// copied under the node's lock so callers can lock each session freely.
+func (n *Node) allSessions() []*Session {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := make([]*Session, 0, len(n.sessions))
+	for s := range n.sessions {
+		out = append(out, s)
+	}
+	return out
+}
+
 // abortAll ends every session still registered, tearing down those whose
 // transport is an Aborter. It returns how many were open and aborted.
 func (n *Node) abortAll() (open, aborted int) {
-	n.mu.Lock()
-	sessions := make([]*Session, 0, len(n.sessions))
-	for s := range n.sessions {
-		sessions = append(sessions, s)
-	}
-	n.mu.Unlock()
+	sessions := n.allSessions()
 	for _, s := range sessions {
 		s.closeAsync(DisconnectShutdown) // no-op if already closing
 		if a, ok := s.t.(Aborter); ok {
