@@ -72,9 +72,6 @@ var (
 // errCloseSent refuses writes after the close frame.
 var errCloseSent = errors.New("websocket: close frame already sent")
 
-// errNoPoller means the connection must be read by a goroutine.
-var errNoPoller = errors.New("websocket: no poller on this system")
-
 // Buffers shared by all connections: a read takes one for the length of a
 // read, a write for the length of a write.
 const bufSize = 16 << 10

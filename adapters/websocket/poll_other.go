@@ -2,6 +2,11 @@
 
 package websocket
 
+import "errors"
+
+// errNoPoller means the connection must be read by a goroutine.
+var errNoPoller = errors.New("websocket: no poller on this system")
+
 // poller is Linux-only (epoll). Elsewhere every connection keeps a reading
 // goroutine, as with TLS.
 type poller struct{}

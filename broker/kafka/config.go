@@ -131,11 +131,11 @@ func (c *Config) setDefaults() {
 func (c Config) Validate() error {
 	var errs []error
 	if len(c.Brokers) == 0 {
-		errs = append(errs, errors.New("Brokers is required (host:port, or a kafka://host:9092,host2:9092 URL through ParseURL)"))
+		errs = append(errs, errors.New("no brokers: set Brokers (host:port, or a kafka://host:9092,host2:9092 URL through ParseURL)"))
 	}
 	for _, b := range c.Brokers {
 		if err := checkHostPort(b); err != nil {
-			errs = append(errs, fmt.Errorf("Brokers: %w", err))
+			errs = append(errs, fmt.Errorf("brokers: %w", err))
 		}
 	}
 	if c.Topic != "" {
@@ -160,7 +160,7 @@ func (c Config) Validate() error {
 		}
 	}
 	if c.Retention > 0 && c.Retention < time.Millisecond {
-		errs = append(errs, fmt.Errorf("Retention %s is below Kafka's 1ms resolution", c.Retention))
+		errs = append(errs, fmt.Errorf("retention %s is below Kafka's 1ms resolution", c.Retention))
 	}
 	if c.RetryBackoff > 0 && c.MaxRetryBackoff > 0 && c.MaxRetryBackoff < c.RetryBackoff {
 		errs = append(errs, fmt.Errorf("MaxRetryBackoff %s is below RetryBackoff %s", c.MaxRetryBackoff, c.RetryBackoff))
@@ -174,11 +174,11 @@ func (c Config) Validate() error {
 // checkTopic applies Kafka's rules for topic names.
 func checkTopic(t string) error {
 	if t == "." || t == ".." || len(t) > 249 {
-		return fmt.Errorf("Topic %q is not a valid Kafka topic name", t)
+		return fmt.Errorf("topic %q is not a valid Kafka topic name", t)
 	}
 	for _, c := range []byte(t) {
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return fmt.Errorf("Topic %q is not a valid Kafka topic name (letters, digits, '.', '_', '-')", t)
+			return fmt.Errorf("topic %q is not a valid Kafka topic name (letters, digits, '.', '_', '-')", t)
 		}
 	}
 	return nil

@@ -187,12 +187,6 @@ func (r *recorder) waitN(t *testing.T, n int) []core.Delivery {
 	}
 }
 
-func (r *recorder) all() []core.Delivery {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]core.Delivery(nil), r.got...)
-}
-
 func start(t *testing.T, b *kafka.Broker) *recorder {
 	t.Helper()
 	rec := newRecorder()

@@ -192,10 +192,10 @@ func (c Config) Validate() error {
 	switch c.Storage {
 	case "", "file", "memory":
 	default:
-		errs = append(errs, fmt.Errorf("Storage %q: want \"file\" or \"memory\"", c.Storage))
+		errs = append(errs, fmt.Errorf("storage %q: want \"file\" or \"memory\"", c.Storage))
 	}
 	if c.Replicas < 0 || c.Replicas > 5 {
-		errs = append(errs, fmt.Errorf("Replicas %d: want 1 to 5", c.Replicas))
+		errs = append(errs, fmt.Errorf("replicas %d: want 1 to 5", c.Replicas))
 	}
 	for _, f := range []struct {
 		name string
@@ -212,10 +212,10 @@ func (c Config) Validate() error {
 		}
 	}
 	if c.Heartbeat > 0 && (c.Heartbeat < 500*time.Millisecond || c.Heartbeat > 30*time.Second) {
-		errs = append(errs, fmt.Errorf("Heartbeat %s: want 500ms to 30s (JetStream's range)", c.Heartbeat))
+		errs = append(errs, fmt.Errorf("heartbeat %s: want 500ms to 30s (JetStream's range)", c.Heartbeat))
 	}
 	if c.MaxAge > 0 && c.MaxAge < time.Second {
-		errs = append(errs, fmt.Errorf("MaxAge %s is below 1s", c.MaxAge))
+		errs = append(errs, fmt.Errorf("max age %s is below 1s", c.MaxAge))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
@@ -227,11 +227,11 @@ func (c Config) Validate() error {
 // portable subset: they become file names on the server).
 func checkStreamName(s string) error {
 	if len(s) > 255 {
-		return fmt.Errorf("Stream %q is too long", s)
+		return fmt.Errorf("stream %q is too long", s)
 	}
 	for _, c := range []byte(s) {
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return fmt.Errorf("Stream %q is not a valid stream name (letters, digits, '_', '-')", s)
+			return fmt.Errorf("stream %q is not a valid stream name (letters, digits, '_', '-')", s)
 		}
 	}
 	return nil
@@ -242,11 +242,11 @@ func checkStreamName(s string) error {
 func checkSubject(s string) error {
 	for tok := range strings.SplitSeq(s, ".") {
 		if tok == "" {
-			return fmt.Errorf("Subject %q has an empty token", s)
+			return fmt.Errorf("subject %q has an empty token", s)
 		}
 		for _, c := range []byte(tok) {
 			if c <= ' ' || c >= 0x7f || c == '*' || c == '>' {
-				return fmt.Errorf("Subject %q: want a literal subject (printable ASCII, no spaces or wildcards)", s)
+				return fmt.Errorf("subject %q: want a literal subject (printable ASCII, no spaces or wildcards)", s)
 			}
 		}
 	}

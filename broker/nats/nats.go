@@ -718,7 +718,11 @@ func (b *Broker) Close(ctx context.Context) error {
 		if done != nil {
 			<-done
 		}
+		// An empty critical section on purpose: a barrier. Every
+		// Publish that saw closed == false has done sends.Add(1) by the
+		// time it releases its read lock, so sends.Wait below sees it.
 		b.pubMu.Lock() // no send starts from here on
+		//lint:ignore SA2001 a barrier, not a mistake
 		b.pubMu.Unlock()
 		b.nc.Close()
 		b.sends.Wait()

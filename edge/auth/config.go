@@ -141,7 +141,7 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("no key source: set Secret, PublicKeyFile, JWKSURL or JWKSFile"))
 	}
 	if len(c.Secret) > 0 && len(c.Secret) < MinSecretLen {
-		errs = append(errs, fmt.Errorf("Secret is %d bytes, want at least %d", len(c.Secret), MinSecretLen))
+		errs = append(errs, fmt.Errorf("secret is %d bytes, want at least %d", len(c.Secret), MinSecretLen))
 	}
 	if c.JWKSURL != "" {
 		u, err := url.Parse(c.JWKSURL)
@@ -154,7 +154,7 @@ func (c Config) Validate() error {
 	}
 	if c.Anonymous != nil {
 		if err := validatePermissions(c.Anonymous.Subscribe, c.Anonymous.Publish); err != nil {
-			errs = append(errs, fmt.Errorf("Anonymous: %w", err))
+			errs = append(errs, fmt.Errorf("anonymous: %w", err))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {

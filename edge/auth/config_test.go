@@ -52,7 +52,7 @@ func TestNewErrors(t *testing.T) {
 		want string
 	}{
 		{"no key source", Config{Audience: "x"}, "no key source: set Secret, PublicKeyFile, JWKSURL or JWKSFile"},
-		{"short secret", Config{Secret: []byte("short")}, "Secret is 5 bytes, want at least 16"},
+		{"short secret", Config{Secret: []byte("short")}, "secret is 5 bytes, want at least 16"},
 		{"JWKSURL not http", Config{JWKSURL: "ftp://keys.example/jwks"}, "want an absolute http or https URL"},
 		{"JWKSURL relative", Config{JWKSURL: "/jwks.json"}, "want an absolute http or https URL"},
 		{"Anonymous bad pattern", Config{Secret: testSecret, Anonymous: &core.Permissions{Subscribe: []string{"a b"}}}, "Anonymous: subscribe[0]: room pattern"},

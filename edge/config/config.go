@@ -131,11 +131,6 @@ func Default() Config {
 	return c
 }
 
-type setting struct {
-	name, usage string
-	value       flag.Value
-}
-
 // Load parses args (without the program name) over the environment read
 // by getenv. Usage for --help goes to help.
 func Load(args []string, getenv func(string) string, help io.Writer) (Config, error) {

@@ -84,18 +84,6 @@ func answer(status int, body string) func(call, http.ResponseWriter, *http.Reque
 	}
 }
 
-// failFirst answers 503 to the first n requests, then ok.
-func failFirst(n int32, ok func(call, http.ResponseWriter, *http.Request)) func(call, http.ResponseWriter, *http.Request) {
-	var seen atomic.Int32
-	return func(c call, w http.ResponseWriter, r *http.Request) {
-		if seen.Add(1) <= n {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			return
-		}
-		ok(c, w, r)
-	}
-}
-
 // hang answers only when the client gives up.
 func hang(_ call, _ http.ResponseWriter, r *http.Request) { <-r.Context().Done() }
 
