@@ -55,7 +55,7 @@ func TestNewErrors(t *testing.T) {
 		{"short secret", Config{Secret: []byte("short")}, "secret is 5 bytes, want at least 16"},
 		{"JWKSURL not http", Config{JWKSURL: "ftp://keys.example/jwks"}, "want an absolute http or https URL"},
 		{"JWKSURL relative", Config{JWKSURL: "/jwks.json"}, "want an absolute http or https URL"},
-		{"Anonymous bad pattern", Config{Secret: testSecret, Anonymous: &core.Permissions{Subscribe: []string{"a b"}}}, "Anonymous: subscribe[0]: room pattern"},
+		{"Anonymous bad pattern", Config{Secret: testSecret, Anonymous: &core.Permissions{Subscribe: []string{"a b"}}}, "anonymous: subscribe[0]: room pattern"},
 		{"PublicKeyFile missing", Config{PublicKeyFile: "/nonexistent/keys.pem"}, "PublicKeyFile: open /nonexistent/keys.pem"},
 		{"PublicKeyFile without PEM", Config{PublicKeyFile: writeFile(t, "k.pem", []byte("hello"))}, "no PEM-encoded public key or certificate found"},
 		{"PublicKeyFile with a private key", Config{PublicKeyFile: writeFile(t, "k.pem", privPEM)}, `PEM block 1 is a "PRIVATE KEY"; want PUBLIC KEY, RSA PUBLIC KEY or CERTIFICATE`},
