@@ -297,10 +297,13 @@ func (n *Node) Accept(ctx context.Context, t Transport, req ConnectRequest) (*Se
 	welcome := struct {
 		Conn      string   `json:"conn"`
 		User      string   `json:"user"`
-		Rooms     []string `json:"rooms"`
+		Rooms     []string `json:"rooms"` // [] when none, never null (docs/protocol.md)
 		Recovered *bool    `json:"recovered,omitempty"`
 		Expires   int64    `json:"expires,omitempty"` // unix seconds: refresh the token before
 	}{Conn: s.id, User: s.user, Rooms: s.Rooms()}
+	if welcome.Rooms == nil {
+		welcome.Rooms = []string{}
+	}
 	if !req.Expires.IsZero() {
 		welcome.Expires = req.Expires.Unix()
 	}

@@ -173,6 +173,25 @@ func TestAccept(t *testing.T) {
 		}
 		c.expectQuiet()
 	})
+	t.Run("rooms is an empty list, not null, when none was joined", func(t *testing.T) {
+		t.Parallel()
+		n := newNode(t, core.Config{}, nil)
+		for _, rooms := range [][]string{nil, {"not ok"}} {
+			tr, s, err := n.accept(core.ConnectRequest{User: "u", Rooms: rooms})
+			if err != nil {
+				t.Fatalf("Accept(rooms %q): %v", rooms, err)
+			}
+			c := &client{t: t, s: s, tr: tr}
+			env := c.expect(core.TypeWelcome)
+			var data map[string]json.RawMessage
+			if err := json.Unmarshal(env.Data, &data); err != nil {
+				t.Fatalf("welcome data %s: %v", env.Data, err)
+			}
+			if got := string(data["rooms"]); got != "[]" {
+				t.Errorf("rooms %q: welcome data %s, want \"rooms\":[]", rooms, env.Data)
+			}
+		}
+	})
 	t.Run("anonymous users get distinct ids", func(t *testing.T) {
 		t.Parallel()
 		n := newNode(t, core.Config{}, nil)
