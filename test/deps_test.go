@@ -1,7 +1,13 @@
 package test
 
 import (
+	"bytes"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -23,5 +29,82 @@ func TestCoreImportsOnlyStdlib(t *testing.T) {
 			continue
 		}
 		t.Errorf("core depends on %s", pkg)
+	}
+}
+
+// repoFiles lists the files git tracks, relative to the repository root
+// (returned too).
+func repoFiles(t *testing.T) (root string, files []string) {
+	t.Helper()
+	out, err := exec.Command("git", "rev-parse", "--show-toplevel").Output()
+	if err != nil {
+		t.Fatalf("git rev-parse: %v", err)
+	}
+	root = strings.TrimSpace(string(out))
+	out, err = exec.Command("git", "-C", root, "ls-files", "-z").Output()
+	if err != nil {
+		t.Fatalf("git ls-files: %v", err)
+	}
+	for f := range strings.SplitSeq(strings.TrimSuffix(string(out), "\x00"), "\x00") {
+		files = append(files, f)
+	}
+	return root, files
+}
+
+// TestNoCompiledBinariesTracked keeps build outputs out of the repository:
+// no tracked file starts like an ELF, Mach-O or PE executable.
+func TestNoCompiledBinariesTracked(t *testing.T) {
+	root, files := repoFiles(t)
+	magics := [][]byte{
+		[]byte("\x7fELF"),
+		{0xfe, 0xed, 0xfa, 0xce}, {0xfe, 0xed, 0xfa, 0xcf}, // Mach-O
+		{0xce, 0xfa, 0xed, 0xfe}, {0xcf, 0xfa, 0xed, 0xfe},
+		[]byte("MZ"), // PE
+	}
+	for _, f := range files {
+		head := make([]byte, 4)
+		fh, err := os.Open(filepath.Join(root, f))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // deleted in the work tree, not yet committed
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, _ := io.ReadFull(fh, head)
+		fh.Close()
+		for _, m := range magics {
+			if bytes.HasPrefix(head[:n], m) {
+				t.Errorf("%s is a compiled executable: remove it from git (git rm --cached) and ignore it in .gitignore", f)
+				break
+			}
+		}
+	}
+}
+
+// TestExampleBuildOutputsIgnored makes sure `go build` in any example's
+// directory produces a file git ignores: for each main package under
+// examples/, <dir>/<dir name> and <dir>/<dir name>.exe.
+func TestExampleBuildOutputsIgnored(t *testing.T) {
+	root, _ := repoFiles(t)
+	out, err := exec.Command("go", "list", "-f", `{{if eq .Name "main"}}{{.Dir}}{{end}}`, "github.com/switchboard-dev/switchboard/examples/...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	dirs := strings.Fields(string(out))
+	if len(dirs) == 0 {
+		t.Fatal("go list found no example commands")
+	}
+	for _, dir := range dirs {
+		rel, err := filepath.Rel(root, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, bin := range []string{filepath.Base(dir), filepath.Base(dir) + ".exe"} {
+			p := filepath.ToSlash(filepath.Join(rel, bin))
+			// --no-index: judge the path by .gitignore alone, tracked or not.
+			if err := exec.Command("git", "-C", root, "check-ignore", "-q", "--no-index", p).Run(); err != nil {
+				t.Errorf("%s (what go build writes in %s) is not ignored by .gitignore: %v", p, rel, err)
+			}
+		}
 	}
 }
