@@ -651,10 +651,39 @@ func TestBrowserClientTokenCallback(t *testing.T) {
 		})
 	}
 	t.Run("refresh before expiry", func(t *testing.T) {
-		// Minted here: the browser starts in ~1 s and the refresh comes at
-		// the earliest 1 s after the welcome.
-		soon := token(t, secret, "dana", time.Now().Add(4*time.Second))
+		// Driven by a clock the test controls, not by racing wall time:
+		// the tokens live for hours, and the page holds back every timer
+		// of a minute or more (only the refresh timer is that long) so
+		// the test sees when the client means to refresh and fires it
+		// itself. The server's side (4001 at expiry unless refreshed) is
+		// core's TestTokenExpiryAndRefresh, on a fake clock.
+		now := time.Now()
+		first := token(t, secret, "dana", now.Add(time.Hour))
+		second := token(t, secret, "dana", now.Add(2*time.Hour))
 		got := runClient(t, e, fmt.Sprintf(`
+  const held = [];
+  let heldChanged = () => {};
+  const realSet = window.setTimeout, realClear = window.clearTimeout;
+  window.setTimeout = (fn, ms, ...args) => {
+    if (!(ms >= 60000)) return realSet(fn, ms, ...args);
+    const t = { id: "held" + held.length, fn, ms, cleared: false };
+    held.push(t);
+    heldChanged();
+    return t.id;
+  };
+  window.clearTimeout = (id) => {
+    const t = held.find((t) => t.id === id);
+    if (t) t.cleared = true; else realClear(id);
+  };
+  const pending = () => held.filter((t) => !t.cleared);
+  // nextHeld waits for the n-th held timer, or fails after 30 s (real
+  // time: a bound on a hang, never a deadline the client races).
+  const nextHeld = (n) => new Promise((res, rej) => {
+    const guard = realSet(() => rej(new Error("no refresh timer " + n + " after 30s: " + JSON.stringify({ state: c.state, errors }))), 30000);
+    const check = () => { if (held.length >= n) { heldChanged = () => {}; realClear(guard); res(); } };
+    heldChanged = check;
+    check();
+  });
   const tokens = [%q, %q];
   let calls = 0;
   const c = connect(location.origin, { token: () => tokens[Math.min(calls++, 1)] });
@@ -663,10 +692,22 @@ func TestBrowserClientTokenCallback(t *testing.T) {
   const errors = [];
   c.on("error", (env) => errors.push(env.data.code + " " + env.data.message));
   await waitState(c, "open");
-  await sleep(5000); // past the first token's exp
-  const out = { state: c.state, states: states.join(","), calls, errors: errors.join(";") };
+  await nextHeld(1);
+  const firstLeft = %d * 1000 - Date.now();
+  const before = pending().map((t) => t.ms);
+  pending()[0].fn(); // the clock reaches the refresh time
+  await nextHeld(2); // scheduled again from the refresh ack's expiry
+  const after = pending().map((t) => t.ms);
+  const out = {
+    state: c.state, states: states.join(","), calls, errors: errors.join(";"),
+    refreshTimers: before.length, refreshBeforeExpiry: before[0] < firstLeft && before[0] > firstLeft / 2,
+    rescheduled: after.length, laterExpiry: after[0] > before[0] + 1800000,
+  };
   c.close();
-  return out;`, soon, later))
-		wantFields(t, got, map[string]any{"state": "open", "states": "connecting,open", "calls": 2, "errors": ""})
+  return out;`, first, second, now.Add(time.Hour).Unix()))
+		wantFields(t, got, map[string]any{
+			"state": "open", "states": "connecting,open", "calls": 2, "errors": "",
+			"refreshTimers": 1, "refreshBeforeExpiry": true, "rescheduled": 1, "laterExpiry": true,
+		})
 	})
 }
