@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -75,12 +77,7 @@ func startBinaryUnready(t *testing.T, args ...string) (*exec.Cmd, string, *syncB
 func startBinaryUntil(t *testing.T, ready string, args ...string) (*exec.Cmd, string, *syncBuffer) {
 	t.Helper()
 	// A free port chosen here, since a waiting edge logs no "listening".
-	probe, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	listenAddr := probe.Addr().String()
-	probe.Close()
+	listenAddr := freeAddr(t)
 	cmd := exec.Command(switchboardBin(t), append([]string{"--addr", listenAddr, "--log-format", "json"}, args...)...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stderr, err := cmd.StderrPipe()
@@ -149,28 +146,80 @@ func TestBinarySIGTERMDrains(t *testing.T) {
 	}
 }
 
+// TestBinaryBadConfigExits: a bad setting stops the binary with one line
+// naming it (exit status 2 for the configuration, 1 for what is only found
+// out by connecting) before any listener opens. Every case that should
+// fail before listening runs with --addr on a port this test holds open:
+// reaching the listener would report "cannot listen" instead of the
+// setting. Cases that get as far as connecting to something listen on a
+// port the test reserved, never on a fixed one.
 func TestBinaryBadConfigExits(t *testing.T) {
+	dir := t.TempDir()
+	file := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	garbage := file("garbage.pem", "not a key\n")
+	private := file("private.pem", "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIJ+DYvh6SEqVTm50DFtMDoQikTmiCqirVv9mWG9qfSnF\n-----END PRIVATE KEY-----\n")
+	notJWKS := file("keys.json", `{"issuer":"https://id.example"}`)
+	// A JWKS URL that answers, with a page that is not a key set.
+	page := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		_, _ = io.WriteString(w, "<html>login</html>")
+	}))
+	t.Cleanup(page.Close)
+
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { held.Close() })
+
 	cases := []struct {
 		args []string
 		env  string
 		want string
+		code int
+		// listens: the binary gets past its configuration (the failure
+		// is found by connecting), so it needs a free port.
+		listens bool
 	}{
-		{[]string{"--rate-limit", "fast"}, "", "--rate-limit"},
-		{[]string{"--heartbeat-interval", "30s", "--heartbeat-timeout", "10s"}, "", "--heartbeat-timeout"},
-		{nil, "SWITCHBOARD_SEND_QUEUE=lots", "SWITCHBOARD_SEND_QUEUE"},
-		{[]string{"--broker", "carrier-pigeon"}, "", "unknown broker"},
-		{[]string{"--slow-consumer", "ignore"}, "", "--slow-consumer"},
-		{[]string{"--addr", "256.0.0.1:1"}, "", "--addr"},
-		{[]string{"--jwt-secret", "short"}, "", "--jwt-secret"},
-		{[]string{"--broker", "redis", "--broker-url", "redis://127.0.0.1:1/0"}, "", "cannot reach redis at 127.0.0.1:1"},
-		{[]string{"--broker", "redis", "--broker-url", "mysql://x"}, "", "--broker-url"},
-		{[]string{"--broker", "kafka", "--broker-url", "kafka://127.0.0.1:1"}, "", "cannot reach kafka at 127.0.0.1:1"},
-		{[]string{"--broker", "nats", "--broker-url", "nats://127.0.0.1:1"}, "", "127.0.0.1:1"},
-		{nil, "OTEL_TRACES_EXPORTER=zipkin", "OTEL_TRACES_EXPORTER"},
+		{[]string{"--rate-limit", "fast"}, "", "--rate-limit", 2, false},
+		{[]string{"--heartbeat-interval", "30s", "--heartbeat-timeout", "10s"}, "", "--heartbeat-timeout", 2, false},
+		{nil, "SWITCHBOARD_SEND_QUEUE=lots", "SWITCHBOARD_SEND_QUEUE", 2, false},
+		{[]string{"--broker", "carrier-pigeon"}, "", "unknown broker", 2, false},
+		{[]string{"--slow-consumer", "ignore"}, "", "--slow-consumer", 2, false},
+		{[]string{"--jwt-secret", "short"}, "", "--jwt-secret", 2, false},
+		{[]string{"--broker", "redis", "--broker-url", "mysql://x"}, "", "--broker-url", 2, false},
+		{[]string{"--admin-token", "short"}, "", "invalid --admin-token (SWITCHBOARD_ADMIN_TOKEN): shorter than 16 bytes", 2, false},
+		{[]string{"--jwt-public-key", filepath.Join(dir, "missing.pem")}, "", "invalid --jwt-public-key (SWITCHBOARD_JWT_PUBLIC_KEY) \"" + filepath.Join(dir, "missing.pem") + "\": open: no such file", 2, false},
+		{[]string{"--jwt-public-key", garbage}, "", "invalid --jwt-public-key (SWITCHBOARD_JWT_PUBLIC_KEY) \"" + garbage + "\": no PEM-encoded public key", 2, false},
+		{[]string{"--jwt-public-key", private}, "", `PEM block 1 is a "PRIVATE KEY"`, 2, false},
+		{[]string{"--jwks-file", filepath.Join(dir, "missing.json")}, "", "invalid --jwks-file (SWITCHBOARD_JWKS_FILE) \"" + filepath.Join(dir, "missing.json") + "\": open: no such file", 2, false},
+		{[]string{"--jwks-file", notJWKS}, "", "invalid --jwks-file (SWITCHBOARD_JWKS_FILE) \"" + notJWKS + "\": no usable key", 2, false},
+		{nil, "SWITCHBOARD_JWKS_FILE=" + notJWKS, "SWITCHBOARD_JWKS_FILE", 2, false},
+		{[]string{"--jwks-url", "ftp://id.example/jwks"}, "", `invalid --jwks-url (SWITCHBOARD_JWKS_URL) "ftp://id.example/jwks": want an absolute http or https URL`, 2, false},
+		{[]string{"--jwks-url", "/jwks"}, "", `invalid --jwks-url (SWITCHBOARD_JWKS_URL) "/jwks": want an absolute http or https URL`, 2, false},
+		// Held open: the one case where "cannot listen" is the answer.
+		{nil, "", "cannot listen on --addr " + held.Addr().String(), 1, false},
+		{[]string{"--addr", "256.0.0.1:1"}, "", "--addr", 1, false},
+		{[]string{"--broker", "redis", "--broker-url", "redis://127.0.0.1:1/0"}, "", "cannot reach redis at 127.0.0.1:1", 1, true},
+		{[]string{"--broker", "kafka", "--broker-url", "kafka://127.0.0.1:1"}, "", "cannot reach kafka at 127.0.0.1:1", 1, true},
+		{[]string{"--broker", "nats", "--broker-url", "nats://127.0.0.1:1"}, "", "127.0.0.1:1", 1, true},
+		{[]string{"--jwks-url", page.URL}, "", `invalid --jwks-url (SWITCHBOARD_JWKS_URL) "` + page.URL + `": not a JSON Web Key Set`, 1, true},
+		{nil, "OTEL_TRACES_EXPORTER=zipkin", "OTEL_TRACES_EXPORTER", 2, true},
 	}
 	for _, tc := range cases {
 		t.Run(strings.Join(tc.args, " ")+tc.env, func(t *testing.T) {
-			cmd := exec.Command(switchboardBin(t), tc.args...)
+			addr := held.Addr().String()
+			if tc.listens {
+				addr = freeAddr(t)
+			}
+			// tc.args come last: a case's own --addr wins.
+			cmd := exec.Command(switchboardBin(t), append([]string{"--addr", addr}, tc.args...)...)
 			cmd.Env = os.Environ()
 			if tc.env != "" {
 				cmd.Env = append(cmd.Env, tc.env)
@@ -179,15 +228,33 @@ func TestBinaryBadConfigExits(t *testing.T) {
 			cmd.Stderr = &stderr
 			err := cmd.Run()
 			var ee *exec.ExitError
-			if !errors.As(err, &ee) || ee.ExitCode() == 0 {
-				t.Fatalf("err = %v, want non-zero exit", err)
+			if !errors.As(err, &ee) || ee.ExitCode() != tc.code {
+				t.Fatalf("err = %v, want exit status %d; stderr:\n%s", err, tc.code, &stderr)
 			}
 			out := strings.TrimSpace(stderr.String())
 			if strings.Count(out, "\n") != 0 || !strings.Contains(out, tc.want) || !strings.HasPrefix(out, "switchboard: ") {
 				t.Fatalf("stderr = %q, want one line mentioning %q", out, tc.want)
 			}
+			for _, field := range []string{"PublicKeyFile", "JWKSFile", "JWKSURL"} {
+				if strings.Contains(out, field) {
+					t.Errorf("stderr = %q names the Go field %s, not the flag", out, field)
+				}
+			}
 		})
 	}
+}
+
+// freeAddr returns a 127.0.0.1 address with a port that was free a moment
+// ago, for a binary that must open its own listener.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
 }
 
 func TestBinaryHelpListsEverySetting(t *testing.T) {

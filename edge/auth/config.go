@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -147,9 +148,9 @@ func (c Config) Validate() error {
 		u, err := url.Parse(c.JWKSURL)
 		switch {
 		case err != nil:
-			errs = append(errs, fmt.Errorf("JWKSURL: %w", err))
+			errs = append(errs, &SourceError{Field: "JWKSURL", Value: c.JWKSURL, Err: err})
 		case u.Scheme != "http" && u.Scheme != "https" || u.Host == "":
-			errs = append(errs, fmt.Errorf("JWKSURL %q: want an absolute http or https URL", c.JWKSURL))
+			errs = append(errs, &SourceError{Field: "JWKSURL", Value: c.JWKSURL, Err: errors.New("want an absolute http or https URL")})
 		}
 	}
 	if c.Anonymous != nil {
@@ -162,3 +163,41 @@ func (c Config) Validate() error {
 	}
 	return nil
 }
+
+// CheckFiles reports, without any network access, a Config New would
+// refuse: what Validate finds, then PublicKeyFile and JWKSFile read and
+// parsed as New reads them. JWKSURL is checked for its form only (New
+// fetches it). The files are read again by New: CheckFiles lets a program
+// refuse a bad setting before it opens anything.
+func (c Config) CheckFiles() error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	if c.PublicKeyFile != "" {
+		if _, err := readPEMFile(c.PublicKeyFile); err != nil {
+			return fmt.Errorf("switchboard/edge/auth: %w", err)
+		}
+	}
+	if c.JWKSFile != "" {
+		if _, _, err := fetchJWKS(context.Background(), nil, "", c.JWKSFile); err != nil {
+			return fmt.Errorf("switchboard/edge/auth: %w", err)
+		}
+	}
+	return nil
+}
+
+// SourceError is wrapped by the error of New, Validate and CheckFiles when
+// one key source is at fault, so that a caller can name its own setting
+// for it (the edge names its flag).
+type SourceError struct {
+	// Field is the Config field: PublicKeyFile, JWKSURL or JWKSFile.
+	Field string
+	// Value is the field's value: the path or the URL.
+	Value string
+	// Err says what is wrong with it.
+	Err error
+}
+
+func (e *SourceError) Error() string { return e.Field + " " + e.Value + ": " + e.Err.Error() }
+
+func (e *SourceError) Unwrap() error { return e.Err }

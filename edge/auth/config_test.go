@@ -56,7 +56,7 @@ func TestNewErrors(t *testing.T) {
 		{"JWKSURL not http", Config{JWKSURL: "ftp://keys.example/jwks"}, "want an absolute http or https URL"},
 		{"JWKSURL relative", Config{JWKSURL: "/jwks.json"}, "want an absolute http or https URL"},
 		{"Anonymous bad pattern", Config{Secret: testSecret, Anonymous: &core.Permissions{Subscribe: []string{"a b"}}}, "anonymous: subscribe[0]: room pattern"},
-		{"PublicKeyFile missing", Config{PublicKeyFile: "/nonexistent/keys.pem"}, "PublicKeyFile: open /nonexistent/keys.pem"},
+		{"PublicKeyFile missing", Config{PublicKeyFile: "/nonexistent/keys.pem"}, "PublicKeyFile /nonexistent/keys.pem: open: no such file or directory"},
 		{"PublicKeyFile without PEM", Config{PublicKeyFile: writeFile(t, "k.pem", []byte("hello"))}, "no PEM-encoded public key or certificate found"},
 		{"PublicKeyFile with a private key", Config{PublicKeyFile: writeFile(t, "k.pem", privPEM)}, `PEM block 1 is a "PRIVATE KEY"; want PUBLIC KEY, RSA PUBLIC KEY or CERTIFICATE`},
 		{"PublicKeyFile with a 1024-bit RSA key", Config{PublicKeyFile: writeFile(t, "k.pem", pemOf(t, &k.ec1.PublicKey, &small.PublicKey))}, "PEM block 2 (PUBLIC KEY): RSA key of 1024 bits, want at least 2048"},
@@ -64,7 +64,7 @@ func TestNewErrors(t *testing.T) {
 		{"PublicKeyFile with a broken block", Config{PublicKeyFile: writeFile(t, "k.pem", pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: []byte("junk")}))}, "PEM block 1 (PUBLIC KEY):"},
 		{"JWKSURL 404", Config{JWKSURL: srv404.URL, HTTPClient: srv404.Client()}, "JWKSURL " + srv404.URL + ": HTTP status 404 Not Found"},
 		{"JWKSURL unreachable", Config{JWKSURL: "http://127.0.0.1:1/jwks"}, "JWKSURL http://127.0.0.1:1/jwks:"},
-		{"JWKSFile missing", Config{JWKSFile: "/nonexistent/jwks.json"}, "JWKSFile /nonexistent/jwks.json: open"},
+		{"JWKSFile missing", Config{JWKSFile: "/nonexistent/jwks.json"}, "JWKSFile /nonexistent/jwks.json: open: no such file or directory"},
 		{"JWKS not JSON", Config{JWKSFile: writeFile(t, "j.json", []byte("<html>"))}, "not a JSON Web Key Set"},
 		{"JWKS without usable keys", Config{JWKSFile: writeFile(t, "j.json", jwksOf(oct, enc))}, "no usable key (RSA or EC P-256 signing key) among 2"},
 		{"JWKS EC point off the curve", Config{JWKSFile: writeFile(t, "j.json", jwksOf(good, badPoint))}, `keys[1] (kid "e"): not a P-256 point`},
@@ -88,6 +88,24 @@ func TestNewErrors(t *testing.T) {
 			}
 		})
 	}
+	t.Run("a key source at fault is named", func(t *testing.T) {
+		for _, tc := range cases {
+			field := ""
+			for _, f := range []string{"PublicKeyFile", "JWKSURL", "JWKSFile"} {
+				if strings.HasPrefix(tc.name, f) || strings.HasPrefix(tc.name, "JWKS ") && f == "JWKSFile" {
+					field = f
+				}
+			}
+			if field == "" {
+				continue
+			}
+			_, err := New(context.Background(), tc.cfg)
+			var se *SourceError
+			if !errors.As(err, &se) || se.Field != field {
+				t.Errorf("%s: err = %v, want a *SourceError for %s", tc.name, err, field)
+			}
+		}
+	})
 	t.Run("Validate wraps ErrInvalidConfig", func(t *testing.T) {
 		if err := (Config{}).Validate(); !errors.Is(err, ErrInvalidConfig) {
 			t.Fatalf("err = %v", err)
@@ -104,6 +122,46 @@ func TestNewErrors(t *testing.T) {
 			t.Fatalf("err = %v, want context.Canceled", err)
 		}
 	})
+}
+
+// TestCheckFiles: CheckFiles refuses what New would refuse about the
+// files and the URL's form, without fetching the URL.
+func TestCheckFiles(t *testing.T) {
+	k := testKeys()
+	pemFile := writeFile(t, "k.pem", pemOf(t, &k.rsa1.PublicKey))
+	jwksFile := writeFile(t, "j.json", jwksOf(jwkOf("g", &k.rsa1.PublicKey)))
+	cases := []struct {
+		name  string
+		cfg   Config
+		field string // "" for no error
+	}{
+		{"good files", Config{PublicKeyFile: pemFile, JWKSFile: jwksFile}, ""},
+		{"unreachable URL is not fetched", Config{JWKSURL: "http://127.0.0.1:1/jwks"}, ""},
+		{"PEM file missing", Config{PublicKeyFile: "/nonexistent/keys.pem"}, "PublicKeyFile"},
+		{"PEM file without keys", Config{PublicKeyFile: writeFile(t, "x.pem", []byte("hello"))}, "PublicKeyFile"},
+		{"JWKS file missing", Config{JWKSFile: "/nonexistent/jwks.json"}, "JWKSFile"},
+		{"JWKS file not a key set", Config{JWKSFile: writeFile(t, "x.json", []byte(`{"issuer":"x"}`))}, "JWKSFile"},
+		{"URL not http", Config{JWKSURL: "ftp://keys.example/jwks"}, "JWKSURL"},
+		{"URL relative", Config{JWKSURL: "/jwks.json"}, "JWKSURL"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.cfg.CheckFiles()
+			if tc.field == "" {
+				if err != nil {
+					t.Fatalf("err = %v", err)
+				}
+				return
+			}
+			var se *SourceError
+			if !errors.As(err, &se) || se.Field != tc.field {
+				t.Fatalf("err = %v, want a *SourceError for %s", err, tc.field)
+			}
+			if !strings.HasPrefix(err.Error(), "switchboard/edge/auth: ") {
+				t.Fatalf("err = %v, want the package prefix", err)
+			}
+		})
+	}
 }
 
 // TestKeySources: PEM files with several keys and certificates, JWKS files,

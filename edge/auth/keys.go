@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math/big"
 	"net/http"
 	"os"
@@ -78,11 +79,11 @@ func (ks *keySet) forAlg(alg string, withKID bool) []publicKey {
 func readPEMFile(path string) ([]publicKey, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("PublicKeyFile: %w", err)
+		return nil, &SourceError{Field: "PublicKeyFile", Value: path, Err: withoutPath(err)}
 	}
 	keys, err := parsePEM(data)
 	if err != nil {
-		return nil, fmt.Errorf("PublicKeyFile %s: %w", path, err)
+		return nil, &SourceError{Field: "PublicKeyFile", Value: path, Err: err}
 	}
 	return keys, nil
 }
@@ -284,23 +285,25 @@ func b64Int(field, s string) (*big.Int, error) {
 func fetchJWKS(ctx context.Context, client *http.Client, rawURL, file string) ([]publicKey, []string, error) {
 	var data []byte
 	var err error
-	var what string
+	src := &SourceError{Field: "JWKSURL", Value: rawURL}
 	if rawURL != "" {
-		what = "JWKSURL " + rawURL
 		data, err = getURL(ctx, client, rawURL)
 	} else {
-		what = "JWKSFile " + file
+		src.Field, src.Value = "JWKSFile", file
 		data, err = readFileLimited(file)
+		err = withoutPath(err)
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", what, err)
+		src.Err = err
+		return nil, nil, src
 	}
 	keys, skipped, err := parseJWKS(data)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", what, err)
+		src.Err = err
+		return nil, nil, src
 	}
 	for i := range skipped {
-		skipped[i] = what + ": " + skipped[i]
+		skipped[i] = src.Field + " " + src.Value + ": " + skipped[i]
 	}
 	return keys, skipped, nil
 }
@@ -321,6 +324,16 @@ func getURL(ctx context.Context, client *http.Client, rawURL string) ([]byte, er
 		return nil, fmt.Errorf("HTTP status %s", resp.Status)
 	}
 	return readLimited(resp.Body)
+}
+
+// withoutPath drops the path from a file error whose message is about
+// to be prefixed with it ("open: no such file or directory").
+func withoutPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("%s: %w", pe.Op, pe.Err)
+	}
+	return err
 }
 
 func readFileLimited(path string) ([]byte, error) {

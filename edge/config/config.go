@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/switchboard-dev/switchboard/core"
+	"github.com/switchboard-dev/switchboard/edge/auth"
 )
 
 // ErrHelp is returned by Load when -h or --help was given; the usage has
@@ -291,6 +292,13 @@ func Load(args []string, getenv func(string) string, help io.Writer) (Config, er
 	if err := c.validate(); err != nil {
 		return Config{}, err
 	}
+	// The key files are read here, so a bad one stops the edge before it
+	// opens a listener; a JWKS URL is only fetched by the server.
+	if c.Production() {
+		if err := c.authConfig().CheckFiles(); err != nil {
+			return Config{}, AuthError(err)
+		}
+	}
 	if err := checkBrokerURL(c.Broker, c.BrokerURL); err != nil {
 		return Config{}, fmt.Errorf("invalid --broker-url (%s) %q: %s", EnvName("broker-url"), c.BrokerURL, err)
 	}
@@ -342,8 +350,31 @@ func (c Config) validate() error {
 		return bad("shutdown-timeout", "must be positive")
 	case c.JWTSecret != "" && len(c.JWTSecret) < 16:
 		return bad("jwt-secret", "shorter than 16 bytes; use a long random secret")
+	case c.AdminToken != "" && len(c.AdminToken) < 16:
+		return bad("admin-token", "shorter than 16 bytes; use a long random token")
 	}
 	return nil
+}
+
+// authConfig is the key part of the authenticator's configuration.
+func (c Config) authConfig() auth.Config {
+	return auth.Config{Secret: []byte(c.JWTSecret), PublicKeyFile: c.JWTPublicKey, JWKSURL: c.JWKSURL, JWKSFile: c.JWKSFile}
+}
+
+// authFlags names the flag of each auth.Config key source.
+var authFlags = map[string]string{"PublicKeyFile": "jwt-public-key", "JWKSURL": "jwks-url", "JWKSFile": "jwks-file"}
+
+// AuthError restates an edge/auth error about one key source (an
+// *auth.SourceError) as the setting's: one line naming the flag, its
+// environment variable and the value. Other errors are returned as they
+// are.
+func AuthError(err error) error {
+	var se *auth.SourceError
+	if !errors.As(err, &se) || authFlags[se.Field] == "" {
+		return err
+	}
+	flag := authFlags[se.Field]
+	return fmt.Errorf("invalid --%s (%s) %q: %w", flag, EnvName(flag), se.Value, se.Err)
 }
 
 var defaultBrokerURL = map[string]string{

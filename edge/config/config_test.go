@@ -50,7 +50,7 @@ func TestLoad(t *testing.T) {
 		{"nats default URL", []string{"--broker", "nats"}, nil, func(c Config) bool { return c.BrokerURL == "nats://127.0.0.1:4222" }},
 		{"kafka default URL", []string{"--broker", "kafka"}, nil, func(c Config) bool { return c.BrokerURL == "kafka://127.0.0.1:9092" }},
 		{"rate limit disabled", []string{"--rate-limit", "-1"}, nil, func(c Config) bool { return c.RateLimit < 0 }},
-		{"anonymous policy", []string{"--jwks-file", "keys.json", "--anon-subscribe", "public:*, news"}, nil, func(c Config) bool {
+		{"anonymous policy", []string{"--jwks-url", "https://id.example/jwks", "--anon-subscribe", "public:*, news"}, nil, func(c Config) bool {
 			return c.Production() && c.Anonymous != nil && strings.Join(c.Anonymous.Subscribe, ",") == "public:*,news" && c.Anonymous.Publish == nil &&
 				c.AllowedOrigins[0] == "self"
 		}},
@@ -60,6 +60,10 @@ func TestLoad(t *testing.T) {
 		{"explicit * with JWT", []string{"--jwt-secret", "0123456789abcdef", "--allowed-origins", "*"}, nil, func(c Config) bool {
 			return len(c.AllowedOrigins) == 1 && c.AllowedOrigins[0] == "*"
 		}},
+		{"a JWKS URL is not fetched by Load", []string{"--jwks-url", "http://127.0.0.1:1/jwks"}, nil, func(c Config) bool {
+			return c.Production() && c.JWKSURL == "http://127.0.0.1:1/jwks"
+		}},
+		{"16-byte admin token", []string{"--admin-token", "0123456789abcdef"}, nil, func(c Config) bool { return c.AdminToken == "0123456789abcdef" }},
 		{"all transports by default", nil, nil, func(c Config) bool {
 			return c.Serves("websocket") && c.Serves("sse") && c.Serves("longpoll")
 		}},
@@ -109,6 +113,11 @@ func TestLoadErrors(t *testing.T) {
 		{[]string{"--slow-consumer-rooms", "a*=snooze"}, nil, `rule "a*=snooze"`},
 		{[]string{"--rate-limit", "0"}, nil, "negative to disable"},
 		{[]string{"--jwt-secret", "short"}, nil, "shorter than 16 bytes"},
+		{[]string{"--admin-token", "0123456789abcde"}, nil, "invalid --admin-token (SWITCHBOARD_ADMIN_TOKEN): shorter than 16 bytes; use a long random token"},
+		{[]string{"--jwt-public-key", "/nonexistent/k.pem"}, nil, `invalid --jwt-public-key (SWITCHBOARD_JWT_PUBLIC_KEY) "/nonexistent/k.pem": open: no such file or directory`},
+		{nil, map[string]string{"SWITCHBOARD_JWKS_FILE": "/nonexistent/j.json"}, `invalid --jwks-file (SWITCHBOARD_JWKS_FILE) "/nonexistent/j.json": open: no such file or directory`},
+		{[]string{"--jwks-url", "ftp://id.example/jwks"}, nil, `invalid --jwks-url (SWITCHBOARD_JWKS_URL) "ftp://id.example/jwks": want an absolute http or https URL`},
+		{[]string{"--jwks-url", "id.example/jwks"}, nil, `invalid --jwks-url (SWITCHBOARD_JWKS_URL) "id.example/jwks": want an absolute http or https URL`},
 		{[]string{"--allowed-origins", "app.example.com"}, nil, `entry "app.example.com": use an origin such as https://app.example.com`},
 		{[]string{"--anon-subscribe", "public:*"}, nil, "they apply only with JWT"},
 		{[]string{"--jwt-secret", "0123456789abcdef", "--anon-subscribe", "a b"}, nil, `--anon-subscribe (SWITCHBOARD_ANON_SUBSCRIBE): room pattern "a b"`},
@@ -134,6 +143,11 @@ func TestLoadErrors(t *testing.T) {
 			}
 			if strings.Contains(err.Error(), "\n") {
 				t.Fatalf("error spans lines: %q", err)
+			}
+			for _, field := range []string{"PublicKeyFile", "JWKSURL", "JWKSFile", "switchboard/edge/auth"} {
+				if strings.Contains(err.Error(), field) {
+					t.Fatalf("err = %v names %s, not the flag", err, field)
+				}
 			}
 		})
 	}

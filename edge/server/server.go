@@ -87,7 +87,7 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 			if c, ok := b.(core.Closer); ok {
 				_ = c.Close(context.Background())
 			}
-			return nil, err
+			return nil, config.AuthError(err)
 		}
 		authn = jwtAuth
 	} else {
