@@ -2,6 +2,7 @@ package test
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"net/http"
 	"strconv"
 	"strings"
@@ -67,6 +68,61 @@ func TestDashboardAuth(t *testing.T) {
 	}
 }
 
+// TestDashboardRightTokenLogsNoWarning: opening the dashboard the way a
+// browser does (a first request without credentials answered with the
+// Basic challenge, then the page, its script, samples and event stream
+// with the token) logs no warning: warnings are for wrong tokens.
+func TestDashboardRightTokenLogsNoWarning(t *testing.T) {
+	e := startEdge(t, func(c *config.Config) { c.JWTSecret, c.AdminToken = strings.Repeat("k", 32), adminToken })
+	before := warnings(e.logs)
+	base := "http://" + e.addr
+	if code := statusOf(base + "/dashboard"); code != http.StatusUnauthorized {
+		t.Fatalf("/dashboard without credentials: %d, want 401 (the Basic challenge)", code)
+	}
+	creds := http.Header{"Authorization": {basic("", adminToken)}}
+	for _, path := range []string{"/dashboard", "/dashboard/client.js", "/dashboard/samples"} {
+		req, _ := http.NewRequest(http.MethodGet, base+path, nil)
+		req.Header = creds.Clone()
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: %d", path, resp.StatusCode)
+		}
+	}
+	page := openSSE(t, base+"/dashboard/sse?rooms=nodes", creds)
+	page.welcome()
+	page.close()
+	if got := warnings(e.logs); len(got) != len(before) {
+		t.Fatalf("warnings logged while opening the dashboard with its token: %v", got[len(before):])
+	}
+	// A wrong token still warns.
+	req, _ := http.NewRequest(http.MethodGet, base+"/dashboard", nil)
+	req.Header.Set("Authorization", basic("", "not-the-admin-token"))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got := warnings(e.logs); resp.StatusCode != http.StatusUnauthorized || len(got) != len(before)+1 {
+		t.Fatalf("wrong token: %d, warnings %v; want 401 and one warning", resp.StatusCode, got[len(before):])
+	}
+}
+
+// warnings returns the messages of the Warn and Error records in logs.
+func warnings(logs *syncBuffer) []string {
+	var out []string
+	for _, l := range strings.Split(logs.String(), "\n") {
+		var rec struct{ Level, Msg string }
+		if json.Unmarshal([]byte(l), &rec) == nil && (rec.Level == "WARN" || rec.Level == "ERROR") {
+			out = append(out, rec.Msg)
+		}
+	}
+	return out
+}
+
 // TestDashboardNeedsAPrivatePlace: without --admin-addr or --admin-token
 // the dashboard is not served on the public listener, in production or
 // development mode.
@@ -123,7 +179,9 @@ func TestBrowserDashboard(t *testing.T) {
 	}
 	until(t, ctx, "a message rate", `document.querySelector("#node-table tbody td:nth-child(6)").textContent !== "0"`)
 	// A warning reaches the recent-errors list.
-	resp, err := http.Get("http://" + e.addr + "/dashboard/samples") // refused: logs a warning
+	req, _ := http.NewRequest(http.MethodGet, "http://"+e.addr+"/dashboard/samples", nil)
+	req.Header.Set("Authorization", "Bearer wrong-token") // refused: logs a warning
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

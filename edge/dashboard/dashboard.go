@@ -2,14 +2,10 @@ package dashboard
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	_ "embed"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -75,7 +71,6 @@ type Dashboard struct {
 	mu      sync.Mutex
 	samples map[string][]json.RawMessage // by node id, oldest first
 	seen    map[string]time.Time         // by node id: the last sample's arrival
-	refused atomic.Int64                 // unix ns of the last refusal logged at Warn
 }
 
 // New starts sampling. Close stops it.
@@ -312,7 +307,11 @@ var page []byte
 // Register serves the dashboard on app under /dashboard: the page, its
 // recent samples, the browser client and the event stream.
 func (d *Dashboard) Register(app *fiber.App) {
-	g := app.Group("/dashboard", d.auth)
+	auth := func(c *fiber.Ctx) error { return c.Next() }
+	if d.cfg.Token != "" {
+		auth = RequireToken(d.cfg.Token, "dashboard", d.cfg.Logger)
+	}
+	g := app.Group("/dashboard", auth)
 	g.Get("/", func(c *fiber.Ctx) error {
 		d.wake() // start the samples now rather than at the next tick
 		c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
@@ -336,55 +335,11 @@ func (d *Dashboard) Register(app *fiber.App) {
 	g.Get("/sse", sse.New(d.view, sse.Config{Authenticator: viewer}))
 }
 
-// viewer admits every page (d.auth already checked the token) to the one
+// viewer admits every page (RequireToken already checked the token) to the one
 // room, read-only.
 var viewer = core.AuthenticatorFunc(func(context.Context, core.Credentials) (core.Identity, error) {
 	return core.Identity{User: "dashboard", Permissions: &core.Permissions{Subscribe: []string{room}}}, nil
 })
-
-// auth checks the admin token, when there is one.
-func (d *Dashboard) auth(c *fiber.Ctx) error {
-	if d.cfg.Token == "" {
-		return c.Next()
-	}
-	if given, ok := credential(c.Get(fiber.HeaderAuthorization)); ok && equal(given, d.cfg.Token) {
-		return c.Next()
-	}
-	// One warning per 10 s at most: anyone who reaches the listener could
-	// otherwise flood the log and the recent-warnings list.
-	level := slog.LevelDebug
-	if now := time.Now().UnixNano(); now-d.refused.Load() > int64(10*time.Second) {
-		d.refused.Store(now)
-		level = slog.LevelWarn
-	}
-	d.cfg.Logger.Log(c.Context(), level, "dashboard: missing or wrong admin token", "remote", c.IP())
-	c.Set(fiber.HeaderWWWAuthenticate, `Basic realm="switchboard dashboard", charset="UTF-8"`)
-	return c.Status(fiber.StatusUnauthorized).JSON(fiber.Map{
-		"error": fiber.Map{"code": core.CodeUnauthorized, "message": "the dashboard needs the admin token (--admin-token): as a Bearer token, or as the password of Basic authentication"},
-	})
-}
-
-// credential reads a Bearer token or a Basic password.
-func credential(h string) (string, bool) {
-	if tok, ok := strings.CutPrefix(h, "Bearer "); ok {
-		return tok, true
-	}
-	if b64, ok := strings.CutPrefix(h, "Basic "); ok {
-		raw, err := base64.StdEncoding.DecodeString(b64)
-		if err != nil {
-			return "", false
-		}
-		_, pass, ok := strings.Cut(string(raw), ":")
-		return pass, ok
-	}
-	return "", false
-}
-
-// equal compares in constant time (over hashes, so lengths leak nothing).
-func equal(a, b string) bool {
-	ha, hb := sha256.Sum256([]byte(a)), sha256.Sum256([]byte(b))
-	return subtle.ConstantTimeCompare(ha[:], hb[:]) == 1
-}
 
 // Close stops sampling and ends the pages' streams.
 func (d *Dashboard) Close(ctx context.Context) error {

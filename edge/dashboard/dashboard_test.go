@@ -13,7 +13,9 @@ import (
 	"github.com/switchboard-dev/switchboard/core/coretest"
 )
 
-func TestMain(m *testing.M) { coretest.VerifyNone(m) }
+// fasthttp's clock goroutine (started by the first fiber request in
+// TestRequireTokenLevels) runs for the life of the process.
+func TestMain(m *testing.M) { coretest.VerifyNone(m, "fasthttp.updateServerDate") }
 
 func newDashboard(t *testing.T) *Dashboard {
 	t.Helper()
