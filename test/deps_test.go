@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -81,9 +82,10 @@ func TestNoCompiledBinariesTracked(t *testing.T) {
 	}
 }
 
-// TestExampleBuildOutputsIgnored makes sure `go build` in any example's
-// directory produces a file git ignores: for each main package under
-// examples/, <dir>/<dir name> and <dir>/<dir name>.exe.
+// TestExampleBuildOutputsIgnored makes sure `go build` of any example
+// writes a file git ignores: for each main package under examples/, its
+// directory's name (and .exe) in that directory (`go build` there) and in
+// the root (`go build ./examples/<name>`).
 func TestExampleBuildOutputsIgnored(t *testing.T) {
 	root, _ := repoFiles(t)
 	out, err := exec.Command("go", "list", "-f", `{{if eq .Name "main"}}{{.Dir}}{{end}}`, "github.com/switchboard-dev/switchboard/examples/...").Output()
@@ -99,11 +101,14 @@ func TestExampleBuildOutputsIgnored(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, bin := range []string{filepath.Base(dir), filepath.Base(dir) + ".exe"} {
-			p := filepath.ToSlash(filepath.Join(rel, bin))
+		name := filepath.Base(dir)
+		for _, p := range []string{
+			path.Join(filepath.ToSlash(rel), name), path.Join(filepath.ToSlash(rel), name+".exe"),
+			name, name + ".exe",
+		} {
 			// --no-index: judge the path by .gitignore alone, tracked or not.
 			if err := exec.Command("git", "-C", root, "check-ignore", "-q", "--no-index", p).Run(); err != nil {
-				t.Errorf("%s (what go build writes in %s) is not ignored by .gitignore: %v", p, rel, err)
+				t.Errorf("%s (what go build writes for %s) is not ignored by .gitignore: %v", p, rel, err)
 			}
 		}
 	}
