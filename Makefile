@@ -3,7 +3,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: run build test vet unit e2e bench bench-core bench-peers bench-brokers fuzz idlecost clean
+.PHONY: run build test vet unit e2e bench bench-core bench-tools bench-brokers fuzz idlecost clean
 
 ## run: the edge on :8080 with the in-memory broker (development mode)
 run:
@@ -30,21 +30,26 @@ e2e:
 ## edge, the load tool and the peers, runs every entry (medians of 3 runs;
 ## about 21 minutes, bounded at 25) and rewrites the bench block of
 ## docs/performance.md. BENCH_QUICK=1: the reduced form (a few minutes), which
-## only prints the block. JSON lines and HTML reports go to BENCH_OUT.
+## only prints the block. JSON lines and HTML reports go to BENCH_OUT. The
+## load tool is a module of its own (test/load/go.mod): go -C runs it there,
+## hence the absolute paths.
 BENCH_OUT ?= test/artifacts/bench
 bench:
-	ulimit -n 20000 && $(GO) run ./test/load/matrix --out $(BENCH_OUT) \
-		$(if $(filter-out 0,$(BENCH_QUICK)),--quick,--doc docs/performance.md)
+	ulimit -n 20000 && $(GO) -C test/load run ./matrix --out $(abspath $(BENCH_OUT)) \
+		$(if $(filter-out 0,$(BENCH_QUICK)),--quick,--doc $(abspath docs/performance.md))
 
 ## bench-core: core Go benchmarks, 6 runs each (feed to benchstat)
 bench-core:
 	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./core/...
 
-## bench-peers: vet the load tool's peer servers (nested modules under
-## test/load/peers, outside ./... and the main go.mod)
-bench-peers:
-	cd test/load/peers/fiber && $(GO) vet ./...
-	cd test/load/peers/centrifuge && $(GO) vet ./...
+## bench-tools: vet and unit-test the load tool's module (test/load: the
+## load tool, the matrix, idlecost; no load is run) and vet its peer
+## servers (test/load/peers), nested modules that ./... does not reach
+bench-tools:
+	$(GO) -C test/load vet ./...
+	$(GO) -C test/load test -race -count=1 -timeout 10m ./...
+	$(GO) -C test/load/peers/fiber vet ./...
+	$(GO) -C test/load/peers/centrifuge vet ./...
 
 ## bench-brokers: publish -> deliver latency and throughput per broker (docs/brokers.md)
 bench-brokers:
@@ -56,7 +61,7 @@ fuzz:
 
 ## idlecost: what 10,000 idle WebSocket connections cost the server
 idlecost: build
-	$(GO) run ./test/cmd/idlecost --server-bin bin/switchboard --conns 10000
+	$(GO) -C test/load run ./idlecost --server-bin $(abspath bin/switchboard) --conns 10000
 
 clean:
 	rm -rf bin

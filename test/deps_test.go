@@ -2,6 +2,7 @@ package test
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"io"
 	"io/fs"
@@ -9,6 +10,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -30,6 +32,45 @@ func TestCoreImportsOnlyStdlib(t *testing.T) {
 			continue
 		}
 		t.Errorf("core depends on %s", pkg)
+	}
+}
+
+// loadOnlyModules are the modules only the load tool uses (progress bars
+// and what they pull in). They belong to test/load's own module: a
+// program that imports Switchboard must not get them.
+var loadOnlyModules = []string{
+	"github.com/schollz/progressbar/v3",
+	"github.com/mitchellh/colorstring",
+}
+
+// TestLoadToolIsItsOwnModule holds the load tool, its commands and its
+// peers outside the root module: no root package lives under test/load
+// or test/cmd, and the root go.mod requires none of their modules.
+func TestLoadToolIsItsOwnModule(t *testing.T) {
+	out, err := exec.Command("go", "list", "github.com/switchboard-dev/switchboard/...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	for _, pkg := range strings.Fields(string(out)) {
+		for _, tool := range []string{"/test/load", "/test/cmd"} {
+			p := "github.com/switchboard-dev/switchboard" + tool
+			if pkg == p || strings.HasPrefix(pkg, p+"/") {
+				t.Errorf("the root module holds %s: the load tool is a module of its own (test/load/go.mod)", pkg)
+			}
+		}
+	}
+	out, err = exec.Command("go", "mod", "edit", "-json").Output()
+	if err != nil {
+		t.Fatalf("go mod edit -json: %v", err)
+	}
+	var mod struct{ Require []struct{ Path string } }
+	if err := json.Unmarshal(out, &mod); err != nil {
+		t.Fatalf("go mod edit -json: %v", err)
+	}
+	for _, r := range mod.Require {
+		if slices.Contains(loadOnlyModules, r.Path) {
+			t.Errorf("the root go.mod requires %s, which only the load tool uses", r.Path)
+		}
 	}
 }
 

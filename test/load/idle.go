@@ -12,7 +12,7 @@ import (
 
 // idleResult is the idle scenario's JSON line. Per-connection figures are
 // (after − before) / conns, each sample the median of --samples readings,
-// as test/cmd/idlecost measures them.
+// as test/load/idlecost measures them.
 type idleResult struct {
 	Scenario       string          `json:"scenario"`
 	ServerName     string          `json:"server_name"`

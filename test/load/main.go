@@ -25,15 +25,19 @@
 // Servers are measured in turn within each run, and every result names
 // its server, so the Markdown and HTML reports show ratios to Switchboard.
 //
-// Run against a built binary that the tool starts and stops:
+// The tool is a module of its own (test/load, with the peers nested in
+// it as modules of their own), so that nothing it uses reaches a program
+// that imports Switchboard. Run it
+// from the repository root with go -C, against a built binary that the
+// tool starts and stops:
 //
 //	go build -o /tmp/sb ./edge
-//	go run ./test/load fanout --server-bin /tmp/sb --subs 1000 --rate 100 --duration 10s
-//	go run ./test/load saturate --server-bin /tmp/sb --server-cpu 0 --subs 1000
-//	go run ./test/load idle --server-bin /tmp/sb --conns 10000
-//	go run ./test/load fanout --server-bin /tmp/sb --peer switchboard,fiber,centrifuge --runs 3
-//	go run ./test/load churn --server-bin /tmp/sb --conns 2000 --duration 15s
-//	go run ./test/load resume --server-bin /tmp/sb --subs 1000 --messages 500 --live-rate 100
+//	go -C test/load run . fanout --server-bin /tmp/sb --subs 1000 --rate 100 --duration 10s
+//	go -C test/load run . saturate --server-bin /tmp/sb --server-cpu 0 --subs 1000
+//	go -C test/load run . idle --server-bin /tmp/sb --conns 10000
+//	go -C test/load run . fanout --server-bin /tmp/sb --peer switchboard,fiber,centrifuge --runs 3
+//	go -C test/load run . churn --server-bin /tmp/sb --conns 2000 --duration 15s
+//	go -C test/load run . resume --server-bin /tmp/sb --subs 1000 --messages 500 --live-rate 100
 //
 // The standard matrix of all of these, with medians written into
 // docs/performance.md, is test/load/matrix (make bench).
@@ -218,7 +222,7 @@ func parseArgs(o *options, args []string) error {
 	fs := newFlagSet(o)
 	fs.SetOutput(o.stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(o.stderr, "Usage: go run ./test/load [fanout|saturate|idle|churn|resume] [flags]\n\n"+
+		fmt.Fprintf(o.stderr, "Usage: go -C test/load run . [fanout|saturate|idle|churn|resume] [flags]\n\n"+
 			"  fanout    S subscribers, one publisher (POST /send) at --rate for --duration: delivered/s, loss, latency\n"+
 			"  saturate  fanout, rate raised by --rate-factor per step until < --min-delivery %% or p99 > --max-p99\n"+
 			"  idle      --conns idle WebSocket connections: server RSS and goroutines per connection, connect rate\n"+
@@ -229,7 +233,7 @@ func parseArgs(o *options, args []string) error {
 			"Peers: --peer switchboard,fiber,centrifuge measures each in turn (fanout, saturate, idle, churn).\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	o.commandLine = strings.Join(append([]string{"go run ./test/load"}, args...), " ")
+	o.commandLine = strings.Join(append([]string{"go -C test/load run ."}, args...), " ")
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		o.scenario, args = args[0], args[1:]
 	}

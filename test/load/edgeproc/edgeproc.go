@@ -4,8 +4,8 @@
 // and CPU time from /proc, and stop it (SIGTERM, then SIGKILL after a
 // grace period).
 //
-// It holds what test/cmd/idlecost and test/load share, so that idlecost can
-// import it instead of keeping its own copy.
+// It holds what test/load/idlecost and the load tool (test/load) share, so
+// that idlecost can import it instead of keeping its own copy.
 //
 // Concurrency: a *Process is safe for concurrent use; Stop may be called
 // more than once.

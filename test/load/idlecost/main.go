@@ -12,7 +12,7 @@
 // connection times out while it is measured.
 //
 //	go build -o /tmp/sb ./edge
-//	go run ./test/cmd/idlecost --server-bin /tmp/sb --conns 10000
+//	go -C test/load run ./idlecost --server-bin /tmp/sb --conns 10000
 //
 // The server runs in its own process group and is killed when idlecost
 // exits, including when idlecost itself is killed (Pdeathsig).

@@ -4,19 +4,24 @@
 // medians. `make bench` runs it; `BENCH_QUICK=1 make bench` runs the
 // reduced form (--quick), which prints the block without touching the doc.
 //
-//	go run ./test/load/matrix --doc docs/performance.md --out test/artifacts/bench
-//	go run ./test/load/matrix --quick --only ws-fanout-1k,resume
-//	go run ./test/load/matrix --list
+//	go -C test/load run ./matrix --doc "$PWD/docs/performance.md" --out "$PWD/test/artifacts/bench"
+//	go -C test/load run ./matrix --quick --only ws-fanout-1k,resume
+//	go -C test/load run ./matrix --list
 //
-// It builds the edge, the load tool and the peers (test/load/peers, with
-// go build in each module) into --out, then runs each entry of the matrix
-// as its own load tool process with the server pinned to --server-cpu and
-// the tool to the other CPUs, writing <entry>.jsonl and <entry>.html into
-// --out. Medians are computed here from each run's JSON line. The whole
-// run is bounded by --budget: an entry that would start with too little
-// time left is skipped and shown as not measured, and each entry's own
-// --timeout ends with the budget. Run it from the repository root, after
-// `ulimit -n 20000` (the idle entry holds 19,000 connections).
+// (from the repository root: the matrix lives in the load tool's own
+// module, and go -C runs it with test/load as the working directory, so
+// paths given to it are absolute or relative to test/load). It builds the
+// edge (in the repository root), the load tool (test/load) and the peers
+// (test/load/peers, with go build in each module) into --out, then runs
+// each entry of the matrix as its own load tool process with the server
+// pinned to --server-cpu and the tool to the other CPUs, writing
+// <entry>.jsonl and <entry>.html into --out. Medians are computed here
+// from each run's JSON line. The whole run is bounded by --budget: an
+// entry that would start with too little time left is skipped and shown
+// as not measured, and each entry's own --timeout ends with the budget.
+// It finds the repository root from the working directory, so it runs
+// anywhere inside the repository; run it after `ulimit -n 20000` (the
+// idle entry holds 19,000 connections).
 package main
 
 import (
@@ -138,8 +143,13 @@ func run(ctx context.Context, c config) error {
 	started := time.Now()
 	ctx, cancel := context.WithDeadline(ctx, started.Add(c.budget))
 	defer cancel()
-	if _, err := os.Stat(filepath.Join("test", "load", "peers")); err != nil {
-		return errors.New("run from the repository root (test/load/peers not found)")
+	wd, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	root, err := repoRoot(wd)
+	if err != nil {
+		return err
 	}
 	list := entries(c.quick)
 	for _, name := range c.only {
@@ -171,11 +181,12 @@ func run(ctx context.Context, c config) error {
 		"switchboard": filepath.Join(out, "switchboard"), "load": filepath.Join(out, "load"),
 		"fiber": filepath.Join(out, "peer-fiber"), "centrifuge": filepath.Join(out, "peer-centrifuge"),
 	}
+	loadDir := filepath.Join(root, "test", "load")
 	for _, b := range []struct{ dir, pkg, bin string }{
-		{".", "./edge", bins["switchboard"]},
-		{".", "./test/load", bins["load"]},
-		{filepath.Join("test", "load", "peers", "fiber"), ".", bins["fiber"]},
-		{filepath.Join("test", "load", "peers", "centrifuge"), ".", bins["centrifuge"]},
+		{root, "./edge", bins["switchboard"]},
+		{loadDir, ".", bins["load"]},
+		{filepath.Join(loadDir, "peers", "fiber"), ".", bins["fiber"]},
+		{filepath.Join(loadDir, "peers", "centrifuge"), ".", bins["centrifuge"]},
 	} {
 		logf("go build -o %s %s (in %s)", b.bin, b.pkg, b.dir)
 		cmd := exec.CommandContext(ctx, "go", "build", "-o", b.bin, b.pkg)
@@ -222,6 +233,20 @@ func run(ctx context.Context, c config) error {
 		logf("rewrote the bench block of %s", c.doc)
 	}
 	return nil
+}
+
+// repoRoot is the repository holding the load tool's module: from dir
+// upwards, the first directory with test/load/go.mod. The edge is built
+// there, the load tool and the peers in their modules under it.
+func repoRoot(dir string) (string, error) {
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "test", "load", "go.mod")); err == nil {
+			return d, nil
+		}
+		if filepath.Dir(d) == d {
+			return "", fmt.Errorf("no test/load/go.mod in %s or above: run inside the repository", dir)
+		}
+	}
 }
 
 // checkNoFile fails early when the idle entry cannot hold its

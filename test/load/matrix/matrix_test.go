@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"math"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -185,5 +187,31 @@ func TestEntriesBounded(t *testing.T) {
 		if total > budget-2*time.Minute {
 			t.Errorf("quick=%v: estimates add up to %s, too close to the %s budget", quick, total, budget)
 		}
+	}
+}
+
+// TestRepoRoot finds the repository from anywhere inside it, so the
+// matrix runs from the root or from its own module (test/load, where
+// `go -C test/load run ./matrix` starts it).
+func TestRepoRoot(t *testing.T) {
+	root := t.TempDir()
+	for _, dir := range []string{"edge", filepath.Join("test", "load", "peers", "fiber")} {
+		if err := os.MkdirAll(filepath.Join(root, dir), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range []string{"go.mod", filepath.Join("test", "load", "go.mod")} {
+		if err := os.WriteFile(filepath.Join(root, f), []byte("module x\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, from := range []string{".", "test", filepath.Join("test", "load"), filepath.Join("test", "load", "peers", "fiber")} {
+		got, err := repoRoot(filepath.Join(root, from))
+		if err != nil || got != root {
+			t.Errorf("repoRoot from %s = %q, %v; want %q", from, got, err, root)
+		}
+	}
+	if got, err := repoRoot(t.TempDir()); err == nil {
+		t.Errorf("repoRoot outside a repository = %q, want an error", got)
 	}
 }

@@ -407,7 +407,7 @@ func render(results []entryResult, m machineInfo) string {
 	}
 	w("Reproduce: `ulimit -n 20000 && make bench` (about 21 minutes, bounded at 25; JSON lines and HTML reports per entry in `test/artifacts/bench/`), " +
 		"`BENCH_QUICK=1 make bench` for the reduced form (a few minutes, prints the block only), `make bench-core` for the Go benchmarks of `core` below. " +
-		"One entry: `go run ./test/load/matrix --only ws-fanout-1k`; the list: `go run ./test/load/matrix --list`.\n")
+		"One entry: `go -C test/load run ./matrix --only ws-fanout-1k`; the list: `go -C test/load run ./matrix --list`.\n")
 	return b.String()
 }
 
