@@ -246,3 +246,87 @@ func TestTLS(t *testing.T) {
 		}
 	}
 }
+
+// TestMetricsAndStatsNeedAdminTokenInProduction: with JWT configured, /stats and
+// /metrics on the public listener need the admin token (Bearer, or the
+// password of Basic authentication), and are not served there at all
+// without one; the health probes stay open. With --admin-addr they are
+// served on that listener, open, as in development mode, where the public
+// listener serves them to anyone.
+func TestMetricsAndStatsNeedAdminTokenInProduction(t *testing.T) {
+	const secret = "0123456789abcdef-test-secret"
+	const token = "0123456789abcdef-admin-token"
+	get := func(u, auth string) int {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, u, nil)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode == http.StatusUnauthorized && !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Basic ") {
+			t.Errorf("GET %s: 401 without a Basic challenge", u)
+		}
+		return resp.StatusCode
+	}
+	cases := []struct {
+		name string
+		mod  func(*config.Config)
+		// Status of /stats and /metrics by Authorization header.
+		none, wrong, bearer, basic int
+	}{
+		{"development", nil, 200, 200, 200, 200},
+		{"development with an admin token stays open", func(c *config.Config) { c.AdminToken = token }, 200, 200, 200, 200},
+		{"production with an admin token", func(c *config.Config) { c.JWTSecret, c.AdminToken = secret, token }, 401, 401, 200, 200},
+		{"production without an admin token", func(c *config.Config) { c.JWTSecret = secret }, 404, 404, 404, 404},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := startEdge(t, tc.mod)
+			for _, p := range []string{"/stats", "/metrics"} {
+				u := "http://" + e.addr + p
+				for _, c := range []struct {
+					auth string
+					want int
+				}{{"", tc.none}, {"Bearer wrong-token-0123456789", tc.wrong}, {"Bearer " + token, tc.bearer}, {basic("prometheus", token), tc.basic}} {
+					if got := get(u, c.auth); got != c.want {
+						t.Errorf("%s with %q: %d, want %d", p, c.auth, got, c.want)
+					}
+				}
+			}
+			for _, p := range []string{"/healthz", "/readyz"} {
+				if got := get("http://"+e.addr+p, ""); got != 200 {
+					t.Errorf("%s: %d, want 200 without a token", p, got)
+				}
+			}
+			if tc.none == 404 && len(e.logs.lines("/stats and /metrics not served on the public listener: production mode; set --admin-addr (a private listener) or --admin-token")) != 1 {
+				t.Errorf("no log line says why /stats and /metrics are off; logs:\n%s", e.logs)
+			}
+		})
+	}
+	t.Run("production with --admin-addr", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		t.Cleanup(func() {
+			if err := <-done; err != nil {
+				t.Errorf("admin: %v", err)
+			}
+		})
+		e := startEdge(t, func(c *config.Config) { c.JWTSecret, c.AdminToken, c.AdminAddr = secret, token, ln.Addr().String() })
+		go func() { done <- e.srv.ServeAdmin(ln) }()
+		for _, p := range []string{"/stats", "/metrics"} {
+			if got := get("http://"+e.addr+p, "Bearer "+token); got != 404 {
+				t.Errorf("public %s: %d, want 404", p, got)
+			}
+			if got := get("http://"+ln.Addr().String()+p, ""); got != 200 {
+				t.Errorf("admin %s: %d, want 200", p, got)
+			}
+		}
+	})
+}

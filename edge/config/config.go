@@ -85,10 +85,13 @@ type Config struct {
 	PresenceEvents bool
 
 	// AdminAddr, when set, serves /stats, /metrics and /healthz on a
-	// separate listener instead of the public one.
+	// separate listener instead of the public one, without a token.
 	AdminAddr string
-	// AdminToken protects /dashboard (Bearer, or the password of Basic
-	// authentication).
+	// AdminToken (at least 16 bytes) protects /dashboard and, in
+	// production mode, /stats and /metrics on the public listener (Bearer,
+	// or the password of Basic authentication). Without it, those are
+	// served only on AdminAddr; development mode leaves /stats and
+	// /metrics open.
 	AdminToken string
 	// Dashboard serves the live /dashboard page next to /stats.
 	Dashboard bool
@@ -557,8 +560,8 @@ func newFlagSet(c *Config, r *rawFlags) *flag.FlagSet {
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "PEM certificate (chain) file: serve HTTPS and WSS directly (with --tls-key)")
 	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM private key file for --tls-cert")
 	registerWebhookFlags(fs, &c.Webhooks)
-	fs.StringVar(&c.AdminAddr, "admin-addr", "", "serve /stats, /metrics (Prometheus) and /healthz on this separate address (e.g. 127.0.0.1:9090) instead of the public one")
-	fs.StringVar(&c.AdminToken, "admin-token", "", "token protecting /dashboard: sent as Authorization: Bearer, or as the password of the browser's Basic authentication prompt (without it the dashboard is served only on --admin-addr)")
+	fs.StringVar(&c.AdminAddr, "admin-addr", "", "serve /stats, /metrics (Prometheus) and /healthz on this separate address (e.g. 127.0.0.1:9090) instead of the public one, without a token: keep it private")
+	fs.StringVar(&c.AdminToken, "admin-token", "", "operator token, at least 16 bytes, sent as Authorization: Bearer or as the password of the browser's Basic authentication prompt; it protects /dashboard and, in production mode, /stats and /metrics on the public listener (without it those are served only on --admin-addr; development mode leaves /stats and /metrics open)")
 	fs.BoolVar(&c.Dashboard, "dashboard", true, "serve the live operations page /dashboard where /stats is served, when --admin-addr or --admin-token is set")
 	fs.StringVar(&r.apiKeys, "api-keys", "", "comma-separated keys (each at least 16 bytes) that backends send as Authorization: Bearer to the server API /api/v1; empty disables the API")
 	fs.DurationVar(&c.PresenceInterval, "presence-interval", 5*time.Second, "how often a node renews its presence lease in the broker")

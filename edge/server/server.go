@@ -246,15 +246,27 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 	mets.Attach(node, func(ch chan<- prometheus.Metric) { extraMetrics(ch, tracker, hooks) })
 	prom := adaptor.HTTPHandler(promhttp.HandlerFor(mets.Registry, promhttp.HandlerOpts{}))
 	// /stats and /metrics live on the admin listener when there is one
-	// (--admin-addr), so they are not exposed publicly.
+	// (--admin-addr), so they are not exposed publicly. On the public
+	// listener, production mode keeps them from strangers: they need the
+	// admin token, and without one they are not served there.
 	admin := s.app
-	if cfg.AdminAddr != "" {
+	switch {
+	case cfg.AdminAddr != "":
 		s.admin = fiber.New(fiber.Config{DisableStartupMessage: true, AppName: "switchboard-admin", ErrorHandler: errorHandler})
 		admin = s.admin
 		admin.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
+		admin.Get("/stats", stats)
+		admin.Get("/metrics", prom)
+	case !cfg.Production():
+		admin.Get("/stats", stats)
+		admin.Get("/metrics", prom)
+	case cfg.AdminToken != "":
+		guard := dashboard.RequireToken(cfg.AdminToken, "stats", logger)
+		admin.Get("/stats", guard, stats)
+		admin.Get("/metrics", guard, prom)
+	default:
+		logger.Info("/stats and /metrics not served on the public listener: production mode; set --admin-addr (a private listener) or --admin-token")
 	}
-	admin.Get("/stats", stats)
-	admin.Get("/metrics", prom)
 	switch {
 	case !cfg.Dashboard:
 	case cfg.AdminAddr == "" && cfg.AdminToken == "":
