@@ -29,6 +29,17 @@ type rawClient struct {
 // (a client that does not wait).
 func dialRaw(t *testing.T, url string, early []byte) *rawClient {
 	t.Helper()
+	c, br, resp := handshake(t, url, "dGhlIHNhbXBsZSBub25jZQ==", early)
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v", resp)
+	}
+	return &rawClient{t: t, c: c, br: br}
+}
+
+// handshake sends an upgrade request with the given Sec-WebSocket-Key
+// (none if empty) and returns the connection and the server's answer.
+func handshake(t *testing.T, url, key string, early []byte) (net.Conn, *bufio.Reader, *http.Response) {
+	t.Helper()
 	hostPath := strings.TrimPrefix(url, "ws://")
 	host, path, _ := strings.Cut(hostPath, "/")
 	c, err := net.Dial("tcp", host)
@@ -37,17 +48,20 @@ func dialRaw(t *testing.T, url string, early []byte) *rawClient {
 	}
 	t.Cleanup(func() { c.Close() })
 	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-	req := "GET /" + path + " HTTP/1.1\r\nHost: " + host + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+	req := "GET /" + path + " HTTP/1.1\r\nHost: " + host + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+	if key != "" {
+		req += "Sec-WebSocket-Key: " + key + "\r\n"
+	}
+	req += "Sec-WebSocket-Version: 13\r\n\r\n"
 	if _, err := c.Write(append([]byte(req), early...)); err != nil {
 		t.Fatal(err)
 	}
 	br := bufio.NewReader(c)
 	resp, err := http.ReadResponse(br, nil)
-	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
-		t.Fatalf("upgrade: %v %v", resp, err)
+	if err != nil {
+		t.Fatalf("upgrade: %v", err)
 	}
-	return &rawClient{t: t, c: c, br: br}
+	return c, br, resp
 }
 
 func (r *rawClient) write(b []byte) {
@@ -142,8 +156,9 @@ func ping(ref string) []byte { return []byte(`{"v":1,"type":"ping","ref":"` + re
 
 // TestWireProtocol drives the frame reader with raw frames in both
 // reading modes: partial frames, several frames per read, fragmentation
-// with control frames in between, the closing handshake, and each kind of
-// protocol violation with its close code.
+// with control frames in between, the closing handshake, each kind of
+// protocol violation with its close code, and upgrade requests whose
+// Sec-WebSocket-Key is not the base64 of 16 bytes (400).
 func TestWireProtocol(t *testing.T) {
 	const limit = 1024
 	type tc struct {
@@ -238,6 +253,15 @@ func TestWireProtocol(t *testing.T) {
 		{"close with code 1005", badClose([]byte{0x03, 0xED}, closeProtocolError)},
 		{"close reason not UTF-8", badClose([]byte{0x03, 0xE8, 0xff}, closeInvalidData)},
 	}
+	// A Sec-WebSocket-Key must be the base64 of 16 bytes (§4.2.1).
+	badKeys := []struct{ name, key string }{
+		{"missing", ""},
+		{"not base64", "not a base64 key, at all"},
+		{"15 bytes", "AAAAAAAAAAAAAAAAAAAA"},
+		{"17 bytes", "AAAAAAAAAAAAAAAAAAAAAAA="},
+		{"16 bytes unpadded", "dGhlIHNhbXBsZSBub25jZQ"},
+		{"non-zero padding bits", "dGhlIHNhbXBsZSBub25jZR=="},
+	}
 	for _, detach := range []bool{true, false} {
 		t.Run(map[bool]string{true: "detached", false: "blocking"}[detach], func(t *testing.T) {
 			url := serveNodeMode(t, core.Config{MaxMessageSize: limit}, Config{CloseGrace: time.Second}, detach)
@@ -250,6 +274,18 @@ func TestWireProtocol(t *testing.T) {
 					r.expectEnv(`"welcome"`)
 					c.run(t, r)
 					ref := fmt.Sprintf("by%d", i)
+					by.write(maskedFrame(true, opText, ping(ref)))
+					by.expectEnv(`"ref":"` + ref + `"`)
+				})
+			}
+			for i, k := range badKeys {
+				t.Run("handshake key "+k.name, func(t *testing.T) {
+					_, _, resp := handshake(t, url+"?user=u", k.key, nil)
+					body, _ := io.ReadAll(resp.Body)
+					if resp.StatusCode != http.StatusBadRequest || !bytes.Contains(body, []byte(`"bad_request"`)) {
+						t.Fatalf("status %d %q, want 400", resp.StatusCode, body)
+					}
+					ref := fmt.Sprintf("key%d", i)
 					by.write(maskedFrame(true, opText, ping(ref)))
 					by.expectEnv(`"ref":"` + ref + `"`)
 				})

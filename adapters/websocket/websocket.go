@@ -2,6 +2,7 @@ package websocket
 
 import (
 	"context"
+	"encoding/base64"
 	"net"
 	"strings"
 	"sync"
@@ -52,6 +53,11 @@ func New(node *core.Node, config ...Config) fiber.Handler {
 				"error": fiber.Map{"code": "upgrade_required", "message": "this endpoint speaks WebSocket only: send a WebSocket upgrade request"},
 			})
 		}
+		if !validKey(c.Request().Header.Peek(fiber.HeaderSecWebSocketKey)) {
+			return c.Status(fiber.StatusBadRequest).JSON(fiber.Map{
+				"error": fiber.Map{"code": core.CodeBadRequest, "message": "Sec-WebSocket-Key must be the base64 of 16 bytes (RFC 6455 section 4.2.1)"},
+			})
+		}
 		if origin := c.Get(fiber.HeaderOrigin); !cors.Allowed(cfg.Origins, origin, string(c.Request().Host())) {
 			node.Logger().Warn("websocket origin refused", "origin", origin, "remote", c.IP())
 			return c.Status(fiber.StatusForbidden).JSON(fiber.Map{
@@ -70,6 +76,20 @@ func New(node *core.Node, config ...Config) fiber.Handler {
 		return upgrade(c)
 	}
 }
+
+// validKey reports whether key, a Sec-WebSocket-Key, is the base64 of 16
+// bytes, as §4.2.1 requires of the handshake: 24 characters, the last two
+// "==", no stray bits.
+func validKey(key []byte) bool {
+	if len(key) != 24 {
+		return false
+	}
+	var b [18]byte
+	n, err := strictBase64.Decode(b[:], key)
+	return err == nil && n == 16
+}
+
+var strictBase64 = base64.StdEncoding.Strict()
 
 // credsKey is the Locals key carrying core.Credentials to serve.
 const credsKey = "switchboard.credentials"
