@@ -8,6 +8,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/switchboard-dev/switchboard/core"
 )
@@ -57,8 +58,10 @@ type conn struct {
 	// Reader state, used by one reading goroutine at a time.
 	pending []byte // the start of a frame that has not fully arrived
 	frag    []byte // an unfinished fragmented message
-	inMsg   bool   // a fragmented message is in progress
+	checked int    // bytes of frag found to be UTF-8 so far (a text message)
 	skip    int64  // payload bytes still to discard (a refused frame)
+	inMsg   bool   // a fragmented message is in progress
+	text    bool   // ... and it is text: each fragment is checked for UTF-8 as it comes
 	closing bool   // the reader ended the session: only the client's close frame matters now
 	drain   bool   // the client closed or the stream cannot be parsed: discard all input
 }
@@ -382,8 +385,15 @@ func (c *conn) frame(h header, p []byte) {
 			return
 		}
 		if !h.fin {
-			c.inMsg = true
+			c.inMsg, c.text, c.checked = true, h.op == opText, 0
 			c.frag = append(c.frag[:0], p...)
+			if !c.fragUTF8(false) {
+				c.end(protocolDisconnect(errTextUTF8))
+			}
+			return
+		}
+		if h.op == opText && !utf8.Valid(p) {
+			c.end(protocolDisconnect(errTextUTF8))
 			return
 		}
 		if c.sess != nil {
@@ -398,6 +408,10 @@ func (c *conn) frame(h header, p []byte) {
 			return
 		}
 		c.frag = append(c.frag, p...)
+		if !c.fragUTF8(h.fin) {
+			c.end(protocolDisconnect(errTextUTF8))
+			return
+		}
 		if h.fin {
 			if c.sess != nil {
 				c.sess.HandleFrame(c.frag)
@@ -407,11 +421,31 @@ func (c *conn) frame(h header, p []byte) {
 	}
 }
 
+// fragUTF8 checks the bytes of a fragmented text message that arrived
+// since the last check (nothing for binary), failing as soon as they
+// cannot be UTF-8 whatever follows. A sequence cut by the end of a
+// fragment is checked again with the next; at the final fragment
+// (final) none may be left unfinished.
+func (c *conn) fragUTF8(final bool) bool {
+	if !c.text {
+		return true
+	}
+	rest := c.frag[c.checked:]
+	if final {
+		return utf8.Valid(rest)
+	}
+	n, ok := utf8Prefix(rest)
+	c.checked += n
+	return ok
+}
+
 // protocolDisconnect is the close for a protocol violation: 1002 naming
-// the fault, or 1007 for a close reason that is not UTF-8.
+// the fault, or 1007 for a payload that is not UTF-8 (a text message or a
+// close reason).
 func protocolDisconnect(err error) core.Disconnect {
-	if errors.Is(err, errInvalidUTF8) {
-		return core.Disconnect{Code: closeInvalidData, Reason: "close reason is not valid UTF-8"}
+	var bad errInvalidData
+	if errors.As(err, &bad) {
+		return core.Disconnect{Code: closeInvalidData, Reason: string(bad)}
 	}
 	return core.Disconnect{Code: closeProtocolError, Reason: err.Error()}
 }

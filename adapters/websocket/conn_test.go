@@ -157,8 +157,9 @@ func ping(ref string) []byte { return []byte(`{"v":1,"type":"ping","ref":"` + re
 // TestWireProtocol drives the frame reader with raw frames in both
 // reading modes: partial frames, several frames per read, fragmentation
 // with control frames in between, the closing handshake, each kind of
-// protocol violation with its close code, and upgrade requests whose
-// Sec-WebSocket-Key is not the base64 of 16 bytes (400).
+// protocol violation with its close code, text that is not UTF-8 (1007)
+// however it is fragmented, and upgrade requests whose Sec-WebSocket-Key
+// is not the base64 of 16 bytes (400).
 func TestWireProtocol(t *testing.T) {
 	const limit = 1024
 	type tc struct {
@@ -252,6 +253,45 @@ func TestWireProtocol(t *testing.T) {
 		{"close with one byte", badClose([]byte{3}, closeProtocolError)},
 		{"close with code 1005", badClose([]byte{0x03, 0xED}, closeProtocolError)},
 		{"close reason not UTF-8", badClose([]byte{0x03, 0xE8, 0xff}, closeInvalidData)},
+		// Text must be UTF-8 (§8.1): 1007, checked fragment by fragment.
+		{"text not UTF-8", violation(maskedFrame(true, opText, ping("\xff")), closeInvalidData)},
+		{"text ending in half a sequence", violation(maskedFrame(true, opText, []byte("{\xe2\x82")), closeInvalidData)},
+		{"a sequence split across fragments is valid", func(t *testing.T, r *rawClient) {
+			msg := ping("\u20ac") // € is E2 82 AC: cut after each of its bytes
+			i := bytes.IndexByte(msg, 0xE2)
+			r.write(maskedFrame(false, opText, msg[:i+1]))
+			r.write(maskedFrame(false, opContinuation, msg[i+1:i+2]))
+			r.write(maskedFrame(true, opContinuation, msg[i+2:]))
+			r.expectEnv(`"ref":"€"`)
+		}},
+		{"an invalid sequence split across fragments", func(t *testing.T, r *rawClient) {
+			msg := ping("\xe2\x82(") // E2 82 needs one more byte in 80-BF
+			i := bytes.IndexByte(msg, '(')
+			r.write(maskedFrame(false, opText, msg[:i]))
+			r.write(maskedFrame(true, opContinuation, msg[i:]))
+			r.expectClose(closeInvalidData, true)
+		}},
+		{"half a sequence at the end of the last fragment", func(t *testing.T, r *rawClient) {
+			r.write(maskedFrame(false, opText, []byte(`{"ref":"`)))
+			r.write(maskedFrame(true, opContinuation, []byte("\"}\xe2\x82")))
+			r.expectClose(closeInvalidData, true)
+		}},
+		// Fail fast: the message is refused from its first bad fragment,
+		// without waiting for the rest.
+		{"a bad first fragment fails at once", func(t *testing.T, r *rawClient) {
+			r.write(maskedFrame(false, opText, []byte("{\"ref\":\"\xc0\xaf")))
+			r.expectClose(closeInvalidData, true)
+		}},
+		{"a fragment ending in a sequence nothing can complete", func(t *testing.T, r *rawClient) {
+			r.write(maskedFrame(false, opText, []byte("{\"ref\":\"\xed\xa0"))) // a UTF-16 surrogate
+			r.expectClose(closeInvalidData, true)
+		}},
+		{"binary frames are not checked for UTF-8", func(t *testing.T, r *rawClient) {
+			r.write(maskedFrame(true, opBinary, ping("\xff")))
+			r.expectEnv(`"bad_request"`)
+			r.write(maskedFrame(true, opBinary, ping("ok")))
+			r.expectEnv(`"ref":"ok"`)
+		}},
 	}
 	// A Sec-WebSocket-Key must be the base64 of 16 bytes (§4.2.1).
 	badKeys := []struct{ name, key string }{

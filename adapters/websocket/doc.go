@@ -1,12 +1,13 @@
 // Package websocket serves Switchboard over WebSocket on Fiber v2. New
 // returns the GET /ws handler; each connection becomes a core.Session.
 //
-// The upgrade handshake goes through gofiber/contrib/websocket. After it,
-// the package speaks RFC 6455 frames itself (wire.go): it parses the
-// client's masked frames (fragmentation, control frames between
-// fragments, the closing handshake; violations close with 1002 or 1007,
-// oversize messages with 4003 without being buffered) and writes
-// unmasked text frames.
+// The upgrade handshake goes through gofiber/contrib/websocket, after New
+// has refused (400) a Sec-WebSocket-Key that is not the base64 of 16
+// bytes. After it, the package speaks RFC 6455 frames itself (wire.go): it
+// parses the client's masked frames (fragmentation, control frames between
+// fragments, the closing handshake; violations close with 1002, text that
+// is not UTF-8 with 1007 as soon as a fragment shows it, oversize messages
+// with 4003 without being buffered) and writes unmasked text frames.
 //
 // Reading: with DetachConnections on the app (the edge does this), plain
 // TCP on Linux, the handler returns once the session is accepted and an

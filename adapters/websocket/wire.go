@@ -2,7 +2,6 @@ package websocket
 
 import (
 	"encoding/binary"
-	"errors"
 	"unicode/utf8"
 )
 
@@ -41,6 +40,18 @@ const maxHeader = 14
 type errProtocol string
 
 func (e errProtocol) Error() string { return "websocket protocol error: " + string(e) }
+
+// errInvalidData is a payload its type forbids, text that is not UTF-8
+// (§8.1); the connection is closed with 1007 and the reason.
+type errInvalidData string
+
+func (e errInvalidData) Error() string { return string(e) }
+
+// Reasons for 1007.
+const (
+	errInvalidUTF8 = errInvalidData("close reason is not valid UTF-8")
+	errTextUTF8    = errInvalidData("text message is not valid UTF-8")
+)
 
 // header is a parsed frame header.
 type header struct {
@@ -170,8 +181,74 @@ func parseClose(p []byte) (code uint16, err error) {
 	return code, nil
 }
 
-// errInvalidUTF8 is a close reason that is not UTF-8 (1007).
-var errInvalidUTF8 = errors.New("websocket: close reason is not valid UTF-8")
+// utf8Prefix checks b, the part of a text message not yet checked, when
+// more of the message may follow: b must be valid UTF-8 except that it may
+// end in the start of a sequence that the next fragment can complete. It
+// returns how many bytes are complete and checked (the rest is that
+// started sequence, at most 3 bytes, to check again with the bytes that
+// follow it) and false as soon as no continuation could make b valid.
+func utf8Prefix(b []byte) (n int, ok bool) {
+	n = len(b)
+	// Find a sequence cut short at the end: a lead byte within the last 3
+	// bytes whose sequence is longer than what follows it.
+	for i := len(b) - 1; i >= 0 && i >= len(b)-utf8.UTFMax+1; i-- {
+		if b[i] < 0x80 {
+			break // ASCII: nothing is cut short
+		}
+		if b[i] < 0xC0 {
+			continue // a continuation byte: look further back for its lead
+		}
+		if need := seqLen(b[i]); need > len(b)-i {
+			if !validStart(b[i:]) {
+				return 0, false
+			}
+			n = i
+		}
+		break
+	}
+	return n, utf8.Valid(b[:n])
+}
+
+// seqLen is the length of the UTF-8 sequence that lead starts (RFC 3629
+// §4), or 0 if no valid sequence starts with it.
+func seqLen(lead byte) int {
+	switch {
+	case lead < 0x80:
+		return 1
+	case lead >= 0xC2 && lead <= 0xDF:
+		return 2
+	case lead >= 0xE0 && lead <= 0xEF:
+		return 3
+	case lead >= 0xF0 && lead <= 0xF4:
+		return 4
+	}
+	return 0
+}
+
+// validStart reports whether b, shorter than the sequence its first byte
+// starts, can still be completed into a valid one: its second byte in the
+// range the lead allows (which rules out overlongs, surrogates and code
+// points past U+10FFFF) and any third a continuation byte.
+func validStart(b []byte) bool {
+	if len(b) < 2 {
+		return true
+	}
+	lo, hi := byte(0x80), byte(0xBF)
+	switch b[0] {
+	case 0xE0:
+		lo = 0xA0
+	case 0xED:
+		hi = 0x9F
+	case 0xF0:
+		lo = 0x90
+	case 0xF4:
+		hi = 0x8F
+	}
+	if b[1] < lo || b[1] > hi {
+		return false
+	}
+	return len(b) < 3 || (b[2] >= 0x80 && b[2] <= 0xBF)
+}
 
 // validCloseCode reports whether a peer may send code (§7.4.1-2): the
 // defined codes except those reserved for reporting, and 3000-4999.

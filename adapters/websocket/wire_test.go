@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // maskedFrame builds a client frame: FIN per fin, the given first-byte
@@ -155,5 +156,99 @@ func TestCloseFrames(t *testing.T) {
 				t.Fatalf("err = %v, want invalid UTF-8: %v", err, tc.utf8)
 			}
 		})
+	}
+}
+
+// TestTextUTF8Fragments checks a fragmented text message's UTF-8 the way
+// the reader does, fragment by fragment, against utf8.Valid of the whole:
+// every byte string of up to 4 bytes over values at the edges of the
+// UTF-8 ranges, cut into fragments in every way. A fragment may only pass
+// if what came so far can still be completed into valid UTF-8 (the
+// reader fails as early as it can).
+func TestTextUTF8Fragments(t *testing.T) {
+	edges := []byte{0x41, 0x7F, 0x80, 0x9F, 0xA0, 0xBF, 0xC1, 0xC2, 0xDF, 0xE0, 0xED, 0xEF, 0xF0, 0xF4, 0xF5, 0xFF}
+	msg := make([]byte, 0, 4)
+	var walk func()
+	walk = func() {
+		if len(msg) > 0 {
+			checkFragments(t, msg)
+		}
+		if len(msg) == cap(msg) {
+			return
+		}
+		for _, b := range edges {
+			msg = append(msg, b)
+			walk()
+			msg = msg[:len(msg)-1]
+		}
+	}
+	walk()
+	// Longer messages whose sequences straddle the cuts.
+	for _, s := range []string{"a€b", "𝄞𝄞", "é\u07ff\uffff\U0010ffff", "abc\xe2\x82", "€\xed\xa0\x80", "\xf0\x9f\x98"} {
+		checkFragments(t, []byte(s))
+	}
+}
+
+// checkFragments feeds msg to a reader cut at every subset of its byte
+// boundaries.
+func checkFragments(t *testing.T, msg []byte) {
+	t.Helper()
+	want := utf8.Valid(msg)
+	for cuts := 0; cuts < 1<<(len(msg)-1); cuts++ {
+		c := &conn{text: true}
+		got, start := true, 0
+		for i := 1; i <= len(msg) && got; i++ {
+			final := i == len(msg)
+			if !final && cuts&(1<<(i-1)) == 0 {
+				continue
+			}
+			c.frag = append(c.frag, msg[start:i]...)
+			start = i
+			got = c.fragUTF8(final)
+			if got && !final && !completable(c.frag[c.checked:]) {
+				t.Fatalf("%x cut %b: passed %x, which nothing can complete", msg, cuts, c.frag)
+			}
+		}
+		if got != want {
+			t.Fatalf("%x cut %b: checked by fragment %v, utf8.Valid %v", msg, cuts, got, want)
+		}
+	}
+}
+
+// completable reports whether some bytes appended to the unfinished
+// sequence b make it valid UTF-8.
+func completable(b []byte) bool {
+	if len(b) == 0 || utf8.Valid(b) {
+		return true
+	}
+	for c := 0x80; c <= 0xBF; c++ {
+		if completable1(append(append([]byte(nil), b...), byte(c))) {
+			return true
+		}
+	}
+	return false
+}
+
+func completable1(b []byte) bool {
+	if utf8.Valid(b) {
+		return true
+	}
+	if len(b) >= utf8.UTFMax {
+		return false
+	}
+	return utf8.Valid(append(b, 0x80)) || utf8.Valid(append(b, 0x80, 0x80))
+}
+
+// TestTextFrameAllocs: checking a text frame's UTF-8 allocates nothing.
+func TestTextFrameAllocs(t *testing.T) {
+	frame := maskedFrame(true, opText, []byte(`{"v":1,"type":"ping","ref":"é€𝄞"}`))
+	buf := make([]byte, len(frame))
+	c := &conn{limit: 1024}
+	allocs := testing.AllocsPerRun(100, func() {
+		copy(buf, frame) // the reader unmasks in place
+		c.input(buf)
+	})
+	if allocs != 0 || c.closing {
+		t.Fatalf("%v allocations per text frame (closing %v), want 0", allocs, c.closing)
 	}
 }
