@@ -302,8 +302,11 @@ func TestBinarySIGTERMWithStalledClient(t *testing.T) {
 	case <-time.After(waitFor):
 		t.Fatalf("binary did not exit after SIGTERM; logs:\n%s", logs)
 	}
-	if took := time.Since(start); took < 2*time.Second || took > 6*time.Second {
-		t.Errorf("exit took %v, want about the 2s shutdown timeout", took)
+	// Not before the deadline; how long after it depends on the machine's
+	// load (the wait above bounds it), and the abort log below proves the
+	// deadline is what ended it.
+	if took := time.Since(start); took < 2*time.Second {
+		t.Errorf("exit took %v, want at least the 2s shutdown timeout", took)
 	}
 	if len(logs.lines("shutdown deadline reached: aborting sessions still flushing")) != 1 {
 		t.Fatalf("no abort log; logs:\n%s", logs)

@@ -369,16 +369,25 @@ var authFlags = map[string]string{"PublicKeyFile": "jwt-public-key", "JWKSURL": 
 
 // AuthError restates an edge/auth error about one key source (an
 // *auth.SourceError) as the setting's: one line naming the flag, its
-// environment variable and the value. Other errors are returned as they
-// are.
+// environment variable and the value. The result still matches the
+// *auth.SourceError with errors.As. Other errors are returned as they are.
 func AuthError(err error) error {
 	var se *auth.SourceError
 	if !errors.As(err, &se) || authFlags[se.Field] == "" {
 		return err
 	}
 	flag := authFlags[se.Field]
-	return fmt.Errorf("invalid --%s (%s) %q: %w", flag, EnvName(flag), se.Value, se.Err)
+	return restated{fmt.Sprintf("invalid --%s (%s) %q: %v", flag, EnvName(flag), se.Value, se.Err), se}
 }
+
+// restated is an error with a new message for the error it wraps.
+type restated struct {
+	msg string
+	err error
+}
+
+func (e restated) Error() string { return e.msg }
+func (e restated) Unwrap() error { return e.err }
 
 var defaultBrokerURL = map[string]string{
 	"redis": "redis://127.0.0.1:6379/0",

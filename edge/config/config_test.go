@@ -3,11 +3,13 @@ package config
 import (
 	"bytes"
 	"errors"
+	"io/fs"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/switchboard-dev/switchboard/core"
+	"github.com/switchboard-dev/switchboard/edge/auth"
 )
 
 func env(m map[string]string) func(string) string {
@@ -150,6 +152,20 @@ func TestLoadErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestAuthErrorKeepsTheSource: a key source error restated with the flag
+// still matches *auth.SourceError and what it wraps.
+func TestAuthErrorKeepsTheSource(t *testing.T) {
+	_, err := Load([]string{"--jwks-file", "/nonexistent/j.json"}, env(nil), nil)
+	var se *auth.SourceError
+	if !errors.As(err, &se) || se.Field != "JWKSFile" || !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("err = %v (%T), want it to wrap the *auth.SourceError for JWKSFile and fs.ErrNotExist", err, err)
+	}
+	other := errors.New("switchboard/edge/auth: something else")
+	if AuthError(other) != other {
+		t.Fatal("AuthError changed an error that names no key source")
 	}
 }
 
