@@ -11,7 +11,7 @@
 // Kafka topic ID, which changes when the topic is deleted and recreated,
 // so a resume across that reports recovered:false instead of guessing.
 // Retention is the topic's retention.ms; a since older than the log start
-// is recovered:false. See docs/brokers.md.
+// is recovered:false. See docs/brokers.md. The id codec is internal/ids.
 //
 // Safe for concurrent use. One reader goroutine per Broker calls the
 // delivery callback, in offset order; Publish returns once that reader has

@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/switchboard-dev/switchboard/broker"
+	"github.com/switchboard-dev/switchboard/broker/kafka/internal/ids"
 	"github.com/switchboard-dev/switchboard/core"
 )
 
@@ -208,7 +209,7 @@ func (b *Broker) ensureTopic(ctx context.Context) error {
 		}
 		return fmt.Errorf("switchboard/broker/kafka: topic %q at %s: %w", b.cfg.Topic, b.addrs, err)
 	}
-	if id.zero() {
+	if id.IsZero() {
 		return fmt.Errorf("switchboard/broker/kafka: topic %q at %s has no topic ID: Kafka 2.8 or newer is required", b.cfg.Topic, b.addrs)
 	}
 	if parts > 1 {
@@ -219,14 +220,14 @@ func (b *Broker) ensureTopic(ctx context.Context) error {
 
 // topicID reads the topic's ID and partition count from fresh metadata.
 // A missing topic is an error wrapping kerr.UnknownTopicOrPartition.
-func (b *Broker) topicID(ctx context.Context) (epoch, int, error) {
+func (b *Broker) topicID(ctx context.Context) (ids.Epoch, int, error) {
 	tm, err := b.metadata(ctx, false)
 	return tm.epoch, tm.partitions, err
 }
 
 // topicMeta is what the driver needs from a metadata response.
 type topicMeta struct {
-	epoch      epoch
+	epoch      ids.Epoch
 	leader     int32 // of the partition the driver uses; -1 if none
 	partitions int
 }
@@ -256,7 +257,7 @@ func (b *Broker) metadata(ctx context.Context, cached bool) (topicMeta, error) {
 		if err := kerr.ErrorForCode(t.ErrorCode); err != nil {
 			return topicMeta{}, err
 		}
-		tm := topicMeta{epoch: epoch(t.TopicID), leader: -1, partitions: len(t.Partitions)}
+		tm := topicMeta{epoch: ids.Epoch(t.TopicID), leader: -1, partitions: len(t.Partitions)}
 		found := false
 		for _, p := range t.Partitions {
 			if p.Partition == partition {
@@ -515,14 +516,14 @@ func (b *Broker) History(ctx context.Context, req core.HistoryRequest) (core.His
 	if err := ctx.Err(); err != nil {
 		return core.HistoryResult{}, err
 	}
-	since, ok := parseID(req.Since)
+	since, ok := ids.Parse(req.Since)
 	if !ok {
 		return core.HistoryResult{}, nil
 	}
 	// Cached metadata serves a storm of resumes; anything surprising is
 	// checked against fresh metadata before it decides the answer.
 	tm, err := b.metadata(ctx, true)
-	if err != nil || tm.epoch != since.epoch || tm.leader < 0 {
+	if err != nil || tm.epoch != since.Epoch || tm.leader < 0 {
 		tm, err = b.metadata(ctx, false)
 	}
 	switch {
@@ -530,7 +531,7 @@ func (b *Broker) History(ctx context.Context, req core.HistoryRequest) (core.His
 		return core.HistoryResult{}, nil // the topic is gone
 	case err != nil:
 		return core.HistoryResult{}, b.unavailable("history: metadata", err)
-	case tm.epoch != since.epoch:
+	case tm.epoch != since.Epoch:
 		return core.HistoryResult{}, nil // another epoch
 	case tm.leader < 0:
 		return core.HistoryResult{}, b.unavailable("history", fmt.Errorf("partition %d has no leader", partition))
@@ -543,11 +544,11 @@ func (b *Broker) History(ctx context.Context, req core.HistoryRequest) (core.His
 	var (
 		envs      []*core.Envelope
 		recovered = true
-		from      = since.offset + 1
+		from      = since.Offset + 1
 		end       = int64(-1) // the high watermark at the first fetch
 	)
 	for end < 0 || from < end {
-		fp, id, next, err := b.fetch(ctx, tm.leader, since.epoch, from)
+		fp, id, next, err := b.fetch(ctx, tm.leader, since.Epoch, from)
 		if err == nil {
 			err = fp.Err
 		}
@@ -557,7 +558,7 @@ func (b *Broker) History(ctx context.Context, req core.HistoryRequest) (core.His
 		if err != nil && !errors.Is(err, kerr.OffsetOutOfRange) {
 			return core.HistoryResult{}, b.unavailable("history: fetch", err)
 		}
-		if !id.zero() && id != since.epoch {
+		if !id.IsZero() && id != since.Epoch {
 			return core.HistoryResult{}, nil // recreated meanwhile
 		}
 		if errors.Is(fp.Err, kerr.OffsetOutOfRange) {
@@ -599,7 +600,7 @@ func (b *Broker) History(ctx context.Context, req core.HistoryRequest) (core.His
 			if err != nil || !want[d.Channel] {
 				continue
 			}
-			d.Envelope.ID = formatID(since.epoch, rec.Offset)
+			d.Envelope.ID = ids.Format(since.Epoch, rec.Offset)
 			envs = append(envs, d.Envelope)
 			if req.Limit > 0 && len(envs) >= 2*req.Limit {
 				envs = append(envs[:0], envs[len(envs)-req.Limit:]...)
@@ -628,7 +629,7 @@ const historyFetchBytes = 4 << 20
 // fetch issues one Fetch of the partition from offset to its leader and
 // decodes it with franz-go, returning the partition, the topic ID the
 // response names (zero before Fetch v13) and the offset to fetch next.
-func (b *Broker) fetch(ctx context.Context, leader int32, ep epoch, offset int64) (kgo.FetchPartition, epoch, int64, error) {
+func (b *Broker) fetch(ctx context.Context, leader int32, ep ids.Epoch, offset int64) (kgo.FetchPartition, ids.Epoch, int64, error) {
 	req := kmsg.NewPtrFetchRequest()
 	req.ReplicaID = -1
 	req.MaxWaitMillis = 0
@@ -650,11 +651,11 @@ func (b *Broker) fetch(ctx context.Context, leader int32, ep epoch, offset int64
 
 	kresp, err := b.admin.Broker(int(leader)).Request(ctx, req)
 	if err != nil {
-		return kgo.FetchPartition{}, epoch{}, 0, err
+		return kgo.FetchPartition{}, ids.Epoch{}, 0, err
 	}
 	resp := kresp.(*kmsg.FetchResponse)
 	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
-		return kgo.FetchPartition{}, epoch{}, 0, err
+		return kgo.FetchPartition{}, ids.Epoch{}, 0, err
 	}
 	for i := range resp.Topics {
 		t := &resp.Topics[i]
@@ -671,10 +672,10 @@ func (b *Broker) fetch(ctx context.Context, leader int32, ep epoch, offset int64
 				Topic:     b.cfg.Topic,
 				Partition: partition,
 			}, p, kgo.DefaultDecompressor(), nil)
-			return fp, epoch(t.TopicID), next, nil
+			return fp, ids.Epoch(t.TopicID), next, nil
 		}
 	}
-	return kgo.FetchPartition{}, epoch{}, 0, fmt.Errorf("partition %d missing from the fetch response", partition)
+	return kgo.FetchPartition{}, ids.Epoch{}, 0, fmt.Errorf("partition %d missing from the fetch response", partition)
 }
 
 // decode turns a record into a delivery with the watermill message's
@@ -734,18 +735,18 @@ func (b *Broker) Head(ctx context.Context) (string, error) {
 	case o.Offset <= 0:
 		return "", nil
 	}
-	return formatID(tm.epoch, o.Offset-1), nil
+	return ids.Format(tm.epoch, o.Offset-1), nil
 }
 
 // After reports whether id comes after pos: ids of one epoch are ordered
 // by offset, across every channel.
 func (b *Broker) After(id, pos string) (after, ok bool) {
-	a, okA := parseID(id)
-	p, okP := parseID(pos)
-	if !okA || !okP || a.epoch != p.epoch {
+	a, okA := ids.Parse(id)
+	p, okP := ids.Parse(pos)
+	if !okA || !okP || a.Epoch != p.Epoch {
 		return false, false
 	}
-	return a.offset > p.offset, true
+	return a.Offset > p.Offset, true
 }
 
 // WaitDelivered waits until this node's reader has delivered the record
@@ -753,7 +754,7 @@ func (b *Broker) After(id, pos string) (after, ok bool) {
 // another epoch, an unparseable id, one the reader already passed, or one
 // ahead of the log (it may never be delivered).
 func (b *Broker) WaitDelivered(ctx context.Context, id string) error {
-	p, ok := parseID(id)
+	p, ok := ids.Parse(id)
 	if !ok {
 		return nil
 	}
@@ -771,10 +772,10 @@ func (b *Broker) Sync(ctx context.Context) error {
 		return nil
 	}
 	ep, _, _ := b.delivered.get()
-	return b.waitPosition(ctx, position{ep, end - 1}, false)
+	return b.waitPosition(ctx, ids.Position{Epoch: ep, Offset: end - 1}, false)
 }
 
-func (b *Broker) waitPosition(ctx context.Context, p position, checkAhead bool) error {
+func (b *Broker) waitPosition(ctx context.Context, p ids.Position, checkAhead bool) error {
 	b.mu.Lock()
 	done := b.done
 	b.mu.Unlock()
@@ -784,13 +785,13 @@ func (b *Broker) waitPosition(ctx context.Context, p position, checkAhead bool) 
 	if !b.delivered.pending(p) {
 		return nil
 	}
-	if _, _, hw := b.delivered.get(); checkAhead && p.offset >= hw {
+	if _, _, hw := b.delivered.get(); checkAhead && p.Offset >= hw {
 		// Possibly ahead of the log: ask.
 		_, end, err := b.offsets(ctx)
 		if err != nil {
 			return b.unavailable("wait delivered", err)
 		}
-		if p.offset >= end {
+		if p.Offset >= end {
 			return nil
 		}
 	}

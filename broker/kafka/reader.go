@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/switchboard-dev/switchboard/broker"
+	"github.com/switchboard-dev/switchboard/broker/kafka/internal/ids"
 	"github.com/switchboard-dev/switchboard/core"
 )
 
@@ -20,7 +21,7 @@ type reader struct {
 	b       *Broker
 	cl      *kgo.Client
 	deliver func(core.Delivery)
-	epoch   epoch
+	epoch   ids.Epoch
 	next    int64 // the offset expected next
 	lastErr string
 
@@ -74,7 +75,7 @@ func (r *reader) run(ctx context.Context) {
 					continue
 				}
 				for _, rec := range fp.Records {
-					r.handle(ctx, epoch(ft.TopicID), rec)
+					r.handle(ctx, ids.Epoch(ft.TopicID), rec)
 				}
 				if fp.Err == nil {
 					r.b.delivered.setHighWatermark(r.epoch, fp.HighWatermark)
@@ -107,7 +108,7 @@ func (r *reader) checkEpoch(ctx context.Context) {
 	cctx, cancel := context.WithTimeout(ctx, r.b.cfg.RequestTimeout)
 	defer cancel()
 	ep, _, err := r.b.topicID(cctx)
-	if err != nil || ep.zero() || ep == r.epoch {
+	if err != nil || ep.IsZero() || ep == r.epoch {
 		return
 	}
 	r.cl.PurgeTopicsFromClient(r.b.cfg.Topic)
@@ -120,11 +121,11 @@ func (r *reader) checkEpoch(ctx context.Context) {
 // handle delivers one record, then marks it delivered and hands its id to
 // the Publish waiting for it. A record that is not a Switchboard message
 // is logged and skipped.
-func (r *reader) handle(ctx context.Context, id epoch, rec *kgo.Record) {
+func (r *reader) handle(ctx context.Context, id ids.Epoch, rec *kgo.Record) {
 	switch {
-	case !id.zero() && id != r.epoch:
+	case !id.IsZero() && id != r.epoch:
 		r.switchEpoch(id)
-	case id.zero() && rec.Offset < r.next:
+	case id.IsZero() && rec.Offset < r.next:
 		// Offsets went back and the fetch names no topic ID (Kafka before
 		// 3.1): the topic may have been recreated; ask.
 		if ep, _, err := r.b.topicID(ctx); err == nil && ep != r.epoch {
@@ -136,7 +137,7 @@ func (r *reader) handle(ctx context.Context, id epoch, rec *kgo.Record) {
 	if err != nil {
 		r.b.log.Error("dropping malformed kafka record", "offset", rec.Offset, "err", err)
 	} else {
-		msgID = formatID(r.epoch, rec.Offset)
+		msgID = ids.Format(r.epoch, rec.Offset)
 		d.Envelope.ID = msgID
 		r.deliver(d)
 	}
@@ -147,7 +148,7 @@ func (r *reader) handle(ctx context.Context, id epoch, rec *kgo.Record) {
 	}
 }
 
-func (r *reader) switchEpoch(id epoch) {
+func (r *reader) switchEpoch(id ids.Epoch) {
 	r.b.log.Warn("kafka topic was recreated: a new epoch begins; resumes from older ids report recovered:false",
 		"old_epoch", r.epoch.String(), "epoch", id.String())
 	r.epoch = id
@@ -157,7 +158,7 @@ func (r *reader) switchEpoch(id epoch) {
 // get somewhere.
 type progress struct {
 	mu      sync.Mutex
-	epoch   epoch
+	epoch   ids.Epoch
 	next    int64 // every offset below next has been delivered
 	hw      int64 // the high watermark the reader last saw
 	waiters broker.Waitlist[int64]
@@ -165,7 +166,7 @@ type progress struct {
 
 // advance records that every offset of e below next has been delivered.
 // A new epoch releases every waiter: their positions are gone.
-func (p *progress) advance(e epoch, next int64) {
+func (p *progress) advance(e ids.Epoch, next int64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if e != p.epoch {
@@ -181,7 +182,7 @@ func (p *progress) advance(e epoch, next int64) {
 	p.waiters.Release(func(w int64) bool { return w < next })
 }
 
-func (p *progress) setHighWatermark(e epoch, hw int64) {
+func (p *progress) setHighWatermark(e ids.Epoch, hw int64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if e == p.epoch {
@@ -189,28 +190,28 @@ func (p *progress) setHighWatermark(e epoch, hw int64) {
 	}
 }
 
-func (p *progress) get() (e epoch, next, hw int64) {
+func (p *progress) get() (e ids.Epoch, next, hw int64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.epoch, p.next, p.hw
 }
 
 // pending reports whether pos is of the current epoch and not delivered.
-func (p *progress) pending(pos position) bool {
+func (p *progress) pending(pos ids.Position) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return pos.epoch == p.epoch && pos.offset >= p.next
+	return pos.Epoch == p.epoch && pos.Offset >= p.next
 }
 
 // wait returns when pos has been delivered (or its epoch ended), when
 // stopped is closed, or with ctx's error.
-func (p *progress) wait(ctx context.Context, pos position, stopped <-chan struct{}) error {
+func (p *progress) wait(ctx context.Context, pos ids.Position, stopped <-chan struct{}) error {
 	p.mu.Lock()
-	if pos.epoch != p.epoch || pos.offset < p.next {
+	if pos.Epoch != p.epoch || pos.Offset < p.next {
 		p.mu.Unlock()
 		return nil
 	}
-	ch := p.waiters.Park(pos.offset)
+	ch := p.waiters.Park(pos.Offset)
 	p.mu.Unlock()
 	return p.waiters.Wait(ctx, &p.mu, ch, stopped)
 }

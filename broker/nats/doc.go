@@ -13,7 +13,8 @@
 // (or lost with a server's storage), so a resume across that reports
 // recovered:false instead of guessing. Retention is the stream's limits
 // (MaxMsgs, MaxAge, MaxBytes); a since older than the stream's first
-// sequence is recovered:false. See docs/brokers.md.
+// sequence is recovered:false. See docs/brokers.md. The id codec is
+// internal/ids.
 //
 // Safe for concurrent use. One reader goroutine per Broker calls the
 // delivery callback, in sequence order; Publish returns once that reader

@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/switchboard-dev/switchboard/broker"
+	"github.com/switchboard-dev/switchboard/broker/nats/internal/ids"
 	"github.com/switchboard-dev/switchboard/core"
 )
 
@@ -306,7 +307,7 @@ func (b *Broker) Start(ctx context.Context, deliver func(core.Delivery)) error {
 	if err != nil {
 		return b.unavailable("start: stream info", err)
 	}
-	ep, next := epochOf(info.Created), info.State.LastSeq+1
+	ep, next := ids.EpochOf(info.Created), info.State.LastSeq+1
 	b.delivered.advance(ep, next)
 	rctx, rcancel := context.WithCancel(context.WithoutCancel(ctx))
 	stop := context.AfterFunc(ctx, rcancel)
@@ -409,7 +410,7 @@ func (b *Broker) History(ctx context.Context, req core.HistoryRequest) (core.His
 	if err := ctx.Err(); err != nil {
 		return core.HistoryResult{}, err
 	}
-	since, ok := parseID(req.Since)
+	since, ok := ids.Parse(req.Since)
 	if !ok {
 		return core.HistoryResult{}, nil
 	}
@@ -419,12 +420,12 @@ func (b *Broker) History(ctx context.Context, req core.HistoryRequest) (core.His
 		return core.HistoryResult{}, nil // the stream is gone
 	case err != nil:
 		return core.HistoryResult{}, b.unavailable("history: stream info", err)
-	case epochOf(info.Created) != since.epoch:
+	case ids.EpochOf(info.Created) != since.Epoch:
 		return core.HistoryResult{}, nil // another epoch
-	case since.seq > info.State.LastSeq:
+	case since.Seq > info.State.LastSeq:
 		return core.HistoryResult{}, nil // not an id this stream issued
 	}
-	from, last := since.seq+1, info.State.LastSeq
+	from, last := since.Seq+1, info.State.LastSeq
 	recovered := true
 	if info.State.FirstSeq > from {
 		recovered = false // the limits removed messages after since
@@ -463,13 +464,13 @@ func (b *Broker) History(ctx context.Context, req core.HistoryRequest) (core.His
 		return core.HistoryResult{}, nil
 	case err != nil:
 		return core.HistoryResult{}, b.unavailable("history: stream info", err)
-	case epochOf(after.Created) != since.epoch:
+	case ids.EpochOf(after.Created) != since.Epoch:
 		return core.HistoryResult{}, nil
 	case after.State.FirstSeq > from:
 		recovered = false
 	}
 	for _, e := range envs.list {
-		e.ID = formatID(since.epoch, e.seq)
+		e.ID = ids.Format(since.Epoch, e.seq)
 	}
 	out := make([]*core.Envelope, len(envs.list))
 	for i, e := range envs.list {
@@ -609,18 +610,18 @@ func (b *Broker) Head(ctx context.Context) (string, error) {
 	case info.State.LastSeq == 0:
 		return "", nil
 	}
-	return formatID(epochOf(info.Created), info.State.LastSeq), nil
+	return ids.Format(ids.EpochOf(info.Created), info.State.LastSeq), nil
 }
 
 // After reports whether id comes after pos: ids of one epoch are ordered
 // by stream sequence, across every channel.
 func (b *Broker) After(id, pos string) (after, ok bool) {
-	a, okA := parseID(id)
-	p, okP := parseID(pos)
-	if !okA || !okP || a.epoch != p.epoch {
+	a, okA := ids.Parse(id)
+	p, okP := ids.Parse(pos)
+	if !okA || !okP || a.Epoch != p.Epoch {
 		return false, false
 	}
-	return a.seq > p.seq, true
+	return a.Seq > p.Seq, true
 }
 
 // WaitDelivered waits until this node's reader has delivered the message
@@ -628,7 +629,7 @@ func (b *Broker) After(id, pos string) (after, ok bool) {
 // another epoch, an unparseable id, one the reader already passed, or one
 // ahead of the stream (it may never be delivered).
 func (b *Broker) WaitDelivered(ctx context.Context, id string) error {
-	p, ok := parseID(id)
+	p, ok := ids.Parse(id)
 	if !ok {
 		return nil
 	}
@@ -645,10 +646,10 @@ func (b *Broker) Sync(ctx context.Context) error {
 	if info.State.LastSeq == 0 {
 		return nil
 	}
-	return b.waitPosition(ctx, position{epochOf(info.Created), info.State.LastSeq}, false)
+	return b.waitPosition(ctx, ids.Position{Epoch: ids.EpochOf(info.Created), Seq: info.State.LastSeq}, false)
 }
 
-func (b *Broker) waitPosition(ctx context.Context, p position, checkAhead bool) error {
+func (b *Broker) waitPosition(ctx context.Context, p ids.Position, checkAhead bool) error {
 	b.mu.Lock()
 	done := b.done
 	b.mu.Unlock()
@@ -658,13 +659,13 @@ func (b *Broker) waitPosition(ctx context.Context, p position, checkAhead bool) 
 	if !b.delivered.pending(p) {
 		return nil
 	}
-	if _, _, last := b.delivered.get(); checkAhead && p.seq > last {
+	if _, _, last := b.delivered.get(); checkAhead && p.Seq > last {
 		// Possibly ahead of the stream: ask.
 		info, err := b.streamInfo(ctx)
 		if err != nil {
 			return b.unavailable("wait delivered", err)
 		}
-		if epochOf(info.Created) != p.epoch || p.seq > info.State.LastSeq {
+		if ids.EpochOf(info.Created) != p.Epoch || p.Seq > info.State.LastSeq {
 			return nil
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/switchboard-dev/switchboard/broker"
+	"github.com/switchboard-dev/switchboard/broker/nats/internal/ids"
 	"github.com/switchboard-dev/switchboard/core"
 )
 
@@ -22,7 +23,7 @@ import (
 type reader struct {
 	b       *Broker
 	deliver func(core.Delivery)
-	epoch   epoch
+	epoch   ids.Epoch
 	next    uint64 // the stream sequence expected next
 
 	nudged chan struct{} // buffered(1): recreate the consumer now
@@ -205,7 +206,7 @@ func (r *reader) checkEpoch(ctx context.Context) (changed bool, err error) {
 	if err != nil {
 		return false, fmt.Errorf("stream info: %w", err)
 	}
-	if ep := epochOf(info.Created); ep != r.epoch {
+	if ep := ids.EpochOf(info.Created); ep != r.epoch {
 		changed = true
 		b.log.Warn("nats stream was recreated: a new epoch begins; resumes from older ids report recovered:false",
 			"old_epoch", r.epoch.String(), "epoch", ep.String())
@@ -230,7 +231,7 @@ func (r *reader) handle(m jetstream.Msg, seq uint64) {
 	if err != nil {
 		r.b.log.Error("dropping malformed nats message", "seq", seq, "subject", m.Subject(), "err", err)
 	} else {
-		msgID = formatID(r.epoch, seq)
+		msgID = ids.Format(r.epoch, seq)
 		d.Envelope.ID = msgID
 		r.deliver(d)
 	}
@@ -245,7 +246,7 @@ func (r *reader) handle(m jetstream.Msg, seq uint64) {
 // get somewhere.
 type progress struct {
 	mu      sync.Mutex
-	epoch   epoch
+	epoch   ids.Epoch
 	next    uint64 // every sequence below next has been delivered
 	last    uint64 // the stream's last sequence as last seen
 	waiters broker.Waitlist[uint64]
@@ -253,7 +254,7 @@ type progress struct {
 
 // advance records that every sequence of e below next has been
 // delivered. A new epoch releases every waiter: their positions are gone.
-func (p *progress) advance(e epoch, next uint64) {
+func (p *progress) advance(e ids.Epoch, next uint64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if e != p.epoch {
@@ -269,7 +270,7 @@ func (p *progress) advance(e epoch, next uint64) {
 	p.waiters.Release(func(w uint64) bool { return w < next })
 }
 
-func (p *progress) setLast(e epoch, last uint64) {
+func (p *progress) setLast(e ids.Epoch, last uint64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if e == p.epoch {
@@ -277,28 +278,28 @@ func (p *progress) setLast(e epoch, last uint64) {
 	}
 }
 
-func (p *progress) get() (e epoch, next, last uint64) {
+func (p *progress) get() (e ids.Epoch, next, last uint64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.epoch, p.next, p.last
 }
 
 // pending reports whether pos is of the current epoch and not delivered.
-func (p *progress) pending(pos position) bool {
+func (p *progress) pending(pos ids.Position) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return pos.epoch == p.epoch && pos.seq >= p.next
+	return pos.Epoch == p.epoch && pos.Seq >= p.next
 }
 
 // wait returns when pos has been delivered (or its epoch ended), when
 // stopped is closed, or with ctx's error.
-func (p *progress) wait(ctx context.Context, pos position, stopped <-chan struct{}) error {
+func (p *progress) wait(ctx context.Context, pos ids.Position, stopped <-chan struct{}) error {
 	p.mu.Lock()
-	if pos.epoch != p.epoch || pos.seq < p.next {
+	if pos.Epoch != p.epoch || pos.Seq < p.next {
 		p.mu.Unlock()
 		return nil
 	}
-	ch := p.waiters.Park(pos.seq)
+	ch := p.waiters.Park(pos.Seq)
 	p.mu.Unlock()
 	return p.waiters.Wait(ctx, &p.mu, ch, stopped)
 }

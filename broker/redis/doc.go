@@ -7,7 +7,8 @@
 // Message ids are "<epoch>-<ms>-<seq>": the stream entry ID plus an epoch
 // stored at "<stream>:epoch" that changes when Redis loses the stream
 // (FLUSHALL, a restart without persistence), so a resume across the loss
-// reports recovered:false instead of guessing. See docs/brokers.md.
+// reports recovered:false instead of guessing. See docs/brokers.md. The
+// id codec (and epoch generation) is internal/ids.
 //
 // Safe for concurrent use. One reader goroutine per Broker calls the
 // delivery callback, in stream order; Publish returns once that reader

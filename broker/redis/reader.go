@@ -10,6 +10,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/switchboard-dev/switchboard/broker"
+	"github.com/switchboard-dev/switchboard/broker/redis/internal/ids"
 	"github.com/switchboard-dev/switchboard/core"
 )
 
@@ -17,8 +18,8 @@ import (
 type reader struct {
 	b       *Broker
 	deliver func(core.Delivery)
-	epoch   string  // epoch of the ids issued for what is read next
-	last    entryID // last entry read and delivered
+	epoch   string      // epoch of the ids issued for what is read next
+	last    ids.EntryID // last entry read and delivered
 }
 
 func (r *reader) run(ctx context.Context) {
@@ -80,12 +81,12 @@ func (r *reader) once(ctx context.Context) error {
 		return err
 	}
 	for _, m := range msgs {
-		id, ok := parseEntryID(m.ID)
+		id, ok := ids.ParseEntryID(m.ID)
 		if !ok {
 			b.log.Error("skipping stream entry with an unexpected ID", "entry", m.ID)
 			continue
 		}
-		msgID := formatID(epoch, id)
+		msgID := ids.Format(epoch, id)
 		d, uuid, err := b.decode(m)
 		if err != nil {
 			b.log.Error("skipping malformed stream entry", "entry", m.ID, "err", err)
@@ -147,7 +148,7 @@ func (r *reader) checkGap(ctx context.Context) {
 	if err != nil {
 		return
 	}
-	if f, ok := parseEntryID(info.FirstEntry.ID); ok && r.last.less(f) && r.last != (entryID{}) {
+	if f, ok := ids.ParseEntryID(info.FirstEntry.ID); ok && r.last.Less(f) && r.last != (ids.EntryID{}) {
 		b.log.Warn("the stream was trimmed past this node's position during the outage; some messages were not delivered live (resumes report recovered:false)",
 			"from", r.last.String(), "oldest", info.FirstEntry.ID)
 	}
@@ -187,11 +188,11 @@ func (h *health) get() error {
 type progress struct {
 	mu      sync.Mutex
 	epoch   string
-	pos     entryID
-	waiters broker.Waitlist[position]
+	pos     ids.EntryID
+	waiters broker.Waitlist[ids.Position]
 }
 
-func (p *progress) get() (string, entryID) {
+func (p *progress) get() (string, ids.EntryID) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.epoch, p.pos
@@ -199,18 +200,18 @@ func (p *progress) get() (string, entryID) {
 
 // reached reports whether the reader is at or past want, or in another
 // epoch (so want will never be delivered). Called with mu held.
-func (p *progress) reached(want position) bool {
-	return want.epoch != p.epoch || !p.pos.less(want.entry)
+func (p *progress) reached(want ids.Position) bool {
+	return want.Epoch != p.epoch || !p.pos.Less(want.Entry)
 }
 
 // pending reports whether want is still to be delivered.
-func (p *progress) pending(want position) bool {
+func (p *progress) pending(want ids.Position) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return !p.reached(want)
 }
 
-func (p *progress) advance(epoch string, pos entryID) {
+func (p *progress) advance(epoch string, pos ids.EntryID) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.epoch, p.pos = epoch, pos
@@ -219,7 +220,7 @@ func (p *progress) advance(epoch string, pos entryID) {
 
 // wait returns nil once want is reached or stopped is closed, or ctx's
 // error.
-func (p *progress) wait(ctx context.Context, want position, stopped <-chan struct{}) error {
+func (p *progress) wait(ctx context.Context, want ids.Position, stopped <-chan struct{}) error {
 	p.mu.Lock()
 	if p.reached(want) {
 		p.mu.Unlock()

@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9/maintnotifications"
 
 	"github.com/switchboard-dev/switchboard/broker"
+	"github.com/switchboard-dev/switchboard/broker/redis/internal/ids"
 	"github.com/switchboard-dev/switchboard/core"
 )
 
@@ -194,10 +195,10 @@ func (b *Broker) Start(ctx context.Context, deliver func(core.Delivery)) error {
 
 // position atomically reads (creating if absent) the epoch and the
 // stream's last generated entry ID ("0-0" without a stream).
-func (b *Broker) position(ctx context.Context) (string, entryID, error) {
-	candidate, err := newEpoch()
+func (b *Broker) position(ctx context.Context) (string, ids.EntryID, error) {
+	candidate, err := ids.NewEpoch()
 	if err != nil {
-		return "", entryID{}, err
+		return "", ids.EntryID{}, err
 	}
 	var get *goredis.StringCmd
 	var info *goredis.XInfoStreamCmd
@@ -208,20 +209,20 @@ func (b *Broker) position(ctx context.Context) (string, entryID, error) {
 		return nil
 	})
 	if err := get.Err(); err != nil {
-		return "", entryID{}, b.unavailable("read epoch", err)
+		return "", ids.EntryID{}, b.unavailable("read epoch", err)
 	}
 	epoch := get.Val()
-	if !validEpoch(epoch) {
-		return "", entryID{}, fmt.Errorf("switchboard/broker/redis: key %q holds %q, not an epoch: delete it", b.epochKey, epoch)
+	if !ids.ValidEpoch(epoch) {
+		return "", ids.EntryID{}, fmt.Errorf("switchboard/broker/redis: key %q holds %q, not an epoch: delete it", b.epochKey, epoch)
 	}
-	last := entryID{}
+	last := ids.EntryID{}
 	switch err := info.Err(); {
 	case isNoSuchKey(err):
 	case err != nil:
-		return "", entryID{}, b.unavailable("XINFO STREAM", err)
+		return "", ids.EntryID{}, b.unavailable("XINFO STREAM", err)
 	default:
 		if last, err = mustEntryID(info.Val().LastGeneratedID); err != nil {
-			return "", entryID{}, err
+			return "", ids.EntryID{}, err
 		}
 	}
 	return epoch, last, nil
@@ -229,7 +230,7 @@ func (b *Broker) position(ctx context.Context) (string, entryID, error) {
 
 // ensureEpoch returns the epoch, creating a new one if the key is gone.
 func (b *Broker) ensureEpoch(ctx context.Context) (string, error) {
-	candidate, err := newEpoch()
+	candidate, err := ids.NewEpoch()
 	if err != nil {
 		return "", err
 	}
@@ -242,7 +243,7 @@ func (b *Broker) ensureEpoch(ctx context.Context) (string, error) {
 	if err := get.Err(); err != nil {
 		return "", err
 	}
-	if e := get.Val(); validEpoch(e) {
+	if e := get.Val(); ids.ValidEpoch(e) {
 		return e, nil
 	}
 	return "", fmt.Errorf("key %q holds %q, not an epoch", b.epochKey, get.Val())
@@ -252,10 +253,10 @@ func isNoSuchKey(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "no such key")
 }
 
-func mustEntryID(s string) (entryID, error) {
-	e, ok := parseEntryID(s)
+func mustEntryID(s string) (ids.EntryID, error) {
+	e, ok := ids.ParseEntryID(s)
 	if !ok {
-		return entryID{}, fmt.Errorf("switchboard/broker/redis: unexpected stream entry ID %q", s)
+		return ids.EntryID{}, fmt.Errorf("switchboard/broker/redis: unexpected stream entry ID %q", s)
 	}
 	return e, nil
 }
@@ -322,7 +323,7 @@ func (b *Broker) History(ctx context.Context, req core.HistoryRequest) (core.His
 	if err := ctx.Err(); err != nil {
 		return core.HistoryResult{}, err
 	}
-	since, ok := parseID(req.Since)
+	since, ok := ids.Parse(req.Since)
 	if !ok {
 		return core.HistoryResult{}, nil
 	}
@@ -335,7 +336,7 @@ func (b *Broker) History(ctx context.Context, req core.HistoryRequest) (core.His
 		slices.Reverse(newestFirst)
 		return core.HistoryResult{Envelopes: newestFirst, Recovered: recovered}, nil
 	}
-	floor := "(" + since.entry.String()
+	floor := "(" + since.Entry.String()
 	end := "+"
 	for first := true; ; first = false {
 		var get *goredis.StringCmd
@@ -352,7 +353,7 @@ func (b *Broker) History(ctx context.Context, req core.HistoryRequest) (core.His
 		if err := get.Err(); err != nil && !errors.Is(err, goredis.Nil) {
 			return core.HistoryResult{}, b.unavailable("history", err)
 		}
-		if get.Val() != since.epoch {
+		if get.Val() != since.Epoch {
 			// Another epoch (or the log was lost in between chunks).
 			return core.HistoryResult{}, nil
 		}
@@ -371,7 +372,7 @@ func (b *Broker) History(ctx context.Context, req core.HistoryRequest) (core.His
 			if err != nil {
 				return core.HistoryResult{}, err
 			}
-			if last.less(since.entry) {
+			if last.Less(since.Entry) {
 				return core.HistoryResult{}, nil // not an id this stream issued
 			}
 		}
@@ -381,7 +382,7 @@ func (b *Broker) History(ctx context.Context, req core.HistoryRequest) (core.His
 			if err != nil || !want[d.Channel] {
 				continue
 			}
-			d.Envelope.ID = since.epoch + "-" + m.ID
+			d.Envelope.ID = since.Epoch + "-" + m.ID
 			newestFirst = append(newestFirst, d.Envelope)
 			if req.Limit > 0 && len(newestFirst) > req.Limit {
 				newestFirst = newestFirst[:req.Limit]
@@ -395,11 +396,11 @@ func (b *Broker) History(ctx context.Context, req core.HistoryRequest) (core.His
 			// one trimmed) or an XDEL removed one after since.
 			gap := false
 			if st.FirstEntry.ID != "" {
-				if f, ok := parseEntryID(st.FirstEntry.ID); ok && since.entry.less(f) {
+				if f, ok := ids.ParseEntryID(st.FirstEntry.ID); ok && since.Entry.Less(f) {
 					gap = true
 				}
 			}
-			if d, ok := parseEntryID(st.MaxDeletedEntryID); ok && since.entry.less(d) {
+			if d, ok := ids.ParseEntryID(st.MaxDeletedEntryID); ok && since.Entry.Less(d) {
 				gap = true
 			}
 			return result(!gap)
@@ -449,7 +450,7 @@ func (b *Broker) Head(ctx context.Context) (string, error) {
 		return "", b.unavailable("head", err)
 	}
 	epoch := get.Val()
-	if !validEpoch(epoch) {
+	if !ids.ValidEpoch(epoch) {
 		return "", nil // History refuses it too
 	}
 	switch err := info.Err(); {
@@ -462,18 +463,18 @@ func (b *Broker) Head(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return formatID(epoch, last), nil
+	return ids.Format(epoch, last), nil
 }
 
 // After reports whether id comes after pos: ids of one epoch are ordered
 // by their stream entry ID, across every channel.
 func (b *Broker) After(id, pos string) (after, ok bool) {
-	a, okA := parseID(id)
-	p, okP := parseID(pos)
-	if !okA || !okP || a.epoch != p.epoch {
+	a, okA := ids.Parse(id)
+	p, okP := ids.Parse(pos)
+	if !okA || !okP || a.Epoch != p.Epoch {
 		return false, false
 	}
-	return p.entry.less(a.entry), true
+	return p.Entry.Less(a.Entry), true
 }
 
 // WaitDelivered waits until this node's reader has delivered the entry id
@@ -481,7 +482,7 @@ func (b *Broker) After(id, pos string) (after, ok bool) {
 // unparseable id, one the reader already passed, or one ahead of the
 // stream (it may never be delivered).
 func (b *Broker) WaitDelivered(ctx context.Context, id string) error {
-	p, ok := parseID(id)
+	p, ok := ids.Parse(id)
 	if !ok {
 		return nil
 	}
@@ -496,10 +497,10 @@ func (b *Broker) Sync(ctx context.Context) error {
 		return err
 	}
 	epoch, _ := b.delivered.get()
-	return b.waitPosition(ctx, position{epoch, last}, false)
+	return b.waitPosition(ctx, ids.Position{Epoch: epoch, Entry: last}, false)
 }
 
-func (b *Broker) waitPosition(ctx context.Context, p position, checkAhead bool) error {
+func (b *Broker) waitPosition(ctx context.Context, p ids.Position, checkAhead bool) error {
 	b.mu.Lock()
 	done := b.done
 	b.mu.Unlock()
@@ -514,20 +515,20 @@ func (b *Broker) waitPosition(ctx context.Context, p position, checkAhead bool) 
 		if err != nil {
 			return err
 		}
-		if last.less(p.entry) {
+		if last.Less(p.Entry) {
 			return nil
 		}
 	}
 	return b.delivered.wait(ctx, p, done)
 }
 
-func (b *Broker) lastGenerated(ctx context.Context) (entryID, error) {
+func (b *Broker) lastGenerated(ctx context.Context) (ids.EntryID, error) {
 	info, err := b.rd.XInfoStream(ctx, b.cfg.Stream).Result()
 	if isNoSuchKey(err) {
-		return entryID{}, nil
+		return ids.EntryID{}, nil
 	}
 	if err != nil {
-		return entryID{}, b.unavailable("XINFO STREAM", err)
+		return ids.EntryID{}, b.unavailable("XINFO STREAM", err)
 	}
 	return mustEntryID(info.LastGeneratedID)
 }

@@ -1,4 +1,4 @@
-package nats
+package ids
 
 import (
 	"math"
@@ -16,10 +16,10 @@ func FuzzFormatID(f *testing.F) {
 		if created <= 0 || seq == 0 {
 			return // epochs are positive Unix nanoseconds, sequences start at 1
 		}
-		id := formatID(epoch(created), seq)
-		p, ok := parseID(id)
-		if !ok || p.epoch != epoch(created) || p.seq != seq {
-			t.Fatalf("parseID(formatID(%d, %d) = %q) = %+v, %v", created, seq, id, p, ok)
+		id := Format(Epoch(created), seq)
+		p, ok := Parse(id)
+		if !ok || p.Epoch != Epoch(created) || p.Seq != seq {
+			t.Fatalf("Parse(Format(%d, %d) = %q) = %+v, %v", created, seq, id, p, ok)
 		}
 	})
 }

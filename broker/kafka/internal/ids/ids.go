@@ -1,4 +1,4 @@
-package kafka
+package ids
 
 import (
 	"encoding/base32"
@@ -6,22 +6,24 @@ import (
 	"strings"
 )
 
-// An epoch is the topic's Kafka topic ID (KIP-516), which changes when the
+// An Epoch is the topic's Kafka topic ID (KIP-516), which changes when the
 // topic is deleted and created again: ids of the old log then no longer
 // resolve. It is written as the 16 bytes in lower-case base32hex without
 // padding (26 characters of [0-9a-v]).
-type epoch [16]byte
+type Epoch [16]byte
 
 var epochEncoding = base32.HexEncoding.WithPadding(base32.NoPadding)
 
 const epochLen = 26
 
-func (e epoch) String() string { return strings.ToLower(epochEncoding.EncodeToString(e[:])) }
+func (e Epoch) String() string { return strings.ToLower(epochEncoding.EncodeToString(e[:])) }
 
-func (e epoch) zero() bool { return e == epoch{} }
+// IsZero reports whether e is the zero topic ID (none known).
+func (e Epoch) IsZero() bool { return e == Epoch{} }
 
-func parseEpoch(s string) (epoch, bool) {
-	var e epoch
+// ParseEpoch reads an epoch as String writes it, and only that spelling.
+func ParseEpoch(s string) (Epoch, bool) {
+	var e Epoch
 	if len(s) != epochLen {
 		return e, false
 	}
@@ -41,32 +43,32 @@ func parseEpoch(s string) (epoch, bool) {
 	return e, true
 }
 
-// position is a parsed message id: the topic's epoch and the record's
+// Position is a parsed message id: the topic's epoch and the record's
 // offset in the topic's one partition.
-type position struct {
-	epoch  epoch
-	offset int64
+type Position struct {
+	Epoch  Epoch
+	Offset int64
 }
 
-// formatID is the message id of the record at offset in epoch:
+// Format is the message id of the record at offset in epoch:
 // "<epoch>-<offset>", URL-safe ([0-9a-v-]).
-func formatID(e epoch, offset int64) string {
+func Format(e Epoch, offset int64) string {
 	return e.String() + "-" + strconv.FormatInt(offset, 10)
 }
 
-// parseID reads a message id made by formatID.
-func parseID(id string) (position, bool) {
+// Parse reads a message id made by Format.
+func Parse(id string) (Position, bool) {
 	es, os, ok := strings.Cut(id, "-")
 	if !ok {
-		return position{}, false
+		return Position{}, false
 	}
-	e, ok := parseEpoch(es)
+	e, ok := ParseEpoch(es)
 	if !ok {
-		return position{}, false
+		return Position{}, false
 	}
 	off, err := strconv.ParseInt(os, 10, 64)
 	if err != nil || off < 0 || os != strconv.FormatInt(off, 10) {
-		return position{}, false
+		return Position{}, false
 	}
-	return position{e, off}, true
+	return Position{e, off}, true
 }

@@ -1,4 +1,4 @@
-package kafka
+package ids
 
 import (
 	"strings"
@@ -6,30 +6,30 @@ import (
 )
 
 // FuzzParseID feeds arbitrary since= / cursor values, which come straight
-// from clients, to parseID: no panic, and an accepted id has exactly one
-// spelling (formatID gives it back), so ids compare by equality.
+// from clients, to Parse: no panic, and an accepted id has exactly one
+// spelling (Format gives it back), so ids compare by equality.
 func FuzzParseID(f *testing.F) {
-	var e epoch
+	var e Epoch
 	for i := range e {
 		e[i] = byte(i * 17)
 	}
 	es := e.String()
-	for _, s := range []string{formatID(e, 0), formatID(e, 42), formatID(epoch{}, 0), formatID(e, 1<<63-1),
+	for _, s := range []string{Format(e, 0), Format(e, 42), Format(Epoch{}, 0), Format(e, 1<<63-1),
 		"", "-", "--", es, es + "-", es + "--1", es + "-01", es + "-+1", es + "--0", es + "-1-2", es + "-9223372036854775808",
 		strings.ToUpper(es) + "-1", "0" + es + "-1", es[1:] + "-1", strings.Repeat("v", epochLen) + "-1", strings.Repeat("w", epochLen) + "-1",
 		es + "-1\x00", es + "- 1", "\xff" + es[1:] + "-1", "k3q9f1c2-42"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, id string) {
-		p, ok := parseID(id)
+		p, ok := Parse(id)
 		if !ok {
 			return
 		}
-		if got := formatID(p.epoch, p.offset); got != id {
-			t.Fatalf("parseID(%q) = %+v, which formats as %q", id, p, got)
+		if got := Format(p.Epoch, p.Offset); got != id {
+			t.Fatalf("Parse(%q) = %+v, which formats as %q", id, p, got)
 		}
-		if p.offset < 0 {
-			t.Fatalf("parseID(%q) accepted a negative offset", id)
+		if p.Offset < 0 {
+			t.Fatalf("Parse(%q) accepted a negative offset", id)
 		}
 	})
 }
@@ -44,15 +44,15 @@ func FuzzFormatID(f *testing.F) {
 		if len(raw) != 16 || offset < 0 {
 			return // topic IDs are 16 bytes, offsets start at 0
 		}
-		var e epoch
+		var e Epoch
 		copy(e[:], raw)
-		id := formatID(e, offset)
-		p, ok := parseID(id)
-		if !ok || p.epoch != e || p.offset != offset {
-			t.Fatalf("parseID(formatID(%x, %d) = %q) = %+v, %v", raw, offset, id, p, ok)
+		id := Format(e, offset)
+		p, ok := Parse(id)
+		if !ok || p.Epoch != e || p.Offset != offset {
+			t.Fatalf("Parse(Format(%x, %d) = %q) = %+v, %v", raw, offset, id, p, ok)
 		}
 		if strings.Trim(id, "0123456789abcdefghijklmnopqrstuv-") != "" {
-			t.Fatalf("formatID wrote %q, which is not URL-safe [0-9a-v-]", id)
+			t.Fatalf("Format wrote %q, which is not URL-safe [0-9a-v-]", id)
 		}
 	})
 }

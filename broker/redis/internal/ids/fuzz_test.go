@@ -1,4 +1,4 @@
-package redis
+package ids
 
 import (
 	"strings"
@@ -6,8 +6,8 @@ import (
 )
 
 // FuzzParseID feeds arbitrary since= / cursor values, which come straight
-// from clients, to parseID: no panic, and an accepted id has exactly one
-// spelling (formatID gives it back), so ids compare by equality.
+// from clients, to Parse: no panic, and an accepted id has exactly one
+// spelling (Format gives it back), so ids compare by equality.
 func FuzzParseID(f *testing.F) {
 	epoch := "0123456789abc"
 	for _, s := range []string{epoch + "-1700000000000-0", epoch + "-0-0", "vvvvvvvvvvvvv-18446744073709551615-18446744073709551615",
@@ -17,15 +17,15 @@ func FuzzParseID(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, id string) {
-		p, ok := parseID(id)
+		p, ok := Parse(id)
 		if !ok {
 			return
 		}
-		if got := formatID(p.epoch, p.entry); got != id {
-			t.Fatalf("parseID(%q) = %+v, which formats as %q", id, p, got)
+		if got := Format(p.Epoch, p.Entry); got != id {
+			t.Fatalf("Parse(%q) = %+v, which formats as %q", id, p, got)
 		}
 		if strings.Trim(id, "0123456789abcdefghijklmnopqrstuv-") != "" {
-			t.Fatalf("parseID accepted %q, which is not URL-safe [0-9a-v-]", id)
+			t.Fatalf("Parse accepted %q, which is not URL-safe [0-9a-v-]", id)
 		}
 	})
 }
@@ -41,20 +41,20 @@ func FuzzFormatID(f *testing.F) {
 			return // epochs are 8 random bytes
 		}
 		epoch := strings.ToLower(epochEncoding.EncodeToString(rnd))
-		if !validEpoch(epoch) {
+		if !ValidEpoch(epoch) {
 			t.Fatalf("epoch %q of %x is not valid", epoch, rnd)
 		}
-		a, b := entryID{ms, seq}, entryID{ms, seq2}
-		for _, e := range []entryID{a, b} {
-			id := formatID(epoch, e)
-			p, ok := parseID(id)
-			if !ok || p.epoch != epoch || p.entry != e {
-				t.Fatalf("parseID(formatID(%q, %v) = %q) = %+v, %v", epoch, e, id, p, ok)
+		a, b := EntryID{ms, seq}, EntryID{ms, seq2}
+		for _, e := range []EntryID{a, b} {
+			id := Format(epoch, e)
+			p, ok := Parse(id)
+			if !ok || p.Epoch != epoch || p.Entry != e {
+				t.Fatalf("Parse(Format(%q, %v) = %q) = %+v, %v", epoch, e, id, p, ok)
 			}
 		}
-		pa, _ := parseID(formatID(epoch, a))
-		pb, _ := parseID(formatID(epoch, b))
-		if pa.entry.less(pb.entry) != (seq < seq2) {
+		pa, _ := Parse(Format(epoch, a))
+		pb, _ := Parse(Format(epoch, b))
+		if pa.Entry.Less(pb.Entry) != (seq < seq2) {
 			t.Fatalf("order of %v and %v lost in the round trip", a, b)
 		}
 	})
