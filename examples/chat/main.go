@@ -5,16 +5,19 @@
 // registered on the router to show routing by type.
 //
 //	go run ./examples/chat            # then open http://localhost:8080/
+//	go run ./examples/chat --help     # every setting, as for the edge
 package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/switchboard-dev/switchboard/edge/config"
 	"github.com/switchboard-dev/switchboard/edge/server"
@@ -22,32 +25,90 @@ import (
 )
 
 func main() {
-	cfg, err := config.Load(os.Args[1:], os.Getenv, os.Stdout)
-	if err != nil {
-		slog.Error("config", "err", err)
-		os.Exit(2)
-	}
-	srv, err := server.New(cfg, slog.Default())
-	if err != nil {
-		slog.Error("start", "err", err)
-		os.Exit(1)
-	}
-	chatapp.Register(srv)
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		slog.Error("listen", "err", err)
-		os.Exit(1)
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	go func() {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-	}()
-	if err := srv.Serve(ln); err != nil {
-		slog.Error("serve", "err", err)
-		os.Exit(1)
+	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr, nil))
+}
+
+// run serves the chat until ctx ends, then drains within
+// --shutdown-timeout, and returns the exit status: 0 after a clean
+// shutdown, 2 for a bad setting, 1 otherwise. Logs go to stderr in
+// --log-format at --log-level. ready, if not nil, is called once the
+// listeners are open (adminAddr nil without --admin-addr).
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, ready func(addr, adminAddr net.Addr)) int {
+	cfg, err := config.Load(args, getenv, stdout)
+	if errors.Is(err, config.ErrHelp) {
+		return 0
 	}
+	if err != nil {
+		fmt.Fprintf(stderr, "chat: %v\n", err)
+		return 2
+	}
+	logger := newLogger(cfg, stderr)
+	srv, err := server.New(cfg, logger)
+	if err != nil {
+		logger.Error("start", "err", err)
+		return 1
+	}
+	chatapp.Register(srv)
+	shutdown := func() error {
+		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		defer cancel()
+		return srv.Shutdown(sctx)
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		fmt.Fprintf(stderr, "chat: cannot listen on --addr %s: %v (choose another address with --addr or SWITCHBOARD_ADDR)\n", cfg.Addr, err)
+		_ = shutdown()
+		return 1
+	}
+	var adminAddr net.Addr
+	if cfg.AdminAddr != "" {
+		aln, err := net.Listen("tcp", cfg.AdminAddr)
+		if err != nil {
+			fmt.Fprintf(stderr, "chat: cannot listen on --admin-addr %s: %v (choose another address with --admin-addr or SWITCHBOARD_ADMIN_ADDR)\n", cfg.AdminAddr, err)
+			_ = ln.Close()
+			_ = shutdown()
+			return 1
+		}
+		adminAddr = aln.Addr()
+		go func() {
+			if err := srv.ServeAdmin(aln); err != nil {
+				logger.Error("admin server stopped", "err", err)
+			}
+		}()
+	}
+	if ready != nil {
+		ready(ln.Addr(), adminAddr)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		logger.Error("serve", "err", err)
+		_ = shutdown()
+		return 1
+	case <-ctx.Done():
+	}
+	if err := shutdown(); err != nil {
+		logger.Error("shutdown incomplete", "err", err)
+		return 1
+	}
+	if err := <-served; err != nil {
+		logger.Error("serve", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// newLogger is the edge's logger (edge/main.go): log/slog on w, in
+// --log-format, at --log-level. The configuration has validated both.
+func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
 }

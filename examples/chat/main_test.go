@@ -1,13 +1,20 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/fasthttp/websocket"
 
 	"github.com/switchboard-dev/switchboard/core"
@@ -81,5 +88,285 @@ func TestTypingIsRoutedByType(t *testing.T) {
 			}
 			break
 		}
+	}
+}
+
+// waitFor bounds every wait for an event: generous, so a loaded machine
+// passes; only a failing test waits this long.
+const waitFor = 60 * time.Second
+
+// logSink is the stderr of run: it keeps every line logged.
+type logSink struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (s *logSink) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.Write(p)
+}
+
+func (s *logSink) lines() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return strings.Split(strings.TrimSpace(s.buf.String()), "\n")
+}
+
+func (s *logSink) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.String()
+}
+
+// chatRun is the example's run, started in-process as `chat args…`.
+type chatRun struct {
+	addr, adminAddr string // adminAddr is empty without an admin listener
+	log             *logSink
+	stop            func() int // ends run as a signal does; its exit status
+}
+
+// startChat runs the example with args (and an empty environment) and
+// waits until its listeners are open.
+func startChat(t *testing.T, args ...string) *chatRun {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	sink := &logSink{}
+	type addrs struct{ addr, admin net.Addr }
+	ready := make(chan addrs, 1)
+	exit := make(chan int, 1)
+	go func() {
+		exit <- run(ctx, args, func(string) string { return "" }, io.Discard, sink, func(addr, admin net.Addr) { ready <- addrs{addr, admin} })
+	}()
+	r := &chatRun{log: sink}
+	select {
+	case a := <-ready:
+		r.addr = a.addr.String()
+		if a.admin != nil {
+			r.adminAddr = a.admin.String()
+		}
+	case code := <-exit:
+		cancel()
+		t.Fatalf("run(%q) exited with %d before serving; log:\n%s", args, code, sink)
+	case <-time.After(waitFor):
+		cancel()
+		t.Fatalf("run(%q) not serving after %v; log:\n%s", args, waitFor, sink)
+	}
+	var once sync.Once
+	code := -1
+	r.stop = func() int {
+		once.Do(func() {
+			cancel()
+			select {
+			case code = <-exit:
+			case <-time.After(waitFor):
+				t.Errorf("run(%q) still running %v after the signal", args, waitFor)
+			}
+		})
+		return code
+	}
+	t.Cleanup(func() { r.stop() })
+	return r
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	c := http.Client{Timeout: waitFor}
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	return resp.StatusCode, string(body)
+}
+
+// TestAdminAddrAndJSONLogs: the example honours --admin-addr (/stats and
+// /metrics are served there while the chat runs, not on the public
+// listener), --log-format json (every line is a JSON record) and
+// --log-level debug (a long-poll's connect, logged at debug, shows).
+func TestAdminAddrAndJSONLogs(t *testing.T) {
+	r := startChat(t, "--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--log-format", "json", "--log-level", "debug")
+	if r.adminAddr == "" {
+		t.Fatal("no admin listener with --admin-addr")
+	}
+	if code, body := get(t, "http://"+r.addr+"/"); code != http.StatusOK || !strings.Contains(body, "Switchboard chat") {
+		t.Fatalf("GET / on the public listener = %d %.80q", code, body)
+	}
+	if code, body := get(t, "http://"+r.adminAddr+"/metrics"); code != http.StatusOK || !strings.Contains(body, "# TYPE") {
+		t.Fatalf("GET /metrics on the admin listener = %d %.80q", code, body)
+	}
+	if code, body := get(t, "http://"+r.adminAddr+"/stats"); code != http.StatusOK || !strings.Contains(body, `"connections"`) {
+		t.Fatalf("GET /stats on the admin listener = %d %.80q", code, body)
+	}
+	if code, _ := get(t, "http://"+r.addr+"/metrics"); code != http.StatusNotFound {
+		t.Fatalf("GET /metrics on the public listener = %d, want 404 (it moved to --admin-addr)", code)
+	}
+	if code, body := get(t, "http://"+r.addr+"/poll?user=ann&rooms=lobby&wait=0"); code != http.StatusOK {
+		t.Fatalf("GET /poll = %d %s", code, body)
+	}
+	if code := r.stop(); code != 0 {
+		t.Fatalf("exit status %d after the signal, want 0; log:\n%s", code, r.log)
+	}
+
+	var debugConnect, adminListening bool
+	for _, line := range r.log.lines() {
+		var rec struct{ Level, Msg, User string }
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line is not JSON (%v): %s", err, line)
+		}
+		debugConnect = debugConnect || rec.Level == "DEBUG" && rec.Msg == "connect" && rec.User == "ann"
+		adminListening = adminListening || rec.Msg == "admin listening"
+	}
+	if !debugConnect || !adminListening {
+		t.Fatalf("debug connect logged: %v, admin listening logged: %v; log:\n%s", debugConnect, adminListening, r.log)
+	}
+}
+
+// TestLogLevel: --log-level warn keeps the start-up warning and drops
+// every info record (listening, shutdown), in the default text format.
+func TestLogLevel(t *testing.T) {
+	r := startChat(t, "--addr", "127.0.0.1:0", "--log-level", "warn")
+	if code := r.stop(); code != 0 {
+		t.Fatalf("exit status %d after the signal, want 0; log:\n%s", code, r.log)
+	}
+	log := r.log.String()
+	if !strings.Contains(log, "level=WARN msg=\"development mode") || strings.Contains(log, "level=INFO") {
+		t.Fatalf("with --log-level warn, want the development-mode warning and no info; log:\n%s", log)
+	}
+}
+
+// TestBadSettingExits: a bad setting exits with status 2 and one line
+// naming the flag, before anything listens.
+func TestBadSettingExits(t *testing.T) {
+	var stderr bytes.Buffer
+	code := run(context.Background(), []string{"--log-format", "yaml"}, func(string) string { return "" }, io.Discard, &stderr, func(net.Addr, net.Addr) {
+		t.Error("listening despite a bad setting")
+	})
+	if code != 2 || !strings.Contains(stderr.String(), "--log-format") || strings.Count(strings.TrimSpace(stderr.String()), "\n") != 0 {
+		t.Fatalf("exit %d, stderr %q; want 2 and one line naming --log-format", code, stderr.String())
+	}
+}
+
+// TestBusyAddressExits: an address in use exits with status 1 and one
+// line naming the flag, for --addr and for --admin-addr.
+func TestBusyAddressExits(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	for _, flag := range []string{"--addr", "--admin-addr"} {
+		args := []string{"--log-level", "error", "--addr", "127.0.0.1:0", flag, busy.Addr().String()}
+		var stderr bytes.Buffer
+		code := run(context.Background(), args, func(string) string { return "" }, io.Discard, &stderr, func(net.Addr, net.Addr) {
+			t.Errorf("%s: serving on a busy address", flag)
+		})
+		if code != 1 || !strings.Contains(stderr.String(), "cannot listen on "+flag+" ") || strings.Count(strings.TrimSpace(stderr.String()), "\n") != 0 {
+			t.Errorf("%s busy: exit %d, stderr %q; want 1 and one line naming %s", flag, code, stderr.String(), flag)
+		}
+	}
+}
+
+// TestHelpExitsZero: --help prints the edge's settings and exits 0.
+func TestHelpExitsZero(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"--help"}, func(string) string { return "" }, &stdout, &stderr, nil)
+	if code != 0 || !strings.Contains(stdout.String(), "-admin-addr") {
+		t.Fatalf("exit %d, stdout %.200q, stderr %q; want 0 and the settings", code, stdout.String(), stderr.String())
+	}
+}
+
+// newBrowser starts headless Chromium (the Debian package, as in test/).
+func newBrowser(t *testing.T) context.Context {
+	t.Helper()
+	exe, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Fatalf("chromium not found (.ci/run installs the Debian package): %v", err)
+	}
+	actx, acancel := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(exe),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-extensions", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-background-timer-throttling", true),
+		chromedp.Flag("disable-renderer-backgrounding", true),
+	)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(func() { cancel(); acancel() })
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	return ctx
+}
+
+// until waits for the JavaScript expression to be truthy on the page.
+func until(t *testing.T, ctx context.Context, what, expr string) {
+	t.Helper()
+	if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingInterval(20*time.Millisecond), chromedp.WithPollingTimeout(waitFor))); err != nil {
+		log, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("log").innerText`))
+		t.Fatalf("waiting for %s (%s): %v\nthe page's log:\n%s", what, expr, err, log)
+	}
+}
+
+func eval[T any](t *testing.T, ctx context.Context, expr string) T {
+	t.Helper()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
+	if err != nil {
+		t.Fatalf("evaluate %s: %v", expr, err)
+	}
+	return v
+}
+
+// sendPrivately fills in the page's private-message form and submits it.
+func sendPrivately(t *testing.T, ctx context.Context, to, text string) {
+	t.Helper()
+	js := fmt.Sprintf(`(() => { document.getElementById("to").value = %q; const f = document.getElementById("dmtext"); f.value = %q; f.form.requestSubmit(); return true })()`, to, text)
+	if !eval[bool](t, ctx, js) {
+		t.Fatal("submit the private message")
+	}
+}
+
+// directLines counts the private messages in the page's log that read line.
+func directLines(t *testing.T, ctx context.Context, line string) int {
+	t.Helper()
+	return eval[int](t, ctx, fmt.Sprintf(`[...document.querySelectorAll("#log li.direct")].filter(li => li.textContent === %q).length`, line))
+}
+
+// TestPrivateMessageShownToSender: in the chat page, whoever sends a
+// private message sees it in their own log, once, also when it is to
+// themselves (then it arrives as well).
+func TestPrivateMessageShownToSender(t *testing.T) {
+	r := startChat(t, "--addr", "127.0.0.1:0", "--log-level", "warn")
+	ctx := newBrowser(t)
+	if err := chromedp.Do(ctx, chromedp.Navigate("http://"+r.addr+"/?user=ann&rooms=lobby")); err != nil {
+		t.Fatalf("navigate: %v", err)
+	}
+	until(t, ctx, "connected", `window.chat.client && window.chat.client.state === "open"`)
+
+	// bob is not connected: the message is accepted all the same.
+	sendPrivately(t, ctx, "bob", "psst")
+	until(t, ctx, "own private message in the log", fmt.Sprintf(`[...document.querySelectorAll("#log li.direct")].some(li => li.textContent === %q)`, "(private) ann → bob: psst"))
+
+	// To yourself: the ack and the delivery both arrive; one line.
+	sendPrivately(t, ctx, "ann", "note to self")
+	until(t, ctx, "the message to self accepted and delivered", `window.chat.messages.some(m => m.data === "note to self") && window.chat.sent.some(m => m.data === "note to self")`)
+	if n := directLines(t, ctx, "(private) ann → ann: note to self"); n != 1 {
+		t.Fatalf("a private message to yourself is shown %d times, want once", n)
+	}
+	if n := directLines(t, ctx, "(private) ann → bob: psst"); n != 1 {
+		t.Fatalf("the private message to bob is shown %d times, want once", n)
+	}
+	if errs := eval[[]string](t, ctx, `window.chat.errors`); len(errs) != 0 {
+		t.Fatalf("errors on the page: %v", errs)
 	}
 }
