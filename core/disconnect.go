@@ -24,6 +24,13 @@ var (
 	// DisconnectGoingAway: the peer went away (read error, EOF). Nothing is
 	// sent; it is recorded for logs and stats.
 	DisconnectGoingAway = Disconnect{Code: 1001, Reason: "going away", Reconnect: true}
+	// DisconnectProtocolError: a frame the wire protocol forbids (RFC
+	// 6455 §7.4.1); transports send their own Reason naming the fault.
+	// Terminal: the client is broken, retrying repeats the fault.
+	DisconnectProtocolError = Disconnect{Code: 1002, Reason: "protocol error", Reconnect: false}
+	// DisconnectInvalidData: a text message (or close reason) that is not
+	// UTF-8 (RFC 6455 §8.1). Terminal like 1002.
+	DisconnectInvalidData = Disconnect{Code: 1007, Reason: "invalid data", Reconnect: false}
 	// DisconnectInternal: the server failed; reconnect with backoff.
 	DisconnectInternal = Disconnect{Code: 1011, Reason: "internal error", Reconnect: true}
 	// DisconnectTryAgain: the node is at its connection cap (overall or
@@ -52,7 +59,13 @@ var (
 )
 
 // flushes reports whether queued messages are written before the close:
-// yes for orderly ends, no when the client misbehaved or is too slow.
+// yes for orderly ends, and for a broken wire protocol (1002, 1007) so
+// that the replies to the client's valid messages before the fault reach
+// it ahead of the close; no when the client floods, is too slow or is gone.
 func (d Disconnect) flushes() bool {
-	return d.Code == DisconnectNormal.Code || d.Code == DisconnectShutdown.Code
+	switch d.Code {
+	case DisconnectNormal.Code, DisconnectShutdown.Code, DisconnectProtocolError.Code, DisconnectInvalidData.Code:
+		return true
+	}
+	return false
 }

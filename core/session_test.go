@@ -297,6 +297,10 @@ func TestCloseFlushes(t *testing.T) {
 		{core.DisconnectShutdown, true},
 		{core.DisconnectGoingAway, false},
 		{core.DisconnectInternal, false},
+		{core.DisconnectProtocolError, true},
+		{core.Disconnect{Code: 1002, Reason: "websocket protocol error: unmasked frame"}, true},
+		{core.DisconnectInvalidData, true},
+		{core.DisconnectRateLimit, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.d.String(), func(t *testing.T) {

@@ -445,9 +445,13 @@ func (c *conn) fragUTF8(final bool) bool {
 func protocolDisconnect(err error) core.Disconnect {
 	var bad errInvalidData
 	if errors.As(err, &bad) {
-		return core.Disconnect{Code: closeInvalidData, Reason: string(bad)}
+		d := core.DisconnectInvalidData
+		d.Reason = string(bad)
+		return d
 	}
-	return core.Disconnect{Code: closeProtocolError, Reason: err.Error()}
+	d := core.DisconnectProtocolError
+	d.Reason = err.Error()
+	return d
 }
 
 // readLoop reads with a goroutine until the socket fails (blocking mode).

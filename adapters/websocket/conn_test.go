@@ -157,8 +157,9 @@ func ping(ref string) []byte { return []byte(`{"v":1,"type":"ping","ref":"` + re
 // TestWireProtocol drives the frame reader with raw frames in both
 // reading modes: partial frames, several frames per read, fragmentation
 // with control frames in between, the closing handshake, each kind of
-// protocol violation with its close code, text that is not UTF-8 (1007)
-// however it is fragmented, and upgrade requests whose Sec-WebSocket-Key
+// protocol violation with its close code (after the replies to the valid
+// messages before it), text that is not UTF-8 (1007) however it is
+// fragmented, and upgrade requests whose Sec-WebSocket-Key
 // is not the base64 of 16 bytes (400).
 func TestWireProtocol(t *testing.T) {
 	const limit = 1024
@@ -291,6 +292,25 @@ func TestWireProtocol(t *testing.T) {
 			r.expectEnv(`"bad_request"`)
 			r.write(maskedFrame(true, opBinary, ping("ok")))
 			r.expectEnv(`"ref":"ok"`)
+		}},
+		// Replies to the valid messages before a violation, in the same
+		// read, are written before the close frame.
+		{"replies before a 1007 go out first", func(t *testing.T, r *rawClient) {
+			b := append(maskedFrame(true, opText, ping("r1")), maskedFrame(true, opText, ping("r2"))...)
+			r.write(append(b, maskedFrame(true, opText, ping("\xff"))...))
+			r.expectEnv(`"ref":"r1"`)
+			r.expectEnv(`"ref":"r2"`)
+			r.expectClose(closeInvalidData, true)
+		}},
+		{"replies before a 1002 go out first", func(t *testing.T, r *rawClient) {
+			// The reader answers a ping itself, before it reads on.
+			b := append(maskedFrame(true, opPing, []byte("p")), maskedFrame(true, opText, ping("r1"))...)
+			b = append(b, maskedFrame(true, opText, ping("r2"))...)
+			r.write(append(b, 0x81, 0x02, 'h', 'i')) // unmasked
+			r.expect(opPong, "p")
+			r.expectEnv(`"ref":"r1"`)
+			r.expectEnv(`"ref":"r2"`)
+			r.expectClose(closeProtocolError, true)
 		}},
 	}
 	// A Sec-WebSocket-Key must be the base64 of 16 bytes (§4.2.1).
