@@ -62,6 +62,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		_ = shutdown()
 		return 1
 	}
+	listeners := []net.Listener{ln}
 	var adminAddr net.Addr
 	if cfg.AdminAddr != "" {
 		aln, err := net.Listen("tcp", cfg.AdminAddr)
@@ -71,7 +72,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			_ = shutdown()
 			return 1
 		}
-		adminAddr = aln.Addr()
+		listeners, adminAddr = append(listeners, aln), aln.Addr()
 		go func() {
 			if err := srv.ServeAdmin(aln); err != nil {
 				logger.Error("admin server stopped", "err", err)
@@ -90,7 +91,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return 1
 	case <-ctx.Done():
 	}
-	if err := shutdown(); err != nil {
+	err = shutdown()
+	// A signal that comes before Fiber has begun serving is not seen by
+	// its shutdown, which closes only the listeners already serving:
+	// closing ours makes a late Serve return (a closed listener is a clean
+	// stop for it).
+	for _, l := range listeners {
+		_ = l.Close()
+	}
+	if err != nil {
 		logger.Error("shutdown incomplete", "err", err)
 		return 1
 	}
