@@ -3,7 +3,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: run build test vet unit e2e bench bench-core bench-tools bench-brokers fuzz idlecost clean
+.PHONY: run build test vet lint unit e2e bench bench-core bench-tools bench-brokers fuzz idlecost clean
 
 ## run: the edge on :8080 with the in-memory broker (development mode)
 run:
@@ -19,6 +19,15 @@ test: vet
 
 vet:
 	$(GO) vet $(PKGS)
+
+## lint: staticcheck (pinned here) on both modules, zero findings, and
+## go.mod/go.sum of both modules as go mod tidy would leave them
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+lint:
+	$(GO) run $(STATICCHECK) $(PKGS)
+	$(GO) -C test/load run $(STATICCHECK) ./...
+	$(GO) mod tidy -diff
+	$(GO) -C test/load mod tidy -diff
 
 unit:
 	$(GO) test -race -count=1 ./core/... ./broker/... ./adapters/... ./edge/...
@@ -55,9 +64,11 @@ bench-tools:
 bench-brokers:
 	$(GO) test -run '^$$' -bench PublishDeliver -benchtime 2s -count 3 ./broker/...
 
-## fuzz: fuzz every target in the module, FUZZTIME each (default 100000 inputs)
+## fuzz: fuzz every target in the module for FUZZTIME each (default 10s,
+## what CI runs; e.g. make fuzz FUZZTIME=5m for a long run on demand)
+FUZZTIME ?= 10s
 fuzz:
-	.ci/fuzz
+	FUZZTIME=$(FUZZTIME) .ci/fuzz
 
 ## idlecost: what 10,000 idle WebSocket connections cost the server
 idlecost: build
