@@ -293,7 +293,9 @@ func TestBinarySIGTERMWithStalledClient(t *testing.T) {
 		t.Fatalf("publisher close code %d, want 1012", code)
 	}
 	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	// Read stderr to its end before Wait (which closes the pipe): the
+	// abort line is among the last ones.
+	go func() { <-logs.eof; done <- cmd.Wait() }()
 	select {
 	case err := <-done:
 		if err != nil {
