@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/switchboard-dev/switchboard/edge/auth"
 	"github.com/switchboard-dev/switchboard/edge/config"
 	"github.com/switchboard-dev/switchboard/edge/server"
 	"github.com/switchboard-dev/switchboard/edge/tracing"
@@ -36,17 +37,21 @@ func run(args []string) int {
 		fmt.Fprintf(os.Stderr, "switchboard: %v\n", err)
 		return 2
 	}
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "switchboard: cannot listen on --addr %s: %v (choose another address with --addr or SWITCHBOARD_ADDR)\n", cfg.Addr, errors.Unwrap(err))
-		return 1
-	}
+	// Every setting is checked before the listener opens: a busy --addr
+	// must not hide a bad one.
 	logger := newLogger(cfg)
 	tr, err := tracing.Setup(context.Background(), os.Getenv, os.Stdout)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "switchboard: %v\n", err)
-		_ = ln.Close()
 		return 2
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "switchboard: cannot listen on --addr %s: %v (choose another address with --addr or SWITCHBOARD_ADDR)\n", cfg.Addr, errors.Unwrap(err))
+		if tr != nil {
+			_ = tr.Close(context.Background())
+		}
+		return 1
 	}
 	if tr != nil {
 		cfg.Tracer = tr
@@ -68,6 +73,10 @@ func run(args []string) int {
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "switchboard: %v\n", err)
 		_ = ln.Close()
+		var se *auth.SourceError
+		if errors.As(err, &se) {
+			return 2 // a JWT key setting: --jwks-url answered with no usable key set
+		}
 		return 1
 	}
 	if cfg.AdminAddr != "" {

@@ -209,8 +209,8 @@ func TestBinaryBadConfigExits(t *testing.T) {
 		{[]string{"--broker", "redis", "--broker-url", "redis://127.0.0.1:1/0"}, "", "cannot reach redis at 127.0.0.1:1", 1, true},
 		{[]string{"--broker", "kafka", "--broker-url", "kafka://127.0.0.1:1"}, "", "cannot reach kafka at 127.0.0.1:1", 1, true},
 		{[]string{"--broker", "nats", "--broker-url", "nats://127.0.0.1:1"}, "", "127.0.0.1:1", 1, true},
-		{[]string{"--jwks-url", page.URL}, "", `invalid --jwks-url (SWITCHBOARD_JWKS_URL) "` + page.URL + `": not a JSON Web Key Set`, 1, true},
-		{nil, "OTEL_TRACES_EXPORTER=zipkin", "OTEL_TRACES_EXPORTER", 2, true},
+		{[]string{"--jwks-url", page.URL}, "", `invalid --jwks-url (SWITCHBOARD_JWKS_URL) "` + page.URL + `": not a JSON Web Key Set`, 2, true},
+		{nil, "OTEL_TRACES_EXPORTER=zipkin", "OTEL_TRACES_EXPORTER", 2, false},
 	}
 	for _, tc := range cases {
 		t.Run(strings.Join(tc.args, " ")+tc.env, func(t *testing.T) {
