@@ -122,13 +122,15 @@ func (e *chatEdge) send(t *testing.T, user, rooms, env string) {
 // hostileProxy forwards to an edge but swallows requests to the paths in
 // holds: it takes the connection and never answers, as a proxy that
 // breaks WebSocket upgrades or buffers event streams does. Its address
-// stands in for the edge's.
-func hostileProxy(t *testing.T, e *chatEdge, holds ...string) *chatEdge {
+// stands in for the edge's; swallowed receives the path of each request
+// it swallowed.
+func hostileProxy(t *testing.T, e *chatEdge, holds ...string) (proxy *chatEdge, swallowed <-chan string) {
 	t.Helper()
 	target, _ := url.Parse("http://" + e.addr)
 	rp := httputil.NewSingleHostReverseProxy(target)
 	var mu sync.Mutex
 	var held []net.Conn
+	paths := make(chan string, 16)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		for _, p := range holds {
 			if r.URL.Path == p {
@@ -140,6 +142,11 @@ func hostileProxy(t *testing.T, e *chatEdge, holds ...string) *chatEdge {
 				mu.Lock()
 				held = append(held, conn)
 				mu.Unlock()
+				select {
+				case paths <- r.URL.Path:
+				default:
+					t.Errorf("swallowed %s: nobody is reading the swallowed paths", r.URL.Path)
+				}
 				return
 			}
 		}
@@ -154,8 +161,34 @@ func hostileProxy(t *testing.T, e *chatEdge, holds ...string) *chatEdge {
 		srv.CloseClientConnections()
 		srv.Close()
 	})
-	return &chatEdge{t: t, addr: srv.Listener.Addr().String()}
+	return &chatEdge{t: t, addr: srv.Listener.Addr().String()}, paths
 }
+
+// browserTimeout is the browser client's connectTimeout and requestTimeout
+// in these tests: a bound on a hang, not a deadline a loaded machine could
+// miss (Chromium and a -race edge can take seconds to answer), and below
+// the minute from which TestBrowserClientTokenCallback holds timers.
+const browserTimeout = 30 * time.Second
+
+// heldTimeout is a connectTimeout the page's holdTimers script holds for
+// the test to fire.
+const heldTimeout = time.Hour
+
+// holdTimers is a page script that holds every timer of exactly
+// heldTimeout instead of starting it: window.fireHeld() runs the oldest
+// one still pending and reports whether there was one.
+var holdTimers = fmt.Sprintf(`
+(() => {
+  const held = [], realSet = window.setTimeout, realClear = window.clearTimeout;
+  window.setTimeout = (fn, ms, ...args) => {
+    if (ms !== %d) return realSet(fn, ms, ...args);
+    const t = { id: "held" + held.length, fn, done: false };
+    held.push(t);
+    return t.id;
+  };
+  window.clearTimeout = (id) => { const t = held.find((t) => t.id === id); if (t) t.done = true; else realClear(id); };
+  window.fireHeld = () => { const t = held.find((t) => !t.done); if (!t) return false; t.done = true; t.fn(); return true; };
+})();`, heldTimeout.Milliseconds())
 
 // newBrowser starts headless Chromium with a fresh profile; it is killed
 // when the test ends.
@@ -194,9 +227,14 @@ func newBrowser(t *testing.T) context.Context {
 }
 
 // open navigates to the chat page of e with the query parameters, after
-// installing script (if any) to run before the page's own.
+// installing script (if any) to run before the page's own. Unless query
+// sets it, the client's connectTimeout is a bound on a hang (browserTimeout),
+// not a deadline a loaded machine could miss.
 func open(t *testing.T, ctx context.Context, e *chatEdge, query url.Values, script string) {
 	t.Helper()
+	if !query.Has("connectTimeout") {
+		query.Set("connectTimeout", fmt.Sprint(browserTimeout.Milliseconds()))
+	}
 	if script != "" {
 		if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: script}); err != nil {
 			t.Fatal(err)
@@ -334,12 +372,27 @@ func TestBrowserFallback(t *testing.T) {
 				}
 			})
 			page := e
+			var swallowed <-chan string
 			if tc.holds != nil {
-				page = hostileProxy(t, e, tc.holds...)
+				page, swallowed = hostileProxy(t, e, tc.holds...)
 			}
 			ctx := newBrowser(t)
-			// Only a silent transport waits for connectTimeout.
-			open(t, ctx, page, url.Values{"user": {"alice"}, "rooms": {"lobby"}, "connectTimeout": {"1000"}}, tc.script)
+			// A silent transport fails when connectTimeout runs out. The
+			// test is that clock: the page holds every connect timer,
+			// and the test fires one when the proxy has swallowed the
+			// attempt it guards, so a slow but working transport is
+			// never mistaken for a silent one.
+			open(t, ctx, page, url.Values{"user": {"alice"}, "rooms": {"lobby"}, "connectTimeout": {fmt.Sprint(heldTimeout.Milliseconds())}}, tc.script+holdTimers)
+			for range tc.holds {
+				select {
+				case p := <-swallowed:
+					if !eval[bool](t, ctx, `window.fireHeld()`) {
+						t.Fatalf("the proxy swallowed %s, but the page has no connect timer pending", p)
+					}
+				case <-time.After(waitFor):
+					t.Fatalf("the proxy swallowed nothing within %s; page: %s", waitFor, pageState(ctx))
+				}
+			}
 			until(t, ctx, "open over "+tc.want, fmt.Sprintf(`window.chat.client.state === "open" && window.chat.client.transport === %q`, tc.want))
 			if got := eval[string](t, ctx, `window.chat.fallbacks.join(",")`); got != tc.fallbacks {
 				t.Fatalf("fallbacks %q, want %q", got, tc.fallbacks)
@@ -478,13 +531,13 @@ func TestBrowserClientAPI(t *testing.T) {
   const waitState = (c, s) => new Promise((res) => { if (c.state === s) res(); const off = c.on(s, () => { off(); res(); }); });
 
   // A bad token: closed with 4001, never reconnecting.
-  const bad = connect(location.origin, { token: "not-a-jwt", rooms: ["r"] });
+  const bad = connect(location.origin, { token: "not-a-jwt", rooms: ["r"], connectTimeout: %[2]d, requestTimeout: %[2]d });
   const states = [];
   bad.on("state", (d) => states.push(d.state + (d.code ? ":" + d.code : "")));
   await waitState(bad, "closed");
   out.badStates = states.join(",");
 
-  const c = connect(location.origin, { token: %q, rooms: ["r"] });
+  const c = connect(location.origin, { token: %[1]q, rooms: ["r"], connectTimeout: %[2]d, requestTimeout: %[2]d });
   await waitState(c, "open");
   out.user = c.user;
   out.transport = c.transport;
@@ -507,7 +560,7 @@ func TestBrowserClientAPI(t *testing.T) {
   await new Promise((res, rej) => { const s = document.createElement("script"); s.src = "/client.global.js"; s.onload = res; s.onerror = rej; document.head.append(s); });
   out.classic = typeof window.Switchboard.connect;
   return out;
-})()`, good)
+})()`, good, browserTimeout.Milliseconds())
 	got, err := chromedp.Run(ctx, chromedp.Evaluate[map[string]any](script, chromedp.EvalAwaitPromise))
 	if err != nil {
 		t.Fatalf("client script: %v", err)
@@ -543,13 +596,16 @@ func runClient(t *testing.T, e *chatEdge, body string) map[string]any {
 	if err := chromedp.Do(ctx, chromedp.Navigate("http://"+e.addr+"/healthz")); err != nil {
 		t.Fatal(err)
 	}
-	script := `(async () => {
-  const { connect } = await import("/client.js");
+	script := fmt.Sprintf(`(async () => {
+  const lib = await import("/client.js");
+  // Timeouts that bound a hang, not deadlines a loaded machine could
+  // miss; a test that is about a timeout sets its own.
+  const connect = (url, o) => lib.connect(url, Object.assign({ connectTimeout: %[1]d, requestTimeout: %[1]d }, o));
   const waitState = (c, s) => new Promise((res) => { if (c.state === s) return res(); const off = c.on(s, () => { off(); res(); }); });
   const waitFor = (c, type, pred) => new Promise((res) => { const off = c.on(type, (x) => { if (!pred || pred(x)) { off(); res(x); } }); });
   const sleep = (ms) => new Promise((res) => setTimeout(res, ms));
   void waitState; void waitFor; void sleep;
-` + body + `
+`, browserTimeout.Milliseconds()) + body + `
 })()`
 	got, err := chromedp.Run(ctx, chromedp.Evaluate[map[string]any](script, chromedp.EvalAwaitPromise))
 	if err != nil {
@@ -619,12 +675,17 @@ func TestBrowserClientLongPollHandlerJoins(t *testing.T) {
 	got := runClient(t, e, fmt.Sprintf(`
   const seen = [];
   const c = connect(location.origin, { user: "alice", rooms: ["r"], transports: ["longpoll"], since: %q });
-  c.on("message", (env) => { seen.push(env.data); if (env.data === "invite") c.join("other"); });
+  let joined;
+  c.on("message", (env) => { seen.push(env.data); if (env.data === "invite") joined = c.join("other"); });
   while (seen.length < 3) await waitFor(c, "message");
-  await sleep(300); // anything duplicated would arrive on the reopened poll
+  // A duplicate would come on the reopened poll, ahead of a message
+  // published after it: wait for that one instead of for a while.
+  await joined;
+  await c.publish("r", "end");
+  while (!seen.includes("end")) await waitFor(c, "message");
   c.close();
   return { seen: seen.join(",") };`, first))
-	wantFields(t, got, map[string]any{"seen": "invite,after1,after2"})
+	wantFields(t, got, map[string]any{"seen": "invite,after1,after2,end"})
 }
 
 // TestBrowserClientTokenCallback: with a token callback, a refused token
