@@ -53,6 +53,10 @@ type Server struct {
 
 	shutdownOnce sync.Once
 	shutdownErr  error
+
+	lnMu      sync.Mutex
+	stopped   bool           // Shutdown has begun: Serve and ServeAdmin refuse
+	listeners []net.Listener // given to Serve and ServeAdmin; closed by Shutdown
 }
 
 // New builds the node and routes. Register custom types on
@@ -382,10 +386,14 @@ func (s *Server) Node() *core.Node { return s.node }
 func (s *Server) App() *fiber.App { return s.app }
 
 // Serve accepts connections on ln until Shutdown. It returns nil after a
-// clean shutdown. With TLS configured (--tls-cert) it speaks HTTPS and
-// WSS on ln.
+// clean shutdown, also when Shutdown came first or while Serve was
+// starting: Shutdown closes ln. With TLS configured (--tls-cert) it speaks
+// HTTPS and WSS on ln.
 func (s *Server) Serve(ln net.Listener) error {
-	s.ready.Store(true)
+	ln, ok := s.track(ln, true)
+	if !ok {
+		return nil
+	}
 	if s.cfg.TLS != nil {
 		ln = tls.NewListener(ln, s.cfg.TLS)
 	}
@@ -394,14 +402,71 @@ func (s *Server) Serve(ln net.Listener) error {
 }
 
 // ServeAdmin serves /stats, /metrics and /healthz on ln (--admin-addr)
-// until Shutdown. Without an admin address it returns at once: those
-// routes are on the main listener.
+// until Shutdown, and returns like Serve. Without an admin address it
+// returns at once: those routes are on the main listener.
 func (s *Server) ServeAdmin(ln net.Listener) error {
 	if s.admin == nil {
 		return nil
 	}
+	ln, ok := s.track(ln, false)
+	if !ok {
+		return nil
+	}
 	s.log.Info("admin listening", "addr", ln.Addr().String())
 	return s.admin.Listener(ln)
+}
+
+// track remembers ln for Shutdown to close, since Fiber's shutdown closes
+// only the listeners it has begun serving: one still on its way in would
+// be served forever. public marks the node ready. After Shutdown has
+// begun it closes ln and reports false.
+func (s *Server) track(ln net.Listener, public bool) (net.Listener, bool) {
+	s.lnMu.Lock()
+	defer s.lnMu.Unlock()
+	if s.stopped {
+		_ = ln.Close()
+		return nil, false
+	}
+	if public {
+		s.ready.Store(true)
+	}
+	ln = &closeOnce{Listener: ln}
+	s.listeners = append(s.listeners, ln)
+	return ln, true
+}
+
+// stop marks the server not ready and stopped: a Serve or ServeAdmin
+// from now on closes its listener and returns.
+func (s *Server) stop() {
+	s.lnMu.Lock()
+	defer s.lnMu.Unlock()
+	s.stopped = true
+	s.ready.Store(false)
+}
+
+// closeListeners closes every listener given to Serve and ServeAdmin
+// before stop.
+func (s *Server) closeListeners() {
+	s.lnMu.Lock()
+	lns := s.listeners
+	s.lnMu.Unlock()
+	for _, ln := range lns {
+		_ = ln.Close()
+	}
+}
+
+// closeOnce closes its listener once; later calls report nil. Fiber's
+// shutdown stops at a listener's Close error (before waiting for its
+// connections), so closing ours first must not make its close fail.
+type closeOnce struct {
+	net.Listener
+	once sync.Once
+	err  error
+}
+
+func (c *closeOnce) Close() error {
+	c.once.Do(func() { c.err = c.Listener.Close() })
+	return c.err
 }
 
 // Shutdown stops the node in order: mark not ready; stop the HTTP server
@@ -410,13 +475,16 @@ func (s *Server) ServeAdmin(ln net.Listener) error {
 // close the broker. It is bounded by ctx and idempotent.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.shutdownOnce.Do(func() {
-		s.ready.Store(false)
+		s.stop()
 		// Deliver what the broker already accepted before anything ends
 		// a session: stopping the HTTP server ends SSE streams (their
 		// requests' contexts close) before the node's own drain runs.
 		s.node.DrainDeliveries(ctx)
 		// Stop accepting first (Fiber returns without waiting for upgraded
-		// connections), then end every session, then the broker.
+		// connections), then end every session, then the broker. Closing
+		// the listeners ourselves also stops a Serve that Fiber has not
+		// yet seen.
+		s.closeListeners()
 		appErr := s.app.ShutdownWithContext(ctx)
 		if s.admin != nil {
 			appErr = errors.Join(appErr, s.admin.ShutdownWithContext(ctx))
