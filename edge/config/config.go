@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/url"
 	"path"
@@ -111,6 +112,19 @@ type Config struct {
 // trusted).
 func (c Config) Production() bool {
 	return c.JWTSecret != "" || c.JWTPublicKey != "" || c.JWKSURL != "" || c.JWKSFile != ""
+}
+
+// Logger returns the edge's logger: log/slog on w, in LogFormat (text or
+// json), dropping records below LogLevel. Load has validated both; an
+// unknown level logs at info.
+func (c Config) Logger(w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
 }
 
 // Transport names, as the browser client spells them.

@@ -3,6 +3,7 @@ package config
 import (
 	"bytes"
 	"errors"
+	"io"
 	"io/fs"
 	"strings"
 	"testing"
@@ -180,5 +181,44 @@ func TestHelp(t *testing.T) {
 		if !strings.Contains(out.String(), "--"+name+" ("+EnvName(name)+")") {
 			t.Errorf("help lacks --%s", name)
 		}
+	}
+}
+
+// TestLogger: the logger writes in --log-format and drops records below
+// --log-level.
+func TestLogger(t *testing.T) {
+	cases := []struct {
+		format, level string
+		want          []string // substrings of the output
+		wantNot       []string
+	}{
+		{"text", "info", []string{`level=INFO msg=shown`, `level=WARN msg=warned`}, []string{"hidden"}},
+		{"text", "debug", []string{`level=DEBUG msg=hidden`, `level=INFO msg=shown`}, nil},
+		{"text", "warn", []string{`level=WARN msg=warned`}, []string{"shown", "hidden"}},
+		{"json", "info", []string{`"level":"INFO","msg":"shown"`, `"level":"WARN","msg":"warned"`}, []string{"hidden"}},
+		{"json", "error", nil, []string{"shown", "hidden", "warned"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.format+" "+tc.level, func(t *testing.T) {
+			c, err := Load([]string{"--log-format", tc.format, "--log-level", tc.level}, env(nil), io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out bytes.Buffer
+			log := c.Logger(&out)
+			log.Debug("hidden")
+			log.Info("shown")
+			log.Warn("warned")
+			for _, w := range tc.want {
+				if !strings.Contains(out.String(), w) {
+					t.Errorf("output lacks %q:\n%s", w, &out)
+				}
+			}
+			for _, w := range tc.wantNot {
+				if strings.Contains(out.String(), w) {
+					t.Errorf("output has %q:\n%s", w, &out)
+				}
+			}
+		})
 	}
 }
