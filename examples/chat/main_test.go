@@ -97,14 +97,41 @@ const waitFor = 60 * time.Second
 
 // logSink is the stderr of run: it keeps every line logged.
 type logSink struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	written chan struct{} // signalled after each write
 }
 
 func (s *logSink) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.written == nil {
+		s.written = make(chan struct{}, 1)
+	}
+	select {
+	case s.written <- struct{}{}:
+	default:
+	}
 	return s.buf.Write(p)
+}
+
+// await waits until the log holds want.
+func (s *logSink) await(t *testing.T, want string) {
+	t.Helper()
+	s.mu.Lock()
+	if s.written == nil {
+		s.written = make(chan struct{}, 1)
+	}
+	written := s.written
+	s.mu.Unlock()
+	deadline := time.After(waitFor)
+	for !strings.Contains(s.String(), want) {
+		select {
+		case <-written:
+		case <-deadline:
+			t.Fatalf("no %q logged after %v; log:\n%s", want, waitFor, s)
+		}
+	}
 }
 
 func (s *logSink) lines() []string {
@@ -130,13 +157,19 @@ type chatRun struct {
 // waits until its listeners are open.
 func startChat(t *testing.T, args ...string) *chatRun {
 	t.Helper()
+	return startChatEnv(t, nil, io.Discard, args...)
+}
+
+// startChatEnv is startChat with the environment env and stdout.
+func startChatEnv(t *testing.T, env map[string]string, stdout io.Writer, args ...string) *chatRun {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	sink := &logSink{}
 	type addrs struct{ addr, admin net.Addr }
 	ready := make(chan addrs, 1)
 	exit := make(chan int, 1)
 	go func() {
-		exit <- run(ctx, args, func(string) string { return "" }, io.Discard, sink, func(addr, admin net.Addr) { ready <- addrs{addr, admin} })
+		exit <- run(ctx, args, func(k string) string { return env[k] }, stdout, sink, func(addr, admin net.Addr) { ready <- addrs{addr, admin} })
 	}()
 	r := &chatRun{log: sink}
 	select {
@@ -236,6 +269,74 @@ func TestLogLevel(t *testing.T) {
 	log := r.log.String()
 	if !strings.Contains(log, "level=WARN msg=\"development mode") || strings.Contains(log, "level=INFO") {
 		t.Fatalf("with --log-level warn, want the development-mode warning and no info; log:\n%s", log)
+	}
+}
+
+// TestTracing: the example honours the OTEL_* variables as the edge
+// does: with the console exporter, a publish is a span on stdout.
+func TestTracing(t *testing.T) {
+	stdout := &logSink{}
+	r := startChatEnv(t, map[string]string{"OTEL_TRACES_EXPORTER": "console"}, stdout, "--addr", "127.0.0.1:0")
+	c, _, err := websocket.DefaultDialer.Dial("ws://"+r.addr+"/ws?rooms=lobby&user=ann", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetReadDeadline(time.Now().Add(waitFor))
+	if err := c.WriteMessage(websocket.TextMessage, []byte(`{"v":1,"type":"publish","room":"lobby","data":"hi","ref":"p"}`)); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		_, m, err := c.ReadMessage()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(m), `"ack"`) {
+			break
+		}
+	}
+	if code := r.stop(); code != 0 {
+		t.Fatalf("exit status %d after the signal, want 0; log:\n%s", code, r.log)
+	}
+	if !strings.Contains(r.log.String(), "tracing on") || !strings.Contains(stdout.String(), `"Name":"switchboard.publish"`) {
+		t.Fatalf("want \"tracing on\" logged and a publish span on stdout; log:\n%s\nstdout:\n%s", r.log, stdout)
+	}
+}
+
+// TestBrokerWait: with --broker-wait and the broker down, the example
+// stays up as the edge does, alive on /healthz and not ready on /readyz,
+// and stops on the signal.
+func TestBrokerWait(t *testing.T) {
+	// A port that was free a moment ago: run opens it only once it is
+	// waiting, so the test cannot learn it from ready.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sink := &logSink{}
+	exit := make(chan int, 1)
+	args := []string{"--addr", addr, "--broker", "redis", "--broker-url", "redis://127.0.0.1:1/0", "--broker-wait"}
+	go func() {
+		exit <- run(ctx, args, func(string) string { return "" }, io.Discard, sink, func(net.Addr, net.Addr) {
+			t.Error("serving without a broker")
+		})
+	}()
+	sink.await(t, "broker unreachable; not ready, retrying (--broker-wait)")
+	if code, body := get(t, "http://"+addr+"/healthz"); code != http.StatusOK {
+		t.Fatalf("GET /healthz while waiting = %d %s, want 200", code, body)
+	}
+	if code, body := get(t, "http://"+addr+"/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "not ready") {
+		t.Fatalf("GET /readyz while waiting = %d %s, want 503 not ready", code, body)
+	}
+	cancel()
+	select {
+	case <-exit:
+	case <-time.After(waitFor):
+		t.Fatalf("still running %v after the signal; log:\n%s", waitFor, sink)
 	}
 }
 
