@@ -22,8 +22,9 @@ Every setting of the ` + "`switchboard`" + ` edge is a flag and an environment
 variable; flags win over the environment. ` + "`switchboard --help`" + ` prints the same
 list. A bad value stops the edge at start with one line naming the flag, the
 variable and the fix (exit status 2). Durations use Go syntax (` + "`500ms`, `25s`, `1m`" + `).
-The README explains them by topic; [security.md](security.md) has the
-production checklist.
+The [README](../README.md#configuration) lists the settings to know first;
+this page has all of them. [security.md](security.md) has the production
+checklist.
 
 | Flag | Environment variable | Default | Meaning |
 |---|---|---|---|
