@@ -33,23 +33,70 @@ func (l smallBuffers) Accept() (net.Conn, error) {
 }
 
 // TestStalledReader: a client that opens a stream and never reads, while
-// a room it is in gets many messages, is dropped (its queue overflows:
-// 4008; its blocked write passes the write deadline) without delaying
-// another member of the room, which receives every message in order, and
-// its session is cleaned up. TestMain then checks that its stream's
-// goroutines are gone.
+// a room it is in gets many messages, is closed as a slow consumer (its
+// queue overflows: 4008) without delaying another member of the room,
+// which receives every message in order, and once its blocked write is
+// released its session is cleaned up. TestMain then checks that its
+// stream's goroutines are gone.
+//
+// The write deadline is an hour, so the overflow cannot lose a race
+// against it however slowly the machine runs; TestStalledReaderWriteDeadline
+// covers the deadline.
 func TestStalledReader(t *testing.T) {
 	t.Parallel()
+	st := startStalled(t, core.Config{SendQueueSize: 32}, time.Hour)
+	sent := st.publishUntil(t, "the stalled client was closed as a slow consumer", func() bool {
+		return st.node.Stats().SlowClosed > 0 // bumped when the queue overflows
+	})
+	if n := st.node.Stats().SlowClosed; n != 1 {
+		t.Errorf("%d sessions closed as slow consumers, want the stalled one", n)
+	}
+	// The session's writer is still blocked on the stalled socket (the
+	// deadline is an hour away): the client going away releases it.
+	_ = st.stalled.Close()
+	st.cleanedUp(t)
+	t.Logf("stalled client closed as a slow consumer after %d messages of 1 KiB", sent)
+}
+
+// TestStalledReaderWriteDeadline: with a queue too large to overflow, a
+// stalled client's blocked write passes the write deadline, which ends
+// its session (not as a slow consumer) without delaying another member of
+// the room, and its session is cleaned up.
+func TestStalledReaderWriteDeadline(t *testing.T) {
+	t.Parallel()
+	st := startStalled(t, core.Config{SendQueueSize: 2 * mostMessages}, 200*time.Millisecond)
+	sent := st.publishUntil(t, "the stalled client's session ended", func() bool {
+		return st.hub.Members(core.UserChannel("stalled")) == 0
+	})
+	if n := st.node.Stats().SlowClosed; n != 0 {
+		t.Errorf("%d sessions closed as slow consumers, want none: the write deadline ends the stalled one", n)
+	}
+	st.cleanedUp(t)
+	t.Logf("stalled client's write passed the deadline after %d messages of 1 KiB", sent)
+}
+
+// stalledSetup is a node and an SSE app with two members of room r: the
+// stalled client, a raw connection that sent its request and never reads
+// a byte, and a healthy one.
+type stalledSetup struct {
+	node    *core.Node
+	hub     *core.Hub
+	stalled net.Conn
+	healthy adaptertest.Client
+}
+
+func startStalled(t *testing.T, cfg core.Config, writeTimeout time.Duration) *stalledSetup {
+	t.Helper()
 	b, err := memory.New(memory.Config{}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
-	node, err := core.NewNode(core.Config{SendQueueSize: 32}, b, slog.New(slog.DiscardHandler))
+	node, err := core.NewNode(cfg, b, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
 	app := fiber.New(fiber.Config{DisableStartupMessage: true})
-	app.Get("/sse", sse.New(node, sse.Config{WriteTimeout: 300 * time.Millisecond}))
+	app.Get("/sse", sse.New(node, sse.Config{WriteTimeout: writeTimeout}))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -75,8 +122,6 @@ func TestStalledReader(t *testing.T) {
 	})
 	addr := ln.Addr().String()
 
-	// The stalled client: a raw connection that sends its request and
-	// never reads a byte.
 	stalled, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -104,44 +149,53 @@ func TestStalledReader(t *testing.T) {
 	if env := nextEnv(t, healthy); env.Type != core.TypeWelcome {
 		t.Fatalf("first envelope %+v, want the welcome", env)
 	}
+	return &stalledSetup{node: node, hub: hub, stalled: stalled, healthy: healthy}
+}
 
-	// Publish until the stalled session is gone; the healthy client must
-	// get each message before the next is published.
+// mostMessages is far beyond socket buffers plus the queue.
+const mostMessages = 20000
+
+// publishUntil publishes 1 KiB messages to r until done holds; the
+// healthy client must get each before the next is published. It returns
+// how many were published.
+func (st *stalledSetup) publishUntil(t *testing.T, what string, done func() bool) int {
+	t.Helper()
 	data := json.RawMessage(`"` + strings.Repeat("x", 1<<10) + `"`)
-	const most = 20000 // far beyond socket buffers plus the queue
 	sent := 0
-	for ; sent < most && hub.Members(core.UserChannel("stalled")) == 1; sent++ {
-		id, err := node.Publish(context.Background(), core.RoomChannel("r"),
+	for ; !done(); sent++ {
+		if sent == mostMessages {
+			t.Fatalf("after %d messages, still waiting until %s", sent, what)
+		}
+		id, err := st.node.Publish(context.Background(), core.RoomChannel("r"),
 			&core.Envelope{V: core.Version, Type: core.TypeMessage, Room: "r", From: "test", Data: data})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if env := nextEnv(t, healthy); env.ID != id {
+		if env := nextEnv(t, st.healthy); env.ID != id {
 			t.Fatalf("message %d: the healthy client got %+v, want %s", sent, env, id)
 		}
 	}
-	if sent == most {
-		t.Fatalf("the stalled client was still connected after %d messages", most)
-	}
-	if n := node.Stats().SlowClosed; n != 1 {
-		t.Errorf("%d sessions closed as slow consumers, want the stalled one", n)
-	}
-	// Cleaned up: only the healthy session is left, and it still works.
-	deadline = time.Now().Add(waitFor)
-	for node.Stats().Connections != 1 || hub.Members(core.RoomChannel("r")) != 1 {
+	return sent
+}
+
+// cleanedUp checks that only the healthy session is left, and that it
+// still works.
+func (st *stalledSetup) cleanedUp(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(waitFor)
+	for st.node.Stats().Connections != 1 || st.hub.Members(core.RoomChannel("r")) != 1 {
 		if time.Now().After(deadline) {
-			t.Fatalf("after the drop: %d connections, %d members of r; want 1 and 1", node.Stats().Connections, hub.Members(core.RoomChannel("r")))
+			t.Fatalf("after the drop: %d connections, %d members of r; want 1 and 1", st.node.Stats().Connections, st.hub.Members(core.RoomChannel("r")))
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	id, err := node.Publish(context.Background(), core.RoomChannel("r"), &core.Envelope{V: core.Version, Type: core.TypeMessage, Room: "r", From: "test", Data: json.RawMessage(`"after"`)})
+	id, err := st.node.Publish(context.Background(), core.RoomChannel("r"), &core.Envelope{V: core.Version, Type: core.TypeMessage, Room: "r", From: "test", Data: json.RawMessage(`"after"`)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if env := nextEnv(t, healthy); env.ID != id {
+	if env := nextEnv(t, st.healthy); env.ID != id {
 		t.Fatalf("after the drop the healthy client got %+v, want %s", env, id)
 	}
-	t.Logf("stalled client dropped after %d messages of 1 KiB", sent)
 }
 
 // waitFor bounds each wait of the stalled-reader test.
