@@ -404,15 +404,23 @@ func TestPartialFrameBuffer(t *testing.T) {
 func TestWriteErrorIsFinal(t *testing.T) {
 	server, client := net.Pipe()
 	defer client.Close()
-	c := &conn{nc: server, writeTimeout: 100 * time.Millisecond, log: nil}
+	// The write deadline is far away; the test moves it to now once the
+	// client has read part of the frame, as the deadline passing would.
+	c := &conn{nc: server, writeTimeout: time.Hour, log: nil}
 	got := make(chan []byte)
+	partial := make(chan struct{})
 	stalled := make(chan struct{})
 	go func() {
 		buf := make([]byte, 10)
 		n, _ := io.ReadFull(client, buf) // read 10 bytes of the first frame, then stop
+		close(partial)
 		<-stalled
 		rest, _ := io.ReadAll(client) // ends when the server closes
 		got <- append(buf[:n], rest...)
+	}()
+	go func() {
+		<-partial
+		_ = server.SetWriteDeadline(time.Now())
 	}()
 	err := c.write(append(appendHeader(nil, opText, 100), make([]byte, 100)...))
 	close(stalled)
