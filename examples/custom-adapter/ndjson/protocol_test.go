@@ -25,7 +25,10 @@ func serve(t *testing.T, cfg core.Config) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tcp := ndjson.New(node, ndjson.Config{HelloTimeout: 2 * time.Second, CloseGrace: time.Second})
+	// The hello wait starts when the server accepts; the tests write their
+	// input right after dialling, but a loaded machine may pause them in
+	// between, so the wait is long enough never to be what a test sees.
+	tcp := ndjson.New(node, ndjson.Config{HelloTimeout: time.Minute, CloseGrace: time.Second})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
