@@ -82,7 +82,15 @@ func (e *edge) stats(t *testing.T) core.Stats {
 // server-side cleanup) until it holds or waitFor passes.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(waitFor)
+	eventuallyWithin(t, waitFor, what, cond)
+}
+
+// eventuallyWithin is eventually bounded by limit instead of waitFor, for
+// a condition that legitimately takes a known time (a lease to expire)
+// before a hang becomes possible.
+func eventuallyWithin(t *testing.T, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
