@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -63,11 +64,19 @@ func failover(t *testing.T, brokerArgs ...string) {
 	_, addrB, _ := startBinary(t, args...)
 	a, b := &edge{addr: addrA}, &edge{addr: addrB}
 
+	// How many messages the publisher sends depends on how long the kill
+	// and the resume take, so every client that is not read in step is
+	// drained without bound: none of them may become a slow consumer
+	// (4008) on a loaded machine.
 	subA, _ := connect(t, a.url(q("user", "sa", "rooms", "seq")))
 	subB, _ := connect(t, b.url(q("user", "sb", "rooms", "seq")))
-	// The publisher must be in the room; its reader goroutine buffers its
-	// acks and own copies.
+	tailB := tailOf(subB)
+	// The publisher must be in the room; its own copies are discarded.
 	pub, _ := connect(t, b.url(q("user", "pub", "rooms", "seq")))
+	go func() {
+		for range pub.envs {
+		}
+	}()
 
 	// The publisher sends without pause from before the kill until 200
 	// messages after the resumed subscriber's welcome, so the resume
@@ -133,27 +142,98 @@ reconnect:
 	if w.Recovered == nil || !*w.Recovered {
 		t.Fatalf("welcome on node B = %+v, want recovered:true", w)
 	}
+	tailBack := tailOf(back)
 	close(resumed)
 	res := <-pubDone
 	if res.err != nil {
 		t.Fatal(res.err)
 	}
 	total := res.n
-	for len(got) < total {
-		env := back.expect(core.TypeMessage)
+	missing := total - len(got)
+	for _, env := range tailBack.first(t, missing) {
+		if env.Type != core.TypeMessage {
+			t.Fatalf("resumed subscriber got %s, want messages", env.Encode())
+		}
 		got = append(got, seqOf(t, env))
+	}
+	// Nothing follows them but the pong to a ping: no duplicate.
+	back.send(`{"v":1,"type":"ping","ref":"end"}`)
+	if p := tailBack.first(t, missing+1)[missing]; p.Type != core.TypePong || p.Ref != "end" {
+		t.Fatalf("after the last message on node B, got %s, want the pong", p.Encode())
 	}
 	for i, s := range got {
 		if s != i {
 			t.Fatalf("subscriber A got %v... at index %d: %d, want %d (lost or duplicated)", got[max(0, i-3):i+1], i, s, i)
 		}
 	}
-	for i := 0; i < total; i++ {
-		if s := seqOf(t, subB.expect(core.TypeMessage)); s != i {
+	for i, env := range tailB.first(t, total) {
+		if env.Type != core.TypeMessage {
+			t.Fatalf("subscriber B got %s, want messages", env.Encode())
+		}
+		if s := seqOf(t, env); s != i {
 			t.Fatalf("subscriber B got %d, want %d", s, i)
 		}
 	}
-	back.ping()
+}
+
+// tail reads a client's envelopes on its own goroutine into a list
+// without bound, so the server never takes the client for a slow
+// consumer however long the test spends elsewhere.
+type tail struct {
+	c    *client
+	mu   sync.Mutex
+	envs []*core.Envelope
+	done bool          // the connection ended
+	more chan struct{} // capacity 1: envs grew or the connection ended
+}
+
+func tailOf(c *client) *tail {
+	tl := &tail{c: c, more: make(chan struct{}, 1)}
+	go func() {
+		for env := range c.envs {
+			tl.mu.Lock()
+			tl.envs = append(tl.envs, env)
+			tl.mu.Unlock()
+			tl.wake()
+		}
+		tl.mu.Lock()
+		tl.done = true
+		tl.mu.Unlock()
+		tl.wake()
+	}()
+	return tl
+}
+
+func (tl *tail) wake() {
+	select {
+	case tl.more <- struct{}{}:
+	default:
+	}
+}
+
+// first returns the first n envelopes once they have arrived, failing
+// the test when the connection ends first or nothing arrives for waitFor.
+func (tl *tail) first(t *testing.T, n int) []*core.Envelope {
+	t.Helper()
+	for {
+		tl.mu.Lock()
+		have, done := len(tl.envs), tl.done
+		if have >= n {
+			out := tl.envs[:n:n]
+			tl.mu.Unlock()
+			return out
+		}
+		tl.mu.Unlock()
+		if done {
+			<-tl.c.done
+			t.Fatalf("connection ended after %d of %d envelopes: %v", have, n, tl.c.err)
+		}
+		select {
+		case <-tl.more:
+		case <-time.After(waitFor):
+			t.Fatalf("%d of %d envelopes, then none for %s", have, n, waitFor)
+		}
+	}
 }
 
 // TestRedisOutage: while Redis is down, connected clients stay connected,
