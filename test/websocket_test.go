@@ -202,7 +202,9 @@ func TestLimitsClose(t *testing.T) {
 		other.ping()
 	})
 	t.Run("flood 4002", func(t *testing.T) {
-		e := startEdge(t, func(c *config.Config) { c.RateLimit, c.RateBurst = 10, 20 })
+		// A refill too slow to matter during the test: the flood trips
+		// the limit however slowly a loaded machine sends it.
+		e := startEdge(t, func(c *config.Config) { c.RateLimit, c.RateBurst = 1e-6, 20 })
 		c, _ := connect(t, e.url(q("user", "flood")))
 		other, _ := connect(t, e.url(q("user", "ok")))
 		for i := 0; i < 200; i++ {
@@ -268,35 +270,28 @@ func TestJWT(t *testing.T) {
 	}
 }
 
+// TestHeartbeat: the edge's heartbeat settings reach the WebSocket
+// transport, so a client that ignores the server's pings (and sends
+// nothing) is dropped with 4009 and its session cleaned up. That a client
+// answering pings outlives the timeout is timing, tested with a fake clock
+// in core (TestHeartbeat, "active session stays open") and over the wire
+// by the adapter suite (adaptertest HeartbeatKeepsAlive): here it would
+// race the machine's load.
 func TestHeartbeat(t *testing.T) {
 	e := startEdge(t, func(c *config.Config) {
-		// Coarse on purpose: the exact timing is tested with a fake clock
-		// in core; here a loaded -race CI machine must not flake.
 		c.HeartbeatInterval, c.HeartbeatTimeout = 200*time.Millisecond, time.Second
 	})
-	// A client that answers pings outlives several timeouts.
-	alive, _ := connect(t, e.url(q("user", "alive", "rooms", "hb")))
-	// A client that ignores pings (and sends nothing) is dropped with 4009.
 	silent := dial(t, e.url(q("user", "silent", "rooms", "hb")))
 	silent.conn.SetPingHandler(func(string) error { return nil })
 	silent.read()
-	silent.expect(core.TypeWelcome)
 	if code := silent.closed(); code != 4009 {
 		t.Fatalf("close code %d, want 4009", code)
 	}
-	for i := 0; i < 8; i++ { // 8 pings = 1.6s, past the timeout
-		select {
-		case <-alive.pings:
-		case <-time.After(waitFor):
-			t.Fatal("no ping from the server")
-		}
-	}
-	alive.ping()
 	eventually(t, "silent session cleaned up", func() bool {
 		s := e.stats(t)
-		return s.Connections == 1 && s.Rooms == 1
+		return s.Connections == 0 && s.Rooms == 0
 	})
-	if e.srv.Node().Hub().Members(core.RoomChannel("hb")) != 1 {
+	if e.srv.Node().Hub().Members(core.RoomChannel("hb")) != 0 {
 		t.Fatal("silent client still in the room")
 	}
 }
