@@ -326,7 +326,9 @@ func TestSendReachesWebSocketAndSSE(t *testing.T) {
 }
 
 func TestSendStatusCodes(t *testing.T) {
-	e := startEdge(t, func(c *config.Config) { c.RateLimit, c.RateBurst, c.MaxMessageSize = 1, 6, 1024 })
+	// A refill too slow to matter during the test (the burst is what is
+	// checked), however far apart a loaded machine sends the requests.
+	e := startEdge(t, func(c *config.Config) { c.RateLimit, c.RateBurst, c.MaxMessageSize = 1e-6, 6, 1024 })
 	cases := []struct {
 		name, query, body string
 		status            int
@@ -394,7 +396,8 @@ func TestSSEAndSendJWT(t *testing.T) {
 }
 
 // A client that goes away is noticed by the heartbeat (a failed Flush a
-// write or two later) and its session cleaned up promptly.
+// write or two later) and its session cleaned up: without the heartbeat
+// nothing would ever write to the idle stream, so it would stay.
 func TestSSEGoneClientCleanedUp(t *testing.T) {
 	e := startEdge(t, func(c *config.Config) {
 		c.HeartbeatInterval, c.HeartbeatTimeout = 100*time.Millisecond, time.Second
@@ -409,19 +412,16 @@ func TestSSEGoneClientCleanedUp(t *testing.T) {
 	if s := e.stats(t); s.Connections != 1 || s.Rooms != 1 {
 		t.Fatalf("stats = %+v", s)
 	}
-	start := time.Now()
 	sub.close()
 	eventually(t, "the gone client's session to end", func() bool {
 		s := e.stats(t)
 		return s.Connections == 0 && s.Rooms == 0
 	})
-	if took := time.Since(start); took > 2*time.Second {
-		t.Fatalf("cleanup took %s, want within a few heartbeats", took)
-	}
 }
 
 // Shutdown ends every stream with a close event carrying 1012, and does
-// not wait for the streams beyond that.
+// not wait for the streams beyond that: a shutdown that did would wait
+// out its context and return its error.
 func TestSSEShutdownSendsClose(t *testing.T) {
 	e := startEdge(t, nil)
 	subs := []*sseClient{
@@ -433,12 +433,8 @@ func TestSSEShutdownSendsClose(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
-	start := time.Now()
 	if err := e.srv.Shutdown(ctx); err != nil {
 		t.Fatalf("shutdown: %v", err)
-	}
-	if took := time.Since(start); took > 3*time.Second {
-		t.Errorf("shutdown took %s", took)
 	}
 	for _, s := range subs {
 		if ce := s.closed(); ce.Code != 1012 || !ce.Reconnect || ce.Reason != "service restart" {
