@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -46,7 +47,7 @@ type backend struct {
 func newBackend(t *testing.T, fn func(c call, w http.ResponseWriter, r *http.Request)) *backend {
 	t.Helper()
 	b := &backend{t: t, seen: make(chan call, 1000)}
-	b.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	b.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		if err := Verify(testSecret, r.Header.Get(SignatureHeader), body, 0); err != nil {
 			http.Error(w, err.Error(), http.StatusUnauthorized)
@@ -60,7 +61,13 @@ func newBackend(t *testing.T, fn func(c call, w http.ResponseWriter, r *http.Req
 		b.seen <- c
 		fn(c, w, r)
 	}))
+	// Requests' contexts end with the test, so a handler still waiting
+	// when a test fails (the edge never gave up) lets Close return.
+	ctx, cancel := context.WithCancel(context.Background())
+	b.srv.Config.BaseContext = func(net.Listener) context.Context { return ctx }
+	b.srv.Start()
 	t.Cleanup(b.srv.Close)
+	t.Cleanup(cancel) // runs first
 	return b
 }
 
@@ -84,7 +91,7 @@ func answer(status int, body string) func(call, http.ResponseWriter, *http.Reque
 	}
 }
 
-// hang answers only when the client gives up.
+// hang answers only when the client gives up (or the test ends).
 func hang(_ call, _ http.ResponseWriter, r *http.Request) { <-r.Context().Done() }
 
 // atomicClock is a settable clock safe for concurrent readers.
@@ -99,6 +106,24 @@ func (c *atomicClock) now() time.Time          { return time.Unix(0, c.ns.Load()
 func (c *atomicClock) advance(d time.Duration) { c.ns.Add(int64(d)) }
 
 func noBackoff(int) time.Duration { return 0 }
+
+// waitFor bounds every wait on the code under test: it matters only when
+// something is broken (hangs), never on a loaded machine.
+const waitFor = 30 * time.Second
+
+// within runs fn and returns its error, failing the test if fn hangs.
+func within(t *testing.T, what string, fn func() error) error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- fn() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(waitFor):
+		t.Fatalf("%s: still running after %s", what, waitFor)
+		return nil
+	}
+}
 
 // newHooks builds Hooks for the test, closed when it ends.
 func newHooks(t *testing.T, cfg Config) *Hooks {
@@ -257,7 +282,7 @@ func TestRetries(t *testing.T) {
 			h := newHooks(t, Config{ConnectURL: b.srv.URL, DisconnectURL: b.srv.URL, MessageURL: b.srv.URL,
 				MessageTypes: []string{"x"}, BreakerThreshold: -1})
 			r := map[string]*route{RouteConnect: h.connect, RouteMessage: h.message, RouteDisconnect: h.disconnect}[tc.route]
-			_, err := h.call(context.Background(), r, "d1", []byte(`{}`), time.Second)
+			_, err := h.call(context.Background(), r, "d1", []byte(`{}`), time.Hour) // no attempt times out
 			if (err == nil) != tc.success {
 				t.Fatalf("err = %v, want success %v", err, tc.success)
 			}
@@ -295,19 +320,39 @@ func TestBackoffIsExponentialWithJitter(t *testing.T) {
 	}
 }
 
+// TestTimeout: a connect backend that does not answer within Timeout
+// fails the connection closed (1013), the deadline visible to errors.Is,
+// and is not retried after the deadline.
 func TestTimeout(t *testing.T) {
 	b := newBackend(t, hang)
-	h := newHooks(t, Config{ConnectURL: b.srv.URL, MessageURL: b.srv.URL, MessageTypes: []string{"x"}, Timeout: 50 * time.Millisecond})
-	start := time.Now()
-	_, err := connect(h)
+	h := newHooks(t, Config{ConnectURL: b.srv.URL, Timeout: 50 * time.Millisecond})
+	err := within(t, "connect to a backend that never answers", func() error { _, err := connect(h); return err })
 	if rej := rejectionOf(t, err); rej.Disconnect.Code != 1013 || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v (%d), want 1013 after the deadline", err, rej.Disconnect.Code)
 	}
-	if d := time.Since(start); d > 2*time.Second {
-		t.Fatalf("connect took %s with a 50ms timeout", d)
+	b.srv.Close() // waits for the handlers of the requests that reached it
+	if n := b.count(); n > 1 {
+		t.Fatalf("%d attempts: a retry after the connect deadline", n)
+	}
+}
+
+// TestConnectRetryMustFitTheBudget: connect's retries share its one
+// Timeout, so a retry whose backoff would outlast it is not made: the call
+// fails at once with the first attempt's error instead of sleeping into
+// the deadline.
+func TestConnectRetryMustFitTheBudget(t *testing.T) {
+	b := newBackend(t, answer(503, ""))
+	h := newHooks(t, Config{ConnectURL: b.srv.URL, Timeout: time.Hour, Backoff: func(int) time.Duration { return 2 * time.Hour }})
+	err := within(t, "connect whose retry cannot fit its budget", func() error { _, err := connect(h); return err })
+	var se *StatusError
+	if rej := rejectionOf(t, err); rej.Disconnect.Code != 1013 || !errors.As(err, &se) || se.Code != 503 {
+		t.Fatalf("err = %v, want 1013 carrying the backend's 503", err)
 	}
 	if n := b.count(); n != 1 {
 		t.Fatalf("%d attempts: a retry does not fit in the connect budget", n)
+	}
+	if s := h.Stats(RouteConnect); s.Calls != 1 || s.Retries != 0 || s.Failures != 1 {
+		t.Fatalf("stats = %+v", s)
 	}
 }
 
@@ -434,11 +479,8 @@ func TestCloseIsBounded(t *testing.T) {
 	}
 	<-b.seen
 	<-b.seen // both workers stuck in a call that would last an hour
-	start := time.Now()
-	_ = h.Close()
-	if d := time.Since(start); d > 2*time.Second {
-		t.Fatalf("Close took %s with a 100ms drain timeout", d)
-	}
+	// Only the drain timeout can end those calls: without it Close hangs.
+	_ = within(t, "Close with a 100ms drain timeout", func() error { return h.Close() })
 	if s := h.Stats(RouteDisconnect); s.Dropped != 5 {
 		t.Fatalf("dropped %d, want 5", s.Dropped)
 	}
