@@ -822,8 +822,8 @@ func TestResumeDropsLateLiveMessages(t *testing.T) {
 	c.expectQuiet()
 }
 
-// stuckSync is a lagBroker whose WaitDelivered waits for the held
-// deliveries, like a node whose reader is behind.
+// stuckSync is a lagBroker whose WaitDelivered gives up while deliveries
+// are held, like a node whose reader is behind past the deadline.
 type stuckSync struct{ *lagBroker }
 
 func (s stuckSync) History(ctx context.Context, req core.HistoryRequest) (core.HistoryResult, error) {
@@ -835,8 +835,7 @@ func (s stuckSync) WaitDelivered(ctx context.Context, id string) error {
 	held := s.hold
 	s.mu.Unlock()
 	if held {
-		<-ctx.Done()
-		return ctx.Err()
+		return context.DeadlineExceeded // what the deadline would bring, without waiting for it
 	}
 	return nil
 }
@@ -848,13 +847,18 @@ func TestResumeFloorDropsLateDeliveries(t *testing.T) {
 	t.Parallel()
 	lb := &lagBroker{Broker: newMemory(t, memory.Config{})}
 	b := stuckSync{lb}
-	n := newNode(t, core.Config{BrokerTimeout: 200 * time.Millisecond}, b)
+	n := newNode(t, core.Config{}, b)
 	id1 := n.publish("r", data(1))
 	lb.mu.Lock()
 	lb.hold = true
 	lb.mu.Unlock()
 	n.publishNoWait("r", data(2))
 	n.publishNoWait("r", data(3))
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	if err := waitDelivered(ctx, lb.Broker); err != nil { // 2 and 3 are held, not on their way
+		t.Fatal(err)
+	}
 	c := n.connect(core.ConnectRequest{User: "x", Rooms: []string{"r"}, Since: id1})
 	c.expectMessage("r", data(2)) // replayed
 	c.expectMessage("r", data(3))
