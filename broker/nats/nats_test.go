@@ -224,7 +224,7 @@ func TestUnreachableAtStart(t *testing.T) {
 	if !strings.Contains(msg, addr) || !strings.Contains(msg, "--broker-url") || !strings.Contains(msg, "JetStream") || strings.Contains(msg, "\n") {
 		t.Errorf("error %q: want one line naming %s and suggesting --broker-url", msg, addr)
 	}
-	if d := time.Since(began); d > 5*time.Second {
+	if d := time.Since(began); d > 30*time.Second { // a hang bound: its budget is ConnectTimeout (1s)
 		t.Errorf("New took %s to fail", d)
 	}
 	t.Logf("%v", err)
@@ -420,8 +420,8 @@ func TestOutageAndRecovery(t *testing.T) {
 	if !errors.Is(err, nats.ErrUnavailable) {
 		t.Fatalf("Publish during the outage = %v, want ErrUnavailable", err)
 	}
-	if d := time.Since(began); d > time.Second {
-		t.Errorf("Publish took %s to fail", d)
+	if errors.Is(err, natsio.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) { // at once: not after waiting for an ack
+		t.Errorf("Publish waited for an ack during the outage instead of failing at once: %v", err)
 	}
 	t.Logf("publish failed after %s: %v", time.Since(began).Round(time.Microsecond), err)
 	if h, err := b.History(ctx, core.HistoryRequest{Channels: []string{room}, Since: before}); !errors.Is(err, nats.ErrUnavailable) {
