@@ -10,12 +10,12 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/switchboard-dev/switchboard/edge/server"
+	"github.com/switchboard-dev/switchboard/edge/command"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	// The first signal starts the drain; a second one ends the process.
 	context.AfterFunc(ctx, stop)
-	os.Exit(server.Command{Name: "switchboard"}.Run(ctx, os.Args[1:]))
+	os.Exit(command.Command{Name: "switchboard"}.Run(ctx, os.Args[1:]))
 }

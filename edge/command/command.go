@@ -1,4 +1,4 @@
-package server
+package command
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 
 	"github.com/switchboard-dev/switchboard/edge/auth"
 	"github.com/switchboard-dev/switchboard/edge/config"
+	"github.com/switchboard-dev/switchboard/edge/server"
 	"github.com/switchboard-dev/switchboard/edge/tracing"
 )
 
@@ -33,7 +34,7 @@ type Command struct {
 	Stdout, Stderr io.Writer
 	// Setup, if set, is called with the server before it serves: register
 	// the application's routes and envelope types there.
-	Setup func(*Server)
+	Setup func(*server.Server)
 	// Ready, if set, is called once the node serves, with its listeners'
 	// addresses (admin nil without --admin-addr).
 	Ready func(addr, admin net.Addr)
@@ -88,8 +89,8 @@ func (c Command) Run(ctx context.Context, args []string) int {
 			}
 		}()
 	}
-	srv, err := New(cfg, logger)
-	if err != nil && cfg.BrokerWait && errors.Is(err, ErrBrokerUnavailable) {
+	srv, err := server.New(cfg, logger)
+	if err != nil && cfg.BrokerWait && errors.Is(err, server.ErrBrokerUnavailable) {
 		srv, err = waitForBroker(ctx, cfg, logger, ln, err)
 	}
 	if err != nil {
@@ -109,7 +110,7 @@ func (c Command) Run(ctx context.Context, args []string) int {
 
 // serve runs srv on ln (and --admin-addr) until ctx ends, then shuts it
 // down; it returns the exit status.
-func (c Command) serve(ctx context.Context, cfg config.Config, logger *slog.Logger, srv *Server, ln net.Listener) int {
+func (c Command) serve(ctx context.Context, cfg config.Config, logger *slog.Logger, srv *server.Server, ln net.Listener) int {
 	shutdown := func() error {
 		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 		defer cancel()
@@ -171,7 +172,7 @@ func (c Command) fail(err error) { fmt.Fprintf(c.Stderr, "%s: %v\n", c.Name, err
 // retries New with backoff, for --broker-wait. It returns the server once
 // the broker answers, with ln free for it, or the last error when ctx
 // ends or the failure is not an outage.
-func waitForBroker(ctx context.Context, cfg config.Config, logger *slog.Logger, ln net.Listener, err error) (*Server, error) {
+func waitForBroker(ctx context.Context, cfg config.Config, logger *slog.Logger, ln net.Listener, err error) (*server.Server, error) {
 	logger.Warn("broker unreachable; not ready, retrying (--broker-wait)", "broker", cfg.Broker, "err", err)
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -216,13 +217,13 @@ func waitForBroker(ctx context.Context, cfg config.Config, logger *slog.Logger, 
 			return nil, err
 		case <-time.After(backoff):
 		}
-		var srv *Server
-		srv, err = New(cfg, logger)
+		var srv *server.Server
+		srv, err = server.New(cfg, logger)
 		if err == nil {
 			logger.Info("broker reachable; starting")
 			return srv, nil
 		}
-		if !errors.Is(err, ErrBrokerUnavailable) {
+		if !errors.Is(err, server.ErrBrokerUnavailable) {
 			return nil, err
 		}
 		logger.Debug("broker still unreachable", "err", err)

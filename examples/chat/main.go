@@ -16,7 +16,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/switchboard-dev/switchboard/edge/server"
+	"github.com/switchboard-dev/switchboard/edge/command"
 	"github.com/switchboard-dev/switchboard/examples/chat/chatapp"
 )
 
@@ -34,7 +34,7 @@ func main() {
 // stderr in --log-format at --log-level. ready, if not nil, is called once
 // the chat serves (adminAddr nil without --admin-addr).
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, ready func(addr, adminAddr net.Addr)) int {
-	return server.Command{
+	return command.Command{
 		Name:   "chat",
 		Getenv: getenv,
 		Stdout: stdout,
