@@ -11,7 +11,6 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -26,6 +25,7 @@ import (
 	"github.com/switchboard-dev/switchboard/edge/config"
 	"github.com/switchboard-dev/switchboard/edge/server"
 	"github.com/switchboard-dev/switchboard/examples/chat/chatapp"
+	"github.com/switchboard-dev/switchboard/test/browsertest"
 )
 
 // The browser tests drive the chat example (examples/chat, built on the
@@ -192,39 +192,7 @@ var holdTimers = fmt.Sprintf(`
 
 // newBrowser starts headless Chromium with a fresh profile; it is killed
 // when the test ends.
-func newBrowser(t *testing.T) context.Context {
-	t.Helper()
-	exe, err := exec.LookPath("chromium")
-	if err != nil {
-		t.Fatalf("chromium not found (.ci/run installs the Debian package): %v", err)
-	}
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(exe),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1000, 900),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-extensions", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("disable-background-timer-throttling", true),
-		chromedp.Flag("disable-renderer-backgrounding", true),
-	}
-	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(actx)
-	t.Cleanup(func() { cancel(); acancel() })
-	// Start the browser now, so a failure to launch is reported here.
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	return ctx
-}
+func newBrowser(t *testing.T) context.Context { return browsertest.Start(t) }
 
 // open navigates to the chat page of e with the query parameters, after
 // installing script (if any) to run before the page's own. Unless query
@@ -248,7 +216,7 @@ func open(t *testing.T, ctx context.Context, e *chatEdge, query url.Values, scri
 // until waits for the JavaScript expression to be truthy on the page.
 func until(t *testing.T, ctx context.Context, what, expr string) {
 	t.Helper()
-	if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingInterval(20*time.Millisecond), chromedp.WithPollingTimeout(waitFor))); err != nil {
+	if err := browsertest.Poll(ctx, expr, waitFor); err != nil {
 		t.Fatalf("waiting for %s (%s): %v\npage state: %s", what, expr, err, pageState(ctx))
 	}
 }
@@ -256,11 +224,7 @@ func until(t *testing.T, ctx context.Context, what, expr string) {
 // eval returns the JSON value of a JavaScript expression on the page.
 func eval[T any](t *testing.T, ctx context.Context, expr string) T {
 	t.Helper()
-	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
-	if err != nil {
-		t.Fatalf("evaluate %s: %v", expr, err)
-	}
-	return v
+	return browsertest.Eval[T](t, ctx, expr)
 }
 
 // pageState is the page's chat log for failure messages.

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +20,7 @@ import (
 	"github.com/switchboard-dev/switchboard/edge/config"
 	"github.com/switchboard-dev/switchboard/edge/server"
 	"github.com/switchboard-dev/switchboard/examples/chat/chatapp"
+	"github.com/switchboard-dev/switchboard/test/browsertest"
 )
 
 // TestTypingIsRoutedByType checks the custom "typing" type end to end: a
@@ -381,39 +381,10 @@ func TestHelpExitsZero(t *testing.T) {
 	}
 }
 
-// newBrowser starts headless Chromium (the Debian package, as in test/).
-func newBrowser(t *testing.T) context.Context {
-	t.Helper()
-	exe, err := exec.LookPath("chromium")
-	if err != nil {
-		t.Fatalf("chromium not found (.ci/run installs the Debian package): %v", err)
-	}
-	actx, acancel := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(exe),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-extensions", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-background-timer-throttling", true),
-		chromedp.Flag("disable-renderer-backgrounding", true),
-	)
-	ctx, cancel := chromedp.NewContext(actx)
-	t.Cleanup(func() { cancel(); acancel() })
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	return ctx
-}
-
 // until waits for the JavaScript expression to be truthy on the page.
 func until(t *testing.T, ctx context.Context, what, expr string) {
 	t.Helper()
-	if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingInterval(20*time.Millisecond), chromedp.WithPollingTimeout(waitFor))); err != nil {
+	if err := browsertest.Poll(ctx, expr, waitFor); err != nil {
 		log, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("log").innerText`))
 		t.Fatalf("waiting for %s (%s): %v\nthe page's log:\n%s", what, expr, err, log)
 	}
@@ -421,11 +392,7 @@ func until(t *testing.T, ctx context.Context, what, expr string) {
 
 func eval[T any](t *testing.T, ctx context.Context, expr string) T {
 	t.Helper()
-	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
-	if err != nil {
-		t.Fatalf("evaluate %s: %v", expr, err)
-	}
-	return v
+	return browsertest.Eval[T](t, ctx, expr)
 }
 
 // sendPrivately fills in the page's private-message form and submits it.
@@ -448,7 +415,7 @@ func directLines(t *testing.T, ctx context.Context, line string) int {
 // themselves (then it arrives as well).
 func TestPrivateMessageShownToSender(t *testing.T) {
 	r := startChat(t, "--addr", "127.0.0.1:0", "--log-level", "warn")
-	ctx := newBrowser(t)
+	ctx := browsertest.Start(t)
 	if err := chromedp.Do(ctx, chromedp.Navigate("http://"+r.addr+"/?user=ann&rooms=lobby")); err != nil {
 		t.Fatalf("navigate: %v", err)
 	}
