@@ -95,6 +95,13 @@ func TestTrackerTableAndDeadNodes(t *testing.T) {
 
 	s.Close(core.DisconnectNormal)
 	eventually(t, "ann gone", func() bool { return users(t, tr, "r") == "zed@"+foreign })
+	// Her disconnect follows her leave through the log: wait for it too,
+	// or it could land after the head taken below and count as reaped.
+	eventually(t, "ann disconnected", func() bool {
+		tr.mu.Lock()
+		defer tr.mu.Unlock()
+		return len(tr.nodes[self].conns) == 0
+	})
 
 	clk.add(11 * time.Second)
 	if got := users(t, tr, "r"); got != "" {
