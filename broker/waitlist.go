@@ -6,7 +6,7 @@ import (
 )
 
 // Waitlist parks callers until a reader's delivered position passes
-// theirs (the Syncer side of a driver). It has no lock of its own: the
+// theirs (the WaitDelivered side of a driver). It has no lock of its own: the
 // mutex of the progress it belongs to guards Park and Release, and is
 // handed to Wait for its clean-up. The zero value is ready to use.
 type Waitlist[P any] struct {

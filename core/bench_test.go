@@ -155,12 +155,17 @@ func (b *syncBroker) Publish(_ context.Context, channel string, env *core.Envelo
 	return env.ID, nil
 }
 
-func (b *syncBroker) Subscribe(context.Context, string) error   { return nil }
-func (b *syncBroker) Unsubscribe(context.Context, string) error { return nil }
-
 func (b *syncBroker) History(context.Context, core.HistoryRequest) (core.HistoryResult, error) {
 	return core.HistoryResult{Recovered: true}, nil
 }
+
+// The ids are the benchmark's, not positions: syncBroker names no head
+// and compares no ids. Delivery happens inside Publish, so it never lags.
+func (b *syncBroker) Head(context.Context) (string, error)        { return "", nil }
+func (b *syncBroker) After(string, string) (after, ok bool)       { return false, false }
+func (b *syncBroker) WaitDelivered(context.Context, string) error { return nil }
+func (b *syncBroker) Healthy() error                              { return nil }
+func (b *syncBroker) Close(context.Context) error                 { return nil }
 
 // discardSink counts what every discardTransport of a run received.
 type discardSink struct {

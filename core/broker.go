@@ -4,32 +4,31 @@ import "context"
 
 // Broker is the port every room publication and direct message travels
 // through, so that many edge nodes act as one service and clients can
-// resume. Package broker implements it on Watermill; core defines it in its
-// own terms.
+// resume. Package broker implements it; core defines it in its own terms.
 //
+// A broker delivers every publication to every node (the hub drops what
+// has no local member), so the port has no per-channel subscription.
 // Channels are opaque strings built with RoomChannel and UserChannel.
-// Implementations must be safe for concurrent use.
+// Ids (positions) are "<epoch>-<position>"-like strings, opaque to core
+// but ordered across channels by After.
+//
+// Implementations must be safe for concurrent use. A broker that lacks a
+// capability implements its method honestly as stated on it (Head returns
+// "", After reports ok=false, WaitDelivered returns at once): core then
+// does without it.
 type Broker interface {
-	// Start begins delivering publications to deliver, for every channel
-	// this node is subscribed to, in publication order per channel.
-	// deliver must not block for long (the hub only enqueues). Called once,
-	// before any other method.
+	// Start begins delivering publications to deliver, for every channel,
+	// in publication order per channel. deliver must not block for long
+	// (the hub only enqueues). Called once, before any other method.
 	Start(ctx context.Context, deliver func(Delivery)) error
 
 	// Publish appends env to channel's log and delivers it to every
-	// subscribed node, including this one. It returns the id (the
-	// position) assigned to the message; env.ID is set to the same value.
-	// env.Trace, when set, must reach the deliveries (as metadata beside
-	// the encoded envelope, never inside it): it carries the publisher's
-	// span across nodes (see Tracer; brokertest's TraceContext checks it).
+	// node, including this one. It returns the id (the position) assigned
+	// to the message; env.ID is set to the same value. env.Trace, when
+	// set, must reach the deliveries (as metadata beside the encoded
+	// envelope, never inside it): it carries the publisher's span across
+	// nodes (see Tracer; brokertest's TraceContext checks it).
 	Publish(ctx context.Context, channel string, env *Envelope) (id string, err error)
-
-	// Subscribe and Unsubscribe tell the broker which channels have local
-	// members. The hub calls them when the first member arrives and the
-	// last one leaves, serialized per channel. A broker that delivers
-	// everything to every node may treat them as no-ops.
-	Subscribe(ctx context.Context, channel string) error
-	Unsubscribe(ctx context.Context, channel string) error
 
 	// History returns the messages of req.Channels published after the
 	// position req.Since, oldest first, at most req.Limit of them.
@@ -38,58 +37,48 @@ type Broker interface {
 	// or recreated), unparseable, or when more than Limit messages were
 	// missed (the newest Limit are returned).
 	History(ctx context.Context, req HistoryRequest) (HistoryResult, error)
-}
 
-// Positioner is implemented by brokers whose ids are ordered across the
-// channels a session resumes (the in-memory broker's ids are one sequence).
-// Core uses it at the resume seam: delivery may lag publication, so a live
-// message can arrive after the replay although it is positioned at or
-// before the replay's end (the client saw it before disconnecting, or it
-// was replayed); such a message is dropped rather than sent twice or out
-// of order.
-type Positioner interface {
-	// After reports whether id is positioned after pos. ok is false when
-	// the two cannot be compared (another epoch, unparseable).
-	After(id, pos string) (after, ok bool)
-}
-
-// Syncer is implemented by brokers whose node-level delivery can lag
-// behind the log (a reader of a remote stream, a delivery buffer). Before
-// a resuming session goes live, core waits until this node has delivered
-// everything up to the end of the replay, so nothing at or before it can
-// arrive later as a duplicate; with Positioner, what arrived meanwhile is
-// filtered. WaitDelivered returns ctx's error if delivery does not get
-// there in time; core then resumes anyway and logs it.
-type Syncer interface {
-	WaitDelivered(ctx context.Context, id string) error
-}
-
-// Header is implemented by brokers that can name the current end of their
-// log: one position across every channel, as the brokers with a
-// Positioner have. It lets a client that has no position yet (a first
-// long-poll) start from "now" without losing what is published between
-// two of its requests: it keeps the head as its cursor.
-type Header interface {
-	// Head returns the position of the newest message in the log, an id
-	// History accepts as Since: every message whose Publish returns after
-	// Head returned comes after it, so History from it returns that message
-	// (while retained) with Recovered true. A log with no position to name
-	// yet (empty) returns "" and a nil error; callers then fall back to
-	// "from now", as for a broker without Header.
+	// Head returns the position of the newest message in the log, across
+	// every channel: an id History accepts as Since, such that every
+	// message whose Publish returns after Head returned comes after it, so
+	// History from it returns that message (while retained) with Recovered
+	// true. It lets a client that has no position yet (a first long-poll)
+	// start from "now" without losing what is published between two of
+	// its requests: it keeps the head as its cursor. A log with no
+	// position to name (empty, or a broker that cannot name one) returns
+	// "" and a nil error; callers then fall back to "from now".
 	Head(ctx context.Context) (string, error)
-}
 
-// HealthChecker is implemented by brokers that can lose their backend.
-// Healthy returns nil while the broker can publish and deliver; the edge
-// reports not ready otherwise. It must be cheap (no I/O): report state
-// the broker's own loops maintain.
-type HealthChecker interface {
+	// After reports whether id is positioned after pos. ok is false when
+	// the two cannot be compared (another epoch, unparseable, or a broker
+	// whose ids are not ordered across channels). Core uses it at the
+	// resume seam: delivery may lag publication, so a live message can
+	// arrive after the replay although it is positioned at or before the
+	// replay's end (the client saw it before disconnecting, or it was
+	// replayed); such a message is dropped rather than sent twice or out
+	// of order. It does no I/O.
+	After(id, pos string) (after, ok bool)
+
+	// WaitDelivered returns once this node has delivered id and
+	// everything before it, or with ctx's error if delivery does not get
+	// there in time. An id the broker cannot place (another epoch, beyond
+	// the log) returns at once, as does every id on a broker whose
+	// delivery cannot lag behind its log. Before a resuming session goes
+	// live, core waits for the end of the replay, so nothing at or before
+	// it can arrive later as a duplicate (with After, what arrived
+	// meanwhile is filtered); on an error core resumes anyway and logs it.
+	WaitDelivered(ctx context.Context, id string) error
+
+	// Healthy returns nil while the broker can publish and deliver, and
+	// an error otherwise (after Close too); the edge reports not ready
+	// while it does. It must be cheap and do no I/O: it reports state the
+	// broker's own loops maintain. A broker that cannot lose its backend
+	// returns nil until it is closed.
 	Healthy() error
-}
 
-// Closer is implemented by brokers holding resources. Node.Shutdown calls
-// it last, after every session has ended.
-type Closer interface {
+	// Close stops delivery and releases the broker's resources. It is
+	// idempotent. Node.Shutdown calls it last, after every session has
+	// ended; nothing calls another method afterwards except Healthy.
 	Close(ctx context.Context) error
 }
 
@@ -119,14 +108,10 @@ func RoomChannel(room string) string { return "room:" + room }
 func UserChannel(user string) string { return "user:" + user }
 
 // Head returns the position of the newest message in the broker's log
-// (see Header), bounded by BrokerTimeout, or "" and a nil error when the
-// broker does not implement Header or has no position to name.
+// (see Broker.Head), bounded by BrokerTimeout, or "" and a nil error when
+// the broker has no position to name.
 func (n *Node) Head(ctx context.Context) (string, error) {
-	h, ok := n.broker.(Header)
-	if !ok {
-		return "", nil
-	}
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.BrokerTimeout)
 	defer cancel()
-	return h.Head(ctx)
+	return n.broker.Head(ctx)
 }

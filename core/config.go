@@ -27,7 +27,7 @@ const (
 	// log from the last message queued. Nothing is lost while the log holds
 	// the gap; otherwise the client gets a "gap" envelope with
 	// recovered:false. Exact with brokers whose ids are ordered
-	// (Positioner).
+	// (Broker.After).
 	SlowResume
 )
 

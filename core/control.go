@@ -12,7 +12,7 @@ import (
 const BroadcastChannel = "broadcast"
 
 // ControlChannel carries commands between nodes: disconnect a connection
-// or a user, send to a connection. Every node subscribes to it; the node
+// or a user, send to a connection. Every node consumes it; the node
 // holding the target acts, the others ignore the command.
 const ControlChannel = "control"
 
@@ -141,22 +141,16 @@ func (n *Node) History(ctx context.Context, req HistoryRequest) (HistoryResult, 
 	return res, nil
 }
 
-// Consume subscribes the node to a broker channel whose messages are for
-// the server, not for connections (cluster state such as presence):
-// every delivery on it is handed to fn, on the broker's delivery
-// goroutine, in log order; fn must not block. Channels named like rooms
-// or users ("room:", "user:") are refused.
-func (n *Node) Consume(ctx context.Context, channel string, fn func(Delivery)) error {
+// Consume hands every delivery on a broker channel whose messages are for
+// the server, not for connections (cluster state such as presence), to
+// fn, on the broker's delivery goroutine, in log order; fn must not
+// block. Channels named like rooms or users ("room:", "user:") are
+// refused.
+func (n *Node) Consume(channel string, fn func(Delivery)) error {
 	if connectionChannel(channel) || channel == ControlChannel {
 		return fmt.Errorf("switchboard/core: Consume(%q): a connection channel", channel)
 	}
 	n.consumers.Store(channel, fn)
-	ctx, cancel := context.WithTimeout(ctx, n.cfg.BrokerTimeout)
-	defer cancel()
-	if err := n.broker.Subscribe(ctx, channel); err != nil {
-		n.consumers.Delete(channel)
-		return fmt.Errorf("switchboard/core: subscribe %q: %w", channel, err)
-	}
 	return nil
 }
 

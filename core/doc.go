@@ -6,7 +6,8 @@
 // core imports only the standard library. Transports (WebSocket, SSE,
 // long-poll, an integrator's own) implement the small outbound-only
 // [Transport] interface and push inbound frames into a [Session]; brokers
-// implement [Broker].
+// implement [Broker], every method of it: a broker delivers every channel
+// to every node, and the hub keeps what has local members.
 //
 // Concurrency contract: a [Node] and its [Hub] are safe for concurrent use.
 // A [Session] accepts frames from one reader goroutine at a time and writes

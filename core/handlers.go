@@ -51,11 +51,11 @@ func requireRoom(env *Envelope) error {
 	return nil
 }
 
-func (n *Node) handleJoin(ctx context.Context, s *Session, env *Envelope) error {
+func (n *Node) handleJoin(_ context.Context, s *Session, env *Envelope) error {
 	if err := requireRoom(env); err != nil {
 		return err
 	}
-	if err := s.join(ctx, env.Room); err != nil {
+	if err := s.join(env.Room); err != nil {
 		return err
 	}
 	s.ack(env.Ref, ackData{Room: env.Room})
@@ -154,9 +154,9 @@ func (s *Session) InRoom(room string) bool {
 
 // Join adds the session to room (idempotent), subject to the room name
 // rules and MaxRoomsPerConn.
-func (s *Session) Join(ctx context.Context, room string) error { return s.join(ctx, room) }
+func (s *Session) Join(_ context.Context, room string) error { return s.join(room) }
 
-func (s *Session) join(ctx context.Context, room string) error {
+func (s *Session) join(room string) error {
 	if err := ValidateRoom(room); err != nil {
 		return err
 	}
@@ -177,9 +177,8 @@ func (s *Session) join(ctx context.Context, room string) error {
 	if max := s.node.cfg.MaxRoomsPerConn; max > 0 && s.rooms.len() >= max {
 		return Errorf(CodeTooManyRooms, "at most %d rooms per connection", max)
 	}
-	if err := s.node.hub.add(ctx, RoomChannel(room), s); err != nil {
-		s.node.log.Warn("subscribe failed", append(s.logAttrs(), "channel", RoomChannel(room), "err", err)...)
-		return &Error{Code: CodeBrokerDown, Message: "could not subscribe to the room; retry"}
+	if err := s.node.hub.add(RoomChannel(room), s); err != nil {
+		return err // closing: detach ran after the check above
 	}
 	s.rooms.add(room)
 	s.node.emit(s, EventJoin, room, nil)
@@ -187,7 +186,7 @@ func (s *Session) join(ctx context.Context, room string) error {
 }
 
 // Leave removes the session from room (idempotent).
-func (s *Session) Leave(ctx context.Context, room string) error {
+func (s *Session) Leave(_ context.Context, room string) error {
 	if err := ValidateRoom(room); err != nil {
 		return err
 	}
@@ -200,9 +199,7 @@ func (s *Session) Leave(ctx context.Context, room string) error {
 		return nil
 	}
 	s.rooms.del(room)
-	if err := s.node.hub.remove(ctx, RoomChannel(room), s); err != nil {
-		s.node.log.Warn("unsubscribe failed", append(s.logAttrs(), "channel", RoomChannel(room), "err", err)...)
-	}
+	s.node.hub.remove(RoomChannel(room), s)
 	s.node.emit(s, EventLeave, room, nil)
 	return nil
 }

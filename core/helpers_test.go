@@ -282,32 +282,11 @@ func data(n int) string { return `{"n":` + strconv.Itoa(n) + `}` }
 // through.
 type hookBroker struct {
 	core.Broker
-	subscribe func(ctx context.Context, channel string) error // instead of inner Subscribe's result
-	publish   func(ctx context.Context, channel string, env *core.Envelope) (string, error)
-	history   func(ctx context.Context, req core.HistoryRequest) (core.HistoryResult, error)
+	publish func(ctx context.Context, channel string, env *core.Envelope) (string, error)
+	history func(ctx context.Context, req core.HistoryRequest) (core.HistoryResult, error)
 }
 
-var (
-	_ core.Broker     = (*hookBroker)(nil)
-	_ core.Closer     = (*hookBroker)(nil)
-	_ core.Positioner = (*hookBroker)(nil)
-)
-
-func (b *hookBroker) After(id, pos string) (after, ok bool) {
-	if p, isP := b.Broker.(core.Positioner); isP {
-		return p.After(id, pos)
-	}
-	return false, false
-}
-
-func (b *hookBroker) Subscribe(ctx context.Context, channel string) error {
-	if b.subscribe != nil {
-		if err := b.subscribe(ctx, channel); err != nil {
-			return err
-		}
-	}
-	return b.Broker.Subscribe(ctx, channel)
-}
+var _ core.Broker = (*hookBroker)(nil)
 
 func (b *hookBroker) Publish(ctx context.Context, channel string, env *core.Envelope) (string, error) {
 	if b.publish != nil {
@@ -323,27 +302,27 @@ func (b *hookBroker) History(ctx context.Context, req core.HistoryRequest) (core
 	return b.Broker.History(ctx, req)
 }
 
-func (b *hookBroker) Close(ctx context.Context) error {
-	if c, ok := b.Broker.(core.Closer); ok {
-		return c.Close(ctx)
-	}
-	return nil
-}
-
 // nopBroker accepts everything and delivers nothing: for tests of
-// configuration and routing that need no messages.
+// configuration and routing that need no messages. Its one id is not a
+// position: it names no head, compares no ids, and has no delivery to
+// wait for.
 type nopBroker struct{}
+
+var _ core.Broker = nopBroker{}
 
 func (nopBroker) Start(context.Context, func(core.Delivery)) error { return nil }
 func (nopBroker) Publish(_ context.Context, _ string, env *core.Envelope) (string, error) {
 	env.ID = "nop"
 	return env.ID, nil
 }
-func (nopBroker) Subscribe(context.Context, string) error   { return nil }
-func (nopBroker) Unsubscribe(context.Context, string) error { return nil }
 func (nopBroker) History(context.Context, core.HistoryRequest) (core.HistoryResult, error) {
 	return core.HistoryResult{}, nil
 }
+func (nopBroker) Head(context.Context) (string, error)        { return "", nil }
+func (nopBroker) After(string, string) (after, ok bool)       { return false, false }
+func (nopBroker) WaitDelivered(context.Context, string) error { return nil }
+func (nopBroker) Healthy() error                              { return nil }
+func (nopBroker) Close(context.Context) error                 { return nil }
 
 var errBrokerDown = errors.New("test broker: down")
 

@@ -1,7 +1,6 @@
 package core
 
 import (
-	"context"
 	"slices"
 	"strings"
 	"sync"
@@ -17,21 +16,17 @@ const hubShards = 64
 // Broadcast holds a shard's read lock while it enqueues; enqueueing never
 // blocks, so a slow member cannot delay the others.
 type Hub struct {
-	broker Broker
 	shards [hubShards]hubShard
 	rooms  atomic.Int64 // channels with the room prefix and at least one local member
 }
 
 type hubShard struct {
-	// subMu serializes Subscribe/Unsubscribe calls to the broker per shard,
-	// so the first-join and last-leave transitions of a channel never race.
-	subMu sync.Mutex
 	mu    sync.RWMutex
 	chans map[string]map[*Session]struct{}
 }
 
-func newHub(b Broker) *Hub {
-	h := &Hub{broker: b}
+func newHub() *Hub {
+	h := &Hub{}
 	for i := range h.shards {
 		h.shards[i].chans = make(map[string]map[*Session]struct{})
 	}
@@ -48,28 +43,19 @@ func (h *Hub) shard(channel string) *hubShard {
 	return &h.shards[x%hubShards]
 }
 
-// add makes s a member of channel, subscribing the node to it on the
-// channel's first local member.
-func (h *Hub) add(ctx context.Context, channel string, s *Session) error {
+// add makes s a member of channel. It fails with ErrSessionClosed, adding
+// nothing, once s is closing.
+func (h *Hub) add(channel string, s *Session) error {
 	sh := h.shard(channel)
-	sh.subMu.Lock()
-	defer sh.subMu.Unlock()
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
 	// A session that is ending may already have been detached; adding it
 	// now would leave it in the channel forever. detach's removals take
-	// subMu after closing is set, so this check cannot miss one.
+	// mu after closing is set, so this check cannot miss one.
 	if s.isClosing() {
 		return ErrSessionClosed
 	}
-	sh.mu.RLock()
 	members := sh.chans[channel]
-	sh.mu.RUnlock()
-	if len(members) == 0 {
-		if err := h.broker.Subscribe(ctx, channel); err != nil {
-			return err
-		}
-	}
-	sh.mu.Lock()
-	members = sh.chans[channel]
 	if members == nil {
 		members = make(map[*Session]struct{})
 		sh.chans[channel] = members
@@ -78,39 +64,28 @@ func (h *Hub) add(ctx context.Context, channel string, s *Session) error {
 		}
 	}
 	members[s] = struct{}{}
-	sh.mu.Unlock()
 	return nil
 }
 
-// remove drops s from channel, unsubscribing the node when it was the last
-// local member. Removing a non-member is a no-op.
-func (h *Hub) remove(ctx context.Context, channel string, s *Session) error {
+// remove drops s from channel. Removing a non-member is a no-op.
+func (h *Hub) remove(channel string, s *Session) {
 	sh := h.shard(channel)
-	sh.subMu.Lock()
-	defer sh.subMu.Unlock()
 	sh.mu.Lock()
+	defer sh.mu.Unlock()
 	members, ok := sh.chans[channel]
 	if !ok {
-		sh.mu.Unlock()
-		return nil
+		return
 	}
 	if _, member := members[s]; !member {
-		sh.mu.Unlock()
-		return nil
+		return
 	}
 	delete(members, s)
-	empty := len(members) == 0
-	if empty {
+	if len(members) == 0 {
 		delete(sh.chans, channel)
 		if strings.HasPrefix(channel, "room:") {
 			h.rooms.Add(-1)
 		}
 	}
-	sh.mu.Unlock()
-	if empty {
-		return h.broker.Unsubscribe(ctx, channel)
-	}
-	return nil
 }
 
 // broadcast enqueues the shared frame to every local member of channel,

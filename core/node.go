@@ -22,7 +22,6 @@ import (
 type Node struct {
 	cfg    Config
 	broker Broker
-	pos    Positioner // nil if the broker's ids are not ordered
 	// replyPolicy applies to replies (acks, errors), which are not in the
 	// log: the default policy unless that needs the log (then close).
 	replyPolicy SlowPolicy
@@ -103,7 +102,7 @@ func NewNode(cfg Config, b Broker, logger *slog.Logger) (*Node, error) {
 	n := &Node{
 		cfg:      cfg,
 		broker:   b,
-		hub:      newHub(b),
+		hub:      newHub(),
 		router:   newRouter(),
 		log:      slog.New(connHandler{logger.Handler()}),
 		prefix:   base32.HexEncoding.WithPadding(base32.NoPadding).EncodeToString(rnd[:]),
@@ -114,7 +113,6 @@ func NewNode(cfg Config, b Broker, logger *slog.Logger) (*Node, error) {
 		idle:     make(chan struct{}),
 		done:     make(chan struct{}),
 	}
-	n.pos, _ = b.(Positioner)
 	n.replyPolicy = cfg.SlowConsumer
 	if n.replyPolicy == SlowResume || n.replyPolicy == SlowConflate {
 		n.replyPolicy = SlowClose
@@ -122,14 +120,6 @@ func NewNode(cfg Config, b Broker, logger *slog.Logger) (*Node, error) {
 	n.registerBuiltins()
 	if err := b.Start(context.Background(), n.deliver); err != nil {
 		return nil, fmt.Errorf("switchboard/core: start broker: %w", err)
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.BrokerTimeout)
-	defer cancel()
-	if err := b.Subscribe(sctx, ControlChannel); err != nil {
-		if c, ok := b.(Closer); ok {
-			_ = c.Close(context.Background())
-		}
-		return nil, fmt.Errorf("switchboard/core: subscribe control channel: %w", err)
 	}
 	return n, nil
 }
@@ -180,9 +170,9 @@ func (n *Node) deliver(d Delivery) {
 // queues the welcome envelope first. The caller then feeds inbound frames
 // to the session and waits for Done before releasing the connection.
 //
-// On error the session does not exist and Accept has already closed t
-// with the matching Disconnect (1012 while shutting down, 1011 if the
-// broker failed); the error wraps ErrShuttingDown or the broker's error.
+// On error the session does not exist and t is closed with the matching
+// Disconnect (1012 while shutting down); the error wraps ErrShuttingDown,
+// or ErrSessionClosed when Shutdown closed the session during Accept.
 func (n *Node) Accept(ctx context.Context, t Transport, req ConnectRequest) (*Session, error) {
 	if req.User != "" {
 		if err := ValidateUser(req.User); err != nil {
@@ -247,31 +237,20 @@ func (n *Node) Accept(ctx context.Context, t Transport, req ConnectRequest) (*Se
 	n.emit(s, EventConnect, "", nil)
 	close(s.announced) // detach waits for it: connect is always reported first
 
-	fail := func(err error) (*Session, error) {
+	// Joining fails only when the session was closed meanwhile (Shutdown
+	// got here first): the writer its closing started finishes it.
+	err := n.hub.add(UserChannel(s.user), s)
+	if err == nil {
+		err = n.hub.add(BroadcastChannel, s)
+	}
+	if err != nil {
 		n.log.Error("connect failed", append(s.logAttrs(), "err", err)...)
-		s.mu.Lock()
-		if s.closing != nil { // Shutdown got here first; its writer finishes the session
-			s.mu.Unlock()
-			<-s.done
-			return nil, err
-		}
-		// Still recovering, so no writer has been started: finish inline.
-		s.recovering = false
-		d := DisconnectInternal
-		s.closing = &d
-		s.writing = true
-		s.finalLocked()
-		return nil, err
+		<-s.done
+		return nil, fmt.Errorf("switchboard/core: join user and broadcast channels: %w", err)
 	}
 
 	bctx, bcancel := context.WithTimeout(ctx, n.cfg.BrokerTimeout)
 	defer bcancel()
-	if err := n.hub.add(bctx, UserChannel(s.user), s); err != nil {
-		return fail(fmt.Errorf("switchboard/core: subscribe user channel: %w", err))
-	}
-	if err := n.hub.add(bctx, BroadcastChannel, s); err != nil {
-		return fail(fmt.Errorf("switchboard/core: subscribe broadcast channel: %w", err))
-	}
 	var replies []*Envelope
 	rooms := uniq(req.Rooms)
 	if max := n.cfg.MaxRoomsPerConn; max > 0 && len(rooms) > max {
@@ -281,10 +260,7 @@ func (n *Node) Accept(ctx context.Context, t Transport, req ConnectRequest) (*Se
 		rooms = rooms[:max]
 	}
 	for _, room := range rooms {
-		if err := s.join(bctx, room); err != nil {
-			if ErrorCode(err) == CodeBrokerDown {
-				return fail(err)
-			}
+		if err := s.join(room); err != nil {
 			replies = append(replies, errorEnvelope("", err))
 		}
 	}
@@ -323,18 +299,17 @@ func (n *Node) Accept(ctx context.Context, t Transport, req ConnectRequest) (*Se
 			n.metrics.resumesLost.Add(1)
 		}
 		// Let this node's delivery catch up with the end of the replay, so
-		// nothing at or before it can still arrive live (see Syncer).
-		if sy, ok := n.broker.(Syncer); ok {
-			upTo := req.Since
-			if len(history) > 0 {
-				upTo = history[len(history)-1].ID
-			}
-			if err := sy.WaitDelivered(bctx, upTo); err != nil {
-				// Resume anyway, and drop what arrives late at or before
-				// the end of the replay.
-				n.log.Warn("delivery lags the log; resuming with a floor", append(s.logAttrs(), "err", err)...)
-				floor = upTo
-			}
+		// nothing at or before it can still arrive live (see
+		// Broker.WaitDelivered).
+		upTo := req.Since
+		if len(history) > 0 {
+			upTo = history[len(history)-1].ID
+		}
+		if err := n.broker.WaitDelivered(bctx, upTo); err != nil {
+			// Resume anyway, and drop what arrives late at or before the
+			// end of the replay.
+			n.log.Warn("delivery lags the log; resuming with a floor", append(s.logAttrs(), "err", err)...)
+			floor = upTo
 		}
 	}
 	data, _ := json.Marshal(welcome)
@@ -362,7 +337,7 @@ func (s *Session) finishRecovery(welcome *Envelope, replies, history []*Envelope
 	if len(history) > 0 {
 		last = history[len(history)-1].ID
 	}
-	pos := s.node.pos
+	b := s.node.broker
 	seen := make(map[string]struct{}, len(history))
 	s.mu.Lock()
 	if s.closing != nil {
@@ -381,8 +356,8 @@ func (s *Session) finishRecovery(welcome *Envelope, replies, history []*Envelope
 		if _, dup := seen[p.id]; dup && p.id != "" {
 			continue
 		}
-		if pos != nil && p.id != "" && last != "" {
-			if after, ok := pos.After(p.id, last); ok && !after {
+		if p.id != "" && last != "" {
+			if after, ok := b.After(p.id, last); ok && !after {
 				continue
 			}
 		}
@@ -412,20 +387,12 @@ func (n *Node) detach(s *Session, d Disconnect) {
 	if s.announced != nil {
 		<-s.announced
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.BrokerTimeout)
-	defer cancel()
 	for _, room := range s.leaveAll() {
-		if err := n.hub.remove(ctx, RoomChannel(room), s); err != nil {
-			n.log.Warn("unsubscribe failed", append(s.logAttrs(), "channel", RoomChannel(room), "err", err)...)
-		}
+		n.hub.remove(RoomChannel(room), s)
 		n.emit(s, EventLeave, room, nil)
 	}
-	if err := n.hub.remove(ctx, UserChannel(s.user), s); err != nil {
-		n.log.Warn("unsubscribe failed", append(s.logAttrs(), "channel", UserChannel(s.user), "err", err)...)
-	}
-	if err := n.hub.remove(ctx, BroadcastChannel, s); err != nil {
-		n.log.Warn("unsubscribe failed", append(s.logAttrs(), "channel", BroadcastChannel, "err", err)...)
-	}
+	n.hub.remove(UserChannel(s.user), s)
+	n.hub.remove(BroadcastChannel, s)
 	n.log.Log(context.Background(), s.lifecycleLevel(), "disconnect", append(s.logAttrs(), "code", d.Code, "reason", d.Reason,
 		"duration", time.Since(s.start).Round(time.Millisecond).String())...)
 	n.emit(s, EventDisconnect, "", &d)
@@ -521,16 +488,14 @@ func (n *Node) Shutdown(ctx context.Context) error {
 			n.cfg.BeforeBrokerClose(bctx)
 			cancel()
 		}
-		if c, ok := n.broker.(Closer); ok {
-			cctx := ctx
-			if ctx.Err() != nil { // the deadline went on sessions; the broker still gets a bounded close
-				var cancel context.CancelFunc
-				cctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), abortGrace)
-				defer cancel()
-			}
-			if err := c.Close(cctx); err != nil {
-				errs = append(errs, fmt.Errorf("switchboard/core: close broker: %w", err))
-			}
+		cctx := ctx
+		if ctx.Err() != nil { // the deadline went on sessions; the broker still gets a bounded close
+			var cancel context.CancelFunc
+			cctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), abortGrace)
+			defer cancel()
+		}
+		if err := n.broker.Close(cctx); err != nil {
+			errs = append(errs, fmt.Errorf("switchboard/core: close broker: %w", err))
 		}
 		n.shutdownErr = errors.Join(errs...)
 		close(n.done)
@@ -539,7 +504,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 }
 
 // DrainDeliveries waits until the broker has delivered to this node
-// everything published so far (brokers with Header and Syncer), so that a
+// everything published so far (up to the broker's Head), so that a
 // message whose publisher was already told it was accepted reaches this
 // node's members before a shutdown's 1012 instead of only through their
 // resume elsewhere. Shutdown calls it; a server whose transports end
@@ -547,12 +512,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 // before that. It is bounded by BrokerTimeout and by half of the time ctx
 // has left, and skipped while the broker reports itself unhealthy.
 func (n *Node) DrainDeliveries(ctx context.Context) {
-	h, ok := n.broker.(Header)
-	sy, ok2 := n.broker.(Syncer)
-	if !ok || !ok2 {
-		return
-	}
-	if hc, ok := n.broker.(HealthChecker); ok && hc.Healthy() != nil {
+	if n.broker.Healthy() != nil {
 		return // nothing will arrive: keep the time for flushing
 	}
 	limit := n.cfg.BrokerTimeout
@@ -561,9 +521,9 @@ func (n *Node) DrainDeliveries(ctx context.Context) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
-	head, err := h.Head(ctx)
+	head, err := n.broker.Head(ctx)
 	if err == nil && head != "" {
-		err = sy.WaitDelivered(ctx, head)
+		err = n.broker.WaitDelivered(ctx, head)
 	}
 	if err != nil {
 		n.log.Warn("shutdown: could not wait for in-flight deliveries; sessions close without them (clients resume elsewhere)", "err", err)

@@ -222,31 +222,6 @@ func TestAccept(t *testing.T) {
 			t.Fatalf("transport closed with %v, want 4001", d)
 		}
 	})
-	t.Run("broker unavailable", func(t *testing.T) {
-		t.Parallel()
-		for _, channel := range []string{core.UserChannel("u"), core.RoomChannel("r2")} {
-			b := &hookBroker{Broker: newMemory(t, memory.Config{}), subscribe: func(_ context.Context, ch string) error {
-				if ch == channel {
-					return errBrokerDown
-				}
-				return nil
-			}}
-			n := newNode(t, core.Config{}, b)
-			tr, s, err := n.accept(core.ConnectRequest{User: "u", Rooms: []string{"r1", "r2"}})
-			if s != nil || err == nil {
-				t.Fatalf("%s down: Accept = %v, %v; want an error", channel, s, err)
-			}
-			if d, _ := tr.Disconnect(); d != core.DisconnectInternal {
-				t.Fatalf("%s down: transport closed with %v, want 1011", channel, d)
-			}
-			if got := n.Hub().Channels(); got != 0 {
-				t.Errorf("%s down: Channels() = %d, want 0", channel, got)
-			}
-			if got := n.Stats().Connections; got != 0 {
-				t.Errorf("%s down: Stats().Connections = %d, want 0", channel, got)
-			}
-		}
-	})
 }
 
 // TestResume covers since=: the welcome says whether everything missed
@@ -404,24 +379,6 @@ func TestPublishWhenBrokerFails(t *testing.T) {
 	}
 }
 
-func TestJoinWhenBrokerFails(t *testing.T) {
-	t.Parallel()
-	b := &hookBroker{Broker: newMemory(t, memory.Config{}), subscribe: func(_ context.Context, ch string) error {
-		if ch == core.RoomChannel("down") {
-			return errBrokerDown
-		}
-		return nil
-	}}
-	n := newNode(t, core.Config{}, b)
-	c := n.connect(core.ConnectRequest{User: "u"})
-	c.send(`{"v":1,"type":"join","room":"down","ref":"j"}`)
-	c.expectError(core.CodeBrokerDown, "j")
-	if c.s.InRoom("down") || n.Hub().Members(core.RoomChannel("down")) != 0 {
-		t.Fatal("failed join left a membership behind")
-	}
-	c.expectQuiet()
-}
-
 func TestShutdown(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
@@ -509,23 +466,25 @@ func TestShutdownDeadline(t *testing.T) {
 }
 
 // TestShutdownDuringAccept: Shutdown closes a session whose Accept is
-// still waiting for the broker. Accept must neither close the transport a
-// second time nor finish the session twice (a double close of its done
-// channel panicked), whether the broker then fails or succeeds.
+// still waiting for the broker (its resume's History). Accept must
+// neither close the transport a second time nor finish the session twice
+// (a double close of its done channel panicked), whether the broker then
+// fails or succeeds.
 func TestShutdownDuringAccept(t *testing.T) {
 	t.Parallel()
-	for _, subscribeErr := range []error{errBrokerDown, nil} {
-		t.Run(fmt.Sprint("subscribe returns ", subscribeErr), func(t *testing.T) {
+	for _, historyErr := range []error{errBrokerDown, nil} {
+		t.Run(fmt.Sprint("history returns ", historyErr), func(t *testing.T) {
 			t.Parallel()
 			entered, release := make(chan struct{}), make(chan struct{})
-			b := &hookBroker{Broker: newMemory(t, memory.Config{}), subscribe: func(_ context.Context, ch string) error {
-				if ch != core.UserChannel("late") {
-					return nil
-				}
+			b := &hookBroker{Broker: newMemory(t, memory.Config{})}
+			b.history = func(ctx context.Context, req core.HistoryRequest) (core.HistoryResult, error) {
 				close(entered)
 				<-release
-				return subscribeErr
-			}}
+				if historyErr != nil {
+					return core.HistoryResult{}, historyErr
+				}
+				return b.Broker.History(ctx, req)
+			}
 			n := newNode(t, core.Config{}, b)
 			tr := coretest.NewTransport()
 			n.track(tr)
@@ -535,7 +494,7 @@ func TestShutdownDuringAccept(t *testing.T) {
 			}
 			accepted := make(chan result, 1)
 			go func() {
-				s, err := n.Accept(context.Background(), tr, core.ConnectRequest{User: "late"})
+				s, err := n.Accept(context.Background(), tr, core.ConnectRequest{User: "late", Since: "resume"})
 				accepted <- result{s, err}
 			}()
 			<-entered
@@ -549,8 +508,8 @@ func TestShutdownDuringAccept(t *testing.T) {
 			close(release)
 
 			r := <-accepted
-			if subscribeErr != nil && (r.err == nil || r.s != nil) {
-				t.Errorf("Accept = %v, %v; want the broker's error", r.s, r.err)
+			if r.err != nil {
+				t.Errorf("Accept = %v, %v; want the session (a failed History resumes without recovery)", r.s, r.err)
 			}
 			if r.s != nil {
 				select {
@@ -803,7 +762,7 @@ func (l *lagBroker) release() {
 // TestResumeDropsLateLiveMessages: a message the client saw before
 // reconnecting (id <= since) that reaches this node only while the resume
 // is under way is not delivered again: the broker's ids are ordered
-// (core.Positioner). (A message arriving after the resume has finished is
+// (Broker.After compares them). (A message arriving after the resume has finished is
 // a multi-node concern, not covered here.)
 func TestResumeDropsLateLiveMessages(t *testing.T) {
 	t.Parallel()

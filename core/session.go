@@ -239,10 +239,10 @@ func (s *Session) enqueue(frame []byte, id, ch string, pol SlowPolicy) bool {
 		s.mu.Unlock()
 		return true
 	}
-	if id != "" && s.floor != "" && s.node.pos != nil {
+	if id != "" && s.floor != "" {
 		// A resume finished before this node's delivery caught up: drop
 		// what the client already has until delivery passes the floor.
-		if after, ok := s.node.pos.After(id, s.floor); ok {
+		if after, ok := s.node.broker.After(id, s.floor); ok {
 			if !after {
 				s.mu.Unlock()
 				return true

@@ -80,8 +80,8 @@ func (s *Session) catchUp() {
 		last = res.Envelopes[len(res.Envelopes)-1].ID
 	}
 	lagging := false
-	if sy, ok := b.(Syncer); ok && err == nil {
-		if werr := sy.WaitDelivered(ctx, last); werr != nil {
+	if err == nil {
+		if werr := b.WaitDelivered(ctx, last); werr != nil {
 			lagging = true
 			s.node.log.Warn("delivery lags the log during a replay", append(s.logAttrs(), "err", werr)...)
 		}
@@ -107,8 +107,8 @@ func (s *Session) catchUp() {
 		if _, dup := seen[p.id]; dup {
 			continue
 		}
-		if s.node.pos != nil && last != "" {
-			if after, ok := s.node.pos.After(p.id, last); ok && !after {
+		if last != "" {
+			if after, ok := b.After(p.id, last); ok && !after {
 				continue
 			}
 		}

@@ -7,9 +7,9 @@
 // cursor is the id of the last message the client received; it is all the
 // state there is, so any edge node can answer the next poll (no sticky
 // sessions). A poll without a cursor starts at the broker's head (see
-// core.Header): it waits for the first new message, and with none it
+// core.Broker.Head): it waits for the first new message, and with none it
 // answers the head as its cursor, so the next poll misses nothing
-// published in between (with a broker that has no head it waits "from
+// published in between (with a broker whose Head returns "" it waits "from
 // now" and answers an empty cursor). recovered:false means the log could
 // not give everything after the cursor (beyond retention, another epoch,
 // unparseable, or more than the node's HistoryLimit); the cursor of such

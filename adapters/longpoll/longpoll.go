@@ -91,7 +91,7 @@ func New(node *core.Node, config ...Config) fiber.Handler {
 // poll runs one poll as a short-lived session and collects its answer.
 // shutdown fires when the HTTP server shuts down.
 //
-// A poll without a cursor starts from the broker's head (core.Header), so
+// A poll without a cursor starts from the broker's head (core.Broker.Head), so
 // that an answer with no message still carries a cursor and the next poll
 // misses nothing published in between; without a head it waits "from
 // now" and answers an empty cursor.

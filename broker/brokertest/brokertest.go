@@ -34,9 +34,11 @@ type Features struct {
 	HistorySize int
 
 	// GlobalOrder: ids order publications across channels (one log), so
-	// History over several channels is one sequence in publish order.
-	// When false (a partitioned log), only per-channel order is asserted
-	// and the set of messages must still be exact.
+	// History over several channels is one sequence in publish order,
+	// After compares any two ids of one epoch, and Head names the end of
+	// the log. When false (a partitioned log), only per-channel order is
+	// asserted and the set of messages must still be exact, and Head must
+	// return "" (there is no one position to name).
 	GlobalOrder bool
 
 	// SharedLog: two brokers from the factory are two nodes on one bus: a
@@ -105,8 +107,7 @@ const (
 
 // Run runs the conformance suite against brokers made by newBroker. The
 // factory must return a new, unstarted broker; it may register cleanups
-// with t. The suite starts it and, when it implements core.Closer, closes
-// it when the subtest ends.
+// with t. The suite starts it and closes it when the subtest ends.
 func Run(t *testing.T, features Features, newBroker func(t *testing.T) core.Broker) {
 	t.Helper()
 	if features.HistorySize > 0 && features.HistorySize < 8 {
@@ -130,7 +131,6 @@ func Run(t *testing.T, features Features, newBroker func(t *testing.T) core.Brok
 		{"OrderPerChannel", testOrderPerChannel},
 		{"UniqueIDs", testUniqueIDs},
 		{"TraceContext", testTraceContext},
-		{"SubscribeUnsubscribe", testSubscribeUnsubscribe},
 		{"HistorySince", testHistorySince},
 		{"HistoryLimit", testHistoryLimit},
 		{"HistoryRetention", testHistoryRetention},
@@ -189,31 +189,18 @@ func (s *suite) startWith(t *testing.T, newBroker func(t *testing.T) core.Broker
 	if err := b.Start(context.Background(), rec.deliver); err != nil {
 		t.Fatalf("Start: %v", err)
 	}
-	if c, ok := b.(core.Closer); ok {
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), s.f.DeliveryTimeout)
-			defer cancel()
-			if err := c.Close(ctx); err != nil {
-				t.Errorf("Close: %v", err)
-			}
-		})
-	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), s.f.DeliveryTimeout)
+		defer cancel()
+		if err := b.Close(ctx); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
 	return &node{t: t, s: s, b: b, rec: rec}
 }
 
 func (n *node) ctx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), n.s.f.DeliveryTimeout)
-}
-
-func (n *node) subscribe(channels ...string) {
-	n.t.Helper()
-	ctx, cancel := n.ctx()
-	defer cancel()
-	for _, ch := range channels {
-		if err := n.b.Subscribe(ctx, ch); err != nil {
-			n.t.Fatalf("Subscribe(%s): %v", ch, err)
-		}
-	}
 }
 
 // message builds the envelope the suite publishes as message i of
@@ -380,7 +367,6 @@ func testPublishDelivers(t *testing.T, s *suite) {
 	n := s.start(t)
 	room := s.channel(t, "room")
 	user := core.UserChannel("bt" + s.run + "-user")
-	n.subscribe(room, user)
 	r := n.publish(room, 1)
 	u := n.publish(user, 2)
 	n.expectDelivered(room, []*core.Envelope{r})
@@ -392,7 +378,6 @@ func testPublishDelivers(t *testing.T, s *suite) {
 func testOrderPerChannel(t *testing.T, s *suite) {
 	n := s.start(t)
 	channels := []string{s.channel(t, "a"), s.channel(t, "b")}
-	n.subscribe(channels...)
 	want := map[string][]*core.Envelope{}
 	for i := range 30 {
 		ch := channels[i%len(channels)]
@@ -409,7 +394,6 @@ func testOrderPerChannel(t *testing.T, s *suite) {
 func testTraceContext(t *testing.T, s *suite) {
 	n := s.start(t)
 	room := s.channel(t, "room")
-	n.subscribe(room)
 	trace := map[string]string{"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "tracestate": "sb=1"}
 	ctx, cancel := n.ctx()
 	defer cancel()
@@ -447,36 +431,11 @@ func testUniqueIDs(t *testing.T, s *suite) {
 	seen := map[string]string{}
 	for i := range 50 {
 		ch := s.channel(t, strconv.Itoa(i%5))
-		if i < 5 {
-			n.subscribe(ch)
-		}
 		env := n.publish(ch, i)
 		if prev, dup := seen[env.ID]; dup {
 			t.Fatalf("id %s returned for message %d on %s and again on %s", env.ID, i, prev, ch)
 		}
 		seen[env.ID] = ch
-	}
-}
-
-// testSubscribeUnsubscribe: the hub's subscription calls succeed, are
-// repeatable, and a channel subscribed again delivers again.
-func testSubscribeUnsubscribe(t *testing.T, s *suite) {
-	n := s.start(t)
-	ch := s.channel(t, "c")
-	n.subscribe(ch)
-	ctx, cancel := n.ctx()
-	defer cancel()
-	if err := n.b.Unsubscribe(ctx, ch); err != nil {
-		t.Fatalf("Unsubscribe: %v", err)
-	}
-	if err := n.b.Unsubscribe(ctx, s.channel(t, "never-subscribed")); err != nil {
-		t.Fatalf("Unsubscribe of a channel never subscribed: %v", err)
-	}
-	n.subscribe(ch)
-	env := n.publish(ch, 1)
-	got := n.rec.waitFor(t, ch, env.ID, s.f.DeliveryTimeout)
-	if last := got[len(got)-1]; last.ID != env.ID {
-		t.Fatalf("after resubscribing, %s delivered %s last, want %s", ch, last.Encode(), env.Encode())
 	}
 }
 
@@ -617,19 +576,22 @@ func testHistoryGarbageSince(t *testing.T, s *suite) {
 	}
 }
 
-// testHead: a broker implementing core.Header names the end of its log.
-// History from a head returns exactly what was published after it, on
-// every requested channel, Recovered true; a head is at or after every
+// testHead: with GlobalOrder, Head names the end of the log. History
+// from a head returns exactly what was published after it, on every
+// requested channel, Recovered true; a head is at or after every
 // publication that returned before it; on a shared log another node's
-// head resumes this node's publications. Header is optional: a broker
-// without it has nothing to check here (core falls back to "from now").
+// head resumes this node's publications. Without GlobalOrder there is no
+// one position to name: Head returns "" (core falls back to "from now").
 func testHead(t *testing.T, s *suite) {
 	n := s.start(t)
-	if _, ok := n.b.(core.Header); !ok {
-		t.Log("the broker does not implement core.Header: nothing to check")
+	a, b := s.channel(t, "a"), s.channel(t, "b")
+	if !s.f.GlobalOrder {
+		n.publish(a, 0)
+		if h := n.head(); h != "" {
+			t.Fatalf("Head = %q without GlobalOrder: want \"\"", h)
+		}
 		return
 	}
-	a, b := s.channel(t, "a"), s.channel(t, "b")
 
 	empty := n.head() // "" is allowed while the log is empty
 	first := n.publish(a, 0)
@@ -641,10 +603,8 @@ func testHead(t *testing.T, s *suite) {
 	if head == "" {
 		t.Fatalf("Head returned \"\" after a publication: the log is not empty")
 	}
-	if p, ok := n.b.(core.Positioner); ok {
-		if after, ok := p.After(first.ID, head); !ok || after {
-			t.Fatalf("After(%s, head %s) = %v, %v: want the head at or after a publication that returned before it", first.ID, head, after, ok)
-		}
+	if after, ok := n.b.After(first.ID, head); !ok || after {
+		t.Fatalf("After(%s, head %s) = %v, %v: want the head at or after a publication that returned before it", first.ID, head, after, ok)
 	}
 	var want []*core.Envelope
 	for i := range 6 {
@@ -664,12 +624,12 @@ func testHead(t *testing.T, s *suite) {
 	}
 }
 
-// head calls Head; the broker must implement core.Header.
+// head calls Head.
 func (n *node) head() string {
 	n.t.Helper()
 	ctx, cancel := n.ctx()
 	defer cancel()
-	h, err := n.b.(core.Header).Head(ctx)
+	h, err := n.b.Head(ctx)
 	if err != nil {
 		n.t.Fatalf("Head: %v", err)
 	}
@@ -682,7 +642,6 @@ func (n *node) head() string {
 func testConcurrentPublishers(t *testing.T, s *suite) {
 	n := s.start(t)
 	ch := s.channel(t, "shared")
-	n.subscribe(ch)
 	const publishers, each = 6, 25
 	type result struct {
 		envs []*core.Envelope
@@ -756,8 +715,6 @@ func testConcurrentPublishers(t *testing.T, s *suite) {
 func testTwoNodes(t *testing.T, s *suite) {
 	n1, n2 := s.start(t), s.start(t)
 	ch := s.channel(t, "c")
-	n1.subscribe(ch)
-	n2.subscribe(ch)
 	e0 := n1.publish(ch, 0)
 	e1 := n1.publish(ch, 1)
 	n1.expectDelivered(ch, []*core.Envelope{e0, e1})
@@ -778,28 +735,25 @@ func testTwoNodes(t *testing.T, s *suite) {
 	}
 }
 
-// testClose: Close is idempotent, and a closed broker refuses to publish.
+// testClose: Close is idempotent, and a closed broker refuses to publish
+// and reports itself unhealthy.
 func testClose(t *testing.T, s *suite) {
 	n := s.start(t)
 	ch := s.channel(t, "c")
-	n.subscribe(ch)
 	n.expectDelivered(ch, []*core.Envelope{n.publish(ch, 0)})
-	c, ok := n.b.(core.Closer)
-	if !ok {
-		// Nothing to release: the broker keeps working.
-		n.expectDelivered(ch, []*core.Envelope{n.publish(ch, 1)})
-		return
-	}
 	ctx, cancel := n.ctx()
 	defer cancel()
-	if err := c.Close(ctx); err != nil {
+	if err := n.b.Close(ctx); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	if err := c.Close(ctx); err != nil {
+	if err := n.b.Close(ctx); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}
 	_, err := n.b.Publish(ctx, ch, message(ch, 1))
 	if !errors.Is(err, broker.ErrClosed) {
 		t.Fatalf("Publish after Close = %v, want an error wrapping broker.ErrClosed", err)
+	}
+	if err := n.b.Healthy(); !errors.Is(err, broker.ErrClosed) {
+		t.Fatalf("Healthy after Close = %v, want an error wrapping broker.ErrClosed", err)
 	}
 }

@@ -7,7 +7,7 @@
 //	}
 //
 // The factory returns a fresh, unstarted broker; the suite starts it and
-// closes it (when it is a core.Closer). Each subtest runs in parallel on
+// closes it. Each subtest runs in parallel on
 // its own channels, so brokers that share a server across subtests and
 // runs stay independent. Features state honest capability differences and
 // change what the suite asserts; nothing is skipped. Publish may return

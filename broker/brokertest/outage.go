@@ -13,7 +13,7 @@ import (
 // subtest's own live through the backend stopping and starting again:
 //
 //   - before: messages flow to both nodes;
-//   - stopped: Healthy (core.HealthChecker) reports an error within
+//   - stopped: Healthy reports an error within
 //     outageNoticed, Publish fails within publishFails on both nodes, and
 //     History returns within publishFails, with an error or a true answer;
 //   - started: both nodes are healthy again within recovered; what is
@@ -39,8 +39,6 @@ func testOutage(t *testing.T, s *suite) {
 	n1, n2 := s.startWith(t, be.NewBroker), s.startWith(t, be.NewBroker)
 	nodes := []*node{n1, n2}
 	ch := s.channel(t, "c")
-	n1.subscribe(ch)
-	n2.subscribe(ch)
 
 	before := []*core.Envelope{n1.publish(ch, 0), n2.publish(ch, 1)}
 	for _, n := range nodes {
@@ -97,27 +95,12 @@ func testOutage(t *testing.T, s *suite) {
 }
 
 // waitHealth polls Healthy until it reports healthy (nil) or not, within
-// the bound. A broker that is not a core.HealthChecker has no state to
-// poll: down, it is asserted through Publish alone; up, History (which
-// publishes nothing, so cannot duplicate) must succeed within the bound.
+// the bound.
 func (n *node) waitHealth(healthy bool, within time.Duration) {
 	n.t.Helper()
-	hc, ok := n.b.(core.HealthChecker)
-	if !ok && !healthy {
-		return
-	}
-	check := func() error {
-		if ok {
-			return hc.Healthy()
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		_, err := n.b.History(ctx, core.HistoryRequest{Channels: []string{core.RoomChannel("brokertest-probe")}, Since: "probe", Limit: 1})
-		return err
-	}
 	began := time.Now()
 	for {
-		err := check()
+		err := n.b.Healthy()
 		if (err == nil) == healthy {
 			return
 		}
@@ -193,8 +176,6 @@ func (n *node) historyDuringOutage(channel string, before []*core.Envelope) {
 func testNodeLeaves(t *testing.T, s *suite) {
 	n1, n2 := s.start(t), s.start(t)
 	ch := s.channel(t, "c")
-	n1.subscribe(ch)
-	n2.subscribe(ch)
 	var want []*core.Envelope
 	if s.f.SharedLog {
 		want = append(want, n2.publish(ch, 0))
@@ -202,13 +183,11 @@ func testNodeLeaves(t *testing.T, s *suite) {
 	want = append(want, n1.publish(ch, 1))
 	n1.expectDelivered(ch, want)
 
-	if c, ok := n2.b.(core.Closer); ok {
-		ctx, cancel := n2.ctx()
-		err := c.Close(ctx)
-		cancel()
-		if err != nil {
-			t.Fatalf("Close of the other node: %v", err)
-		}
+	ctx, cancel := n2.ctx()
+	err := n2.b.Close(ctx)
+	cancel()
+	if err != nil {
+		t.Fatalf("Close of the other node: %v", err)
 	}
 	want = append(want, n1.publish(ch, 2), n1.publish(ch, 3))
 	n1.expectDelivered(ch, want)

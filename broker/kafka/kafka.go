@@ -64,14 +64,7 @@ type Broker struct {
 }
 
 // Interface guards.
-var (
-	_ core.Broker        = (*Broker)(nil)
-	_ core.Closer        = (*Broker)(nil)
-	_ core.Positioner    = (*Broker)(nil)
-	_ core.Syncer        = (*Broker)(nil)
-	_ core.Header        = (*Broker)(nil)
-	_ core.HealthChecker = (*Broker)(nil)
-)
+var _ core.Broker = (*Broker)(nil)
 
 // New validates cfg, connects to the cluster, creates the topic if it does
 // not exist (one partition, Retention, ReplicationFactor) and starts the
@@ -494,13 +487,6 @@ func (b *Broker) newPublisher() (*wkafka.Publisher, error) {
 		OverwriteSaramaConfig: saramaConfig(b.cfg),
 	}, broker.WatermillLogger(b.log))
 }
-
-// Subscribe is a no-op: every node reads the whole partition, and the hub
-// drops channels without local members.
-func (b *Broker) Subscribe(context.Context, string) error { return nil }
-
-// Unsubscribe is a no-op; see Subscribe.
-func (b *Broker) Unsubscribe(context.Context, string) error { return nil }
 
 // History fetches the partition from req.Since up to its high watermark
 // at the time of the call, keeping the records of req.Channels. Recovered

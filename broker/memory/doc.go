@@ -8,7 +8,8 @@
 // reported as recovered:false rather than silently mis-resumed. History is
 // lost on restart. History is bounded per channel (HistorySize), in time
 // (HistoryTTL) and in total bytes (HistoryMaxBytes, evicting the least
-// recently published channels first).
+// recently published channels first). Healthy is nil until Close: there
+// is no backend to lose.
 //
 // Safe for concurrent use. Publish is serialized only until its message is
 // in the node's bounded delivery buffer, so delivery order equals id order

@@ -126,13 +126,7 @@ type Broker struct {
 	delivered progress
 }
 
-var (
-	_ core.Broker     = (*Broker)(nil)
-	_ core.Closer     = (*Broker)(nil)
-	_ core.Positioner = (*Broker)(nil)
-	_ core.Syncer     = (*Broker)(nil)
-	_ core.Header     = (*Broker)(nil)
-)
+var _ core.Broker = (*Broker)(nil)
 
 // New returns an in-memory broker, or an error wrapping ErrInvalidConfig.
 func New(cfg Config, logger *slog.Logger) (*Broker, error) {
@@ -272,13 +266,6 @@ func (b *Broker) drop(r *ring) {
 	delete(b.rings, r.channel)
 }
 
-// Subscribe is a no-op: every node-level publication reaches the hub,
-// which keeps what has local members.
-func (b *Broker) Subscribe(context.Context, string) error { return nil }
-
-// Unsubscribe is a no-op; see Subscribe.
-func (b *Broker) Unsubscribe(context.Context, string) error { return nil }
-
 // History returns what was published to req.Channels after req.Since.
 // Before returning it waits until the newest of those messages has been
 // delivered to the node, so a message is never both in a resuming
@@ -411,6 +398,15 @@ func (b *Broker) parse(id string) (uint64, bool) {
 	}
 	n, err := strconv.ParseUint(seq, 10, 64)
 	return n, err == nil
+}
+
+// Healthy returns nil until Close, then broker.ErrClosed: the broker
+// lives in the process and has no backend to lose. No I/O.
+func (b *Broker) Healthy() error {
+	if b.closed.Load() {
+		return broker.ErrClosed
+	}
+	return nil
 }
 
 // Close stops delivery, dropping publications still in the delivery

@@ -66,14 +66,7 @@ type Broker struct {
 }
 
 // Interface guards.
-var (
-	_ core.Broker        = (*Broker)(nil)
-	_ core.Closer        = (*Broker)(nil)
-	_ core.Positioner    = (*Broker)(nil)
-	_ core.Syncer        = (*Broker)(nil)
-	_ core.HealthChecker = (*Broker)(nil)
-	_ core.Header        = (*Broker)(nil)
-)
+var _ core.Broker = (*Broker)(nil)
 
 // New validates cfg, connects to NATS, creates the stream if it does not
 // exist (or updates its subjects and limits to cfg) and sets up the
@@ -387,13 +380,6 @@ func (b *Broker) Publish(ctx context.Context, channel string, env *core.Envelope
 	}
 	return id, err
 }
-
-// Subscribe is a no-op: every node reads the whole stream, and the hub
-// drops channels without local members.
-func (b *Broker) Subscribe(context.Context, string) error { return nil }
-
-// Unsubscribe is a no-op; see Subscribe.
-func (b *Broker) Unsubscribe(context.Context, string) error { return nil }
 
 // History reads the stream from req.Since up to its last sequence at the
 // time of the call, through a short-lived consumer filtered on the

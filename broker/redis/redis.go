@@ -56,14 +56,7 @@ type Broker struct {
 }
 
 // Interface guards.
-var (
-	_ core.Broker        = (*Broker)(nil)
-	_ core.Closer        = (*Broker)(nil)
-	_ core.Positioner    = (*Broker)(nil)
-	_ core.Syncer        = (*Broker)(nil)
-	_ core.HealthChecker = (*Broker)(nil)
-	_ core.Header        = (*Broker)(nil)
-)
+var _ core.Broker = (*Broker)(nil)
 
 // New validates cfg, connects to Redis and PINGs it. An unreachable Redis
 // is an error wrapping ErrUnavailable; a bad cfg one wrapping
@@ -301,13 +294,6 @@ func (b *Broker) Publish(ctx context.Context, channel string, env *core.Envelope
 	}
 	return id, err
 }
-
-// Subscribe is a no-op: every node reads the whole stream, and the hub
-// drops channels without local members.
-func (b *Broker) Subscribe(context.Context, string) error { return nil }
-
-// Unsubscribe is a no-op; see Subscribe.
-func (b *Broker) Unsubscribe(context.Context, string) error { return nil }
 
 // History reads the stream backwards from its end down to req.Since, in
 // chunks, keeping the entries of req.Channels. Recovered is false when

@@ -101,7 +101,7 @@ func New(cfg Config, errs *Recent) (*Dashboard, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	d := &Dashboard{cfg: cfg, errs: errs, view: view, cancel: cancel, done: make(chan struct{}), kick: make(chan struct{}, 1),
 		samples: map[string][]json.RawMessage{}, seen: map[string]time.Time{}}
-	if err := cfg.Node.Consume(ctx, Channel, d.received); err != nil {
+	if err := cfg.Node.Consume(Channel, d.received); err != nil {
 		cancel()
 		_ = view.Shutdown(context.Background())
 		return nil, err

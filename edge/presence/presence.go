@@ -213,7 +213,7 @@ func (t *Tracker) OnEvent(ev core.Event) {
 // Dropped reports how many events the full queue dropped.
 func (t *Tracker) Dropped() uint64 { return t.dropped.Load() }
 
-// Start subscribes to Channel, asks the other nodes for snapshots and
+// Start consumes Channel, asks the other nodes for snapshots and
 // starts the publisher (stopped by Close, or flushed by Goodbye).
 func (t *Tracker) Start(node *core.Node) error {
 	if t.cfg.Node == nil {
@@ -231,7 +231,7 @@ func (t *Tracker) Start(node *core.Node) error {
 		go t.run()
 		return nil
 	}
-	if err := t.cfg.Node.Consume(context.Background(), Channel, t.apply); err != nil {
+	if err := t.cfg.Node.Consume(Channel, t.apply); err != nil {
 		close(t.done)
 		return err
 	}

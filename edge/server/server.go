@@ -88,9 +88,7 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 		})
 		cancel()
 		if err != nil {
-			if c, ok := b.(core.Closer); ok {
-				_ = c.Close(context.Background())
-			}
+			_ = b.Close(context.Background())
 			return nil, config.AuthError(err)
 		}
 		authn = jwtAuth
@@ -102,9 +100,7 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 		if jwtAuth != nil {
 			_ = jwtAuth.Close()
 		}
-		if c, ok := b.(core.Closer); ok {
-			_ = c.Close(context.Background())
-		}
+		_ = b.Close(context.Background())
 		return nil, err
 	}
 	refresh := authn // refresh envelopes carry JWTs: the webhook is not asked again
@@ -123,9 +119,7 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 			_ = jwtAuth.Close()
 		}
 		_ = hooks.close()
-		if c, ok := b.(core.Closer); ok {
-			_ = c.Close(context.Background())
-		}
+		_ = b.Close(context.Background())
 		if isBrokerDown(err) {
 			return nil, brokerDown{err}
 		}
@@ -225,10 +219,8 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 		if !s.ready.Load() || node.ShuttingDown() {
 			return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "not ready"})
 		}
-		if hc, ok := b.(core.HealthChecker); ok {
-			if err := hc.Healthy(); err != nil {
-				return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "not ready", "broker": err.Error()})
-			}
+		if err := b.Healthy(); err != nil {
+			return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "not ready", "broker": err.Error()})
 		}
 		return c.JSON(fiber.Map{"status": "ready"})
 	})
@@ -278,11 +270,7 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 		// listener without a token, whatever the mode.
 		logger.Info("dashboard not served: set --admin-addr (a private listener) or --admin-token")
 	default:
-		var health func() error
-		if hc, ok := b.(core.HealthChecker); ok {
-			health = hc.Healthy
-		}
-		d, err := dashboard.New(dashboard.Config{Node: node, Health: health, Token: cfg.AdminToken, Logger: logger}, recent)
+		d, err := dashboard.New(dashboard.Config{Node: node, Health: b.Healthy, Token: cfg.AdminToken, Logger: logger}, recent)
 		if err != nil {
 			_ = node.Shutdown(context.Background())
 			if jwtAuth != nil {
