@@ -297,6 +297,24 @@ func eventually(t *testing.T, what string, cond func() bool) {
 
 // closed waits for the server to end c and checks the code when the
 // transport carries codes.
+// untilClosed hands each envelope c receives to each until the server
+// closes c, failing the test if that takes longer than waitFor.
+func untilClosed(t *testing.T, c Client, each func(*core.Envelope)) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	for {
+		env, err := c.Next(ctx)
+		if errors.Is(err, ErrClosed) {
+			return
+		}
+		if err != nil {
+			t.Fatalf("waiting for the close: %v", err)
+		}
+		each(env)
+	}
+}
+
 func (s *suite) closed(t *testing.T, c Client, want uint16) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
@@ -645,20 +663,11 @@ func testHeartbeatSilent(t *testing.T, s *suite) {
 	}
 	// The welcome is not required: the 4009 close drops whatever is still
 	// queued, and on a slow machine that may include the welcome.
-	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
-	defer cancel()
-	for {
-		env, err := c.Next(ctx)
-		if errors.Is(err, ErrClosed) {
-			break
-		}
-		if err != nil {
-			t.Fatalf("waiting for the close: %v", err)
-		}
+	untilClosed(t, c, func(env *core.Envelope) {
 		if env.Type != core.TypeWelcome {
 			t.Fatalf("a silent client got %+v, want at most the welcome before the close", env)
 		}
-	}
+	})
 	s.closed(t, c, core.DisconnectHeartbeat.Code)
 	eventually(t, "the silent session to be removed", func() bool { return e.node.Stats().Connections == 0 })
 }
@@ -712,20 +721,11 @@ func testShutdown(t *testing.T, s *suite) {
 		defer cancel()
 		done <- e.node.Shutdown(ctx)
 	}()
-	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
-	defer cancel()
-	for {
-		env, err := c.Next(ctx)
-		if errors.Is(err, ErrClosed) {
-			break
-		}
-		if err != nil {
-			t.Fatalf("waiting for the close: %v", err)
-		}
+	untilClosed(t, c, func(env *core.Envelope) {
 		if env.ID == ack.ID {
 			sawMessage = true
 		}
-	}
+	})
 	if !sawMessage {
 		t.Errorf("message %s not delivered before the shutdown close", ack.ID)
 	}
