@@ -149,10 +149,10 @@ func (b *syncBroker) Start(_ context.Context, deliver func(core.Delivery)) error
 	return nil
 }
 
-func (b *syncBroker) Publish(_ context.Context, channel string, env *core.Envelope) (string, error) {
+func (b *syncBroker) Publish(_ context.Context, p core.Publication) (core.Published, error) {
 	// Keep the envelope's id: minting one would measure strconv, not the hub.
-	b.deliver(core.Delivery{Channel: channel, Envelope: env})
-	return env.ID, nil
+	b.deliver(core.Delivery{Channel: p.Channel, Envelope: p.Envelope})
+	return core.Published{ID: p.Envelope.ID}, nil
 }
 
 func (b *syncBroker) History(context.Context, core.HistoryRequest) (core.HistoryResult, error) {

@@ -22,13 +22,17 @@ type Broker interface {
 	// (the hub only enqueues). Called once, before any other method.
 	Start(ctx context.Context, deliver func(Delivery)) error
 
-	// Publish appends env to channel's log and delivers it to every
-	// node, including this one. It returns the id (the position) assigned
-	// to the message; env.ID is set to the same value. env.Trace, when
-	// set, must reach the deliveries (as metadata beside the encoded
-	// envelope, never inside it): it carries the publisher's span across
-	// nodes (see Tracer; brokertest's TraceContext checks it).
-	Publish(ctx context.Context, channel string, env *Envelope) (id string, err error)
+	// Publish appends p.Envelope to p.Channel's log and delivers it to
+	// every node, including this one. It returns the id (the position)
+	// assigned to the message; Envelope.ID is set to the same value.
+	// Envelope.Trace, when set, must reach the deliveries (as metadata
+	// beside the encoded envelope, never inside it): it carries the
+	// publisher's span across nodes (see Tracer; brokertest's
+	// TraceContext checks it). A publication with a Key is published at
+	// most once per key within the broker's documented window, across
+	// nodes and retries: a repeat returns the first one's id with
+	// Duplicate set (or ErrKeyReused when its Digest differs).
+	Publish(ctx context.Context, p Publication) (Published, error)
 
 	// History returns the messages of req.Channels published after the
 	// position req.Since, oldest first, at most req.Limit of them.
@@ -80,6 +84,28 @@ type Broker interface {
 	// idempotent. Node.Shutdown calls it last, after every session has
 	// ended; nothing calls another method afterwards except Healthy.
 	Close(ctx context.Context) error
+}
+
+// Publication is one message for Broker.Publish.
+type Publication struct {
+	Channel  string
+	Envelope *Envelope
+	// Key, when set, is an idempotency key: the broker publishes the
+	// message once however often it is retried with the same Key, on any
+	// node. Optional.
+	Key string
+	// Digest identifies the request Key was given for (a hash of it, say),
+	// so that a Key reused for a different request is refused with
+	// ErrKeyReused instead of being taken for a retry. Optional.
+	Digest string
+}
+
+// Published is the outcome of Broker.Publish.
+type Published struct {
+	ID string
+	// Duplicate: a publication with the same Key was already published;
+	// nothing was published again and ID is the first one's.
+	Duplicate bool
 }
 
 // Delivery is one publication arriving from the broker.

@@ -19,25 +19,31 @@ var (
 	// ErrUnconfirmed is wrapped by a broker's Publish error when the
 	// message was appended to the log but the call could not confirm its
 	// position in time: it will most likely be delivered, so a retry
-	// would publish it twice.
+	// without an idempotency key would publish it twice.
 	ErrUnconfirmed = errors.New("switchboard/core: published but not confirmed")
+
+	// ErrKeyReused is wrapped by a broker's Publish error when an
+	// idempotency key comes back with a different Digest: the key was
+	// reused for another request, which is not published.
+	ErrKeyReused = errors.New("switchboard/core: idempotency key reused for a different request")
 )
 
 // Error codes carried by "error" envelopes. They are stable API: clients
 // branch on them. docs/protocol.md lists each with its meaning.
 const (
-	CodeBadRequest   = "bad_request"         // the frame is not a valid v1 envelope
-	CodeUnknownType  = "unknown_type"        // no handler for the envelope's type
-	CodeInvalidRoom  = "invalid_room"        // room name breaks the naming rules
-	CodeInvalidUser  = "invalid_user"        // "to" is not a valid user id
-	CodeNotJoined    = "not_joined"          // publish to a room the sender has not joined
-	CodeTooManyRooms = "too_many_rooms"      // per-connection room limit reached
-	CodeForbidden    = "forbidden"           // authenticated, but not allowed
-	CodeUnavailable  = "unavailable"         // the node cannot serve the request now (shutting down); retry elsewhere
-	CodeBrokerDown   = "broker_unavailable"  // the broker could not take the message or subscription; retry with backoff
-	CodeUnconfirmed  = "publish_unconfirmed" // appended to the log but not confirmed in time; do not resend blindly
-	CodeInternal     = "internal"            // a bug or an integrator handler failed
-	CodeUnauthorized = "unauthorized"        // bad, expired or missing credentials (HTTP 401; refresh refused)
+	CodeBadRequest   = "bad_request"            // the frame is not a valid v1 envelope
+	CodeUnknownType  = "unknown_type"           // no handler for the envelope's type
+	CodeInvalidRoom  = "invalid_room"           // room name breaks the naming rules
+	CodeInvalidUser  = "invalid_user"           // "to" is not a valid user id
+	CodeNotJoined    = "not_joined"             // publish to a room the sender has not joined
+	CodeTooManyRooms = "too_many_rooms"         // per-connection room limit reached
+	CodeForbidden    = "forbidden"              // authenticated, but not allowed
+	CodeUnavailable  = "unavailable"            // the node cannot serve the request now (shutting down); retry elsewhere
+	CodeBrokerDown   = "broker_unavailable"     // the broker could not take the message or subscription; retry with backoff
+	CodeUnconfirmed  = "publish_unconfirmed"    // appended to the log but not confirmed in time; do not resend blindly
+	CodeKeyReused    = "idempotency_key_reused" // the idempotency key was used for a different request (HTTP 422)
+	CodeInternal     = "internal"               // a bug or an integrator handler failed
+	CodeUnauthorized = "unauthorized"           // bad, expired or missing credentials (HTTP 401; refresh refused)
 	// CodeReconnectRequired: join or leave sent where rooms cannot change
 	// (a stateless POST /send): reconnect the stream with the new rooms.
 	CodeReconnectRequired = "reconnect_required"

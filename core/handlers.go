@@ -113,35 +113,48 @@ func (n *Node) handlePing(_ context.Context, s *Session, env *Envelope) error {
 // Publish sends env to channel through the broker, so every node's
 // members receive it. A broker failure is an *Error with CodeBrokerDown.
 func (n *Node) Publish(ctx context.Context, channel string, env *Envelope) (string, error) {
-	if t := n.cfg.Tracer; t != nil && connectionChannel(channel) {
-		var end func(error)
-		ctx, end = t.Start(ctx, "switchboard.publish", env.Trace, "switchboard.channel", channel, "switchboard.type", env.Type)
-		trace := make(map[string]string, 2) // the caller's envelope keeps its own
-		t.Inject(ctx, trace)
-		copied := *env
-		copied.Trace = trace
-		id, err := n.publish(ctx, channel, &copied)
-		end(err)
-		return id, err
-	}
-	return n.publish(ctx, channel, env)
+	res, err := n.PublishKeyed(ctx, Publication{Channel: channel, Envelope: env})
+	return res.ID, err
 }
 
-func (n *Node) publish(ctx context.Context, channel string, env *Envelope) (string, error) {
+// PublishKeyed is Publish for a Publication that may carry an
+// idempotency key (see Broker.Publish): a retry with the same key, on
+// any node, is not published again and reports Duplicate with the first
+// one's id. A key reused for a different request is an *Error with
+// CodeKeyReused.
+func (n *Node) PublishKeyed(ctx context.Context, p Publication) (Published, error) {
+	if t := n.cfg.Tracer; t != nil && connectionChannel(p.Channel) {
+		var end func(error)
+		ctx, end = t.Start(ctx, "switchboard.publish", p.Envelope.Trace, "switchboard.channel", p.Channel, "switchboard.type", p.Envelope.Type)
+		trace := make(map[string]string, 2) // the caller's envelope keeps its own
+		t.Inject(ctx, trace)
+		copied := *p.Envelope
+		copied.Trace = trace
+		p.Envelope = &copied
+		res, err := n.publish(ctx, p)
+		end(err)
+		return res, err
+	}
+	return n.publish(ctx, p)
+}
+
+func (n *Node) publish(ctx context.Context, p Publication) (Published, error) {
 	start := time.Now()
-	id, err := n.broker.Publish(ctx, channel, env)
+	res, err := n.broker.Publish(ctx, p)
 	if n.cfg.OnPublish != nil {
 		n.cfg.OnPublish(time.Since(start), err)
 	}
-	if errors.Is(err, ErrUnconfirmed) {
-		n.log.WarnContext(ctx, "publish not confirmed in time", "channel", channel, "err", err)
-		return "", &Error{Code: CodeUnconfirmed, Message: "the broker took the message but its position was not confirmed in time; it will probably be delivered, so do not resend it blindly"}
+	switch {
+	case err == nil:
+		return res, nil
+	case errors.Is(err, ErrKeyReused):
+		return Published{}, &Error{Code: CodeKeyReused, Message: "this idempotency key was used for a different request"}
+	case errors.Is(err, ErrUnconfirmed):
+		n.log.WarnContext(ctx, "publish not confirmed in time", "channel", p.Channel, "err", err)
+		return Published{}, &Error{Code: CodeUnconfirmed, Message: "the broker took the message but its position was not confirmed in time; it will probably be delivered, so do not resend it blindly"}
 	}
-	if err != nil {
-		n.log.WarnContext(ctx, "publish failed", "channel", channel, "err", err)
-		return "", &Error{Code: CodeBrokerDown, Message: "message not accepted by the broker; retry"}
-	}
-	return id, nil
+	n.log.WarnContext(ctx, "publish failed", "channel", p.Channel, "err", err)
+	return Published{}, &Error{Code: CodeBrokerDown, Message: "message not accepted by the broker; retry"}
 }
 
 // InRoom reports whether the session has joined room.

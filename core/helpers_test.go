@@ -282,17 +282,23 @@ func data(n int) string { return `{"n":` + strconv.Itoa(n) + `}` }
 // through.
 type hookBroker struct {
 	core.Broker
-	publish func(ctx context.Context, channel string, env *core.Envelope) (string, error)
+	publish func(ctx context.Context, p core.Publication) (core.Published, error)
 	history func(ctx context.Context, req core.HistoryRequest) (core.HistoryResult, error)
 }
 
 var _ core.Broker = (*hookBroker)(nil)
 
-func (b *hookBroker) Publish(ctx context.Context, channel string, env *core.Envelope) (string, error) {
+func (b *hookBroker) Publish(ctx context.Context, p core.Publication) (core.Published, error) {
 	if b.publish != nil {
-		return b.publish(ctx, channel, env)
+		return b.publish(ctx, p)
 	}
-	return b.Broker.Publish(ctx, channel, env)
+	return b.Broker.Publish(ctx, p)
+}
+
+// publishTo publishes env on channel through b, without a key.
+func publishTo(b core.Broker, ctx context.Context, channel string, env *core.Envelope) (string, error) {
+	res, err := b.Publish(ctx, core.Publication{Channel: channel, Envelope: env})
+	return res.ID, err
 }
 
 func (b *hookBroker) History(ctx context.Context, req core.HistoryRequest) (core.HistoryResult, error) {
@@ -311,9 +317,9 @@ type nopBroker struct{}
 var _ core.Broker = nopBroker{}
 
 func (nopBroker) Start(context.Context, func(core.Delivery)) error { return nil }
-func (nopBroker) Publish(_ context.Context, _ string, env *core.Envelope) (string, error) {
-	env.ID = "nop"
-	return env.ID, nil
+func (nopBroker) Publish(_ context.Context, p core.Publication) (core.Published, error) {
+	p.Envelope.ID = "nop"
+	return core.Published{ID: "nop"}, nil
 }
 func (nopBroker) History(context.Context, core.HistoryRequest) (core.HistoryResult, error) {
 	return core.HistoryResult{}, nil

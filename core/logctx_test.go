@@ -50,8 +50,8 @@ func TestLogLinesNameTheConnection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &hookBroker{Broker: inner, publish: func(context.Context, string, *core.Envelope) (string, error) {
-		return "", errors.New("broker unreachable")
+	b := &hookBroker{Broker: inner, publish: func(context.Context, core.Publication) (core.Published, error) {
+		return core.Published{}, errors.New("broker unreachable")
 	}}
 	n, err := core.NewNode(core.Config{}, b, logger)
 	if err != nil {

@@ -230,7 +230,7 @@ func TestResume(t *testing.T) {
 	t.Parallel()
 	other := newMemory(t, memory.Config{})
 	t.Cleanup(func() { _ = other.Close(context.Background()) })
-	foreignID, err := other.Publish(context.Background(), core.RoomChannel("r"), &core.Envelope{V: 1, Type: core.TypeMessage, Room: "r"})
+	foreignID, err := publishTo(other, context.Background(), core.RoomChannel("r"), &core.Envelope{V: 1, Type: core.TypeMessage, Room: "r"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -361,8 +361,8 @@ func TestResumeWhenHistoryFails(t *testing.T) {
 
 func TestPublishWhenBrokerFails(t *testing.T) {
 	t.Parallel()
-	b := &hookBroker{Broker: newMemory(t, memory.Config{}), publish: func(context.Context, string, *core.Envelope) (string, error) {
-		return "", errBrokerDown
+	b := &hookBroker{Broker: newMemory(t, memory.Config{}), publish: func(context.Context, core.Publication) (core.Published, error) {
+		return core.Published{}, errBrokerDown
 	}}
 	n := newNode(t, core.Config{}, b)
 	c := n.connect(core.ConnectRequest{User: "u", Rooms: []string{"r"}})
@@ -832,8 +832,8 @@ func TestResumeFloorDropsLateDeliveries(t *testing.T) {
 // broker_unavailable (retry), which would publish it twice.
 func TestPublishUnconfirmed(t *testing.T) {
 	t.Parallel()
-	b := &hookBroker{Broker: newMemory(t, memory.Config{}), publish: func(context.Context, string, *core.Envelope) (string, error) {
-		return "", fmt.Errorf("driver: %w", errors.Join(core.ErrUnconfirmed, context.DeadlineExceeded))
+	b := &hookBroker{Broker: newMemory(t, memory.Config{}), publish: func(context.Context, core.Publication) (core.Published, error) {
+		return core.Published{}, fmt.Errorf("driver: %w", errors.Join(core.ErrUnconfirmed, context.DeadlineExceeded))
 	}}
 	n := newNode(t, core.Config{}, b)
 	c := n.connect(core.ConnectRequest{User: "u", Rooms: []string{"r"}})

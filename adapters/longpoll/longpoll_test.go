@@ -288,10 +288,11 @@ func TestUnrecoverableCursor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	foreign, err := other.Publish(context.Background(), core.RoomChannel("r"), &core.Envelope{V: core.Version, Type: core.TypeMessage, Room: "r"})
+	res, err := other.Publish(context.Background(), core.Publication{Channel: core.RoomChannel("r"), Envelope: &core.Envelope{V: core.Version, Type: core.TypeMessage, Room: "r"}})
 	if err != nil {
 		t.Fatal(err)
 	}
+	foreign := res.ID
 	if err := other.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -57,7 +57,7 @@ func benchPublishDeliver(b *testing.B, br core.Broker, parallel bool) {
 		env := &core.Envelope{V: core.Version, Type: core.TypeMessage, Room: "bench", From: "bench",
 			Ref:  strconv.FormatInt(time.Now().UnixNano(), 10),
 			Data: []byte(`{"text":"hello, world","n":42,"tags":["a","b"]}`)}
-		_, err := br.Publish(context.Background(), ch, env)
+		_, err := br.Publish(context.Background(), core.Publication{Channel: ch, Envelope: env})
 		return err
 	}
 	var published atomic.Int64

@@ -236,11 +236,11 @@ func (n *node) tryPublish(channel string, i int) (*core.Envelope, error) {
 	ctx, cancel := n.ctx()
 	defer cancel()
 	env := message(channel, i)
-	id, err := n.b.Publish(ctx, channel, env)
+	res, err := n.b.Publish(ctx, core.Publication{Channel: channel, Envelope: env})
 	if err != nil {
 		return nil, fmt.Errorf("Publish(%s, %d): %w", channel, i, err)
 	}
-	if id == "" || env.ID != id {
+	if id := res.ID; id == "" || env.ID != id || res.Duplicate {
 		return nil, fmt.Errorf("Publish(%s, %d) returned id %q and set env.ID to %q: want the same non-empty id", channel, i, id, env.ID)
 	}
 	return env, nil
@@ -399,10 +399,11 @@ func testTraceContext(t *testing.T, s *suite) {
 	defer cancel()
 	env := message(room, 1)
 	env.Trace = trace
-	id, err := n.b.Publish(ctx, room, env)
+	res, err := n.b.Publish(ctx, core.Publication{Channel: room, Envelope: env})
 	if err != nil {
 		t.Fatal(err)
 	}
+	id := res.ID
 	plain := n.publish(room, 2)
 	all := n.rec.waitFor(t, room, plain.ID, s.f.DeliveryTimeout)
 	var traced, untraced *core.Envelope
@@ -749,7 +750,7 @@ func testClose(t *testing.T, s *suite) {
 	if err := n.b.Close(ctx); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}
-	_, err := n.b.Publish(ctx, ch, message(ch, 1))
+	_, err := n.b.Publish(ctx, core.Publication{Channel: ch, Envelope: message(ch, 1)})
 	if !errors.Is(err, broker.ErrClosed) {
 		t.Fatalf("Publish after Close = %v, want an error wrapping broker.ErrClosed", err)
 	}

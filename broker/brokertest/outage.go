@@ -126,7 +126,7 @@ func (n *node) publishFailsPromptly(channel string, i int) {
 	began := time.Now()
 	done := make(chan error, 1)
 	go func() {
-		_, err := n.b.Publish(ctx, channel, env)
+		_, err := n.b.Publish(ctx, core.Publication{Channel: channel, Envelope: env})
 		done <- err
 	}()
 	select {

@@ -381,7 +381,12 @@ func (b *Broker) Start(ctx context.Context, deliver func(core.Delivery)) error {
 // first; in the latter case the message may still be appended and
 // delivered. The producer is idempotent, so a message is never appended
 // twice.
-func (b *Broker) Publish(ctx context.Context, channel string, env *core.Envelope) (string, error) {
+func (b *Broker) Publish(ctx context.Context, p core.Publication) (core.Published, error) {
+	id, err := b.publishOne(ctx, p.Channel, p.Envelope)
+	return core.Published{ID: id}, err
+}
+
+func (b *Broker) publishOne(ctx context.Context, channel string, env *core.Envelope) (string, error) {
 	if err := ctx.Err(); err != nil {
 		return "", err
 	}

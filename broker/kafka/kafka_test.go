@@ -201,7 +201,7 @@ func publish(t *testing.T, b *kafka.Broker, channel string, i int) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	env := &core.Envelope{V: core.Version, Type: core.TypeMessage, Room: strings.TrimPrefix(channel, "room:"), Data: []byte(strconv.Itoa(i))}
-	id, err := b.Publish(ctx, channel, env)
+	id, err := publishTo(b, ctx, channel, env)
 	if err != nil {
 		t.Fatalf("Publish(%s, %d): %v", channel, i, err)
 	}
@@ -427,7 +427,7 @@ func TestOutageAndRecovery(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	began = time.Now()
-	_, err := b.Publish(ctx, room, &core.Envelope{V: core.Version, Type: core.TypeMessage, Room: "r"})
+	_, err := publishTo(b, ctx, room, &core.Envelope{V: core.Version, Type: core.TypeMessage, Room: "r"})
 	if !errors.Is(err, kafka.ErrUnavailable) {
 		t.Fatalf("Publish during the outage = %v, want ErrUnavailable", err)
 	}
@@ -567,4 +567,10 @@ func TestValidate(t *testing.T) {
 			t.Errorf("%s: New = %v, want ErrInvalidConfig", name, nerr)
 		}
 	}
+}
+
+// publishTo publishes env on channel through b, without a key.
+func publishTo(b core.Broker, ctx context.Context, channel string, env *core.Envelope) (string, error) {
+	res, err := b.Publish(ctx, core.Publication{Channel: channel, Envelope: env})
+	return res.ID, err
 }

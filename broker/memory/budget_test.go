@@ -19,7 +19,7 @@ func publishSized(t *testing.T, b *memory.Broker, channel string, size int) stri
 	t.Helper()
 	env := &core.Envelope{V: core.Version, Type: core.TypeMessage, Room: strings.TrimPrefix(channel, "room:"),
 		Data: json.RawMessage(`"` + strings.Repeat("x", size) + `"`)}
-	id, err := b.Publish(context.Background(), channel, env)
+	id, err := publishTo(b, context.Background(), channel, env)
 	if err != nil {
 		t.Fatalf("Publish(%s): %v", channel, err)
 	}

@@ -72,7 +72,7 @@ func TestPublishDoesNotWaitForDelivery(t *testing.T) {
 		var returned atomic.Bool
 		done := make(chan string)
 		go func() {
-			id, _ := b.Publish(context.Background(), ch, &core.Envelope{V: core.Version, Type: core.TypeMessage, Room: "r"})
+			id, _ := publishTo(b, context.Background(), ch, &core.Envelope{V: core.Version, Type: core.TypeMessage, Room: "r"})
 			returned.Store(true)
 			done <- id
 		}()
@@ -214,7 +214,7 @@ func TestOrderWithSlowDelivery(t *testing.T) {
 					var r result
 					for i := range each {
 						ch := core.RoomChannel("c" + strconv.Itoa((p+i)%3))
-						id, err := b.Publish(context.Background(), ch, &core.Envelope{V: core.Version, Type: core.TypeMessage})
+						id, err := publishTo(b, context.Background(), ch, &core.Envelope{V: core.Version, Type: core.TypeMessage})
 						if err != nil {
 							r.err = err
 							break
@@ -301,7 +301,7 @@ func TestCloseWithBufferedMessages(t *testing.T) {
 		}
 		published := make(chan error)
 		go func() {
-			_, err := b.Publish(context.Background(), ch, &core.Envelope{V: core.Version, Type: core.TypeMessage, Room: "r"})
+			_, err := publishTo(b, context.Background(), ch, &core.Envelope{V: core.Version, Type: core.TypeMessage, Room: "r"})
 			published <- err
 		}()
 		closed := make(chan error)
@@ -322,7 +322,7 @@ func TestCloseWithBufferedMessages(t *testing.T) {
 		if got := g.delivered(); len(got) != 1 {
 			t.Errorf("delivered %d messages after Close, want only the one in progress", len(got))
 		}
-		if _, err := b.Publish(context.Background(), ch, &core.Envelope{V: core.Version, Type: core.TypeMessage}); !errors.Is(err, broker.ErrClosed) {
+		if _, err := publishTo(b, context.Background(), ch, &core.Envelope{V: core.Version, Type: core.TypeMessage}); !errors.Is(err, broker.ErrClosed) {
 			t.Errorf("Publish after Close = %v, want ErrClosed", err)
 		}
 	})

@@ -26,7 +26,7 @@ func fuzzBroker(f *testing.F) (b *memory.Broker, channel string, ids []string) {
 	}
 	channel = core.RoomChannel("fuzz")
 	for i := 0; i < 3; i++ {
-		id, err := b.Publish(ctx, channel, &core.Envelope{V: 1, Type: core.TypeMessage, Room: "fuzz", Data: []byte(strconv.Itoa(i))})
+		id, err := publishTo(b, ctx, channel, &core.Envelope{V: 1, Type: core.TypeMessage, Room: "fuzz", Data: []byte(strconv.Itoa(i))})
 		if err != nil {
 			f.Fatal(err)
 		}

@@ -62,6 +62,14 @@ type Config struct {
 	// MaxDeliveryBuffer. Negative makes every Publish wait for the callback.
 	// Optional. Default: 1024.
 	DeliveryBuffer int
+	// DedupWindow is how long an idempotency key is remembered: a
+	// publication with a key seen within it is not published again.
+	// Optional. Default: broker.DefaultDedupWindow (2m).
+	DedupWindow time.Duration
+	// DedupKeys bounds the keys remembered; above it the oldest are
+	// forgotten early (a keyed publish is never refused).
+	// Optional. Default: broker.DefaultDedupKeys (500000).
+	DedupKeys int
 }
 
 func (c *Config) setDefaults() {
@@ -76,6 +84,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.DeliveryBuffer == 0 {
 		c.DeliveryBuffer = broker.DefaultConsumeBuffer
+	}
+	if c.DedupWindow <= 0 {
+		c.DedupWindow = broker.DefaultDedupWindow
+	}
+	if c.DedupKeys <= 0 {
+		c.DedupKeys = broker.DefaultDedupKeys
 	}
 }
 
@@ -124,6 +138,7 @@ type Broker struct {
 	consumer  *broker.Consumer
 
 	delivered progress
+	keys      *broker.Keys
 }
 
 var _ core.Broker = (*Broker)(nil)
@@ -142,8 +157,9 @@ func New(cfg Config, logger *slog.Logger) (*Broker, error) {
 		return nil, fmt.Errorf("switchboard/broker/memory: epoch: %w", err)
 	}
 	return &Broker{
-		cfg: cfg,
-		log: logger,
+		cfg:  cfg,
+		log:  logger,
+		keys: broker.NewKeys(cfg.DedupWindow, cfg.DedupKeys),
 		pubsub: gochannel.NewGoChannel(gochannel.Config{
 			// Publish returns once the node's consumer has buffered the
 			// message, so publications enter the buffer in id order.
@@ -178,15 +194,25 @@ func (b *Broker) Start(ctx context.Context, deliver func(core.Delivery)) error {
 // it to the node's delivery buffer. It returns once the message is
 // buffered, possibly before the delivery callback has run; it waits only
 // while the buffer is full, and then ignores ctx.
-func (b *Broker) Publish(ctx context.Context, channel string, env *core.Envelope) (string, error) {
+func (b *Broker) Publish(ctx context.Context, p core.Publication) (core.Published, error) {
 	b.pubMu.Lock()
 	defer b.pubMu.Unlock()
 	if b.closed.Load() {
-		return "", broker.ErrClosed
+		return core.Published{}, broker.ErrClosed
 	}
 	if err := ctx.Err(); err != nil {
-		return "", err
+		return core.Published{}, err
 	}
+	now := time.Now()
+	if p.Key != "" {
+		if first, ok := b.keys.Get(p.Key, now); ok {
+			if first.Digest != p.Digest {
+				return core.Published{}, fmt.Errorf("switchboard/broker/memory: key %q: %w", p.Key, core.ErrKeyReused)
+			}
+			return core.Published{ID: first.ID, Duplicate: true}, nil
+		}
+	}
+	channel, env := p.Channel, p.Envelope
 
 	b.mu.Lock()
 	b.seq++
@@ -195,21 +221,26 @@ func (b *Broker) Publish(ctx context.Context, channel string, env *core.Envelope
 	stored := *env
 	msg := broker.NewMessage(channel, &stored)
 	if b.cfg.HistorySize > 0 {
-		b.record(channel, entry{seq: seq, env: &stored, size: int64(len(msg.Payload)) + entryOverhead}, time.Now())
+		b.record(channel, entry{seq: seq, env: &stored, size: int64(len(msg.Payload)) + entryOverhead}, now)
 	}
 	started := b.consumer != nil
 	b.mu.Unlock()
 
 	if err := b.pubsub.Publish(topic, msg); err != nil {
 		if b.closed.Load() {
-			return "", broker.ErrClosed
+			return core.Published{}, broker.ErrClosed
 		}
-		return "", fmt.Errorf("switchboard/broker/memory: publish: %w", err)
+		return core.Published{}, fmt.Errorf("switchboard/broker/memory: publish: %w", err)
+	}
+	if p.Key != "" {
+		if _, _, early := b.keys.See(p.Key, p.Digest, env.ID, now); early {
+			b.log.Warn("more idempotency keys than DedupKeys within the window: the oldest are forgotten early", "keys", b.cfg.DedupKeys, "window", b.cfg.DedupWindow)
+		}
 	}
 	if !started {
 		b.delivered.advance(seq) // nobody to deliver to: History need not wait
 	}
-	return env.ID, nil
+	return core.Published{ID: env.ID}, nil
 }
 
 // record appends e to channel's history, then enforces HistoryTTL and

@@ -67,7 +67,7 @@ func newBroker(t *testing.T, cfg memory.Config) *memory.Broker {
 func publish(t *testing.T, b *memory.Broker, channel string) string {
 	t.Helper()
 	room := strings.TrimPrefix(channel, "room:")
-	id, err := b.Publish(context.Background(), channel, &core.Envelope{V: core.Version, Type: core.TypeMessage, Room: room})
+	id, err := publishTo(b, context.Background(), channel, &core.Envelope{V: core.Version, Type: core.TypeMessage, Room: room})
 	if err != nil {
 		t.Fatalf("Publish(%s): %v", channel, err)
 	}
@@ -183,7 +183,7 @@ func TestPublishAfterClose(t *testing.T) {
 	if err := b.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	_, err := b.Publish(context.Background(), core.RoomChannel("r"), &core.Envelope{V: 1, Type: core.TypeMessage})
+	_, err := publishTo(b, context.Background(), core.RoomChannel("r"), &core.Envelope{V: 1, Type: core.TypeMessage})
 	if !errors.Is(err, broker.ErrClosed) {
 		t.Fatalf("Publish after Close = %v, want ErrClosed", err)
 	}
@@ -195,7 +195,7 @@ func TestCancelledContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	env := &core.Envelope{V: 1, Type: core.TypeMessage}
-	if _, err := b.Publish(ctx, core.RoomChannel("r"), env); !errors.Is(err, context.Canceled) {
+	if _, err := publishTo(b, ctx, core.RoomChannel("r"), env); !errors.Is(err, context.Canceled) {
 		t.Errorf("Publish with a cancelled context = %v, want context.Canceled", err)
 	}
 	if env.ID != "" {
@@ -204,4 +204,10 @@ func TestCancelledContext(t *testing.T) {
 	if _, err := b.History(ctx, core.HistoryRequest{Channels: []string{core.RoomChannel("r")}, Since: b.Epoch() + "-0"}); !errors.Is(err, context.Canceled) {
 		t.Errorf("History with a cancelled context = %v, want context.Canceled", err)
 	}
+}
+
+// publishTo publishes env on channel through b, without a key.
+func publishTo(b core.Broker, ctx context.Context, channel string, env *core.Envelope) (string, error) {
+	res, err := b.Publish(ctx, core.Publication{Channel: channel, Envelope: env})
+	return res.ID, err
 }

@@ -325,7 +325,12 @@ func (b *Broker) Start(ctx context.Context, deliver func(core.Delivery)) error {
 // JetStream does not ack within RequestTimeout or ctx ends first; in the
 // latter cases the message may still be appended and delivered. A message
 // is never appended twice (its watermill UUID is its Nats-Msg-Id).
-func (b *Broker) Publish(ctx context.Context, channel string, env *core.Envelope) (string, error) {
+func (b *Broker) Publish(ctx context.Context, p core.Publication) (core.Published, error) {
+	id, err := b.publishOne(ctx, p.Channel, p.Envelope)
+	return core.Published{ID: id}, err
+}
+
+func (b *Broker) publishOne(ctx context.Context, channel string, env *core.Envelope) (string, error) {
 	if err := ctx.Err(); err != nil {
 		return "", err
 	}

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/switchboard-dev/switchboard/broker/engine"
 )
 
 // ErrInvalidConfig is wrapped by the error Validate (and New) returns for a
@@ -31,11 +33,6 @@ type Config struct {
 	// the resume window shared by every channel. Negative keeps everything.
 	// Optional. Default: 100000.
 	MaxLen int64
-
-	// ReadCount is the reader's XREAD COUNT: the most entries one round
-	// trip delivers.
-	// Optional. Default: 256.
-	ReadCount int64
 
 	// Block is the reader's XREAD BLOCK: how long one read waits for new
 	// entries before it is reissued. It also bounds how long Close waits
@@ -66,33 +63,33 @@ type Config struct {
 	MinRetryBackoff time.Duration
 	MaxRetryBackoff time.Duration
 
-	// PoolSize is the connection pool size of each of the broker's two
-	// clients (publishing; reading and history).
+	// PoolSize is the connection pool size of the publishing client and
+	// of the reader's client.
 	// Optional. Default: go-redis's, 10 per GOMAXPROCS.
 	PoolSize int
 
-	// ReconnectBackoff is the reader loop's first wait after a failed
-	// XREAD; it doubles on each further failure up to MaxReconnectBackoff
-	// and resets once a read succeeds.
-	// Optional. Default: 100ms, doubling up to 5s.
-	ReconnectBackoff    time.Duration
-	MaxReconnectBackoff time.Duration
+	// HistoryPoolSize is the connection pool of the history client, which
+	// serves resumes older than the engine's index (Engine.HistoryReads
+	// bounds how many run at once).
+	// Optional. Default: Engine.HistoryReads.
+	HistoryPoolSize int
+
+	// Engine tunes the log engine (index, history reads, batching,
+	// idempotency window, reader backoff): see engine.Config.
+	Engine engine.Config
 }
 
 // Defaults applied to zero Config fields.
 const (
-	DefaultStream              = "switchboard"
-	DefaultMaxLen              = 100_000
-	DefaultReadCount           = 256
-	DefaultBlock               = time.Second
-	DefaultDialTimeout         = 2 * time.Second
-	DefaultReadTimeout         = 3 * time.Second
-	DefaultWriteTimeout        = 3 * time.Second
-	DefaultMaxRetries          = 2
-	DefaultMinRetryBackoff     = 10 * time.Millisecond
-	DefaultMaxRetryBackoff     = 500 * time.Millisecond
-	DefaultReconnectBackoff    = 100 * time.Millisecond
-	DefaultMaxReconnectBackoff = 5 * time.Second
+	DefaultStream          = "switchboard"
+	DefaultMaxLen          = 100_000
+	DefaultBlock           = time.Second
+	DefaultDialTimeout     = 2 * time.Second
+	DefaultReadTimeout     = 3 * time.Second
+	DefaultWriteTimeout    = 3 * time.Second
+	DefaultMaxRetries      = 2
+	DefaultMinRetryBackoff = 10 * time.Millisecond
+	DefaultMaxRetryBackoff = 500 * time.Millisecond
 )
 
 func (c *Config) setDefaults() {
@@ -101,9 +98,6 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxLen == 0 {
 		c.MaxLen = DefaultMaxLen
-	}
-	if c.ReadCount == 0 {
-		c.ReadCount = DefaultReadCount
 	}
 	if c.Block == 0 {
 		c.Block = DefaultBlock
@@ -126,11 +120,11 @@ func (c *Config) setDefaults() {
 	if c.MaxRetryBackoff == 0 {
 		c.MaxRetryBackoff = DefaultMaxRetryBackoff
 	}
-	if c.ReconnectBackoff == 0 {
-		c.ReconnectBackoff = DefaultReconnectBackoff
+	if c.Engine.IndexEntries == 0 && c.MaxLen > 0 {
+		c.Engine.IndexEntries = int(c.MaxLen) // never beyond the stream's own window
 	}
-	if c.MaxReconnectBackoff == 0 {
-		c.MaxReconnectBackoff = max(DefaultMaxReconnectBackoff, c.ReconnectBackoff)
+	if c.HistoryPoolSize == 0 {
+		c.HistoryPoolSize = max(c.Engine.HistoryReads, engine.DefaultHistoryReads)
 	}
 }
 
@@ -148,21 +142,19 @@ func (c Config) Validate() error {
 		name string
 		v    int64
 	}{
-		{"ReadCount", c.ReadCount},
 		{"Block", int64(c.Block)},
 		{"DialTimeout", int64(c.DialTimeout)},
 		{"ReadTimeout", int64(c.ReadTimeout)},
 		{"WriteTimeout", int64(c.WriteTimeout)},
 		{"PoolSize", int64(c.PoolSize)},
-		{"ReconnectBackoff", int64(c.ReconnectBackoff)},
-		{"MaxReconnectBackoff", int64(c.MaxReconnectBackoff)},
+		{"HistoryPoolSize", int64(c.HistoryPoolSize)},
 	} {
 		if f.v < 0 {
 			errs = append(errs, fmt.Errorf("%s must not be negative", f.name))
 		}
 	}
-	if c.ReconnectBackoff > 0 && c.MaxReconnectBackoff > 0 && c.MaxReconnectBackoff < c.ReconnectBackoff {
-		errs = append(errs, fmt.Errorf("MaxReconnectBackoff %s is below ReconnectBackoff %s", c.MaxReconnectBackoff, c.ReconnectBackoff))
+	if err := c.Engine.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.MinRetryBackoff > 0 && c.MaxRetryBackoff > 0 && c.MaxRetryBackoff < c.MinRetryBackoff {
 		errs = append(errs, fmt.Errorf("MaxRetryBackoff %s is below MinRetryBackoff %s", c.MaxRetryBackoff, c.MinRetryBackoff))

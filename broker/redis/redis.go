@@ -5,18 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
+	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill-redisstream/pkg/redisstream"
+	"github.com/ThreeDotsLabs/watermill/message"
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
 
 	"github.com/switchboard-dev/switchboard/broker"
+	"github.com/switchboard-dev/switchboard/broker/engine"
 	"github.com/switchboard-dev/switchboard/broker/redis/internal/ids"
-	"github.com/switchboard-dev/switchboard/core"
 )
 
 // ErrUnavailable is wrapped by errors caused by Redis being unreachable:
@@ -24,45 +24,11 @@ import (
 // during an outage, and from Healthy while the reader cannot read.
 var ErrUnavailable = errors.New("switchboard/broker/redis: unavailable")
 
-// historyChunk is how many entries one History round trip reads.
-const historyChunk = 1000
-
-// Broker is the Redis Streams core.Broker. Create it with New.
-type Broker struct {
-	cfg      Config
-	log      *slog.Logger
-	addr     string
-	epochKey string
-
-	pub       *goredis.Client // XADD through publisher; never retried
-	rd        *goredis.Client // XREAD loop, History, epoch, XINFO
-	publisher *redisstream.Publisher
-	codec     redisstream.DefaultMarshallerUnmarshaller
-
-	// pubMu is held shared around each XADD and exclusively by Close, so
-	// no XADD runs on a closed client.
-	pubMu  sync.RWMutex
-	closed bool // guarded by pubMu
-
-	mu      sync.Mutex // guards what follows
-	started bool
-	confirm broker.Confirmations // watermill UUID → id, for Publish
-	stop    context.CancelFunc   // ends the reader
-	done    chan struct{}        // closed when the reader has returned
-	closing chan struct{}        // closed by Close
-
-	health    health
-	delivered progress
-}
-
-// Interface guards.
-var _ core.Broker = (*Broker)(nil)
-
-// New validates cfg, connects to Redis and PINGs it. An unreachable Redis
-// is an error wrapping ErrUnavailable; a bad cfg one wrapping
-// ErrInvalidConfig. Call Start to begin delivering, and Close to release
-// the connections.
-func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Broker, error) {
+// New validates cfg, connects to Redis and PINGs it, and returns the log
+// engine over the stream. An unreachable Redis is an error wrapping
+// ErrUnavailable; a bad cfg one wrapping ErrInvalidConfig. Call Start to
+// begin delivering, and Close to release the connections.
+func New(ctx context.Context, cfg Config, logger *slog.Logger) (*engine.Broker, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -74,40 +40,54 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Broker, error) 
 	if err != nil { // Validate parsed it already
 		return nil, fmt.Errorf("%w: URL: %w", ErrInvalidConfig, err)
 	}
-	b := &Broker{
+	d := &driver{
 		cfg:      cfg,
-		log:      logger.With("broker", "redis", "stream", cfg.Stream),
 		addr:     opt.Addr,
 		epochKey: cfg.Stream + ":epoch",
-		closing:  make(chan struct{}),
+		keyspace: cfg.Stream + ":key:",
 	}
-	b.pub = goredis.NewClient(clientOptions(*opt, cfg, false))
-	b.rd = goredis.NewClient(clientOptions(*opt, cfg, true))
-	b.publisher, err = redisstream.NewPublisher(redisstream.PublisherConfig{
-		Client:     b.pub,
-		Marshaller: redisstream.DefaultMarshallerUnmarshaller{},
-		Maxlens:    map[string]int64{cfg.Stream: max(cfg.MaxLen, 0)}, // 0: no MAXLEN
-	}, broker.WatermillLogger(logger))
-	if err != nil {
-		b.closeClients()
-		return nil, fmt.Errorf("switchboard/broker/redis: publisher: %w", err)
-	}
+	d.pub = goredis.NewClient(clientOptions(*opt, cfg, cfg.PoolSize, false))
+	d.rd = goredis.NewClient(clientOptions(*opt, cfg, 2, true))
+	d.hist = goredis.NewClient(clientOptions(*opt, cfg, cfg.HistoryPoolSize, true))
 	pctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout+cfg.ReadTimeout)
 	defer cancel()
-	for _, c := range []*goredis.Client{b.rd, b.pub} {
+	for _, c := range d.clients() {
 		if err := c.Ping(pctx).Err(); err != nil {
-			b.closeClients()
-			return nil, b.unreachable(err)
+			_ = d.Close()
+			return nil, d.unreachable(err)
 		}
+	}
+	b, err := engine.New(d, cfg.Engine, logger.With("broker", "redis", "stream", cfg.Stream))
+	if err != nil {
+		_ = d.Close()
+		return nil, err
 	}
 	return b, nil
 }
 
+// driver is the Redis Streams engine.Driver: one stream holds every
+// channel; entries are Watermill messages in watermill-redisstream's
+// format; positions are stream entry IDs. Three clients keep the paths
+// apart: appends (never retried), the reader's XREAD, and history.
+type driver struct {
+	cfg      Config
+	addr     string
+	epochKey string
+	keyspace string // prefix of idempotency keys
+
+	pub, rd, hist *goredis.Client
+	codec         redisstream.DefaultMarshallerUnmarshaller
+
+	wasDown bool // the last Read failed: check for a gap after the next (reader goroutine only)
+}
+
+func (d *driver) clients() []*goredis.Client { return []*goredis.Client{d.pub, d.rd, d.hist} }
+
 // clientOptions are the go-redis settings, chosen deliberately (see
 // docs/brokers.md): short dials, bounded reads and writes, deadlines from
 // the caller's ctx, one dial retry per attempt (the command retry and the
-// reader's backoff do the rest), and no retried XADD.
-func clientOptions(opt goredis.Options, cfg Config, reader bool) *goredis.Options {
+// reader's backoff do the rest), and no retried append.
+func clientOptions(opt goredis.Options, cfg Config, pool int, retry bool) *goredis.Options {
 	opt.DialTimeout = cfg.DialTimeout
 	opt.ReadTimeout = cfg.ReadTimeout
 	opt.WriteTimeout = cfg.WriteTimeout
@@ -119,9 +99,9 @@ func clientOptions(opt goredis.Options, cfg Config, reader bool) *goredis.Option
 	if opt.DialerRetryTimeout <= 0 {
 		opt.DialerRetryTimeout = time.Millisecond
 	}
-	opt.PoolSize = cfg.PoolSize
+	opt.PoolSize = pool
 	opt.MaxRetries = cfg.MaxRetries
-	if !reader {
+	if !retry {
 		opt.MaxRetries = -1 // a retried XADD may append twice
 	}
 	opt.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
@@ -131,17 +111,19 @@ func clientOptions(opt goredis.Options, cfg Config, reader bool) *goredis.Option
 	return &opt
 }
 
+func (d *driver) Name() string { return "redis" }
+
 // unreachable is the one-line error for a Redis that cannot be reached.
-func (b *Broker) unreachable(err error) error {
+func (d *driver) unreachable(err error) error {
 	return &unavailableError{
-		msg:   fmt.Sprintf("switchboard/broker/redis: cannot reach redis at %s: %v (is redis-server running? check --broker-url)", b.addr, err),
+		msg:   fmt.Sprintf("switchboard/broker/redis: cannot reach redis at %s: %v (is redis-server running? check --broker-url)", d.addr, err),
 		cause: err,
 	}
 }
 
 // unavailable wraps a command's failure during operation.
-func (b *Broker) unavailable(op string, err error) error {
-	return &unavailableError{msg: fmt.Sprintf("switchboard/broker/redis: %s: redis at %s: %v", op, b.addr, err), cause: err}
+func (d *driver) unavailable(op string, err error) error {
+	return &unavailableError{msg: fmt.Sprintf("switchboard/broker/redis: %s: redis at %s: %v", op, d.addr, err), cause: err}
 }
 
 // unavailableError prints one line and matches both ErrUnavailable and
@@ -154,83 +136,48 @@ type unavailableError struct {
 func (e *unavailableError) Error() string   { return e.msg }
 func (e *unavailableError) Unwrap() []error { return []error{ErrUnavailable, e.cause} }
 
-// Start pins the reader at the stream's last generated entry (so a
-// restarted node replays nothing to live clients, and nothing published
-// after Start returns is missed), reads or creates the epoch, and starts
-// the reader. The reader runs until Close or until ctx ends.
-func (b *Broker) Start(ctx context.Context, deliver func(core.Delivery)) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.isClosed() {
-		return broker.ErrClosed
-	}
-	if b.started {
-		return errors.New("switchboard/broker/redis: Start called twice")
-	}
-	epoch, last, err := b.position(ctx)
-	if err != nil {
-		return err
-	}
-	b.delivered.advance(epoch, last)
-	rctx, cancel := context.WithCancel(ctx)
-	b.started = true
-	b.stop = cancel
-	b.done = make(chan struct{})
-	r := &reader{b: b, deliver: deliver, epoch: epoch, last: last}
-	go func() {
-		defer close(b.done)
-		defer cancel()
-		r.run(rctx)
-	}()
-	b.log.Debug("reader started", "epoch", epoch, "from", last.String())
-	return nil
-}
-
-// position atomically reads (creating if absent) the epoch and the
-// stream's last generated entry ID ("0-0" without a stream).
-func (b *Broker) position(ctx context.Context) (string, ids.EntryID, error) {
+// Head atomically reads (creating if absent) the epoch and the stream's
+// last generated entry ID (zero without a stream).
+func (d *driver) Head(ctx context.Context) (string, engine.Pos, error) {
 	candidate, err := ids.NewEpoch()
 	if err != nil {
-		return "", ids.EntryID{}, err
+		return "", engine.Pos{}, err
 	}
 	var get *goredis.StringCmd
 	var info *goredis.XInfoStreamCmd
-	_, _ = b.rd.TxPipelined(ctx, func(p goredis.Pipeliner) error {
-		p.SetNX(ctx, b.epochKey, candidate, 0)
-		get = p.Get(ctx, b.epochKey)
-		info = p.XInfoStream(ctx, b.cfg.Stream)
+	_, _ = d.rd.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+		p.SetNX(ctx, d.epochKey, candidate, 0)
+		get = p.Get(ctx, d.epochKey)
+		info = p.XInfoStream(ctx, d.cfg.Stream)
 		return nil
 	})
 	if err := get.Err(); err != nil {
-		return "", ids.EntryID{}, b.unavailable("read epoch", err)
+		return "", engine.Pos{}, d.unavailable("read epoch", err)
 	}
 	epoch := get.Val()
 	if !ids.ValidEpoch(epoch) {
-		return "", ids.EntryID{}, fmt.Errorf("switchboard/broker/redis: key %q holds %q, not an epoch: delete it", b.epochKey, epoch)
+		return "", engine.Pos{}, fmt.Errorf("switchboard/broker/redis: key %q holds %q, not an epoch: delete it", d.epochKey, epoch)
 	}
-	last := ids.EntryID{}
 	switch err := info.Err(); {
 	case isNoSuchKey(err):
+		return epoch, engine.Pos{}, nil
 	case err != nil:
-		return "", ids.EntryID{}, b.unavailable("XINFO STREAM", err)
-	default:
-		if last, err = mustEntryID(info.Val().LastGeneratedID); err != nil {
-			return "", ids.EntryID{}, err
-		}
+		return "", engine.Pos{}, d.unavailable("XINFO STREAM", err)
 	}
-	return epoch, last, nil
+	last, err := mustPos(info.Val().LastGeneratedID)
+	return epoch, last, err
 }
 
 // ensureEpoch returns the epoch, creating a new one if the key is gone.
-func (b *Broker) ensureEpoch(ctx context.Context) (string, error) {
+func (d *driver) ensureEpoch(ctx context.Context) (string, error) {
 	candidate, err := ids.NewEpoch()
 	if err != nil {
 		return "", err
 	}
 	var get *goredis.StringCmd
-	_, _ = b.rd.TxPipelined(ctx, func(p goredis.Pipeliner) error {
-		p.SetNX(ctx, b.epochKey, candidate, 0)
-		get = p.Get(ctx, b.epochKey)
+	_, _ = d.rd.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+		p.SetNX(ctx, d.epochKey, candidate, 0)
+		get = p.Get(ctx, d.epochKey)
 		return nil
 	})
 	if err := get.Err(); err != nil {
@@ -239,351 +186,272 @@ func (b *Broker) ensureEpoch(ctx context.Context) (string, error) {
 	if e := get.Val(); ids.ValidEpoch(e) {
 		return e, nil
 	}
-	return "", fmt.Errorf("key %q holds %q, not an epoch", b.epochKey, get.Val())
+	return "", fmt.Errorf("key %q holds %q, not an epoch", d.epochKey, get.Val())
+}
+
+// Read is one XREAD COUNT max BLOCK Block from after. The epoch key is
+// read after the batch: if it still holds epoch, no flush happened since
+// the reader learnt it and the batch belongs to it. Otherwise Redis lost
+// the stream at some point; the batch belongs to the new log only if its
+// last entry is still in the stream now.
+func (d *driver) Read(ctx context.Context, epoch string, after engine.Pos, max int) (engine.Batch, error) {
+	rctx, cancel := context.WithTimeout(ctx, d.cfg.Block+d.cfg.ReadTimeout)
+	defer cancel()
+	res, err := d.rd.XRead(rctx, &goredis.XReadArgs{
+		Streams: []string{d.cfg.Stream, entryID(after)},
+		Count:   int64(max),
+		Block:   d.cfg.Block,
+	}).Result()
+	if err != nil && !errors.Is(err, goredis.Nil) {
+		d.wasDown = true
+		return engine.Batch{}, d.unavailable("read", err)
+	}
+	var msgs []goredis.XMessage
+	for _, s := range res {
+		msgs = append(msgs, s.Messages...)
+	}
+	cur, err := d.rd.Get(rctx, d.epochKey).Result()
+	if errors.Is(err, goredis.Nil) {
+		cur, err = d.ensureEpoch(rctx)
+	}
+	if err != nil {
+		d.wasDown = true
+		return engine.Batch{}, d.unavailable("read epoch", err)
+	}
+	batch := engine.Batch{Epoch: epoch}
+	if cur != epoch && ids.ValidEpoch(cur) {
+		if len(msgs) == 0 {
+			return engine.Batch{Epoch: cur}, nil
+		}
+		last := msgs[len(msgs)-1]
+		now, err := d.rd.XRangeN(rctx, d.cfg.Stream, last.ID, last.ID, 1).Result()
+		if err != nil {
+			return engine.Batch{}, d.unavailable("read", err)
+		}
+		key := "_watermill_message_uuid"
+		if len(now) == 1 && fmt.Sprint(now[0].Values[key]) == fmt.Sprint(last.Values[key]) {
+			batch.Epoch = cur
+		}
+	}
+	if d.wasDown && len(msgs) > 0 {
+		batch.Gap = d.trimmedAfter(rctx, after)
+	}
+	d.wasDown = false
+	batch.Records = d.decodeAll(msgs)
+	return batch, nil
+}
+
+// trimmedAfter reports whether the stream's oldest entry is after pos:
+// XREAD from a trimmed-away ID silently starts at the oldest entry.
+func (d *driver) trimmedAfter(ctx context.Context, pos engine.Pos) bool {
+	info, err := d.rd.XInfoStream(ctx, d.cfg.Stream).Result()
+	if err != nil || pos.IsZero() {
+		return false
+	}
+	f, ok := parsePos(info.FirstEntry.ID)
+	return ok && pos.Less(f)
+}
+
+// Range reads up to max entries after `after`, with the epoch and the
+// trimming state, in one transaction: one consistent snapshot.
+func (d *driver) Range(ctx context.Context, after engine.Pos, max int) (engine.Chunk, error) {
+	var get *goredis.StringCmd
+	var info *goredis.XInfoStreamCmd
+	var rng *goredis.XMessageSliceCmd
+	_, _ = d.hist.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+		get = p.Get(ctx, d.epochKey)
+		info = p.XInfoStream(ctx, d.cfg.Stream)
+		rng = p.XRangeN(ctx, d.cfg.Stream, "("+entryID(after), "+", int64(max))
+		return nil
+	})
+	switch err := get.Err(); {
+	case errors.Is(err, goredis.Nil):
+		return engine.Chunk{}, nil // no epoch: nothing to recover
+	case err != nil:
+		return engine.Chunk{}, d.unavailable("history", err)
+	}
+	chunk := engine.Chunk{Epoch: get.Val()}
+	switch err := info.Err(); {
+	case isNoSuchKey(err):
+		chunk.Trimmed = !after.IsZero() // the stream is gone
+		return chunk, nil
+	case err != nil:
+		return engine.Chunk{}, d.unavailable("history", err)
+	}
+	if err := rng.Err(); err != nil {
+		return engine.Chunk{}, d.unavailable("history", err)
+	}
+	// Trimming removes the oldest entries first, so nothing after `after`
+	// is missing unless the oldest entry left is after it (conservative:
+	// `after` itself may have been the last one trimmed) or an XDEL
+	// removed one after it.
+	st := info.Val()
+	if f, ok := parsePos(st.FirstEntry.ID); ok && after.Less(f) && !after.IsZero() {
+		chunk.Trimmed = true
+	}
+	if del, ok := parsePos(st.MaxDeletedEntryID); ok && after.Less(del) {
+		chunk.Trimmed = true
+	}
+	chunk.Records = d.decodeAll(rng.Val())
+	return chunk, nil
+}
+
+// appendScript appends an entry unless its idempotency key is already
+// set, and sets the key to the entry's ID for the window: one atomic
+// step in Redis, so a retry on any node, after any crash, finds it.
+// KEYS: stream, key. ARGV: maxlen (0: none), window in ms, fields….
+var appendScript = goredis.NewScript(`
+local first = redis.call('GET', KEYS[2])
+if first then return {first, 1} end
+local id
+if ARGV[1] == '0' then
+  id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 3))
+else
+  id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', unpack(ARGV, 3))
+end
+redis.call('SET', KEYS[2], id, 'PX', ARGV[2])
+return {id, 0}
+`)
+
+// Append pipelines one XADD (or, for a keyed message, one run of
+// appendScript) per message: one round trip for the batch. Nothing is
+// retried, so nothing is appended twice.
+func (d *driver) Append(ctx context.Context, msgs []*message.Message, window time.Duration) (string, []engine.Appended, error) {
+	maxLen := max(d.cfg.MaxLen, 0)
+	cmds := make([]goredis.Cmder, len(msgs))
+	var epoch *goredis.StringCmd
+	_, err := d.pub.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		for i, msg := range msgs {
+			fields, err := d.codec.Marshal(d.cfg.Stream, msg)
+			if err != nil {
+				return err
+			}
+			key := msg.Metadata.Get(engine.MetadataKey)
+			if key == "" {
+				cmds[i] = p.XAdd(ctx, &goredis.XAddArgs{Stream: d.cfg.Stream, MaxLen: maxLen, Approx: maxLen > 0, Values: fields})
+				continue
+			}
+			args := make([]any, 0, 2+2*len(fields))
+			args = append(args, maxLen, window.Milliseconds())
+			for k, v := range fields {
+				args = append(args, k, v)
+			}
+			cmds[i] = appendScript.Eval(ctx, p, []string{d.cfg.Stream, d.keyspace + key}, args...)
+		}
+		epoch = p.Get(ctx, d.epochKey) // the log the entries went to
+		return nil
+	})
+	out := make([]engine.Appended, len(msgs))
+	for i, c := range cmds {
+		if c == nil {
+			return "", nil, d.unavailable("publish", err)
+		}
+		if cerr := c.Err(); cerr != nil {
+			var rerr goredis.Error
+			if !errors.As(cerr, &rerr) {
+				// The connection failed: which appends happened is unknown.
+				return "", nil, d.unavailable("publish", cerr)
+			}
+			out[i].Err = cerr
+			continue
+		}
+		var id string
+		switch c := c.(type) {
+		case *goredis.StringCmd:
+			id = c.Val()
+		case *goredis.Cmd:
+			v, _ := c.Val().([]any)
+			if len(v) == 2 {
+				id, _ = v[0].(string)
+				dup, _ := v[1].(int64)
+				out[i].Duplicate = dup == 1
+			}
+		}
+		pos, ok := parsePos(id)
+		if !ok {
+			out[i].Err = fmt.Errorf("switchboard/broker/redis: unexpected entry ID %q", id)
+			continue
+		}
+		out[i].Pos = pos
+	}
+	e := epoch.Val()
+	if errors.Is(epoch.Err(), goredis.Nil) { // flushed: the reader names the new log alike
+		if e, err = d.ensureEpoch(ctx); err != nil {
+			return "", nil, d.unavailable("publish", err)
+		}
+	} else if err := epoch.Err(); err != nil {
+		return "", nil, d.unavailable("publish", err)
+	}
+	return e, out, nil
+}
+
+func (d *driver) decodeAll(msgs []goredis.XMessage) []engine.Record {
+	recs := make([]engine.Record, 0, len(msgs))
+	for _, m := range msgs {
+		pos, ok := parsePos(m.ID)
+		if !ok {
+			continue // not an ID Redis makes
+		}
+		msg, size, err := d.decode(m)
+		recs = append(recs, engine.Record{Pos: pos, Msg: msg, Err: err, Size: size})
+	}
+	return recs
+}
+
+// decode turns a stream entry into the Watermill message it carries,
+// using watermill-redisstream's own unmarshaller.
+func (d *driver) decode(m goredis.XMessage) (msg *message.Message, size int, err error) {
+	defer func() {
+		if r := recover(); r != nil { // the unmarshaller asserts field types
+			msg, err = nil, fmt.Errorf("%w: entry %s: %v", broker.ErrMalformed, m.ID, r)
+		}
+	}()
+	msg, err = d.codec.Unmarshal(m.Values)
+	if err != nil {
+		return nil, 0, fmt.Errorf("%w: entry %s: %w", broker.ErrMalformed, m.ID, err)
+	}
+	size = len(msg.Payload)
+	for k, v := range msg.Metadata {
+		size += len(k) + len(v)
+	}
+	return msg, size, nil
+}
+
+// Close closes the three clients; closing the reader's interrupts a
+// blocked XREAD.
+func (d *driver) Close() error {
+	var errs []error
+	for _, c := range d.clients() {
+		if c != nil {
+			errs = append(errs, c.Close())
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("switchboard/broker/redis: close: %w", err)
+	}
+	return nil
 }
 
 func isNoSuchKey(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "no such key")
 }
 
-func mustEntryID(s string) (ids.EntryID, error) {
+// entryID spells pos as a stream entry ID.
+func entryID(pos engine.Pos) string {
+	return strconv.FormatUint(pos.Hi, 10) + "-" + strconv.FormatUint(pos.Lo, 10)
+}
+
+func parsePos(s string) (engine.Pos, bool) {
 	e, ok := ids.ParseEntryID(s)
+	return engine.Pos{Hi: e.MS, Lo: e.Seq}, ok
+}
+
+func mustPos(s string) (engine.Pos, error) {
+	p, ok := parsePos(s)
 	if !ok {
-		return ids.EntryID{}, fmt.Errorf("switchboard/broker/redis: unexpected stream entry ID %q", s)
+		return engine.Pos{}, fmt.Errorf("switchboard/broker/redis: unexpected stream entry ID %q", s)
 	}
-	return e, nil
-}
-
-// Publish appends env to the stream through watermill-redisstream's
-// publisher (XADD MAXLEN ~ MaxLen) and returns once this node's reader has
-// read the entry back, with its id (also set in env.ID). It fails
-// promptly, wrapping ErrUnavailable, when Redis cannot take the message,
-// and with ctx's error (also wrapping ErrUnavailable) if the reader does
-// not read the entry back in time; in that case the message may still be
-// delivered. XADD is never retried, so a message is never appended twice.
-func (b *Broker) Publish(ctx context.Context, channel string, env *core.Envelope) (string, error) {
-	if err := ctx.Err(); err != nil {
-		return "", err
-	}
-	env.ID = ""
-	msg := broker.NewMessage(channel, env)
-	msg.SetContext(ctx)
-
-	b.mu.Lock()
-	started, closing := b.started, b.closing
-	b.mu.Unlock()
-	if !started && !b.isClosed() {
-		return "", errors.New("switchboard/broker/redis: Publish before Start")
-	}
-	confirmed, done := b.confirm.Expect(msg.UUID)
-	defer done()
-
-	b.pubMu.RLock()
-	if b.closed {
-		b.pubMu.RUnlock()
-		return "", broker.ErrClosed
-	}
-	err := b.publisher.Publish(b.cfg.Stream, msg)
-	b.pubMu.RUnlock()
-	if err != nil {
-		return "", b.unavailable("publish", err)
-	}
-	id, err := broker.AwaitConfirmation(ctx, confirmed, closing, "redis")
-	if err == nil {
-		env.ID = id
-	}
-	return id, err
-}
-
-// History reads the stream backwards from its end down to req.Since, in
-// chunks, keeping the entries of req.Channels. Recovered is false when
-// Since is not an id of the current epoch, is ahead of the stream, when
-// an entry after Since was trimmed (MAXLEN) or deleted before it was read
-// (the newest entries are still returned), or when more than Limit
-// entries matched (the newest Limit are returned). A Limit of zero or
-// less returns everything.
-func (b *Broker) History(ctx context.Context, req core.HistoryRequest) (core.HistoryResult, error) {
-	if b.isClosed() {
-		return core.HistoryResult{}, broker.ErrClosed
-	}
-	if err := ctx.Err(); err != nil {
-		return core.HistoryResult{}, err
-	}
-	since, ok := ids.Parse(req.Since)
-	if !ok {
-		return core.HistoryResult{}, nil
-	}
-	want := make(map[string]bool, len(req.Channels))
-	for _, ch := range req.Channels {
-		want[ch] = true
-	}
-	var newestFirst []*core.Envelope
-	result := func(recovered bool) (core.HistoryResult, error) {
-		slices.Reverse(newestFirst)
-		return core.HistoryResult{Envelopes: newestFirst, Recovered: recovered}, nil
-	}
-	floor := "(" + since.Entry.String()
-	end := "+"
-	for first := true; ; first = false {
-		var get *goredis.StringCmd
-		var info *goredis.XInfoStreamCmd
-		var rng *goredis.XMessageSliceCmd
-		// One transaction: the entries, the epoch and the trimming state
-		// are one consistent snapshot.
-		_, _ = b.rd.TxPipelined(ctx, func(p goredis.Pipeliner) error {
-			get = p.Get(ctx, b.epochKey)
-			info = p.XInfoStream(ctx, b.cfg.Stream)
-			rng = p.XRevRangeN(ctx, b.cfg.Stream, end, floor, historyChunk)
-			return nil
-		})
-		if err := get.Err(); err != nil && !errors.Is(err, goredis.Nil) {
-			return core.HistoryResult{}, b.unavailable("history", err)
-		}
-		if get.Val() != since.Epoch {
-			// Another epoch (or the log was lost in between chunks).
-			return core.HistoryResult{}, nil
-		}
-		if err := info.Err(); err != nil {
-			if isNoSuchKey(err) {
-				return core.HistoryResult{}, nil // the stream is gone
-			}
-			return core.HistoryResult{}, b.unavailable("history", err)
-		}
-		if err := rng.Err(); err != nil {
-			return core.HistoryResult{}, b.unavailable("history", err)
-		}
-		st := info.Val()
-		if first {
-			last, err := mustEntryID(st.LastGeneratedID)
-			if err != nil {
-				return core.HistoryResult{}, err
-			}
-			if last.Less(since.Entry) {
-				return core.HistoryResult{}, nil // not an id this stream issued
-			}
-		}
-		msgs := rng.Val()
-		for _, m := range msgs {
-			d, _, err := b.decode(m)
-			if err != nil || !want[d.Channel] {
-				continue
-			}
-			d.Envelope.ID = since.Epoch + "-" + m.ID
-			newestFirst = append(newestFirst, d.Envelope)
-			if req.Limit > 0 && len(newestFirst) > req.Limit {
-				newestFirst = newestFirst[:req.Limit]
-				return result(false)
-			}
-		}
-		if len(msgs) < historyChunk {
-			// Reached since. Trimming removes the oldest entries first, so
-			// nothing after since is missing unless the oldest entry left is
-			// after since (conservative: since itself may have been the last
-			// one trimmed) or an XDEL removed one after since.
-			gap := false
-			if st.FirstEntry.ID != "" {
-				if f, ok := ids.ParseEntryID(st.FirstEntry.ID); ok && since.Entry.Less(f) {
-					gap = true
-				}
-			}
-			if d, ok := ids.ParseEntryID(st.MaxDeletedEntryID); ok && since.Entry.Less(d) {
-				gap = true
-			}
-			return result(!gap)
-		}
-		end = "(" + msgs[len(msgs)-1].ID
-	}
-}
-
-// decode turns a stream entry into a delivery with the watermill
-// message's UUID, using watermill-redisstream's own unmarshaller.
-func (b *Broker) decode(m goredis.XMessage) (d core.Delivery, uuid string, err error) {
-	defer func() {
-		if r := recover(); r != nil { // the unmarshaller asserts field types
-			err = fmt.Errorf("%w: entry %s: %v", broker.ErrMalformed, m.ID, r)
-		}
-	}()
-	msg, err := b.codec.Unmarshal(m.Values)
-	if err != nil {
-		return d, "", fmt.Errorf("%w: entry %s: %w", broker.ErrMalformed, m.ID, err)
-	}
-	d, err = broker.ParseMessage(msg)
-	return d, msg.UUID, err
-}
-
-// Head returns the id of the stream's last generated entry, read with the
-// epoch in one transaction: every entry appended later has a larger ID.
-// Without a stream (nothing was ever published, or it was deleted) or an
-// epoch it returns "": History could not resume from such a position.
-func (b *Broker) Head(ctx context.Context) (string, error) {
-	if b.isClosed() {
-		return "", broker.ErrClosed
-	}
-	if err := ctx.Err(); err != nil {
-		return "", err
-	}
-	var get *goredis.StringCmd
-	var info *goredis.XInfoStreamCmd
-	_, _ = b.rd.TxPipelined(ctx, func(p goredis.Pipeliner) error {
-		get = p.Get(ctx, b.epochKey)
-		info = p.XInfoStream(ctx, b.cfg.Stream)
-		return nil
-	})
-	switch err := get.Err(); {
-	case errors.Is(err, goredis.Nil):
-		return "", nil
-	case err != nil:
-		return "", b.unavailable("head", err)
-	}
-	epoch := get.Val()
-	if !ids.ValidEpoch(epoch) {
-		return "", nil // History refuses it too
-	}
-	switch err := info.Err(); {
-	case isNoSuchKey(err):
-		return "", nil
-	case err != nil:
-		return "", b.unavailable("head", err)
-	}
-	last, err := mustEntryID(info.Val().LastGeneratedID)
-	if err != nil {
-		return "", err
-	}
-	return ids.Format(epoch, last), nil
-}
-
-// After reports whether id comes after pos: ids of one epoch are ordered
-// by their stream entry ID, across every channel.
-func (b *Broker) After(id, pos string) (after, ok bool) {
-	a, okA := ids.Parse(id)
-	p, okP := ids.Parse(pos)
-	if !okA || !okP || a.Epoch != p.Epoch {
-		return false, false
-	}
-	return p.Entry.Less(a.Entry), true
-}
-
-// WaitDelivered waits until this node's reader has delivered the entry id
-// or a later one. It returns nil at once for an id of another epoch, an
-// unparseable id, one the reader already passed, or one ahead of the
-// stream (it may never be delivered).
-func (b *Broker) WaitDelivered(ctx context.Context, id string) error {
-	p, ok := ids.Parse(id)
-	if !ok {
-		return nil
-	}
-	return b.waitPosition(ctx, p, true)
-}
-
-// Sync waits until this node has delivered every entry the stream held
-// when Sync was called, or ctx ends.
-func (b *Broker) Sync(ctx context.Context) error {
-	last, err := b.lastGenerated(ctx)
-	if err != nil {
-		return err
-	}
-	epoch, _ := b.delivered.get()
-	return b.waitPosition(ctx, ids.Position{Epoch: epoch, Entry: last}, false)
-}
-
-func (b *Broker) waitPosition(ctx context.Context, p ids.Position, checkAhead bool) error {
-	b.mu.Lock()
-	done := b.done
-	b.mu.Unlock()
-	if done == nil {
-		return nil // not started: nothing to deliver to
-	}
-	if !b.delivered.pending(p) {
-		return nil
-	}
-	if checkAhead {
-		last, err := b.lastGenerated(ctx)
-		if err != nil {
-			return err
-		}
-		if last.Less(p.Entry) {
-			return nil
-		}
-	}
-	return b.delivered.wait(ctx, p, done)
-}
-
-func (b *Broker) lastGenerated(ctx context.Context) (ids.EntryID, error) {
-	info, err := b.rd.XInfoStream(ctx, b.cfg.Stream).Result()
-	if isNoSuchKey(err) {
-		return ids.EntryID{}, nil
-	}
-	if err != nil {
-		return ids.EntryID{}, b.unavailable("XINFO STREAM", err)
-	}
-	return mustEntryID(info.LastGeneratedID)
-}
-
-// Healthy returns nil while the reader reads from Redis, and an error
-// wrapping ErrUnavailable while it cannot (it retries with backoff). After
-// Close it returns broker.ErrClosed. No I/O.
-func (b *Broker) Healthy() error {
-	if b.isClosed() {
-		return broker.ErrClosed
-	}
-	return b.health.get()
-}
-
-// Epoch returns the epoch of the ids the reader currently issues.
-func (b *Broker) Epoch() string {
-	e, _ := b.delivered.get()
-	return e
-}
-
-func (b *Broker) isClosed() bool {
-	b.pubMu.RLock()
-	defer b.pubMu.RUnlock()
-	return b.closed
-}
-
-// Close stops the reader, fails waiting Publish calls with
-// broker.ErrClosed, and closes the publisher and both clients. It waits
-// for the reader (at most one XREAD, which closing its client interrupts)
-// or ctx. Idempotent.
-func (b *Broker) Close(ctx context.Context) error {
-	b.pubMu.Lock()
-	if b.closed {
-		b.pubMu.Unlock()
-		return nil
-	}
-	b.closed = true
-	b.pubMu.Unlock()
-
-	b.mu.Lock()
-	close(b.closing)
-	stop, done := b.stop, b.done
-	b.mu.Unlock()
-	if stop != nil {
-		stop()
-	}
-	err := b.closeClients() // interrupts a blocked XREAD
-	if done != nil {
-		select {
-		case <-done:
-		case <-ctx.Done():
-			return fmt.Errorf("switchboard/broker/redis: close: reader still running: %w", ctx.Err())
-		}
-	}
-	return err
-}
-
-func (b *Broker) closeClients() error {
-	var errs []error
-	if b.publisher != nil {
-		errs = append(errs, b.publisher.Close()) // closes b.pub
-	} else {
-		errs = append(errs, b.pub.Close())
-	}
-	errs = append(errs, b.rd.Close())
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("switchboard/broker/redis: close: %w", err)
-	}
-	return nil
+	return p, nil
 }
 
 // SetClientLogger sends go-redis's own log lines (one per failed dial

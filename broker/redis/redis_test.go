@@ -17,6 +17,7 @@ import (
 
 	"github.com/switchboard-dev/switchboard/broker"
 	"github.com/switchboard-dev/switchboard/broker/brokertest"
+	"github.com/switchboard-dev/switchboard/broker/engine"
 	sbredis "github.com/switchboard-dev/switchboard/broker/redis"
 	"github.com/switchboard-dev/switchboard/broker/redis/redistest"
 	"github.com/switchboard-dev/switchboard/core"
@@ -52,7 +53,7 @@ func TestConformance(t *testing.T) {
 		persist bool
 	}{
 		{"default", sbredis.Config{}, true},
-		{"one entry per read", sbredis.Config{ReadCount: 1, Block: 50 * time.Millisecond}, true},
+		{"one entry per read", sbredis.Config{Block: 50 * time.Millisecond, Engine: engine.Config{ReadCount: 1}}, true},
 		{"restart loses data", sbredis.Config{}, false},
 	}
 	for _, tt := range tests {
@@ -89,7 +90,7 @@ func TestConformance(t *testing.T) {
 	}
 }
 
-func newBroker(t testing.TB, cfg sbredis.Config) *sbredis.Broker {
+func newBroker(t testing.TB, cfg sbredis.Config) *engine.Broker {
 	t.Helper()
 	b, err := sbredis.New(context.Background(), cfg, quiet)
 	if err != nil {
@@ -148,7 +149,7 @@ func (r *recorder) all() []*core.Envelope {
 	return append([]*core.Envelope(nil), r.got...)
 }
 
-func start(t *testing.T, b *sbredis.Broker) *recorder {
+func start(t *testing.T, b *engine.Broker) *recorder {
 	t.Helper()
 	r := newRecorder()
 	if err := b.Start(context.Background(), r.deliver); err != nil {
@@ -162,18 +163,18 @@ func msg(room string, i int) *core.Envelope {
 		Data: json.RawMessage(`{"i":` + strconv.Itoa(i) + `}`)}
 }
 
-func publish(t *testing.T, b *sbredis.Broker, room string, i int) *core.Envelope {
+func publish(t *testing.T, b *engine.Broker, room string, i int) *core.Envelope {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	env := msg(room, i)
-	if _, err := b.Publish(ctx, core.RoomChannel(room), env); err != nil {
+	if _, err := publishTo(b, ctx, core.RoomChannel(room), env); err != nil {
 		t.Fatalf("Publish %d: %v", i, err)
 	}
 	return env
 }
 
-func history(t *testing.T, b *sbredis.Broker, since string, limit int, rooms ...string) core.HistoryResult {
+func history(t *testing.T, b *engine.Broker, since string, limit int, rooms ...string) core.HistoryResult {
 	t.Helper()
 	var chs []string
 	for _, r := range rooms {
@@ -211,8 +212,8 @@ func TestConfigValidate(t *testing.T) {
 		{"bad scheme", sbredis.Config{URL: "http://localhost:6379"}, false},
 		{"bad db", sbredis.Config{URL: "redis://localhost:6379/x"}, false},
 		{"negative block", sbredis.Config{URL: "redis://localhost:6379", Block: -1}, false},
-		{"negative read count", sbredis.Config{URL: "redis://localhost:6379", ReadCount: -1}, false},
-		{"backoff inverted", sbredis.Config{URL: "redis://localhost:6379", ReconnectBackoff: time.Second, MaxReconnectBackoff: time.Millisecond}, false},
+		{"negative read count", sbredis.Config{URL: "redis://localhost:6379", Engine: engine.Config{ReadCount: -1}}, false},
+		{"negative backoff", sbredis.Config{URL: "redis://localhost:6379", Engine: engine.Config{ReconnectBackoff: -time.Second}}, false},
 	}
 	for _, tt := range tests {
 		err := tt.cfg.Validate()
@@ -277,11 +278,11 @@ func TestTwoNodesTotalOrder(t *testing.T) {
 	r1, r2 := start(t, n1), start(t, n2)
 	const each = 40
 	errs := make(chan error, 2)
-	for i, n := range []*sbredis.Broker{n1, n2} {
+	for i, n := range []*engine.Broker{n1, n2} {
 		go func() {
 			for j := range each {
 				room := []string{"a", "b", "c"}[j%3]
-				if _, err := n.Publish(context.Background(), core.RoomChannel(room), msg(room, i*1000+j)); err != nil {
+				if _, err := publishTo(n, context.Background(), core.RoomChannel(room), msg(room, i*1000+j)); err != nil {
 					errs <- err
 					return
 				}
@@ -450,7 +451,7 @@ func TestHistoryPaging(t *testing.T) {
 
 // waitHealth polls Healthy until it matches want (there is no signal for
 // an outage beyond the reader's own loop).
-func waitHealth(t *testing.T, b *sbredis.Broker, healthy bool, within time.Duration) {
+func waitHealth(t *testing.T, b *engine.Broker, healthy bool, within time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
@@ -468,7 +469,7 @@ func waitHealth(t *testing.T, b *sbredis.Broker, healthy bool, within time.Durat
 	}
 }
 
-var fastReconnect = sbredis.Config{ReconnectBackoff: 10 * time.Millisecond, MaxReconnectBackoff: 100 * time.Millisecond, Block: 200 * time.Millisecond}
+var fastReconnect = sbredis.Config{Block: 200 * time.Millisecond, Engine: engine.Config{ReconnectBackoff: 10 * time.Millisecond, MaxReconnectBackoff: 100 * time.Millisecond}}
 
 // TestServerOutage: redis-server stops: Healthy reports it and Publish
 // fails promptly; it comes back (empty): Healthy recovers and new
@@ -489,7 +490,7 @@ func TestServerOutage(t *testing.T) {
 	waitHealth(t, b, false, 5*time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second) // bounds a hang
 	defer cancel()
-	_, err := b.Publish(ctx, core.RoomChannel("r"), msg("r", 1))
+	_, err := publishTo(b, ctx, core.RoomChannel("r"), msg("r", 1))
 	if err == nil || !errors.Is(err, sbredis.ErrUnavailable) {
 		t.Fatalf("Publish during the outage = %v, want an error wrapping ErrUnavailable", err)
 	}
@@ -536,7 +537,7 @@ func TestReaderOutageLosesNothing(t *testing.T) {
 	waitHealth(t, a, false, 5*time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if _, err := a.Publish(ctx, core.RoomChannel("r"), msg("r", -1)); !errors.Is(err, sbredis.ErrUnavailable) {
+	if _, err := publishTo(a, ctx, core.RoomChannel("r"), msg("r", -1)); !errors.Is(err, sbredis.ErrUnavailable) {
 		t.Fatalf("Publish on the cut node = %v, want ErrUnavailable", err)
 	}
 	for i := 1; i <= 20; i++ {
@@ -557,14 +558,14 @@ func TestPublishLifecycle(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t)
 	b := newBroker(t, sbredis.Config{URL: srv.URL})
-	if _, err := b.Publish(context.Background(), core.RoomChannel("r"), msg("r", 0)); err == nil {
+	if _, err := publishTo(b, context.Background(), core.RoomChannel("r"), msg("r", 0)); err == nil {
 		t.Error("Publish before Start succeeded")
 	}
 	start(t, b)
 	if err := b.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.Publish(context.Background(), core.RoomChannel("r"), msg("r", 0)); !errors.Is(err, broker.ErrClosed) {
+	if _, err := publishTo(b, context.Background(), core.RoomChannel("r"), msg("r", 0)); !errors.Is(err, broker.ErrClosed) {
 		t.Errorf("Publish after Close = %v, want ErrClosed", err)
 	}
 	if err := b.Healthy(); !errors.Is(err, broker.ErrClosed) {
@@ -664,4 +665,10 @@ func (p *proxy) up() {
 		p.t.Fatalf("proxy: relisten on %s: %v", p.addr, err)
 	}
 	p.serve(ln)
+}
+
+// publishTo publishes env on channel through b, without a key.
+func publishTo(b core.Broker, ctx context.Context, channel string, env *core.Envelope) (string, error) {
+	res, err := b.Publish(ctx, core.Publication{Channel: channel, Envelope: env})
+	return res.ID, err
 }

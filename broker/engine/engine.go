@@ -1,0 +1,438 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/switchboard-dev/switchboard/broker"
+	"github.com/switchboard-dev/switchboard/core"
+)
+
+// Metadata keys the engine adds to a keyed message.
+const (
+	// MetadataKey holds a publication's idempotency key.
+	MetadataKey = "switchboard_key"
+	// MetadataDigest holds the digest of the request behind the key.
+	MetadataDigest = "switchboard_digest"
+)
+
+// Broker is core.Broker over a Driver. Create it with New.
+type Broker struct {
+	cfg Config
+	d   Driver
+	log *slog.Logger
+
+	index    *index
+	keys     *broker.Keys
+	progress progress
+	health   health
+	reads    chan struct{} // history read slots (Config.HistoryReads)
+
+	queue   chan *request // publishes waiting for the committer
+	closing chan struct{} // closed by Close
+
+	mu      sync.Mutex // guards what follows
+	started bool
+	closed  bool
+	stop    context.CancelFunc // ends the reader and the committer
+	done    sync.WaitGroup     // the reader and the committer
+	running chan struct{}      // closed when both have returned
+}
+
+// Interface guard.
+var _ core.Broker = (*Broker)(nil)
+
+// New returns an unstarted engine over d; it owns d from now on (Close
+// closes it). A nil logger logs to slog.Default.
+func New(d Driver, cfg Config, logger *slog.Logger) (*Broker, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.setDefaults()
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &Broker{
+		cfg:     cfg,
+		d:       d,
+		log:     logger,
+		index:   newIndex(cfg.IndexBytes, cfg.IndexEntries, cfg.IndexAge),
+		keys:    broker.NewKeys(cfg.DedupWindow, cfg.DedupKeys),
+		reads:   make(chan struct{}, cfg.HistoryReads),
+		queue:   make(chan *request, cfg.MaxBatch),
+		closing: make(chan struct{}),
+	}, nil
+}
+
+func (b *Broker) errorf(format string, args ...any) error {
+	return fmt.Errorf("switchboard/broker/"+b.d.Name()+": "+format, args...)
+}
+
+// Start pins the reader at the log's head (a restarted node replays
+// nothing to live clients, and nothing published after Start returns is
+// missed) and starts the reader and the committer, which run until Close
+// or until ctx ends.
+func (b *Broker) Start(ctx context.Context, deliver func(core.Delivery)) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return broker.ErrClosed
+	}
+	if b.started {
+		return b.errorf("Start called twice")
+	}
+	epoch, head, err := b.d.Head(ctx)
+	if err != nil {
+		return err
+	}
+	at := position{epoch, head}
+	b.progress.advance(at)
+	b.index.reset(epoch, head)
+	rctx, cancel := context.WithCancel(ctx)
+	b.started, b.stop = true, cancel
+	b.running = make(chan struct{})
+	r := &reader{b: b, deliver: deliver, at: at}
+	b.done.Add(2)
+	go func() { defer b.done.Done(); r.run(rctx) }()
+	go func() { defer b.done.Done(); b.commit(rctx) }()
+	go func() { b.done.Wait(); close(b.running) }()
+	b.log.Debug("reader started", "epoch", epoch, "from", head.String())
+	return nil
+}
+
+// Publish appends the publication to the log (sharing the round trip
+// with the node's other publishes in flight) and returns once this
+// node's reader has read it back, with its id (also set in env.ID). A
+// keyed publication seen before within the window is not appended again:
+// Published.Duplicate, with the first one's id. It fails promptly,
+// wrapping the driver's unavailable error, when the log cannot take the
+// message, and with an error wrapping core.ErrUnconfirmed when the
+// reader does not read it back before ctx ends (it may still be
+// delivered).
+func (b *Broker) Publish(ctx context.Context, p core.Publication) (core.Published, error) {
+	if err := ctx.Err(); err != nil {
+		return core.Published{}, err
+	}
+	b.mu.Lock()
+	started, closed := b.started, b.closed
+	b.mu.Unlock()
+	switch {
+	case closed:
+		return core.Published{}, broker.ErrClosed
+	case !started:
+		return core.Published{}, b.errorf("Publish before Start")
+	}
+	env := p.Envelope
+	env.ID = ""
+	if p.Key != "" {
+		if e, ok := b.keys.Get(p.Key, time.Now()); ok {
+			return b.duplicate(p, e)
+		}
+	}
+	msg := broker.NewMessage(p.Channel, env)
+	if p.Key != "" {
+		msg.Metadata.Set(MetadataKey, p.Key)
+		msg.Metadata.Set(MetadataDigest, p.Digest)
+	}
+	r := &request{msg: msg, done: make(chan struct{})}
+	select {
+	case b.queue <- r:
+	case <-ctx.Done():
+		return core.Published{}, ctx.Err()
+	case <-b.closing:
+		return core.Published{}, broker.ErrClosed
+	}
+	select {
+	case <-r.done:
+	case <-b.closing:
+		return core.Published{}, broker.ErrClosed
+	case <-ctx.Done():
+		if r.state.CompareAndSwap(queued, abandoned) {
+			return core.Published{}, ctx.Err() // the committer will skip it: not appended
+		}
+		return core.Published{}, b.errorf("append in flight when the deadline passed: %w", errors.Join(core.ErrUnconfirmed, ctx.Err()))
+	}
+	if r.err != nil {
+		return core.Published{}, r.err
+	}
+	at := position{r.epoch, r.res.Pos}
+	select {
+	case <-r.delivered:
+	case <-b.closing:
+		return core.Published{}, broker.ErrClosed
+	case <-ctx.Done():
+		return core.Published{}, b.errorf("appended but not read back in time: %w", errors.Join(core.ErrUnconfirmed, ctx.Err()))
+	}
+	if b.progress.get().epoch != at.epoch {
+		// The log was recreated while the batch was in flight: its
+		// position may belong to either log.
+		return core.Published{}, b.errorf("appended while the log was recreated: %w", core.ErrUnconfirmed)
+	}
+	if p.Key != "" {
+		// The reader has passed the record; it knows whether the record
+		// repeats an earlier one with the key (racing appends, or a log
+		// that does not refuse duplicates itself).
+		if e, ok := b.keys.Get(p.Key, time.Now()); ok && e.ID != FormatID(at.epoch, at.pos) {
+			return b.duplicate(p, e)
+		}
+		if r.res.Duplicate {
+			return core.Published{ID: FormatID(at.epoch, at.pos), Duplicate: true}, nil
+		}
+	}
+	id := FormatID(at.epoch, at.pos)
+	env.ID = id
+	return core.Published{ID: id}, nil
+}
+
+// duplicate answers a publication whose key the log already carries.
+func (b *Broker) duplicate(p core.Publication, first broker.KeyEntry) (core.Published, error) {
+	if first.Digest != p.Digest {
+		return core.Published{}, b.errorf("key %q: %w", p.Key, core.ErrKeyReused)
+	}
+	return core.Published{ID: first.ID, Duplicate: true}, nil
+}
+
+// History returns what req.Channels missed after req.Since: from the
+// index when Since is inside it, otherwise from the log (bounded
+// concurrency, see Config.HistoryReads) up to the index and from the
+// index after that. Recovered is false when Since is not an id of the
+// current epoch, is ahead of the log, when records after it are no
+// longer retained, or when more than Limit messages matched (the newest
+// Limit are returned). A Limit of zero or less returns everything.
+func (b *Broker) History(ctx context.Context, req core.HistoryRequest) (core.HistoryResult, error) {
+	if b.isClosed() {
+		return core.HistoryResult{}, broker.ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return core.HistoryResult{}, err
+	}
+	epoch, since, ok := ParseID(req.Since)
+	if !ok {
+		return core.HistoryResult{}, nil
+	}
+	// Everything appended before this call is in the answer: catch the
+	// reader up with the log's head, then read the index.
+	headEpoch, head, err := b.d.Head(ctx)
+	if err != nil {
+		return core.HistoryResult{}, b.errorf("history: %w", err)
+	}
+	if headEpoch != epoch || head.Less(since) {
+		return core.HistoryResult{}, nil // another epoch, or an id never issued
+	}
+	if err := b.WaitDelivered(ctx, FormatID(headEpoch, head)); err != nil {
+		return core.HistoryResult{}, b.errorf("history: this node's reader lags the log: %w", err)
+	}
+	envs, floor, res := b.index.lookup(epoch, since, req.Channels)
+	switch res {
+	case ahead, otherEpoch:
+		return core.HistoryResult{}, nil
+	case tooOld:
+		older, recovered, err := b.readLog(ctx, epoch, since, floor, req.Channels, req.Limit)
+		if err != nil {
+			return core.HistoryResult{}, err
+		}
+		if !recovered {
+			return limit(append(older, envs...), req.Limit, false), nil
+		}
+		envs = append(older, envs...)
+	}
+	return limit(envs, req.Limit, true), nil
+}
+
+// limit keeps the newest n of envs (all when n <= 0); more than n is not
+// recovered.
+func limit(envs []*core.Envelope, n int, recovered bool) core.HistoryResult {
+	if n > 0 && len(envs) > n {
+		return core.HistoryResult{Envelopes: envs[len(envs)-n:], Recovered: false}
+	}
+	return core.HistoryResult{Envelopes: envs, Recovered: recovered}
+}
+
+// readLog reads the log after since up to floor, keeping channels'
+// records, through a history read slot.
+func (b *Broker) readLog(ctx context.Context, epoch string, since, floor Pos, channels []string, limit int) ([]*core.Envelope, bool, error) {
+	select {
+	case b.reads <- struct{}{}:
+		defer func() { <-b.reads }()
+	case <-ctx.Done():
+		return nil, false, b.errorf("history: waiting for a read slot: %w", ctx.Err())
+	case <-b.closing:
+		return nil, false, broker.ErrClosed
+	}
+	want := make(map[string]bool, len(channels))
+	for _, ch := range channels {
+		want[ch] = true
+	}
+	var out []*core.Envelope
+	seen := make(map[string]bool) // keys read in this range: repeats dropped
+	after := since
+	for {
+		chunk, err := b.d.Range(ctx, after, b.cfg.ReadCount)
+		if err != nil {
+			return nil, false, fmt.Errorf("switchboard/broker/%s: history: %w", b.d.Name(), err)
+		}
+		if chunk.Epoch != epoch || (after == since && chunk.Trimmed) {
+			return nil, false, nil
+		}
+		for _, rec := range chunk.Records {
+			if floor.Less(rec.Pos) {
+				return out, true, nil // the index has the rest
+			}
+			after = rec.Pos
+			if rec.Err != nil {
+				continue
+			}
+			d, err := broker.ParseMessage(rec.Msg)
+			if err != nil || !want[d.Channel] {
+				continue
+			}
+			if k := rec.Msg.Metadata.Get(MetadataKey); k != "" {
+				if seen[k] {
+					continue
+				}
+				seen[k] = true
+			}
+			d.Envelope.ID = FormatID(epoch, rec.Pos)
+			out = append(out, d.Envelope)
+			if limit > 0 && len(out) > 2*limit {
+				out = append(out[:0], out[len(out)-limit:]...)
+			}
+		}
+		if len(chunk.Records) < b.cfg.ReadCount || !after.Less(floor) {
+			return out, true, nil
+		}
+	}
+}
+
+// Head returns the id of the log's newest record, or "" for an empty
+// log: every record appended after it returns comes after it.
+func (b *Broker) Head(ctx context.Context) (string, error) {
+	if b.isClosed() {
+		return "", broker.ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	epoch, pos, err := b.d.Head(ctx)
+	if err != nil {
+		return "", err
+	}
+	if pos.IsZero() {
+		return "", nil
+	}
+	return FormatID(epoch, pos), nil
+}
+
+// After reports whether id comes after pos: ids of one epoch are ordered
+// by their position in the log, across every channel.
+func (b *Broker) After(id, pos string) (after, ok bool) {
+	ea, a, okA := ParseID(id)
+	ep, p, okP := ParseID(pos)
+	if !okA || !okP || ea != ep {
+		return false, false
+	}
+	return p.Less(a), true
+}
+
+// WaitDelivered waits until this node's reader has delivered id or a
+// later record. It returns nil at once for an id of another epoch, an
+// unparseable id, one the reader already passed, or one ahead of the log
+// (it may never be delivered).
+func (b *Broker) WaitDelivered(ctx context.Context, id string) error {
+	epoch, pos, ok := ParseID(id)
+	if !ok {
+		return nil
+	}
+	if !b.progress.pending(position{epoch, pos}) {
+		return nil
+	}
+	headEpoch, head, err := b.d.Head(ctx)
+	if err != nil {
+		return err
+	}
+	if headEpoch != epoch || head.Less(pos) {
+		return nil
+	}
+	return b.waitReader(ctx, position{epoch, pos})
+}
+
+// waitReader waits until the reader has delivered want (nil at once
+// before Start and after the reader stopped).
+func (b *Broker) waitReader(ctx context.Context, want position) error {
+	b.mu.Lock()
+	running := b.running
+	b.mu.Unlock()
+	if running == nil {
+		return nil
+	}
+	return b.progress.wait(ctx, want, running)
+}
+
+// Sync waits until this node has delivered every record the log held
+// when Sync was called, or ctx ends.
+func (b *Broker) Sync(ctx context.Context) error {
+	epoch, head, err := b.d.Head(ctx)
+	if err != nil {
+		return err
+	}
+	return b.waitReader(ctx, position{epoch, head})
+}
+
+// Healthy returns nil while the reader reads the log, and an error
+// wrapping the driver's unavailable error while it cannot (it retries
+// with backoff). After Close it returns broker.ErrClosed. No I/O.
+func (b *Broker) Healthy() error {
+	if b.isClosed() {
+		return broker.ErrClosed
+	}
+	return b.health.get()
+}
+
+// Epoch returns the epoch of the ids the reader currently issues.
+func (b *Broker) Epoch() string { return b.progress.get().epoch }
+
+// IndexStats reports the index's entries and bytes, for metrics.
+func (b *Broker) IndexStats() (entries int, bytes int64) {
+	n, by, _, _ := b.index.stats()
+	return n, by
+}
+
+func (b *Broker) isClosed() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.closed
+}
+
+// Close stops the reader and the committer, fails waiting publishes with
+// broker.ErrClosed and closes the driver (which interrupts a blocked
+// Read). It waits for the loops or ctx. Idempotent.
+func (b *Broker) Close(ctx context.Context) error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
+	close(b.closing)
+	stop, running := b.stop, b.running
+	b.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+	err := b.d.Close()
+	if running != nil {
+		select {
+		case <-running:
+		case <-ctx.Done():
+			return b.errorf("close: reader still running: %w", ctx.Err())
+		}
+	}
+	if err != nil {
+		return b.errorf("close: %w", err)
+	}
+	return nil
+}
