@@ -8,7 +8,7 @@ import (
 // Defaults of the idempotency window every driver documents.
 const (
 	// DefaultDedupWindow is how long an idempotency key is remembered.
-	DefaultDedupWindow = 2 * time.Minute
+	DefaultDedupWindow = 5 * time.Minute
 	// DefaultDedupKeys bounds the keys a node remembers.
 	DefaultDedupKeys = 500_000
 )

@@ -138,6 +138,8 @@ func Run(t *testing.T, features Features, newBroker func(t *testing.T) core.Brok
 		{"Head", testHead},
 		{"ConcurrentPublishers", testConcurrentPublishers},
 		{"TwoNodes", testTwoNodes},
+		{"KeyedOnce", testKeyedOnce},
+		{"KeyedRace", testKeyedRace},
 		{"Close", testClose},
 		{"Outage", testOutage},
 	}

@@ -51,7 +51,7 @@ type Config struct {
 	// publish with a key seen within the window is not delivered again
 	// (its caller gets the first one's id). Keys are kept in the log
 	// where the driver can (Redis, JetStream) and in every node's reader.
-	// Optional. Default: 2m.
+	// Optional. Default: broker.DefaultDedupWindow (5m).
 	DedupWindow time.Duration
 
 	// DedupKeys bounds the keys a node's reader remembers. Above it the

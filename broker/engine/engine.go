@@ -180,7 +180,11 @@ func (b *Broker) Publish(ctx context.Context, p core.Publication) (core.Publishe
 			return b.duplicate(p, e)
 		}
 		if r.res.Duplicate {
-			return core.Published{ID: FormatID(at.epoch, at.pos), Duplicate: true}, nil
+			first := broker.KeyEntry{ID: FormatID(at.epoch, at.pos), Digest: p.Digest}
+			if e, ok := b.keys.Get(p.Key, time.Now()); ok && e.ID == first.ID {
+				first = e // the reader saw the first one: check its digest
+			}
+			return b.duplicate(p, first)
 		}
 	}
 	id := FormatID(at.epoch, at.pos)

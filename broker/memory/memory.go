@@ -64,7 +64,7 @@ type Config struct {
 	DeliveryBuffer int
 	// DedupWindow is how long an idempotency key is remembered: a
 	// publication with a key seen within it is not published again.
-	// Optional. Default: broker.DefaultDedupWindow (2m).
+	// Optional. Default: broker.DefaultDedupWindow (5m).
 	DedupWindow time.Duration
 	// DedupKeys bounds the keys remembered; above it the oldest are
 	// forgotten early (a keyed publish is never refused).

@@ -44,12 +44,6 @@ type Config struct {
 	// Register panics without any: the API must never be open.
 	Keys []string
 
-	// Idempotency remembers idempotency keys. Use a store shared by the
-	// cluster (NewRedisStore) so a retry reaching another node is
-	// recognised.
-	// Optional. Default: NewMemoryStore(24h), this node only.
-	Idempotency Store
-
 	// Presence answers GET /rooms/{room}/presence.
 	// Optional. Default: nil, the route answers 501.
 	Presence Presence
@@ -85,9 +79,6 @@ func Register(app fiber.Router, cfg Config) {
 	}
 	if len(cfg.Keys) == 0 {
 		panic("switchboard/edge/api: Register: no API keys")
-	}
-	if cfg.Idempotency == nil {
-		cfg.Idempotency = NewMemoryStore(24 * time.Hour)
 	}
 	if cfg.MaxBody <= 0 {
 		cfg.MaxBody = DefaultMaxBody
@@ -226,58 +217,20 @@ func (a *api) publishOne(ctx context.Context, req PublishRequest) (PublishResult
 	if len(key) > MaxIdempotencyKey {
 		return errResult(core.Errorf(core.CodeBadRequest, "idempotency_key longer than %d bytes", MaxIdempotencyKey)), fiber.StatusBadRequest
 	}
-	fp := fingerprint(req)
-	if key != "" {
-		// A crashed call frees its claim after twice the broker timeout.
-		hold := 2*a.cfg.Node.Config().BrokerTimeout + time.Second
-		prior, claimed, err := a.cfg.Idempotency.Claim(ctx, key, hold)
-		switch {
-		case err != nil:
-			a.cfg.Logger.Warn("api: idempotency store failed", "err", err)
-			return errResult(core.Errorf(core.CodeUnavailable, "idempotency store unavailable; retry")), fiber.StatusServiceUnavailable
-		case !claimed && prior == "":
-			return errResult(core.Errorf("in_progress", "a call with this idempotency_key is in progress; retry later")), fiber.StatusConflict
-		case !claimed:
-			pfp, pid, _ := strings.Cut(prior, " ")
-			switch {
-			case pfp != fp:
-				return errResult(core.Errorf("idempotency_key_reused", "this idempotency_key was used for a different request")), fiber.StatusUnprocessableEntity
-			case pid == unconfirmed:
-				return errResult(core.Errorf(core.CodeUnconfirmed, "the first call with this idempotency_key was appended but not confirmed; it will most likely be delivered")), fiber.StatusAccepted
-			}
-			return PublishResult{ID: pid, Duplicate: true}, fiber.StatusOK
-		}
+	// The broker decides a key in its log, for every node alike (see
+	// core.Publication): a retry on any node, after any crash, finds it.
+	res, err := a.cfg.Node.PublishKeyed(ctx, core.Publication{Channel: channel, Envelope: env, Key: key, Digest: fingerprint(req)})
+	if err == nil {
+		return PublishResult{ID: res.ID, Duplicate: res.Duplicate}, fiber.StatusOK
 	}
-	id, err := a.cfg.Node.Publish(ctx, channel, env)
-	if err != nil {
-		status := fiber.StatusServiceUnavailable
-		if core.ErrorCode(err) == core.CodeUnconfirmed {
-			status = fiber.StatusAccepted
-		}
-		if key != "" {
-			var serr error
-			if status == fiber.StatusAccepted {
-				// Appended but not confirmed: a retry must not publish again.
-				serr = a.cfg.Idempotency.Complete(ctx, key, fp+" "+unconfirmed)
-			} else {
-				serr = a.cfg.Idempotency.Release(ctx, key)
-			}
-			if serr != nil {
-				a.cfg.Logger.Warn("api: idempotency store failed after a failed publish; the key frees itself after its hold", "err", serr)
-			}
-		}
-		return errResult(err), status
+	switch core.ErrorCode(err) {
+	case core.CodeKeyReused:
+		return errResult(err), fiber.StatusUnprocessableEntity
+	case core.CodeUnconfirmed:
+		return errResult(err), fiber.StatusAccepted
 	}
-	if key != "" {
-		if err := a.cfg.Idempotency.Complete(ctx, key, fp+" "+id); err != nil {
-			a.cfg.Logger.Warn("api: idempotency store failed after publishing: a retry within the hold answers in_progress, later ones publish again", "err", err)
-		}
-	}
-	return PublishResult{ID: id}, fiber.StatusOK
+	return errResult(err), fiber.StatusServiceUnavailable
 }
-
-// unconfirmed marks a key whose publish was appended but not confirmed.
-const unconfirmed = "unconfirmed"
 
 // fingerprint identifies a publish request without its idempotency key,
 // so a key reused for something else is caught.

@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -79,38 +78,5 @@ func TestEveryRouteDocumented(t *testing.T) {
 		if !slices.Contains(want, r) {
 			t.Errorf("docs/api.yaml documents %s, which the API does not serve", r)
 		}
-	}
-}
-
-// TestMemoryStore: a key is claimed once; its id is answered until it
-// expires; a released claim can be claimed again.
-func TestMemoryStore(t *testing.T) {
-	ctx := t.Context()
-	m := NewMemoryStore(10 * time.Minute)
-	now := m.now()
-	m.now = func() time.Time { return now }
-	hold := 10 * time.Second
-	if _, ok, _ := m.Claim(ctx, "k", hold); !ok {
-		t.Fatal("first claim refused")
-	}
-	if prior, ok, _ := m.Claim(ctx, "k", hold); ok || prior != "" {
-		t.Fatalf("claim in progress: %q %v", prior, ok)
-	}
-	now = now.Add(11 * time.Second) // the first call crashed: its hold ends
-	if _, ok, _ := m.Claim(ctx, "k", hold); !ok {
-		t.Fatal("abandoned claim not freed after its hold")
-	}
-	_ = m.Complete(ctx, "k", "id-1")
-	now = now.Add(5 * time.Minute) // completed keys last the TTL
-	if prior, ok, _ := m.Claim(ctx, "k", hold); ok || prior != "id-1" {
-		t.Fatalf("completed: %q %v", prior, ok)
-	}
-	now = now.Add(6 * time.Minute)
-	if _, ok, _ := m.Claim(ctx, "k", hold); !ok {
-		t.Fatal("expired key not claimable")
-	}
-	_ = m.Release(ctx, "k")
-	if _, ok, _ := m.Claim(ctx, "k", hold); !ok {
-		t.Fatal("released key not claimable")
 	}
 }

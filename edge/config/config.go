@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/switchboard-dev/switchboard/broker"
+	"github.com/switchboard-dev/switchboard/broker/engine"
 	"github.com/switchboard-dev/switchboard/core"
 	"github.com/switchboard-dev/switchboard/edge/auth"
 )
@@ -36,6 +38,11 @@ type Config struct {
 	RetentionMessages int64
 	BrokerWait        bool
 	RetentionAge      time.Duration
+	// ResumeIndexBytes and ResumeIndexAge bound the log engine's
+	// in-memory index of the recent log (redis, kafka, nats), which
+	// resumes are served from: engine.Config.IndexBytes and IndexAge.
+	ResumeIndexBytes  int64
+	ResumeIndexAge    time.Duration
 	HistorySize       int
 	HistoryTTL        time.Duration
 	HistoryLimit      int
@@ -345,6 +352,8 @@ func (c Config) validate() error {
 		return bad("retention-messages", "must be positive, or negative for unbounded")
 	case c.RetentionAge == 0:
 		return bad("retention-age", "must be positive, or negative for the cluster's default")
+	case c.ResumeIndexAge <= 0:
+		return bad("resume-index-age", "must be positive")
 	case c.HistoryLimit < 1:
 		return bad("history-limit", "must be at least 1")
 	case c.SendQueue < 1:
@@ -561,6 +570,8 @@ func newFlagSet(c *Config, r *rawFlags) *flag.FlagSet {
 	fs.StringVar(&c.BrokerURL, "broker-url", "", "broker address: redis://[user:pass@]host:port[/db] (default redis://127.0.0.1:6379/0) kafka://host:9092[,host2:9092] (default kafka://127.0.0.1:9092) or nats://host:4222[,nats://host2:4222] (default nats://127.0.0.1:4222); unused by memory")
 	fs.BoolVar(&c.BrokerWait, "broker-wait", false, "if the broker is unreachable at start, serve /healthz, report not ready on /readyz and keep retrying instead of exiting")
 	fs.Int64Var(&c.RetentionMessages, "retention-messages", 100000, "redis: messages the stream keeps (XADD MAXLEN ~, approximate); nats: the stream's MaxMsgs (negative: unbounded)")
+	fs.Int64Var(&c.ResumeIndexBytes, "resume-index-bytes", engine.DefaultIndexBytes, "redis, kafka, nats: memory for each node's index of the recent log, which resumes are served from without reading the broker (negative: no index)")
+	fs.DurationVar(&c.ResumeIndexAge, "resume-index-age", engine.DefaultIndexAge, "redis, kafka, nats: how long a message stays in the resume index")
 	fs.DurationVar(&c.RetentionAge, "retention-age", 24*time.Hour, "kafka: retention.ms of the topic when switchboard creates it; nats: the stream's MaxAge (negative: the broker's default / unlimited)")
 	fs.IntVar(&c.HistorySize, "history-size", 1000, "memory: messages kept for resume per room and per user's direct channel (negative disables)")
 	fs.IntVar(&c.HistoryLimit, "history-limit", 1000, "most messages replayed to one resuming client; beyond it welcome says recovered:false")
@@ -590,7 +601,7 @@ func newFlagSet(c *Config, r *rawFlags) *flag.FlagSet {
 	fs.DurationVar(&c.PresenceInterval, "presence-interval", 5*time.Second, "how often a node renews its presence lease in the broker")
 	fs.DurationVar(&c.PresenceTTL, "presence-ttl", 0, "a node silent this long is dead: its connections leave presence and survivors publish their leave/disconnect events (0: 3 x --presence-interval)")
 	fs.BoolVar(&c.PresenceEvents, "presence-events", false, "send room members a presence envelope when someone joins or leaves (rooms of at most 100 connections, at most 5 per second per room)")
-	fs.DurationVar(&c.IdempotencyTTL, "idempotency-ttl", 24*time.Hour, "how long the server API remembers a publish's idempotency_key (shared through Redis with --broker redis)")
+	fs.DurationVar(&c.IdempotencyTTL, "idempotency-ttl", broker.DefaultDedupWindow, "how long a publish's idempotency_key is remembered: a retry with it within this window, on any node, publishes nothing again (kept in the broker's log: a Redis key, the JetStream duplicate window, every node's reader)")
 	fs.StringVar(&r.transports, "transports", "websocket,sse,longpoll", "client transports to serve, comma-separated: websocket (/ws), sse (/sse), longpoll (/poll); POST /send is always served")
 	return fs
 }

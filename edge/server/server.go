@@ -21,6 +21,7 @@ import (
 	"github.com/switchboard-dev/switchboard/adapters/longpoll"
 	"github.com/switchboard-dev/switchboard/adapters/sse"
 	wsadapter "github.com/switchboard-dev/switchboard/adapters/websocket"
+	"github.com/switchboard-dev/switchboard/broker/engine"
 	kafkabroker "github.com/switchboard-dev/switchboard/broker/kafka"
 	"github.com/switchboard-dev/switchboard/broker/memory"
 	natsbroker "github.com/switchboard-dev/switchboard/broker/nats"
@@ -200,16 +201,7 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 	}))
 	webclient.Register(s.app)
 	if len(cfg.APIKeys) > 0 {
-		var store api.Store = api.NewMemoryStore(cfg.IdempotencyTTL)
-		if cfg.Broker == "redis" {
-			rs, err := api.NewRedisStore(cfg.BrokerURL, cfg.IdempotencyTTL)
-			if err != nil {
-				return nil, fmt.Errorf("idempotency store: %w", err)
-			}
-			s.closers = append(s.closers, rs.Close)
-			store = rs
-		}
-		api.Register(s.app, api.Config{Node: node, Keys: cfg.APIKeys, Idempotency: store, Presence: presenceAPI{tracker},
+		api.Register(s.app, api.Config{Node: node, Keys: cfg.APIKeys, Presence: presenceAPI{tracker},
 			MaxBody: max(cfg.MaxMessageSize, api.DefaultMaxBody), Logger: logger})
 	}
 	s.app.Get("/healthz", func(c *fiber.Ctx) error {
@@ -333,15 +325,21 @@ const maxHeaderBytes = 8 << 10
 // brokerStartTimeout bounds connecting to the broker at start.
 const brokerStartTimeout = 10 * time.Second
 
+// engineConfig is the log engine's part of the configuration, the same
+// for every broker on it.
+func engineConfig(cfg config.Config) engine.Config {
+	return engine.Config{DedupWindow: cfg.IdempotencyTTL, IndexBytes: cfg.ResumeIndexBytes, IndexAge: cfg.ResumeIndexAge}
+}
+
 func openBroker(cfg config.Config, logger *slog.Logger) (core.Broker, error) {
 	switch cfg.Broker {
 	case "memory":
-		return memory.New(memory.Config{HistorySize: cfg.HistorySize, HistoryTTL: cfg.HistoryTTL}, logger)
+		return memory.New(memory.Config{HistorySize: cfg.HistorySize, HistoryTTL: cfg.HistoryTTL, DedupWindow: cfg.IdempotencyTTL}, logger)
 	case "redis":
 		redisbroker.SetClientLogger(logger)
 		ctx, cancel := context.WithTimeout(context.Background(), brokerStartTimeout)
 		defer cancel()
-		return redisbroker.New(ctx, redisbroker.Config{URL: cfg.BrokerURL, MaxLen: cfg.RetentionMessages}, logger)
+		return redisbroker.New(ctx, redisbroker.Config{URL: cfg.BrokerURL, MaxLen: cfg.RetentionMessages, Engine: engineConfig(cfg)}, logger)
 	case "kafka":
 		brokers, err := kafkabroker.ParseURL(cfg.BrokerURL)
 		if err != nil {
