@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/switchboard-dev/switchboard/broker"
@@ -31,6 +32,8 @@ type Broker struct {
 	progress progress
 	health   health
 	reads    chan struct{} // history read slots (Config.HistoryReads)
+
+	fromIndex, fromLog, logRead atomic.Uint64 // see Stats
 
 	queue   chan *request // publishes waiting for the committer
 	closing chan struct{} // closed by Close
@@ -235,6 +238,7 @@ func (b *Broker) History(ctx context.Context, req core.HistoryRequest) (core.His
 	case ahead, otherEpoch:
 		return core.HistoryResult{}, nil
 	case tooOld:
+		b.fromLog.Add(1)
 		older, recovered, err := b.readLog(ctx, epoch, since, floor, req.Channels, req.Limit)
 		if err != nil {
 			return core.HistoryResult{}, err
@@ -243,6 +247,8 @@ func (b *Broker) History(ctx context.Context, req core.HistoryRequest) (core.His
 			return limit(append(older, envs...), req.Limit, false), nil
 		}
 		envs = append(older, envs...)
+	default:
+		b.fromIndex.Add(1)
 	}
 	return limit(envs, req.Limit, true), nil
 }
@@ -273,9 +279,11 @@ func (b *Broker) readLog(ctx context.Context, epoch string, since, floor Pos, ch
 	}
 	var out []*core.Envelope
 	seen := make(map[string]bool) // keys read in this range: repeats dropped
+	dropped := false
 	after := since
 	for {
 		chunk, err := b.d.Range(ctx, after, b.cfg.ReadCount)
+		b.logRead.Add(uint64(len(chunk.Records)))
 		if err != nil {
 			return nil, false, fmt.Errorf("switchboard/broker/%s: history: %w", b.d.Name(), err)
 		}
@@ -284,7 +292,7 @@ func (b *Broker) readLog(ctx context.Context, epoch string, since, floor Pos, ch
 		}
 		for _, rec := range chunk.Records {
 			if floor.Less(rec.Pos) {
-				return out, true, nil // the index has the rest
+				return out, !dropped, nil // the index has the rest
 			}
 			after = rec.Pos
 			if rec.Err != nil {
@@ -304,10 +312,11 @@ func (b *Broker) readLog(ctx context.Context, epoch string, since, floor Pos, ch
 			out = append(out, d.Envelope)
 			if limit > 0 && len(out) > 2*limit {
 				out = append(out[:0], out[len(out)-limit:]...)
+				dropped = true // more than limit missed: not recovered
 			}
 		}
 		if len(chunk.Records) < b.cfg.ReadCount || !after.Less(floor) {
-			return out, true, nil
+			return out, !dropped, nil
 		}
 	}
 }
@@ -399,10 +408,23 @@ func (b *Broker) Healthy() error {
 // Epoch returns the epoch of the ids the reader currently issues.
 func (b *Broker) Epoch() string { return b.progress.get().epoch }
 
-// IndexStats reports the index's entries and bytes, for metrics.
-func (b *Broker) IndexStats() (entries int, bytes int64) {
+// Stats are counters and gauges of the engine, for metrics and tests.
+type Stats struct {
+	IndexEntries int   // entries in the resume index now
+	IndexBytes   int64 // their estimated bytes
+	// HistoryFromIndex and HistoryFromLog count History calls answered
+	// from the index alone, and those that had to read the log (a
+	// position older than the index).
+	HistoryFromIndex, HistoryFromLog uint64
+	// LogRecordsRead counts the records History read from the log.
+	LogRecordsRead uint64
+}
+
+// Stats reports the engine's counters.
+func (b *Broker) Stats() Stats {
 	n, by, _, _ := b.index.stats()
-	return n, by
+	return Stats{IndexEntries: n, IndexBytes: by,
+		HistoryFromIndex: b.fromIndex.Load(), HistoryFromLog: b.fromLog.Load(), LogRecordsRead: b.logRead.Load()}
 }
 
 func (b *Broker) isClosed() bool {

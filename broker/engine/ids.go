@@ -21,7 +21,10 @@ func ParseID(id string) (epoch string, pos Pos, ok bool) {
 	hi, lo, two := strings.Cut(rest, "-")
 	if !two {
 		l, ok := parseUint(rest)
-		return epoch, Pos{Lo: l}, ok
+		if !ok {
+			return "", Pos{}, false
+		}
+		return epoch, Pos{Lo: l}, true
 	}
 	h, ok1 := parseUint(hi)
 	l, ok2 := parseUint(lo)

@@ -55,6 +55,10 @@ func TestConformance(t *testing.T) {
 		{"default", sbredis.Config{}, true},
 		{"one entry per read", sbredis.Config{Block: 50 * time.Millisecond, Engine: engine.Config{ReadCount: 1}}, true},
 		{"restart loses data", sbredis.Config{}, false},
+		// History from the log itself: positions older than a tiny index,
+		// or no index at all.
+		{"tiny index", sbredis.Config{Engine: engine.Config{IndexEntries: 3}}, true},
+		{"no index", sbredis.Config{Engine: engine.Config{IndexBytes: -1}}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
