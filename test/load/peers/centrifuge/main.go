@@ -20,13 +20,28 @@
 // subscribes the connection to each of them, so the connect reply confirms
 // the subscriptions in one round trip and publications then arrive as
 // pushes, {"push":{"channel":"a","pub":{"data":…}}}. Connections are
-// anonymous (user "load"). Channels have no history, positioning or
-// presence: a plain broadcast, like the other servers measured. Everything
-// else is Centrifuge's defaults (16 messages per frame, 1 s write timeout,
-// server pings every 25 s that the client answers with {}).
+// anonymous (user "load"). Everything else is Centrifuge's defaults (16
+// messages per frame, 1 s write timeout, server pings every 25 s that the
+// client answers with {}).
 //
-// --addr must be a loopback address. SIGTERM or SIGINT shuts the node down
-// (which disconnects every client) and stops.
+// Two modes:
+//
+//   - Without --redis-url (the default): the in-memory broker, and channels
+//     have no history, positioning or presence: a plain broadcast, like
+//     the other servers measured.
+//   - With --redis-url redis://127.0.0.1:PORT: Centrifuge's Redis broker
+//     (one shard, history in a Redis stream per channel, as Centrifugo
+//     keeps it), so several peers on one Redis act as one cluster. Every
+//     subscription has recovery and positioning on, and /publish keeps
+//     --history-size publications per channel for --history-ttl. A client
+//     resumes by naming its position in the connect command,
+//     {"subs":{"a":{"recover":true,"epoch":"…","offset":41}}}, and the
+//     connect reply says per channel whether it "recovered" and carries
+//     the missed "publications". No presence. --node-name names the node
+//     (in /stats), so two peers on one Redis can be told apart.
+//
+// --addr and --redis-url must be loopback addresses. SIGTERM or SIGINT
+// shuts the node down (which disconnects every client) and stops.
 package main
 
 import (
@@ -39,6 +54,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"runtime"
@@ -48,30 +64,95 @@ import (
 	"github.com/centrifugal/centrifuge"
 )
 
+// options are the peer's flags.
+type options struct {
+	addr        string
+	redisURL    string // "": in-memory broker
+	nodeName    string
+	historySize int
+	historyTTL  time.Duration
+}
+
 func main() {
-	addr := flag.String("addr", "127.0.0.1:8091", "listen address (loopback only)")
+	var o options
+	flag.StringVar(&o.addr, "addr", "127.0.0.1:8091", "listen address (loopback only)")
+	flag.StringVar(&o.redisURL, "redis-url", "", "redis://127.0.0.1:PORT[/db]: use Centrifuge's Redis broker with stream history and recovery (empty: in-memory broker, no history)")
+	flag.StringVar(&o.nodeName, "node-name", "", "name of this node (default: the listen address)")
+	flag.IntVar(&o.historySize, "history-size", 1000, "with --redis-url: publications kept per channel")
+	flag.DurationVar(&o.historyTTL, "history-ttl", 5*time.Minute, "with --redis-url: how long a channel's history is kept after its last publication")
 	flag.Parse()
-	if err := run(*addr); err != nil {
+	if err := run(o); err != nil {
 		log.Fatalf("centrifuge peer: %v", err)
 	}
 }
 
-func run(addr string) error {
-	host, _, err := net.SplitHostPort(addr)
+// checkLoopback fails unless hostport's host is a loopback IP.
+func checkLoopback(flagName, hostport string) error {
+	host, _, err := net.SplitHostPort(hostport)
 	if err != nil {
-		return fmt.Errorf("--addr %q: %w", addr, err)
+		return fmt.Errorf("%s %q: %w", flagName, hostport, err)
 	}
 	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-		return fmt.Errorf("--addr %q: only loopback addresses", addr)
+		return fmt.Errorf("%s %q: only loopback addresses", flagName, hostport)
 	}
-	node, err := centrifuge.New(centrifuge.Config{})
+	return nil
+}
+
+// redisAddr checks a redis://host:port[/db] URL and returns it.
+func redisAddr(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "redis" || u.Port() == "" {
+		return "", fmt.Errorf("--redis-url %q: want redis://127.0.0.1:PORT[/db]", raw)
+	}
+	if err := checkLoopback("--redis-url", u.Host); err != nil {
+		return "", err
+	}
+	return raw, nil
+}
+
+func run(o options) error {
+	if err := checkLoopback("--addr", o.addr); err != nil {
+		return err
+	}
+	if o.nodeName == "" {
+		o.nodeName = o.addr
+	}
+	if o.historySize < 1 || o.historyTTL <= 0 {
+		return errors.New("--history-size and --history-ttl must be positive")
+	}
+	node, err := centrifuge.New(centrifuge.Config{
+		Name:     o.nodeName,
+		LogLevel: centrifuge.LogLevelError, // into the load tool's log tail on a failure
+		LogHandler: func(e centrifuge.LogEntry) {
+			log.Printf("%s: %s %v", centrifuge.LogLevelToString(e.Level), e.Message, e.Fields)
+		},
+	})
 	if err != nil {
 		return err
+	}
+	var pubOpts []centrifuge.PublishOption
+	subOpts := centrifuge.SubscribeOptions{}
+	if o.redisURL != "" {
+		addr, err := redisAddr(o.redisURL)
+		if err != nil {
+			return err
+		}
+		shard, err := centrifuge.NewRedisShard(node, centrifuge.RedisShardConfig{Address: addr})
+		if err != nil {
+			return fmt.Errorf("redis shard: %w", err)
+		}
+		broker, err := centrifuge.NewRedisBroker(node, centrifuge.RedisBrokerConfig{Shards: []*centrifuge.RedisShard{shard}})
+		if err != nil {
+			return fmt.Errorf("redis broker: %w", err)
+		}
+		node.SetBroker(broker)
+		pubOpts = append(pubOpts, centrifuge.WithHistory(o.historySize, o.historyTTL))
+		subOpts = centrifuge.SubscribeOptions{EnableRecovery: true, EnablePositioning: true, RecoveryMode: centrifuge.RecoveryModeStream}
 	}
 	node.OnConnecting(func(ctx context.Context, e centrifuge.ConnectEvent) (centrifuge.ConnectReply, error) {
 		subs := make(map[string]centrifuge.SubscribeOptions, len(e.Channels))
 		for _, ch := range e.Channels {
-			subs[ch] = centrifuge.SubscribeOptions{}
+			subs[ch] = subOpts
 		}
 		return centrifuge.ConnectReply{
 			Credentials:   &centrifuge.Credentials{UserID: "load"},
@@ -85,10 +166,14 @@ func run(addr string) error {
 	mux := http.NewServeMux()
 	mux.Handle("GET /connection/websocket", centrifuge.NewWebsocketHandler(node, centrifuge.WebsocketConfig{}))
 	mux.HandleFunc("POST /publish", func(w http.ResponseWriter, r *http.Request) {
-		n, err := publish(node, r)
+		n, err := publish(node, r, pubOpts)
 		w.Header().Set("Content-Type", "application/json")
 		if err != nil {
-			w.WriteHeader(http.StatusBadRequest)
+			status := http.StatusBadRequest
+			if errors.Is(err, errPublish) {
+				status = http.StatusServiceUnavailable
+			}
+			w.WriteHeader(status)
 			_ = json.NewEncoder(w).Encode(map[string]any{"published": n, "error": err.Error()})
 			return
 		}
@@ -100,12 +185,12 @@ func run(addr string) error {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(map[string]any{
 			"connections": node.Hub().NumClients(), "goroutines": runtime.NumGoroutine(),
-			"heap_bytes": ms.HeapAlloc, "sys_bytes": ms.Sys,
+			"heap_bytes": ms.HeapAlloc, "sys_bytes": ms.Sys, "node": o.nodeName,
 		})
 	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok")) })
 
-	ln, err := net.Listen("tcp", addr)
+	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
 		return err
 	}
@@ -136,9 +221,13 @@ type publishLine struct {
 	Data json.RawMessage `json:"data"`
 }
 
-// publish publishes every line of the request body and returns how many
-// were published.
-func publish(node *centrifuge.Node, r *http.Request) (int, error) {
+// errPublish marks a failed node.Publish (503), as opposed to a bad body
+// (400).
+var errPublish = errors.New("publish failed")
+
+// publish publishes every line of the request body with opts and returns
+// how many were published.
+func publish(node *centrifuge.Node, r *http.Request, opts []centrifuge.PublishOption) (int, error) {
 	body, err := readBody(r)
 	if err != nil {
 		return 0, err
@@ -156,8 +245,8 @@ func publish(node *centrifuge.Node, r *http.Request) (int, error) {
 		if len(p.Data) == 0 {
 			p.Data = json.RawMessage("null")
 		}
-		if _, err := node.Publish(p.Room, p.Data); err != nil {
-			return n, fmt.Errorf("publish to %q: %w", p.Room, err)
+		if _, err := node.Publish(p.Room, p.Data, opts...); err != nil {
+			return n, fmt.Errorf("%w: to %q: %w", errPublish, p.Room, err)
 		}
 		n++
 	}
