@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -72,9 +73,19 @@ func parseCentrifugeLine(line []byte) (cfKind, int64) {
 	return cfOther, 0
 }
 
+// cfPosition is a subscriber's place in a channel's history stream (the
+// peer's --redis-url mode): the stream's epoch and the offset of the last
+// publication seen.
+type cfPosition struct {
+	Epoch  string
+	Offset uint64
+}
+
 // appendCentrifugeConnect appends the connect command (id 1) that
-// subscribes to channels on the server side.
-func appendCentrifugeConnect(b []byte, channels []string) []byte {
+// subscribes to channels on the server side. A channel in recover asks
+// to recover everything after that position:
+// "room":{"recover":true,"epoch":"…","offset":41}.
+func appendCentrifugeConnect(b []byte, channels []string, recover map[string]cfPosition) []byte {
 	b = append(b, `{"id":1,"connect":{"name":"load","subs":{`...)
 	for i, ch := range channels {
 		if i > 0 {
@@ -82,19 +93,50 @@ func appendCentrifugeConnect(b []byte, channels []string) []byte {
 		}
 		q, _ := json.Marshal(ch)
 		b = append(b, q...)
-		b = append(b, `:{}`...)
+		pos, ok := recover[ch]
+		if !ok {
+			b = append(b, `:{}`...)
+			continue
+		}
+		e, _ := json.Marshal(pos.Epoch)
+		b = append(b, `:{"recover":true,"epoch":`...)
+		b = append(b, e...)
+		b = append(b, `,"offset":`...)
+		b = strconv.AppendUint(b, pos.Offset, 10)
+		b = append(b, '}')
 	}
 	return append(b, `}}}`...)
 }
 
-// checkCentrifugeConnect checks the connect reply (the line with id 1): no
-// error, and every channel confirmed as a subscription.
-func checkCentrifugeConnect(line []byte, channels []string) error {
+// cfSubResult is one channel of a connect reply: where its stream is
+// (epoch, offset: the top when the subscription began), and for a
+// recovering subscription whether everything missed was recovered and
+// the publications that were.
+type cfSubResult struct {
+	Recoverable   bool            `json:"recoverable"`
+	Positioned    bool            `json:"positioned"`
+	Epoch         string          `json:"epoch"`
+	Offset        uint64          `json:"offset"`
+	WasRecovering bool            `json:"was_recovering"`
+	Recovered     bool            `json:"recovered"`
+	Publications  []cfPublication `json:"publications"`
+}
+
+// cfPublication is a publication in a connect reply.
+type cfPublication struct {
+	Data   json.RawMessage `json:"data"`
+	Offset uint64          `json:"offset"`
+}
+
+// parseCentrifugeConnect reads the connect reply (the line with id 1):
+// no error, and every channel confirmed as a subscription. It returns
+// each channel's result.
+func parseCentrifugeConnect(line []byte, channels []string) (map[string]cfSubResult, error) {
 	var reply struct {
 		ID      int64 `json:"id"`
 		Connect *struct {
-			Client string                     `json:"client"`
-			Subs   map[string]json.RawMessage `json:"subs"`
+			Client string                 `json:"client"`
+			Subs   map[string]cfSubResult `json:"subs"`
 		} `json:"connect"`
 		Error *struct {
 			Code    int    `json:"code"`
@@ -102,20 +144,42 @@ func checkCentrifugeConnect(line []byte, channels []string) error {
 		} `json:"error"`
 	}
 	if err := json.Unmarshal(line, &reply); err != nil {
-		return fmt.Errorf("connect reply: %w: %.200s", err, line)
+		return nil, fmt.Errorf("connect reply: %w: %.200s", err, line)
 	}
 	switch {
 	case reply.Error != nil:
-		return fmt.Errorf("connect refused: %d %s", reply.Error.Code, reply.Error.Message)
+		return nil, fmt.Errorf("connect refused: %d %s", reply.Error.Code, reply.Error.Message)
 	case reply.Connect == nil:
-		return fmt.Errorf("connect reply without a connect result: %.200s", line)
+		return nil, fmt.Errorf("connect reply without a connect result: %.200s", line)
 	}
 	for _, ch := range channels {
 		if _, ok := reply.Connect.Subs[ch]; !ok {
-			return fmt.Errorf("connect reply does not confirm a subscription to %q: %.300s", ch, line)
+			return nil, fmt.Errorf("connect reply does not confirm a subscription to %q: %.300s", ch, line)
 		}
 	}
-	return nil
+	return reply.Connect.Subs, nil
+}
+
+// checkCentrifugeConnect checks the connect reply (the line with id 1): no
+// error, and every channel confirmed as a subscription.
+func checkCentrifugeConnect(line []byte, channels []string) error {
+	_, err := parseCentrifugeConnect(line, channels)
+	return err
+}
+
+var cfOffsetMark = []byte(`"offset":`)
+
+// centrifugePubOffset returns the stream offset of a publication push,
+// {"push":{"channel":"a","pub":{"data":…,"offset":42}}}; ok is false when
+// it has none (no history). The load payload never contains the mark, so
+// the last one in the line is the publication's.
+func centrifugePubOffset(line []byte) (uint64, bool) {
+	i := bytes.LastIndex(line, cfOffsetMark)
+	if i < 0 {
+		return 0, false
+	}
+	v, n := parseUint(line[i+len(cfOffsetMark):])
+	return uint64(v), n > 0
 }
 
 // centrifugeConn is one subscriber's connection: the reader goroutine
@@ -145,7 +209,7 @@ func (c *centrifugeConn) closeGracefully() error {
 // and hands every other line to the fleet.
 func subscribeCentrifuge(ctx context.Context, f *fleet, t target, r subReq) error {
 	if r.since != "" {
-		return errors.New("the centrifuge peer does not resume (no since)")
+		return errors.New("the centrifuge peer resumes with epoch and offset (cfRecover), not since")
 	}
 	u := fmt.Sprintf("ws://%s/connection/websocket", t.host)
 	conn, resp, err := wsDialer(r.src).DialContext(ctx, u, nil)
@@ -157,7 +221,7 @@ func subscribeCentrifuge(ctx context.Context, f *fleet, t target, r subReq) erro
 	}
 	c := &centrifugeConn{conn: conn}
 	channels := strings.Split(r.rooms, ",")
-	if err := c.write(appendCentrifugeConnect(nil, channels)); err != nil {
+	if err := c.write(appendCentrifugeConnect(nil, channels, r.cfRecover)); err != nil {
 		conn.Close()
 		return fmt.Errorf("%s: send connect: %w", u, err)
 	}
@@ -194,7 +258,7 @@ func subscribeCentrifuge(ctx context.Context, f *fleet, t target, r subReq) erro
 		defer f.readers.Done()
 		if len(rest) > 0 {
 			if err := c.lines(f, r.shard, rest, time.Now().UnixNano()); err != nil {
-				f.end(err)
+				f.end(r.shard, err)
 				return
 			}
 		}
@@ -208,7 +272,7 @@ func subscribeCentrifuge(ctx context.Context, f *fleet, t target, r subReq) erro
 				err = c.lines(f, r.shard, buf, time.Now().UnixNano())
 			}
 			if err != nil {
-				f.end(err)
+				f.end(r.shard, err)
 				return
 			}
 		}

@@ -63,7 +63,7 @@ func TestParseCentrifugeLine(t *testing.T) {
 }
 
 func TestCentrifugeConnect(t *testing.T) {
-	cmd := appendCentrifugeConnect(nil, []string{"a", `b"c`})
+	cmd := appendCentrifugeConnect(nil, []string{"a", `b"c`}, nil)
 	var v struct {
 		ID      int                           `json:"id"`
 		Connect struct{ Subs map[string]any } `json:"connect"`

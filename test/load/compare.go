@@ -100,6 +100,14 @@ func headlines(results []any) []headline {
 			}
 			add("churn", r.ServerName, fmt.Sprintf("%s, %d conns/wave", r.Transport, r.ConnsPerWave),
 				figure{"connects/s", r.ConnectPerS, "%.0f", true}, figure{"back after s", r.ReturnSeconds, "%.1f", false})
+		case stormResult:
+			if !summarized["storm/"+r.ServerName] {
+				add("storm", r.ServerName, r.Transport, r.headline()...)
+			}
+		case pubclusterResult:
+			if !summarized["pubcluster/"+r.ServerName] {
+				add("pubcluster", r.ServerName, pubclusterKey, r.headline()...)
+			}
 		case figuresSummary:
 			var figs []figure
 			pick := func(name, label, verb string, higher bool) {
@@ -118,6 +126,21 @@ func headlines(results []any) []headline {
 				pick("return_seconds", "back after s", "%.1f", false)
 			case "resume":
 				pick("replayed_per_s", "replayed/s", "%.0f", true)
+			case "storm":
+				pick("caught_up_all_s", "all caught up s", "%.2f", false)
+				pick("caught_up_p50_s", "p50 caught up s", "%.2f", false)
+				pick("not_recovered", "not recovered", "%.0f", false)
+				pick("lost", "lost", "%.0f", false)
+				pick("duplicates", "duplicates", "%.0f", false)
+				pick("publish_rate_during", "B publish/s during", "%.0f", true)
+				pick("publish_failed_during", "B publish failures", "%.0f", false)
+				pick("extra_cpu_b_s", "B extra CPU s", "%.2f", false)
+				pick("extra_cpu_broker_s", "broker extra CPU s", "%.2f", false)
+			case "pubcluster":
+				pick("accepted_per_s", "accepted/s", "%.0f", true)
+				pick("p50_ms", "p50 ms", "%.2f", false)
+				pick("p99_ms", "p99 ms", "%.2f", false)
+				pick("node_cpu_us_per_publish", "node CPU µs/publish", "%.1f", false)
 			}
 			add(r.Scenario, r.ServerName, r.Transport, figs...)
 		}

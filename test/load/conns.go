@@ -38,6 +38,9 @@ type fleet struct {
 	// graceful makes closeAll end each connection the polite way (a
 	// WebSocket close frame) rather than by closing the socket.
 	graceful bool
+	// onEnd, if set, is told which subscriber's connection ended on its
+	// own (not by closeAll), from its reader goroutine.
+	onEnd func(shard int, err error)
 
 	mu      sync.Mutex
 	closers []io.Closer
@@ -73,12 +76,15 @@ func (f *fleet) add(c io.Closer) {
 	f.mu.Unlock()
 }
 
-func (f *fleet) end(err error) {
+func (f *fleet) end(shard int, err error) {
 	if f.closing.Load() {
 		return
 	}
 	f.ended.Add(1)
 	f.first.CompareAndSwap(nil, &err)
+	if f.onEnd != nil {
+		f.onEnd(shard, err)
+	}
 }
 
 // lost reports how many connections ended on their own, and the first
@@ -131,8 +137,11 @@ type subReq struct {
 	rooms string // comma-separated
 	user  string
 	since string // resume from this message id; "" for live only
-	src   net.IP // source address
-	shard int    // the subscriber's index, for the recorder's shards and sinks
+	// cfRecover: the centrifuge peer recovers these channels from these
+	// positions (its resume); nil for live only.
+	cfRecover map[string]cfPosition
+	src       net.IP // source address
+	shard     int    // the subscriber's index, for the recorder's shards and sinks
 }
 
 // query is the switchboard query string of r.
@@ -209,7 +218,7 @@ func subscribeWS(ctx context.Context, f *fleet, t target, r subReq) error {
 				buf, err = readAll(rd, buf[:0])
 			}
 			if err != nil {
-				f.end(err)
+				f.end(r.shard, err)
 				return
 			}
 			f.frame(r.shard, buf, time.Now().UnixNano())
@@ -288,7 +297,7 @@ func subscribeSSE(ctx context.Context, f *fleet, t target, r subReq) error {
 			line, err := br.ReadSlice('\n')
 			if err != nil {
 				if !errors.Is(err, bufio.ErrBufferFull) {
-					f.end(err)
+					f.end(r.shard, err)
 					return
 				}
 				continue // a line longer than the buffer is not a load message

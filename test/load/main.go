@@ -17,11 +17,21 @@
 //	resume    S subscribers see one message, disconnect, M messages are
 //	          published, and all reconnect at once with since=<the last id
 //	          they saw>: replay throughput, loss and duplicates
+//	storm     two nodes on a broker of their own (redis-server, or
+//	          nats-server with --broker nats); S subscribers on node A, a
+//	          backend publishing through B; A is SIGKILLed and everyone
+//	          resumes on B while publishing goes on: recovered:false,
+//	          loss, duplicates, time until all caught up, B's publish
+//	          rate and extra CPU (storm.go)
+//	pubcluster  the same two nodes and C concurrent backends publishing
+//	          through both: accepted/s, latency, node CPU per publish
+//	          (pubcluster.go)
 //
 // Peers in the same run (--peer switchboard,fiber,centrifuge): the same
 // scenario, payload and measurement against a raw Fiber broadcast server
-// and Centrifuge's core library, each a nested module under
-// test/load/peers that the tool builds with go build (or --peer-bin).
+// and Centrifuge's core library (storm and pubcluster: on its Redis
+// broker), each a nested module under test/load/peers that the tool
+// builds with go build (or --peer-bin).
 // Servers are measured in turn within each run, and every result names
 // its server, so the Markdown and HTML reports show ratios to Switchboard.
 //
@@ -38,6 +48,8 @@
 //	go -C test/load run . fanout --server-bin /tmp/sb --peer switchboard,fiber,centrifuge --runs 3
 //	go -C test/load run . churn --server-bin /tmp/sb --conns 2000 --duration 15s
 //	go -C test/load run . resume --server-bin /tmp/sb --subs 1000 --messages 500 --live-rate 100
+//	go -C test/load run . storm --server-bin /tmp/sb --peer switchboard,centrifuge --runs 3
+//	go -C test/load run . pubcluster --server-bin /tmp/sb --peer switchboard,centrifuge --publishers 64
 //
 // The standard matrix of all of these, with medians written into
 // docs/performance.md, is test/load/matrix (make bench).
@@ -69,7 +81,7 @@ import (
 	"time"
 )
 
-var scenarios = []string{"fanout", "saturate", "idle", "churn", "resume"}
+var scenarios = []string{"fanout", "saturate", "idle", "churn", "resume", "storm", "pubcluster"}
 
 // options are the command-line settings. The zero value is not useful;
 // defaultOptions fills in the defaults.
@@ -112,6 +124,14 @@ type options struct {
 	messages int     // resume
 	liveRate float64 // resume
 
+	pubRooms   int           // storm
+	warmup     time.Duration // storm, pubcluster
+	catchup    time.Duration // storm
+	publishers int           // pubcluster
+	broker     string        // storm, pubcluster: Switchboard's broker
+	redisBin   string
+	natsBin    string
+
 	dialConcurrency int
 	sourceIPs       int
 	jsonPath        string
@@ -129,7 +149,8 @@ func defaultOptions() options {
 		subs: 1000, rooms: 1, rate: 100, duration: 10 * time.Second, payload: 128, drain: 5 * time.Second,
 		rateStart: 50, rateFactor: 1.5, maxSteps: 20, minDelivery: 99, maxP99: 250 * time.Millisecond,
 		conns: 10000, settle: 20 * time.Second, samples: 5,
-		maxWaves: 1000, messages: 500, peers: []string{"switchboard"}, peerBins: map[string]string{},
+		maxWaves: 1000, messages: 500, pubRooms: 5000, warmup: 10 * time.Second, catchup: 30 * time.Second,
+		publishers: 64, broker: "redis", redisBin: "redis-server", peers: []string{"switchboard"}, peerBins: map[string]string{},
 		dialConcurrency: 64, sourceIPs: 250, timeout: 15 * time.Minute, progress: "auto",
 		stdout: os.Stdout, stderr: os.Stderr,
 	}
@@ -146,9 +167,9 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.StringVar(&o.scenario, "scenario", o.scenario, "scenario: "+strings.Join(scenarios, ", ")+" (or give it as the first argument)")
 	fs.StringVar(&o.transport, "transport", o.transport, "subscriber transport: websocket, sse or longpoll")
 	fs.StringVar(&o.publisher, "publisher", o.publisher, "fanout, saturate: http publishes through POST /send and is in no room; ws is one WebSocket connection that joins the rooms (and receives its own copies)")
-	fs.IntVar(&o.publishWorkers, "publish-workers", o.publishWorkers, "--publisher http: concurrent keep-alive POST /send connections")
+	fs.IntVar(&o.publishWorkers, "publish-workers", o.publishWorkers, "--publisher http: concurrent keep-alive POST /send connections; storm: publishes in flight through node B (default 64)")
 	fs.Float64Var(&o.maxOther, "max-other-cpu", o.maxOther, "fanout, saturate (with a known server pid): a step during which other processes used more CPU cores than this is run again, up to 3 times, and marked disturbed if it stays so; negative: never")
-	fs.IntVar(&o.runs, "runs", o.runs, "repeat the scenario this many times and report the median of each figure with min–max (fanout, saturate: fresh subscribers and rooms on the same server; idle, churn, resume: a fresh server each run)")
+	fs.IntVar(&o.runs, "runs", o.runs, "repeat the scenario this many times and report the median of each figure with min–max (fanout, saturate: fresh subscribers and rooms on the same server; idle, churn, resume: a fresh server each run; storm, pubcluster: a fresh broker and nodes each run, the servers interleaved)")
 	fs.StringVar(&o.url, "url", o.url, "target a running edge at this http://127.x.x.x:port instead of starting one")
 	fs.StringVar(&o.publishURL, "publish-url", o.publishURL, "fanout, saturate with --url: publish through this other edge (http://127.x.x.x:port) of the same cluster, so messages cross the broker between nodes")
 	fs.StringVar(&o.serverBin, "server-bin", o.serverBin, "start this built edge binary (go build -o /tmp/sb ./edge) on a free 127.0.0.1 port, with "+strings.Join(serverFlags, " "))
@@ -172,10 +193,10 @@ func newFlagSet(o *options) *flag.FlagSet {
 		return nil
 	})
 	fs.StringVar(&o.peersDir, "peers-dir", o.peersDir, "directory holding the peers' modules (default: test/load/peers found from the working directory upwards)")
-	fs.IntVar(&o.subs, "subs", o.subs, "fanout, saturate, resume: subscribers")
-	fs.IntVar(&o.rooms, "rooms", o.rooms, "fanout, saturate, resume: rooms; subscriber i joins room i mod N, the publisher publishes to them round-robin")
-	fs.Float64Var(&o.rate, "rate", o.rate, "fanout: messages published per second (in total over all rooms)")
-	fs.DurationVar(&o.duration, "duration", o.duration, "fanout: how long to publish; saturate: how long each step publishes; churn: how long the storm lasts; resume: how long --live-rate publishes")
+	fs.IntVar(&o.subs, "subs", o.subs, "fanout, saturate, resume, storm: subscribers (storm default 2000)")
+	fs.IntVar(&o.rooms, "rooms", o.rooms, "fanout, saturate, resume: rooms; subscriber i joins room i mod N, the publisher publishes to them round-robin; storm: subscribed rooms (default 500); pubcluster: rooms published to (default 1000)")
+	fs.Float64Var(&o.rate, "rate", o.rate, "fanout, storm: messages published per second (in total over all rooms; storm default 1300)")
+	fs.DurationVar(&o.duration, "duration", o.duration, "fanout: how long to publish; saturate: how long each step publishes; churn: how long the storm lasts; resume: how long --live-rate publishes; storm: how long publishing goes on after node A is killed; pubcluster: how long is measured")
 	fs.IntVar(&o.payload, "payload", o.payload, "bytes of JSON data per message (it carries the send time)")
 	fs.DurationVar(&o.drain, "drain", o.drain, "after publishing, wait at most this long for the last deliveries")
 	fs.Float64Var(&o.rateStart, "rate-start", o.rateStart, "saturate: rate of the first step, msg/s")
@@ -188,8 +209,15 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.IntVar(&o.maxWaves, "max-waves", o.maxWaves, "churn: at most this many waves (the storm also ends after --duration)")
 	fs.IntVar(&o.messages, "messages", o.messages, "resume: messages published (in total over the rooms) while the subscribers are away (a started edge gets --history-size and --history-limit to keep them; with --url the edge must)")
 	fs.Float64Var(&o.liveRate, "live-rate", o.liveRate, "resume: also publish this many msg/s for --duration from the moment they reconnect (live traffic racing the replay); 0: none")
+	fs.IntVar(&o.pubRooms, "pub-rooms", o.pubRooms, "storm: rooms the publisher publishes to, round-robin; the --rooms subscribed rooms are spread among them")
+	fs.DurationVar(&o.warmup, "warmup", o.warmup, "storm: publish this long before node A is killed; pubcluster: publish this long before measuring (pubcluster default 2s)")
+	fs.DurationVar(&o.catchup, "catchup", o.catchup, "storm: after publishing stops, wait at most this long for every subscriber to have every message")
+	fs.IntVar(&o.publishers, "publishers", o.publishers, "pubcluster: concurrent HTTP publishers (one message per request)")
+	fs.StringVar(&o.broker, "broker", o.broker, "storm, pubcluster: the broker the Switchboard nodes use, redis or nats (the centrifuge peer always uses redis)")
+	fs.StringVar(&o.redisBin, "redis-server-bin", o.redisBin, "storm, pubcluster: the redis-server binary")
+	fs.StringVar(&o.natsBin, "nats-server-bin", o.natsBin, "storm, pubcluster with --broker nats: a nats-server binary (default: nats-server on PATH, else built with go install "+natsServerModule+")")
 	fs.IntVar(&o.samples, "samples", o.samples, "idle: readings one second apart per measurement; the median is reported")
-	fs.IntVar(&o.dialConcurrency, "dial-concurrency", o.dialConcurrency, "connections opened in parallel")
+	fs.IntVar(&o.dialConcurrency, "dial-concurrency", o.dialConcurrency, "connections opened in parallel (storm: also the reconnects to node B in flight; default 256)")
 	fs.IntVar(&o.sourceIPs, "source-ips", o.sourceIPs, "spread connections over this many source addresses 127.0.0.2…")
 	fs.StringVar(&o.jsonPath, "json", o.jsonPath, "write results as JSON lines to this file (default: stdout, and the Markdown summary to stderr)")
 	fs.StringVar(&o.htmlPath, "html", o.htmlPath, "write an HTML report with inline SVG charts to this file")
@@ -222,15 +250,20 @@ func parseArgs(o *options, args []string) error {
 	fs := newFlagSet(o)
 	fs.SetOutput(o.stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(o.stderr, "Usage: go -C test/load run . [fanout|saturate|idle|churn|resume] [flags]\n\n"+
+		fmt.Fprintf(o.stderr, "Usage: go -C test/load run . [fanout|saturate|idle|churn|resume|storm|pubcluster] [flags]\n\n"+
 			"  fanout    S subscribers, one publisher (POST /send) at --rate for --duration: delivered/s, loss, latency\n"+
 			"  saturate  fanout, rate raised by --rate-factor per step until < --min-delivery %% or p99 > --max-p99\n"+
 			"  idle      --conns idle WebSocket connections: server RSS and goroutines per connection, connect rate\n"+
 			"  churn     waves of --conns connections opened and closed for --duration: connect rate, return to baseline\n"+
 			"  resume    --subs subscribers away while --messages are published, then all reconnect with since=:\n"+
-			"            replay throughput, loss, duplicates\n\n"+
+			"            replay throughput, loss, duplicates\n"+
+			"  storm     two nodes on a broker; --subs on A, --rate msg/s through B; A is SIGKILLed and all resume\n"+
+			"            on B: recovered:false, loss, duplicates, catch-up time, B's publish rate and extra CPU\n"+
+			"  pubcluster  two nodes on a broker, --publishers backends publishing through both: accepted/s,\n"+
+			"            latency, node CPU per publish\n\n"+
 			"Target: --server-bin (started and stopped by the tool) or --url (a running edge).\n"+
-			"Peers: --peer switchboard,fiber,centrifuge measures each in turn (fanout, saturate, idle, churn).\n\nFlags:\n")
+			"Peers: --peer switchboard,fiber,centrifuge measures each in turn (fanout, saturate, idle, churn;\n"+
+			"storm and pubcluster: switchboard, centrifuge).\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	o.commandLine = strings.Join(append([]string{"go -C test/load run ."}, args...), " ")
@@ -240,6 +273,9 @@ func parseArgs(o *options, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	applyScenarioDefaults(o, set)
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
@@ -270,7 +306,7 @@ func (o *options) validate() error {
 		return errors.New("--server-cpu needs --server-bin")
 	case o.serverPID != 0 && o.url == "":
 		return errors.New("--server-pid goes with --url")
-	case o.subs < 1 || o.rooms < 1 || o.rooms > o.subs:
+	case o.scenario != "pubcluster" && (o.subs < 1 || o.rooms < 1 || o.rooms > o.subs):
 		return fmt.Errorf("--subs %d, --rooms %d: need 1 <= rooms <= subs", o.subs, o.rooms)
 	case o.rate <= 0 || o.rateStart <= 0 || o.rateFactor <= 1:
 		return errors.New("--rate and --rate-start must be positive and --rate-factor above 1")
@@ -292,6 +328,9 @@ func (o *options) validate() error {
 		return fmt.Errorf("--progress %q: use auto, bar, plain or off", o.progress)
 	}
 	if err := o.validatePeers(); err != nil {
+		return err
+	}
+	if err := o.validateCluster(); err != nil {
 		return err
 	}
 	if o.publishURL != "" {
@@ -422,6 +461,8 @@ func run(ctx context.Context, o options) error {
 	switch o.scenario {
 	case "fanout", "saturate":
 		err = runFanout(ctx, o, specs, out)
+	case "storm", "pubcluster":
+		err = runCluster(ctx, o, specs, out)
 	default:
 		err = runEach(ctx, o, specs, out)
 	}

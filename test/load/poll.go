@@ -54,7 +54,7 @@ func subscribePoll(ctx context.Context, f *fleet, t target, r subReq) error {
 			b, err := poll(pctx, client, u, buf[:0])
 			if err != nil {
 				if pctx.Err() == nil {
-					f.end(err)
+					f.end(r.shard, err)
 				}
 				return
 			}

@@ -17,6 +17,8 @@ func writeMarkdown(w io.Writer, results []any) {
 	var idle []idleResult
 	var churn []churnResult
 	var resume []resumeResult
+	var storms []stormResult
+	var pubs []pubclusterResult
 	var runs []runsSummary
 	var figs []figuresSummary
 	for _, r := range results {
@@ -35,6 +37,10 @@ func writeMarkdown(w io.Writer, results []any) {
 			churn = append(churn, r)
 		case resumeResult:
 			resume = append(resume, r)
+		case stormResult:
+			storms = append(storms, r)
+		case pubclusterResult:
+			pubs = append(pubs, r)
 		}
 	}
 	if len(fan) > 0 {
@@ -123,6 +129,8 @@ func writeMarkdown(w io.Writer, results []any) {
 		}
 		fmt.Fprintln(w)
 	}
+	writeStormTable(w, storms)
+	writePubClusterTable(w, pubs)
 	for _, s := range figs {
 		fmt.Fprintf(w, "**%s, %s, median (min–max) of %d runs:**\n\n| figure | value |\n|---|---|\n", s.Scenario, s.ServerName, s.Runs)
 		names := make([]string, 0, len(s.Figures))

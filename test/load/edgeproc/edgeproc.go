@@ -2,7 +2,7 @@
 // tools: start a built binary on a loopback address (optionally pinned to a
 // CPU with taskset), wait for /healthz, read /stats, read a process's RSS
 // and CPU time from /proc, and stop it (SIGTERM, then SIGKILL after a
-// grace period).
+// grace period, or at once with SIGKILL).
 //
 // It holds what test/load/idlecost and the load tool (test/load) share, so
 // that idlecost can import it instead of keeping its own copy.
@@ -127,6 +127,18 @@ func (p *Process) Stop(grace time.Duration) {
 		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 		<-p.exited
 	}
+}
+
+// Kill ends the server at once (SIGKILL to its process group, as a crash
+// would) and waits for it to exit.
+func (p *Process) Kill() {
+	select {
+	case <-p.exited:
+		return
+	default:
+	}
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	<-p.exited
 }
 
 // FreeAddr returns a currently free 127.0.0.1 address.
