@@ -34,6 +34,8 @@ type Broker struct {
 	reads    chan struct{} // history read slots (Config.HistoryReads)
 
 	fromIndex, fromLog, logRead atomic.Uint64 // see Stats
+	heads                       heads         // the log's head, shared by concurrent callers
+	endLife                     context.CancelFunc
 
 	queue   chan *request // publishes waiting for the committer
 	closing chan struct{} // closed by Close
@@ -59,7 +61,8 @@ func New(d Driver, cfg Config, logger *slog.Logger) (*Broker, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &Broker{
+	life, endLife := context.WithCancel(context.Background())
+	b := &Broker{
 		cfg:     cfg,
 		d:       d,
 		log:     logger,
@@ -68,7 +71,10 @@ func New(d Driver, cfg Config, logger *slog.Logger) (*Broker, error) {
 		reads:   make(chan struct{}, cfg.HistoryReads),
 		queue:   make(chan *request, cfg.MaxBatch),
 		closing: make(chan struct{}),
-	}, nil
+		endLife: endLife,
+	}
+	b.heads = heads{fetch: d.Head, life: life}
+	return b, nil
 }
 
 func (b *Broker) errorf(format string, args ...any) error {
@@ -223,7 +229,7 @@ func (b *Broker) History(ctx context.Context, req core.HistoryRequest) (core.His
 	}
 	// Everything appended before this call is in the answer: catch the
 	// reader up with the log's head, then read the index.
-	headEpoch, head, err := b.d.Head(ctx)
+	headEpoch, head, err := b.heads.get(ctx)
 	if err != nil {
 		return core.HistoryResult{}, b.errorf("history: %w", err)
 	}
@@ -330,7 +336,7 @@ func (b *Broker) Head(ctx context.Context) (string, error) {
 	if err := ctx.Err(); err != nil {
 		return "", err
 	}
-	epoch, pos, err := b.d.Head(ctx)
+	epoch, pos, err := b.heads.get(ctx)
 	if err != nil {
 		return "", err
 	}
@@ -363,7 +369,7 @@ func (b *Broker) WaitDelivered(ctx context.Context, id string) error {
 	if !b.progress.pending(position{epoch, pos}) {
 		return nil
 	}
-	headEpoch, head, err := b.d.Head(ctx)
+	headEpoch, head, err := b.heads.get(ctx)
 	if err != nil {
 		return err
 	}
@@ -388,7 +394,7 @@ func (b *Broker) waitReader(ctx context.Context, want position) error {
 // Sync waits until this node has delivered every record the log held
 // when Sync was called, or ctx ends.
 func (b *Broker) Sync(ctx context.Context) error {
-	epoch, head, err := b.d.Head(ctx)
+	epoch, head, err := b.heads.get(ctx)
 	if err != nil {
 		return err
 	}
@@ -449,6 +455,8 @@ func (b *Broker) Close(ctx context.Context) error {
 	if stop != nil {
 		stop()
 	}
+	b.endLife()
+	b.heads.close()
 	err := b.d.Close()
 	if running != nil {
 		select {

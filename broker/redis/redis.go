@@ -48,7 +48,9 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*engine.Broker, 
 	}
 	d.pub = goredis.NewClient(clientOptions(*opt, cfg, cfg.PoolSize, false))
 	d.rd = goredis.NewClient(clientOptions(*opt, cfg, 2, true))
-	d.hist = goredis.NewClient(clientOptions(*opt, cfg, cfg.HistoryPoolSize, true))
+	// History reads hold at most Engine.HistoryReads connections; the
+	// two more serve Head, which resumes need too.
+	d.hist = goredis.NewClient(clientOptions(*opt, cfg, cfg.HistoryPoolSize+2, true))
 	pctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout+cfg.ReadTimeout)
 	defer cancel()
 	for _, c := range d.clients() {
@@ -137,7 +139,8 @@ func (e *unavailableError) Error() string   { return e.msg }
 func (e *unavailableError) Unwrap() []error { return []error{ErrUnavailable, e.cause} }
 
 // Head atomically reads (creating if absent) the epoch and the stream's
-// last generated entry ID (zero without a stream).
+// last generated entry ID (zero without a stream), on the history client:
+// never queued behind the reader's blocking XREAD.
 func (d *driver) Head(ctx context.Context) (string, engine.Pos, error) {
 	candidate, err := ids.NewEpoch()
 	if err != nil {
@@ -145,7 +148,7 @@ func (d *driver) Head(ctx context.Context) (string, engine.Pos, error) {
 	}
 	var get *goredis.StringCmd
 	var info *goredis.XInfoStreamCmd
-	_, _ = d.rd.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+	_, _ = d.hist.TxPipelined(ctx, func(p goredis.Pipeliner) error {
 		p.SetNX(ctx, d.epochKey, candidate, 0)
 		get = p.Get(ctx, d.epochKey)
 		info = p.XInfoStream(ctx, d.cfg.Stream)
