@@ -231,7 +231,8 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 		}
 		return c.JSON(out)
 	}
-	mets.Attach(node, func(ch chan<- prometheus.Metric) { extraMetrics(ch, tracker, hooks) })
+	eng, _ := b.(*engine.Broker) // redis, kafka, nats: the log engine's own figures
+	mets.Attach(node, func(ch chan<- prometheus.Metric) { extraMetrics(ch, tracker, hooks, eng) })
 	prom := adaptor.HTTPHandler(promhttp.HandlerFor(mets.Registry, promhttp.HandlerOpts{}))
 	// /stats and /metrics live on the admin listener when there is one
 	// (--admin-addr), so they are not exposed publicly. On the public
@@ -534,11 +535,24 @@ var (
 	descWebhookRetries  = prometheus.NewDesc("switchboard_webhook_retries_total", "Webhook attempts beyond the first, by route.", []string{"route"}, nil)
 	descWebhookDropped  = prometheus.NewDesc("switchboard_webhook_dropped_total", "Disconnect events dropped by the webhook queue or breaker.", []string{"route"}, nil)
 	descWebhookBreaker  = prometheus.NewDesc("switchboard_webhook_breaker_open", "1 while a route's circuit breaker is open (0.5 half-open).", []string{"route"}, nil)
+	descHistory         = prometheus.NewDesc("switchboard_history_total", "History reads (resumes, the history API) by where they were answered: the resume index alone, or the broker's log for a position older than it.", []string{"source"}, nil)
+	descHistoryEntries  = prometheus.NewDesc("switchboard_history_log_entries_read_total", "Log entries History read from the broker (positions older than the resume index).", nil, nil)
+	descIndexEntries    = prometheus.NewDesc("switchboard_resume_index_entries", "Messages in this node's resume index.", nil, nil)
+	descIndexBytes      = prometheus.NewDesc("switchboard_resume_index_bytes", "Estimated bytes of this node's resume index (bounded by --resume-index-bytes).", nil, nil)
 )
 
-// extraMetrics adds the counters kept outside core.
-func extraMetrics(ch chan<- prometheus.Metric, t *presence.Tracker, hooks *webhooks) {
+// extraMetrics adds the counters kept outside core. eng is nil on the
+// memory broker.
+func extraMetrics(ch chan<- prometheus.Metric, t *presence.Tracker, hooks *webhooks, eng *engine.Broker) {
 	ch <- prometheus.MustNewConstMetric(descPresenceDropped, prometheus.CounterValue, float64(t.Dropped()))
+	if eng != nil {
+		st := eng.Stats()
+		ch <- prometheus.MustNewConstMetric(descHistory, prometheus.CounterValue, float64(st.HistoryFromIndex), "index")
+		ch <- prometheus.MustNewConstMetric(descHistory, prometheus.CounterValue, float64(st.HistoryFromLog), "log")
+		ch <- prometheus.MustNewConstMetric(descHistoryEntries, prometheus.CounterValue, float64(st.LogRecordsRead))
+		ch <- prometheus.MustNewConstMetric(descIndexEntries, prometheus.GaugeValue, float64(st.IndexEntries))
+		ch <- prometheus.MustNewConstMetric(descIndexBytes, prometheus.GaugeValue, float64(st.IndexBytes))
+	}
 	if hooks == nil {
 		return
 	}
