@@ -200,11 +200,23 @@ func (d *driver) ensureEpoch(ctx context.Context) (string, error) {
 func (d *driver) Read(ctx context.Context, epoch string, after engine.Pos, max int) (engine.Batch, error) {
 	rctx, cancel := context.WithTimeout(ctx, d.cfg.Block+d.cfg.ReadTimeout)
 	defer cancel()
-	res, err := d.rd.XRead(rctx, &goredis.XReadArgs{
-		Streams: []string{d.cfg.Stream, entryID(after)},
-		Count:   int64(max),
-		Block:   d.cfg.Block,
-	}).Result()
+	args := &goredis.XReadArgs{Streams: []string{d.cfg.Stream, entryID(after)}, Count: int64(max), Block: d.cfg.Block}
+	var xread *goredis.XStreamSliceCmd
+	var get *goredis.StringCmd
+	if d.cfg.Block < d.cfg.ReadTimeout {
+		// One round trip: Redis answers the GET once the XREAD returns,
+		// so the epoch is read after the batch. (go-redis gives a
+		// pipeline ReadTimeout, not the blocking command's allowance.)
+		_, _ = d.rd.Pipelined(rctx, func(p goredis.Pipeliner) error {
+			xread = p.XRead(rctx, args)
+			get = p.Get(rctx, d.epochKey)
+			return nil
+		})
+	} else {
+		xread = d.rd.XRead(rctx, args)
+		get = d.rd.Get(rctx, d.epochKey)
+	}
+	res, err := xread.Result()
 	if err != nil && !errors.Is(err, goredis.Nil) {
 		d.wasDown = true
 		return engine.Batch{}, d.unavailable("read", err)
@@ -213,7 +225,7 @@ func (d *driver) Read(ctx context.Context, epoch string, after engine.Pos, max i
 	for _, s := range res {
 		msgs = append(msgs, s.Messages...)
 	}
-	cur, err := d.rd.Get(rctx, d.epochKey).Result()
+	cur, err := get.Result()
 	if errors.Is(err, goredis.Nil) {
 		cur, err = d.ensureEpoch(rctx)
 	}
