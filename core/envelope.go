@@ -375,6 +375,9 @@ func (e *Envelope) Encode() []byte {
 // history) leniently: unknown fields are ignored so newer nodes can add
 // fields during a rolling upgrade.
 func UnmarshalEnvelope(b []byte) (*Envelope, error) {
+	if e, ok := decodeCanonical(b); ok {
+		return e, nil
+	}
 	var e Envelope
 	if err := json.Unmarshal(b, &e); err != nil {
 		return nil, fmt.Errorf("switchboard/core: decode envelope: %w", err)
