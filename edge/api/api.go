@@ -219,7 +219,11 @@ func (a *api) publishOne(ctx context.Context, req PublishRequest) (PublishResult
 	}
 	// The broker decides a key in its log, for every node alike (see
 	// core.Publication): a retry on any node, after any crash, finds it.
-	res, err := a.cfg.Node.PublishKeyed(ctx, core.Publication{Channel: channel, Envelope: env, Key: key, Digest: fingerprint(req)})
+	pub := core.Publication{Channel: channel, Envelope: env, Key: key}
+	if key != "" {
+		pub.Digest = fingerprint(req)
+	}
+	res, err := a.cfg.Node.PublishKeyed(ctx, pub)
 	if err == nil {
 		return PublishResult{ID: res.ID, Duplicate: res.Duplicate}, fiber.StatusOK
 	}
