@@ -21,6 +21,14 @@ type Driver interface {
 	// Name is the driver's short name, for logs and errors: "redis".
 	Name() string
 
+	// KeysInLog reports whether Append decides idempotency keys in the
+	// log itself, atomically (a Redis script, JetStream's Nats-Msg-Id):
+	// then its Appended results are final, a keyed publish returns as
+	// soon as it is appended, and the reader never drops a record for
+	// its key. Otherwise the engine's reader decides, on every node
+	// alike, and a keyed publish waits until this node has read it.
+	KeysInLog() bool
+
 	// Head returns the log's epoch, creating one if the log has none yet,
 	// and the position of its newest record (the zero Pos when it is
 	// empty). Every record appended after Head returns is positioned
@@ -113,6 +121,9 @@ type Appended struct {
 	// Duplicate: the log refused the message because its key was
 	// appended before, at Pos.
 	Duplicate bool
+	// Digest is the first publication's core.Publication.Digest, for a
+	// Duplicate, when the log keeps it ("" otherwise).
+	Digest string
 	// Err, when set, means this message was not appended.
 	Err error
 }

@@ -114,14 +114,16 @@ func (b *Broker) Start(ctx context.Context, deliver func(core.Delivery)) error {
 }
 
 // Publish appends the publication to the log (sharing the round trip
-// with the node's other publishes in flight) and returns once this
-// node's reader has read it back, with its id (also set in env.ID). A
-// keyed publication seen before within the window is not appended again:
-// Published.Duplicate, with the first one's id. It fails promptly,
-// wrapping the driver's unavailable error, when the log cannot take the
-// message, and with an error wrapping core.ErrUnconfirmed when the
-// reader does not read it back before ctx ends (it may still be
-// delivered).
+// with the node's other publishes in flight) and returns its id (also
+// set in env.ID), the position the log gave it: every node, this one
+// included, delivers it from there. A keyed publication seen before
+// within the window is not appended again: Published.Duplicate, with
+// the first one's id. On a log that does not decide keys itself (see
+// Driver.KeysInLog), a keyed publish returns once this node's reader has
+// passed it, and fails with an error wrapping core.ErrUnconfirmed if
+// that does not happen before ctx ends (it may still be delivered). It
+// fails promptly, wrapping the driver's unavailable error, when the log
+// cannot take the message.
 func (b *Broker) Publish(ctx context.Context, p core.Publication) (core.Published, error) {
 	if err := ctx.Err(); err != nil {
 		return core.Published{}, err
@@ -169,31 +171,34 @@ func (b *Broker) Publish(ctx context.Context, p core.Publication) (core.Publishe
 		return core.Published{}, r.err
 	}
 	at := position{r.epoch, r.res.Pos}
-	select {
-	case <-r.delivered:
-	case <-b.closing:
-		return core.Published{}, broker.ErrClosed
-	case <-ctx.Done():
-		return core.Published{}, b.errorf("appended but not read back in time: %w", errors.Join(core.ErrUnconfirmed, ctx.Err()))
+	if p.Key != "" && b.d.KeysInLog() && r.res.Duplicate {
+		first := broker.KeyEntry{ID: FormatID(at.epoch, at.pos), Digest: r.res.Digest}
+		if first.Digest == "" { // the reader may know it
+			first.Digest = p.Digest
+			if e, ok := b.keys.Get(p.Key, time.Now()); ok && e.ID == first.ID {
+				first = e
+			}
+		}
+		return b.duplicate(p, first)
 	}
-	if b.progress.get().epoch != at.epoch {
-		// The log was recreated while the batch was in flight: its
-		// position may belong to either log.
-		return core.Published{}, b.errorf("appended while the log was recreated: %w", core.ErrUnconfirmed)
-	}
-	if p.Key != "" {
-		// The reader has passed the record; it knows whether the record
-		// repeats an earlier one with the key (racing appends, or a log
-		// that does not refuse duplicates itself).
+	if p.Key != "" && !b.d.KeysInLog() {
+		// Only the reader can tell whether this record repeats an
+		// earlier one with the key (racing appends on a log that does
+		// not refuse them): wait until it has passed it.
+		select {
+		case <-r.delivered:
+		case <-b.closing:
+			return core.Published{}, broker.ErrClosed
+		case <-ctx.Done():
+			return core.Published{}, b.errorf("appended but not read back in time: %w", errors.Join(core.ErrUnconfirmed, ctx.Err()))
+		}
+		if b.progress.get().epoch != at.epoch {
+			// The log was recreated while the batch was in flight: its
+			// position may belong to either log.
+			return core.Published{}, b.errorf("appended while the log was recreated: %w", core.ErrUnconfirmed)
+		}
 		if e, ok := b.keys.Get(p.Key, time.Now()); ok && e.ID != FormatID(at.epoch, at.pos) {
 			return b.duplicate(p, e)
-		}
-		if r.res.Duplicate {
-			first := broker.KeyEntry{ID: FormatID(at.epoch, at.pos), Digest: p.Digest}
-			if e, ok := b.keys.Get(p.Key, time.Now()); ok && e.ID == first.ID {
-				first = e // the reader saw the first one: check its digest
-			}
-			return b.duplicate(p, first)
 		}
 	}
 	id := FormatID(at.epoch, at.pos)

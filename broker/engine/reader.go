@@ -98,7 +98,7 @@ func (r *reader) record(rec Record, now time.Time) {
 		if early {
 			b.log.Warn("more idempotency keys than DedupKeys within the window: the oldest are forgotten early, so the window is shorter than configured", "keys", b.cfg.DedupKeys, "window", b.cfg.DedupWindow)
 		}
-		if !isFirst {
+		if !isFirst && !b.d.KeysInLog() {
 			b.log.Debug("dropping a repeated publish", "pos", rec.Pos.String(), "first", first.ID)
 			b.index.skip(rec.Pos)
 			return

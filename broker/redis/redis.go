@@ -115,6 +115,9 @@ func clientOptions(opt goredis.Options, cfg Config, pool int, retry bool) *gored
 
 func (d *driver) Name() string { return "redis" }
 
+// KeysInLog: appendScript decides idempotency keys in Redis, atomically.
+func (d *driver) KeysInLog() bool { return true }
+
 // unreachable is the one-line error for a Redis that cannot be reached.
 func (d *driver) unreachable(err error) error {
 	return &unavailableError{
@@ -312,19 +315,21 @@ func (d *driver) Range(ctx context.Context, after engine.Pos, max int) (engine.C
 }
 
 // appendScript appends an entry unless its idempotency key is already
-// set, and sets the key to the entry's ID for the window: one atomic
-// step in Redis, so a retry on any node, after any crash, finds it.
-// KEYS: stream, key. ARGV: maxlen (0: none), window in ms, fields….
+// set, and sets the key to the entry's ID and the request's digest for
+// the window: one atomic step in Redis, so a retry on any node, after
+// any crash, finds it. KEYS: stream, key. ARGV: maxlen (0: none), window
+// in ms, digest, fields…. It returns {"<id> <digest>", 1} for a key
+// already set, {id, 0} after appending.
 var appendScript = goredis.NewScript(`
 local first = redis.call('GET', KEYS[2])
 if first then return {first, 1} end
 local id
 if ARGV[1] == '0' then
-  id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 3))
+  id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 4))
 else
-  id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', unpack(ARGV, 3))
+  id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', unpack(ARGV, 4))
 end
-redis.call('SET', KEYS[2], id, 'PX', ARGV[2])
+redis.call('SET', KEYS[2], id .. ' ' .. ARGV[3], 'PX', ARGV[2])
 return {id, 0}
 `)
 
@@ -347,7 +352,7 @@ func (d *driver) Append(ctx context.Context, msgs []*message.Message, window tim
 				continue
 			}
 			args := make([]any, 0, 2+2*len(fields))
-			args = append(args, maxLen, window.Milliseconds())
+			args = append(args, maxLen, window.Milliseconds(), msg.Metadata.Get(engine.MetadataDigest))
 			for k, v := range fields {
 				args = append(args, k, v)
 			}
@@ -379,7 +384,9 @@ func (d *driver) Append(ctx context.Context, msgs []*message.Message, window tim
 			if len(v) == 2 {
 				id, _ = v[0].(string)
 				dup, _ := v[1].(int64)
-				out[i].Duplicate = dup == 1
+				if out[i].Duplicate = dup == 1; out[i].Duplicate {
+					id, out[i].Digest, _ = strings.Cut(id, " ")
+				}
 			}
 		}
 		pos, ok := parsePos(id)
