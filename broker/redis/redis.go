@@ -420,9 +420,21 @@ func (d *driver) decodeAll(msgs []goredis.XMessage) []engine.Record {
 	return recs
 }
 
-// decode turns a stream entry into the Watermill message it carries,
-// using watermill-redisstream's own unmarshaller.
+// decode turns a stream entry into the Watermill message it carries, as
+// watermill-redisstream's unmarshaller would: its fields are the message
+// UUID, the payload and the metadata (a msgpack map), which decodeMetadata
+// reads directly when it can.
 func (d *driver) decode(m goredis.XMessage) (msg *message.Message, size int, err error) {
+	uuid, okU := m.Values[redisstream.UUIDHeaderKey].(string)
+	payload, okP := m.Values["payload"].(string)
+	md, okM := m.Values["metadata"].(string)
+	if okU && okP && okM {
+		if meta, ok := decodeMetadata([]byte(md)); ok {
+			msg = message.NewMessage(uuid, []byte(payload))
+			msg.Metadata = meta
+			return msg, len(payload) + len(md), nil
+		}
+	}
 	defer func() {
 		if r := recover(); r != nil { // the unmarshaller asserts field types
 			msg, err = nil, fmt.Errorf("%w: entry %s: %v", broker.ErrMalformed, m.ID, r)
