@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/switchboard-dev/switchboard/broker/engine"
 )
 
 // ErrInvalidConfig is wrapped by the error Validate (and New) returns for a
@@ -17,10 +19,9 @@ var ErrInvalidConfig = errors.New("switchboard/broker/kafka: invalid config")
 // a field says so, a negative value disables the bound or defers to the
 // Kafka cluster's own default.
 //
-// The client settings are chosen deliberately rather than left to Sarama's
-// and franz-go's defaults: Sarama's watermill defaults wait 2s between
-// metadata retries and retry a produce 10 times, and franz-go's reader
-// retries forever with a 5s backoff cap, so an outage would surface late.
+// The client settings are chosen deliberately rather than left to
+// franz-go's defaults, which dial for up to 10s, retry a request for up
+// to 30s and never give up on a record, so an outage would surface late.
 // Here one request is bounded by RequestTimeout, retries are few and
 // short, and produces are idempotent, so a retried produce never appends
 // a message twice.
@@ -52,22 +53,26 @@ type Config struct {
 	// Optional. Default: 2s.
 	DialTimeout time.Duration
 
-	// RequestTimeout bounds one request's round trip (Sarama's net read
-	// and write timeouts and produce timeout; franz-go's timeout on top of
-	// a fetch's long poll). The reader going this long without a completed
+	// RequestTimeout bounds one request's round trip (on top of a fetch's
+	// long poll) and the retries of a metadata or offsets request; a
+	// message not produced within it fails, and one publish (a produce
+	// and its acknowledgement) gives up after DialTimeout +
+	// RequestTimeout. The reader going RequestTimeout without a completed
 	// fetch makes Healthy report ErrUnavailable.
 	// Optional. Default: 5s.
 	RequestTimeout time.Duration
 
-	// PublishRetries is how often Sarama retries a failed produce before
-	// Publish fails. The producer is idempotent, so a retry after a lost
-	// reply does not append the message twice. Negative disables retries.
+	// PublishRetries is how often the producer retries a failed produce
+	// request before the publish fails. The producer is idempotent, so a
+	// retry after a lost reply does not append the message twice.
+	// Negative disables retries.
 	// Optional. Default: 3.
 	PublishRetries int
 
-	// RetryBackoff is the wait between produce and metadata retries, and
-	// the reader's first wait after a failed request; the reader's wait
-	// doubles on each further failure up to MaxRetryBackoff.
+	// RetryBackoff is the clients' first wait before retrying a failed
+	// request (a produce, metadata, a fetch); it doubles on each further
+	// failure up to MaxRetryBackoff. The engine's reader waits between
+	// failed reads on its own (Engine.ReconnectBackoff).
 	// Optional. Default: 100ms, doubling up to 2s.
 	RetryBackoff    time.Duration
 	MaxRetryBackoff time.Duration
@@ -75,6 +80,13 @@ type Config struct {
 	// ClientID is the client.id the broker's clients present to Kafka.
 	// Optional. Default: "switchboard".
 	ClientID string
+
+	// Engine tunes the log engine (index, history reads, batching,
+	// idempotency window, reader backoff): see engine.Config. Its
+	// IndexAge defaults to Retention when that is shorter than the
+	// engine's default, so the index never answers for a record the
+	// topic (created by New) has already dropped.
+	Engine engine.Config
 }
 
 // Defaults applied to zero Config fields.
@@ -94,6 +106,10 @@ const (
 // for new records, so an idle healthy reader completes a fetch at least
 // this often.
 const fetchMaxWait = 500 * time.Millisecond
+
+// readBlock is how long one Read waits for records before it returns an
+// empty batch (the engine calls it again at once).
+const readBlock = time.Second
 
 func (c *Config) setDefaults() {
 	if c.Topic == "" {
@@ -122,6 +138,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.ClientID == "" {
 		c.ClientID = DefaultClientID
+	}
+	if c.Engine.IndexAge == 0 && c.Retention > 0 && c.Retention < engine.DefaultIndexAge {
+		c.Engine.IndexAge = c.Retention // never beyond the topic's own window
 	}
 }
 
@@ -164,6 +183,9 @@ func (c Config) Validate() error {
 	}
 	if c.RetryBackoff > 0 && c.MaxRetryBackoff > 0 && c.MaxRetryBackoff < c.RetryBackoff {
 		errs = append(errs, fmt.Errorf("MaxRetryBackoff %s is below RetryBackoff %s", c.MaxRetryBackoff, c.RetryBackoff))
+	}
+	if err := c.Engine.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)

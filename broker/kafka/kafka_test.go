@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -12,21 +13,24 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/switchboard-dev/switchboard/broker"
 	"github.com/switchboard-dev/switchboard/broker/brokertest"
+	"github.com/switchboard-dev/switchboard/broker/engine"
 	"github.com/switchboard-dev/switchboard/broker/kafka"
 	"github.com/switchboard-dev/switchboard/core"
 	"github.com/switchboard-dev/switchboard/core/coretest"
 )
 
-// TestMain fails the package if a broker leaves its Sarama or franz-go
-// goroutines behind after Close. One goroutine is not a leak: Sarama
-// registers go-metrics meters, and go-metrics ticks every meter of the
-// process from one arbiter goroutine it starts on the first meter and
-// never stops (a process-wide singleton, not per broker).
+// TestMain fails the package if a broker leaves its franz-go goroutines
+// behind after Close. One goroutine is not a leak: the Watermill wire
+// tests run watermill-kafka's Sarama clients, Sarama registers go-metrics
+// meters, and go-metrics ticks every meter of the process from one
+// arbiter goroutine it starts on the first meter and never stops (a
+// process-wide singleton).
 func TestMain(m *testing.M) {
 	coretest.VerifyNone(m, "github.com/rcrowley/go-metrics.(*meterArbiter).tick")
 }
@@ -56,7 +60,7 @@ func config(addrs []string, topic string) kafka.Config {
 }
 
 // newBroker makes an unstarted broker, closed when the test ends.
-func newBroker(t testing.TB, cfg kafka.Config) *kafka.Broker {
+func newBroker(t testing.TB, cfg kafka.Config) *engine.Broker {
 	t.Helper()
 	b, err := kafka.New(context.Background(), cfg, quiet)
 	if err != nil {
@@ -75,22 +79,37 @@ func newBroker(t testing.TB, cfg kafka.Config) *kafka.Broker {
 func TestConformance(t *testing.T) {
 	t.Parallel()
 	cluster := newCluster(t)
-	cfg := config(cluster.ListenAddrs(), "conformance")
-	f := brokertest.Features{GlobalOrder: true, SharedLog: true,
-		Outage: func(t *testing.T) brokertest.Backend {
-			own := newRestartableCluster(t)
-			cfg := config(own.addrs(), "outage")
-			return brokertest.Backend{
-				NewBroker: func(t *testing.T) core.Broker { return newBroker(t, cfg) },
-				Stop:      own.stop,
-				Start:     own.start,
-				KeepsData: true, // the restarted cluster reads its DataDir
+	for _, tt := range []struct {
+		name, topic string
+		engine      engine.Config
+	}{
+		{"default", "conformance", engine.Config{}},
+		// No index: every History reads the log (Range); one record per
+		// Read and per Range call.
+		{"from the log, one record per read", "conformance-log", engine.Config{IndexBytes: -1, ReadCount: 1}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := config(cluster.ListenAddrs(), tt.topic)
+			cfg.Engine = tt.engine
+			f := brokertest.Features{GlobalOrder: true, SharedLog: true,
+				Outage: func(t *testing.T) brokertest.Backend {
+					own := newRestartableCluster(t)
+					cfg := config(own.addrs(), "outage")
+					cfg.Engine = tt.engine
+					return brokertest.Backend{
+						NewBroker: func(t *testing.T) core.Broker { return newBroker(t, cfg) },
+						Stop:      own.stop,
+						Start:     own.start,
+						KeepsData: true, // the restarted cluster reads its DataDir
+					}
+				},
 			}
-		},
+			brokertest.Run(t, f, func(t *testing.T) core.Broker {
+				return newBroker(t, cfg)
+			})
+		})
 	}
-	brokertest.Run(t, f, func(t *testing.T) core.Broker {
-		return newBroker(t, cfg)
-	})
 }
 
 // restartableCluster is a kfake cluster that can be stopped and started
@@ -187,7 +206,7 @@ func (r *recorder) waitN(t *testing.T, n int) []core.Delivery {
 	}
 }
 
-func start(t *testing.T, b *kafka.Broker) *recorder {
+func start(t *testing.T, b *engine.Broker) *recorder {
 	t.Helper()
 	rec := newRecorder()
 	if err := b.Start(context.Background(), rec.deliver); err != nil {
@@ -196,7 +215,7 @@ func start(t *testing.T, b *kafka.Broker) *recorder {
 	return rec
 }
 
-func publish(t *testing.T, b *kafka.Broker, channel string, i int) string {
+func publish(t *testing.T, b *engine.Broker, channel string, i int) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -208,7 +227,7 @@ func publish(t *testing.T, b *kafka.Broker, channel string, i int) string {
 	return id
 }
 
-func history(t *testing.T, b *kafka.Broker, since string, limit int, channels ...string) core.HistoryResult {
+func history(t *testing.T, b *engine.Broker, since string, limit int, channels ...string) core.HistoryResult {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -317,11 +336,13 @@ func TestRestartDoesNotReplay(t *testing.T) {
 }
 
 // TestRetentionGap: records removed below a since (DeleteRecords, as
-// retention would) make it unrecoverable; what is left is returned.
+// retention would) make it unrecoverable; the last removed one is still
+// a complete resume point. The index is off, so History reads the log.
 func TestRetentionGap(t *testing.T) {
 	t.Parallel()
 	cluster := newCluster(t)
 	cfg := config(cluster.ListenAddrs(), "retention")
+	cfg.Engine.IndexBytes = -1
 	b := newBroker(t, cfg)
 	start(t, b)
 	room := core.RoomChannel("r")
@@ -346,12 +367,71 @@ func TestRetentionGap(t *testing.T) {
 	}
 
 	h := history(t, b, all[0], 10, room)
-	if h.Recovered || strings.Join(ids(h.Envelopes), " ") != strings.Join(all[3:], " ") {
-		t.Errorf("since a deleted record: recovered %v %v, want false %v", h.Recovered, ids(h.Envelopes), all[3:])
+	if h.Recovered {
+		t.Errorf("since a deleted record: recovered %v, want false", ids(h.Envelopes))
+	}
+	for _, e := range h.Envelopes {
+		if !slices.Contains(all[3:], e.ID) {
+			t.Errorf("since a deleted record: returned %s, which is not retained", e.ID)
+		}
 	}
 	h = history(t, b, all[2], 10, room)
 	if !h.Recovered || strings.Join(ids(h.Envelopes), " ") != strings.Join(all[3:], " ") {
 		t.Errorf("since the last deleted record: recovered %v %v, want true %v", h.Recovered, ids(h.Envelopes), all[3:])
+	}
+}
+
+// TestKeyedAcrossNodes: Kafka keeps no idempotency keys, so two
+// publishes with one key through two nodes both reach the log; every
+// node's reader drops the second, both calls return the first one's id
+// (one of them Duplicate), and each node delivers the message once.
+// Run in rounds: the two publishes race, and sometimes one node has read
+// the first record before the other publishes.
+func TestKeyedAcrossNodes(t *testing.T) {
+	t.Parallel()
+	cluster := newCluster(t)
+	cfg := config(cluster.ListenAddrs(), "keyed")
+	b1, b2 := newBroker(t, cfg), newBroker(t, cfg)
+	r1, r2 := start(t, b1), start(t, b2)
+	room := core.RoomChannel("r")
+	const rounds = 5
+	var want []string
+	for i := range rounds {
+		key := "key-" + strconv.Itoa(i)
+		type outcome struct {
+			res core.Published
+			err error
+		}
+		out := make(chan outcome, 2)
+		for _, b := range []*engine.Broker{b1, b2} {
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				env := &core.Envelope{V: core.Version, Type: core.TypeMessage, Room: "r", Data: []byte(strconv.Itoa(i))}
+				res, err := b.Publish(ctx, core.Publication{Channel: room, Envelope: env, Key: key, Digest: "d"})
+				out <- outcome{res, err}
+			}()
+		}
+		a, c := <-out, <-out
+		if a.err != nil || c.err != nil {
+			t.Fatalf("round %d: %v, %v", i, a.err, c.err)
+		}
+		if a.res.ID != c.res.ID || a.res.Duplicate == c.res.Duplicate {
+			t.Fatalf("round %d: publishes with one key on two nodes = %+v and %+v: want one id, one of them Duplicate", i, a.res, c.res)
+		}
+		want = append(want, a.res.ID)
+	}
+	// A last message unkeyed: once it is delivered, everything before it is.
+	last := publish(t, b1, room, rounds)
+	want = append(want, last)
+	for n, r := range []*recorder{r1, r2} {
+		got := r.waitN(t, len(want))
+		for len(got) > 0 && got[len(got)-1].Envelope.ID != last {
+			got = r.waitN(t, len(got)+1)
+		}
+		if strings.Join(deliveredIDs(got), " ") != strings.Join(want, " ") {
+			t.Errorf("node %d delivered %v, want %v", n+1, deliveredIDs(got), want)
+		}
 	}
 }
 
@@ -366,20 +446,22 @@ func TestTopicRecreated(t *testing.T) {
 	rec := start(t, b)
 	room := core.RoomChannel("r")
 	old := []string{publish(t, b, room, 0), publish(t, b, room, 1)}
+	rec.waitN(t, 2) // read before the topic goes
 	oldEpoch := b.Epoch()
 
 	if err := cluster.DeleteTopic(cfg.Topic); err != nil {
 		t.Fatal(err)
 	}
-	if err := cluster.CreateTopic(cfg.Topic, 1, nil); err != nil {
+	// The driver recreates a missing topic itself; it may be first.
+	if err := cluster.CreateTopic(cfg.Topic, 1, nil); err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
 		t.Fatal(err)
 	}
 	fresh := publish(t, b, room, 2)
-	if b.Epoch() == oldEpoch || !strings.HasPrefix(fresh, b.Epoch()+"-") {
-		t.Fatalf("after recreation: epoch %s (was %s), new id %s", b.Epoch(), oldEpoch, fresh)
-	}
 	if got := deliveredIDs(rec.waitN(t, 3)); got[2] != fresh {
 		t.Fatalf("delivered %v, want %s third", got, fresh)
+	}
+	if b.Epoch() == oldEpoch || !strings.HasPrefix(fresh, b.Epoch()+"-") {
+		t.Fatalf("after recreation: epoch %s (was %s), new id %s", b.Epoch(), oldEpoch, fresh)
 	}
 	h := history(t, b, old[0], 10, room)
 	if h.Recovered || len(h.Envelopes) > 0 {
@@ -558,6 +640,7 @@ func TestValidate(t *testing.T) {
 		"bad topic":       {Brokers: []string{"h:1"}, Topic: "a/b"},
 		"negative dial":   {Brokers: []string{"h:1"}, DialTimeout: -1},
 		"backoff inverse": {Brokers: []string{"h:1"}, RetryBackoff: time.Second, MaxRetryBackoff: time.Millisecond},
+		"bad engine":      {Brokers: []string{"h:1"}, Engine: engine.Config{ReadCount: -1}},
 	} {
 		err := cfg.Validate()
 		if !errors.Is(err, kafka.ErrInvalidConfig) {

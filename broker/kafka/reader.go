@@ -3,6 +3,7 @@ package kafka
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"time"
@@ -11,291 +12,215 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/switchboard-dev/switchboard/broker"
+	"github.com/switchboard-dev/switchboard/broker/engine"
 	"github.com/switchboard-dev/switchboard/broker/kafka/internal/ids"
-	"github.com/switchboard-dev/switchboard/core"
 )
 
-// reader consumes the topic's partition with franz-go from an exact
-// offset and delivers each record, in offset order, on one goroutine.
-type reader struct {
-	b       *Broker
-	cl      *kgo.Client
-	deliver func(core.Delivery)
-	epoch   ids.Epoch
-	next    int64 // the offset expected next
-	lastErr string
-
-	lastCheck time.Time
-
-	mu         sync.Mutex
-	nudged     bool               // check the topic ID after this poll
-	cancelPoll context.CancelFunc // ends the poll in progress
-}
-
 // epochCheckInterval bounds how often fetch errors make the reader ask
-// for the topic's ID (a nudge asks at once).
+// for the topic's ID (a replaced producer, or offsets going back, ask at
+// once).
 const epochCheckInterval = time.Second
 
-func (r *reader) run(ctx context.Context) {
-	for {
-		r.mu.Lock()
-		pctx, cancel := context.WithCancel(ctx)
-		if r.nudged {
-			cancel()
+// Read returns the records after `after` from the reader's own consumer,
+// which fetches the partition directly (no consumer group) from an exact
+// offset and keeps fetching between calls; it is placed again only when
+// `after` or the epoch is not where the last Read left it. It waits up to
+// readBlock for records.
+//
+// Every fetch names the topic ID its records come from: records of
+// another topic (recreated under the reader) are not returned; the batch
+// names the new epoch instead, and the next Read starts that log from its
+// start. franz-go stops fetching a topic whose ID changed, so a fetch
+// error makes the reader ask for the topic's ID too.
+func (d *driver) Read(ctx context.Context, epoch string, after engine.Pos, max int) (engine.Batch, error) {
+	next, ok := nextOffset(after)
+	if !ok {
+		return engine.Batch{}, fmt.Errorf("switchboard/broker/kafka: read after %s: not a Kafka position", after)
+	}
+	cl, err := d.consumer(epoch, next)
+	if err != nil {
+		return engine.Batch{}, err
+	}
+	if d.recheck.Swap(false) {
+		if cur, err := d.topicEpoch(ctx, cl); err == nil && cur != epoch {
+			return engine.Batch{Epoch: cur}, nil
 		}
-		r.cancelPoll = cancel
-		r.mu.Unlock()
-		fs := r.cl.PollFetches(pctx)
-		cancel()
-		r.mu.Lock()
-		nudged := r.nudged
-		r.nudged, r.cancelPoll = false, nil
-		r.mu.Unlock()
-		if ctx.Err() != nil || fs.IsClientClosed() {
+	}
+	pctx, cancel := context.WithTimeout(ctx, readBlock)
+	fs := cl.PollRecords(pctx, max)
+	cancel()
+	switch {
+	case ctx.Err() != nil:
+		return engine.Batch{}, ctx.Err()
+	case fs.IsClientClosed():
+		return engine.Batch{}, broker.ErrClosed
+	}
+	batch := engine.Batch{Epoch: epoch}
+	var fetchErr error
+	fs.EachError(func(_ string, _ int32, err error) {
+		if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+			fetchErr = err
+		}
+	})
+	var other ids.Epoch // records came from this topic, not epoch's
+	back := false       // offsets went back: the topic may have been recreated
+	fs.EachTopic(func(ft kgo.FetchTopic) {
+		if ft.Topic != d.cfg.Topic {
 			return
 		}
-		topicErr := false
-		fs.EachError(func(topic string, p int32, err error) {
-			if errors.Is(err, context.Canceled) {
-				return
+		id := ids.Epoch(ft.TopicID)
+		for _, fp := range ft.Partitions {
+			if fp.Partition != partition || len(fp.Records) == 0 {
+				continue
 			}
-			topicErr = true
-			// franz-go retries by itself; say so once per distinct error.
-			if msg := err.Error(); msg != r.lastErr {
-				r.lastErr = msg
-				r.b.log.Warn("kafka fetch error; retrying", "partition", p, "err", err)
+			if !id.IsZero() && id.String() != epoch {
+				other = id
+				continue
 			}
-		})
-		fs.EachTopic(func(ft kgo.FetchTopic) {
-			if ft.Topic != r.b.cfg.Topic {
-				return
-			}
-			for _, fp := range ft.Partitions {
-				if fp.Partition != partition {
+			for _, rec := range fp.Records {
+				if rec.Offset < d.rdNext {
+					back = true // read before: not again
 					continue
 				}
-				for _, rec := range fp.Records {
-					r.handle(ctx, ids.Epoch(ft.TopicID), rec)
+				if len(batch.Records) == 0 && rec.Offset > next && fp.LogStartOffset > next {
+					batch.Gap = true // retention dropped records before they were read
 				}
-				if fp.Err == nil {
-					r.b.delivered.setHighWatermark(r.epoch, fp.HighWatermark)
-				}
+				batch.Records = append(batch.Records, decode(rec))
+				d.rdNext = rec.Offset + 1
 			}
-		})
-		if nudged || topicErr && time.Since(r.lastCheck) >= epochCheckInterval {
-			r.checkEpoch(ctx)
 		}
-	}
-}
-
-// nudge makes the reader check the topic's ID now, as when the producer
-// learned that the topic was recreated.
-func (r *reader) nudge() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.nudged = true
-	if r.cancelPoll != nil {
-		r.cancelPoll()
-	}
-}
-
-// checkEpoch asks for the topic's ID. franz-go never follows a recreated
-// topic by itself (it fails its fetches with UNKNOWN_TOPIC_ID): when the
-// ID changed, the reader drops the old topic from its client and consumes
-// the new one from its start, under the new epoch.
-func (r *reader) checkEpoch(ctx context.Context) {
-	r.lastCheck = time.Now()
-	cctx, cancel := context.WithTimeout(ctx, r.b.cfg.RequestTimeout)
-	defer cancel()
-	ep, _, err := r.b.topicID(cctx)
-	if err != nil || ep.IsZero() || ep == r.epoch {
-		return
-	}
-	r.cl.PurgeTopicsFromClient(r.b.cfg.Topic)
-	r.cl.AddConsumePartitions(map[string]map[int32]kgo.Offset{r.b.cfg.Topic: {partition: kgo.NewOffset().AtStart()}})
-	r.switchEpoch(ep)
-	r.next = 0
-	r.b.delivered.advance(ep, 0)
-}
-
-// handle delivers one record, then marks it delivered and hands its id to
-// the Publish waiting for it. A record that is not a Switchboard message
-// is logged and skipped.
-func (r *reader) handle(ctx context.Context, id ids.Epoch, rec *kgo.Record) {
+	})
 	switch {
-	case !id.IsZero() && id != r.epoch:
-		r.switchEpoch(id)
-	case id.IsZero() && rec.Offset < r.next:
-		// Offsets went back and the fetch names no topic ID (Kafka before
-		// 3.1): the topic may have been recreated; ask.
-		if ep, _, err := r.b.topicID(ctx); err == nil && ep != r.epoch {
-			r.switchEpoch(ep)
+	case !other.IsZero():
+		return engine.Batch{Epoch: other.String()}, nil
+	case len(batch.Records) > 0 && !back:
+		return batch, nil // of epoch's topic: the fetch named it, or offsets carried on
+	case back || fetchErr != nil && time.Since(d.lastCheck) >= epochCheckInterval:
+		d.lastCheck = time.Now()
+		if cur, err := d.topicEpoch(ctx, cl); err == nil && cur != epoch {
+			return engine.Batch{Epoch: cur}, nil
 		}
 	}
-	d, uuid, err := r.b.decode(rec)
-	var msgID string
+	if len(batch.Records) > 0 {
+		return batch, nil
+	}
+	if fetchErr != nil {
+		return engine.Batch{}, d.unavailable("read", fetchErr)
+	}
+	if err := d.fetches.stale(d.cfg.RequestTimeout + fetchMaxWait); err != nil {
+		return engine.Batch{}, d.unavailable("read", err)
+	}
+	return batch, nil
+}
+
+// consumer returns the reader's consumer placed at offset next of
+// epoch's log: the one it has when that is where it is, otherwise a new
+// one (consuming from an exact offset is set when a client is made, and
+// a new client also follows a recreated topic, which franz-go's never
+// do).
+func (d *driver) consumer(epoch string, next int64) (*kgo.Client, error) {
+	if d.rd != nil && d.rdEpoch == epoch && d.rdNext == next {
+		return d.rd, nil
+	}
+	cl, err := kgo.NewClient(append(d.clientOptions(),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{d.cfg.Topic: {partition: kgo.NewOffset().At(next)}}),
+		// Out of range: behind retention (the oldest record still there
+		// is the next one; Read reports the gap), or a recreated topic.
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchMaxWait(fetchMaxWait),
+		kgo.WithHooks(&d.fetches),
+	)...)
 	if err != nil {
-		r.b.log.Error("dropping malformed kafka record", "offset", rec.Offset, "err", err)
-	} else {
-		msgID = ids.Format(r.epoch, rec.Offset)
-		d.Envelope.ID = msgID
-		r.deliver(d)
+		return nil, fmt.Errorf("switchboard/broker/kafka: reader: %w", err)
 	}
-	r.next = rec.Offset + 1
-	r.b.delivered.advance(r.epoch, r.next)
-	if err == nil {
-		r.b.confirm.Resolve(uuid, msgID)
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		cl.Close()
+		return nil, broker.ErrClosed
 	}
-}
-
-func (r *reader) switchEpoch(id ids.Epoch) {
-	r.b.log.Warn("kafka topic was recreated: a new epoch begins; resumes from older ids report recovered:false",
-		"old_epoch", r.epoch.String(), "epoch", id.String())
-	r.epoch = id
-}
-
-// progress is how far the reader has delivered, with waiters for it to
-// get somewhere.
-type progress struct {
-	mu      sync.Mutex
-	epoch   ids.Epoch
-	next    int64 // every offset below next has been delivered
-	hw      int64 // the high watermark the reader last saw
-	waiters broker.Waitlist[int64]
-}
-
-// advance records that every offset of e below next has been delivered.
-// A new epoch releases every waiter: their positions are gone.
-func (p *progress) advance(e ids.Epoch, next int64) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if e != p.epoch {
-		p.epoch, p.next, p.hw = e, next, next
-		p.waiters.Release(nil)
-		return
+	old := d.rd
+	d.rd, d.rdEpoch, d.rdNext = cl, epoch, next
+	d.mu.Unlock()
+	if old != nil {
+		old.Close()
 	}
-	if next <= p.next {
-		return
+	d.fetches.reset()
+	return cl, nil
+}
+
+// topicEpoch asks for the topic's ID, creating the topic if it is gone
+// (as Head does: the new topic is a new epoch).
+func (d *driver) topicEpoch(ctx context.Context, cl *kgo.Client) (string, error) {
+	cctx, cancel := context.WithTimeout(ctx, d.cfg.RequestTimeout)
+	defer cancel()
+	tm, err := d.metadata(cctx, cl, false)
+	if isUnknownTopic(err) {
+		tm, err = d.ensureTopic(cctx, cl)
 	}
-	p.next = next
-	p.hw = max(p.hw, next)
-	p.waiters.Release(func(w int64) bool { return w < next })
-}
-
-func (p *progress) setHighWatermark(e ids.Epoch, hw int64) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if e == p.epoch {
-		p.hw = max(p.hw, hw)
+	if err != nil {
+		return "", err
 	}
+	return tm.epoch.String(), nil
 }
 
-func (p *progress) get() (e ids.Epoch, next, hw int64) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.epoch, p.next, p.hw
-}
-
-// pending reports whether pos is of the current epoch and not delivered.
-func (p *progress) pending(pos ids.Position) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return pos.Epoch == p.epoch && pos.Offset >= p.next
-}
-
-// wait returns when pos has been delivered (or its epoch ended), when
-// stopped is closed, or with ctx's error.
-func (p *progress) wait(ctx context.Context, pos ids.Position, stopped <-chan struct{}) error {
-	p.mu.Lock()
-	if pos.Epoch != p.epoch || pos.Offset < p.next {
-		p.mu.Unlock()
-		return nil
-	}
-	ch := p.waiters.Park(pos.Offset)
-	p.mu.Unlock()
-	return p.waiters.Wait(ctx, &p.mu, ch, stopped)
-}
-
-// health is the reader's view of Kafka, kept by franz-go hooks on the
-// reader's client: a completed fetch is proof of health (an idle reader
-// completes one every fetchMaxWait); going staleAfter without one is an
-// outage, logged once when first noticed and once when it ends.
-type health struct {
-	b          *Broker
-	staleAfter time.Duration
-
+// fetchHealth is the reader's view of Kafka, kept by franz-go hooks on
+// its consumer: a completed fetch is proof of health (an idle consumer
+// completes one every fetchMaxWait).
+type fetchHealth struct {
 	mu      sync.Mutex
 	lastOK  time.Time
 	lastErr error
-	down    bool
 }
 
 var (
-	_ kgo.HookBrokerConnect = (*health)(nil)
-	_ kgo.HookBrokerE2E     = (*health)(nil)
+	_ kgo.HookBrokerConnect = (*fetchHealth)(nil)
+	_ kgo.HookBrokerE2E     = (*fetchHealth)(nil)
 )
 
-func (h *health) init(b *Broker, staleAfter time.Duration) {
-	h.b, h.staleAfter, h.lastOK = b, staleAfter, time.Now()
-}
-
 // OnBrokerConnect notes a failed dial.
-func (h *health) OnBrokerConnect(_ kgo.BrokerMetadata, _ time.Duration, _ net.Conn, err error) {
+func (h *fetchHealth) OnBrokerConnect(_ kgo.BrokerMetadata, _ time.Duration, _ net.Conn, err error) {
 	if err != nil {
-		h.fail(err)
+		h.mu.Lock()
+		h.lastErr = err
+		h.mu.Unlock()
 	}
 }
 
 // OnBrokerE2E notes a fetch's outcome.
-func (h *health) OnBrokerE2E(_ kgo.BrokerMetadata, key int16, e2e kgo.BrokerE2E) {
+func (h *fetchHealth) OnBrokerE2E(_ kgo.BrokerMetadata, key int16, e2e kgo.BrokerE2E) {
 	if key != int16(kmsg.Fetch) {
 		return
 	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	if err := e2e.Err(); err != nil {
-		h.fail(err)
+		h.lastErr = err
 		return
 	}
-	h.ok()
-}
-
-func (h *health) ok() {
-	h.mu.Lock()
-	defer h.mu.Unlock()
 	h.lastOK, h.lastErr = time.Now(), nil
-	if h.down {
-		h.down = false
-		h.b.log.Info("kafka reachable again; the reader continues where it was")
-	}
 }
 
-func (h *health) fail(err error) {
+// reset starts the clock again, for a new consumer.
+func (h *fetchHealth) reset() {
+	h.mu.Lock()
+	h.lastOK, h.lastErr = time.Now(), nil
+	h.mu.Unlock()
+}
+
+// stale returns an error when no fetch completed for longer than after.
+func (h *fetchHealth) stale(after time.Duration) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.lastErr = err
-	_ = h.checkLocked(time.Now())
-}
-
-func (h *health) get() error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.checkLocked(time.Now())
-}
-
-func (h *health) checkLocked(now time.Time) error {
-	stale := now.Sub(h.lastOK)
-	if stale <= h.staleAfter {
+	since := time.Since(h.lastOK)
+	if since <= after {
 		return nil
 	}
 	cause := h.lastErr
 	if cause == nil {
 		cause = errors.New("no fetch completed")
 	}
-	err := h.b.unavailable("reader", &staleError{since: stale.Round(time.Millisecond), cause: cause})
-	if !h.down {
-		h.down = true
-		h.b.log.Warn("kafka unreachable; publishes fail and the reader retries", "err", err)
-	}
-	return err
+	return &staleError{since: since.Round(time.Millisecond), cause: cause}
 }
 
 type staleError struct {

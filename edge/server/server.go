@@ -348,7 +348,7 @@ func openBroker(cfg config.Config, logger *slog.Logger) (core.Broker, error) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), brokerStartTimeout)
 		defer cancel()
-		return kafkabroker.New(ctx, kafkabroker.Config{Brokers: brokers, Retention: cfg.RetentionAge}, logger)
+		return kafkabroker.New(ctx, kafkabroker.Config{Brokers: brokers, Retention: cfg.RetentionAge, Engine: engineConfig(cfg)}, logger)
 	case "nats":
 		ctx, cancel := context.WithTimeout(context.Background(), brokerStartTimeout)
 		defer cancel()

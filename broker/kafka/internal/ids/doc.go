@@ -1,10 +1,9 @@
-// Package ids is the Kafka broker's message-id codec: an id is
-// "<epoch>-<offset>", the topic's Kafka topic ID (the epoch, base32hex)
-// and the record's offset in the topic's one partition, with exactly one
-// spelling per position, so ids compare by equality. Ids are handed to
-// clients and come back as since= and cursors: Parse accepts only what
-// Format writes.
+// Package ids is the Kafka broker's side of message ids, which the log
+// engine formats as "<epoch>-<position>" (engine.FormatID, ParseID): it
+// spells the epoch, the topic's Kafka topic ID, which changes when the
+// topic is deleted and recreated, and maps a record's offset o to its
+// position o+1 and back.
 //
-// It imports the standard library alone, so fuzzing it compiles nothing
-// else. Pure functions and values: safe for concurrent use.
+// It imports the standard library alone; its fuzz targets add only the
+// engine. Pure functions and values: safe for concurrent use.
 package ids

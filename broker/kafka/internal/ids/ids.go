@@ -2,73 +2,37 @@ package ids
 
 import (
 	"encoding/base32"
-	"strconv"
+	"math"
 	"strings"
 )
 
 // An Epoch is the topic's Kafka topic ID (KIP-516), which changes when the
 // topic is deleted and created again: ids of the old log then no longer
-// resolve. It is written as the 16 bytes in lower-case base32hex without
-// padding (26 characters of [0-9a-v]).
+// resolve. It is spelt as the 16 bytes in lower-case base32hex without
+// padding: 26 characters of [0-9a-v], an epoch as the log engine wants
+// one ([0-9a-z], at most 32 characters, no '-').
 type Epoch [16]byte
 
 var epochEncoding = base32.HexEncoding.WithPadding(base32.NoPadding)
 
-const epochLen = 26
+// Len is the length of every epoch's spelling.
+const Len = 26
 
 func (e Epoch) String() string { return strings.ToLower(epochEncoding.EncodeToString(e[:])) }
 
-// IsZero reports whether e is the zero topic ID (none known).
+// IsZero reports whether e is the zero topic ID (none known: a response
+// from a Kafka too old to name topics by ID).
 func (e Epoch) IsZero() bool { return e == Epoch{} }
 
-// ParseEpoch reads an epoch as String writes it, and only that spelling.
-func ParseEpoch(s string) (Epoch, bool) {
-	var e Epoch
-	if len(s) != epochLen {
-		return e, false
-	}
-	for _, c := range []byte(s) {
-		if (c < '0' || c > '9') && (c < 'a' || c > 'v') {
-			return e, false
-		}
-	}
-	n, err := epochEncoding.DecodeString(strings.ToUpper(s))
-	if err != nil || len(n) != len(e) {
-		return e, false
-	}
-	copy(e[:], n)
-	if e.String() != s { // one id, one spelling
-		return e, false
-	}
-	return e, true
-}
+// Lo is the position (the engine's Pos.Lo) of the record at offset:
+// offset+1, so that the zero position stays before offset 0.
+func Lo(offset int64) uint64 { return uint64(offset) + 1 }
 
-// Position is a parsed message id: the topic's epoch and the record's
-// offset in the topic's one partition.
-type Position struct {
-	Epoch  Epoch
-	Offset int64
-}
-
-// Format is the message id of the record at offset in epoch:
-// "<epoch>-<offset>", URL-safe ([0-9a-v-]).
-func Format(e Epoch, offset int64) string {
-	return e.String() + "-" + strconv.FormatInt(offset, 10)
-}
-
-// Parse reads a message id made by Format.
-func Parse(id string) (Position, bool) {
-	es, os, ok := strings.Cut(id, "-")
-	if !ok {
-		return Position{}, false
+// Next is the offset of the first record positioned after lo: lo itself.
+// ok is false when lo is beyond every offset (above the largest int64).
+func Next(lo uint64) (offset int64, ok bool) {
+	if lo > math.MaxInt64 {
+		return 0, false
 	}
-	e, ok := ParseEpoch(es)
-	if !ok {
-		return Position{}, false
-	}
-	off, err := strconv.ParseInt(os, 10, 64)
-	if err != nil || off < 0 || os != strconv.FormatInt(off, 10) {
-		return Position{}, false
-	}
-	return Position{e, off}, true
+	return int64(lo), true
 }
