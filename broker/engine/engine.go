@@ -289,7 +289,7 @@ func (b *Broker) readLog(ctx context.Context, epoch string, since, floor Pos, ch
 		want[ch] = true
 	}
 	var out []*core.Envelope
-	seen := make(map[string]bool) // keys read in this range: repeats dropped
+	seen := make(map[string]bool) // keys read in this range: repeats dropped, as the reader does
 	dropped := false
 	after := since
 	for {
@@ -298,8 +298,11 @@ func (b *Broker) readLog(ctx context.Context, epoch string, since, floor Pos, ch
 		if err != nil {
 			return nil, false, fmt.Errorf("switchboard/broker/%s: history: %w", b.d.Name(), err)
 		}
-		if chunk.Epoch != epoch || (after == since && chunk.Trimmed) {
+		if chunk.Epoch != epoch {
 			return nil, false, nil
+		}
+		if after == since && chunk.Trimmed {
+			dropped = true // what is left is still returned, the newest last
 		}
 		for _, rec := range chunk.Records {
 			if floor.Less(rec.Pos) {
@@ -313,7 +316,7 @@ func (b *Broker) readLog(ctx context.Context, epoch string, since, floor Pos, ch
 			if err != nil || !want[d.Channel] {
 				continue
 			}
-			if k := rec.Msg.Metadata.Get(MetadataKey); k != "" {
+			if k := rec.Msg.Metadata.Get(MetadataKey); k != "" && !b.d.KeysInLog() {
 				if seen[k] {
 					continue
 				}
