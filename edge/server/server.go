@@ -329,7 +329,12 @@ const brokerStartTimeout = 10 * time.Second
 // engineConfig is the log engine's part of the configuration, the same
 // for every broker on it.
 func engineConfig(cfg config.Config) engine.Config {
-	return engine.Config{DedupWindow: cfg.IdempotencyTTL, IndexBytes: cfg.ResumeIndexBytes, IndexAge: cfg.ResumeIndexAge}
+	c := engine.Config{DedupWindow: cfg.IdempotencyTTL, IndexBytes: cfg.ResumeIndexBytes, IndexAge: cfg.ResumeIndexAge}
+	if (cfg.Broker == "kafka" || cfg.Broker == "nats") && cfg.RetentionAge > 0 {
+		// The index never answers for what the log has dropped by age.
+		c.IndexAge = min(c.IndexAge, cfg.RetentionAge)
+	}
+	return c
 }
 
 func openBroker(cfg config.Config, logger *slog.Logger) (core.Broker, error) {
