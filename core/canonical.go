@@ -88,7 +88,7 @@ func decodeCanonical(b []byte) (e *Envelope, ok bool) {
 		return nil, false
 	}
 	if field("data") {
-		if len(rest) == 0 || isSpace(rest[0]) || isSpace(rest[len(rest)-1]) || !json.Valid(rest) || !utf8.Valid(rest) {
+		if len(rest) == 0 || bytes.ContainsAny(rest, "\t\n\r") || isSpace(rest[0]) || isSpace(rest[len(rest)-1]) || !json.Valid(rest) || !utf8.Valid(rest) {
 			return nil, false
 		}
 		e.Data, rest = rest, nil

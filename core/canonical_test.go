@@ -1,6 +1,7 @@
 package core
 
 import (
+	"bytes"
 	"encoding/json"
 	"reflect"
 	"testing"
@@ -36,6 +37,18 @@ func TestDecodeCanonical(t *testing.T) {
 	}
 }
 
+// TestUnmarshalCompactsData: a foreign producer's data with line breaks
+// comes back compact, so it cannot split an envelope across frames.
+func TestUnmarshalCompactsData(t *testing.T) {
+	e, err := UnmarshalEnvelope([]byte("{\"v\":1,\"type\":\"message\",\"data\":{\"a\":\n1,\t\"b\": \"x y\"}}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(e.Data) != `{"a":1,"b":"x y"}` {
+		t.Fatalf("data %q, want it compact", e.Data)
+	}
+}
+
 // FuzzDecodeCanonical: wherever the fast path accepts, encoding/json
 // agrees, field for field.
 func FuzzDecodeCanonical(f *testing.F) {
@@ -50,6 +63,9 @@ func FuzzDecodeCanonical(f *testing.F) {
 		var slow Envelope
 		if err := json.Unmarshal(b, &slow); err != nil {
 			t.Fatalf("fast path accepted %q, encoding/json refuses it: %v", b, err)
+		}
+		if bytes.ContainsAny(fast.Data, "\n\r\t") {
+			t.Fatalf("fast path kept a line break or tab in data: %q", fast.Data)
 		}
 		if slow.V != Version {
 			t.Fatalf("fast path accepted %q with version %d", b, slow.V)

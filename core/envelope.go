@@ -373,7 +373,8 @@ func (e *Envelope) Encode() []byte {
 
 // UnmarshalEnvelope decodes a server-produced envelope (from the broker or
 // history) leniently: unknown fields are ignored so newer nodes can add
-// fields during a rolling upgrade.
+// fields during a rolling upgrade. Data comes back without line breaks or
+// tabs (compacted if a foreign producer wrote them).
 func UnmarshalEnvelope(b []byte) (*Envelope, error) {
 	if e, ok := decodeCanonical(b); ok {
 		return e, nil
@@ -384,6 +385,17 @@ func UnmarshalEnvelope(b []byte) (*Envelope, error) {
 	}
 	if e.V != Version {
 		return nil, fmt.Errorf("switchboard/core: decode envelope: unsupported version %d", e.V)
+	}
+	if bytes.ContainsAny(e.Data, "\n\r\t") {
+		// A foreign producer's data with line breaks would split the
+		// envelope across frames of a newline-delimited transport: keep
+		// it compact, as AppendEnvelope requires. (These bytes cannot
+		// occur raw inside JSON strings, so only such data pays.)
+		var buf bytes.Buffer
+		if err := json.Compact(&buf, e.Data); err != nil {
+			return nil, fmt.Errorf("switchboard/core: decode envelope: data: %w", err)
+		}
+		e.Data = buf.Bytes()
 	}
 	return &e, nil
 }
