@@ -47,7 +47,7 @@ func New() *Metrics {
 	})
 	m.publishLatency = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "switchboard_broker_publish_seconds",
-		Help:    "Duration of broker publishes (including the read-back confirmation).",
+		Help:    "Duration of broker publishes, until the log has the message (group commit included; on Kafka a keyed publish also waits for the read-back that decides its key).",
 		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5},
 	})
 	m.publishErrors = prometheus.NewCounter(prometheus.CounterOpts{
