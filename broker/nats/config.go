@@ -3,11 +3,15 @@ package nats
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/switchboard-dev/switchboard/broker"
+	"github.com/switchboard-dev/switchboard/broker/engine"
 )
 
 // ErrInvalidConfig is wrapped by the error Validate (and New) returns for a
@@ -35,8 +39,9 @@ type Config struct {
 	URL string
 
 	// Stream is the one JetStream stream every channel is published to.
-	// New creates it if missing, and updates its subjects and limits to
-	// this Config if they differ (nodes sharing a stream should agree).
+	// New creates it if missing, and updates its subjects, limits and
+	// duplicate window to this Config if they differ (nodes sharing a
+	// stream should agree).
 	// Optional. Default: "SWITCHBOARD".
 	Stream string
 
@@ -48,7 +53,8 @@ type Config struct {
 
 	// MaxMsgs, MaxAge and MaxBytes are the stream's limits: the resume
 	// window shared by every channel (the oldest messages go first).
-	// Negative means unlimited.
+	// Negative means unlimited. MaxMsgs also bounds the engine's resume
+	// index (Engine.IndexEntries) unless that is set.
 	// Optional. Default: 100000 messages, 24h, unlimited bytes.
 	MaxMsgs  int64
 	MaxAge   time.Duration
@@ -71,13 +77,12 @@ type Config struct {
 	ConnectTimeout time.Duration
 
 	// RequestTimeout bounds one JetStream request: a publish's ack, a
-	// stream lookup, a consumer creation, a History fetch.
+	// stream lookup, a consumer creation, a history fetch.
 	// Optional. Default: 5s.
 	RequestTimeout time.Duration
 
 	// ReconnectWait is the wait between reconnect attempts (plus up to
-	// 100ms of jitter). It is also the reader's first wait after it could
-	// not (re)create its consumer; that wait doubles up to 5s.
+	// 100ms of jitter).
 	// Optional. Default: 500ms.
 	ReconnectWait time.Duration
 
@@ -95,13 +100,22 @@ type Config struct {
 
 	// Heartbeat is the idle heartbeat the reader's pull requests ask the
 	// server for; two missed make the reader recreate its consumer from
-	// the last delivered sequence. From 500ms to 30s.
+	// the last sequence it read. From 500ms to 30s.
 	// Optional. Default: 1s.
 	Heartbeat time.Duration
 
-	// Name is the connection name the server shows (e.g. in /connz).
+	// Name is the connection name the server shows (e.g. in /connz),
+	// suffixed with each connection's role: "switchboard publish",
+	// "switchboard read", "switchboard history".
 	// Optional. Default: "switchboard".
 	Name string
+
+	// Engine tunes the log engine (index, history reads, batching,
+	// idempotency window, reader backoff): see engine.Config. Its
+	// DedupWindow is also the stream's duplicate window (capped at
+	// MaxAge, as JetStream requires), in which a keyed publish is refused
+	// by the stream itself.
+	Engine engine.Config
 }
 
 // Defaults applied to zero Config fields.
@@ -120,9 +134,6 @@ const (
 	DefaultHeartbeat      = time.Second
 	DefaultName           = "switchboard"
 )
-
-// maxReaderBackoff caps the reader's wait between failed attempts.
-const maxReaderBackoff = 5 * time.Second
 
 func (c *Config) setDefaults() {
 	if c.Stream == "" {
@@ -166,6 +177,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.Name == "" {
 		c.Name = DefaultName
+	}
+	if c.Engine.DedupWindow == 0 {
+		c.Engine.DedupWindow = broker.DefaultDedupWindow // the stream's window and the engine's agree
+	}
+	if c.Engine.IndexEntries == 0 && c.MaxMsgs > 0 {
+		c.Engine.IndexEntries = int(min(c.MaxMsgs, math.MaxInt)) // never beyond the stream's own window
 	}
 }
 
@@ -216,6 +233,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxAge > 0 && c.MaxAge < time.Second {
 		errs = append(errs, fmt.Errorf("max age %s is below 1s", c.MaxAge))
+	}
+	if err := c.Engine.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)

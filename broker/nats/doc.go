@@ -1,24 +1,24 @@
-// Package nats is the NATS JetStream broker: every node publishes through
-// watermill-nats's Publisher (JetStream, watermill's NATSMarshaler) into one
-// stream (default "SWITCHBOARD") and reads the whole stream with its own
-// ephemeral consumer from an exact stream sequence, with no queue group and
-// no durable, so nodes never compete, a node needs one subscription however
-// many rooms it serves, order is the stream's total order, and one id
-// positions a client in all its channels. Each channel has its own subject
-// under Config.Subject, so History asks the server for the resuming
-// client's channels only.
+// Package nats is the NATS JetStream driver of the log engine
+// (broker/engine): every channel's messages go to one stream (default
+// "SWITCHBOARD"), each channel on its own subject under Config.Subject,
+// in watermill-nats's wire format (its NATSMarshaler: metadata in
+// headers), so a Watermill application can publish into the stream and
+// read it. New returns the engine over the stream; the engine does the
+// node's reading loop, ids, health, the resume index and group commit.
 //
-// Message ids are "<epoch>-<seq>": the stream sequence plus the stream's
-// creation time, which changes when the stream is deleted and created again
-// (or lost with a server's storage), so a resume across that reports
-// recovered:false instead of guessing. Retention is the stream's limits
-// (MaxMsgs, MaxAge, MaxBytes); a since older than the stream's first
-// sequence is recovered:false. See docs/brokers.md. The id codec is
-// internal/ids.
+// The driver keeps three connections apart: appends (each batch
+// published asynchronously, then every ack awaited), the node's reader
+// (an ephemeral consumer of the whole stream from an exact sequence,
+// with no queue group and no durable, so nodes never compete), and
+// history (a short-lived consumer per range read, and Head). Positions
+// are stream sequences; the epoch is the stream's creation time (see
+// internal/ids), which changes when the stream is deleted and created
+// again or lost with a server's storage, so a resume across that
+// reports recovered:false instead of guessing. Retention is the
+// stream's limits (MaxMsgs, MaxAge, MaxBytes). A keyed publish carries
+// its key as Nats-Msg-Id: the stream itself refuses a repeat within its
+// duplicate window (Engine.DedupWindow), whichever node sends it. See
+// docs/brokers.md.
 //
-// Safe for concurrent use. One reader goroutine per Broker calls the
-// delivery callback, in sequence order; Publish returns once that reader
-// has read the message back, so "Publish returned" means "this node has
-// delivered it". Healthy reports the connection's and the reader's state
-// without I/O.
+// Safe for concurrent use, as the engine's Driver contract requires.
 package nats

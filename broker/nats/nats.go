@@ -18,62 +18,24 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/switchboard-dev/switchboard/broker"
+	"github.com/switchboard-dev/switchboard/broker/engine"
 	"github.com/switchboard-dev/switchboard/broker/nats/internal/ids"
-	"github.com/switchboard-dev/switchboard/core"
 )
 
 // ErrUnavailable is wrapped by errors caused by NATS being unreachable:
 // from New when no server can be reached at start (or JetStream is off),
 // from Publish and History during an outage, and from Healthy while the
-// connection is down or the reader cannot consume.
+// reader cannot read the stream.
 var ErrUnavailable = errors.New("switchboard/broker/nats: unavailable")
 
-// historyChunk is the most messages one History fetch asks for.
-const historyChunk = 512
-
-// maxFilterSubjects bounds the subjects one History consumer filters on;
-// a resume over more channels reads the whole range and filters here.
-const maxFilterSubjects = 64
-
-// Broker is the NATS JetStream core.Broker. Create it with New.
-type Broker struct {
-	cfg     Config
-	log     *slog.Logger
-	addrs   string // the servers' host:port, for messages
-	all     string // "<Subject>.>", what the stream captures
-	nc      *natsio.Conn
-	js      jetstream.JetStream
-	publish *wnats.Publisher // watermill's JetStream publisher on nc
-	codec   wnats.NATSMarshaler
-
-	// pubMu is held shared by each Publish that starts a send and
-	// exclusively by Close when it closes the connection; sends counts
-	// the sends still running, which Close waits for.
-	pubMu  sync.RWMutex
-	sends  sync.WaitGroup
-	closed atomic.Bool
-
-	mu      sync.Mutex // guards what follows
-	started bool
-	confirm broker.Confirmations // watermill UUID → id, for Publish
-	stop    context.CancelFunc   // ends the reader
-	done    chan struct{}        // closed when the reader has returned
-	rd      *reader
-	closing chan struct{} // closed by Close
-
-	health    health
-	delivered progress
-}
-
-// Interface guards.
-var _ core.Broker = (*Broker)(nil)
-
-// New validates cfg, connects to NATS, creates the stream if it does not
-// exist (or updates its subjects and limits to cfg) and sets up the
-// publisher. No server reachable, or JetStream disabled, is an error
-// wrapping ErrUnavailable; a bad cfg one wrapping ErrInvalidConfig. Call
-// Start to begin delivering, and Close to release the connection.
-func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Broker, error) {
+// New validates cfg, connects to NATS (three connections: publishing,
+// the node's reader, history), creates the stream if it does not exist
+// (or updates its subjects, limits and duplicate window to cfg) and
+// returns the log engine over it. No server reachable, or JetStream
+// disabled, is an error wrapping ErrUnavailable; a bad cfg one wrapping
+// ErrInvalidConfig. Call Start to begin delivering, and Close to release
+// the connections.
+func New(ctx context.Context, cfg Config, logger *slog.Logger) (*engine.Broker, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -85,87 +47,136 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Broker, error) 
 	if err != nil { // Validate parsed it already
 		return nil, err
 	}
-	b := &Broker{
-		cfg:     cfg,
-		log:     logger.With("broker", "nats", "stream", cfg.Stream),
-		addrs:   hosts(servers),
-		all:     cfg.Subject + ".>",
-		closing: make(chan struct{}),
+	log := logger.With("broker", "nats", "stream", cfg.Stream)
+	d := &driver{
+		cfg:       cfg,
+		log:       log,
+		addrs:     hosts(servers),
+		all:       cfg.Subject + ".>",
+		closed:    make(chan struct{}),
+		connEvent: make(chan struct{}, 1),
 	}
-	b.health.b = b
-	if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < cfg.ConnectTimeout {
-		cfg.ConnectTimeout = max(time.Until(deadline), time.Millisecond)
+	connectTimeout := cfg.ConnectTimeout
+	if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < connectTimeout {
+		connectTimeout = max(time.Until(deadline), time.Millisecond)
 	}
-	b.nc, err = natsio.Connect(strings.Join(servers, ","), b.options(cfg.ConnectTimeout)...)
+	url := strings.Join(servers, ",")
+	for _, c := range []struct {
+		conn **conn
+		role string
+	}{{&d.pub, "publish"}, {&d.rd, "read"}, {&d.hist, "history"}} {
+		cn, err := d.dial(url, c.role, connectTimeout)
+		if err != nil {
+			d.closeConns()
+			return nil, d.unreachable(err)
+		}
+		*c.conn = cn
+	}
+	opt := jetstream.WithDefaultTimeout(cfg.RequestTimeout)
+	inflight := 4 * max(cfg.Engine.MaxBatch, engine.DefaultMaxBatch) // one batch, and any abandoned before it
+	if d.pub.js, err = jetstream.New(d.pub.Conn, opt, jetstream.WithPublishAsyncTimeout(cfg.RequestTimeout), jetstream.WithPublishAsyncMaxPending(inflight)); err == nil {
+		if d.rd.js, err = jetstream.New(d.rd.Conn, opt); err == nil {
+			d.hist.js, err = jetstream.New(d.hist.Conn, opt)
+		}
+	}
 	if err != nil {
-		return nil, b.unreachable(err)
-	}
-	b.js, err = jetstream.New(b.nc, jetstream.WithDefaultTimeout(cfg.RequestTimeout))
-	if err != nil {
-		b.nc.Close()
+		d.closeConns()
 		return nil, fmt.Errorf("switchboard/broker/nats: jetstream: %w", err)
+	}
+	// Advisories about the stream tell the publishing path it may have
+	// been replaced (see pubEpoch); subscribed to before the stream is
+	// looked at, so none is missed after.
+	if _, err := d.pub.Subscribe(d.advisories(), func(*natsio.Msg) { d.pubEpoch.markStale() }); err != nil {
+		d.pubEpoch.noAdvisories()
 	}
 	cctx, cancel := context.WithTimeout(ctx, cfg.RequestTimeout)
 	defer cancel()
-	if _, err := b.ensureStream(cctx); err != nil {
-		b.nc.Close()
+	if err := d.pub.FlushWithContext(cctx); err != nil {
+		d.closeConns()
+		return nil, d.unreachable(err)
+	}
+	if err := d.ensureStream(cctx); err != nil {
+		d.closeConns()
 		return nil, err
 	}
-	b.publish, err = wnats.NewPublisherWithNatsConn(b.nc, wnats.PublisherPublishConfig{
-		Marshaler:         &wnats.NATSMarshaler{},
-		SubjectCalculator: wnats.DefaultSubjectCalculator,
-		JetStream: wnats.JetStreamConfig{
-			// Nats-Msg-Id = the watermill UUID: a publish nats.go retries
-			// (no responders during a leader election) is not appended twice.
-			TrackMsgId:     true,
-			ConnectOptions: []natsio.JSOpt{natsio.MaxWait(cfg.RequestTimeout)},
-			PublishOptions: []natsio.PubOpt{natsio.ExpectStream(cfg.Stream)},
-		},
-	}, broker.WatermillLogger(b.log))
+	b, err := engine.New(d, cfg.Engine, log)
 	if err != nil {
-		b.nc.Close()
-		return nil, fmt.Errorf("switchboard/broker/nats: publisher: %w", err)
+		d.closeConns()
+		return nil, err
 	}
 	return b, nil
 }
 
-// options are the nats.go connection settings, chosen deliberately (see
-// Config): bounded dials, frequent pings, reconnecting forever with
-// jitter, no reconnect buffer (a publish during an outage fails at once
-// instead of being appended late), and handlers that keep Healthy current
-// and log each outage once.
-func (b *Broker) options(connectTimeout time.Duration) []natsio.Option {
-	cfg := b.cfg
-	return []natsio.Option{
-		natsio.Name(cfg.Name),
-		natsio.Timeout(connectTimeout),
-		natsio.PingInterval(cfg.PingInterval),
-		natsio.MaxPingsOutstanding(2),
-		natsio.ReconnectWait(cfg.ReconnectWait),
-		natsio.ReconnectJitter(100*time.Millisecond, 100*time.Millisecond),
-		natsio.MaxReconnects(cfg.MaxReconnects),
-		natsio.ReconnectBufSize(-1),
-		natsio.NoCallbacksAfterClientClose(),
-		natsio.DisconnectErrHandler(func(_ *natsio.Conn, err error) { b.health.disconnected(err) }),
-		natsio.ReconnectHandler(func(*natsio.Conn) { b.health.reconnected() }),
-		natsio.ClosedHandler(func(*natsio.Conn) {
-			if !b.closed.Load() {
-				b.log.Error("nats connection closed for good (MaxReconnects exhausted); the broker stays unavailable")
-			}
-		}),
-		natsio.ErrorHandler(func(_ *natsio.Conn, _ *natsio.Subscription, err error) {
-			b.log.Warn("nats asynchronous error", "err", err)
-		}),
+// driver is the NATS JetStream engine.Driver: one stream holds every
+// channel, each on its own subject under Config.Subject; records are
+// Watermill messages in watermill-nats's format (NATSMarshaler: metadata
+// in headers, payload as data); positions are stream sequences; the
+// epoch is the stream's creation time. Three connections keep the paths
+// apart: appends, the reader's consumer, and history (with Head).
+type driver struct {
+	cfg   Config
+	log   *slog.Logger
+	addrs string // the servers' host:port, for messages
+	all   string // "<Subject>.>", what the stream captures
+	codec wnats.NATSMarshaler
+
+	pub, rd, hist *conn
+
+	closing atomic.Bool
+	closed  chan struct{} // closed by Close: interrupts a blocked Read
+
+	// A connection changed (lost, back, closed): connEvent wakes a
+	// blocked Read. rdGen counts the changes of the reader's own, which
+	// drop its consumer (the server may have lost it, or the stream).
+	rdGen     atomic.Uint64
+	connEvent chan struct{}
+
+	pubEpoch pubEpoch // the epoch of appended batches
+
+	mu   sync.Mutex // guards what follows
+	tail *tail      // the reader's consumer; used by the engine's reader goroutine alone, and by Close
+	seen string     // the epoch of the stream as last looked at
+}
+
+// Interface guard.
+var _ engine.Driver = (*driver)(nil)
+
+func (d *driver) Name() string { return "nats" }
+
+// KeysInLog: the stream refuses a repeated Nats-Msg-Id within its
+// duplicate window, atomically, whichever node publishes it.
+func (d *driver) KeysInLog() bool { return true }
+
+// connChanged wakes a blocked Read when a connection is lost or back, so
+// the engine's health follows every connection (see Read); a change of
+// the reader's own also drops its consumer.
+func (d *driver) connChanged(c *conn) {
+	if c.role == "read" {
+		d.rdGen.Add(1)
+	}
+	select {
+	case d.connEvent <- struct{}{}:
+	default:
 	}
 }
 
+// connected returns op's error if any of the three connections is down.
+func (d *driver) connected(op string) error {
+	for _, c := range []*conn{d.rd, d.pub, d.hist} {
+		if !c.IsConnected() {
+			return d.unavailable(op, c.down())
+		}
+	}
+	return nil
+}
+
 // streamConfig is the stream this Config asks for.
-func (b *Broker) streamConfig() jetstream.StreamConfig {
-	cfg := b.cfg
+func (d *driver) streamConfig() jetstream.StreamConfig {
+	cfg := d.cfg
 	sc := jetstream.StreamConfig{
 		Name:        cfg.Stream,
 		Description: "Switchboard: every channel's messages, in one order",
-		Subjects:    []string{b.all},
+		Subjects:    []string{d.all},
 		Retention:   jetstream.LimitsPolicy,
 		Discard:     jetstream.DiscardOld,
 		MaxMsgs:     max(cfg.MaxMsgs, -1),
@@ -173,90 +184,140 @@ func (b *Broker) streamConfig() jetstream.StreamConfig {
 		MaxAge:      max(cfg.MaxAge, 0),
 		Storage:     jetstream.FileStorage,
 		Replicas:    cfg.Replicas,
+		Duplicates:  cfg.Engine.DedupWindow,
 	}
 	if cfg.Storage == "memory" {
 		sc.Storage = jetstream.MemoryStorage
 	}
-	if sc.MaxAge > 0 && sc.MaxAge < 2*time.Minute {
-		sc.Duplicates = sc.MaxAge // the dedupe window may not exceed MaxAge
+	if sc.MaxAge > 0 && sc.Duplicates > sc.MaxAge {
+		sc.Duplicates = sc.MaxAge // JetStream's rule: the window may not exceed MaxAge
 	}
 	return sc
 }
 
 // ensureStream creates the stream if it is missing, or updates its
-// subjects and limits to the Config's, and returns its info.
-func (b *Broker) ensureStream(ctx context.Context) (*jetstream.StreamInfo, error) {
-	want := b.streamConfig()
-	s, err := b.js.Stream(ctx, b.cfg.Stream)
+// subjects, limits and duplicate window to the Config's.
+func (d *driver) ensureStream(ctx context.Context) error {
+	want := d.streamConfig()
+	s, err := d.hist.js.Stream(ctx, d.cfg.Stream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		s, err = b.js.CreateStream(ctx, want)
-		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) { // another node won the race
-			s, err = b.js.Stream(ctx, b.cfg.Stream)
-		}
-		if err == nil {
-			b.log.Info("created stream", "subjects", b.all, "max_msgs", want.MaxMsgs, "max_age", want.MaxAge,
-				"max_bytes", want.MaxBytes, "storage", want.Storage.String(), "replicas", want.Replicas)
-		}
+		s, err = d.createStream(ctx, d.hist.js)
 	}
 	if err != nil {
-		return nil, b.streamError(err)
+		return d.streamError(err)
 	}
 	info := s.CachedInfo()
 	have := info.Config
 	upd := have
-	if !slices.Contains(have.Subjects, b.all) {
-		upd.Subjects = append(slices.Clone(have.Subjects), b.all)
+	if !slices.Contains(have.Subjects, d.all) {
+		upd.Subjects = append(slices.Clone(have.Subjects), d.all)
 	}
 	upd.MaxMsgs, upd.MaxBytes, upd.MaxAge, upd.Replicas = want.MaxMsgs, want.MaxBytes, want.MaxAge, want.Replicas
-	if upd.MaxAge > 0 && upd.Duplicates > upd.MaxAge {
-		upd.Duplicates = upd.MaxAge
-	}
+	upd.Duplicates = want.Duplicates
 	if have.Storage != want.Storage {
-		b.log.Warn("stream exists with another storage; keeping it", "storage", have.Storage.String(), "configured", want.Storage.String())
+		d.log.Warn("stream exists with another storage; keeping it", "storage", have.Storage.String(), "configured", want.Storage.String())
 	}
 	if !slices.Equal(upd.Subjects, have.Subjects) || upd.MaxMsgs != have.MaxMsgs || upd.MaxBytes != have.MaxBytes ||
 		upd.MaxAge != have.MaxAge || upd.Replicas != have.Replicas || upd.Duplicates != have.Duplicates {
-		s, err = b.js.UpdateStream(ctx, upd)
+		s, err = d.hist.js.UpdateStream(ctx, upd)
 		if err != nil {
-			return nil, b.streamError(fmt.Errorf("update to the configured limits: %w", err))
+			return d.streamError(fmt.Errorf("update to the configured limits: %w", err))
 		}
 		info = s.CachedInfo()
-		b.log.Info("updated stream", "subjects", upd.Subjects, "max_msgs", upd.MaxMsgs, "max_age", upd.MaxAge,
-			"max_bytes", upd.MaxBytes, "replicas", upd.Replicas)
+		d.log.Info("updated stream", "subjects", upd.Subjects, "max_msgs", upd.MaxMsgs, "max_age", upd.MaxAge,
+			"max_bytes", upd.MaxBytes, "replicas", upd.Replicas, "duplicates", upd.Duplicates)
 	}
-	return info, nil
+	epoch, err := d.epochOf(info)
+	if err != nil {
+		return err
+	}
+	d.pubEpoch.epoch, d.pubEpoch.maxSeq = epoch, info.State.LastSeq // the first batch looks the stream up on its own connection
+	return nil
+}
+
+// createStream creates the stream with the Config's settings; a stream
+// another node created meanwhile is taken as it is.
+func (d *driver) createStream(ctx context.Context, js jetstream.JetStream) (jetstream.Stream, error) {
+	want := d.streamConfig()
+	s, err := js.CreateStream(ctx, want)
+	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) { // another node won the race
+		return js.Stream(ctx, d.cfg.Stream)
+	}
+	if err == nil {
+		d.log.Info("created stream", "subjects", d.all, "max_msgs", want.MaxMsgs, "max_age", want.MaxAge,
+			"max_bytes", want.MaxBytes, "storage", want.Storage.String(), "replicas", want.Replicas, "duplicates", want.Duplicates)
+	}
+	return s, err
+}
+
+// stream looks the stream up through js and returns it with its epoch,
+// creating it when create is set and it is missing (deleted, or lost
+// with a memory-storage server's restart: a new epoch). An existing
+// stream's config is left alone, so nodes never fight over it.
+func (d *driver) stream(ctx context.Context, js jetstream.JetStream, create bool) (jetstream.Stream, string, error) {
+	s, err := js.Stream(ctx, d.cfg.Stream)
+	if create && errors.Is(err, jetstream.ErrStreamNotFound) {
+		s, err = d.createStream(ctx, js)
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	e, err := d.epochOf(s.CachedInfo())
+	if err != nil {
+		return nil, "", err
+	}
+	return s, e, nil
+}
+
+// epochOf is the epoch of the stream info describes; it is also
+// remembered as the epoch last seen.
+func (d *driver) epochOf(info *jetstream.StreamInfo) (string, error) {
+	e, ok := ids.EpochOf(info.Created)
+	if !ok {
+		return "", fmt.Errorf("switchboard/broker/nats: stream %q reports the creation time %v, which cannot be an epoch", d.cfg.Stream, info.Created)
+	}
+	d.mu.Lock()
+	d.seen = e.String()
+	d.mu.Unlock()
+	return e.String(), nil
+}
+
+func (d *driver) seenEpoch() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.seen
 }
 
 // streamError is ensureStream's error: ErrUnavailable with the usual hint
 // when JetStream cannot be reached or is off, a plain one otherwise.
-func (b *Broker) streamError(err error) error {
+func (d *driver) streamError(err error) error {
 	var apiErr *jetstream.APIError
 	switch {
 	case errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) ||
 		errors.Is(err, natsio.ErrNoResponders):
 		return &unavailableError{
 			msg: fmt.Sprintf("switchboard/broker/nats: nats at %s answers but JetStream does not: %v (is nats-server running with JetStream, -js? check --broker-url)",
-				b.addrs, oneLine(err)),
+				d.addrs, oneLine(err)),
 			cause: err,
 		}
 	case errors.As(err, &apiErr):
-		return fmt.Errorf("switchboard/broker/nats: stream %q at %s: %w", b.cfg.Stream, b.addrs, err)
+		return fmt.Errorf("switchboard/broker/nats: stream %q at %s: %w", d.cfg.Stream, d.addrs, err)
 	default:
-		return b.unreachable(err)
+		return d.unreachable(err)
 	}
 }
 
 // unreachable is the one-line error for NATS that cannot be used.
-func (b *Broker) unreachable(err error) error {
+func (d *driver) unreachable(err error) error {
 	return &unavailableError{
-		msg:   fmt.Sprintf("switchboard/broker/nats: cannot reach nats at %s: %v (is nats-server running with JetStream? check --broker-url)", b.addrs, oneLine(err)),
+		msg:   fmt.Sprintf("switchboard/broker/nats: cannot reach nats at %s: %v (is nats-server running with JetStream? check --broker-url)", d.addrs, oneLine(err)),
 		cause: err,
 	}
 }
 
 // unavailable wraps an operation's failure during an outage.
-func (b *Broker) unavailable(op string, err error) error {
-	return &unavailableError{msg: fmt.Sprintf("switchboard/broker/nats: %s: nats at %s: %v", op, b.addrs, oneLine(err)), cause: err}
+func (d *driver) unavailable(op string, err error) error {
+	return &unavailableError{msg: fmt.Sprintf("switchboard/broker/nats: %s: nats at %s: %v", op, d.addrs, oneLine(err)), cause: err}
 }
 
 func oneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", "; ") }
@@ -274,455 +335,218 @@ func (e *unavailableError) Unwrap() []error { return []error{ErrUnavailable, e.c
 // subject is the subject channel's messages are published on: the
 // channel in unpadded base64url is one token of [A-Za-z0-9_-], whatever
 // the room name holds.
-func (b *Broker) subject(channel string) string {
-	return b.cfg.Subject + "." + base64.RawURLEncoding.EncodeToString([]byte(channel))
+func (d *driver) subject(channel string) string {
+	return d.cfg.Subject + "." + base64.RawURLEncoding.EncodeToString([]byte(channel))
 }
 
-// Start pins the reader at the stream's last sequence + 1 (so a restarted
-// node replays nothing to live clients, and nothing published after Start
-// returns is missed), takes the stream's creation time as the epoch, and
-// starts the reader. The reader runs until Close or until ctx ends.
-func (b *Broker) Start(ctx context.Context, deliver func(core.Delivery)) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed.Load() {
-		return broker.ErrClosed
-	}
-	if b.started {
-		return errors.New("switchboard/broker/nats: Start called twice")
-	}
-	cctx, cancel := context.WithTimeout(ctx, b.cfg.RequestTimeout)
-	defer cancel()
-	info, err := b.streamInfo(cctx)
-	if errors.Is(err, jetstream.ErrStreamNotFound) { // deleted since New
-		info, err = b.ensureStream(cctx)
-	}
+// Head returns the stream's epoch and last sequence, creating the stream
+// if it is missing.
+func (d *driver) Head(ctx context.Context) (string, engine.Pos, error) {
+	ctx, done, err := d.hist.use(ctx)
 	if err != nil {
-		return b.unavailable("start: stream info", err)
+		return "", engine.Pos{}, d.unavailable("head", err)
 	}
-	ep, next := ids.EpochOf(info.Created), info.State.LastSeq+1
-	b.delivered.advance(ep, next)
-	rctx, rcancel := context.WithCancel(context.WithoutCancel(ctx))
-	stop := context.AfterFunc(ctx, rcancel)
-	b.started = true
-	b.stop = func() { stop(); rcancel() }
-	b.done = make(chan struct{})
-	r := &reader{b: b, deliver: deliver, epoch: ep, next: next, nudged: make(chan struct{}, 1)}
-	b.rd = r
-	go func() {
-		defer close(b.done)
-		defer rcancel()
-		r.run(rctx)
-	}()
-	b.log.Debug("reader started", "epoch", ep.String(), "from", next)
-	return nil
-}
-
-// Publish appends env to the stream through watermill-nats's publisher
-// and returns once this node's reader has read the message back, with its
-// id (also set in env.ID). It fails at once with an error wrapping
-// ErrUnavailable while the connection is down, and with one when
-// JetStream does not ack within RequestTimeout or ctx ends first; in the
-// latter cases the message may still be appended and delivered. A message
-// is never appended twice (its watermill UUID is its Nats-Msg-Id).
-func (b *Broker) Publish(ctx context.Context, p core.Publication) (core.Published, error) {
-	id, err := b.publishOne(ctx, p.Channel, p.Envelope)
-	return core.Published{ID: id}, err
-}
-
-func (b *Broker) publishOne(ctx context.Context, channel string, env *core.Envelope) (string, error) {
-	if err := ctx.Err(); err != nil {
-		return "", err
-	}
-	env.ID = ""
-	msg := broker.NewMessage(channel, env)
-
-	b.mu.Lock()
-	started, closing := b.started, b.closing
-	b.mu.Unlock()
-	if b.closed.Load() {
-		return "", broker.ErrClosed
-	}
-	if !started {
-		return "", errors.New("switchboard/broker/nats: Publish before Start")
-	}
-	confirmed, done := b.confirm.Expect(msg.UUID)
 	defer done()
-	if !b.nc.IsConnected() {
-		return "", b.unavailable("publish", fmt.Errorf("not connected (%s)", b.nc.Status()))
+	s, epoch, err := d.stream(ctx, d.hist.js, true)
+	if err != nil {
+		return "", engine.Pos{}, d.unavailable("head: stream info", cause(ctx, err))
 	}
+	return epoch, engine.Pos{Lo: s.CachedInfo().State.LastSeq}, nil
+}
 
-	// watermill's Publish takes no context: run it aside so Publish
-	// honours ctx; it ends within RequestTimeout, and Close waits.
-	sent := make(chan error, 1)
-	b.pubMu.RLock()
-	if b.closed.Load() {
-		b.pubMu.RUnlock()
-		return "", broker.ErrClosed
+// Append publishes the batch asynchronously on the publishing connection
+// (every message sent before the first ack is awaited: one round trip)
+// and waits for every ack; the epoch is the one verified last unless
+// the stream may have been replaced since (see pubEpoch). A keyed message carries its key as
+// Nats-Msg-Id, so the stream itself refuses a repeat within its
+// duplicate window (Config.Engine.DedupWindow; window is not used): the
+// ack then names the first one's sequence. nats.go resends a message
+// only when no server received it (no responders), so nothing is
+// appended twice.
+func (d *driver) Append(ctx context.Context, msgs []*message.Message, _ time.Duration) (string, []engine.Appended, error) {
+	ctx, done, err := d.pub.use(ctx)
+	if err != nil {
+		return "", nil, d.unavailable("publish", err)
 	}
-	b.sends.Add(1)
-	b.pubMu.RUnlock()
-	go func() {
-		defer b.sends.Done()
-		sent <- b.publish.Publish(b.subject(channel), msg)
-	}()
-	select {
-	case err := <-sent:
+	defer done()
+	out := make([]engine.Appended, len(msgs))
+	futures := make([]jetstream.PubAckFuture, len(msgs))
+	for i, msg := range msgs {
+		nm, err := d.codec.Marshal(d.subject(msg.Metadata.Get(broker.MetadataChannel)), msg)
 		if err != nil {
-			if b.closed.Load() {
-				return "", broker.ErrClosed
+			out[i].Err = err
+			continue
+		}
+		opts := []jetstream.PublishOpt{jetstream.WithExpectStream(d.cfg.Stream)}
+		if key := msg.Metadata.Get(engine.MetadataKey); key != "" {
+			opts = append(opts, jetstream.WithMsgID(key))
+		}
+		f, err := d.pub.js.PublishMsgAsync(nm, opts...)
+		switch {
+		case errors.Is(err, natsio.ErrMaxPayload):
+			out[i].Err = err // refused before sending: not appended
+		case err != nil:
+			return "", nil, d.unavailable("publish", err) // what was sent before is unknown
+		default:
+			futures[i] = f
+		}
+	}
+	for i, f := range futures {
+		if f == nil {
+			continue
+		}
+		select {
+		case ack := <-f.Ok():
+			out[i] = engine.Appended{Pos: engine.Pos{Lo: ack.Sequence}, Duplicate: ack.Duplicate}
+		case err := <-f.Err():
+			var apiErr *jetstream.APIError
+			if errors.As(err, &apiErr) {
+				out[i].Err = err // the stream refused it
+				continue
 			}
-			return "", b.unavailable("publish", err)
+			return "", nil, d.unavailable("publish", err)
+		case <-ctx.Done():
+			return "", nil, d.unavailable("publish", context.Cause(ctx))
+		case <-d.closed:
+			return "", nil, broker.ErrClosed
 		}
-	case <-closing:
-		return "", broker.ErrClosed
-	case <-ctx.Done():
-		return "", b.unavailable("publish", ctx.Err())
 	}
-	id, err := broker.AwaitConfirmation(ctx, confirmed, closing, "nats")
-	if err == nil {
-		env.ID = id
+	s, epoch, err := d.batchEpoch(ctx, msgs, out)
+	if err != nil {
+		return "", nil, err
 	}
-	return id, err
+	for i := range out {
+		if out[i].Duplicate {
+			out[i].Digest = firstDigest(ctx, s, out[i].Pos, msgs[i])
+		}
+	}
+	return epoch, out, nil
 }
 
-// History reads the stream from req.Since up to its last sequence at the
-// time of the call, through a short-lived consumer filtered on the
-// subjects of req.Channels (so the server skips other channels' messages).
-// Recovered is false when Since is not an id of the current stream
-// (another epoch, unparseable, ahead of the stream), when messages after
-// Since were removed by the stream's limits (what is left is returned),
-// or when more than Limit messages matched (the newest Limit are
-// returned). A Limit of zero or less returns everything.
-func (b *Broker) History(ctx context.Context, req core.HistoryRequest) (core.HistoryResult, error) {
-	if b.closed.Load() {
-		return core.HistoryResult{}, broker.ErrClosed
+// Range reads up to limit records after `after` through a short-lived
+// consumer on the history connection: one request creates it (the
+// server skips other subjects' messages), one no-wait fetch takes what
+// it has (another only if the first came back short), and the stream's
+// info afterwards gives the epoch and the first sequence kept. The
+// consumer is deleted without waiting for the answer (its inactivity
+// threshold removes it if that is lost).
+func (d *driver) Range(ctx context.Context, after engine.Pos, limit int) (engine.Chunk, error) {
+	ctx, done, err := d.hist.use(ctx)
+	if err != nil {
+		return engine.Chunk{}, d.unavailable("history", err)
 	}
-	if err := ctx.Err(); err != nil {
-		return core.HistoryResult{}, err
-	}
-	since, ok := ids.Parse(req.Since)
-	if !ok {
-		return core.HistoryResult{}, nil
-	}
-	info, err := b.streamInfo(ctx)
+	defer done()
+	cc := d.consumerConfig(after, "switchboard history read")
+	cc.InactiveThreshold = d.cfg.RequestTimeout + 10*time.Second
+	cons, err := d.hist.js.CreateConsumer(ctx, d.cfg.Stream, cc)
 	switch {
 	case errors.Is(err, jetstream.ErrStreamNotFound):
-		return core.HistoryResult{}, nil // the stream is gone
+		return engine.Chunk{}, nil // no stream: nothing to recover
 	case err != nil:
-		return core.HistoryResult{}, b.unavailable("history: stream info", err)
-	case ids.EpochOf(info.Created) != since.Epoch:
-		return core.HistoryResult{}, nil // another epoch
-	case since.Seq > info.State.LastSeq:
-		return core.HistoryResult{}, nil // not an id this stream issued
+		return engine.Chunk{}, d.unavailable("history: create consumer", cause(ctx, err))
 	}
-	from, last := since.Seq+1, info.State.LastSeq
-	recovered := true
-	if info.State.FirstSeq > from {
-		recovered = false // the limits removed messages after since
-		from = info.State.FirstSeq
-	}
-	if from > last || len(req.Channels) == 0 {
-		return core.HistoryResult{Recovered: recovered}, nil
-	}
-
-	want := make(map[string]bool, len(req.Channels))
-	var filters []string
-	for _, ch := range req.Channels {
-		if !want[ch] {
-			want[ch] = true
-			filters = append(filters, b.subject(ch))
-		}
-	}
-	if len(filters) > maxFilterSubjects {
-		filters = []string{b.all}
-	}
-	envs, err := b.read(ctx, from, last, filters, func(d core.Delivery) bool { return want[d.Channel] }, req.Limit)
-	if err != nil {
-		if errors.Is(err, jetstream.ErrStreamNotFound) {
-			return core.HistoryResult{}, nil // deleted meanwhile
-		}
-		return core.HistoryResult{}, b.unavailable("history", err)
-	}
-	if envs.trimmed {
-		recovered = false
-	}
-	// The limits may have removed messages after since while it read, and
-	// the stream may have been recreated: ask again.
-	after, err := b.streamInfo(ctx)
-	switch {
-	case errors.Is(err, jetstream.ErrStreamNotFound):
-		return core.HistoryResult{}, nil
-	case err != nil:
-		return core.HistoryResult{}, b.unavailable("history: stream info", err)
-	case ids.EpochOf(after.Created) != since.Epoch:
-		return core.HistoryResult{}, nil
-	case after.State.FirstSeq > from:
-		recovered = false
-	}
-	for _, e := range envs.list {
-		e.ID = ids.Format(since.Epoch, e.seq)
-	}
-	out := make([]*core.Envelope, len(envs.list))
-	for i, e := range envs.list {
-		out[i] = e.Envelope
-	}
-	return core.HistoryResult{Envelopes: out, Recovered: recovered}, nil
-}
-
-type seqEnvelope struct {
-	*core.Envelope
-	seq uint64
-}
-
-type readResult struct {
-	list    []seqEnvelope
-	trimmed bool // more than limit matched
-}
-
-// read fetches the messages of filters with sequences from..last through
-// an ephemeral consumer, keeping those keep accepts, at most limit (the
-// newest) when limit > 0.
-func (b *Broker) read(ctx context.Context, from, last uint64, filters []string, keep func(core.Delivery) bool, limit int) (readResult, error) {
-	cc := jetstream.ConsumerConfig{
-		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:       from,
-		AckPolicy:         jetstream.AckNonePolicy,
-		InactiveThreshold: b.cfg.RequestTimeout + 10*time.Second, // if the delete below is lost
-		MemoryStorage:     true,
-		Replicas:          1,
-	}
-	if len(filters) == 1 {
-		cc.FilterSubject = filters[0]
-	} else {
-		cc.FilterSubjects = filters
-	}
-	cons, err := b.js.CreateConsumer(ctx, b.cfg.Stream, cc)
-	if err != nil {
-		return readResult{}, err
-	}
-	name := cons.CachedInfo().Name
-	defer func() {
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.cfg.RequestTimeout)
-		defer cancel()
-		if err := b.js.DeleteConsumer(dctx, b.cfg.Stream, name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
-			b.log.Debug("history: deleting the consumer", "consumer", name, "err", err)
-		}
-	}()
-	var res readResult
-	pending := cons.CachedInfo().NumPending // matching messages from `from` when created
-	for pending > 0 {
+	defer d.deleteConsumer(d.hist, cons.CachedInfo().Name)
+	want := int(min(uint64(limit), cons.CachedInfo().NumPending))
+	recs := make([]engine.Record, 0, want)
+	for len(recs) < want {
 		if err := ctx.Err(); err != nil {
-			return readResult{}, err
+			return engine.Chunk{}, d.unavailable("history: fetch", context.Cause(ctx))
 		}
-		batch, err := cons.FetchNoWait(int(min(pending, historyChunk)))
+		batch, err := cons.FetchNoWait(want - len(recs))
 		if err != nil {
-			return readResult{}, err
+			return engine.Chunk{}, d.unavailable("history: fetch", err)
 		}
-		got := uint64(0)
-		done := false
+		got := 0
 		for m := range batch.Messages() {
 			got++
-			meta, err := m.Metadata()
-			if err != nil || done {
-				continue
-			}
-			seq := meta.Sequence.Stream
-			if seq > last {
-				done = true
-				continue
-			}
-			d, _, err := b.decode(m, seq)
-			if err != nil || !keep(d) {
-				continue
-			}
-			res.list = append(res.list, seqEnvelope{d.Envelope, seq})
-			if limit > 0 && len(res.list) >= 2*limit {
-				res.list = append(res.list[:0], res.list[len(res.list)-limit:]...)
-				res.trimmed = true
+			if meta, err := m.Metadata(); err == nil {
+				recs = append(recs, d.record(m, meta.Sequence.Stream))
 			}
 		}
 		if err := batch.Error(); err != nil {
-			return readResult{}, err
+			return engine.Chunk{}, d.unavailable("history: fetch", err)
 		}
-		if done || got == 0 {
-			break
+		if got == 0 {
+			break // the limits removed the rest meanwhile
 		}
-		pending -= min(got, pending)
 	}
-	if limit > 0 && len(res.list) > limit {
-		res.list = res.list[len(res.list)-limit:]
-		res.trimmed = true
-	}
-	return res, nil
-}
-
-// streamInfo asks for the stream's info.
-func (b *Broker) streamInfo(ctx context.Context) (*jetstream.StreamInfo, error) {
-	s, err := b.js.Stream(ctx, b.cfg.Stream)
-	if err != nil {
-		return nil, err
-	}
-	return s.CachedInfo(), nil
-}
-
-// decode turns a stream message into a delivery with the watermill
-// message's UUID, through watermill-nats's own unmarshaler so the wire
-// format stays watermill's.
-func (b *Broker) decode(m jetstream.Msg, seq uint64) (core.Delivery, string, error) {
-	var msg *message.Message
-	msg, err := b.codec.Unmarshal(&natsio.Msg{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()})
-	if err != nil {
-		return core.Delivery{}, "", fmt.Errorf("%w: sequence %d: %w", broker.ErrMalformed, seq, err)
-	}
-	d, err := broker.ParseMessage(msg)
-	if err != nil {
-		return core.Delivery{}, "", fmt.Errorf("sequence %d: %w", seq, err)
-	}
-	return d, msg.UUID, nil
-}
-
-// Head returns the id of the stream's last message: every message stored
-// later has a larger sequence. An empty stream has no message to name
-// (sequences start at 1): "".
-func (b *Broker) Head(ctx context.Context) (string, error) {
-	if b.closed.Load() {
-		return "", broker.ErrClosed
-	}
-	if err := ctx.Err(); err != nil {
-		return "", err
-	}
-	info, err := b.streamInfo(ctx)
+	s, epoch, err := d.stream(ctx, d.hist.js, false)
 	switch {
 	case errors.Is(err, jetstream.ErrStreamNotFound):
-		return "", nil
+		return engine.Chunk{}, nil
 	case err != nil:
-		return "", b.unavailable("head: stream info", err)
-	case info.State.LastSeq == 0:
-		return "", nil
+		return engine.Chunk{}, d.unavailable("history: stream info", cause(ctx, err))
 	}
-	return ids.Format(ids.EpochOf(info.Created), info.State.LastSeq), nil
+	chunk := engine.Chunk{Epoch: epoch, Records: recs}
+	// The limits remove the oldest messages first: nothing after `after`
+	// is missing if the record right after it was read, or the stream
+	// still starts at or before it.
+	next := after.Lo + 1
+	if first := s.CachedInfo().State.FirstSeq; first > next && (len(recs) == 0 || recs[0].Pos.Lo > next) {
+		chunk.Trimmed = true
+	}
+	return chunk, nil
 }
 
-// After reports whether id comes after pos: ids of one epoch are ordered
-// by stream sequence, across every channel.
-func (b *Broker) After(id, pos string) (after, ok bool) {
-	a, okA := ids.Parse(id)
-	p, okP := ids.Parse(pos)
-	if !okA || !okP || a.Epoch != p.Epoch {
-		return false, false
+// consumerConfig is an ephemeral consumer of every channel's subject
+// from the sequence after `after`, without acks, kept in memory.
+func (d *driver) consumerConfig(after engine.Pos, description string) jetstream.ConsumerConfig {
+	cc := jetstream.ConsumerConfig{
+		Description:   description,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy:     jetstream.AckNonePolicy,
+		FilterSubject: d.all,
+		MemoryStorage: true,
+		Replicas:      1,
 	}
-	return a.Seq > p.Seq, true
+	if after.Lo > 0 {
+		cc.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
+		cc.OptStartSeq = after.Lo + 1
+	}
+	return cc
 }
 
-// WaitDelivered waits until this node's reader has delivered the message
-// id (and everything before it). It returns nil at once for an id of
-// another epoch, an unparseable id, one the reader already passed, or one
-// ahead of the stream (it may never be delivered).
-func (b *Broker) WaitDelivered(ctx context.Context, id string) error {
-	p, ok := ids.Parse(id)
-	if !ok {
-		return nil
+// deleteConsumer asks the server to delete an ephemeral consumer without
+// waiting for its answer: the request is a plain publish to JetStream's
+// API. If it is lost, the consumer's inactivity threshold removes it.
+func (d *driver) deleteConsumer(c *conn, name string) {
+	if c.IsConnected() {
+		_ = c.Publish("$JS.API.CONSUMER.DELETE."+d.cfg.Stream+"."+name, nil)
 	}
-	return b.waitPosition(ctx, p, true)
 }
 
-// Sync waits until this node has delivered every message the stream held
-// when Sync was called, or ctx ends.
-func (b *Broker) Sync(ctx context.Context) error {
-	info, err := b.streamInfo(ctx)
+// record decodes a stream message with watermill-nats's own
+// unmarshaler, so the wire format stays Watermill's.
+func (d *driver) record(m jetstream.Msg, seq uint64) engine.Record {
+	pos := engine.Pos{Lo: seq}
+	msg, err := d.codec.Unmarshal(&natsio.Msg{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()})
 	if err != nil {
-		return b.unavailable("sync", err)
+		return engine.Record{Pos: pos, Err: fmt.Errorf("%w: sequence %d: %w", broker.ErrMalformed, seq, err)}
 	}
-	if info.State.LastSeq == 0 {
-		return nil
+	size := len(msg.Payload)
+	for k, v := range msg.Metadata {
+		size += len(k) + len(v)
 	}
-	return b.waitPosition(ctx, ids.Position{Epoch: ids.EpochOf(info.Created), Seq: info.State.LastSeq}, false)
+	return engine.Record{Pos: pos, Msg: msg, Size: size}
 }
 
-func (b *Broker) waitPosition(ctx context.Context, p ids.Position, checkAhead bool) error {
-	b.mu.Lock()
-	done := b.done
-	b.mu.Unlock()
-	if done == nil {
-		return nil // not started: nothing to deliver to
-	}
-	if !b.delivered.pending(p) {
+// Close stops the reader's consumer (asking the server to delete it),
+// closes the three connections, which ends sends in flight, and
+// interrupts a blocked Read. Idempotent.
+func (d *driver) Close() error {
+	if d.closing.Swap(true) {
 		return nil
 	}
-	if _, _, last := b.delivered.get(); checkAhead && p.Seq > last {
-		// Possibly ahead of the stream: ask.
-		info, err := b.streamInfo(ctx)
-		if err != nil {
-			return b.unavailable("wait delivered", err)
+	close(d.closed)
+	d.dropTail()
+	d.closeConns() // flushes the delete request first
+	return nil
+}
+
+func (d *driver) closeConns() {
+	for _, c := range []*conn{d.pub, d.rd, d.hist} {
+		if c != nil {
+			c.Close()
 		}
-		if ids.EpochOf(info.Created) != p.Epoch || p.Seq > info.State.LastSeq {
-			return nil
-		}
-	}
-	return b.delivered.wait(ctx, p, done)
-}
-
-// Healthy returns nil while the connection is up and the reader consumes,
-// and an error wrapping ErrUnavailable while the connection is down
-// (nats.go keeps reconnecting) or the reader cannot (re)create its
-// consumer (it keeps retrying, and resumes from the last delivered
-// sequence). After Close it returns broker.ErrClosed. No I/O.
-func (b *Broker) Healthy() error {
-	if b.closed.Load() {
-		return broker.ErrClosed
-	}
-	b.mu.Lock()
-	started := b.started
-	b.mu.Unlock()
-	if !started {
-		return nil
-	}
-	return b.health.get()
-}
-
-// Epoch returns the epoch of the ids the reader currently issues: the
-// stream's creation time, as it appears in ids.
-func (b *Broker) Epoch() string {
-	e, _, _ := b.delivered.get()
-	return e.String()
-}
-
-// Close stops the reader (deleting its consumer when the server is
-// reachable), fails waiting Publish calls with broker.ErrClosed, closes
-// the connection (which ends sends in flight) and waits for them. It
-// returns ctx's error if that takes longer than ctx allows; the release
-// then finishes in the background. Idempotent.
-func (b *Broker) Close(ctx context.Context) error {
-	if b.closed.Swap(true) {
-		return nil
-	}
-	b.mu.Lock()
-	close(b.closing)
-	stop, done := b.stop, b.done
-	b.mu.Unlock()
-	if stop != nil {
-		stop()
-	}
-	released := make(chan struct{})
-	go func() {
-		defer close(released)
-		if done != nil {
-			<-done
-		}
-		// An empty critical section on purpose: a barrier. Every
-		// Publish that saw closed == false has done sends.Add(1) by the
-		// time it releases its read lock, so sends.Wait below sees it.
-		b.pubMu.Lock() // no send starts from here on
-		//lint:ignore SA2001 a barrier, not a mistake
-		b.pubMu.Unlock()
-		b.nc.Close()
-		b.sends.Wait()
-	}()
-	select {
-	case <-released:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("switchboard/broker/nats: close: %w", ctx.Err())
 	}
 }

@@ -2,6 +2,7 @@ package nats_test
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"log/slog"
 	"net"
@@ -11,12 +12,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill"
+	wnats "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/nats"
 	"github.com/nats-io/nats-server/v2/server"
 	natsio "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/switchboard-dev/switchboard/broker"
 	"github.com/switchboard-dev/switchboard/broker/brokertest"
+	"github.com/switchboard-dev/switchboard/broker/engine"
 	"github.com/switchboard-dev/switchboard/broker/nats"
 	"github.com/switchboard-dev/switchboard/broker/nats/natstest"
 	"github.com/switchboard-dev/switchboard/core"
@@ -32,22 +36,26 @@ func TestMain(m *testing.M) {
 
 var quiet = slog.New(slog.DiscardHandler)
 
-// config is a test configuration: short timeouts so outages show quickly.
+// config is a test configuration: short reconnect waits and backoffs so
+// outages end quickly (an outage shows at once: a lost connection fails
+// reads and publishes without waiting), and timeouts generous enough for
+// a busy machine running the embedded servers under the race detector.
 func config(url, stream string) nats.Config {
 	return nats.Config{
 		URL:            url,
 		Stream:         stream,
 		Subject:        "sb." + strings.ToLower(stream),
-		ConnectTimeout: time.Second,
-		RequestTimeout: 2 * time.Second,
+		ConnectTimeout: 5 * time.Second,
+		RequestTimeout: 20 * time.Second,
 		ReconnectWait:  50 * time.Millisecond,
 		PingInterval:   time.Second,
 		Heartbeat:      500 * time.Millisecond,
+		Engine:         engine.Config{ReconnectBackoff: 50 * time.Millisecond, MaxReconnectBackoff: 500 * time.Millisecond},
 	}
 }
 
 // newBroker makes an unstarted broker, closed when the test ends.
-func newBroker(t testing.TB, cfg nats.Config) *nats.Broker {
+func newBroker(t testing.TB, cfg nats.Config) *engine.Broker {
 	t.Helper()
 	b, err := nats.New(context.Background(), cfg, quiet)
 	if err != nil {
@@ -68,13 +76,19 @@ func TestConformance(t *testing.T) {
 	tests := []struct {
 		name    string
 		storage string
+		engine  engine.Config
 		// keeps: the stream survives a server restart. A file stream does
 		// (natstest restarts on the same store); a memory stream does not,
 		// and the reader recreates it under a new epoch.
 		keeps bool
 	}{
-		{"file", "", true},
-		{"memory", "memory", false},
+		{"file", "", engine.Config{}, true},
+		{"memory", "memory", engine.Config{}, false},
+		{"one record per read", "", engine.Config{ReadCount: 1}, true},
+		// History from the stream itself: positions older than a tiny
+		// index, or no index at all.
+		{"tiny index", "", engine.Config{IndexEntries: 3}, true},
+		{"no index", "", engine.Config{IndexBytes: -1}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -82,11 +96,15 @@ func TestConformance(t *testing.T) {
 			srv := natstest.Start(t)
 			cfg := config(srv.URL, "CONFORMANCE")
 			cfg.Storage = tt.storage
+			cfg.Engine.ReadCount, cfg.Engine.IndexEntries, cfg.Engine.IndexBytes = tt.engine.ReadCount, tt.engine.IndexEntries, tt.engine.IndexBytes
 			f := brokertest.Features{GlobalOrder: true, SharedLog: true,
+				// Embedded servers under the race detector, five variants
+				// at once: a loaded machine needs more than the default.
+				DeliveryTimeout: 30 * time.Second,
 				Outage: func(t *testing.T) brokertest.Backend {
 					own := natstest.Start(t)
-					cfg := config(own.URL, "OUTAGE")
-					cfg.Storage = tt.storage
+					cfg := cfg
+					cfg.URL, cfg.Stream, cfg.Subject = own.URL, "OUTAGE", "sb.outage"
 					return brokertest.Backend{
 						NewBroker: func(t *testing.T) core.Broker { return newBroker(t, cfg) },
 						Stop:      own.Shutdown,
@@ -137,7 +155,30 @@ func (r *recorder) waitN(t *testing.T, n int) []core.Delivery {
 	}
 }
 
-func start(t *testing.T, b *nats.Broker) *recorder {
+// waitFor waits until the message id is delivered and returns every
+// delivery so far.
+func (r *recorder) waitFor(t *testing.T, id string) []core.Delivery {
+	t.Helper()
+	timeout := time.NewTimer(10 * time.Second)
+	defer timeout.Stop()
+	for {
+		r.mu.Lock()
+		got, changed := append([]core.Delivery(nil), r.got...), r.changed
+		r.mu.Unlock()
+		for _, d := range got {
+			if d.Envelope.ID == id {
+				return got
+			}
+		}
+		select {
+		case <-changed:
+		case <-timeout.C:
+			t.Fatalf("%s not delivered within 10s; delivered %v", id, deliveredIDs(got))
+		}
+	}
+}
+
+func start(t *testing.T, b *engine.Broker) *recorder {
 	t.Helper()
 	rec := newRecorder()
 	if err := b.Start(context.Background(), rec.deliver); err != nil {
@@ -146,7 +187,7 @@ func start(t *testing.T, b *nats.Broker) *recorder {
 	return rec
 }
 
-func publish(t *testing.T, b *nats.Broker, channel string, i int) string {
+func publish(t *testing.T, b *engine.Broker, channel string, i int) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -158,7 +199,7 @@ func publish(t *testing.T, b *nats.Broker, channel string, i int) string {
 	return id
 }
 
-func history(t *testing.T, b *nats.Broker, since string, limit int, channels ...string) core.HistoryResult {
+func history(t *testing.T, b *engine.Broker, since string, limit int, channels ...string) core.HistoryResult {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -224,7 +265,7 @@ func TestUnreachableAtStart(t *testing.T) {
 	if !strings.Contains(msg, addr) || !strings.Contains(msg, "--broker-url") || !strings.Contains(msg, "JetStream") || strings.Contains(msg, "\n") {
 		t.Errorf("error %q: want one line naming %s and suggesting --broker-url", msg, addr)
 	}
-	if d := time.Since(began); d > 30*time.Second { // a hang bound: its budget is ConnectTimeout (1s)
+	if d := time.Since(began); d > 30*time.Second { // a hang bound: its budget is ConnectTimeout (5s)
 		t.Errorf("New took %s to fail", d)
 	}
 	t.Logf("%v", err)
@@ -339,6 +380,7 @@ func TestStreamRecreated(t *testing.T) {
 	rec := start(t, b)
 	room := core.RoomChannel("r")
 	old := []string{publish(t, b, room, 0), publish(t, b, room, 1)}
+	rec.waitN(t, 2) // a publish returns once appended: read them before the stream goes
 	oldEpoch := b.Epoch()
 
 	js := jsClient(t, srv.URL)
@@ -598,7 +640,8 @@ func TestStreamConfigured(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := s.CachedInfo().Config
-	if got.MaxMsgs != -1 || got.MaxAge != 90*time.Second || got.MaxBytes != 1<<20 || got.Duplicates > got.MaxAge ||
+	// The duplicate window is the engine's, capped at MaxAge.
+	if got.MaxMsgs != -1 || got.MaxAge != 90*time.Second || got.MaxBytes != 1<<20 || got.Duplicates != 90*time.Second ||
 		strings.Join(got.Subjects, " ") != "legacy.> "+cfg.Subject+".>" {
 		t.Errorf("stream config after New: max_msgs %d max_age %s max_bytes %d duplicates %s subjects %v",
 			got.MaxMsgs, got.MaxAge, got.MaxBytes, got.Duplicates, got.Subjects)
@@ -613,7 +656,7 @@ func TestStreamConfigured(t *testing.T) {
 	}
 	got = s.CachedInfo().Config
 	if got.MaxMsgs != nats.DefaultMaxMsgs || got.MaxAge != nats.DefaultMaxAge || got.MaxBytes != -1 || got.Storage != jetstream.FileStorage ||
-		strings.Join(got.Subjects, " ") != nats.DefaultSubject+".>" {
+		got.Duplicates != broker.DefaultDedupWindow || strings.Join(got.Subjects, " ") != nats.DefaultSubject+".>" {
 		t.Errorf("default stream config: %+v", got)
 	}
 }
@@ -664,6 +707,7 @@ func TestValidate(t *testing.T) {
 		"negative timeout": {URL: "nats://h", RequestTimeout: -1},
 		"tiny heartbeat":   {URL: "nats://h", Heartbeat: time.Millisecond},
 		"replicas":         {URL: "nats://h", Replicas: 7},
+		"engine":           {URL: "nats://h", Engine: engine.Config{DedupWindow: -time.Second}},
 	} {
 		err := cfg.Validate()
 		if !errors.Is(err, nats.ErrInvalidConfig) {
@@ -711,6 +755,7 @@ func TestMemoryStreamLostOnRestart(t *testing.T) {
 	rec := start(t, b)
 	room := core.RoomChannel("r")
 	old := publish(t, b, room, 0)
+	rec.waitN(t, 1) // a publish returns once appended: read it before the stream goes
 	oldEpoch := b.Epoch()
 	srv.Shutdown()
 	srv.Restart()
@@ -740,4 +785,300 @@ func TestMemoryStreamLostOnRestart(t *testing.T) {
 func publishTo(b core.Broker, ctx context.Context, channel string, env *core.Envelope) (string, error) {
 	res, err := b.Publish(ctx, core.Publication{Channel: channel, Envelope: env})
 	return res.ID, err
+}
+
+// TestKeyedRefusedByTheStream: a keyed publish is refused by the stream
+// itself (Nats-Msg-Id = the key, within the stream's duplicate window),
+// not only by a node that read the first one: a node started after the
+// first publish, whose reader never saw it, publishes the same key and
+// gets the first id back as a duplicate (or ErrKeyReused for another
+// request), and the stream holds one message with the key.
+func TestKeyedRefusedByTheStream(t *testing.T) {
+	t.Parallel()
+	srv := natstest.Start(t)
+	cfg := config(srv.URL, "KEYED")
+	room := core.RoomChannel("r")
+	b1 := newBroker(t, cfg)
+	start(t, b1)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	env := func(i int) *core.Envelope {
+		return &core.Envelope{V: core.Version, Type: core.TypeMessage, Room: "r", Data: []byte(strconv.Itoa(i))}
+	}
+	first, err := b1.Publish(ctx, core.Publication{Channel: room, Envelope: env(0), Key: "order-42", Digest: "d"})
+	if err != nil || first.Duplicate {
+		t.Fatalf("first keyed Publish = %+v, %v", first, err)
+	}
+
+	b2 := newBroker(t, cfg) // its reader starts after the first publish
+	rec2 := start(t, b2)
+	again, err := b2.Publish(ctx, core.Publication{Channel: room, Envelope: env(0), Key: "order-42", Digest: "d"})
+	if err != nil || !again.Duplicate || again.ID != first.ID {
+		t.Fatalf("the same key on another node = %+v, %v; want Duplicate with %s", again, err, first.ID)
+	}
+	// The stream keeps the first request's digest with it: a node that
+	// never read it still tells a reused key from a retry.
+	b3 := newBroker(t, cfg)
+	start(t, b3)
+	if res, err := b3.Publish(ctx, core.Publication{Channel: room, Envelope: env(7), Key: "order-42", Digest: "another request"}); !errors.Is(err, core.ErrKeyReused) {
+		t.Fatalf("the same key for another request = %+v, %v; want core.ErrKeyReused", res, err)
+	}
+	other := publish(t, b2, room, 1)
+	if got := deliveredIDs(rec2.waitN(t, 1)); len(got) != 1 || got[0] != other {
+		t.Fatalf("the second node delivered %v, want only %s", got, other)
+	}
+
+	js := jsClient(t, srv.URL)
+	s, err := js.Stream(ctx, cfg.Stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := s.CachedInfo().State.Msgs; n != 2 {
+		t.Errorf("the stream holds %d messages, want 2 (the keyed one once, and another)", n)
+	}
+	_, seq, _ := strings.Cut(first.ID, "-")
+	n, _ := strconv.ParseUint(seq, 10, 64)
+	raw, err := s.GetMsg(ctx, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id := raw.Header.Get(jetstream.MsgIDHeader); id != "order-42" {
+		t.Errorf("the first message's Nats-Msg-Id = %q, want the key", id)
+	}
+}
+
+// TestKeyedBatch: one key twice in one group-committed batch (racing
+// publishes on one node) appends once; the second gets the first id.
+func TestKeyedBatch(t *testing.T) {
+	t.Parallel()
+	srv := natstest.Start(t)
+	cfg := config(srv.URL, "KEYEDBATCH")
+	b := newBroker(t, cfg)
+	rec := start(t, b)
+	room := core.RoomChannel("r")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	const racers = 8
+	type result struct {
+		res core.Published
+		err error
+	}
+	results := make(chan result, racers)
+	for i := range racers {
+		go func() {
+			env := &core.Envelope{V: core.Version, Type: core.TypeMessage, Room: "r", Data: []byte(strconv.Itoa(i))}
+			res, err := b.Publish(ctx, core.Publication{Channel: room, Envelope: env, Key: "k", Digest: "d"})
+			results <- result{res, err}
+		}()
+	}
+	var id string
+	fresh := 0
+	for range racers {
+		r := <-results
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		if id == "" {
+			id = r.res.ID
+		}
+		if r.res.ID != id {
+			t.Fatalf("racing publishes with one key returned %s and %s", id, r.res.ID)
+		}
+		if !r.res.Duplicate {
+			fresh++
+		}
+	}
+	if fresh != 1 {
+		t.Fatalf("%d publishes reported not Duplicate, want 1", fresh)
+	}
+	last := publish(t, b, room, 99)
+	if got := deliveredIDs(rec.waitN(t, 2)); strings.Join(got, " ") != id+" "+last {
+		t.Fatalf("delivered %v, want [%s %s]", got, id, last)
+	}
+	s, err := jsClient(t, srv.URL).Stream(ctx, cfg.Stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := s.CachedInfo().State.Msgs; n != 2 {
+		t.Errorf("the stream holds %d messages, want 2", n)
+	}
+}
+
+// TestWatermillPublisherInterop: a Watermill application publishing
+// with watermill-nats (its NATSMarshaler, the driver's wire format) on a
+// channel's subject reaches every node like any other message.
+func TestWatermillPublisherInterop(t *testing.T) {
+	t.Parallel()
+	srv := natstest.Start(t)
+	cfg := config(srv.URL, "INTEROP")
+	b := newBroker(t, cfg)
+	rec := start(t, b)
+	room := core.RoomChannel("r")
+
+	pub, err := wnats.NewPublisher(wnats.PublisherConfig{URL: srv.URL, JetStream: wnats.JetStreamConfig{TrackMsgId: true}}, watermill.NopLogger{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	env := &core.Envelope{V: core.Version, Type: core.TypeMessage, Room: "r", Data: []byte(`"from watermill"`)}
+	subject := cfg.Subject + "." + base64.RawURLEncoding.EncodeToString([]byte(room))
+	if err := pub.Publish(subject, broker.NewMessage(room, env)); err != nil {
+		t.Fatal(err)
+	}
+	after := publish(t, b, room, 1)
+	got := rec.waitN(t, 2)
+	if string(got[0].Envelope.Data) != `"from watermill"` || got[0].Channel != room || got[1].Envelope.ID != after {
+		t.Fatalf("delivered %v %q, want the Watermill message then %s", deliveredIDs(got), got[0].Envelope.Data, after)
+	}
+}
+
+// TestSlowReaderGap: a node whose reader falls behind the stream's limits
+// (its delivery stalls while another node publishes past MaxMsgs) skips
+// what the stream dropped, and reports it: a resume from before the
+// dropped messages is Recovered false, with (some of) what is left.
+func TestSlowReaderGap(t *testing.T) {
+	t.Parallel()
+	srv := natstest.Start(t)
+	cfg := config(srv.URL, "SLOW")
+	cfg.MaxMsgs = 4
+	cfg.Engine.ReadCount = 1 // the reader's consumer pulls one message at a time
+	room := core.RoomChannel("r")
+	fast := newBroker(t, cfg)
+	start(t, fast)
+
+	slow := newBroker(t, cfg)
+	rec := newRecorder()
+	gate, stalled := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	if err := slow.Start(context.Background(), func(d core.Delivery) {
+		once.Do(func() {
+			close(stalled)
+			<-gate // the first delivery stalls the slow node's reader
+		})
+		rec.deliver(d)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var all []string
+	all = append(all, publish(t, fast, room, 0))
+	select {
+	case <-stalled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the slow node did not read the first message")
+	}
+	for i := 1; i < 12; i++ {
+		all = append(all, publish(t, fast, room, i))
+	}
+	close(gate)
+	kept := all[len(all)-4:]
+	got := deliveredIDs(rec.waitFor(t, kept[len(kept)-1]))
+	if len(got) >= len(all) || got[0] != all[0] || !strings.HasSuffix(strings.Join(got, " "), strings.Join(kept, " ")) {
+		t.Fatalf("the slow node delivered %v: want %s first, then a gap, then %v", got, all[0], kept)
+	}
+	// The last message it read before the gap.
+	var before string
+	for i, id := range got {
+		if id == kept[0] {
+			before = got[i-1]
+			break
+		}
+	}
+	h := history(t, slow, before, 100, room)
+	if h.Recovered {
+		t.Errorf("History since %s, before the gap: recovered %v %v, want false", before, h.Recovered, ids(h.Envelopes))
+	}
+	if k := len(h.Envelopes); k > len(kept) || strings.Join(ids(h.Envelopes), " ") != strings.Join(kept[len(kept)-k:], " ") {
+		t.Errorf("History since %s = %v, want the newest of what is left %v", before, ids(h.Envelopes), kept)
+	}
+}
+
+// TestConsumersDeleted: the reader's consumer and the history reads'
+// consumers are deleted when they are done with, not left to expire.
+func TestConsumersDeleted(t *testing.T) {
+	t.Parallel()
+	srv := natstest.Start(t)
+	cfg := config(srv.URL, "CONSUMERS")
+	cfg.Engine.IndexBytes = -1 // every History reads the stream
+	b := newBroker(t, cfg)
+	start(t, b)
+	room := core.RoomChannel("r")
+	first := publish(t, b, room, 0)
+	last := publish(t, b, room, 1)
+	if h := history(t, b, first, 10, room); !h.Recovered || strings.Join(ids(h.Envelopes), " ") != last {
+		t.Fatalf("History = recovered %v %v, want true [%s]", h.Recovered, ids(h.Envelopes), last)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := b.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s, err := jsClient(t, srv.URL).Stream(ctx, cfg.Stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for { // the deletes are not answered: poll the stream's state
+		info, err := s.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.State.Consumers == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%d consumers left 10s after Close", info.State.Consumers)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// TestPublishRightAfterReplacement: a node publishing right after the
+// stream was deleted and created again, before its reader noticed,
+// names the new stream's epoch in the id it returns: the id its reader
+// then delivers. Twice: with the new stream shorter than the old one (a
+// sequence handed out again gives it away), and longer (the advisory of
+// the deletion does).
+func TestPublishRightAfterReplacement(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name          string
+		before, after int // messages in the old stream, and in the new one before the node publishes
+	}{
+		{"shorter", 3, 0},
+		{"longer", 1, 5},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			srv := natstest.Start(t)
+			cfg := config(srv.URL, "REPLACED")
+			b := newBroker(t, cfg)
+			rec := start(t, b)
+			room := core.RoomChannel("r")
+			for i := range tt.before {
+				publish(t, b, room, i)
+			}
+			rec.waitN(t, tt.before)
+
+			js := jsClient(t, srv.URL)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := js.DeleteStream(ctx, cfg.Stream); err != nil {
+				t.Fatal(err)
+			}
+			// The node's reader may create it first, as after a loss.
+			if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: cfg.Stream, Subjects: []string{cfg.Subject + ".>"}}); err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+				t.Fatal(err)
+			}
+			for range tt.after { // not Switchboard messages: the reader skips them
+				if _, err := js.Publish(ctx, cfg.Subject+".other", []byte("x")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			id := publish(t, b, room, 100)
+			got := deliveredIDs(rec.waitFor(t, id))
+			if got[len(got)-1] != id || len(got) != tt.before+1 {
+				t.Fatalf("published %s, delivered %v", id, got)
+			}
+		})
+	}
 }

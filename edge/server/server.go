@@ -357,7 +357,7 @@ func openBroker(cfg config.Config, logger *slog.Logger) (core.Broker, error) {
 	case "nats":
 		ctx, cancel := context.WithTimeout(context.Background(), brokerStartTimeout)
 		defer cancel()
-		return natsbroker.New(ctx, natsbroker.Config{URL: cfg.BrokerURL, MaxMsgs: cfg.RetentionMessages, MaxAge: cfg.RetentionAge}, logger)
+		return natsbroker.New(ctx, natsbroker.Config{URL: cfg.BrokerURL, MaxMsgs: cfg.RetentionMessages, MaxAge: cfg.RetentionAge, Engine: engineConfig(cfg)}, logger)
 	}
 	return nil, fmt.Errorf("unknown broker %q (available: memory, redis, kafka, nats)", cfg.Broker)
 }
