@@ -66,8 +66,7 @@ func (b *Broker) commit(ctx context.Context) {
 		if err == nil && len(res) != len(live) {
 			err = b.errorf("append returned %d results for %d messages", len(res), len(live))
 		}
-		if err != nil {
-			err = b.errorf("publish: %w", err)
+		if err != nil { // the driver's error names it already
 			for _, r := range live {
 				r.err = err
 				close(r.done)

@@ -16,7 +16,8 @@ import (
 // history read or a burst of appends never delays the live reader.
 //
 // Errors caused by the log being unreachable should wrap the driver's
-// ErrUnavailable sentinel; the engine passes them on wrapped.
+// ErrUnavailable sentinel and name the driver in their text
+// ("switchboard/broker/redis: …"): the engine passes them on as they are.
 type Driver interface {
 	// Name is the driver's short name, for logs and errors: "redis".
 	Name() string

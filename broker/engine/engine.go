@@ -236,7 +236,7 @@ func (b *Broker) History(ctx context.Context, req core.HistoryRequest) (core.His
 	// reader up with the log's head, then read the index.
 	headEpoch, head, err := b.heads.get(ctx)
 	if err != nil {
-		return core.HistoryResult{}, b.errorf("history: %w", err)
+		return core.HistoryResult{}, err
 	}
 	if headEpoch != epoch || head.Less(since) {
 		return core.HistoryResult{}, nil // another epoch, or an id never issued
@@ -296,12 +296,12 @@ func (b *Broker) readLog(ctx context.Context, epoch string, since, floor Pos, ch
 		chunk, err := b.d.Range(ctx, after, b.cfg.ReadCount)
 		b.logRead.Add(uint64(len(chunk.Records)))
 		if err != nil {
-			return nil, false, fmt.Errorf("switchboard/broker/%s: history: %w", b.d.Name(), err)
+			return nil, false, err
 		}
 		if chunk.Epoch != epoch {
 			return nil, false, nil
 		}
-		if after == since && chunk.Trimmed {
+		if chunk.Trimmed {
 			dropped = true // what is left is still returned, the newest last
 		}
 		for _, rec := range chunk.Records {
