@@ -360,6 +360,7 @@ func TestFlushChangesEpoch(t *testing.T) {
 		t.Fatal(err)
 	}
 	e2 := publish(t, b, "r", 2)
+	rec.waitN(t, 3, 10*time.Second) // the reader has read e2: it is in the new epoch
 	if strings.HasPrefix(e2.ID, oldEpoch+"-") || b.Epoch() == oldEpoch {
 		t.Fatalf("after FLUSHALL the id %s still has epoch %s", e2.ID, oldEpoch)
 	}
