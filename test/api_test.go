@@ -63,6 +63,11 @@ func TestAPIAcrossNodes(t *testing.T) {
 	if status, res := apiCall(t, b, "POST", "/api/v1/publish", apiKey, `{"room":"news","data":{"headline":"other"},"idempotency_key":"k1"}`); status != 422 {
 		t.Fatalf("reused key: %d %v", status, res)
 	}
+	// A key with a control character is refused (a log header would
+	// rewrite it, so "a\nb" and "a b" would collide).
+	if status, res := apiCall(t, b, "POST", "/api/v1/publish", apiKey, `{"room":"news","data":1,"idempotency_key":"a\nb"}`); status != 400 {
+		t.Fatalf("key with a newline: %d %v", status, res)
+	}
 	apiCall(t, a, "POST", "/api/v1/publish", apiKey, `{"to":"bob","data":"psst","from":"support"}`)
 	if d := bob.expect(core.TypeDirect); d.To != "bob" || d.From != "support" || string(d.Data) != `"psst"` {
 		t.Fatalf("direct %s", d.Encode())

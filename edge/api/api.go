@@ -217,6 +217,11 @@ func (a *api) publishOne(ctx context.Context, req PublishRequest) (PublishResult
 	if len(key) > MaxIdempotencyKey {
 		return errResult(core.Errorf(core.CodeBadRequest, "idempotency_key longer than %d bytes", MaxIdempotencyKey)), fiber.StatusBadRequest
 	}
+	if i := strings.IndexFunc(key, func(r rune) bool { return r < 0x20 || r == 0x7f }); i >= 0 {
+		// Logs carry keys in headers (JetStream's Nats-Msg-Id) where a
+		// control character would be rewritten and two keys collide.
+		return errResult(core.Errorf(core.CodeBadRequest, "idempotency_key: control character at byte %d; use printable characters", i)), fiber.StatusBadRequest
+	}
 	// The broker decides a key in its log, for every node alike (see
 	// core.Publication): a retry on any node, after any crash, finds it.
 	pub := core.Publication{Channel: channel, Envelope: env, Key: key}
