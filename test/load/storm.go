@@ -114,7 +114,8 @@ type stormResult struct {
 
 	// Switchboard only, when B exposes them: the resume and history
 	// counters of /metrics and /stats that changed from the kill to the
-	// end, and entries read per resume derived from them.
+	// end, and the log entries History read per resume (0: every resume
+	// was served from the resume index).
 	EntriesPerResume *float64           `json:"entries_per_resume,omitempty"`
 	NodeCounters     map[string]float64 `json:"node_counters,omitempty"`
 }
@@ -856,47 +857,33 @@ func parsePromCounters(text []byte) map[string]float64 {
 	return out
 }
 
+// logEntriesRead is the node's counter of log entries History read from
+// the broker (positions older than its resume index).
+const logEntriesRead = "switchboard_history_log_entries_read_total"
+
 // counterDeltas returns the counters that changed from before to after,
-// and entries read per resume when the node reports them: a histogram
-// or summary about entries (its _sum over its _count), or else an
-// entries counter over the resumes counted by switchboard_resumes_total.
+// and the log entries read per resume when the node exports
+// logEntriesRead: its increase over the resumes counted by
+// switchboard_resumes_total (0 when every resume was served from the
+// node's index).
 func counterDeltas(before, after map[string]float64) (map[string]float64, *float64) {
 	if len(after) == 0 {
 		return nil, nil
 	}
 	delta := map[string]float64{}
+	resumes := 0.0
 	for k, v := range after {
-		if d := v - before[k]; d != 0 {
+		d := v - before[k]
+		if d != 0 {
 			delta[k] = d
 		}
-	}
-	entries := func(name string) bool {
-		n := strings.ToLower(name)
-		return strings.Contains(n, "entries") || strings.Contains(n, "scanned")
-	}
-	sums := map[string]float64{} // by metric name, labels summed
-	for k, d := range delta {
-		name, _, _ := strings.Cut(k, "{")
-		sums[name] += d
-	}
-	names := make([]string, 0, len(sums))
-	for n := range sums {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	for _, n := range names {
-		if base, ok := strings.CutSuffix(n, "_sum"); ok && entries(n) && sums[base+"_count"] > 0 {
-			v := sums[n] / sums[base+"_count"]
-			return delta, &v
+		if name, _, _ := strings.Cut(k, "{"); name == "switchboard_resumes_total" {
+			resumes += d
 		}
 	}
-	if resumes := sums["switchboard_resumes_total"]; resumes > 0 {
-		for _, n := range names {
-			if entries(n) && !strings.HasSuffix(n, "_count") && !strings.HasSuffix(n, "_sum") {
-				v := sums[n] / resumes
-				return delta, &v
-			}
-		}
+	if v, ok := after[logEntriesRead]; ok && resumes > 0 {
+		epr := (v - before[logEntriesRead]) / resumes
+		return delta, &epr
 	}
 	return delta, nil
 }
@@ -922,7 +909,7 @@ func writeStormTable(w io.Writer, rs []stormResult) {
 	if len(rs) == 0 {
 		return
 	}
-	fmt.Fprintln(w, "| storm | run | broker | subs | rooms | pub rooms | rate | back | not recovered | lost (before kill) | duplicates | replayed | caught up | all caught up s | p50 caught up s | all back s | B publish/s before → during | B failed during | B p99 ms before → during | B extra CPU s | broker extra CPU s | entries/resume |")
+	fmt.Fprintln(w, "| storm | run | broker | subs | rooms | pub rooms | rate | back | not recovered | lost (before kill) | duplicates | replayed | caught up | all caught up s | p50 caught up s | all back s | B publish/s before → during | B failed during | B p99 ms before → during | B extra CPU s | broker extra CPU s | log entries read per resume |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range rs {
 		all := fmt.Sprintf("%.2f", r.CaughtUpAllS)

@@ -243,35 +243,28 @@ func TestClassifyPublish(t *testing.T) {
 }
 
 func TestNodeCounters(t *testing.T) {
-	metrics := func(resumes, sum, count, entries float64) []byte {
+	metrics := func(resumes, read float64) []byte {
 		return []byte(strings.Join([]string{
 			`# HELP switchboard_resumes_total Connects that resumed.`,
 			`# TYPE switchboard_resumes_total counter`,
 			`switchboard_resumes_total{recovered="true"} ` + ftoa(resumes),
 			`switchboard_resumes_total{recovered="false"} 1`,
-			`switchboard_resume_entries_read_bucket{le="10"} 3`,
-			`switchboard_resume_entries_read_sum ` + ftoa(sum),
-			`switchboard_resume_entries_read_count ` + ftoa(count),
-			`switchboard_history_index_entries_total ` + ftoa(entries),
+			`switchboard_history_log_entries_read_total ` + ftoa(read),
+			`switchboard_resume_index_entries 17000`,
 			`switchboard_connections{transport="websocket"} 400`,
 		}, "\n"))
 	}
-	before := parsePromCounters(metrics(10, 100, 10, 5))
-	after := parsePromCounters(metrics(410, 900, 410, 805))
-	if _, ok := before["switchboard_resume_entries_read_bucket{le=\"10\"}"]; ok || len(before) != 5 {
-		t.Errorf("parsed %v", before)
-	}
+	before := parsePromCounters(metrics(10, 100))
+	after := parsePromCounters(metrics(410, 900))
 	delta, epr := counterDeltas(before, after)
-	if epr == nil || *epr != 2 || delta[`switchboard_resumes_total{recovered="true"}`] != 400 || len(delta) != 4 {
+	if epr == nil || *epr != 2 || delta[`switchboard_resumes_total{recovered="true"}`] != 400 || len(delta) != 2 {
 		t.Errorf("delta %v, entries per resume %v", delta, epr)
 	}
-	// No histogram: an entries counter over the resumes.
-	delete(before, "switchboard_resume_entries_read_sum")
-	delete(after, "switchboard_resume_entries_read_sum")
-	if _, epr := counterDeltas(before, after); epr == nil || *epr != 2 {
-		t.Errorf("entries counter per resume: %v", epr)
+	// Every resume from the index: 0 entries read, not "unknown".
+	if _, epr := counterDeltas(before, parsePromCounters(metrics(410, 100))); epr == nil || *epr != 0 {
+		t.Errorf("no log reads: %v", epr)
 	}
-	// Today's node: only resumes.
+	// A node without the counter (before the log engine): unknown.
 	only := map[string]float64{`switchboard_resumes_total{recovered="true"}`: 3}
 	if delta, epr := counterDeltas(map[string]float64{}, only); epr != nil || delta[`switchboard_resumes_total{recovered="true"}`] != 3 {
 		t.Errorf("delta %v, entries per resume %v", delta, epr)
