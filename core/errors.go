@@ -22,6 +22,13 @@ var (
 	// without an idempotency key would publish it twice.
 	ErrUnconfirmed = errors.New("switchboard/core: published but not confirmed")
 
+	// ErrHistoryUnavailable is returned by Node.Accept when a resuming
+	// connection's history cannot be read (the broker is unreachable, or
+	// too slow within BrokerTimeout): the connection is closed with 1013
+	// (try again later) so the client resumes later from the same
+	// position, rather than going live with a gap.
+	ErrHistoryUnavailable = errors.New("switchboard/core: history unavailable")
+
 	// ErrKeyReused is wrapped by a broker's Publish error when an
 	// idempotency key comes back with a different Digest: the key was
 	// reused for another request, which is not published.

@@ -21,9 +21,10 @@ type Metrics struct {
 	Inbound       map[InboundKey]uint64
 	// OutboundByTransport counts envelopes written, per transport name.
 	OutboundByTransport map[string]uint64
-	// Resumes counts connects with since=; ResumesLost those answered
-	// recovered:false.
-	Resumes, ResumesLost uint64
+	// Resumes counts connects with since= that went live; ResumesLost
+	// those answered recovered:false. ResumesRetry counts resumes sent
+	// back (1013) because their history could not be read.
+	Resumes, ResumesLost, ResumesRetry uint64
 	// Queued is the number of envelopes waiting in send queues over all
 	// sessions; MaxQueued the longest single queue.
 	Queued, MaxQueued int
@@ -83,6 +84,7 @@ func (n *Node) Metrics() Metrics {
 		OutboundByTransport:    n.metrics.outbound.snapshot(),
 		Resumes:                n.metrics.resumes.Load(),
 		ResumesLost:            n.metrics.resumesLost.Load(),
+		ResumesRetry:           n.metrics.resumesRetry.Load(),
 	}
 	for k, v := range m.Inbound {
 		m.InboundByType[k.Type] += v
@@ -102,11 +104,12 @@ func (n *Node) Metrics() Metrics {
 }
 
 type nodeMetrics struct {
-	disconnects counters[uint16]
-	inbound     counters[InboundKey]
-	outbound    counters[string] // by transport; sessions hold their counter
-	resumes     atomic.Uint64
-	resumesLost atomic.Uint64
+	disconnects  counters[uint16]
+	inbound      counters[InboundKey]
+	outbound     counters[string] // by transport; sessions hold their counter
+	resumes      atomic.Uint64
+	resumesLost  atomic.Uint64
+	resumesRetry atomic.Uint64
 	// lastDelivery (unix ns) and lastLag (ns): the newest broker delivery
 	// and its publish-to-delivery delay.
 	lastDelivery atomic.Int64

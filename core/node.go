@@ -171,7 +171,8 @@ func (n *Node) deliver(d Delivery) {
 // to the session and waits for Done before releasing the connection.
 //
 // On error the session does not exist and t is closed with the matching
-// Disconnect (1012 while shutting down); the error wraps ErrShuttingDown,
+// Disconnect (1012 while shutting down, 1013 when the history of a resume
+// cannot be read); the error wraps ErrShuttingDown, ErrHistoryUnavailable,
 // or ErrSessionClosed when Shutdown closed the session during Accept.
 func (n *Node) Accept(ctx context.Context, t Transport, req ConnectRequest) (*Session, error) {
 	if req.User != "" {
@@ -289,8 +290,14 @@ func (n *Node) Accept(ctx context.Context, t Transport, req ConnectRequest) (*Se
 	if req.Since != "" {
 		res, err := n.broker.History(bctx, HistoryRequest{Channels: channels, Since: req.Since, Limit: n.cfg.HistoryLimit})
 		if err != nil {
-			n.log.Warn("history unavailable; resuming without recovery", append(s.logAttrs(), "err", err)...)
-			res = HistoryResult{}
+			// Resuming without the history would skip what the log still
+			// holds: ask the client to come back (1013, or 503 on the
+			// HTTP transports) with the same position instead.
+			n.log.Warn("history unavailable; asking the client to resume later", append(s.logAttrs(), "err", err)...)
+			n.metrics.resumesRetry.Add(1)
+			s.Close(DisconnectTryAgain)
+			<-s.done
+			return nil, fmt.Errorf("%w: %w", ErrHistoryUnavailable, err)
 		}
 		history = res.Envelopes
 		welcome.Recovered = &res.Recovered

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -344,19 +345,44 @@ func TestResumeBeyondHistoryLimit(t *testing.T) {
 	c.expectQuiet()
 }
 
+// TestResumeWhenHistoryFails: a resume whose history cannot be read is
+// sent back (1013, ErrHistoryUnavailable) rather than going live with a
+// gap; the same position resumes fully once the history is readable.
 func TestResumeWhenHistoryFails(t *testing.T) {
 	t.Parallel()
-	b := &hookBroker{Broker: newMemory(t, memory.Config{}), history: func(context.Context, core.HistoryRequest) (core.HistoryResult, error) {
-		return core.HistoryResult{}, errBrokerDown
-	}}
+	var failing atomic.Bool
+	failing.Store(true)
+	b := &hookBroker{Broker: newMemory(t, memory.Config{})}
+	b.history = func(ctx context.Context, req core.HistoryRequest) (core.HistoryResult, error) {
+		if failing.Load() {
+			return core.HistoryResult{}, errBrokerDown
+		}
+		return b.Broker.History(ctx, req)
+	}
 	n := newNode(t, core.Config{}, b)
 	id := n.publish("r", data(0))
-	c := n.connect(core.ConnectRequest{User: "u", Rooms: []string{"r"}, Since: id})
-	if c.welcome.Recovered == nil || *c.welcome.Recovered {
-		t.Fatalf("welcome recovered = %s, want false", fmtPtr(c.welcome.Recovered))
+	n.publish("r", data(1))
+	tr, s, err := n.accept(core.ConnectRequest{User: "u", Rooms: []string{"r"}, Since: id})
+	if !errors.Is(err, core.ErrHistoryUnavailable) || s != nil {
+		t.Fatalf("Accept with the history failing = %v, %v; want ErrHistoryUnavailable and no session", s, err)
 	}
-	n.publish("r", data(1)) // live delivery still works
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	if d, err := tr.WaitClosed(ctx); err != nil || d != core.DisconnectTryAgain {
+		t.Fatalf("transport closed with %+v (%v), want %+v", d, err, core.DisconnectTryAgain)
+	}
+	if m := n.Metrics(); m.ResumesRetry != 1 || m.ResumesLost != 0 {
+		t.Fatalf("metrics %+v: want one deferred resume and none lost", m)
+	}
+
+	failing.Store(false)
+	c := n.connect(core.ConnectRequest{User: "u", Rooms: []string{"r"}, Since: id})
+	if c.welcome.Recovered == nil || !*c.welcome.Recovered {
+		t.Fatalf("welcome recovered = %s, want true", fmtPtr(c.welcome.Recovered))
+	}
 	c.expectMessage("r", data(1))
+	n.publish("r", data(2)) // live delivery follows
+	c.expectMessage("r", data(2))
 }
 
 func TestPublishWhenBrokerFails(t *testing.T) {
@@ -508,8 +534,11 @@ func TestShutdownDuringAccept(t *testing.T) {
 			close(release)
 
 			r := <-accepted
-			if r.err != nil {
-				t.Errorf("Accept = %v, %v; want the session (a failed History resumes without recovery)", r.s, r.err)
+			switch {
+			case historyErr == nil && r.err != nil:
+				t.Errorf("Accept = %v, %v; want the session", r.s, r.err)
+			case historyErr != nil && (!errors.Is(r.err, core.ErrHistoryUnavailable) || r.s != nil):
+				t.Errorf("Accept = %v, %v; want ErrHistoryUnavailable (the client resumes later)", r.s, r.err)
 			}
 			if r.s != nil {
 				select {

@@ -91,13 +91,14 @@ var (
 	descMaxQueued   = prometheus.NewDesc("switchboard_send_queue_max_envelopes", "Envelopes in the longest send queue.", nil, nil)
 	descLag         = prometheus.NewDesc("switchboard_broker_lag_seconds", "Publish-to-delivery delay of the newest message the broker delivered to this node; 0 after 10 s without deliveries.", nil, nil)
 	descResumes     = prometheus.NewDesc("switchboard_resumes_total", "Connects that resumed with since=, by outcome.", []string{"recovered"}, nil)
+	descResumeRetry = prometheus.NewDesc("switchboard_resumes_deferred_total", "Resumes sent back to retry later (close 1013, HTTP 503) because their history could not be read in time.", nil, nil)
 )
 
 // collector reads the node at scrape time.
 type collector struct{ src *Source }
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descConns, descConnects, descDisconnects, descIn, descOut, descDeliveries, descErrors, descSlow, descRefused, descRooms, descResumes, descQueued, descMaxQueued, descLag, descMalformed} {
+	for _, d := range []*prometheus.Desc{descConns, descConnects, descDisconnects, descIn, descOut, descDeliveries, descErrors, descSlow, descRefused, descRooms, descResumes, descQueued, descMaxQueued, descLag, descMalformed, descResumeRetry} {
 		ch <- d
 	}
 }
@@ -144,6 +145,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descLag, prometheus.GaugeValue, mt.BrokerLag.Seconds())
 	ch <- prometheus.MustNewConstMetric(descResumes, prometheus.CounterValue, float64(mt.Resumes-mt.ResumesLost), "true")
 	ch <- prometheus.MustNewConstMetric(descResumes, prometheus.CounterValue, float64(mt.ResumesLost), "false")
+	ch <- prometheus.MustNewConstMetric(descResumeRetry, prometheus.CounterValue, float64(mt.ResumesRetry))
 	if c.src.Extra != nil {
 		c.src.Extra(ch)
 	}
