@@ -274,7 +274,10 @@ func limit(envs []*core.Envelope, n int, recovered bool) core.HistoryResult {
 }
 
 // readLog reads the log after since up to floor, keeping channels'
-// records, through a history read slot.
+// records, through a history read slot. What it reads of every channel
+// also goes into the index below its floor (see index.backfill), so the
+// resumes of a storm from positions older than the index (a node that
+// has just started, say) read the log once between them, not once each.
 func (b *Broker) readLog(ctx context.Context, epoch string, since, floor Pos, channels []string, limit int) ([]*core.Envelope, bool, error) {
 	select {
 	case b.reads <- struct{}{}:
@@ -291,7 +294,15 @@ func (b *Broker) readLog(ctx context.Context, epoch string, since, floor Pos, ch
 	var out []*core.Envelope
 	seen := make(map[string]bool) // keys read in this range: repeats dropped, as the reader does
 	dropped := false
+	fill := b.index.filler()
+	at := time.Now()
 	after := since
+	done := func() ([]*core.Envelope, bool, error) {
+		if !dropped {
+			fill.commit(b.index, epoch, since, after, time.Now())
+		}
+		return out, !dropped, nil
+	}
 	for {
 		chunk, err := b.d.Range(ctx, after, b.cfg.ReadCount)
 		b.logRead.Add(uint64(len(chunk.Records)))
@@ -306,14 +317,15 @@ func (b *Broker) readLog(ctx context.Context, epoch string, since, floor Pos, ch
 		}
 		for _, rec := range chunk.Records {
 			if floor.Less(rec.Pos) {
-				return out, !dropped, nil // the index has the rest
+				after = floor // nothing between the last record read and floor
+				return done() // the index has the rest
 			}
 			after = rec.Pos
 			if rec.Err != nil {
 				continue
 			}
 			d, err := broker.ParseMessage(rec.Msg)
-			if err != nil || !want[d.Channel] {
+			if err != nil {
 				continue
 			}
 			if k := rec.Msg.Metadata.Get(MetadataKey); k != "" && !b.d.KeysInLog() {
@@ -323,6 +335,14 @@ func (b *Broker) readLog(ctx context.Context, epoch string, since, floor Pos, ch
 				seen[k] = true
 			}
 			d.Envelope.ID = FormatID(epoch, rec.Pos)
+			size := rec.Size
+			if size == 0 {
+				size = len(rec.Msg.Payload)
+			}
+			fill.add(d.Channel, rec.Pos, d.Envelope, size, at)
+			if !want[d.Channel] {
+				continue
+			}
 			out = append(out, d.Envelope)
 			if limit > 0 && len(out) > 2*limit {
 				out = append(out[:0], out[len(out)-limit:]...)
@@ -330,7 +350,8 @@ func (b *Broker) readLog(ctx context.Context, epoch string, since, floor Pos, ch
 			}
 		}
 		if len(chunk.Records) < b.cfg.ReadCount || !after.Less(floor) {
-			return out, !dropped, nil
+			after = floor // nothing else up to floor: the range is complete
+			return done()
 		}
 	}
 }

@@ -181,3 +181,83 @@ func (x *index) stats() (entries int, bytes int64, floor, end Pos) {
 	defer x.mu.RUnlock()
 	return len(x.order) - x.head, x.bytes, x.floor, x.end
 }
+
+// filler collects what a history read found below the index's floor,
+// every channel, to extend the index downwards with it (backfill).
+type filler struct {
+	entries []*ientry
+	bytes   int64
+	max     int64 // bytes; negative: collect nothing
+	full    bool  // more than max: give up (it would be evicted at once)
+}
+
+func (x *index) filler() *filler {
+	max := x.maxBytes
+	if max >= 0 {
+		max /= 2 // never push out more than half of the newer entries
+	}
+	return &filler{max: max}
+}
+
+func (f *filler) add(channel string, pos Pos, env *core.Envelope, size int, at time.Time) {
+	if f.full || f.max < 0 {
+		return
+	}
+	e := &ientry{pos: pos, env: env, ch: &chanEntries{name: channel}, size: int64(size) + entryOverhead + int64(len(channel)), at: at}
+	f.bytes += e.size
+	if f.bytes > f.max {
+		f.full, f.entries = true, nil
+		return
+	}
+	f.entries = append(f.entries, e)
+}
+
+// commit puts the entries, which are every record of epoch in
+// (from, to], below the index's floor, when they reach down from it:
+// the index is then complete from from on. The index may have moved
+// meanwhile; what no longer joins up is dropped.
+func (f *filler) commit(x *index, epoch string, from, to Pos, now time.Time) {
+	if f.full || f.max < 0 {
+		return
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.epoch != epoch || to.Less(x.floor) || !from.Less(x.floor) {
+		return // a gap between the read and the index, or nothing below it
+	}
+	n := 0
+	for n < len(f.entries) && !x.floor.Less(f.entries[n].pos) {
+		n++ // entries up to the floor: the ones the index lacks
+	}
+	below := f.entries[:n]
+	// Entries take the age of the oldest one indexed (they are older), so
+	// IndexAge never keeps them longer than it keeps that one.
+	if x.head < len(x.order) {
+		for _, e := range below {
+			e.at = x.order[x.head].at
+		}
+	}
+	byChan := make(map[string][]*ientry)
+	for _, e := range below {
+		byChan[e.ch.name] = append(byChan[e.ch.name], e)
+	}
+	for name, list := range byChan {
+		c := x.chans[name]
+		if c == nil {
+			c = &chanEntries{name: name}
+			x.chans[name] = c
+		}
+		for _, e := range list {
+			e.ch = c
+		}
+		c.list = append(list, c.list[c.head:]...)
+		c.head = 0
+	}
+	x.order = append(slices.Clip(below), x.order[x.head:]...)
+	x.head = 0
+	for _, e := range below {
+		x.bytes += e.size
+	}
+	x.floor = from
+	x.evict(now)
+}

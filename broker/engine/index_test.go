@@ -84,3 +84,54 @@ func TestIndex(t *testing.T) {
 		t.Fatalf("disabled index answered %v, want tooOld", res)
 	}
 }
+
+// TestIndexBackfill: a history read's records below the floor extend the
+// index downwards when they reach the floor, and are dropped when the
+// index moved away meanwhile (a gap) or has another epoch.
+func TestIndexBackfill(t *testing.T) {
+	now := time.Unix(1700000000, 0)
+	newX := func() *index {
+		x := newIndex(1<<20, 0, time.Hour)
+		x.reset("e", Pos{Lo: 10})
+		for i := 11; i <= 12; i++ {
+			x.add("a", Pos{Lo: uint64(i)}, env(strconv.Itoa(i)), 10, now)
+		}
+		return x
+	}
+	read := func(from, to int) *filler {
+		f := newIndex(1<<20, 0, time.Hour).filler()
+		for i := from + 1; i <= to; i++ {
+			ch := "a"
+			if i%2 == 0 {
+				ch = "b"
+			}
+			f.add(ch, Pos{Lo: uint64(i)}, env(strconv.Itoa(i)), 10, now)
+		}
+		return f
+	}
+	tests := []struct {
+		name     string
+		epoch    string
+		from, to int
+		floor    uint64 // after the commit
+		b        []string
+	}{
+		{"reaches the floor", "e", 5, 10, 5, []string{"6", "8", "10"}},
+		{"overlaps the index", "e", 5, 12, 5, []string{"6", "8", "10"}},
+		{"stops short of the floor: a gap", "e", 5, 9, 10, nil},
+		{"another epoch", "f", 5, 10, 10, nil},
+		{"nothing below the floor", "e", 10, 12, 10, nil},
+	}
+	for _, tt := range tests {
+		x := newX()
+		read(tt.from, tt.to).commit(x, tt.epoch, Pos{Lo: uint64(tt.from)}, Pos{Lo: uint64(tt.to)}, now)
+		_, _, floor, _ := x.stats()
+		envs, _, res := x.lookup("e", Pos{Lo: floor.Lo}, []string{"b"})
+		if floor.Lo != tt.floor || res != answered || !slices.Equal(ids(envs), tt.b) {
+			t.Errorf("%s: floor %v, b %v (%v); want floor %d, b %v", tt.name, floor, ids(envs), res, tt.floor, tt.b)
+		}
+		if all, _, _ := x.lookup("e", Pos{Lo: floor.Lo}, []string{"a"}); len(all) == 0 || all[len(all)-1].ID != "12" {
+			t.Errorf("%s: room a lost its newest entries: %v", tt.name, ids(all))
+		}
+	}
+}

@@ -106,3 +106,45 @@ func TestHistoryStormQueues(t *testing.T) {
 		t.Fatalf("%d History calls read the log, want %d", s.HistoryFromLog, resumes)
 	}
 }
+
+// TestLateNodeBackfills: a node started after the messages were published
+// has nothing of them in its index; the first resume from before its
+// start reads the log, and puts what it read (every channel) into the
+// index, so the next resumes from there — other rooms' too — read
+// nothing more from the log.
+func TestLateNodeBackfills(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	cfg := sbredis.Config{URL: srv.URL, Stream: streamFor(t)}
+	early := newBroker(t, cfg)
+	start(t, early)
+	var first string
+	want := map[string][]*core.Envelope{}
+	for i := range 10 {
+		for _, room := range []string{"a", "b", "c"} {
+			e := publish(t, early, room, i)
+			if first == "" {
+				first = e.ID
+				continue
+			}
+			want[room] = append(want[room], e)
+		}
+	}
+	late := newBroker(t, cfg)
+	start(t, late)
+
+	for i, room := range []string{"a", "b", "c"} {
+		before := late.Stats()
+		res := history(t, late, first, 100, room)
+		if !res.Recovered || !sameIDs(res.Envelopes, want[room]) {
+			t.Fatalf("room %s: recovered %v %v, want true %v", room, res.Recovered, ids(res.Envelopes), ids(want[room]))
+		}
+		read := late.Stats().LogRecordsRead - before.LogRecordsRead
+		if i == 0 && read == 0 {
+			t.Fatal("the first resume from before the node started read nothing from the log")
+		}
+		if i > 0 && read != 0 {
+			t.Fatalf("room %s: read %d log records after the first resume backfilled the index, want 0", room, read)
+		}
+	}
+}
