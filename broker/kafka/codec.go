@@ -7,6 +7,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/switchboard-dev/switchboard/broker"
 	"github.com/switchboard-dev/switchboard/broker/engine"
 	"github.com/switchboard-dev/switchboard/broker/kafka/internal/ids"
 )
@@ -58,9 +59,7 @@ func decode(rec *kgo.Record) engine.Record {
 		}
 		md[h.Key] = string(h.Value)
 	}
-	msg := message.NewMessage(uuid, rec.Value)
-	msg.Metadata = md
-	return engine.Record{Pos: posOf(rec.Offset), Msg: msg, Size: size}
+	return engine.Record{Pos: posOf(rec.Offset), Msg: broker.LogMessage(uuid, md, rec.Value), Size: size}
 }
 
 // posOf is the engine position of the record at offset (see ids.Lo).

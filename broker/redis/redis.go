@@ -430,9 +430,7 @@ func (d *driver) decode(m goredis.XMessage) (msg *message.Message, size int, err
 	md, okM := m.Values["metadata"].(string)
 	if okU && okP && okM {
 		if meta, ok := decodeMetadata([]byte(md)); ok {
-			msg = message.NewMessage(uuid, []byte(payload))
-			msg.Metadata = meta
-			return msg, len(payload) + len(md), nil
+			return broker.LogMessage(uuid, meta, []byte(payload)), len(payload) + len(md), nil
 		}
 	}
 	defer func() {
