@@ -1,0 +1,157 @@
+package test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os/exec"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill-redisstream/pkg/redisstream"
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/switchboard-dev/switchboard/broker/engine"
+	"github.com/switchboard-dev/switchboard/broker/redis/redistest"
+)
+
+// TestKeyedPublishesOnceThroughFaults: backends publish keyed messages
+// through two edge processes on one Redis, retrying on the other edge
+// after any failure or timeout, as a careful backend does; meanwhile one
+// edge is SIGKILLed (and started again) and Redis restarts, and every
+// fourth message is also hedged (sent through both edges at once). Every
+// key is in the log exactly once: a retry after a crash between append
+// and reply, a lost reply or an append racing its retry on another node
+// publishes nothing again (issue #14).
+func TestKeyedPublishesOnceThroughFaults(t *testing.T) {
+	t.Parallel()
+	rs := redistest.StartPersistent(t)
+	const key = "apikey-exactly-once-0123456789"
+	args := []string{"--broker", "redis", "--broker-url", rs.URL, "--api-keys", key, "--broker-wait"}
+
+	var mu sync.Mutex
+	edges := make([]string, 2)
+	procs := make([]*exec.Cmd, 2)
+	startEdgeProc := func(i int) {
+		cmd, addr, _ := startBinary(t, args...)
+		mu.Lock()
+		edges[i], procs[i] = addr, cmd
+		mu.Unlock()
+	}
+	startEdgeProc(0)
+	startEdgeProc(1)
+	edgeAddr := func(i int) string {
+		mu.Lock()
+		defer mu.Unlock()
+		return edges[i%2]
+	}
+
+	client := &http.Client{Timeout: 2 * time.Second}
+	publish := func(addr string, body []byte) int {
+		req, _ := http.NewRequest("POST", "http://"+addr+"/api/v1/publish", bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0 // refused, reset or timed out: the outcome is unknown
+		}
+		defer resp.Body.Close()
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return resp.StatusCode
+	}
+
+	const messages, workers = 400, 8
+	var next, done atomic.Int64
+	deadline := time.Now().Add(4 * waitFor)
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= messages {
+					return
+				}
+				body := fmt.Appendf(nil, `{"room":"orders","data":{"n":%d},"idempotency_key":"order-%d"}`, i, i)
+				if i%4 == 0 {
+					// A hedged request: the same key through both edges at
+					// once, so the two appends race (below, the usual retry
+					// loop goes on until one answer is 200).
+					var hedge sync.WaitGroup
+					hedge.Add(1)
+					go func() { defer hedge.Done(); publish(edgeAddr(i+1), body) }()
+					publish(edgeAddr(i), body)
+					hedge.Wait()
+				}
+				for attempt := 0; ; attempt++ {
+					// Each retry goes to the other edge.
+					if publish(edgeAddr(i+attempt), body) == http.StatusOK {
+						break
+					}
+					if time.Now().After(deadline) {
+						errs <- fmt.Errorf("order-%d never accepted", i)
+						return
+					}
+					time.Sleep(20 * time.Millisecond) // a backend's retry pause, not a wait for a signal
+				}
+				done.Add(1)
+			}
+		}()
+	}
+	waitDone := func(n int64) {
+		eventuallyWithin(t, 4*waitFor, fmt.Sprintf("%d publishes accepted", n), func() bool { return done.Load() >= n })
+	}
+
+	// Faults while publishes are in flight.
+	waitDone(messages / 4)
+	mu.Lock()
+	victim := procs[0]
+	mu.Unlock()
+	if err := victim.Process.Kill(); err != nil { // SIGKILL, mid-flight
+		t.Fatal(err)
+	}
+	_ = victim.Wait()
+	startEdgeProc(0)
+
+	waitDone(messages / 2)
+	rs.Stop() // saves its data set, as a restart with persistence would
+	rs.Restart()
+
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if t.Failed() {
+		return
+	}
+
+	// The log, read directly: every key exactly once.
+	rdb := goredis.NewClient(&goredis.Options{Addr: rs.Addr})
+	defer rdb.Close()
+	entries, err := rdb.XRange(context.Background(), "switchboard", "-", "+").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := make(map[string]int)
+	var codec redisstream.DefaultMarshallerUnmarshaller
+	for _, e := range entries {
+		msg, err := codec.Unmarshal(e.Values)
+		if err != nil {
+			t.Fatalf("entry %s: %v", e.ID, err)
+		}
+		if k := msg.Metadata.Get(engine.MetadataKey); k != "" {
+			seen[k]++
+		}
+	}
+	for i := range messages {
+		if n := seen[fmt.Sprintf("order-%d", i)]; n != 1 {
+			t.Errorf("order-%d is in the log %d times, want exactly once", i, n)
+		}
+	}
+}
