@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -23,10 +24,15 @@ import (
 )
 
 // buildBinary builds ./edge once per test binary run.
-var binPath string
+var (
+	binMu   sync.Mutex // parallel tests may ask at once
+	binPath string
+)
 
 func switchboardBin(t *testing.T) string {
 	t.Helper()
+	binMu.Lock()
+	defer binMu.Unlock()
 	if binPath != "" {
 		return binPath
 	}
@@ -34,11 +40,12 @@ func switchboardBin(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	binPath = filepath.Join(dir, "switchboard")
-	cmd := exec.Command("go", "build", "-o", binPath, "../edge")
+	path := filepath.Join(dir, "switchboard")
+	cmd := exec.Command("go", "build", "-o", path, "../edge")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
+	binPath = path
 	return binPath
 }
 

@@ -13,25 +13,48 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill-redisstream/pkg/redisstream"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/switchboard-dev/switchboard/broker/engine"
+	"github.com/switchboard-dev/switchboard/broker/nats/natstest"
 	"github.com/switchboard-dev/switchboard/broker/redis/redistest"
 )
 
 // TestKeyedPublishesOnceThroughFaults: backends publish keyed messages
-// through two edge processes on one Redis, retrying on the other edge
+// through two edge processes on one Redis (or one JetStream), retrying on the other edge
 // after any failure or timeout, as a careful backend does; meanwhile one
-// edge is SIGKILLed (and started again) and Redis restarts, and every
+// edge is SIGKILLed (and started again) and the broker restarts (keeping its data), and every
 // fourth message is also hedged (sent through both edges at once). Every
 // key is in the log exactly once: a retry after a crash between append
 // and reply, a lost reply or an append racing its retry on another node
 // publishes nothing again (issue #14).
 func TestKeyedPublishesOnceThroughFaults(t *testing.T) {
 	t.Parallel()
-	rs := redistest.StartPersistent(t)
+	t.Run("redis", func(t *testing.T) {
+		t.Parallel()
+		rs := redistest.StartPersistent(t)
+		keyedThroughFaults(t, "redis", rs.URL, func() {
+			rs.Stop() // saves its data set, as a restart with persistence would
+			rs.Restart()
+		}, func() map[string]int { return redisKeys(t, rs.Addr) })
+	})
+	t.Run("nats", func(t *testing.T) {
+		t.Parallel()
+		ns := natstest.Start(t) // JetStream file storage: a restart keeps the stream
+		keyedThroughFaults(t, "nats", ns.URL, func() {
+			ns.Shutdown()
+			ns.Restart()
+		}, func() map[string]int { return natsKeys(t, ns.URL) })
+	})
+}
+
+// keyedThroughFaults runs the scenario on broker at url; restart restarts
+// the broker keeping its data, and keys counts each key in the log.
+func keyedThroughFaults(t *testing.T, broker, url string, restart func(), keys func() map[string]int) {
 	const key = "apikey-exactly-once-0123456789"
-	args := []string{"--broker", "redis", "--broker-url", rs.URL, "--api-keys", key, "--broker-wait"}
+	args := []string{"--broker", broker, "--broker-url", url, "--api-keys", key, "--broker-wait"}
 
 	var mu sync.Mutex
 	edges := make([]string, 2)
@@ -119,8 +142,7 @@ func TestKeyedPublishesOnceThroughFaults(t *testing.T) {
 	startEdgeProc(0)
 
 	waitDone(messages / 2)
-	rs.Stop() // saves its data set, as a restart with persistence would
-	rs.Restart()
+	restart()
 
 	wg.Wait()
 	close(errs)
@@ -132,7 +154,17 @@ func TestKeyedPublishesOnceThroughFaults(t *testing.T) {
 	}
 
 	// The log, read directly: every key exactly once.
-	rdb := goredis.NewClient(&goredis.Options{Addr: rs.Addr})
+	seen := keys()
+	for i := range messages {
+		if n := seen[fmt.Sprintf("order-%d", i)]; n != 1 {
+			t.Errorf("order-%d is in the log %d times, want exactly once", i, n)
+		}
+	}
+}
+
+// redisKeys counts the idempotency keys of the Redis stream's entries.
+func redisKeys(t *testing.T, addr string) map[string]int {
+	rdb := goredis.NewClient(&goredis.Options{Addr: addr})
 	defer rdb.Close()
 	entries, err := rdb.XRange(context.Background(), "switchboard", "-", "+").Result()
 	if err != nil {
@@ -149,9 +181,55 @@ func TestKeyedPublishesOnceThroughFaults(t *testing.T) {
 			seen[k]++
 		}
 	}
-	for i := range messages {
-		if n := seen[fmt.Sprintf("order-%d", i)]; n != 1 {
-			t.Errorf("order-%d is in the log %d times, want exactly once", i, n)
-		}
+	return seen
+}
+
+// natsKeys counts the idempotency keys of the JetStream stream's
+// messages (Watermill metadata travels as headers).
+func natsKeys(t *testing.T, url string) map[string]int {
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
 	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	stream, err := js.Stream(ctx, "SWITCHBOARD")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := make(map[string]int)
+	for read := uint64(0); read < info.State.Msgs; {
+		batch, err := cons.Fetch(int(min(info.State.Msgs-read, 500)), jetstream.FetchMaxWait(waitFor))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			if k := m.Headers().Get(engine.MetadataKey); k != "" {
+				seen[k]++
+			}
+		}
+		if err := batch.Error(); err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			t.Fatalf("read %d of %d messages of the stream", read, info.State.Msgs)
+		}
+		read += uint64(n)
+	}
+	return seen
 }
