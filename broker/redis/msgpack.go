@@ -65,3 +65,35 @@ func msgpackString(b []byte) (string, []byte, bool) {
 	}
 	return string(b[:n]), b[n:], true
 }
+
+// appendMetadata appends md as a msgpack map of strings, the encoding
+// watermill-redisstream gives metadata (any msgpack reader, its
+// unmarshaller and decodeMetadata included, reads it back).
+func appendMetadata(b []byte, md message.Metadata) []byte {
+	switch n := len(md); {
+	case n < 16:
+		b = append(b, 0x80|byte(n))
+	case n < 1<<16:
+		b = binary.BigEndian.AppendUint16(append(b, 0xde), uint16(n))
+	default:
+		b = binary.BigEndian.AppendUint32(append(b, 0xdf), uint32(n))
+	}
+	for k, v := range md {
+		b = appendMsgpackString(appendMsgpackString(b, k), v)
+	}
+	return b
+}
+
+func appendMsgpackString(b []byte, s string) []byte {
+	switch n := len(s); {
+	case n < 32:
+		b = append(b, 0xa0|byte(n))
+	case n < 1<<8:
+		b = append(b, 0xd9, byte(n))
+	case n < 1<<16:
+		b = binary.BigEndian.AppendUint16(append(b, 0xda), uint16(n))
+	default:
+		b = binary.BigEndian.AppendUint32(append(b, 0xdb), uint32(n))
+	}
+	return append(b, s...)
+}

@@ -28,6 +28,36 @@ func TestDecodeMetadata(t *testing.T) {
 	}
 }
 
+// TestAppendMetadata: what appendMetadata writes, msgpack (and so
+// watermill-redisstream's unmarshaller) and decodeMetadata read back.
+func TestAppendMetadata(t *testing.T) {
+	long := string(make([]byte, 300))
+	huge := string(make([]byte, 70000))
+	many := message.Metadata{}
+	for i := range 20 {
+		many[string(rune('a'+i))] = "v"
+	}
+	for _, md := range []message.Metadata{
+		{"switchboard_channel": "room:a"},
+		{"k": long, "l": huge, "": ""},
+		many,
+		{},
+	} {
+		b := appendMetadata(nil, md)
+		want := make(message.Metadata)
+		if err := msgpack.Unmarshal(b, &want); err != nil || !maps.Equal(want, md) {
+			t.Errorf("msgpack reads %v (%v), want %v", want, err, md)
+		}
+		fits := true // decodeMetadata reads strings up to 16-bit lengths
+		for k, v := range md {
+			fits = fits && len(k) < 1<<16 && len(v) < 1<<16
+		}
+		if got, ok := decodeMetadata(b); fits && (!ok || !maps.Equal(got, md)) {
+			t.Errorf("decodeMetadata reads %v %v, want %v", got, ok, md)
+		}
+	}
+}
+
 // FuzzDecodeMetadata: wherever the direct path accepts, msgpack agrees.
 func FuzzDecodeMetadata(f *testing.F) {
 	for _, md := range []message.Metadata{{"switchboard_channel": "room:a"}, {"a": "b", "c": ""}, {}} {

@@ -314,6 +314,18 @@ func (d *driver) Range(ctx context.Context, after engine.Pos, max int) (engine.C
 	return chunk, nil
 }
 
+// entryFields appends to dst the fields of msg's stream entry, in
+// watermill-redisstream's format (the UUID, the metadata as a msgpack map,
+// the payload), written directly: its marshaller builds a map and
+// msgpack-encodes the metadata by reflection for every publish.
+func entryFields(msg *message.Message, dst []any) []any {
+	var md []byte
+	if len(msg.Metadata) > 0 {
+		md = appendMetadata(make([]byte, 0, 64), msg.Metadata)
+	}
+	return append(dst, redisstream.UUIDHeaderKey, msg.UUID, "metadata", md, "payload", []byte(msg.Payload))
+}
+
 // appendScript appends an entry unless its idempotency key is already
 // set, and sets the key to the entry's ID and the request's digest for
 // the window: one atomic step in Redis, so a retry on any node, after
@@ -340,29 +352,29 @@ func (d *driver) Append(ctx context.Context, msgs []*message.Message, window tim
 	maxLen := max(d.cfg.MaxLen, 0)
 	cmds := make([]goredis.Cmder, len(msgs))
 	var epoch *goredis.StringCmd
+	out := make([]engine.Appended, len(msgs))
 	_, err := d.pub.Pipelined(ctx, func(p goredis.Pipeliner) error {
 		for i, msg := range msgs {
-			fields, err := d.codec.Marshal(d.cfg.Stream, msg)
-			if err != nil {
-				return err
+			if msg.Metadata.Get(redisstream.UUIDHeaderKey) != "" {
+				out[i].Err = fmt.Errorf("switchboard/broker/redis: metadata %s is reserved for the message UUID", redisstream.UUIDHeaderKey)
+				continue
 			}
 			key := msg.Metadata.Get(engine.MetadataKey)
 			if key == "" {
-				cmds[i] = p.XAdd(ctx, &goredis.XAddArgs{Stream: d.cfg.Stream, MaxLen: maxLen, Approx: maxLen > 0, Values: fields})
+				cmds[i] = p.XAdd(ctx, &goredis.XAddArgs{Stream: d.cfg.Stream, MaxLen: maxLen, Approx: maxLen > 0, Values: entryFields(msg, nil)})
 				continue
 			}
-			args := make([]any, 0, 2+2*len(fields))
-			args = append(args, maxLen, window.Milliseconds(), msg.Metadata.Get(engine.MetadataDigest))
-			for k, v := range fields {
-				args = append(args, k, v)
-			}
-			cmds[i] = appendScript.Eval(ctx, p, []string{d.cfg.Stream, d.keyspace + key}, args...)
+			args := make([]any, 3, 9)
+			args[0], args[1], args[2] = maxLen, window.Milliseconds(), msg.Metadata.Get(engine.MetadataDigest)
+			cmds[i] = appendScript.Eval(ctx, p, []string{d.cfg.Stream, d.keyspace + key}, entryFields(msg, args)...)
 		}
 		epoch = p.Get(ctx, d.epochKey) // the log the entries went to
 		return nil
 	})
-	out := make([]engine.Appended, len(msgs))
 	for i, c := range cmds {
+		if out[i].Err != nil {
+			continue // refused before sending
+		}
 		if c == nil {
 			return "", nil, d.unavailable("publish", err)
 		}
