@@ -199,6 +199,7 @@ func TestBinaryBadConfigExits(t *testing.T) {
 		{nil, "SWITCHBOARD_SEND_QUEUE=lots", "SWITCHBOARD_SEND_QUEUE", 2, false},
 		{[]string{"--broker", "carrier-pigeon"}, "", "unknown broker", 2, false},
 		{[]string{"--slow-consumer", "ignore"}, "", "--slow-consumer", 2, false},
+		{[]string{"--resume-index-age", "0s"}, "", "invalid --resume-index-age (SWITCHBOARD_RESUME_INDEX_AGE)", 2, false},
 		{[]string{"--jwt-secret", "short"}, "", "--jwt-secret", 2, false},
 		{[]string{"--broker", "redis", "--broker-url", "mysql://x"}, "", "--broker-url", 2, false},
 		{[]string{"--admin-token", "short"}, "", "invalid --admin-token (SWITCHBOARD_ADMIN_TOKEN): shorter than 16 bytes", 2, false},
