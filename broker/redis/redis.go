@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"strings"
 	"time"
 
@@ -481,9 +480,7 @@ func isNoSuchKey(err error) bool {
 }
 
 // entryID spells pos as a stream entry ID.
-func entryID(pos engine.Pos) string {
-	return strconv.FormatUint(pos.Hi, 10) + "-" + strconv.FormatUint(pos.Lo, 10)
-}
+func entryID(pos engine.Pos) string { return ids.EntryID{MS: pos.Hi, Seq: pos.Lo}.String() }
 
 func parsePos(s string) (engine.Pos, bool) {
 	e, ok := ids.ParseEntryID(s)

@@ -1,9 +1,9 @@
-// Package ids is the Redis Streams broker's message-id codec: an id is
-// "<epoch>-<ms>-<seq>", a random epoch (base32hex) and the stream entry
-// ID, with exactly one spelling per position, so ids compare by equality.
-// Ids are handed to clients and come back as since= and cursors: Parse
-// accepts only what Format writes. It also makes new epochs (NewEpoch)
-// and reads entry IDs as Redis prints them (ParseEntryID).
+// Package ids holds what the Redis Streams driver spells itself: stream
+// entry IDs as Redis prints them, "<ms>-<seq>", read with exactly one
+// spelling (ParseEntryID), and the random epochs the driver keeps at
+// "<stream>:epoch" (NewEpoch, ValidEpoch: 13 characters of [0-9a-v]).
+// Message ids, "<epoch>-<ms>-<seq>", are the engine's (engine.FormatID,
+// engine.ParseID, fuzzed there).
 //
 // It imports the standard library alone, so fuzzing it compiles nothing
 // else. Pure functions and values (NewEpoch reads crypto/rand): safe for

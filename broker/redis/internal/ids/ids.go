@@ -34,31 +34,6 @@ func ParseEntryID(s string) (EntryID, bool) {
 	return EntryID{m, q}, true
 }
 
-// Position is a parsed message id: an epoch and a stream entry ID.
-type Position struct {
-	Epoch string
-	Entry EntryID
-}
-
-// Format is the message id of entry in epoch: "<epoch>-<ms>-<seq>",
-// URL-safe ([0-9a-v-]).
-func Format(epoch string, entry EntryID) string {
-	return epoch + "-" + entry.String()
-}
-
-// Parse reads a message id made by Format.
-func Parse(id string) (Position, bool) {
-	epoch, rest, ok := strings.Cut(id, "-")
-	if !ok || !ValidEpoch(epoch) {
-		return Position{}, false
-	}
-	e, ok := ParseEntryID(rest)
-	if !ok {
-		return Position{}, false
-	}
-	return Position{epoch, e}, true
-}
-
 const epochLen = 13 // 8 random bytes, base32hex without padding
 
 var epochEncoding = base32.HexEncoding.WithPadding(base32.NoPadding)

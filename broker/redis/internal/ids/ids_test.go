@@ -2,33 +2,31 @@ package ids
 
 import "testing"
 
-func TestParseID(t *testing.T) {
+func TestParseEntryID(t *testing.T) {
 	t.Parallel()
-	epoch := "0123456789abc"
-	good := map[string]Position{
-		epoch + "-1700000000000-0":             {epoch, EntryID{1700000000000, 0}},
-		epoch + "-0-1":                         {epoch, EntryID{0, 1}},
-		"vvvvvvvvvvvvv-5-18446744073709551615": {"vvvvvvvvvvvvv", EntryID{5, 18446744073709551615}},
+	good := map[string]EntryID{
+		"1700000000000-0":        {1700000000000, 0},
+		"0-1":                    {0, 1},
+		"5-18446744073709551615": {5, 18446744073709551615},
 	}
-	for id, want := range good {
-		got, ok := Parse(id)
-		if !ok || got != want {
-			t.Errorf("Parse(%q) = %v, %v; want %v", id, got, ok, want)
-		}
-		if Format(got.Epoch, got.Entry) != id {
-			t.Errorf("Format(Parse(%q)) = %q", id, Format(got.Epoch, got.Entry))
+	for s, want := range good {
+		if got, ok := ParseEntryID(s); !ok || got != want || got.String() != s {
+			t.Errorf("ParseEntryID(%q) = %v, %v; want %v", s, got, ok, want)
 		}
 	}
-	for _, id := range []string{"", "-", "garbage", epoch, epoch + "-1", epoch + "-1-", epoch + "--1", epoch + "-01-0",
-		epoch + "-1-+2", epoch + "-1-2-3", "0123456789ABC-1-2", "0123456789abw-1-2", "0123456789ab-1-2",
-		epoch + "-18446744073709551616-0", "k3q9f1c2-42"} {
-		if p, ok := Parse(id); ok {
-			t.Errorf("Parse(%q) = %v, want not ok", id, p)
+	for _, s := range []string{"", "-", "garbage", "1", "1-", "-1", "01-0", "1-+2", "1-2-3", "18446744073709551616-0"} {
+		if e, ok := ParseEntryID(s); ok {
+			t.Errorf("ParseEntryID(%q) = %v, want not ok", s, e)
 		}
 	}
 	e, err := NewEpoch()
 	if err != nil || !ValidEpoch(e) {
 		t.Fatalf("NewEpoch() = %q, %v", e, err)
+	}
+	for _, s := range []string{"", "0123456789ab", "0123456789abcd", "0123456789ABC", "0123456789abw"} {
+		if ValidEpoch(s) {
+			t.Errorf("ValidEpoch(%q) = true", s)
+		}
 	}
 }
 
