@@ -93,8 +93,9 @@ func (r *reader) record(rec Record, now time.Time) {
 		b.index.skip(rec.Pos)
 		return
 	}
+	id := FormatID(r.at.epoch, rec.Pos)
 	if key := rec.Msg.Metadata.Get(MetadataKey); key != "" {
-		first, isFirst, early := b.keys.See(key, rec.Msg.Metadata.Get(MetadataDigest), FormatID(r.at.epoch, rec.Pos), now)
+		first, isFirst, early := b.keys.See(key, rec.Msg.Metadata.Get(MetadataDigest), id, now)
 		if early {
 			b.log.Warn("more idempotency keys than DedupKeys within the window: the oldest are forgotten early, so the window is shorter than configured", "keys", b.cfg.DedupKeys, "window", b.cfg.DedupWindow)
 		}
@@ -104,7 +105,7 @@ func (r *reader) record(rec Record, now time.Time) {
 			return
 		}
 	}
-	d.Envelope.ID = FormatID(r.at.epoch, rec.Pos)
+	d.Envelope.ID = id
 	size := rec.Size
 	if size == 0 {
 		size = len(rec.Msg.Payload)
