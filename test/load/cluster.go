@@ -233,12 +233,15 @@ func startCluster(ctx context.Context, o options, spec serverSpec, bins brokerBi
 	c := &cluster{broker: b}
 	for i, name := range []string{"A", "B"} {
 		var args []string
-		if spec.kind == switchboard {
+		switch spec.kind {
+		case switchboard:
 			args = append(append(args, serverFlags...), "--broker", kind, "--broker-url", b.url, "--api-keys", clusterAPIKey)
 			args = append(args, o.serverArgs...)
-		} else {
+		case centrifugePeer:
 			args = []string{"--redis-url", b.url, "--node-name", name}
 		}
+		// The fiber peer (pubcluster only) takes no broker: each node
+		// answers alone, which is the floor of a publish over HTTP.
 		p, addr, err := edgeproc.Start(edgeproc.Options{Bin: spec.bin, Args: args, CPU: -1})
 		if err != nil {
 			c.stop()
@@ -497,16 +500,21 @@ func (o *options) validateCluster() error {
 	case o.warmup < 0:
 		return errors.New("--warmup must not be negative")
 	}
-	for _, name := range o.peers {
-		if name != "switchboard" && name != "centrifuge" {
-			return fmt.Errorf("%s needs a server on a shared broker: --peer switchboard, centrifuge (not %s)", o.scenario, name)
-		}
-	}
 	if o.scenario == "pubcluster" {
+		for _, name := range o.peers {
+			if name != "switchboard" && name != "centrifuge" && name != "fiber" {
+				return fmt.Errorf("pubcluster: --peer switchboard, centrifuge or fiber (the floor: raw Fiber answering alone, no broker), not %s", name)
+			}
+		}
 		if o.publishers < 1 || o.publishers > 1024 || o.rooms < 1 {
 			return fmt.Errorf("--publishers %d, --rooms %d: need 1 to 1024 publishers and at least one room", o.publishers, o.rooms)
 		}
 		return nil
+	}
+	for _, name := range o.peers {
+		if name != "switchboard" && name != "centrifuge" {
+			return fmt.Errorf("storm needs a server on a shared broker: --peer switchboard, centrifuge (not %s)", name)
+		}
 	}
 	switch {
 	case o.pubRooms < o.rooms:

@@ -55,6 +55,7 @@ func TestClusterOptions(t *testing.T) {
 		{[]string{"pubcluster", "--server-bin", bin, "--rooms", "5000", "--subs", "10"}, ""},
 		{[]string{"storm", "--url", "http://127.0.0.1:9"}, "not --url"},
 		{[]string{"storm", "--server-bin", bin, "--peer", "switchboard,fiber"}, "not fiber"},
+		{[]string{"pubcluster", "--server-bin", bin, "--peer", "switchboard,fiber,centrifuge", "--peer-bin", "fiber=" + bin, "--peer-bin", "centrifuge=" + bin}, ""},
 		{[]string{"storm", "--server-bin", bin, "--transport", "sse"}, "only --transport websocket"},
 		{[]string{"storm", "--server-bin", bin, "--broker", "kafka"}, "use redis or nats"},
 		{[]string{"storm", "--server-bin", bin, "--server-cpu", "1"}, "not supported"},
