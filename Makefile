@@ -3,7 +3,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: run build test vet lint unit e2e bench bench-core bench-tools bench-brokers fuzz idlecost clean
+.PHONY: run build test vet lint unit e2e chaos bench bench-core bench-tools bench-brokers fuzz idlecost clean
 
 ## run: the edge on :8080 with the in-memory broker (development mode)
 run:
@@ -34,6 +34,18 @@ unit:
 
 e2e:
 	$(GO) test -race -count=1 ./test/...
+
+## chaos: the fault-injection suite (test/chaos, docs/reliability.md): a
+## real redis-server (AOF) and nats-server (JetStream files), three edges,
+## WebSocket, SSE and long-poll subscribers that resume on another edge,
+## keyed publishers that retry on another edge, and edge SIGKILL/SIGTERM,
+## broker restart and SIGSTOP and stalled readers meanwhile; everything
+## checked against the broker's log. 10,000 messages per broker (what CI
+## runs, about 2 minutes); FULL=1: 100,000. Report in CHAOS_OUT.
+CHAOS_OUT ?= test/artifacts/chaos
+chaos:
+	ulimit -n 20000 && $(GO) run ./test/chaos --out $(CHAOS_OUT) \
+		$(if $(filter-out 0,$(FULL)),--messages 100000 --duration 100s)
 
 ## bench: the standard load matrix of issue #7 (test/load/matrix): builds the
 ## edge, the load tool and the peers, runs every entry (medians of 3 runs;

@@ -1,0 +1,271 @@
+package main
+
+import (
+	"math"
+	"slices"
+	"sort"
+	"time"
+)
+
+// phase is a fault's time in the run: from its start until the next
+// fault starts (the last lasts to the end). Messages are attributed to
+// the phase their publish was accepted in, signals and reconnects to
+// the phase they happened in.
+type phase struct {
+	Name  string    `json:"name"`
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"` // when the fault itself was over (process back)
+}
+
+// noFault names the time before the first fault.
+const noFault = "none"
+
+func phaseAt(phases []phase, t time.Time) string {
+	name := noFault
+	for _, p := range phases {
+		if !t.Before(p.Start) {
+			name = p.Name
+		}
+	}
+	return name
+}
+
+// subResult is what one subscriber recorded.
+type subResult struct {
+	Name       string
+	Transport  string
+	Rooms      []string
+	Got        []got
+	Signals    []notice
+	Reconnects []time.Time
+	Errors     map[string]int
+}
+
+// figures are the checked counts for one (transport, phase).
+type figures struct {
+	Transport string `json:"transport"`
+	Phase     string `json:"phase"`
+	// Expected is the log's messages in the subscribers' rooms, summed
+	// over subscribers; Received those that arrived (once counted).
+	Expected int64 `json:"expected"`
+	Received int64 `json:"received"`
+	// Lost without a signal is the contract broken; with one, the
+	// client was told (recovered:false or gap) right where it was.
+	LostUnsignaled int64 `json:"lost_unsignaled"`
+	LostSignaled   int64 `json:"lost_signaled"`
+	DupByID        int64 `json:"duplicates_by_id"`
+	DupBySeq       int64 `json:"duplicates_by_seq"`
+	Reordered      int64 `json:"reordered"`
+	Phantom        int64 `json:"phantom"` // received, not in the log
+	Reconnects     int64 `json:"reconnects"`
+	Signals        int64 `json:"signals"`
+	// Unwarranted counts signals with nothing missing where they were
+	// given: recovered:false when the log held everything.
+	Unwarranted int64 `json:"signals_unwarranted"`
+	// Latency is accept → receipt of the messages received, in ms.
+	LatencyP50 float64 `json:"latency_p50_ms"`
+	LatencyP99 float64 `json:"latency_p99_ms"`
+	LatencyMax float64 `json:"latency_max_ms"`
+	lat        []float64
+}
+
+// msgKey names a message by content.
+type msgKey struct {
+	room string
+	seq  int64
+}
+
+// check compares every subscriber with the log. acceptAt is each
+// message's acceptance time (zero if never accepted), by seq.
+func check(log []entry, subs []subResult, acceptAt []time.Time, phases []phase) []*figures {
+	pos := make(map[msgKey]int, len(log))
+	for i, e := range log {
+		if e.Seq < 0 {
+			continue
+		}
+		k := msgKey{e.Room, e.Seq}
+		if _, ok := pos[k]; !ok {
+			pos[k] = i
+		}
+	}
+	msgPhase := func(seq int64) string {
+		if seq >= 0 && seq < int64(len(acceptAt)) && !acceptAt[seq].IsZero() {
+			return phaseAt(phases, acceptAt[seq])
+		}
+		return noFault
+	}
+	byKey := map[[2]string]*figures{}
+	fig := func(transport, phase string) *figures {
+		k := [2]string{transport, phase}
+		if f := byKey[k]; f != nil {
+			return f
+		}
+		f := &figures{Transport: transport, Phase: phase}
+		byKey[k] = f
+		return f
+	}
+	for _, s := range subs {
+		rooms := map[string]bool{}
+		for _, r := range s.Rooms {
+			rooms[r] = true
+		}
+		// What it should have: the log's first occurrences in its rooms.
+		var expected []int // log positions
+		for k, p := range pos {
+			if rooms[k.room] {
+				expected = append(expected, p)
+			}
+		}
+		sort.Ints(expected)
+		seenID := map[string]bool{}
+		seenPos := map[int]bool{}
+		gotPos := make([]int, len(s.Got)) // -1: not in the log
+		maxPos := -1
+		for i, g := range s.Got {
+			p, ok := pos[msgKey{g.Room, g.Seq}]
+			gotPos[i] = -1
+			f := fig(s.Transport, msgPhase(g.Seq))
+			if !ok {
+				f.Phantom++
+				continue
+			}
+			gotPos[i] = p
+			if g.ID != "" && seenID[g.ID] {
+				f.DupByID++
+			}
+			seenID[g.ID] = true
+			if seenPos[p] {
+				f.DupBySeq++
+				continue
+			}
+			seenPos[p] = true
+			if p < maxPos {
+				f.Reordered++
+			}
+			maxPos = max(maxPos, p)
+			f.Received++
+			if g.Seq < int64(len(acceptAt)) && !acceptAt[g.Seq].IsZero() {
+				// A message may arrive before its publisher reads the answer.
+				f.lat = append(f.lat, max(0, float64(g.At.Sub(acceptAt[g.Seq]))/float64(time.Millisecond)))
+			}
+		}
+		// Each signal covers the log between the last message before it
+		// and the first after it.
+		type window struct {
+			lo, hi int
+			used   bool
+		}
+		wins := make([]window, len(s.Signals))
+		for i, sg := range s.Signals {
+			w := window{lo: -1, hi: math.MaxInt}
+			for j := sg.After - 1; j >= 0; j-- {
+				if gotPos[j] >= 0 {
+					w.lo = gotPos[j]
+					break
+				}
+			}
+			for j := sg.After; j < len(gotPos); j++ {
+				if gotPos[j] >= 0 {
+					w.hi = gotPos[j]
+					break
+				}
+			}
+			wins[i] = w
+			f := fig(s.Transport, phaseAt(phases, sg.At))
+			f.Signals++
+		}
+		for _, p := range expected {
+			f := fig(s.Transport, msgPhase(log[p].Seq))
+			f.Expected++
+			if seenPos[p] {
+				continue
+			}
+			signaled := false
+			for i := range wins {
+				if wins[i].lo < p && p < wins[i].hi {
+					signaled, wins[i].used = true, true
+				}
+			}
+			if signaled {
+				f.LostSignaled++
+			} else {
+				f.LostUnsignaled++
+			}
+		}
+		for i, w := range wins {
+			if !w.used {
+				fig(s.Transport, phaseAt(phases, s.Signals[i].At)).Unwarranted++
+			}
+		}
+		for _, at := range s.Reconnects {
+			fig(s.Transport, phaseAt(phases, at)).Reconnects++
+		}
+	}
+	out := make([]*figures, 0, len(byKey))
+	for _, f := range byKey {
+		if len(f.lat) > 0 {
+			slices.Sort(f.lat)
+			f.LatencyP50 = quantile(f.lat, 0.5)
+			f.LatencyP99 = quantile(f.lat, 0.99)
+			f.LatencyMax = f.lat[len(f.lat)-1]
+		}
+		out = append(out, f)
+	}
+	order := map[string]int{noFault: -1}
+	for i, p := range phases {
+		order[p.Name] = i
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Transport != out[j].Transport {
+			return out[i].Transport < out[j].Transport
+		}
+		return order[out[i].Phase] < order[out[j].Phase]
+	})
+	return out
+}
+
+func quantile(sorted []float64, q float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(math.Ceil(q*float64(len(sorted)))) - 1
+	return sorted[max(0, min(i, len(sorted)-1))]
+}
+
+// logFigures are the broker-side counts: what the publishers were told
+// against what the log holds.
+type logFigures struct {
+	Messages         int64 `json:"messages"`
+	Accepted         int64 `json:"accepted"`
+	Retries          int64 `json:"retries"`
+	InLog            int64 `json:"in_log"`
+	TwiceInLog       int64 `json:"twice_in_log"`        // a key (message) logged more than once
+	AcceptedNotInLog int64 `json:"accepted_not_in_log"` // acknowledged, then lost by the broker
+}
+
+// checkLog counts messages 0..attempted-1.
+func checkLog(log []entry, acceptAt []time.Time, retries, attempted int64) logFigures {
+	acceptAt = acceptAt[:attempted]
+	f := logFigures{Messages: attempted, Retries: retries}
+	count := make([]int, len(acceptAt))
+	for _, e := range log {
+		if e.Seq >= 0 && e.Seq < int64(len(count)) {
+			count[e.Seq]++
+		}
+	}
+	for i, n := range count {
+		if !acceptAt[i].IsZero() {
+			f.Accepted++
+			if n == 0 {
+				f.AcceptedNotInLog++
+			}
+		}
+		if n > 0 {
+			f.InLog++
+		}
+		if n > 1 {
+			f.TwiceInLog++
+		}
+	}
+	return f
+}

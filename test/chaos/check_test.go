@@ -1,0 +1,149 @@
+package main
+
+import (
+	"io"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestCheck holds the checker to what each count means: a suite whose
+// checker miscounts proves nothing.
+func TestCheck(t *testing.T) {
+	t0 := time.Unix(1_800_000_000, 0)
+	// The log: messages 0..5, alternating rooms a and b.
+	log := []entry{{"a", 0, "k0"}, {"b", 1, "k1"}, {"a", 2, "k2"}, {"b", 3, "k3"}, {"a", 4, "k4"}, {"b", 5, "k5"}}
+	accept := make([]time.Time, 6)
+	for i := range accept {
+		accept[i] = t0.Add(time.Duration(i) * time.Second)
+	}
+	g := func(id string, room string, seq int64) got {
+		return got{ID: id, Room: room, Seq: seq, At: t0.Add(time.Duration(seq)*time.Second + 10*time.Millisecond)}
+	}
+	all := []got{g("i0", "a", 0), g("i1", "b", 1), g("i2", "a", 2), g("i3", "b", 3), g("i4", "a", 4), g("i5", "b", 5)}
+	for _, c := range []struct {
+		name    string
+		rooms   []string
+		got     []got
+		signals []notice
+		want    figures
+	}{
+		{"everything once in order", []string{"a", "b"}, all, nil,
+			figures{Expected: 6, Received: 6}},
+		{"only its rooms are expected", []string{"a"}, []got{all[0], all[2], all[4]}, nil,
+			figures{Expected: 3, Received: 3}},
+		{"a gap nobody was told of", []string{"a", "b"}, []got{all[0], all[1], all[4], all[5]}, nil,
+			figures{Expected: 6, Received: 4, LostUnsignaled: 2}},
+		{"a gap signalled where it is", []string{"a", "b"}, []got{all[0], all[1], all[4], all[5]},
+			[]notice{{After: 2, Kind: "welcome"}},
+			figures{Expected: 6, Received: 4, LostSignaled: 2, Signals: 1}},
+		{"a signal elsewhere does not cover a gap", []string{"a", "b"}, []got{all[0], all[1], all[2], all[5]},
+			[]notice{{After: 1, Kind: "welcome"}},
+			figures{Expected: 6, Received: 4, LostUnsignaled: 2, Signals: 1, Unwarranted: 1}},
+		{"recovered:false with nothing missing", []string{"a", "b"}, all,
+			[]notice{{After: 3, Kind: "poll"}},
+			figures{Expected: 6, Received: 6, Signals: 1, Unwarranted: 1}},
+		{"a trailing signal covers the tail", []string{"a", "b"}, all[:4],
+			[]notice{{After: 4, Kind: "gap"}},
+			figures{Expected: 6, Received: 4, LostSignaled: 2, Signals: 1}},
+		{"the same id twice", []string{"a", "b"}, append(append([]got{}, all[:3]...), append([]got{all[2]}, all[3:]...)...), nil,
+			figures{Expected: 6, Received: 6, DupByID: 1, DupBySeq: 1}},
+		{"the same message under another id", []string{"a", "b"}, append(append([]got{}, all[:3]...), append([]got{g("other", "a", 2)}, all[3:]...)...), nil,
+			figures{Expected: 6, Received: 6, DupBySeq: 1}},
+		{"out of order", []string{"a", "b"}, []got{all[0], all[2], all[1], all[3], all[4], all[5]}, nil,
+			figures{Expected: 6, Received: 6, Reordered: 1}},
+		{"not in the log", []string{"a", "b"}, append(append([]got{}, all...), g("x", "a", 99)), nil,
+			figures{Expected: 6, Received: 6, Phantom: 1}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			rows := check(log, []subResult{{Name: "s", Transport: "websocket", Rooms: c.rooms, Got: c.got, Signals: c.signals}}, accept, nil)
+			if len(rows) != 1 {
+				t.Fatalf("%d rows, want 1 (no faults: one phase)", len(rows))
+			}
+			f := *rows[0]
+			f.lat, f.LatencyP50, f.LatencyP99, f.LatencyMax = nil, 0, 0, 0
+			c.want.Transport, c.want.Phase = "websocket", noFault
+			if !reflect.DeepEqual(f, c.want) {
+				t.Errorf("got  %+v\nwant %+v", f, c.want)
+			}
+		})
+	}
+}
+
+// TestCheckPhases: messages count in the phase their publish was
+// accepted in, reconnects and signals in the phase they happened in.
+func TestCheckPhases(t *testing.T) {
+	t0 := time.Unix(1_800_000_000, 0)
+	log := []entry{{"a", 0, ""}, {"a", 1, ""}, {"a", 2, ""}}
+	accept := []time.Time{t0, t0.Add(2 * time.Second), t0.Add(4 * time.Second)}
+	phases := []phase{{Name: "edge-kill", Start: t0.Add(time.Second)}, {Name: "stall", Start: t0.Add(3 * time.Second)}}
+	sub := subResult{Transport: "sse", Rooms: []string{"a"},
+		Got:        []got{{ID: "1", Room: "a", Seq: 0, At: t0}, {ID: "3", Room: "a", Seq: 2, At: t0.Add(4 * time.Second)}},
+		Reconnects: []time.Time{t0.Add(1500 * time.Millisecond)},
+	}
+	rows := check(log, []subResult{sub}, accept, phases)
+	got := map[string][3]int64{}
+	for _, r := range rows {
+		got[r.Phase] = [3]int64{r.Expected, r.LostUnsignaled, r.Reconnects}
+	}
+	want := map[string][3]int64{noFault: {1, 0, 0}, "edge-kill": {1, 1, 1}, "stall": {1, 0, 0}}
+	for k, w := range want {
+		if got[k] != w {
+			t.Errorf("phase %s: expected, lost, reconnects = %v, want %v", k, got[k], w)
+		}
+	}
+	if rows[0].Phase != noFault || rows[len(rows)-1].Phase != "stall" {
+		t.Errorf("rows not in fault order: %s … %s", rows[0].Phase, rows[len(rows)-1].Phase)
+	}
+}
+
+func TestCheckLog(t *testing.T) {
+	t0 := time.Unix(1_800_000_000, 0)
+	log := []entry{{"a", 0, "k0"}, {"a", 1, "k1"}, {"a", 1, "k1"}, {"a", 3, "k3"}}
+	accept := []time.Time{t0, t0, t0, {}, {}}
+	got := checkLog(log, accept, 7, 5)
+	want := logFigures{Messages: 5, Accepted: 3, Retries: 7, InLog: 3, TwiceInLog: 1, AcceptedNotInLog: 1}
+	if got != want {
+		t.Errorf("got  %+v\nwant %+v", got, want)
+	}
+}
+
+func TestParseEntry(t *testing.T) {
+	for _, c := range []struct {
+		payload string
+		want    entry
+	}{
+		{`{"v":1,"type":"message","room":"chaos-1","data":{"s":42,"pad":"x"}}`, entry{"chaos-1", 42, "k"}},
+		{`{"v":1,"type":"message","room":"chaos-start","data":"start"}`, entry{"chaos-start", -1, "k"}},
+		{`not json`, entry{"", -1, "k"}},
+	} {
+		if got := parseEntry([]byte(c.payload), "k"); got != c.want {
+			t.Errorf("%s: got %+v, want %+v", c.payload, got, c.want)
+		}
+	}
+}
+
+// TestFlags: bad flags are refused with the flag's name.
+func TestFlags(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		err  string
+	}{
+		{nil, ""},
+		{[]string{"--brokers", "redis", "--messages", "100000"}, ""},
+		{[]string{"--brokers", "postgres"}, "--brokers"},
+		{[]string{"--faults", "meteor"}, "--faults"},
+		{[]string{"--messages", "0"}, "--messages"},
+		{[]string{"--rooms-per-sub", "30"}, "--rooms-per-sub"},
+		{[]string{"--pause", "0s"}, "--pause"},
+	} {
+		_, err := parse(c.args, io.Discard)
+		switch {
+		case c.err == "" && err != nil:
+			t.Errorf("%q: %v", c.args, err)
+		case c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err)):
+			t.Errorf("%q: error %v, want one naming %s", c.args, err, c.err)
+		}
+	}
+}

@@ -1,0 +1,36 @@
+// Command chaos is Switchboard's public fault-injection suite (issue
+// #15): it starts real processes, injects real faults and checks every
+// subscriber against the broker's log.
+//
+//	make chaos           # 10,000 messages per broker (what CI runs)
+//	make chaos FULL=1    # 100,000 messages per broker
+//	go run ./test/chaos --help
+//
+// Per broker (a redis-server with AOF persistence; a nats-server with
+// JetStream file storage, built from the module's nats-server version):
+// three edge processes, one of them with --slow-consumer resume;
+// --subs WebSocket, SSE and long-poll subscribers written to
+// docs/protocol.md, each resuming on the next edge after every
+// disconnect (since= / Last-Event-ID / cursor=); --publishers backends
+// publishing sequence-numbered messages with idempotency keys through
+// POST /api/v1/publish, retrying a failure on the next edge as a
+// careful backend does. While they publish, the faults run in order,
+// each once its share of the messages is accepted: an edge SIGKILLed
+// and restarted, an edge SIGTERMed (drained) and restarted, the broker
+// restarted on its data, the broker stopped (SIGSTOP) for --pause, and
+// stalled readers (WebSocket and SSE subscribers that read nothing for
+// --stall).
+//
+// Then the log is read from the broker itself and every subscriber is
+// checked against it: expected, received, lost without a signal, lost
+// with one (recovered:false or gap), duplicates by id and by sequence,
+// reordering, signals with nothing missing, reconnects and latency, per
+// transport and per fault (a message belongs to the fault during which
+// it was accepted). The log itself is checked against what publishers
+// were told: every accepted message in it, none twice. The suite's
+// brokers keep everything, so any loss, signalled or not, misses the
+// target. Results go to --out: results.jsonl (a JSON line per broker),
+// report.md (also printed) and timeline.html (faults and deliveries per
+// transport over time), with each process's log. The exit status is 1
+// when a target is missed, 2 for bad flags.
+package main

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/ThreeDotsLabs/watermill-redisstream/pkg/redisstream"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/switchboard-dev/switchboard/broker/engine"
+	sbnats "github.com/switchboard-dev/switchboard/broker/nats"
+	sbredis "github.com/switchboard-dev/switchboard/broker/redis"
+)
+
+// entry is one message of the broker's log, in log order, as the suite
+// reads it directly from the broker (not through an edge).
+type entry struct {
+	Room string
+	Seq  int64  // data.s; -1 for messages that are not the suite's
+	Key  string // the idempotency key, "" without one
+}
+
+// logPayload is the part of a logged envelope the suite reads.
+type logPayload struct {
+	Room string          `json:"room"`
+	Data json.RawMessage `json:"data"`
+}
+
+func parseEntry(raw []byte, key string) entry {
+	var p logPayload
+	e := entry{Seq: -1, Key: key}
+	if json.Unmarshal(raw, &p) != nil {
+		return e
+	}
+	e.Room = p.Room
+	var d payload
+	if json.Unmarshal(p.Data, &d) == nil && len(p.Data) > 0 && p.Data[0] == '{' {
+		e.Seq = d.S
+	}
+	return e
+}
+
+// readRedisLog reads the whole Redis stream, oldest first.
+func readRedisLog(ctx context.Context, addr string) ([]entry, error) {
+	rdb := goredis.NewClient(&goredis.Options{Addr: addr})
+	defer rdb.Close()
+	var codec redisstream.DefaultMarshallerUnmarshaller
+	var out []entry
+	from := "-"
+	for {
+		batch, err := rdb.XRangeN(ctx, sbredis.DefaultStream, from, "+", 5000).Result()
+		if err != nil {
+			return nil, fmt.Errorf("XRANGE: %w", err)
+		}
+		for _, x := range batch {
+			msg, err := codec.Unmarshal(x.Values)
+			if err != nil {
+				return nil, fmt.Errorf("entry %s: %w", x.ID, err)
+			}
+			out = append(out, parseEntry(msg.Payload, msg.Metadata.Get(engine.MetadataKey)))
+		}
+		if len(batch) < 5000 {
+			return out, nil
+		}
+		from = "(" + batch[len(batch)-1].ID
+	}
+}
+
+// readNATSLog reads the whole JetStream stream, oldest first (Watermill
+// metadata travels as headers, the payload as the data).
+func readNATSLog(ctx context.Context, url string) ([]entry, error) {
+	nc, err := nats.Connect(url)
+	if err != nil {
+		return nil, err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	stream, err := js.Stream(ctx, sbnats.DefaultStream)
+	if err != nil {
+		return nil, err
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		return nil, err
+	}
+	var out []entry
+	for uint64(len(out)) < info.State.Msgs {
+		batch, err := cons.Fetch(int(min(info.State.Msgs-uint64(len(out)), 500)), jetstream.FetchMaxWait(10e9))
+		if err != nil {
+			return nil, err
+		}
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			out = append(out, parseEntry(m.Data(), m.Headers().Get(engine.MetadataKey)))
+		}
+		if err := batch.Error(); err != nil {
+			return nil, err
+		}
+		if n == 0 {
+			return nil, fmt.Errorf("read %d of %d messages of the stream", len(out), info.State.Msgs)
+		}
+	}
+	return out, nil
+}

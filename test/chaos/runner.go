@@ -1,0 +1,444 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// result is one broker's run: the JSON line of results.jsonl.
+type result struct {
+	Broker    string                    `json:"broker"`
+	Messages  int64                     `json:"messages"`
+	Subs      map[string]int            `json:"subscribers"` // per transport
+	Faults    []phase                   `json:"faults"`
+	Log       logFigures                `json:"log"`
+	Rows      []*figures                `json:"rows"`
+	CaughtUp  bool                      `json:"caught_up"`
+	CatchUpS  float64                   `json:"catch_up_s"`  // last accept → every subscriber has everything
+	Errors    map[string]map[string]int `json:"disconnects"` // per transport: what ended connections
+	PubErrors map[string]int            `json:"publish_failures"`
+	Timeline  timeline                  `json:"timeline"`
+	Failures  []string                  `json:"failures"` // targets missed; empty when met
+	Started   time.Time                 `json:"started"`
+}
+
+// timeline is what timeline.html draws: deliveries per transport and
+// accepted publishes per bucket.
+type timeline struct {
+	BucketMS   int              `json:"bucket_ms"`
+	Accepted   []int            `json:"accepted"`
+	Deliveries map[string][]int `json:"deliveries"`
+}
+
+var transports = []string{"websocket", "sse", "longpoll"}
+
+// runBroker runs the suite on one broker.
+func runBroker(ctx context.Context, o options, broker string, b bins, status func(string, ...any)) (*result, error) {
+	dir := filepath.Join(o.out, broker)
+	_ = os.RemoveAll(dir)
+	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o755); err != nil {
+		return nil, err
+	}
+	bp, url, err := brokerProc(broker, b, dir)
+	if err != nil {
+		return nil, err
+	}
+	status("%s: starting %s on %s", broker, bp.name, bp.addr)
+	if err := bp.start(ctx); err != nil {
+		return nil, fmt.Errorf("%w\n%s", err, bp.logTail(2000))
+	}
+	defer bp.stop(syscall.SIGTERM, 20*time.Second)
+
+	edges := make([]*proc, 3)
+	addrs := make([]string, 3)
+	for i := range edges {
+		addr, err := freeAddr()
+		if err != nil {
+			return nil, err
+		}
+		args := []string{"--addr", addr, "--broker", broker, "--broker-url", url, "--api-keys", apiKey,
+			"--broker-wait", "--shutdown-timeout", "5s",
+			// A small send queue, so that a stalled reader overflows it
+			// and its edge's slow-consumer policy acts.
+			"--send-queue", "32"}
+		if i == 1 {
+			// One edge replays a slow consumer from the log instead of
+			// closing it: both policies are under test.
+			args = append(args, "--slow-consumer", "resume")
+		}
+		edges[i] = &proc{name: "edge" + strconv.Itoa(i), addr: addr, bin: b.edge, args: args,
+			logPath: filepath.Join(dir, "edge"+strconv.Itoa(i)+".log")}
+		addrs[i] = addr
+	}
+	defer func() {
+		for _, e := range edges {
+			e.stop(syscall.SIGTERM, 10*time.Second)
+		}
+	}()
+	for _, e := range edges {
+		if err := e.start(ctx); err != nil {
+			return nil, fmt.Errorf("%w\n%s", err, e.logTail(2000))
+		}
+		if err := waitReady(ctx, e.addr); err != nil {
+			return nil, fmt.Errorf("%w\n%s", err, e.logTail(2000))
+		}
+	}
+
+	runID := broker + strconv.FormatInt(time.Now().UnixNano(), 36)
+	rooms := make([]string, o.rooms)
+	for i := range rooms {
+		rooms[i] = fmt.Sprintf("chaos-%d", i)
+	}
+	// One message first, so that the log has a head: a long-poll client's
+	// first answer then carries a cursor.
+	if err := publishMarker(ctx, addrs[0], runID); err != nil {
+		return nil, err
+	}
+
+	// Subscribers, spread over the edges, each in roomsPer rooms.
+	subCtx, stopSubs := context.WithCancel(ctx)
+	defer stopSubs()
+	var subs []*subscriber
+	var wg sync.WaitGroup
+	n := 0
+	for _, tr := range transports {
+		for i := range o.subs {
+			var sr []string
+			for k := range o.roomsPer {
+				sr = append(sr, rooms[(n+k*7)%o.rooms])
+			}
+			s := newSubscriber(fmt.Sprintf("%s-%d", tr, i), tr, dedupe(sr), addrs)
+			if tr != "longpoll" && i < 2 {
+				// The stalled readers: in every room, so that a stall
+				// leaves a backlog their edge must deal with.
+				s.slow, s.rooms = true, rooms
+			}
+			subs = append(subs, s)
+			wg.Add(1)
+			go func(start int) { defer wg.Done(); s.run(subCtx, start) }(n)
+			n++
+		}
+	}
+	readyCtx, cancelReady := context.WithTimeout(ctx, readyTimeout)
+	for _, s := range subs {
+		select {
+		case <-s.ready:
+		case <-readyCtx.Done():
+			cancelReady()
+			return nil, fmt.Errorf("subscriber %s not welcomed within %s", s.name, readyTimeout)
+		}
+	}
+	cancelReady()
+	status("%s: %d subscribers in; publishing %d messages over %s with faults %v", broker, len(subs), o.messages, o.duration, o.faults)
+
+	started := time.Now()
+	pub := newPublisher(runID, rooms, addrs, o.messages, float64(o.messages)/o.duration.Seconds())
+	pubCtx, cancelPub := context.WithTimeout(ctx, 3*o.duration+2*time.Minute)
+	defer cancelPub()
+	pubDone := make(chan error, 1)
+	go func() { pubDone <- pub.publishAll(pubCtx, o.publishers) }()
+
+	// Faults, in order, each once a share of the messages is accepted.
+	var phases []phase
+	var faultErr error
+	for i, f := range o.faults {
+		want := o.messages * int64(i+1) / int64(len(o.faults)+1)
+		if !waitAccepted(pubCtx, pub, want) {
+			break
+		}
+		p := phase{Name: f, Start: time.Now()}
+		status("%s: fault %s (%d accepted)", broker, f, pub.accepted.Load())
+		if err := inject(ctx, f, o, bp, edges, subs, pub); err != nil {
+			faultErr = fmt.Errorf("fault %s: %w", f, err)
+			status("%s: %v", broker, faultErr)
+		}
+		p.End = time.Now()
+		phases = append(phases, p)
+	}
+	pubErr := <-pubDone
+	status("%s: publishing over (%d accepted, %d retries)", broker, pub.accepted.Load(), pub.retries.Load())
+
+	// The log, read from the broker itself.
+	readCtx, cancelRead := context.WithTimeout(ctx, time.Minute)
+	log, err := readLog(readCtx, broker, bp.addr, url)
+	cancelRead()
+	if err != nil {
+		return nil, fmt.Errorf("reading the log: %w", err)
+	}
+	log = onlyRooms(log, rooms)
+
+	// Everyone catches up, or the deadline passes.
+	want := expectedCounts(log, subs)
+	deadline := time.Now().Add(o.catchup)
+	caughtUp := time.Time{}
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		if allCaughtUp(subs, want) {
+			caughtUp = time.Now()
+			break
+		}
+		time.Sleep(100 * time.Millisecond) // polling the subscribers' progress
+	}
+	stopSubs()
+	wg.Wait()
+
+	r := &result{Broker: broker, Messages: o.messages, Faults: phases, Subs: map[string]int{},
+		Errors: map[string]map[string]int{}, PubErrors: pub.failures, Started: started}
+	var results []subResult
+	for _, s := range subs {
+		gots, sigs, rc, errs := s.snapshot()
+		results = append(results, subResult{Name: s.name, Transport: s.transport, Rooms: s.rooms, Got: gots, Signals: sigs, Reconnects: rc, Errors: errs})
+		r.Subs[s.transport]++
+		if r.Errors[s.transport] == nil {
+			r.Errors[s.transport] = map[string]int{}
+		}
+		for k, v := range errs {
+			r.Errors[s.transport][k] += v
+		}
+	}
+	r.Rows = check(log, results, pub.acceptAt, phases)
+	attempted := o.messages
+	if contains(o.faults, "stall") {
+		attempted += burstSize
+	}
+	r.Log = checkLog(log, pub.acceptAt, pub.retries.Load(), attempted)
+	r.Timeline = buildTimeline(started, pub.acceptAt, results, 250*time.Millisecond)
+	if !caughtUp.IsZero() {
+		r.CaughtUp, r.CatchUpS = true, max(0, caughtUp.Sub(pub.lastAccept).Seconds())
+	}
+	r.Failures = targets(r, caughtUp.IsZero(), o.catchup)
+	if pubErr != nil {
+		r.Failures = append(r.Failures, "publishing: "+pubErr.Error())
+	}
+	if faultErr != nil {
+		r.Failures = append(r.Failures, faultErr.Error())
+	}
+	return r, nil
+}
+
+func dedupe(s []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, x := range s {
+		if !seen[x] {
+			seen[x] = true
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// brokerProc describes the broker process: redis-server with AOF
+// persistence, or nats-server with JetStream file storage, both keeping
+// their data in dir/data across restarts.
+func brokerProc(broker string, b bins, dir string) (*proc, string, error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, "", err
+	}
+	_, port, _ := net.SplitHostPort(addr)
+	p := &proc{name: broker, addr: addr, logPath: filepath.Join(dir, broker+".log")}
+	data := filepath.Join(dir, "data")
+	switch broker {
+	case "redis":
+		p.bin = b.redis
+		p.args = []string{"--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
+			"--appendfsync", "everysec", "--dir", data}
+		return p, "redis://" + addr + "/0", nil
+	case "nats":
+		p.bin = b.nats
+		p.args = []string{"-js", "-sd", data, "-a", "127.0.0.1", "-p", port}
+		return p, "nats://" + addr, nil
+	}
+	return nil, "", fmt.Errorf("unknown broker %q", broker)
+}
+
+func readLog(ctx context.Context, broker, addr, url string) ([]entry, error) {
+	if broker == "redis" {
+		return readRedisLog(ctx, addr)
+	}
+	return readNATSLog(ctx, url)
+}
+
+func onlyRooms(log []entry, rooms []string) []entry {
+	in := map[string]bool{}
+	for _, r := range rooms {
+		in[r] = true
+	}
+	out := log[:0:0]
+	for _, e := range log {
+		if in[e.Room] && e.Seq >= 0 {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func publishMarker(ctx context.Context, edge, run string) error {
+	body := fmt.Appendf(nil, `{"room":"chaos-start","data":"start","idempotency_key":"%s-start"}`, run)
+	deadline := time.Now().Add(readyTimeout)
+	for {
+		status, msg := post(ctx, edge, body)
+		if status == 200 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the first publish was refused: %d %s", status, msg)
+		}
+		time.Sleep(100 * time.Millisecond) // a backend's retry pause
+	}
+}
+
+func waitAccepted(ctx context.Context, p *publisher, n int64) bool {
+	for p.accepted.Load() < n {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(20 * time.Millisecond): // polling the publishers' progress
+		}
+	}
+	return true
+}
+
+// inject runs one fault to its end.
+func inject(ctx context.Context, fault string, o options, bp *proc, edges []*proc, subs []*subscriber, pub *publisher) error {
+	restart := func(e *proc) error {
+		if err := e.start(ctx); err != nil {
+			return err
+		}
+		return waitReady(ctx, e.addr)
+	}
+	switch fault {
+	case "edge-kill":
+		edges[0].stop(syscall.SIGKILL, 0)
+		return restart(edges[0])
+	case "edge-term":
+		edges[1].stop(syscall.SIGTERM, 30*time.Second)
+		return restart(edges[1])
+	case "broker-restart":
+		bp.stop(syscall.SIGTERM, 30*time.Second)
+		return bp.start(ctx)
+	case "broker-pause":
+		if err := bp.pause(); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(o.pause): // the fault's length
+		}
+		return bp.resume()
+	case "stall":
+		for _, s := range subs {
+			if s.slow {
+				s.stall <- o.stall
+			}
+		}
+		// A burst of large messages meanwhile, more than the kernel
+		// buffers for a reader that reads nothing.
+		t := time.NewTimer(o.stall) // the fault's length
+		defer t.Stop()
+		pub.burst(ctx, 8)
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		return nil
+	}
+	return errors.New("unknown fault")
+}
+
+// expectedCounts is, per subscriber, how many distinct log messages are
+// in its rooms.
+func expectedCounts(log []entry, subs []*subscriber) []int {
+	perRoom := map[string]map[int64]bool{}
+	for _, e := range log {
+		if perRoom[e.Room] == nil {
+			perRoom[e.Room] = map[int64]bool{}
+		}
+		perRoom[e.Room][e.Seq] = true
+	}
+	out := make([]int, len(subs))
+	for i, s := range subs {
+		for _, r := range s.rooms {
+			out[i] += len(perRoom[r])
+		}
+	}
+	return out
+}
+
+func allCaughtUp(subs []*subscriber, want []int) bool {
+	for i, s := range subs {
+		if s.distinct() < want[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func buildTimeline(start time.Time, acceptAt []time.Time, subs []subResult, bucket time.Duration) timeline {
+	t := timeline{BucketMS: int(bucket / time.Millisecond), Deliveries: map[string][]int{}}
+	add := func(s []int, at time.Time) []int {
+		i := int(at.Sub(start) / bucket)
+		if i < 0 {
+			return s
+		}
+		for len(s) <= i {
+			s = append(s, 0)
+		}
+		s[i]++
+		return s
+	}
+	for _, at := range acceptAt {
+		if !at.IsZero() {
+			t.Accepted = add(t.Accepted, at)
+		}
+	}
+	for _, s := range subs {
+		for _, g := range s.Got {
+			t.Deliveries[s.Transport] = add(t.Deliveries[s.Transport], g.At)
+		}
+	}
+	return t
+}
+
+// targets lists what the run missed (issue #15's targets).
+func targets(r *result, timedOut bool, catchup time.Duration) []string {
+	var f []string
+	if timedOut {
+		f = append(f, fmt.Sprintf("not every subscriber caught up within %s of the last publish", catchup))
+	}
+	if r.Log.TwiceInLog > 0 {
+		f = append(f, fmt.Sprintf("%d messages are in the log twice despite their idempotency key", r.Log.TwiceInLog))
+	}
+	if r.Log.AcceptedNotInLog > 0 {
+		f = append(f, fmt.Sprintf("%d accepted messages are not in the log", r.Log.AcceptedNotInLog))
+	}
+	for _, row := range r.Rows {
+		at := row.Transport + "/" + row.Phase
+		for _, c := range []struct {
+			n    int64
+			what string
+		}{
+			{row.LostUnsignaled, "lost without a signal"},
+			// The suite's brokers keep everything: no loss is warranted.
+			{row.LostSignaled, "lost (signalled) although the log holds them"},
+			{row.DupByID, "duplicates by id"},
+			{row.DupBySeq, "duplicates by sequence"},
+			{row.Reordered, "reordered"},
+			{row.Phantom, "received but not in the log"},
+			{row.Unwarranted, "recovered:false with nothing missing"},
+		} {
+			if c.n > 0 {
+				f = append(f, fmt.Sprintf("%s: %d %s", at, c.n, c.what))
+			}
+		}
+	}
+	return f
+}
