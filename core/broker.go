@@ -127,6 +127,41 @@ type HistoryResult struct {
 	Recovered bool
 }
 
+// HistoryPager is a Broker that can read its history forward, a page at a
+// time: the oldest messages after a position instead of the newest, at a
+// cost that follows the page, not how far behind the position is. A
+// client far behind then catches up page by page (ConnectRequest.
+// ReplayPage, used by long-poll) instead of being told it missed what the
+// log still holds. Optional: on a broker without it core reads History
+// and cuts the page from that.
+type HistoryPager interface {
+	// HistoryPage returns the oldest messages of req.Channels positioned
+	// after req.Since, at most req.Limit (at least one), oldest first.
+	// Having more than Limit after Since is not a gap: More says so, and
+	// the next page starts at Next. Recovered is false as for History
+	// when Since is unparseable, from another epoch, or older than
+	// retention (the page then starts with the oldest message retained);
+	// never because of how many messages follow. A page may end early
+	// (More, with fewer than Limit messages, even none) once it has read
+	// about Limit records of other channels: a read costs about Limit
+	// records whatever the channels.
+	HistoryPage(ctx context.Context, req HistoryRequest) (HistoryPage, error)
+}
+
+// HistoryPage is the answer to HistoryPager.HistoryPage.
+type HistoryPage struct {
+	Envelopes []*Envelope
+	Recovered bool
+	// More: the page ends before the log does; the messages after Next
+	// are for the next page.
+	More bool
+	// Next is where the page ends, the Since of the next page: the last
+	// envelope's id or, with More, a later position the read got to
+	// through records of other channels. Without envelopes or More it is
+	// the request's Since.
+	Next string
+}
+
 // RoomChannel is the broker channel of a room.
 func RoomChannel(room string) string { return "room:" + room }
 

@@ -72,6 +72,18 @@ type ConnectRequest struct {
 	// messages after it in Rooms and the user's direct channel are
 	// replayed after the welcome.
 	Since string
+	// ReplayPage, when positive, makes the replay after Since one page:
+	// at most ReplayPage messages, the oldest first (read with
+	// HistoryPager, or cut from History on a broker without it). Being
+	// further behind is then not a gap: when more messages follow the
+	// page (Session.Replay().More) the session gets no live message,
+	// which would leave out those in between, and the client connects
+	// again from Replay().Next. It suits transports whose every request
+	// is a session of its own (long-poll). Zero: the whole replay, at
+	// most HistoryLimit messages (the newest, with recovered:false, when
+	// more were missed).
+	// Optional. Default: 0
+	ReplayPage int
 	// RemoteAddr is for logs.
 	RemoteAddr string
 	// ClientIP is the client's address for per-IP limits (the adapter
@@ -285,42 +297,20 @@ func (n *Node) Accept(ctx context.Context, t Transport, req ConnectRequest) (*Se
 		welcome.Expires = req.Expires.Unix()
 	}
 
+	rep := Replay{Recovered: true}
 	var history []*Envelope
 	var floor string
 	if req.Since != "" {
-		res, err := n.broker.History(bctx, HistoryRequest{Channels: channels, Since: req.Since, Limit: n.cfg.HistoryLimit})
-		if err != nil {
-			// Resuming without the history would skip what the log still
-			// holds: ask the client to come back (1013, or 503 on the
-			// HTTP transports) with the same position instead.
-			n.log.Warn("history unavailable; asking the client to resume later", append(s.logAttrs(), "err", err)...)
-			n.metrics.resumesRetry.Add(1)
+		var err error
+		if rep, history, floor, err = n.resume(bctx, s, channels, req); err != nil {
 			s.Close(DisconnectTryAgain)
 			<-s.done
-			return nil, fmt.Errorf("%w: %w", ErrHistoryUnavailable, err)
+			return nil, err
 		}
-		history = res.Envelopes
-		welcome.Recovered = &res.Recovered
-		n.metrics.resumes.Add(1)
-		if !res.Recovered {
-			n.metrics.resumesLost.Add(1)
-		}
-		// Let this node's delivery catch up with the end of the replay, so
-		// nothing at or before it can still arrive live (see
-		// Broker.WaitDelivered).
-		upTo := req.Since
-		if len(history) > 0 {
-			upTo = history[len(history)-1].ID
-		}
-		if err := n.broker.WaitDelivered(bctx, upTo); err != nil {
-			// Resume anyway, and drop what arrives late at or before the
-			// end of the replay.
-			n.log.Warn("delivery lags the log; resuming with a floor", append(s.logAttrs(), "err", err)...)
-			floor = upTo
-		}
+		welcome.Recovered = &rep.Recovered
 	}
 	data, _ := json.Marshal(welcome)
-	s.finishRecovery(&Envelope{V: Version, Type: TypeWelcome, Data: data}, replies, history, req.Since, floor)
+	s.finishRecovery(&Envelope{V: Version, Type: TypeWelcome, Data: data}, replies, history, rep, floor)
 
 	n.stats.connsTotal.Add(1)
 	s.mu.Lock()
@@ -338,19 +328,19 @@ func (n *Node) Accept(ctx context.Context, t Transport, req ConnectRequest) (*Se
 // finishRecovery queues welcome, replies and history, then the live
 // frames that arrived meanwhile minus those the history covered: those it
 // contains and, when the broker orders its ids, those positioned at or
-// before the end of the replay (or since, with nothing replayed).
-func (s *Session) finishRecovery(welcome *Envelope, replies, history []*Envelope, since, floor string) {
-	last := since
-	if len(history) > 0 {
-		last = history[len(history)-1].ID
-	}
+// before the end of the replay (rep.Next). After a page with more to
+// follow (rep.More) nothing live is queued, then or later.
+func (s *Session) finishRecovery(welcome *Envelope, replies, history []*Envelope, rep Replay, floor string) {
+	last := rep.Next
 	b := s.node.broker
 	seen := make(map[string]struct{}, len(history))
 	s.mu.Lock()
+	s.replay = rep
 	if s.closing != nil {
 		s.mu.Unlock()
 		return
 	}
+	s.paged = rep.More
 	s.pushLocked(item{frame: welcome.Encode()})
 	for _, r := range replies {
 		s.pushLocked(item{frame: r.Encode()})
@@ -360,7 +350,7 @@ func (s *Session) finishRecovery(welcome *Envelope, replies, history []*Envelope
 		s.pushLocked(item{frame: h.Encode(), id: h.ID, ch: channelOf(h), replay: true})
 	}
 	for _, p := range s.pending {
-		if _, dup := seen[p.id]; dup && p.id != "" {
+		if _, dup := seen[p.id]; p.id != "" && (dup || s.paged) {
 			continue
 		}
 		if p.id != "" && last != "" {

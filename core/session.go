@@ -54,6 +54,8 @@ type Session struct {
 	pending    []item // live frames held while history is fetched
 	lastID     string // id of the newest broker message queued: where a resume pause starts
 	floor      string // drop live broker messages at or before this id (delivery lagged a resume)
+	replay     Replay // what the session replayed at connect
+	paged      bool   // the replay was a page with more to follow: live broker messages are dropped
 	replayN    int    // replayed items in the queue: they do not count against max
 	pause             // the resume policy's state
 	writing    bool   // a writer goroutine is running
@@ -216,8 +218,8 @@ func (s *Session) isClosing() bool {
 }
 
 // enqueue queues a shared frame. It never blocks; it reports whether the
-// frame was accepted (queued, conflated, held for a resume, or already
-// delivered). id is the message id and ch its broker channel ("" for
+// frame was accepted (queued, conflated, held for a resume, already
+// delivered, or left for the next page after a paged replay). id is the message id and ch its broker channel ("" for
 // replies); pol is the slow-consumer policy for ch, applied when the queue
 // is full.
 //
@@ -236,6 +238,12 @@ func (s *Session) enqueue(frame []byte, id, ch string, pol SlowPolicy) bool {
 			return s.slowCloseLocked()
 		}
 		s.pending = append(s.pending, item{frame: frame, id: id, ch: ch})
+		s.mu.Unlock()
+		return true
+	}
+	if s.paged && id != "" {
+		// After a page of a longer replay a live message would skip the
+		// rest: the client asks for the next page instead.
 		s.mu.Unlock()
 		return true
 	}
