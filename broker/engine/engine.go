@@ -222,27 +222,9 @@ func (b *Broker) duplicate(p core.Publication, first broker.KeyEntry) (core.Publ
 // longer retained, or when more than Limit messages matched (the newest
 // Limit are returned). A Limit of zero or less returns everything.
 func (b *Broker) History(ctx context.Context, req core.HistoryRequest) (core.HistoryResult, error) {
-	if b.isClosed() {
-		return core.HistoryResult{}, broker.ErrClosed
-	}
-	if err := ctx.Err(); err != nil {
+	epoch, since, ok, err := b.historyFrom(ctx, req.Since)
+	if err != nil || !ok {
 		return core.HistoryResult{}, err
-	}
-	epoch, since, ok := ParseID(req.Since)
-	if !ok {
-		return core.HistoryResult{}, nil
-	}
-	// Everything appended before this call is in the answer: catch the
-	// reader up with the log's head, then read the index.
-	headEpoch, head, err := b.heads.get(ctx)
-	if err != nil {
-		return core.HistoryResult{}, err
-	}
-	if headEpoch != epoch || head.Less(since) {
-		return core.HistoryResult{}, nil // another epoch, or an id never issued
-	}
-	if err := b.WaitDelivered(ctx, FormatID(headEpoch, head)); err != nil {
-		return core.HistoryResult{}, b.errorf("history: this node's reader lags the log: %w", err)
 	}
 	envs, floor, res := b.index.lookup(epoch, since, req.Channels)
 	switch res {
@@ -262,6 +244,34 @@ func (b *Broker) History(ctx context.Context, req core.HistoryRequest) (core.His
 		b.fromIndex.Add(1)
 	}
 	return limit(envs, req.Limit, true), nil
+}
+
+// historyFrom parses since and catches this node's reader up with the
+// log's head, so that everything appended before the call is in the
+// index. ok is false, with a nil error, when since is unparseable, of
+// another epoch, or ahead of the log: nothing can be recovered from it.
+func (b *Broker) historyFrom(ctx context.Context, since string) (epoch string, pos Pos, ok bool, err error) {
+	if b.isClosed() {
+		return "", Pos{}, false, broker.ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return "", Pos{}, false, err
+	}
+	epoch, pos, ok = ParseID(since)
+	if !ok {
+		return "", Pos{}, false, nil
+	}
+	headEpoch, head, err := b.heads.get(ctx)
+	if err != nil {
+		return "", Pos{}, false, err
+	}
+	if headEpoch != epoch || head.Less(pos) {
+		return "", Pos{}, false, nil // another epoch, or an id never issued
+	}
+	if err := b.WaitDelivered(ctx, FormatID(headEpoch, head)); err != nil {
+		return "", Pos{}, false, b.errorf("history: this node's reader lags the log: %w", err)
+	}
+	return epoch, pos, true, nil
 }
 
 // limit keeps the newest n of envs (all when n <= 0); more than n is not
@@ -321,25 +331,11 @@ func (b *Broker) readLog(ctx context.Context, epoch string, since, floor Pos, ch
 				return done() // the index has the rest
 			}
 			after = rec.Pos
-			if rec.Err != nil {
+			d, ok := b.decode(epoch, rec, seen)
+			if !ok {
 				continue
 			}
-			d, err := broker.ParseMessage(rec.Msg)
-			if err != nil {
-				continue
-			}
-			if k := rec.Msg.Metadata.Get(MetadataKey); k != "" && !b.d.KeysInLog() {
-				if seen[k] {
-					continue
-				}
-				seen[k] = true
-			}
-			d.Envelope.ID = FormatID(epoch, rec.Pos)
-			size := rec.Size
-			if size == 0 {
-				size = len(rec.Msg.Payload)
-			}
-			fill.add(d.Channel, rec.Pos, d.Envelope, size, at)
+			fill.add(d.Channel, rec.Pos, d.Envelope, recordSize(rec), at)
 			if !want[d.Channel] {
 				continue
 			}
@@ -447,19 +443,21 @@ func (b *Broker) Epoch() string { return b.progress.get().epoch }
 type Stats struct {
 	IndexEntries int   // entries in the resume index now
 	IndexBytes   int64 // their estimated bytes
-	// HistoryFromIndex and HistoryFromLog count History calls answered
-	// from the index alone, and those that had to read the log (a
-	// position older than the index).
+	// HistoryFromIndex and HistoryFromLog count History and
+	// HistoryPage calls answered from the index alone, and those that
+	// had to read the log (a position older than the index).
 	HistoryFromIndex, HistoryFromLog uint64
-	// LogRecordsRead counts the records History read from the log.
-	LogRecordsRead uint64
+	// LogRecordsRead counts the records History and HistoryPage read
+	// from the log; IndexEntriesRead the index entries they took.
+	LogRecordsRead, IndexEntriesRead uint64
 }
 
 // Stats reports the engine's counters.
 func (b *Broker) Stats() Stats {
 	n, by, _, _ := b.index.stats()
 	return Stats{IndexEntries: n, IndexBytes: by,
-		HistoryFromIndex: b.fromIndex.Load(), HistoryFromLog: b.fromLog.Load(), LogRecordsRead: b.logRead.Load()}
+		HistoryFromIndex: b.fromIndex.Load(), HistoryFromLog: b.fromLog.Load(),
+		LogRecordsRead: b.logRead.Load(), IndexEntriesRead: b.index.read.Load()}
 }
 
 func (b *Broker) isClosed() bool {

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/switchboard-dev/switchboard/core"
@@ -21,6 +22,7 @@ type index struct {
 	maxBytes   int64 // negative: nothing is indexed
 	maxEntries int   // 0: no bound
 	maxAge     time.Duration
+	read       atomic.Uint64 // entries lookups took, for Stats
 
 	mu    sync.RWMutex
 	epoch string
@@ -135,6 +137,13 @@ const (
 // older than the index, what the index has (after floor), with the floor
 // where the log must take over.
 func (x *index) lookup(epoch string, since Pos, channels []string) (envs []*core.Envelope, floor Pos, res lookupResult) {
+	return x.first(epoch, since, channels, 0)
+}
+
+// first is lookup returning only the first n entries (all when n <= 0):
+// it takes at most n of each channel, so its cost follows n, not how
+// many entries follow since.
+func (x *index) first(epoch string, since Pos, channels []string, n int) (envs []*core.Envelope, floor Pos, res lookupResult) {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	switch {
@@ -155,7 +164,11 @@ func (x *index) lookup(epoch string, since Pos, channels []string) (envs []*core
 		}
 		list := c.list[c.head:]
 		i := sort.Search(len(list), func(i int) bool { return from.Less(list[i].pos) })
-		picked = append(picked, list[i:]...)
+		list = list[i:]
+		if n > 0 && len(list) > n {
+			list = list[:n]
+		}
+		picked = append(picked, list...)
 	}
 	if len(channels) > 1 {
 		slices.SortFunc(picked, func(a, b *ientry) int {
@@ -167,6 +180,10 @@ func (x *index) lookup(epoch string, since Pos, channels []string) (envs []*core
 			}
 			return 0
 		})
+	}
+	x.read.Add(uint64(len(picked)))
+	if n > 0 && len(picked) > n {
+		picked = picked[:n]
 	}
 	envs = make([]*core.Envelope, len(picked))
 	for i, e := range picked {
