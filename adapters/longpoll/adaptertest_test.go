@@ -54,7 +54,7 @@ func startLongPoll(t *testing.T, srv adaptertest.Server) adaptertest.Dialer {
 
 // serve runs app on 127.0.0.1:0 until the test ends and returns its base
 // URL.
-func serve(t *testing.T, app *fiber.App) string {
+func serve(t testing.TB, app *fiber.App) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -78,6 +78,7 @@ func serve(t *testing.T, app *fiber.App) string {
 // answer is a decoded GET /poll reply.
 type answer struct {
 	status    int
+	body      string           // as received
 	Messages  []*core.Envelope `json:"messages"`
 	Cursor    string           `json:"cursor"`
 	Recovered bool             `json:"recovered"`
@@ -105,7 +106,7 @@ func getPoll(ctx context.Context, hc *http.Client, base string, q url.Values, to
 	if err != nil {
 		return answer{}, err
 	}
-	a := answer{status: resp.StatusCode}
+	a := answer{status: resp.StatusCode, body: string(b)}
 	if err := json.Unmarshal(b, &a); err != nil {
 		return a, fmt.Errorf("GET /poll: HTTP %d: %q: %w", resp.StatusCode, b, err)
 	}

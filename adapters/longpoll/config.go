@@ -39,7 +39,9 @@ type Config struct {
 
 	// BatchLimit is the most messages one answer carries; the cursor then
 	// points at the last one returned and the next poll continues from the
-	// log.
+	// log. It is also the page a poll reads (see
+	// core.ConnectRequest.ReplayPage): a poll far behind reads about
+	// BatchLimit entries of the log, however far behind it is.
 	// Optional. Default: 100
 	BatchLimit int
 

@@ -20,13 +20,16 @@ type Response struct {
 	// Messages are the envelopes after the cursor, oldest first, as the
 	// WebSocket and SSE transports send them. Never null.
 	Messages []json.RawMessage `json:"messages"`
-	// Cursor is the id of the last message returned; with none, the
-	// request's cursor, or for a request without one (or with one the log
-	// cannot continue from) the broker's head. Send it as ?cursor= on the
-	// next poll, to any node. Empty only when the broker has no head.
+	// Cursor is the id of the last message returned, or a later position
+	// when the answer is a page whose read went on through other rooms'
+	// messages; with none, the request's cursor, or for a request without
+	// one (or with one the log cannot continue from) the broker's head.
+	// Send it as ?cursor= on the next poll, to any node. Empty only when
+	// the broker has no head.
 	Cursor string `json:"cursor"`
 	// Recovered is false when the log could not give everything after the
-	// request's cursor: the client has missed messages.
+	// request's cursor: the client has missed messages. Being far behind
+	// is not that: the answer is the next page (on a broker that pages).
 	Recovered bool `json:"recovered"`
 	// Errors are error envelopes about the request itself (an invalid
 	// room name, too many rooms); the poll still answers.
@@ -41,9 +44,11 @@ type Response struct {
 // user=<id> (development mode only).
 //
 // Statuses: 200 with a Response; 400 for an invalid wait; 401
-// unauthorized (including an invalid development-mode user); 503 while the node shuts down or when the broker fails.
-// An unparseable or expired cursor is not an error: the answer carries
-// what the log can give with recovered:false.
+// unauthorized (including an invalid development-mode user); 503
+// unavailable while the node shuts down; 503 broker_unavailable when the
+// broker cannot give the history or its head (the client retries with the
+// same cursor). An unparseable or expired cursor is not an error: the
+// answer carries what the log can give with recovered:false.
 func New(node *core.Node, config ...Config) fiber.Handler {
 	if node == nil {
 		panic("switchboard/adapters/longpoll: New: node is nil")
@@ -94,12 +99,22 @@ func New(node *core.Node, config ...Config) fiber.Handler {
 // A poll without a cursor starts from the broker's head (core.Broker.Head), so
 // that an answer with no message still carries a cursor and the next poll
 // misses nothing published in between; without a head it waits "from
-// now" and answers an empty cursor.
+// now" and answers an empty cursor. The replay is one page of at most
+// limit messages (core.ConnectRequest.ReplayPage): a client far behind
+// pages through the log at the cost of what each answer carries. Answers
+// never carry a cursor the log cannot vouch for: when the broker cannot
+// name its head or give the history, the poll fails with 503
+// broker_unavailable and the client retries with the same cursor.
 func poll(node *core.Node, req core.ConnectRequest, wait time.Duration, limit int, shutdown <-chan struct{}) (Response, int, error) {
 	fresh := req.Since == ""
 	if fresh {
-		req.Since = head(node)
+		h, err := node.Head(context.Background())
+		if err != nil {
+			return brokerDown(node, "head", err)
+		}
+		req.Since = h
 	}
+	req.ReplayPage = limit
 	t := &collector{notify: make(chan struct{}, 1), limit: limit}
 	sess, err := node.Accept(context.Background(), t, req)
 	if err != nil {
@@ -111,21 +126,14 @@ func poll(node *core.Node, req core.ConnectRequest, wait time.Duration, limit in
 		case core.ErrorCode(err) == core.CodeInvalidUser || core.ErrorCode(err) == core.CodeBadRequest:
 			return Response{}, fiber.StatusBadRequest, err
 		}
-		return Response{}, fiber.StatusServiceUnavailable, core.Errorf(core.CodeBrokerDown, "broker unavailable; retry with backoff")
+		return brokerDown(node, "history", err)
 	}
-	timer := time.NewTimer(wait)
-	defer timer.Stop()
-wait:
-	for !t.ready() {
-		select {
-		case <-t.notify:
-		case <-timer.C:
-			break wait
-		case <-sess.Done():
-			break wait
-		case <-shutdown:
-			break wait
-		}
+	rep := sess.Replay()
+	// lost: the log cannot continue from the cursor. The client hears it
+	// at once, as it does the page of a longer backlog.
+	lost := !fresh && !rep.Recovered
+	if !lost && !rep.More {
+		waitForMessages(t, sess, wait, shutdown)
 	}
 	// 1000 flushes the queue: whatever core queued (the replay, live
 	// messages that arrived meanwhile) reaches the collector first.
@@ -133,9 +141,13 @@ wait:
 
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	lost := t.welcomed && !t.recovered // the log cannot continue from req.Since
-	res := Response{Messages: t.messages, Cursor: req.Since, Recovered: fresh || !lost, Errors: t.errs}
-	switch n := len(res.Messages); {
+	res := Response{Messages: t.messages, Cursor: req.Since, Recovered: !lost, Errors: t.errs}
+	n := len(res.Messages)
+	switch {
+	case rep.More && n == rep.Messages:
+		// The whole page: continue where its read ended (past the last
+		// message when it went through other channels' records).
+		res.Cursor = rep.Next
 	case n > 0:
 		res.Cursor = t.ids[n-1]
 	case t.disconnect != nil && t.disconnect.Code == core.DisconnectShutdown.Code:
@@ -143,22 +155,42 @@ wait:
 	case lost:
 		// The cursor is useless: continue from the head, so that nothing
 		// published after this answer is missed ("" without one: from now).
-		res.Messages, res.Cursor = []json.RawMessage{}, head(node)
-	default:
+		h, err := node.Head(context.Background())
+		if err != nil {
+			return brokerDown(node, "head", err)
+		}
+		res.Cursor = h
+	}
+	if res.Messages == nil {
 		res.Messages = []json.RawMessage{}
 	}
 	return res, fiber.StatusOK, nil
 }
 
-// head returns the broker's head position, or "" when it has none or
-// cannot be asked (logged: the poll then waits "from now").
-func head(node *core.Node) string {
-	h, err := node.Head(context.Background())
-	if err != nil {
-		node.Logger().Warn("longpoll: broker head unavailable; polling from now", "err", err)
-		return ""
+// waitForMessages returns once t holds a message, wait has passed, the
+// session has ended or the server shuts down.
+func waitForMessages(t *collector, sess *core.Session, wait time.Duration, shutdown <-chan struct{}) {
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for !t.ready() {
+		select {
+		case <-t.notify:
+		case <-timer.C:
+			return
+		case <-sess.Done():
+			return
+		case <-shutdown:
+			return
+		}
 	}
-	return h
+}
+
+// brokerDown answers a poll the broker could not serve (its head or the
+// history unavailable): 503, and the client retries with the same cursor.
+// A guessed cursor instead would skip or repeat messages.
+func brokerDown(node *core.Node, what string, err error) (Response, int, error) {
+	node.Logger().Warn("longpoll: broker unavailable; answering 503 (the client retries with the same cursor)", "read", what, "err", err)
+	return Response{}, fiber.StatusServiceUnavailable, core.Errorf(core.CodeBrokerDown, "broker unavailable; retry with the same cursor, with backoff")
 }
 
 // parseWait reads ?wait=: a Go duration or whole seconds, capped at
@@ -190,14 +222,12 @@ func fail(c *fiber.Ctx, status int, code, msg string) error {
 
 // collector is the poll's core.Transport: it keeps copies of what core
 // writes until the handler builds the answer. WriteMany and Close run on
-// the session's writer goroutine; ready and response on the handler's.
+// the session's writer goroutine; ready on the handler's.
 type collector struct {
 	notify chan struct{} // a write happened (capacity 1, never blocks)
 	limit  int           // the most messages one answer carries
 
 	mu         sync.Mutex
-	welcomed   bool
-	recovered  bool // from the welcome; true when no cursor was given
 	messages   []json.RawMessage
 	ids        []string
 	errs       []json.RawMessage
@@ -212,12 +242,12 @@ func (t *collector) Unidirectional() bool { return true }
 // Ephemeral: a poll is one request; core logs it at Debug.
 func (t *collector) Ephemeral() bool { return true }
 
-// WriteMany sorts frames into the welcome (kept only for recovered),
-// messages (anything with an id) and errors; others (pong) are dropped.
-// Once the batch is full the rest are dropped undecoded: core queues the
-// welcome and the request's errors first, then the replay in order, then
-// live messages, so nothing after the limit belongs in this answer (the
-// next poll continues from its cursor).
+// WriteMany sorts frames into messages (anything with an id) and errors;
+// others (the welcome, whose replay the handler reads from the session,
+// and pongs) are dropped. Once the batch is full the rest are dropped
+// undecoded: core queues the welcome and the request's errors first, then
+// the replay in order, then live messages, so nothing after the limit
+// belongs in this answer (the next poll continues from its cursor).
 func (t *collector) WriteMany(frames [][]byte) error {
 	t.mu.Lock()
 	for _, f := range frames {
@@ -229,13 +259,6 @@ func (t *collector) WriteMany(frames [][]byte) error {
 			continue
 		}
 		switch {
-		case env.Type == core.TypeWelcome && !t.welcomed:
-			t.welcomed = true
-			var w struct {
-				Recovered *bool `json:"recovered"`
-			}
-			_ = json.Unmarshal(env.Data, &w)
-			t.recovered = w.Recovered == nil || *w.Recovered
 		case env.ID != "":
 			t.messages = append(t.messages, json.RawMessage(append([]byte(nil), f...)))
 			t.ids = append(t.ids, env.ID)
@@ -259,11 +282,9 @@ func (t *collector) Close(d core.Disconnect) error {
 	return nil
 }
 
-// ready reports whether the poll can answer now: a message arrived, or
-// the welcome says the client has missed messages (it must hear that at
-// once, even with nothing to replay).
+// ready reports whether the poll can answer now: a message arrived.
 func (t *collector) ready() bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return len(t.messages) > 0 || (t.welcomed && !t.recovered)
+	return len(t.messages) > 0
 }

@@ -49,12 +49,19 @@ func start(t *testing.T, s setup) *lp {
 	if s.wrap != nil {
 		br = s.wrap(b)
 	}
-	node, err := core.NewNode(s.core, br, slog.New(slog.DiscardHandler))
+	return startOn(t, br, s.core, s.poll)
+}
+
+// startOn is start on any broker: the node takes it over (its Shutdown
+// closes it).
+func startOn(t testing.TB, br core.Broker, cfg core.Config, pcfg longpoll.Config) *lp {
+	t.Helper()
+	node, err := core.NewNode(cfg, br, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
 	app := fiber.New(fiber.Config{DisableStartupMessage: true})
-	app.Get("/poll", longpoll.New(node, s.poll))
+	app.Get("/poll", longpoll.New(node, pcfg))
 	base := serve(t, app)
 	t.Cleanup(func() { // registered after serve's: runs first
 		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
