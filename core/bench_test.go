@@ -159,6 +159,10 @@ func (b *syncBroker) History(context.Context, core.HistoryRequest) (core.History
 	return core.HistoryResult{Recovered: true}, nil
 }
 
+func (b *syncBroker) HistoryPage(_ context.Context, req core.HistoryRequest) (core.HistoryPage, error) {
+	return core.HistoryPage{Recovered: true, Next: req.Since}, nil
+}
+
 // The ids are the benchmark's, not positions: syncBroker names no head
 // and compares no ids. Delivery happens inside Publish, so it never lags.
 func (b *syncBroker) Head(context.Context) (string, error)        { return "", nil }

@@ -42,6 +42,22 @@ type Broker interface {
 	// missed (the newest Limit are returned).
 	History(ctx context.Context, req HistoryRequest) (HistoryResult, error)
 
+	// HistoryPage reads history forward, a page at a time: the oldest
+	// messages of req.Channels positioned after req.Since, at most
+	// req.Limit (at least one), oldest first, at a cost that follows the
+	// page, not how far behind Since is. Having more than Limit after
+	// Since is not a gap: More says so, and the next page starts at Next.
+	// Recovered is false as for History when Since is unparseable, from
+	// another epoch, or older than retention (the page then starts with
+	// the oldest message retained); never because of how many messages
+	// follow. A page may end early (More, with fewer than Limit messages,
+	// even none) once it has read about Limit records of other channels.
+	// Every resume reads pages: a client far behind catches up page by
+	// page (long-poll: one page per poll, ConnectRequest.ReplayPage;
+	// WebSocket and SSE: page after page as the connection drains)
+	// instead of being told it missed what the log still holds.
+	HistoryPage(ctx context.Context, req HistoryRequest) (HistoryPage, error)
+
 	// Head returns the position of the newest message in the log, across
 	// every channel: an id History accepts as Since, such that every
 	// message whose Publish returns after Head returned comes after it, so
@@ -127,28 +143,7 @@ type HistoryResult struct {
 	Recovered bool
 }
 
-// HistoryPager is a Broker that can read its history forward, a page at a
-// time: the oldest messages after a position instead of the newest, at a
-// cost that follows the page, not how far behind the position is. A
-// client far behind then catches up page by page (ConnectRequest.
-// ReplayPage, used by long-poll) instead of being told it missed what the
-// log still holds. Optional: on a broker without it core reads History
-// and cuts the page from that.
-type HistoryPager interface {
-	// HistoryPage returns the oldest messages of req.Channels positioned
-	// after req.Since, at most req.Limit (at least one), oldest first.
-	// Having more than Limit after Since is not a gap: More says so, and
-	// the next page starts at Next. Recovered is false as for History
-	// when Since is unparseable, from another epoch, or older than
-	// retention (the page then starts with the oldest message retained);
-	// never because of how many messages follow. A page may end early
-	// (More, with fewer than Limit messages, even none) once it has read
-	// about Limit records of other channels: a read costs about Limit
-	// records whatever the channels.
-	HistoryPage(ctx context.Context, req HistoryRequest) (HistoryPage, error)
-}
-
-// HistoryPage is the answer to HistoryPager.HistoryPage.
+// HistoryPage is the answer to Broker.HistoryPage.
 type HistoryPage struct {
 	Envelopes []*Envelope
 	Recovered bool

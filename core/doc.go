@@ -7,9 +7,10 @@
 // long-poll, an integrator's own) implement the small outbound-only
 // [Transport] interface and push inbound frames into a [Session]; brokers
 // implement [Broker], every method of it: a broker delivers every channel
-// to every node, and the hub keeps what has local members. A broker that
-// can read its history forward a page at a time also implements
-// [HistoryPager], which long-poll's paged replays use.
+// to every node, and the hub keeps what has local members. Every resume
+// reads the log forward a page at a time ([Broker.HistoryPage]), so a
+// client far behind catches up instead of being told it missed what the
+// log still holds.
 //
 // Concurrency contract: a [Node] and its [Hub] are safe for concurrent use.
 // A [Session] accepts frames from one reader goroutine at a time and writes

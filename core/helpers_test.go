@@ -308,6 +308,26 @@ func (b *hookBroker) History(ctx context.Context, req core.HistoryRequest) (core
 	return b.Broker.History(ctx, req)
 }
 
+// HistoryPage goes through the history hook too, when there is one: the
+// page is cut from what it returns.
+func (b *hookBroker) HistoryPage(ctx context.Context, req core.HistoryRequest) (core.HistoryPage, error) {
+	if b.history == nil {
+		return b.Broker.HistoryPage(ctx, req)
+	}
+	res, err := b.history(ctx, req)
+	if err != nil {
+		return core.HistoryPage{}, err
+	}
+	p := core.HistoryPage{Envelopes: res.Envelopes, Recovered: res.Recovered, Next: req.Since}
+	if req.Limit > 0 && len(p.Envelopes) > req.Limit {
+		p.Envelopes, p.More = p.Envelopes[:req.Limit], true
+	}
+	if k := len(p.Envelopes); k > 0 {
+		p.Next = p.Envelopes[k-1].ID
+	}
+	return p, nil
+}
+
 // nopBroker accepts everything and delivers nothing: for tests of
 // configuration and routing that need no messages. Its one id is not a
 // position: it names no head, compares no ids, and has no delivery to
@@ -323,6 +343,9 @@ func (nopBroker) Publish(_ context.Context, p core.Publication) (core.Published,
 }
 func (nopBroker) History(context.Context, core.HistoryRequest) (core.HistoryResult, error) {
 	return core.HistoryResult{}, nil
+}
+func (nopBroker) HistoryPage(_ context.Context, req core.HistoryRequest) (core.HistoryPage, error) {
+	return core.HistoryPage{Next: req.Since}, nil
 }
 func (nopBroker) Head(context.Context) (string, error)        { return "", nil }
 func (nopBroker) After(string, string) (after, ok bool)       { return false, false }

@@ -73,15 +73,15 @@ type ConnectRequest struct {
 	// replayed after the welcome.
 	Since string
 	// ReplayPage, when positive, makes the replay after Since one page:
-	// at most ReplayPage messages, the oldest first (read with
-	// HistoryPager, or cut from History on a broker without it). Being
-	// further behind is then not a gap: when more messages follow the
+	// at most ReplayPage messages, the oldest first (Broker.HistoryPage).
+	// Being further behind is not a gap: when more messages follow the
 	// page (Session.Replay().More) the session gets no live message,
 	// which would leave out those in between, and the client connects
 	// again from Replay().Next. It suits transports whose every request
-	// is a session of its own (long-poll). Zero: the whole replay, at
-	// most HistoryLimit messages (the newest, with recovered:false, when
-	// more were missed).
+	// is a session of its own (long-poll). Zero: the session replays
+	// page after page of HistoryLimit messages as its queue drains, then
+	// goes live (WebSocket, SSE); however far behind the client is,
+	// recovered is false only when the log lost some of it.
 	// Optional. Default: 0
 	ReplayPage int
 	// RemoteAddr is for logs.
@@ -310,7 +310,7 @@ func (n *Node) Accept(ctx context.Context, t Transport, req ConnectRequest) (*Se
 		welcome.Recovered = &rep.Recovered
 	}
 	data, _ := json.Marshal(welcome)
-	s.finishRecovery(&Envelope{V: Version, Type: TypeWelcome, Data: data}, replies, history, rep, floor)
+	s.finishRecovery(&Envelope{V: Version, Type: TypeWelcome, Data: data}, replies, history, rep, floor, req.ReplayPage <= 0)
 
 	n.stats.connsTotal.Add(1)
 	s.mu.Lock()
@@ -329,8 +329,11 @@ func (n *Node) Accept(ctx context.Context, t Transport, req ConnectRequest) (*Se
 // frames that arrived meanwhile minus those the history covered: those it
 // contains and, when the broker orders its ids, those positioned at or
 // before the end of the replay (rep.Next). After a page with more to
-// follow (rep.More) nothing live is queued, then or later.
-func (s *Session) finishRecovery(welcome *Envelope, replies, history []*Envelope, rep Replay, floor string) {
+// follow (rep.More) nothing live is queued now: a streaming session
+// (stream) reads the next pages as its queue drains, as the resume
+// policy does (catchUp), then goes live; any other gets nothing live
+// again (its client asks for the next page).
+func (s *Session) finishRecovery(welcome *Envelope, replies, history []*Envelope, rep Replay, floor string, stream bool) {
 	last := rep.Next
 	b := s.node.broker
 	seen := make(map[string]struct{}, len(history))
@@ -340,7 +343,10 @@ func (s *Session) finishRecovery(welcome *Envelope, replies, history []*Envelope
 		s.mu.Unlock()
 		return
 	}
-	s.paged = rep.More
+	s.paged = rep.More && !stream
+	if rep.More && stream {
+		s.paused, s.pauseSince = true, rep.Next
+	}
 	s.pushLocked(item{frame: welcome.Encode()})
 	for _, r := range replies {
 		s.pushLocked(item{frame: r.Encode()})
@@ -350,8 +356,8 @@ func (s *Session) finishRecovery(welcome *Envelope, replies, history []*Envelope
 		s.pushLocked(item{frame: h.Encode(), id: h.ID, ch: channelOf(h), replay: true})
 	}
 	for _, p := range s.pending {
-		if _, dup := seen[p.id]; p.id != "" && (dup || s.paged) {
-			continue
+		if _, dup := seen[p.id]; p.id != "" && (dup || rep.More) {
+			continue // covered by the replay, or by the pages to come
 		}
 		if p.id != "" && last != "" {
 			if after, ok := b.After(p.id, last); ok && !after {

@@ -333,15 +333,19 @@ func TestResumeBeyondHistoryLimit(t *testing.T) {
 	t.Parallel()
 	n := newNode(t, core.Config{HistoryLimit: 2}, nil)
 	id0 := n.publish("r", data(0))
-	for i := 1; i <= 5; i++ {
+	for i := 1; i <= 7; i++ {
 		n.publish("r", data(i))
 	}
 	c := n.connect(core.ConnectRequest{User: "late", Rooms: []string{"r"}, Since: id0})
-	if c.welcome.Recovered == nil || *c.welcome.Recovered {
-		t.Fatalf("welcome recovered = %s, want false", fmtPtr(c.welcome.Recovered))
+	if c.welcome.Recovered == nil || !*c.welcome.Recovered {
+		t.Fatalf("welcome recovered = %s, want true: the log holds everything", fmtPtr(c.welcome.Recovered))
 	}
-	c.expectMessage("r", data(4)) // the newest HistoryLimit are still sent
-	c.expectMessage("r", data(5))
+	// Page after page of HistoryLimit, in order, then live traffic.
+	for i := 1; i <= 7; i++ {
+		c.expectMessage("r", data(i))
+	}
+	n.publish("r", data(8))
+	c.expectMessage("r", data(8))
 	c.expectQuiet()
 }
 
@@ -771,11 +775,12 @@ func (l *lagBroker) Start(ctx context.Context, deliver func(core.Delivery)) erro
 	})
 }
 
-// History releases the held deliveries first: they land in the resuming
-// session's pending buffer, the window the resume seam must handle.
-func (l *lagBroker) History(ctx context.Context, req core.HistoryRequest) (core.HistoryResult, error) {
+// HistoryPage releases the held deliveries first: they land in the
+// resuming session's pending buffer, the window the resume seam must
+// handle.
+func (l *lagBroker) HistoryPage(ctx context.Context, req core.HistoryRequest) (core.HistoryPage, error) {
 	l.release()
-	return l.Broker.History(ctx, req)
+	return l.Broker.HistoryPage(ctx, req)
 }
 
 func (l *lagBroker) release() {
@@ -814,8 +819,8 @@ func TestResumeDropsLateLiveMessages(t *testing.T) {
 // are held, like a node whose reader is behind past the deadline.
 type stuckSync struct{ *lagBroker }
 
-func (s stuckSync) History(ctx context.Context, req core.HistoryRequest) (core.HistoryResult, error) {
-	return s.lagBroker.Broker.History(ctx, req) // do not release
+func (s stuckSync) HistoryPage(ctx context.Context, req core.HistoryRequest) (core.HistoryPage, error) {
+	return s.lagBroker.Broker.HistoryPage(ctx, req) // do not release
 }
 
 func (s stuckSync) WaitDelivered(ctx context.Context, id string) error {

@@ -13,8 +13,9 @@ type Replay struct {
 	Recovered bool
 	// Messages is how many messages were replayed.
 	Messages int
-	// More: ConnectRequest.ReplayPage cut the replay short. Messages
-	// after Next follow in the log, and the session gets no live message.
+	// More: the replay was cut at a page; messages after Next follow in
+	// the log. With ConnectRequest.ReplayPage the session gets no live
+	// message; without, it reads the next pages as its queue drains.
 	More bool
 	// Next is where the replay ends, the Since to continue from: the
 	// last replayed id or, with More, a later position; Since when
@@ -60,36 +61,22 @@ func (n *Node) resume(ctx context.Context, s *Session, channels []string, req Co
 	return rep, page.Envelopes, floor, nil
 }
 
-// replayPage reads the history after since on channels: with size > 0
-// one page of at most size messages, the oldest (see
-// ConnectRequest.ReplayPage); otherwise at most HistoryLimit, the newest.
+// replayPage reads the page of history after since on channels: at most
+// size messages, the oldest (HistoryLimit when size is not positive).
 // Next is always set: the last id, a later position with More, or since.
 func (n *Node) replayPage(ctx context.Context, channels []string, since string, size int) (HistoryPage, error) {
-	req := HistoryRequest{Channels: channels, Since: since, Limit: size}
-	if p, ok := n.broker.(HistoryPager); ok && size > 0 {
-		page, err := p.HistoryPage(ctx, req)
-		if err != nil {
-			return HistoryPage{}, err
-		}
-		if page.Next == "" || !page.More {
-			page.Next = since
-			if k := len(page.Envelopes); k > 0 {
-				page.Next = page.Envelopes[k-1].ID
-			}
-		}
-		return page, nil
+	if size <= 0 {
+		size = n.cfg.HistoryLimit
 	}
-	req.Limit = n.cfg.HistoryLimit
-	res, err := n.broker.History(ctx, req)
+	page, err := n.broker.HistoryPage(ctx, HistoryRequest{Channels: channels, Since: since, Limit: size})
 	if err != nil {
 		return HistoryPage{}, err
 	}
-	page := HistoryPage{Envelopes: res.Envelopes, Recovered: res.Recovered, Next: since}
-	if size > 0 && len(page.Envelopes) > size {
-		page.Envelopes, page.More = page.Envelopes[:size], true
-	}
-	if k := len(page.Envelopes); k > 0 {
-		page.Next = page.Envelopes[k-1].ID
+	if page.Next == "" || !page.More {
+		page.Next = since
+		if k := len(page.Envelopes); k > 0 {
+			page.Next = page.Envelopes[k-1].ID
+		}
 	}
 	return page, nil
 }

@@ -8,47 +8,32 @@ import (
 	"github.com/switchboard-dev/switchboard/core"
 )
 
-// pagedMemory is the memory broker with the HistoryPager capability, cut
-// from its full history (the memory broker keeps little): the oldest
-// req.Limit after Since. during, if set, runs inside the read, as live
-// traffic would arrive while a real broker reads its log.
+// pagedMemory is the memory broker with a hook inside HistoryPage:
+// during, if set, runs inside the read, as live traffic would arrive
+// while a real broker reads its log.
 type pagedMemory struct {
 	*memory.Broker
 	during func()
 }
 
-var _ core.HistoryPager = (*pagedMemory)(nil)
-
 func (b *pagedMemory) HistoryPage(ctx context.Context, req core.HistoryRequest) (core.HistoryPage, error) {
-	res, err := b.History(ctx, core.HistoryRequest{Channels: req.Channels, Since: req.Since})
-	if err != nil {
-		return core.HistoryPage{}, err
-	}
+	p, err := b.Broker.HistoryPage(ctx, req)
 	if b.during != nil {
 		b.during()
 	}
-	p := core.HistoryPage{Envelopes: res.Envelopes, Recovered: res.Recovered, Next: req.Since}
-	if len(p.Envelopes) > req.Limit {
-		p.Envelopes, p.More = p.Envelopes[:req.Limit], true
-	}
-	if k := len(p.Envelopes); k > 0 {
-		p.Next = p.Envelopes[k-1].ID
-	}
-	return p, nil
+	return p, err
 }
 
 // TestReplayPage: with ConnectRequest.ReplayPage the replay is the oldest
 // page after Since. Being further behind is no gap (recovered, even past
-// HistoryLimit on a broker that pages); a page with more to follow ends
-// the session's messages (live ones, including those that arrived while
-// the page was read, would skip the rest), and one that reaches the end
-// goes live as a resume does. On a broker that cannot page the page is
-// cut from History, whose limits still apply.
+// HistoryLimit); a page with more to follow ends the session's messages
+// (live ones, including those that arrived while the page was read,
+// would skip the rest), and one that reaches the end goes live as a
+// resume does.
 func TestReplayPage(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
 		name    string
-		pager   bool
 		limit   int // HistoryLimit; 0: the default
 		from    int // Since is the id of this message (of 10)
 		page    int
@@ -56,22 +41,15 @@ func TestReplayPage(t *testing.T) {
 		more    bool
 		recover bool
 	}{
-		{"page with more", true, 0, 0, 3, []int{1, 2, 3}, true, true},
-		{"last page", true, 0, 6, 3, []int{7, 8, 9}, false, true},
-		{"far behind, past HistoryLimit", true, 5, 0, 3, []int{1, 2, 3}, true, true},
-		{"no pager: cut from History", false, 0, 0, 3, []int{1, 2, 3}, true, true},
-		{"no pager, past HistoryLimit", false, 5, 0, 3, []int{5, 6, 7}, true, false},
+		{"page with more", 0, 0, 3, []int{1, 2, 3}, true, true},
+		{"last page", 0, 6, 3, []int{7, 8, 9}, false, true},
+		{"far behind, past HistoryLimit", 5, 0, 3, []int{1, 2, 3}, true, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			mem := newMemory(t, memory.Config{})
-			var b core.Broker = mem
-			pm := &pagedMemory{Broker: mem}
-			if tc.pager {
-				b = pm
-			}
-			n := newNode(t, core.Config{HistoryLimit: tc.limit}, b)
+			pm := &pagedMemory{Broker: newMemory(t, memory.Config{})}
+			n := newNode(t, core.Config{HistoryLimit: tc.limit}, pm)
 			var ids []string
 			for i := range 10 {
 				ids = append(ids, n.publish("r", data(i)))
@@ -91,9 +69,7 @@ func TestReplayPage(t *testing.T) {
 				t.Fatalf("Replay() = %+v, want %+v", r, want)
 			}
 			if !tc.more {
-				if tc.pager {
-					c.expectMessage("r", data(100)) // arrived during the read: live, after the replay
-				}
+				c.expectMessage("r", data(100)) // arrived during the read: live, after the replay
 				n.publish("r", data(101))
 				c.expectMessage("r", data(101))
 				c.expectQuiet()

@@ -28,10 +28,11 @@ func (n *Node) policyFor(channel string) SlowPolicy {
 	return n.cfg.SlowConsumer
 }
 
-// pause is the resume policy's state for one session. While paused, no
-// broker message is queued (they are all in the log); once the queue has
-// drained, the writer replays the session's channels from pauseSince in
-// one History call, so ids stay in order across rooms.
+// pause is the resume policy's state for one session, and that of a
+// resume too far behind for one page. While paused, no broker message is
+// queued (they are all in the log); once the queue has drained, the
+// writer replays the session's channels from pauseSince a page at a time
+// (catchUp), so ids stay in order across rooms.
 type pause struct {
 	paused     bool
 	pauseSince string
@@ -52,12 +53,16 @@ func (s *Session) holdLocked(it item) {
 	s.held = append(s.held, it)
 }
 
-// catchUp replays what the session missed while paused: the log's
-// messages after pauseSince on every channel the session is in, then the
-// live messages held meanwhile minus those the replay covered. Runs on the
-// writer goroutine once the queue has drained. If the log no longer holds
-// the whole gap (or it exceeds HistoryLimit), the client gets a "gap"
-// envelope with recovered:false after what the log still had.
+// catchUp replays what the session missed while paused, a page at a
+// time: the log's messages after pauseSince on every channel the session
+// is in (Broker.HistoryPage, HistoryLimit per page). A page with more
+// behind it is queued and the session stays paused: the writer reads the
+// next page once the queue has drained again, so a client far behind
+// catches up at the pace it reads, whatever the distance. The last page
+// is followed by the live messages held meanwhile minus those the replay
+// covered, and the session goes live. Runs on the writer goroutine. Where
+// the log no longer holds part of the gap (retention), a "gap" envelope
+// with recovered:false comes before what it still had.
 func (s *Session) catchUp() {
 	s.mu.Lock()
 	if !s.paused || s.closing != nil {
@@ -74,14 +79,10 @@ func (s *Session) catchUp() {
 	}
 	b := s.node.broker
 	ctx, cancel := context.WithTimeout(s.ctx, s.node.cfg.BrokerTimeout)
-	res, err := b.History(ctx, HistoryRequest{Channels: channels, Since: since, Limit: s.node.cfg.HistoryLimit})
-	last := since
-	if err == nil && len(res.Envelopes) > 0 {
-		last = res.Envelopes[len(res.Envelopes)-1].ID
-	}
+	page, err := s.node.replayPage(ctx, channels, since, 0)
 	lagging := false
-	if err == nil {
-		if werr := b.WaitDelivered(ctx, last); werr != nil {
+	if err == nil && !page.More {
+		if werr := b.WaitDelivered(ctx, page.Next); werr != nil {
 			lagging = true
 			s.node.log.Warn("delivery lags the log during a replay", append(s.logAttrs(), "err", werr)...)
 		}
@@ -93,16 +94,31 @@ func (s *Session) catchUp() {
 		s.mu.Unlock()
 		return
 	}
-	if err != nil || s.overflow {
+	if err != nil || (s.overflow && !page.More) {
 		s.node.log.Warn("cannot replay from the log; closing as slow consumer", append(s.logAttrs(), "err", err, "overflow", s.overflow)...)
 		s.slowCloseLocked()
 		return
 	}
-	seen := make(map[string]struct{}, len(res.Envelopes))
-	for _, env := range res.Envelopes {
+	if !page.Recovered {
+		s.node.stats.gapsLost.Add(1)
+		data, _ := json.Marshal(struct {
+			Recovered bool `json:"recovered"`
+		}{false})
+		s.pushLocked(item{frame: (&Envelope{V: Version, Type: TypeGap, Data: data}).Encode()})
+	}
+	seen := make(map[string]struct{}, len(page.Envelopes))
+	for _, env := range page.Envelopes {
 		seen[env.ID] = struct{}{}
 		s.pushLocked(item{frame: env.Encode(), id: env.ID, ch: channelOf(env), replay: true})
 	}
+	if page.More {
+		// More behind: stay paused; the writer reads the next page once
+		// this one has drained. What was held is in the log.
+		s.pauseSince, s.replaying, s.held = page.Next, false, nil
+		s.mu.Unlock()
+		return
+	}
+	last := page.Next
 	for _, p := range s.held {
 		if _, dup := seen[p.id]; dup {
 			continue
@@ -118,15 +134,8 @@ func (s *Session) catchUp() {
 		s.floor = last
 	}
 	s.pause = pause{}
-	if !res.Recovered {
-		s.node.stats.gapsLost.Add(1)
-		data, _ := json.Marshal(struct {
-			Recovered bool `json:"recovered"`
-		}{false})
-		s.pushLocked(item{frame: (&Envelope{V: Version, Type: TypeGap, Data: data}).Encode()})
-	}
 	s.mu.Unlock()
-	s.node.log.Info("slow consumer: replayed from the log", append(s.logAttrs(), "messages", len(res.Envelopes), "recovered", res.Recovered)...)
+	s.node.log.Info("replay from the log caught up; live again", append(s.logAttrs(), "last_page", len(page.Envelopes), "recovered", page.Recovered)...)
 }
 
 // channelOf is the broker channel an envelope from history belongs to.

@@ -14,8 +14,7 @@
 // head or the history after the cursor, the poll answers 503
 // broker_unavailable and no cursor: the client retries with the same one.
 // recovered:false means the log could not give everything after the
-// cursor (beyond retention, another epoch, unparseable; on a broker
-// that cannot page, more than the node's HistoryLimit); the cursor of
+// cursor (beyond retention, another epoch, unparseable); the cursor of
 // such an answer with no message is the head, so nothing after it is
 // lost. An answer carries at most BatchLimit messages, oldest first, read
 // as one page (core.ConnectRequest.ReplayPage): a client far behind pages

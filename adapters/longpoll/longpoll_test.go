@@ -322,9 +322,6 @@ func TestUnrecoverableCursor(t *testing.T) {
 		{"beyond retention", setup{memory: memory.Config{HistorySize: 4}}, 10,
 			func(ids []string) string { return ids[0] },
 			func(ids []string) []string { return ids[6:] }},
-		{"more than HistoryLimit", setup{core: core.Config{HistoryLimit: 5}}, 10,
-			func(ids []string) string { return ids[0] },
-			func(ids []string) []string { return ids[5:] }},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -133,6 +133,7 @@ func Run(t *testing.T, features Features, newBroker func(t *testing.T) core.Brok
 		{"TraceContext", testTraceContext},
 		{"HistorySince", testHistorySince},
 		{"HistoryLimit", testHistoryLimit},
+		{"HistoryPages", testHistoryPages},
 		{"HistoryRetention", testHistoryRetention},
 		{"HistoryGarbageSince", testHistoryGarbageSince},
 		{"Head", testHead},
@@ -528,6 +529,72 @@ func testHistoryLimit(t *testing.T, s *suite) {
 	}
 	s.checkHistory(t, "5 missed, limit 5", n.history([]string{ch}, all[0].ID, 5), all[1:], true)
 	s.checkHistory(t, "5 missed, limit 2", n.history([]string{ch}, all[0].ID, 2), all[4:], false)
+}
+
+// testHistoryPages: HistoryPage read page after page from a position
+// returns every message of the requested channels after it exactly once,
+// oldest first, each page Recovered and at most Limit long, More until
+// the last; however far behind the position is, it is no gap. A garbage
+// position is one (Recovered false, nothing returned).
+func testHistoryPages(t *testing.T, s *suite) {
+	n := s.start(t)
+	a, b, other := s.channel(t, "a"), s.channel(t, "b"), s.channel(t, "other")
+	total := 30
+	if s.f.HistorySize > 0 {
+		total = min(total, 3*s.f.HistorySize) // nothing evicted
+	}
+	var all []*core.Envelope
+	for i := range total {
+		all = append(all, n.publish([]string{a, b, other}[i%3], i))
+	}
+	var want []*core.Envelope
+	for _, e := range all[1:] {
+		if e.Room != strings.TrimPrefix(other, "room:") {
+			want = append(want, e)
+		}
+	}
+	const limit = 4
+	var got []*core.Envelope
+	since := all[0].ID
+	for pages := 0; ; pages++ {
+		if pages > 3*len(all) {
+			t.Fatalf("no last page after %d pages (got %d of %d messages)", pages, len(got), len(want))
+		}
+		ctx, cancel := n.ctx()
+		page, err := n.b.HistoryPage(ctx, core.HistoryRequest{Channels: []string{a, b}, Since: since, Limit: limit})
+		cancel()
+		if err != nil {
+			t.Fatalf("page %d from %s: %v", pages, since, err)
+		}
+		if s.f.HistorySize < 0 {
+			if page.Recovered || len(page.Envelopes) > 0 {
+				t.Fatalf("a broker without history returned recovered=%v and\n%s", page.Recovered, dump(page.Envelopes))
+			}
+			return
+		}
+		if !page.Recovered {
+			t.Fatalf("page %d from %s: Recovered false although nothing is missing", pages, since)
+		}
+		if len(page.Envelopes) > limit {
+			t.Fatalf("page %d: %d messages, more than Limit %d", pages, len(page.Envelopes), limit)
+		}
+		got = append(got, page.Envelopes...)
+		if !page.More {
+			break
+		}
+		if page.Next == "" {
+			t.Fatalf("page %d: More without Next", pages)
+		}
+		since = page.Next
+	}
+	s.checkHistory(t, "every page", core.HistoryResult{Envelopes: got, Recovered: true}, want, true)
+
+	ctx, cancel := n.ctx()
+	defer cancel()
+	page, err := n.b.HistoryPage(ctx, core.HistoryRequest{Channels: []string{a}, Since: "garbage", Limit: limit})
+	if err != nil || page.Recovered || len(page.Envelopes) > 0 {
+		t.Errorf("since garbage: %+v, %v; want Recovered false, nothing and no error", page, err)
+	}
 }
 
 // testHistoryRetention: a position older than what the broker retains is

@@ -9,10 +9,10 @@ import (
 )
 
 // Interface guard.
-var _ core.HistoryPager = (*Broker)(nil)
+var _ core.Broker = (*Broker)(nil)
 
 // HistoryPage returns the oldest req.Limit messages of req.Channels after
-// req.Since (see core.HistoryPager), reading one more than the page to
+// req.Since (see core.Broker), reading one more than the page to
 // know whether more follow: at most Limit+1 entries of each channel from
 // the index, and at most Limit+1 records from the log for a position
 // older than the index. A page whose log read ends before the index

@@ -297,21 +297,55 @@ func (b *Broker) drop(r *ring) {
 	delete(b.rings, r.channel)
 }
 
-// History returns what was published to req.Channels after req.Since.
-// Before returning it waits until the newest of those messages has been
-// delivered to the node, so a message is never both in a resuming
-// session's history and still on its way to the hub (core's recovery
-// dedups only what reached the hub meanwhile). That wait is at most one
-// delivery buffer and is bounded by ctx.
+// History returns what was published to req.Channels after req.Since,
+// at most req.Limit (the newest, with Recovered false, when more were
+// missed). Before returning it waits until the newest of those messages
+// has been delivered to the node, so a message is never both in a
+// resuming session's history and still on its way to the hub (core's
+// recovery dedups only what reached the hub meanwhile). That wait is at
+// most one delivery buffer and is bounded by ctx.
 func (b *Broker) History(ctx context.Context, req core.HistoryRequest) (core.HistoryResult, error) {
-	if err := ctx.Err(); err != nil {
+	out, recovered, err := b.after(ctx, req)
+	if err != nil {
 		return core.HistoryResult{}, err
+	}
+	if req.Limit > 0 && len(out) > req.Limit {
+		out = out[len(out)-req.Limit:]
+		recovered = false
+	}
+	return core.HistoryResult{Envelopes: out, Recovered: recovered}, nil
+}
+
+// HistoryPage returns the oldest req.Limit messages after req.Since (see
+// core.Broker): the memory broker holds its history in memory, so a page
+// costs what History does.
+func (b *Broker) HistoryPage(ctx context.Context, req core.HistoryRequest) (core.HistoryPage, error) {
+	out, recovered, err := b.after(ctx, req)
+	if err != nil {
+		return core.HistoryPage{}, err
+	}
+	p := core.HistoryPage{Envelopes: out, Recovered: recovered, Next: req.Since}
+	if req.Limit > 0 && len(out) > req.Limit {
+		p.Envelopes, p.More = out[:req.Limit], true
+	}
+	if k := len(p.Envelopes); k > 0 {
+		p.Next = p.Envelopes[k-1].ID
+	}
+	return p, nil
+}
+
+// after returns every retained message of req.Channels after req.Since,
+// oldest first, once the newest has been delivered to the node, and
+// whether none is missing.
+func (b *Broker) after(ctx context.Context, req core.HistoryRequest) ([]*core.Envelope, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, false, err
 	}
 	b.mu.Lock()
 	since, ok := b.parse(req.Since)
 	if !ok || since > b.seq || b.cfg.HistorySize < 0 {
 		b.mu.Unlock()
-		return core.HistoryResult{Recovered: false}, nil
+		return nil, false, nil
 	}
 	recovered := true
 	var out []entry
@@ -338,19 +372,15 @@ func (b *Broker) History(ctx context.Context, req core.HistoryRequest) (core.His
 
 	if stopped != nil {
 		if err := b.delivered.wait(ctx, newest, stopped); err != nil {
-			return core.HistoryResult{}, err
+			return nil, false, err
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].seq < out[j].seq })
-	if req.Limit > 0 && len(out) > req.Limit {
-		out = out[len(out)-req.Limit:]
-		recovered = false
-	}
 	envs := make([]*core.Envelope, len(out))
 	for i, e := range out {
 		envs[i] = e.env
 	}
-	return core.HistoryResult{Envelopes: envs, Recovered: recovered}, nil
+	return envs, recovered, nil
 }
 
 // Sync waits until every publication whose Publish returned before the

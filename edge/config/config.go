@@ -574,7 +574,7 @@ func newFlagSet(c *Config, r *rawFlags) *flag.FlagSet {
 	fs.DurationVar(&c.ResumeIndexAge, "resume-index-age", engine.DefaultIndexAge, "redis, kafka, nats: how long a message stays in the resume index")
 	fs.DurationVar(&c.RetentionAge, "retention-age", 24*time.Hour, "kafka: retention.ms of the topic when switchboard creates it; nats: the stream's MaxAge (negative: the broker's default / unlimited)")
 	fs.IntVar(&c.HistorySize, "history-size", 1000, "memory: messages kept for resume per room and per user's direct channel (negative disables)")
-	fs.IntVar(&c.HistoryLimit, "history-limit", 1000, "most messages replayed to one resuming client; beyond it welcome says recovered:false")
+	fs.IntVar(&c.HistoryLimit, "history-limit", 1000, "messages per page of a resume's replay: a client further behind gets the next page once it has read this one (long-poll: one page per poll), so being far behind is never a gap")
 	fs.DurationVar(&c.HistoryTTL, "history-ttl", 10*time.Minute, "memory: history of a room idle this long is dropped (negative keeps it)")
 	fs.DurationVar(&c.HeartbeatInterval, "heartbeat-interval", 25*time.Second, "ping interval (negative disables heartbeats)")
 	fs.DurationVar(&c.HeartbeatTimeout, "heartbeat-timeout", 0, "close a connection silent for this long (4009); 0 means 2.5 x --heartbeat-interval")
