@@ -17,9 +17,21 @@
 // careful backend does. While they publish, the faults run in order,
 // each once its share of the messages is accepted: an edge SIGKILLed
 // and restarted, an edge SIGTERMed (drained) and restarted, the broker
-// restarted on its data, the broker stopped (SIGSTOP) for --pause, and
-// stalled readers (WebSocket and SSE subscribers that read nothing for
-// --stall).
+// restarted on its data, the broker stopped (SIGSTOP) for --pause, one
+// edge cut from the broker for --pause (partition: that edge runs in a
+// network namespace the suite creates, reached by clients over one veth
+// pair and reaching the broker over another, whose link goes down:
+// established connections hang, new ones fail with "network is
+// unreachable"; it needs root and iproute2), and stalled readers
+// (WebSocket and SSE subscribers in every room, with a 4 KiB socket
+// receive buffer, that read nothing for --stall while a burst of 1,500
+// messages of 8 KB is published, so that their edges' send queues
+// overflow: one edge runs --slow-consumer resume, the others close).
+//
+// The edges run with --send-queue 32, so that overflow happens at this
+// scale. Subscribers move to the next edge after every disconnect, so
+// by the later faults most of them sit on the edges that were
+// restarted; that is part of the test.
 //
 // Then the log is read from the broker itself and every subscriber is
 // checked against it: expected, received, lost without a signal, lost

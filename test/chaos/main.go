@@ -40,7 +40,7 @@ type options struct {
 	natsBin    string
 }
 
-var allFaults = []string{"edge-kill", "edge-term", "broker-restart", "broker-pause", "stall"}
+var allFaults = []string{"edge-kill", "edge-term", "broker-restart", "broker-pause", "partition", "stall"}
 
 func parse(args []string, stderr io.Writer) (options, error) {
 	var o options
@@ -54,7 +54,7 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.rooms, "rooms", 20, "rooms published to")
 	fs.IntVar(&o.roomsPer, "rooms-per-sub", 3, "rooms each subscriber is in")
 	fs.IntVar(&o.publishers, "publishers", 16, "concurrent publishing backends")
-	fs.DurationVar(&o.pause, "pause", 8*time.Second, "broker-pause: how long the broker is stopped (SIGSTOP)")
+	fs.DurationVar(&o.pause, "pause", 8*time.Second, "broker-pause, partition: how long the broker is stopped (SIGSTOP), or one edge cut from it")
 	fs.DurationVar(&o.stall, "stall", 5*time.Second, "stall: how long stalled readers read nothing")
 	fs.DurationVar(&o.catchup, "catchup", 90*time.Second, "after the last publish, how long every subscriber has to receive everything")
 	fs.StringVar(&o.out, "out", "test/artifacts/chaos", "directory for the report (results.jsonl, report.md, timeline.html) and the processes' logs")

@@ -47,7 +47,19 @@ func runBroker(ctx context.Context, o options, broker string, b bins, status fun
 	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o755); err != nil {
 		return nil, err
 	}
-	bp, url, err := brokerProc(broker, b, dir)
+	// With the partition fault, edge 2 lives in a network namespace and
+	// everyone reaches the broker on the namespace pair's host end.
+	var part *netPartition
+	host := "127.0.0.1"
+	if contains(o.faults, "partition") {
+		var err error
+		if part, err = newPartition(); err != nil {
+			return nil, err
+		}
+		defer part.close()
+		host = part.brokerIP
+	}
+	bp, url, err := brokerProc(broker, b, dir, host)
 	if err != nil {
 		return nil, err
 	}
@@ -76,6 +88,15 @@ func runBroker(ctx context.Context, o options, broker string, b bins, status fun
 		}
 		edges[i] = &proc{name: "edge" + strconv.Itoa(i), addr: addr, bin: b.edge, args: args,
 			logPath: filepath.Join(dir, "edge"+strconv.Itoa(i)+".log")}
+		if i == 2 && part != nil {
+			// Any port is free in a namespace of its own.
+			_, port, _ := net.SplitHostPort(addr)
+			e := edges[i]
+			e.addr = net.JoinHostPort(part.clientIP, port)
+			args[1] = e.addr
+			e.bin, e.args = part.wrap(b.edge, args)
+			addr = e.addr
+		}
 		addrs[i] = addr
 	}
 	defer func() {
@@ -156,7 +177,7 @@ func runBroker(ctx context.Context, o options, broker string, b bins, status fun
 		}
 		p := phase{Name: f, Start: time.Now()}
 		status("%s: fault %s (%d accepted)", broker, f, pub.accepted.Load())
-		if err := inject(ctx, f, o, bp, edges, subs, pub); err != nil {
+		if err := inject(ctx, f, o, bp, edges, subs, pub, part); err != nil {
 			faultErr = fmt.Errorf("fault %s: %w", f, err)
 			status("%s: %v", broker, faultErr)
 		}
@@ -238,23 +259,27 @@ func dedupe(s []string) []string {
 // brokerProc describes the broker process: redis-server with AOF
 // persistence, or nats-server with JetStream file storage, both keeping
 // their data in dir/data across restarts.
-func brokerProc(broker string, b bins, dir string) (*proc, string, error) {
-	addr, err := freeAddr()
+func brokerProc(broker string, b bins, dir, host string) (*proc, string, error) {
+	free, err := freeAddr()
 	if err != nil {
 		return nil, "", err
 	}
-	_, port, _ := net.SplitHostPort(addr)
+	_, port, _ := net.SplitHostPort(free)
+	addr := net.JoinHostPort(host, port)
 	p := &proc{name: broker, addr: addr, logPath: filepath.Join(dir, broker+".log")}
 	data := filepath.Join(dir, "data")
 	switch broker {
 	case "redis":
 		p.bin = b.redis
-		p.args = []string{"--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
-			"--appendfsync", "everysec", "--dir", data}
+		p.args = []string{"--port", port, "--bind", host, "--save", "", "--appendonly", "yes",
+			"--appendfsync", "everysec", "--dir", data,
+			// Bound to loopback or to the suite's own veth address:
+			// accept the edges there without a password.
+			"--protected-mode", "no"}
 		return p, "redis://" + addr + "/0", nil
 	case "nats":
 		p.bin = b.nats
-		p.args = []string{"-js", "-sd", data, "-a", "127.0.0.1", "-p", port}
+		p.args = []string{"-js", "-sd", data, "-a", host, "-p", port}
 		return p, "nats://" + addr, nil
 	}
 	return nil, "", fmt.Errorf("unknown broker %q", broker)
@@ -308,7 +333,7 @@ func waitAccepted(ctx context.Context, p *publisher, n int64) bool {
 }
 
 // inject runs one fault to its end.
-func inject(ctx context.Context, fault string, o options, bp *proc, edges []*proc, subs []*subscriber, pub *publisher) error {
+func inject(ctx context.Context, fault string, o options, bp *proc, edges []*proc, subs []*subscriber, pub *publisher, part *netPartition) error {
 	restart := func(e *proc) error {
 		if err := e.start(ctx); err != nil {
 			return err
@@ -334,6 +359,15 @@ func inject(ctx context.Context, fault string, o options, bp *proc, edges []*pro
 		case <-time.After(o.pause): // the fault's length
 		}
 		return bp.resume()
+	case "partition":
+		if err := part.cut(); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(o.pause): // the fault's length
+		}
+		return part.heal()
 	case "stall":
 		for _, s := range subs {
 			if s.slow {

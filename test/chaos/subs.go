@@ -422,7 +422,6 @@ func (s *subscriber) snapshot() (gots []got, sigs []notice, reconnects []time.Ti
 	return append([]got(nil), s.got...), append([]notice(nil), s.signals...), append([]time.Time(nil), s.reconnects...), errs
 }
 
-
 // distinct is how many different messages (by room and sequence) the
 // subscriber has received.
 func (s *subscriber) distinct() int {
