@@ -14,7 +14,10 @@
 // are stream sequences; the epoch is the stream's creation time (see
 // internal/ids), which changes when the stream is deleted and created
 // again or lost with a server's storage, so a resume across that
-// reports recovered:false instead of guessing. Retention is the
+// reports recovered:false instead of guessing. A stream the server
+// reports missing is recreated (a new epoch) only once it is known to be
+// gone; before, it is unavailable, as a server restarted on its data
+// answers "not found" until it has loaded the stream. Retention is the
 // stream's limits (MaxMsgs, MaxAge, MaxBytes). A keyed publish carries
 // its key as Nats-Msg-Id: the stream itself refuses a repeat within its
 // duplicate window (Engine.DedupWindow), whichever node sends it. See

@@ -98,7 +98,9 @@ func (d *driver) verifyEpoch(ctx context.Context, prev string, reconnects uint64
 	s, now, err := d.stream(ctx, d.pub.js, false)
 	if err != nil {
 		if errors.Is(err, jetstream.ErrStreamNotFound) {
-			return nil, "", fmt.Errorf("switchboard/broker/nats: the stream was deleted while it took the messages: %w", core.ErrUnconfirmed)
+			// Deleted since it took them, or a restarting server that has
+			// not loaded it yet: they may or may not be in the log.
+			return nil, "", fmt.Errorf("switchboard/broker/nats: the stream was not found after it took the messages: %w", core.ErrUnconfirmed)
 		}
 		return nil, "", d.unavailable("publish: stream info", cause(ctx, err))
 	}

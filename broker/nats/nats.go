@@ -43,11 +43,25 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*engine.Broker, 
 	if logger == nil {
 		logger = slog.Default()
 	}
+	d, err := newDriver(ctx, cfg, logger.With("broker", "nats", "stream", cfg.Stream))
+	if err != nil {
+		return nil, err
+	}
+	b, err := engine.New(d, cfg.Engine, d.log)
+	if err != nil {
+		d.closeConns()
+		return nil, err
+	}
+	return b, nil
+}
+
+// newDriver connects the driver for a validated cfg with its defaults
+// set, and makes sure the stream exists (see New).
+func newDriver(ctx context.Context, cfg Config, log *slog.Logger) (*driver, error) {
 	servers, err := ParseURL(cfg.URL)
 	if err != nil { // Validate parsed it already
 		return nil, err
 	}
-	log := logger.With("broker", "nats", "stream", cfg.Stream)
 	d := &driver{
 		cfg:       cfg,
 		log:       log,
@@ -84,9 +98,10 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*engine.Broker, 
 		return nil, fmt.Errorf("switchboard/broker/nats: jetstream: %w", err)
 	}
 	// Advisories about the stream tell the publishing path it may have
-	// been replaced (see pubEpoch); subscribed to before the stream is
-	// looked at, so none is missed after.
-	if _, err := d.pub.Subscribe(d.advisories(), func(*natsio.Msg) { d.pubEpoch.markStale() }); err != nil {
+	// been replaced (see pubEpoch), and a deletion that the stream is
+	// gone (see absence); subscribed to before the stream is looked at,
+	// so none is missed after.
+	if _, err := d.pub.Subscribe(d.advisories(), d.advisory); err != nil {
 		d.pubEpoch.noAdvisories()
 	}
 	cctx, cancel := context.WithTimeout(ctx, cfg.RequestTimeout)
@@ -99,12 +114,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*engine.Broker, 
 		d.closeConns()
 		return nil, err
 	}
-	b, err := engine.New(d, cfg.Engine, log)
-	if err != nil {
-		d.closeConns()
-		return nil, err
-	}
-	return b, nil
+	return d, nil
 }
 
 // driver is the NATS JetStream engine.Driver: one stream holds every
@@ -132,6 +142,7 @@ type driver struct {
 	connEvent chan struct{}
 
 	pubEpoch pubEpoch // the epoch of appended batches
+	absent   absence  // whether a stream reported missing is gone
 
 	mu   sync.Mutex // guards what follows
 	tail *tail      // the reader's consumer; used by the engine's reader goroutine alone, and by Close
@@ -250,13 +261,21 @@ func (d *driver) createStream(ctx context.Context, js jetstream.JetStream) (jets
 	return s, err
 }
 
-// stream looks the stream up through js and returns it with its epoch,
-// creating it when create is set and it is missing (deleted, or lost
-// with a memory-storage server's restart: a new epoch). An existing
-// stream's config is left alone, so nodes never fight over it.
+// stream looks the stream up through js and returns it with its epoch.
+// A stream the server reports missing is created anew (a new epoch) when
+// create is set and it is gone (see absence: deleted, or lost with a
+// memory-storage server's restart); otherwise the error wraps
+// jetstream.ErrStreamNotFound and says why it is not taken as gone (a
+// server that has not loaded the stream yet answers the same). An
+// existing stream's config is left alone, so nodes never fight over it.
 func (d *driver) stream(ctx context.Context, js jetstream.JetStream, create bool) (jetstream.Stream, string, error) {
 	s, err := js.Stream(ctx, d.cfg.Stream)
-	if create && errors.Is(err, jetstream.ErrStreamNotFound) {
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		why, gone := d.absent.gone(time.Now())
+		if !create || !gone {
+			return nil, "", fmt.Errorf("stream %q not found, %s: %w", d.cfg.Stream, why, err)
+		}
+		d.log.Warn("the stream is gone; creating it anew: ids issued before resume with recovered:false", "why", why)
 		s, err = d.createStream(ctx, js)
 	}
 	if err != nil {
@@ -276,6 +295,7 @@ func (d *driver) epochOf(info *jetstream.StreamInfo) (string, error) {
 	if !ok {
 		return "", fmt.Errorf("switchboard/broker/nats: stream %q reports the creation time %v, which cannot be an epoch", d.cfg.Stream, info.Created)
 	}
+	d.absent.found(info.Config.Storage == jetstream.MemoryStorage)
 	d.mu.Lock()
 	d.seen = e.String()
 	d.mu.Unlock()
@@ -339,8 +359,12 @@ func (d *driver) subject(channel string) string {
 	return d.cfg.Subject + "." + base64.RawURLEncoding.EncodeToString([]byte(channel))
 }
 
-// Head returns the stream's epoch and last sequence, creating the stream
-// if it is missing.
+// Head returns the stream's epoch and last sequence. A stream the server
+// reports missing is created anew, under a new epoch, only when it is
+// known to be gone (see absence); until then Head fails with an error
+// wrapping ErrUnavailable, as it does while NATS or JetStream is
+// unreachable, so a server restarted on its data that has not loaded the
+// stream yet never starts a new epoch.
 func (d *driver) Head(ctx context.Context) (string, engine.Pos, error) {
 	ctx, done, err := d.hist.use(ctx)
 	if err != nil {
@@ -429,7 +453,12 @@ func (d *driver) Append(ctx context.Context, msgs []*message.Message, _ time.Dur
 // it has (another only if the first came back short), and the stream's
 // info afterwards gives the epoch and the first sequence kept. The
 // consumer is deleted without waiting for the answer (its inactivity
-// threshold removes it if that is lost).
+// threshold removes it if that is lost). Every failure wraps
+// ErrUnavailable, the stream not found included: Range cannot tell a
+// stream that is gone from one a restarting server has not loaded yet,
+// and an empty chunk would read as the log of another epoch (recovered:
+// false). The engine's next Head tells them apart: it finds the stream
+// again, or creates it anew once it is gone (a new epoch).
 func (d *driver) Range(ctx context.Context, after engine.Pos, limit int) (engine.Chunk, error) {
 	ctx, done, err := d.hist.use(ctx)
 	if err != nil {
@@ -439,10 +468,7 @@ func (d *driver) Range(ctx context.Context, after engine.Pos, limit int) (engine
 	cc := d.consumerConfig(after, "switchboard history read")
 	cc.InactiveThreshold = d.cfg.RequestTimeout + 10*time.Second
 	cons, err := d.hist.js.CreateConsumer(ctx, d.cfg.Stream, cc)
-	switch {
-	case errors.Is(err, jetstream.ErrStreamNotFound):
-		return engine.Chunk{}, nil // no stream: nothing to recover
-	case err != nil:
+	if err != nil {
 		return engine.Chunk{}, d.unavailable("history: create consumer", cause(ctx, err))
 	}
 	defer d.deleteConsumer(d.hist, cons.CachedInfo().Name)
@@ -471,10 +497,7 @@ func (d *driver) Range(ctx context.Context, after engine.Pos, limit int) (engine
 		}
 	}
 	s, epoch, err := d.stream(ctx, d.hist.js, false)
-	switch {
-	case errors.Is(err, jetstream.ErrStreamNotFound):
-		return engine.Chunk{}, nil
-	case err != nil:
+	if err != nil {
 		return engine.Chunk{}, d.unavailable("history: stream info", cause(ctx, err))
 	}
 	chunk := engine.Chunk{Epoch: epoch, Records: recs}

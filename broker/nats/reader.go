@@ -47,11 +47,14 @@ type tail struct {
 // the reader's consumer, waiting up to readBlock for the first one. The
 // consumer is created (from after+1) when there is none that continues
 // at `after`. When the stream is no longer epoch (deleted and created
-// again, or lost with a memory-storage server's restart, in which case
-// Read creates it anew), the batch names the new epoch and carries no
-// records: the next Read starts at the new stream's beginning. Gap is
-// set when the stream's limits removed records after `after` before
-// they were read (the consumer moved past them).
+// again, or gone, in which case Read creates it anew: see absence), the
+// batch names the new epoch and carries no records: the next Read starts
+// at the new stream's beginning. A stream the server reports missing but
+// not known to be gone (a server restarted on its data that has not
+// loaded it yet) is an error wrapping ErrUnavailable, like an outage:
+// the engine reads again from `after`, skipping and repeating nothing.
+// Gap is set when the stream's limits removed records after `after`
+// before they were read (the consumer moved past them).
 func (d *driver) Read(ctx context.Context, epoch string, after engine.Pos, max int) (engine.Batch, error) {
 	t := d.currentTail()
 	if t != nil && (t.epoch != epoch || t.last != after.Lo || t.gen != d.rdGen.Load() || t.isFailed()) {
@@ -93,9 +96,11 @@ func (d *driver) follow(ctx context.Context, epoch string, after engine.Pos, max
 	cc.InactiveThreshold = time.Minute // if the delete at its end is lost
 	cons, err := d.rd.js.CreateConsumer(ctx, d.cfg.Stream, cc)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		// Replaced (another epoch), gone (created anew: a new epoch), or
+		// not loaded yet (unavailable: read again from after).
 		_, cur, err := d.stream(ctx, d.rd.js, true)
 		if err != nil {
-			return nil, "", d.unavailable("read: create the lost stream", cause(ctx, err))
+			return nil, "", d.unavailable("read: stream info", cause(ctx, err))
 		}
 		return nil, cur, nil
 	}

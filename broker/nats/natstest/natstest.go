@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
@@ -109,6 +111,42 @@ func (s *Server) Restart() {
 		time.Sleep(50 * time.Millisecond)
 	}
 	s.t.Fatalf("natstest: restart on %s: %v", s.Addr, err)
+}
+
+// HideStream moves the files of stream (of the default account) out of
+// the store, so that the next Restart comes back with JetStream
+// answering "stream not found" for it, as a server answers for a stream
+// it has not loaded yet (a cluster still replaying its metadata, a
+// server still recovering its store). ShowStream puts the files back for
+// the Restart after; it fails the test if a stream of that name was
+// created meanwhile. Both need the server shut down.
+func (s *Server) HideStream(stream string) {
+	s.t.Helper()
+	dir, hidden := s.streamDirs(stream)
+	if err := os.Rename(dir, hidden); err != nil {
+		s.t.Fatalf("natstest: hide stream %s: %v", stream, err)
+	}
+}
+
+// ShowStream undoes HideStream.
+func (s *Server) ShowStream(stream string) {
+	s.t.Helper()
+	dir, hidden := s.streamDirs(stream)
+	if _, err := os.Stat(dir); err == nil {
+		s.t.Fatalf("natstest: show stream %s: a stream of that name was created while it was hidden", stream)
+	}
+	if err := os.Rename(hidden, dir); err != nil {
+		s.t.Fatalf("natstest: show stream %s: %v", stream, err)
+	}
+}
+
+// streamDirs is where stream's files are, and where HideStream keeps them.
+func (s *Server) streamDirs(stream string) (dir, hidden string) {
+	if s.Server() != nil {
+		s.t.Fatal("natstest: the store can be changed only while the server is shut down")
+	}
+	streams := filepath.Join(s.opts.StoreDir, server.JetStreamStoreDir, server.DEFAULT_GLOBAL_ACCOUNT, "streams")
+	return filepath.Join(streams, stream), filepath.Join(s.opts.StoreDir, "hidden-"+stream)
 }
 
 // Server returns the running server (nil while shut down), for tests that
