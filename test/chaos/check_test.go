@@ -137,6 +137,8 @@ func TestFlags(t *testing.T) {
 		{[]string{"--messages", "0"}, "--messages"},
 		{[]string{"--rooms-per-sub", "30"}, "--rooms-per-sub"},
 		{[]string{"--pause", "0s"}, "--pause"},
+		{[]string{"--browsers", "-1"}, "--browsers"},
+		{[]string{"--browsers", "0"}, ""},
 	} {
 		_, err := parse(c.args, io.Discard)
 		switch {

@@ -11,7 +11,13 @@
 // three edge processes, one of them with --slow-consumer resume;
 // --subs WebSocket, SSE and long-poll subscribers written to
 // docs/protocol.md, each resuming on the next edge after every
-// disconnect (since= / Last-Event-ID / cursor=); --publishers backends
+// disconnect (since= / Last-Event-ID / cursor=); --browsers subscribers
+// (default 3) through the project's own browser client (/client.js) in
+// headless Chromium, one tab in a browser context of its own each, the
+// client forced onto one transport (WebSocket, SSE, long-poll in turn)
+// and left to reconnect and resume by itself (its lastId), reporting
+// every envelope, open (recovered:false), gap and reconnecting to the
+// suite through a runtime binding (page.html); --publishers backends
 // publishing sequence-numbered messages with idempotency keys through
 // POST /api/v1/publish, retrying a failure on the next edge as a
 // careful backend does. While they publish, the faults run in order,
@@ -31,7 +37,15 @@
 // The edges run with --send-queue 32, so that overflow happens at this
 // scale. Subscribers move to the next edge after every disconnect, so
 // by the later faults most of them sit on the edges that were
-// restarted; that is part of the test.
+// restarted; that is part of the test. A browser subscriber cannot
+// move: the client takes one edge URL, so it stays on its edge (every
+// nine of them cover each transport on each edge) and rides out that
+// edge's faults by reconnecting to it; the suite restarts an edge on
+// the same address, so it comes back. Browser subscribers are not
+// stalled readers (the stall fault is for the Go ones), and they need
+// Chromium (apt-get install -y chromium; .ci/run installs it) unless
+// run with --browsers 0. Their rows are browser-websocket, browser-sse
+// and browser-longpoll.
 //
 // Then the log is read from the broker itself and every subscriber is
 // checked against it: expected, received, lost without a signal, lost

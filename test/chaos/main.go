@@ -28,6 +28,7 @@ type options struct {
 	messages   int64
 	duration   time.Duration
 	subs       int
+	browsers   int
 	rooms      int
 	roomsPer   int
 	publishers int
@@ -51,6 +52,7 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	fs.Int64Var(&o.messages, "messages", 10000, "messages published per broker (the full run: 100000)")
 	fs.DurationVar(&o.duration, "duration", 40*time.Second, "how long the publishing takes (the rate is messages/duration)")
 	fs.IntVar(&o.subs, "subs", 10, "subscribers per transport (WebSocket, SSE, long-poll)")
+	fs.IntVar(&o.browsers, "browsers", 3, "subscribers through the browser client in headless Chromium, round-robin over WebSocket, SSE, long-poll (0: none; needs chromium)")
 	fs.IntVar(&o.rooms, "rooms", 20, "rooms published to")
 	fs.IntVar(&o.roomsPer, "rooms-per-sub", 3, "rooms each subscriber is in")
 	fs.IntVar(&o.publishers, "publishers", 16, "concurrent publishing backends")
@@ -84,6 +86,8 @@ func parse(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("--duration, --catchup, --pause and --stall must be positive")
 	case o.subs < 1 || o.rooms < 1 || o.roomsPer < 1 || o.roomsPer > o.rooms || o.publishers < 1:
 		return o, errors.New("--subs, --rooms, --publishers must be positive and --rooms-per-sub between 1 and --rooms")
+	case o.browsers < 0:
+		return o, errors.New("--browsers: must be 0 (none) or more")
 	}
 	return o, nil
 }
@@ -158,7 +162,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 // bins are the binaries the suite runs.
-type bins struct{ edge, nats, redis string }
+type bins struct{ edge, nats, redis, chromium string }
 
 // buildBins builds what was not given into a temporary directory.
 func buildBins(ctx context.Context, o options, status func(string, ...any)) (bins, func(), error) {
@@ -194,6 +198,11 @@ func buildBins(ctx context.Context, o options, status func(string, ...any)) (bin
 			if err := build(b.nats, "github.com/nats-io/nats-server/v2"); err != nil {
 				return b, cleanup, err
 			}
+		}
+	}
+	if o.browsers > 0 {
+		if b.chromium, err = findChromium(); err != nil {
+			return b, cleanup, err
 		}
 	}
 	if contains(o.brokers, "redis") {

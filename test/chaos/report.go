@@ -91,7 +91,12 @@ func timelineHTML(w io.Writer, results []*result) error {
 		Seconds  float64
 		Failures []string
 	}
-	colors := map[string]string{"accepted": "#888", "websocket": "#1f77b4", "sse": "#2ca02c", "longpoll": "#d62728"}
+	colors := map[string]string{"accepted": "#888", "websocket": "#1f77b4", "sse": "#2ca02c", "longpoll": "#d62728",
+		"browser-websocket": "#17becf", "browser-sse": "#bcbd22", "browser-longpoll": "#e377c2"}
+	names := append([]string{"accepted"}, transports...)
+	for _, t := range browserTransports {
+		names = append(names, "browser-"+t)
+	}
 	var charts []chart
 	for _, r := range results {
 		t := r.Timeline
@@ -114,8 +119,11 @@ func timelineHTML(w io.Writer, results []*result) error {
 			}
 		}
 		c := chart{Broker: r.Broker, Width: width, Height: height, Seconds: float64(n*t.BucketMS) / 1000, Failures: r.Failures}
-		for _, name := range append([]string{"accepted"}, transports...) {
+		for _, name := range names {
 			v := all[name]
+			if strings.HasPrefix(name, "browser-") && r.Subs[name] == 0 {
+				continue // a run without such subscribers
+			}
 			var pts strings.Builder
 			for i := range n {
 				x := 0

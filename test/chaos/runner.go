@@ -124,19 +124,32 @@ func runBroker(ctx context.Context, o options, broker string, b bins, status fun
 		return nil, err
 	}
 
+	var br *browser
+	if o.browsers > 0 {
+		if br, err = startBrowser(b.chromium, filepath.Join(dir, "chromium.log")); err != nil {
+			return nil, err
+		}
+		defer br.close()
+	}
+
 	// Subscribers, spread over the edges, each in roomsPer rooms.
 	subCtx, stopSubs := context.WithCancel(ctx)
-	defer stopSubs()
 	var subs []*subscriber
 	var wg sync.WaitGroup
+	// Every subscriber is done before the browser closes, also on an
+	// early return.
+	defer func() { stopSubs(); wg.Wait() }()
 	n := 0
+	roomsOf := func(n int) []string {
+		var sr []string
+		for k := range o.roomsPer {
+			sr = append(sr, rooms[(n+k*7)%o.rooms])
+		}
+		return dedupe(sr)
+	}
 	for _, tr := range transports {
 		for i := range o.subs {
-			var sr []string
-			for k := range o.roomsPer {
-				sr = append(sr, rooms[(n+k*7)%o.rooms])
-			}
-			s := newSubscriber(fmt.Sprintf("%s-%d", tr, i), tr, dedupe(sr), addrs)
+			s := newSubscriber(fmt.Sprintf("%s-%d", tr, i), tr, roomsOf(n), addrs)
 			if tr != "longpoll" && i < 2 {
 				// The stalled readers: in every room, so that a stall
 				// leaves a backlog their edge must deal with.
@@ -148,13 +161,25 @@ func runBroker(ctx context.Context, o options, broker string, b bins, status fun
 			n++
 		}
 	}
+	// Browser subscribers: transports round-robin, each on one edge
+	// (the client takes one URL), so that every nine of them cover
+	// every transport on every edge. They are not stalled readers.
+	for i := range o.browsers {
+		tr := browserTransports[i%len(browserTransports)]
+		edge := addrs[(i+i/len(browserTransports))%len(addrs)]
+		s := newSubscriber(fmt.Sprintf("browser-%s-%d", tr, i/len(browserTransports)), "browser-"+tr, roomsOf(n), []string{edge})
+		subs = append(subs, s)
+		wg.Add(1)
+		go func() { defer wg.Done(); br.subscribe(subCtx, s, edge, tr) }()
+		n++
+	}
 	readyCtx, cancelReady := context.WithTimeout(ctx, readyTimeout)
 	for _, s := range subs {
 		select {
 		case <-s.ready:
 		case <-readyCtx.Done():
 			cancelReady()
-			return nil, fmt.Errorf("subscriber %s not welcomed within %s", s.name, readyTimeout)
+			return nil, fmt.Errorf("subscriber %s not welcomed within %s (%s)", s.name, readyTimeout, s.errSummary())
 		}
 	}
 	cancelReady()

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -44,7 +45,7 @@ type notice struct {
 // subscriber is one client of the suite.
 type subscriber struct {
 	name      string
-	transport string // websocket, sse, longpoll
+	transport string // websocket, sse, longpoll; browser-websocket, browser-sse, browser-longpoll
 	user      string
 	rooms     []string
 	edges     []string // edge addresses, tried in turn
@@ -61,8 +62,8 @@ type subscriber struct {
 	signals    []notice
 	reconnects []time.Time // when a connection ended (or a poll failed)
 	lastID     string
-	errs       map[string]int // what ended a connection, counted
-	ready      chan struct{}  // closed at the first welcome (or cursor)
+	errs       map[string]int // what ended a connection (or went wrong otherwise), counted
+	ready      chan struct{}  // closed at the first welcome (or cursor, or a browser client's open)
 	readyOnce  sync.Once
 }
 
@@ -100,16 +101,12 @@ func (s *subscriber) handle(raw []byte) error {
 			Recovered *bool `json:"recovered"`
 		}
 		_ = json.Unmarshal(e.Data, &w)
-		s.mu.Lock()
 		if w.Recovered != nil && !*w.Recovered {
-			s.signals = append(s.signals, notice{At: now, After: len(s.got), Kind: "welcome"})
+			s.signal("welcome")
 		}
-		s.mu.Unlock()
-		s.readyOnce.Do(func() { close(s.ready) })
+		s.markReady()
 	case "gap":
-		s.mu.Lock()
-		s.signals = append(s.signals, notice{At: now, After: len(s.got), Kind: "gap"})
-		s.mu.Unlock()
+		s.signal("gap")
 	case "message":
 		var p payload
 		if err := json.Unmarshal(e.Data, &p); err != nil {
@@ -144,12 +141,7 @@ func (s *subscriber) run(ctx context.Context, start int) {
 		if ctx.Err() != nil {
 			return
 		}
-		s.mu.Lock()
-		s.reconnects = append(s.reconnects, time.Now())
-		if err != nil {
-			s.errs[errKind(err)]++
-		}
-		s.mu.Unlock()
+		s.reconnected(err)
 		if welcomed {
 			backoff = 50 * time.Millisecond
 		} else {
@@ -384,9 +376,7 @@ func (s *subscriber) runPoll(ctx context.Context, edge string) (bool, error) {
 		}
 		answered = true
 		if !a.Recovered && !fresh {
-			s.mu.Lock()
-			s.signals = append(s.signals, notice{At: time.Now(), After: len(s.got), Kind: "poll"})
-			s.mu.Unlock()
+			s.signal("poll")
 		}
 		for _, m := range a.Messages {
 			if err := s.handle(m); err != nil {
@@ -397,9 +387,53 @@ func (s *subscriber) runPoll(ctx context.Context, edge string) (bool, error) {
 		s.mu.Lock()
 		s.lastID = a.Cursor
 		s.mu.Unlock()
-		s.readyOnce.Do(func() { close(s.ready) })
+		s.markReady()
 	}
 	return answered, nil
+}
+
+// signal records a notice of kind, after what has been received so far.
+func (s *subscriber) signal(kind string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.signals = append(s.signals, notice{At: time.Now(), After: len(s.got), Kind: kind})
+}
+
+// reconnected records that a connection ended (or an attempt failed),
+// and what ended it when err is not nil.
+func (s *subscriber) reconnected(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reconnects = append(s.reconnects, time.Now())
+	if err != nil {
+		s.errs[errKind(err)]++
+	}
+}
+
+// failed counts an error that ended no connection (a browser
+// subscriber's page or client reporting trouble).
+func (s *subscriber) failed(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.errs[errKind(err)]++
+}
+
+// markReady closes ready, once.
+func (s *subscriber) markReady() { s.readyOnce.Do(func() { close(s.ready) }) }
+
+// errSummary lists the errors counted so far, for a message.
+func (s *subscriber) errSummary() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.errs) == 0 {
+		return "no error recorded"
+	}
+	var parts []string
+	for k, v := range s.errs {
+		parts = append(parts, fmt.Sprintf("%dx %s", v, k))
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, "; ")
 }
 
 func (s *subscriber) isReady() bool {
