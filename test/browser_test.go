@@ -14,11 +14,13 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+	"github.com/fasthttp/websocket"
 
 	"github.com/switchboard-dev/switchboard/broker/redis/redistest"
 	"github.com/switchboard-dev/switchboard/core"
@@ -740,5 +742,61 @@ func TestBrowserClientTokenCallback(t *testing.T) {
 			"state": "open", "states": "connecting,open", "calls": 2, "errors": "",
 			"refreshTimers": 1, "refreshBeforeExpiry": true, "rescheduled": 1, "laterExpiry": true,
 		})
+	})
+}
+
+// TestBrowserClientIdle: an idle WebSocket to a live edge stays up for
+// many ping intervals (the client pings within pingInterval of the last
+// traffic and the edge answers), including with a pingInterval more than
+// twice requestTimeout, as the defaults are (25 s, 10 s), which once
+// dropped every idle connection with 4009 after 1.5 intervals. A server
+// that goes silent after its welcome is given up with 4009 once a ping
+// stays unanswered for requestTimeout, and the client reconnects.
+func TestBrowserClientIdle(t *testing.T) {
+	t.Parallel()
+	t.Run("live edge", func(t *testing.T) {
+		t.Parallel()
+		e := startChat(t, nil)
+		got := runClient(t, e, `
+  const c = connect(location.origin, { user: "idle", rooms: ["r"], transports: ["websocket"], pingInterval: 8000, requestTimeout: 3000 });
+  const states = [];
+  c.on("state", (d) => states.push(d.state + (d.code ? ":" + d.code : "")));
+  await waitState(c, "open");
+  await sleep(13000); // more than 1.5 pingInterval + requestTimeout
+  const out = { states: states.join(","), state: c.state };
+  c.close();
+  return out;`)
+		wantFields(t, got, map[string]any{"states": "connecting,open", "state": "open"})
+	})
+	t.Run("silent server", func(t *testing.T) {
+		t.Parallel()
+		e := startChat(t, nil) // only serves the page and /client.js
+		var upgrades atomic.Int32
+		up := websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
+		silent := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			ws, err := up.Upgrade(w, r, nil)
+			if err != nil {
+				return
+			}
+			defer ws.Close()
+			upgrades.Add(1)
+			_ = ws.WriteMessage(websocket.TextMessage, []byte(`{"v":1,"type":"welcome","data":{"conn":"c","user":"silent","rooms":[]}}`))
+			for { // read the client's pings, never answer
+				if _, _, err := ws.ReadMessage(); err != nil {
+					return
+				}
+			}
+		}))
+		t.Cleanup(silent.Close)
+		got := runClient(t, e, fmt.Sprintf(`
+  const c = connect("http://%s", { user: "silent", transports: ["websocket"], pingInterval: 1000, requestTimeout: 1000 });
+  await waitState(c, "open");
+  const d = await waitFor(c, "state", (d) => d.state === "reconnecting");
+  c.close();
+  return { code: d.code, reason: d.reason };`, silent.Listener.Addr()))
+		wantFields(t, got, map[string]any{"code": 4009, "reason": "no traffic from the server"})
+		if upgrades.Load() < 1 {
+			t.Fatal("the silent server saw no connection")
+		}
 	})
 }

@@ -576,18 +576,28 @@ function openWebSocket(client, conn, params, cb) {
     cb.close({ code, reason: ev.reason || (code === 1006 ? "connection failed or dropped" : ""), reconnect: code !== 4001 && code !== 1000 });
   };
   // Browsers hide WebSocket pings: after pingInterval without traffic,
-  // send an application ping and give up on a socket that stays silent.
+  // send an application ping, and give up on the socket only when
+  // nothing at all arrives within requestTimeout of that ping. The check
+  // runs often enough that the ping goes out within pingInterval of the
+  // last traffic, whatever the two settings.
   const every = client._o.pingInterval;
+  const wait = client._o.requestTimeout;
   if (every > 0) {
+    const tick = Math.max(100, Math.floor(Math.min(every, wait) / 4));
+    let pingAt = 0; // when the unanswered ping went out; 0: none
     pingTimer = setInterval(() => {
-      const idle = Date.now() - conn.lastSeen;
-      if (idle >= every + client._o.requestTimeout) {
-        conn.stop();
-        cb.close({ code: 4009, reason: "no traffic from the server", reconnect: true });
-      } else if (idle >= every && ws.readyState === 1) {
+      const now = Date.now();
+      if (pingAt && conn.lastSeen >= pingAt) pingAt = 0; // answered (or other traffic)
+      if (pingAt) {
+        if (now - pingAt >= wait) {
+          conn.stop();
+          cb.close({ code: 4009, reason: "no traffic from the server", reconnect: true });
+        }
+      } else if (now - conn.lastSeen >= every - tick && ws.readyState === 1) {
         ws.send(JSON.stringify({ v: 1, type: "ping", ref: "p" + (++client._ref) }));
+        pingAt = now;
       }
-    }, Math.max(250, Math.floor(every / 2)));
+    }, tick);
   }
 }
 
