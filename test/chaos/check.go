@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"math"
 	"slices"
 	"sort"
@@ -15,6 +16,11 @@ type phase struct {
 	Name  string    `json:"name"`
 	Start time.Time `json:"start"`
 	End   time.Time `json:"end"` // when the fault itself was over (process back)
+	// DataLoss: the broker lost its log in this fault (kfake restarted).
+	// Clients are then told recovered:false whether or not they missed
+	// something (the server cannot know), and what was lost is the
+	// broker's loss, signalled, not the contract's.
+	DataLoss bool `json:"data_loss,omitempty"`
 }
 
 // noFault names the time before the first fault.
@@ -53,12 +59,18 @@ type figures struct {
 	// client was told (recovered:false or gap) right where it was.
 	LostUnsignaled int64 `json:"lost_unsignaled"`
 	LostSignaled   int64 `json:"lost_signaled"`
-	DupByID        int64 `json:"duplicates_by_id"`
-	DupBySeq       int64 `json:"duplicates_by_seq"`
-	Reordered      int64 `json:"reordered"`
-	Phantom        int64 `json:"phantom"` // received, not in the log
-	Reconnects     int64 `json:"reconnects"`
-	Signals        int64 `json:"signals"`
+	// LostGone: lost with a signal, and the broker itself lost them
+	// (kfake's restart). The client was told; nothing could replay them.
+	LostGone int64 `json:"lost_with_the_log"`
+	// DeliveredLost: received, then lost with the broker's log before
+	// the suite could read it (not a phantom: it was accepted).
+	DeliveredLost int64 `json:"delivered_then_lost"`
+	DupByID       int64 `json:"duplicates_by_id"`
+	DupBySeq      int64 `json:"duplicates_by_seq"`
+	Reordered     int64 `json:"reordered"`
+	Phantom       int64 `json:"phantom"` // received, not in the log
+	Reconnects    int64 `json:"reconnects"`
+	Signals       int64 `json:"signals"`
 	// Unwarranted counts signals with nothing missing where they were
 	// given: recovered:false when the log held everything.
 	Unwarranted int64 `json:"signals_unwarranted"`
@@ -77,7 +89,22 @@ type msgKey struct {
 
 // check compares every subscriber with the log. acceptAt is each
 // message's acceptance time (zero if never accepted), by seq.
-func check(log []entry, subs []subResult, acceptAt []time.Time, phases []phase) []*figures {
+//
+// gone, when not nil, holds the messages of the log that the broker
+// itself lost later (kfake restarted): losing one of those with a signal
+// is the broker's loss, not the contract's; any other signalled loss is
+// a message the log still holds.
+func check(log []entry, subs []subResult, acceptAt []time.Time, phases []phase, gone map[msgKey]bool) ([]*figures, []string) {
+	// The first few failures by subscriber, for a person to follow up
+	// in the processes' logs.
+	var examples []string
+	perSub := map[string]int{}
+	noteBad := func(sub, what, room string, seq int64) {
+		if perSub[sub] < 3 && len(examples) < 30 {
+			perSub[sub]++
+			examples = append(examples, fmt.Sprintf("%s: %s: %s #%d (accepted %s)", sub, what, room, seq, acceptTime(acceptAt, seq)))
+		}
+	}
 	pos := make(map[msgKey]int, len(log))
 	for i, e := range log {
 		if e.Seq < 0 {
@@ -126,7 +153,11 @@ func check(log []entry, subs []subResult, acceptAt []time.Time, phases []phase) 
 			gotPos[i] = -1
 			f := fig(s.Transport, msgPhase(g.Seq))
 			if !ok {
-				f.Phantom++
+				if gone != nil && g.Seq >= 0 && g.Seq < int64(len(acceptAt)) && !acceptAt[g.Seq].IsZero() {
+					f.DeliveredLost++ // accepted, delivered, then lost with the broker's log
+				} else {
+					f.Phantom++
+				}
 				continue
 			}
 			gotPos[i] = p
@@ -136,11 +167,13 @@ func check(log []entry, subs []subResult, acceptAt []time.Time, phases []phase) 
 			seenID[g.ID] = true
 			if seenPos[p] {
 				f.DupBySeq++
+				noteBad(s.Name, "duplicate", g.Room, g.Seq)
 				continue
 			}
 			seenPos[p] = true
 			if p < maxPos {
 				f.Reordered++
+				noteBad(s.Name, "reordered", g.Room, g.Seq)
 			}
 			maxPos = max(maxPos, p)
 			f.Received++
@@ -186,14 +219,18 @@ func check(log []entry, subs []subResult, acceptAt []time.Time, phases []phase) 
 					signaled, wins[i].used = true, true
 				}
 			}
-			if signaled {
+			switch {
+			case signaled && gone[msgKey{log[p].Room, log[p].Seq}]:
+				f.LostGone++
+			case signaled:
 				f.LostSignaled++
-			} else {
+			default:
 				f.LostUnsignaled++
+				noteBad(s.Name, "lost without a signal", log[p].Room, log[p].Seq)
 			}
 		}
 		for i, w := range wins {
-			if !w.used {
+			if !w.used && !dataLossAt(phases, s.Signals[i].At) {
 				fig(s.Transport, phaseAt(phases, s.Signals[i].At)).Unwarranted++
 			}
 		}
@@ -221,7 +258,27 @@ func check(log []entry, subs []subResult, acceptAt []time.Time, phases []phase) 
 		}
 		return order[out[i].Phase] < order[out[j].Phase]
 	})
-	return out
+	return out, examples
+}
+
+func acceptTime(acceptAt []time.Time, seq int64) string {
+	if seq < 0 || seq >= int64(len(acceptAt)) || acceptAt[seq].IsZero() {
+		return "never"
+	}
+	return acceptAt[seq].Format("15:04:05.000")
+}
+
+// dataLossAt reports whether t falls in a fault in which the broker lost
+// its log: a client is then told recovered:false whether or not it
+// missed something, since the server cannot know.
+func dataLossAt(phases []phase, t time.Time) bool {
+	loss := false
+	for _, p := range phases {
+		if !t.Before(p.Start) {
+			loss = p.DataLoss
+		}
+	}
+	return loss
 }
 
 func quantile(sorted []float64, q float64) float64 {
@@ -241,6 +298,9 @@ type logFigures struct {
 	InLog            int64 `json:"in_log"`
 	TwiceInLog       int64 `json:"twice_in_log"`        // a key (message) logged more than once
 	AcceptedNotInLog int64 `json:"accepted_not_in_log"` // acknowledged, then lost by the broker
+	// LostWithTheLog: in the log before a restart that lost it (kfake),
+	// and not published again since.
+	LostWithTheLog int64 `json:"lost_with_the_log,omitempty"`
 }
 
 // checkLog counts messages 0..attempted-1.

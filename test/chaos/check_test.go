@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"reflect"
 	"strings"
@@ -57,7 +58,7 @@ func TestCheck(t *testing.T) {
 			figures{Expected: 6, Received: 6, Phantom: 1}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			rows := check(log, []subResult{{Name: "s", Transport: "websocket", Rooms: c.rooms, Got: c.got, Signals: c.signals}}, accept, nil)
+			rows, _ := check(log, []subResult{{Name: "s", Transport: "websocket", Rooms: c.rooms, Got: c.got, Signals: c.signals}}, accept, nil, nil)
 			if len(rows) != 1 {
 				t.Fatalf("%d rows, want 1 (no faults: one phase)", len(rows))
 			}
@@ -82,7 +83,7 @@ func TestCheckPhases(t *testing.T) {
 		Got:        []got{{ID: "1", Room: "a", Seq: 0, At: t0}, {ID: "3", Room: "a", Seq: 2, At: t0.Add(4 * time.Second)}},
 		Reconnects: []time.Time{t0.Add(1500 * time.Millisecond)},
 	}
-	rows := check(log, []subResult{sub}, accept, phases)
+	rows, _ := check(log, []subResult{sub}, accept, phases, nil)
 	got := map[string][3]int64{}
 	for _, r := range rows {
 		got[r.Phase] = [3]int64{r.Expected, r.LostUnsignaled, r.Reconnects}
@@ -147,5 +148,56 @@ func TestFlags(t *testing.T) {
 		case c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err)):
 			t.Errorf("%q: error %v, want one naming %s", c.args, err, c.err)
 		}
+	}
+}
+
+// TestCheckDataLoss: when the broker lost its log (kfake restarted), a
+// signalled loss of what it lost is the broker's (LostGone), a message
+// delivered and then lost is no phantom, a signal in that fault is
+// warranted whatever the client missed; a signalled loss of what the log
+// still holds, and any unsignalled loss, still count against the
+// contract.
+func TestCheckDataLoss(t *testing.T) {
+	t0 := time.Unix(1_800_000_000, 0)
+	// 0..2 were in the log before the restart and are gone; 3..5 after.
+	log := []entry{{"a", 0, ""}, {"a", 1, ""}, {"a", 2, ""}, {"a", 3, ""}, {"a", 4, ""}, {"a", 5, ""}}
+	gone := map[msgKey]bool{{"a", 0}: true, {"a", 1}: true, {"a", 2}: true}
+	accept := make([]time.Time, 8)
+	for i := range accept {
+		accept[i] = t0.Add(time.Duration(i) * time.Second)
+	}
+	phases := []phase{{Name: "broker-restart", Start: t0.Add(2500 * time.Millisecond), DataLoss: true}}
+	g := func(seq int64) got { return got{ID: fmt.Sprint(seq), Room: "a", Seq: seq, At: accept[seq]} }
+	for _, c := range []struct {
+		name    string
+		got     []got
+		signals []notice
+		want    [4]int64 // LostGone, LostSignaled, LostUnsignaled, Unwarranted
+		dl      int64    // DeliveredLost
+	}{
+		{"told where the broker lost", []got{g(0), g(3), g(4), g(5)}, []notice{{At: accept[3], After: 1}}, [4]int64{2, 0, 0, 0}, 0},
+		{"told, but the log still held it", []got{g(0), g(1), g(2), g(5)}, []notice{{At: accept[3], After: 3}}, [4]int64{0, 2, 0, 0}, 0},
+		{"not told", []got{g(0), g(3), g(4), g(5)}, nil, [4]int64{0, 0, 2, 0}, 0},
+		{"told with nothing missing, in the restart", []got{g(0), g(1), g(2), g(3), g(4), g(5)}, []notice{{At: accept[3], After: 3}}, [4]int64{0, 0, 0, 0}, 0},
+		{"delivered, then lost with the log", []got{g(0), g(1), g(2), g(6), g(3), g(4), g(5)}, nil, [4]int64{0, 0, 0, 0}, 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			rows, _ := check(log, []subResult{{Transport: "sse", Rooms: []string{"a"}, Got: c.got, Signals: c.signals}}, accept, phases, gone)
+			var sum [4]int64
+			var dl int64
+			for _, r := range rows {
+				sum[0] += r.LostGone
+				sum[1] += r.LostSignaled
+				sum[2] += r.LostUnsignaled
+				sum[3] += r.Unwarranted
+				dl += r.DeliveredLost
+				if r.Phantom != 0 {
+					t.Errorf("phase %s: %d phantoms", r.Phase, r.Phantom)
+				}
+			}
+			if sum != c.want || dl != c.dl {
+				t.Errorf("gone, signalled, unsignalled, unwarranted = %v, delivered-lost %d; want %v, %d", sum, dl, c.want, c.dl)
+			}
+		})
 	}
 }

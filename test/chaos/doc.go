@@ -7,7 +7,11 @@
 //	go run ./test/chaos --help
 //
 // Per broker (a redis-server with AOF persistence; a nats-server with
-// JetStream file storage, built from the module's nats-server version):
+// JetStream file storage, built from the module's nats-server version;
+// with --brokers kafka, kfake in a process of its own, this binary's
+// `kfake` subcommand, which keeps its log in memory: its restart loses
+// the log, the suite reads it just before, and checks that clients are
+// told recovered:false, where what they missed is the broker's loss):
 // three edge processes, one of them with --slow-consumer resume;
 // --subs WebSocket, SSE and long-poll subscribers written to
 // docs/protocol.md, each resuming on the next edge after every

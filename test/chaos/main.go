@@ -17,6 +17,10 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "kfake" {
+		// The suite's Kafka broker process (see runKfake).
+		os.Exit(runKfake(os.Args[2:]))
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
@@ -47,7 +51,7 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("chaos", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	brokers := fs.String("brokers", "redis,nats", "brokers to run on, comma-separated: redis, nats")
+	brokers := fs.String("brokers", "redis,nats", "brokers to run on, comma-separated: redis, nats, kafka (kfake in a process of its own: a restart loses its log)")
 	faults := fs.String("faults", strings.Join(allFaults, ","), "faults to inject, in this order, spread over the publishing: "+strings.Join(allFaults, ", "))
 	fs.Int64Var(&o.messages, "messages", 10000, "messages published per broker (the full run: 100000)")
 	fs.DurationVar(&o.duration, "duration", 40*time.Second, "how long the publishing takes (the rate is messages/duration)")
@@ -68,8 +72,8 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	o.brokers = splitList(*brokers)
 	o.faults = splitList(*faults)
 	for _, b := range o.brokers {
-		if b != "redis" && b != "nats" {
-			return o, fmt.Errorf("--brokers: %q is not one of redis, nats", b)
+		if b != "redis" && b != "nats" && b != "kafka" {
+			return o, fmt.Errorf("--brokers: %q is not one of redis, nats, kafka", b)
 		}
 	}
 	for _, f := range o.faults {
@@ -162,7 +166,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 // bins are the binaries the suite runs.
-type bins struct{ edge, nats, redis, chromium string }
+type bins struct{ edge, nats, redis, chromium, self string }
 
 // buildBins builds what was not given into a temporary directory.
 func buildBins(ctx context.Context, o options, status func(string, ...any)) (bins, func(), error) {
@@ -202,6 +206,12 @@ func buildBins(ctx context.Context, o options, status func(string, ...any)) (bin
 	}
 	if o.browsers > 0 {
 		if b.chromium, err = findChromium(); err != nil {
+			return b, cleanup, err
+		}
+	}
+	if contains(o.brokers, "kafka") {
+		// kfake runs as this binary's own subcommand.
+		if b.self, err = os.Executable(); err != nil {
 			return b, cleanup, err
 		}
 	}

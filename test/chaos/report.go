@@ -49,13 +49,17 @@ func markdown(results []*result) string {
 		if r.CaughtUp {
 			caught = fmt.Sprintf("Every subscriber had everything %.2f s after the last publish was accepted.", r.CatchUpS)
 		}
-		fmt.Fprintf(&b, "Publishers: %d accepted of %d (%d retries); in the log: %d, twice: %d, accepted but missing: %d. %s\n\n",
-			l.Accepted, l.Messages, l.Retries, l.InLog, l.TwiceInLog, l.AcceptedNotInLog, caught)
-		b.WriteString("| transport | during | expected | received | lost, no signal | lost, signalled | dup by id | dup by seq | reordered | signals (unwarranted) | reconnects | latency p50 / p99 / max ms |\n")
-		b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+		loss := ""
+		if r.DataLoss {
+			loss = fmt.Sprintf(" The broker lost its log in a restart: %d messages with it, %d more accepted after the suite's last read of it.", l.LostWithTheLog, l.AcceptedNotInLog)
+		}
+		fmt.Fprintf(&b, "Publishers: %d accepted of %d (%d retries); in the log: %d, twice: %d, accepted but missing: %d.%s %s\n\n",
+			l.Accepted, l.Messages, l.Retries, l.InLog, l.TwiceInLog, l.AcceptedNotInLog, loss, caught)
+		b.WriteString("| transport | during | expected | received | lost, no signal | lost, signalled | lost with the broker's log (signalled) | dup by id | dup by seq | reordered | signals (unwarranted) | reconnects | latency p50 / p99 / max ms |\n")
+		b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 		for _, f := range r.Rows {
-			fmt.Fprintf(&b, "| %s | %s | %d | %d | %d | %d | %d | %d | %d | %d (%d) | %d | %.0f / %.0f / %.0f |\n",
-				f.Transport, f.Phase, f.Expected, f.Received, f.LostUnsignaled, f.LostSignaled, f.DupByID, f.DupBySeq,
+			fmt.Fprintf(&b, "| %s | %s | %d | %d | %d | %d | %d | %d | %d | %d | %d (%d) | %d | %.0f / %.0f / %.0f |\n",
+				f.Transport, f.Phase, f.Expected, f.Received, f.LostUnsignaled, f.LostSignaled, f.LostGone, f.DupByID, f.DupBySeq,
 				f.Reordered, f.Signals, f.Unwarranted, f.Reconnects, f.LatencyP50, f.LatencyP99, f.LatencyMax)
 		}
 		b.WriteString("\n")
@@ -65,6 +69,12 @@ func markdown(results []*result) string {
 			b.WriteString("Targets missed:\n")
 			for _, f := range r.Failures {
 				fmt.Fprintf(&b, "- %s\n", f)
+			}
+			if len(r.Examples) > 0 {
+				b.WriteString("\nFirst examples, by subscriber:\n")
+				for _, e := range r.Examples {
+					fmt.Fprintf(&b, "- %s\n", e)
+				}
 			}
 			b.WriteString("\n")
 		}

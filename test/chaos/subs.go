@@ -456,14 +456,12 @@ func (s *subscriber) snapshot() (gots []got, sigs []notice, reconnects []time.Ti
 	return append([]got(nil), s.got...), append([]notice(nil), s.signals...), append([]time.Time(nil), s.reconnects...), errs
 }
 
-// distinct is how many different messages (by room and sequence) the
-// subscriber has received.
-func (s *subscriber) distinct() int {
+// gotFrom copies what the subscriber received from receipt i on.
+func (s *subscriber) gotFrom(i int) []got {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	seen := make(map[msgKey]struct{}, len(s.got))
-	for _, g := range s.got {
-		seen[msgKey{g.Room, g.Seq}] = struct{}{}
+	if i >= len(s.got) {
+		return nil
 	}
-	return len(seen)
+	return append([]got(nil), s.got[i:]...)
 }
