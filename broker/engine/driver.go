@@ -53,6 +53,16 @@ type Driver interface {
 	// index.
 	Range(ctx context.Context, after Pos, max int) (Chunk, error)
 
+	// Since returns a position from which Range reads every record
+	// appended at or after t (by the log's clock; records a little older
+	// may come too): at most as late as the last record before t. The
+	// zero Pos (the log's start) is always correct, at the cost of a
+	// longer read. On a log that does not decide keys (KeysInLog false)
+	// a starting node reads from Since(now - dedup window) to its head,
+	// so that it knows the keys appended before it started and drops
+	// their repeats in replays as the other nodes do.
+	Since(ctx context.Context, t time.Time) (Pos, error)
+
 	// Append appends msgs to the log, in order, and returns one result
 	// per message. A message whose metadata carries MetadataKey may be
 	// refused as a duplicate by the log itself (Appended.Duplicate, Pos

@@ -101,6 +101,9 @@ func (b *Broker) Start(ctx context.Context, deliver func(core.Delivery)) error {
 	at := position{epoch, head}
 	b.progress.advance(at)
 	b.index.reset(epoch, head)
+	if !b.d.KeysInLog() {
+		b.primeKeys(ctx, epoch, head)
+	}
 	rctx, cancel := context.WithCancel(ctx)
 	b.started, b.stop = true, cancel
 	b.running = make(chan struct{})
@@ -111,6 +114,54 @@ func (b *Broker) Start(ctx context.Context, deliver func(core.Delivery)) error {
 	go func() { b.done.Wait(); close(b.running) }()
 	b.log.Debug("reader started", "epoch", epoch, "from", head.String())
 	return nil
+}
+
+// primeTimeout bounds primeKeys: a node does not wait longer than this to
+// start.
+const primeTimeout = 30 * time.Second
+
+// primeKeys reads the log from Since(now - DedupWindow) to head and
+// records the idempotency keys it holds, on a log that does not decide
+// keys itself: the readers of the nodes that were running dropped the
+// repeats of those keys, and a replay from this node must drop them too
+// (a hedged or retried publish can be in such a log twice). Best effort,
+// bounded by primeTimeout and DedupKeys: a failure is logged, and the
+// node starts knowing fewer keys.
+func (b *Broker) primeKeys(ctx context.Context, epoch string, head Pos) {
+	if head.IsZero() {
+		return
+	}
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, primeTimeout)
+	defer cancel()
+	after, err := b.d.Since(ctx, start.Add(-b.cfg.DedupWindow))
+	keys, read := 0, 0
+	for err == nil && after.Less(head) && keys < b.cfg.DedupKeys {
+		var ch Chunk
+		if ch, err = b.d.Range(ctx, after, b.cfg.ReadCount); err != nil || ch.Epoch != epoch || len(ch.Records) == 0 {
+			break
+		}
+		for _, rec := range ch.Records {
+			if head.Less(rec.Pos) {
+				after = head
+				break
+			}
+			after = rec.Pos
+			read++
+			if rec.Msg == nil {
+				continue
+			}
+			if k := rec.Msg.Metadata.Get(MetadataKey); k != "" {
+				b.keys.See(k, rec.Msg.Metadata.Get(MetadataDigest), FormatID(epoch, rec.Pos), start)
+				keys++
+			}
+		}
+	}
+	if err != nil {
+		b.log.Warn("could not learn the idempotency keys of the log's last window; a repeat of one of them could be replayed from this node", "window", b.cfg.DedupWindow, "keys", keys, "err", err)
+		return
+	}
+	b.log.Debug("learned the idempotency keys of the log's last window", "window", b.cfg.DedupWindow, "records", read, "keys", keys, "took", time.Since(start))
 }
 
 // Publish appends the publication to the log (sharing the round trip

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -15,6 +17,27 @@ import (
 
 // historyFetchBytes bounds one history fetch response.
 const historyFetchBytes = 1 << 20
+
+// Since asks the partition's leader for the first offset whose record
+// timestamp is at or after t (ListOffsets by time), on the history
+// client; the position before it. A topic that does not exist yet has
+// nothing to read: the log's start.
+func (d *driver) Since(ctx context.Context, t time.Time) (engine.Pos, error) {
+	lo, err := kadm.NewClient(d.hist).ListOffsetsAfterMilli(ctx, t.UnixMilli(), d.cfg.Topic)
+	if err != nil {
+		return engine.Pos{}, d.unavailable("offsets by time", err)
+	}
+	o, ok := lo.Lookup(d.cfg.Topic, partition)
+	switch {
+	case !ok || isUnknownTopic(o.Err):
+		return engine.Pos{}, nil
+	case o.Err != nil:
+		return engine.Pos{}, d.unavailable("offsets by time", o.Err)
+	case o.Offset <= 0:
+		return engine.Pos{}, nil
+	}
+	return engine.Pos{Lo: uint64(o.Offset)}, nil // records from offset o on
+}
 
 // Range fetches up to limit records after `after` from the partition's
 // leader through the history client, without waiting: one Fetch request

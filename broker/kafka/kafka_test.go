@@ -657,3 +657,63 @@ func publishTo(b core.Broker, ctx context.Context, channel string, env *core.Env
 	res, err := b.Publish(ctx, core.Publication{Channel: channel, Envelope: env})
 	return res.ID, err
 }
+
+// TestLateNodeKnowsKeys: Kafka cannot refuse a repeated key, so a
+// keyed publish can be in the topic twice (a hedged or retried request
+// racing itself); every node's reader drops the repeat. A node started
+// after the first copy learns the keys of the last dedup window at
+// start, so a replay from it drops the repeat as well instead of
+// delivering the message a second time.
+func TestLateNodeKnowsKeys(t *testing.T) {
+	t.Parallel()
+	cluster := newCluster(t)
+	cfg := config(cluster.ListenAddrs(), "latekeys")
+	b1 := newBroker(t, cfg)
+	start(t, b1)
+	room := core.RoomChannel("r")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	env := &core.Envelope{V: core.Version, Type: core.TypeMessage, Room: "r", Data: []byte(`"once"`)}
+	first, err := b1.Publish(ctx, core.Publication{Channel: room, Envelope: env, Key: "k", Digest: "d"})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The same record again, as a racing append would leave it.
+	cl, err := kgo.NewClient(kgo.SeedBrokers(cluster.ListenAddrs()...),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{cfg.Topic: {0: kgo.NewOffset().AtStart()}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var orig *kgo.Record
+	for orig == nil {
+		fs := cl.PollFetches(ctx)
+		if err := fs.Err0(); err != nil {
+			t.Fatal(err)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if orig == nil {
+				orig = r
+			}
+		})
+	}
+	dup := &kgo.Record{Topic: cfg.Topic, Value: orig.Value, Headers: orig.Headers}
+	if err := cl.ProduceSync(ctx, dup).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	last := publish(t, b1, room, 1)
+
+	b2 := newBroker(t, cfg) // started after both copies
+	start(t, b2)
+	for _, b := range []*engine.Broker{b1, b2} {
+		h := history(t, b, first.ID, 10, room)
+		if !h.Recovered || strings.Join(ids(h.Envelopes), " ") != last {
+			t.Errorf("History after the first copy = recovered %v %v, want true [%s] (the repeat dropped)", h.Recovered, ids(h.Envelopes), last)
+		}
+		page, err := b.HistoryPage(ctx, core.HistoryRequest{Channels: []string{room}, Since: first.ID, Limit: 10})
+		if err != nil || strings.Join(ids(page.Envelopes), " ") != last {
+			t.Errorf("HistoryPage after the first copy = %v, %v; want [%s]", ids(page.Envelopes), err, last)
+		}
+	}
+}

@@ -511,6 +511,48 @@ func (d *driver) Range(ctx context.Context, after engine.Pos, limit int) (engine
 	return chunk, nil
 }
 
+// Since is the position before the first message the stream stored at
+// or after t: an ephemeral consumer delivering by start time, on the
+// history connection, asked for one message. None (nothing stored since
+// t) is the stream's last sequence. JetStream decides keys in the log
+// (KeysInLog), so the engine does not call it today; it answers
+// honestly all the same.
+func (d *driver) Since(ctx context.Context, t time.Time) (engine.Pos, error) {
+	ctx, done, err := d.hist.use(ctx)
+	if err != nil {
+		return engine.Pos{}, d.unavailable("since", err)
+	}
+	defer done()
+	cc := d.consumerConfig(engine.Pos{}, "switchboard position by time")
+	cc.DeliverPolicy, cc.OptStartTime = jetstream.DeliverByStartTimePolicy, &t
+	cc.InactiveThreshold = d.cfg.RequestTimeout + 10*time.Second
+	cons, err := d.hist.js.CreateConsumer(ctx, d.cfg.Stream, cc)
+	if err != nil {
+		return engine.Pos{}, d.unavailable("since: create consumer", cause(ctx, err))
+	}
+	defer d.deleteConsumer(d.hist, cons.CachedInfo().Name)
+	if cons.CachedInfo().NumPending == 0 {
+		s, _, err := d.stream(ctx, d.hist.js, false)
+		if err != nil {
+			return engine.Pos{}, d.unavailable("since: stream info", cause(ctx, err))
+		}
+		return engine.Pos{Lo: s.CachedInfo().State.LastSeq}, nil
+	}
+	batch, err := cons.FetchNoWait(1)
+	if err != nil {
+		return engine.Pos{}, d.unavailable("since: fetch", err)
+	}
+	for m := range batch.Messages() {
+		if meta, err := m.Metadata(); err == nil && meta.Sequence.Stream > 0 {
+			return engine.Pos{Lo: meta.Sequence.Stream - 1}, nil
+		}
+	}
+	if err := batch.Error(); err != nil {
+		return engine.Pos{}, d.unavailable("since: fetch", err)
+	}
+	return engine.Pos{}, nil // the limits removed it meanwhile: from the start
+}
+
 // consumerConfig is an ephemeral consumer of every channel's subject
 // from the sequence after `after`, without acks, kept in memory.
 func (d *driver) consumerConfig(after engine.Pos, description string) jetstream.ConsumerConfig {

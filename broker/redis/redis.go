@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strings"
 	"time"
 
@@ -267,6 +268,17 @@ func (d *driver) trimmedAfter(ctx context.Context, pos engine.Pos) bool {
 	}
 	f, ok := parsePos(info.FirstEntry.ID)
 	return ok && pos.Less(f)
+}
+
+// Since is the last possible entry ID of the millisecond before t: an
+// entry ID's first part is the Redis server's clock in ms when XADD ran.
+// No round trip.
+func (d *driver) Since(_ context.Context, t time.Time) (engine.Pos, error) {
+	ms := t.UnixMilli()
+	if ms <= 0 {
+		return engine.Pos{}, nil
+	}
+	return engine.Pos{Hi: uint64(ms) - 1, Lo: math.MaxUint64}, nil
 }
 
 // Range reads up to max entries after `after`, with the epoch and the
