@@ -33,13 +33,15 @@
 // pair and reaching the broker over another, whose link goes down:
 // established connections hang, new ones fail with "network is
 // unreachable"; it needs root and iproute2), and stalled readers
-// (WebSocket and SSE subscribers in every room, with a 4 KiB socket
-// receive buffer, that read nothing for --stall while a burst of 1,500
-// messages of 8 KB is published, so that their edges' send queues
-// overflow: one edge runs --slow-consumer resume, the others close).
+// (WebSocket and SSE subscribers in every room that read nothing for
+// --stall while a burst of 1,500 messages of 8 KB is published: 12 MB,
+// more than the kernel's socket buffers take for a reader that does not
+// read, so that their edges' send queues overflow: one edge runs
+// --slow-consumer resume, the others close).
 //
 // The edges run with --send-queue 32, so that overflow happens at this
-// scale. Subscribers move to the next edge after every disconnect, so
+// scale, and with --retention-messages above the run's messages: the
+// log keeps everything, so any loss, signalled or not, is a failure. Subscribers move to the next edge after every disconnect, so
 // by the later faults most of them sit on the edges that were
 // restarted; that is part of the test. A browser subscriber cannot
 // move: the client takes one edge URL, so it stays on its edge (every

@@ -84,7 +84,10 @@ func runBroker(ctx context.Context, o options, broker string, b bins, status fun
 			"--broker-wait", "--shutdown-timeout", "5s",
 			// A small send queue, so that a stalled reader overflows it
 			// and its edge's slow-consumer policy acts.
-			"--send-queue", "32"}
+			"--send-queue", "32",
+			// The log keeps every message of the run: any loss is a
+			// failure (a retention fault would be a run of its own).
+			"--retention-messages", strconv.FormatInt(2*(o.messages+burstSize)+10000, 10)}
 		if i == 1 {
 			// One edge replays a slow consumer from the log instead of
 			// closing it: both policies are under test.

@@ -8,13 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/fasthttp/websocket"
@@ -51,9 +49,9 @@ type subscriber struct {
 	edges     []string // edge addresses, tried in turn
 
 	// stall, when a value arrives, stops reading for that long
-	// (WebSocket and SSE): a stalled reader. Such a subscriber has a
-	// small socket receive buffer, so that its edge's send queue, not
-	// the kernel, takes the backlog.
+	// (WebSocket and SSE): a stalled reader (slow: one that may be
+	// stalled; it is in every room, so that the stall's burst, more than
+	// the kernel's socket buffers hold, lands on its edge's send queue).
 	stall chan time.Duration
 	slow  bool
 
@@ -198,27 +196,11 @@ func (s *subscriber) maybeStall(ctx context.Context) {
 	}
 }
 
-// smallRcvBuf dials with a 4 KiB socket receive buffer.
-var smallRcvBuf = &net.Dialer{Timeout: 5 * time.Second, Control: func(_, _ string, c syscall.RawConn) error {
-	var serr error
-	err := c.Control(func(fd uintptr) {
-		serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
-	})
-	return errors.Join(err, serr)
-}}
-
-var (
-	wsDialer     = &websocket.Dialer{HandshakeTimeout: 5 * time.Second}
-	wsSlowDialer = &websocket.Dialer{HandshakeTimeout: 5 * time.Second, NetDialContext: smallRcvBuf.DialContext}
-)
+var wsDialer = &websocket.Dialer{HandshakeTimeout: 5 * time.Second}
 
 func (s *subscriber) runWS(ctx context.Context, edge string) (bool, error) {
 	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	d := wsDialer
-	if s.slow {
-		d = wsSlowDialer
-	}
-	conn, resp, err := d.DialContext(dctx, "ws://"+edge+"/ws?"+s.query(s.since()), nil)
+	conn, resp, err := wsDialer.DialContext(dctx, "ws://"+edge+"/ws?"+s.query(s.since()), nil)
 	cancel()
 	if resp != nil && resp.Body != nil {
 		resp.Body.Close()
@@ -264,10 +246,7 @@ func (s *subscriber) runWS(ctx context.Context, edge string) (bool, error) {
 }
 
 // sseClient has no overall timeout: a stream lasts.
-var (
-	sseClient     = &http.Client{Transport: &http.Transport{DisableCompression: true, ResponseHeaderTimeout: 10 * time.Second}}
-	sseSlowClient = &http.Client{Transport: &http.Transport{DisableCompression: true, ResponseHeaderTimeout: 10 * time.Second, DialContext: smallRcvBuf.DialContext}}
-)
+var sseClient = &http.Client{Transport: &http.Transport{DisableCompression: true, ResponseHeaderTimeout: 10 * time.Second}}
 
 func (s *subscriber) runSSE(ctx context.Context, edge string) (bool, error) {
 	rctx, cancel := context.WithCancel(ctx)
@@ -276,11 +255,7 @@ func (s *subscriber) runSSE(ctx context.Context, edge string) (bool, error) {
 	if id := s.since(); id != "" {
 		req.Header.Set("Last-Event-ID", id)
 	}
-	c := sseClient
-	if s.slow {
-		c = sseSlowClient
-	}
-	resp, err := c.Do(req)
+	resp, err := sseClient.Do(req)
 	if err != nil {
 		return false, fmt.Errorf("dial: %w", err)
 	}
