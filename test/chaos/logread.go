@@ -21,6 +21,10 @@ type entry struct {
 	Room string
 	Seq  int64  // data.s; -1 for messages that are not the suite's
 	Key  string // the idempotency key, "" without one
+	// Unplaced: accepted, then lost with the broker's log before the
+	// suite read it, so its place in the log is unknown: checked for
+	// loss, not for order.
+	Unplaced bool
 }
 
 // logPayload is the part of a logged envelope the suite reads.

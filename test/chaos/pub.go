@@ -50,11 +50,19 @@ func newPublisher(run string, rooms, edges []string, n int64, rate float64) *pub
 // body is message i's request body: the paced messages go round the
 // rooms; the burst's (i ≥ n) are large and all go to the first room.
 func (p *publisher) body(i int64) []byte {
-	room, pad := p.rooms[i%int64(len(p.rooms))], padding
+	room, pad := p.room(i), padding
 	if i >= p.n {
-		room, pad = p.rooms[0], burstPadding
+		pad = burstPadding
 	}
 	return fmt.Appendf(nil, `{"room":%q,"data":{"s":%d,"pad":%q},"idempotency_key":"%s-%d"}`, room, i, pad, p.run, i)
+}
+
+// room is the room of message i.
+func (p *publisher) room(i int64) string {
+	if i >= p.n {
+		return p.rooms[0]
+	}
+	return p.rooms[i%int64(len(p.rooms))]
 }
 
 // burstPadding makes a burst message about 8 KB: a burst of burstSize

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"sync"
 	"syscall"
@@ -233,17 +234,36 @@ func runBroker(ctx context.Context, o options, broker string, b bins, status fun
 	final = onlyRooms(final, rooms)
 	// What the broker lost in a restart (kfake) comes first: it was
 	// published before everything the log holds now.
-	log := append(onlyRooms(fenv.lost, rooms), final...)
+	log := onlyRooms(fenv.lost, rooms)
 	var gone map[msgKey]bool
 	if len(fenv.lost) > 0 {
+		// Accepted after the suite's last read and lost in the restart:
+		// in the log in between, in the order they were accepted. A
+		// subscriber that missed one must have been told too.
+		inLog := map[int64]bool{}
+		for _, e := range append(log, final...) {
+			inLog[e.Seq] = true
+		}
+		var unread []int64
+		for i, at := range pub.acceptAt {
+			if !at.IsZero() && !inLog[int64(i)] {
+				unread = append(unread, int64(i))
+			}
+		}
+		sort.Slice(unread, func(a, b int) bool { return pub.acceptAt[unread[a]].Before(pub.acceptAt[unread[b]]) })
+		for _, i := range unread {
+			log = append(log, entry{Room: pub.room(i), Seq: i, Unplaced: true})
+		}
+		fenv.unread = int64(len(unread))
 		gone = map[msgKey]bool{}
-		for _, e := range log[:len(log)-len(final)] {
+		for _, e := range log {
 			gone[msgKey{e.Room, e.Seq}] = true
 		}
 		for _, e := range final {
 			delete(gone, msgKey{e.Room, e.Seq})
 		}
 	}
+	log = append(log, final...)
 
 	// Everyone catches up with what the log holds, or the deadline
 	// passes.
@@ -284,8 +304,8 @@ func runBroker(ctx context.Context, o options, broker string, b bins, status fun
 		// Every log the broker had, for "accepted but missing": what the
 		// restart lost was in the log before it.
 		lost := checkLog(log, pub.acceptAt, 0, attempted)
-		r.Log.LostWithTheLog = lost.InLog - r.Log.InLog
-		r.Log.AcceptedNotInLog = lost.AcceptedNotInLog
+		r.Log.LostWithTheLog = lost.InLog - r.Log.InLog - fenv.unread
+		r.Log.AcceptedNotInLog = fenv.unread
 		r.DataLoss = true
 	}
 	r.Timeline = buildTimeline(started, pub.acceptAt, results, 250*time.Millisecond)
@@ -411,6 +431,9 @@ type faultEnv struct {
 	// it (kfake keeps its log in memory): the check counts those
 	// messages as published, and their loss as the broker's.
 	lost []entry
+	// unread counts the messages accepted after the suite's last read of
+	// a log that was then lost: in no log the suite read.
+	unread int64
 }
 
 // inject runs one fault to its end; dataLoss reports that the broker
