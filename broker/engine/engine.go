@@ -273,7 +273,7 @@ func (b *Broker) duplicate(p core.Publication, first broker.KeyEntry) (core.Publ
 // longer retained, or when more than Limit messages matched (the newest
 // Limit are returned). A Limit of zero or less returns everything.
 func (b *Broker) History(ctx context.Context, req core.HistoryRequest) (core.HistoryResult, error) {
-	epoch, since, ok, err := b.historyFrom(ctx, req.Since)
+	epoch, since, ok, lost, err := b.historyFrom(ctx, req.Since)
 	if err != nil || !ok {
 		return core.HistoryResult{}, err
 	}
@@ -294,35 +294,40 @@ func (b *Broker) History(ctx context.Context, req core.HistoryRequest) (core.His
 	default:
 		b.fromIndex.Add(1)
 	}
-	return limit(envs, req.Limit, true), nil
+	return limit(envs, req.Limit, !lost), nil
 }
 
 // historyFrom parses since and catches this node's reader up with the
 // log's head, so that everything appended before the call is in the
-// index. ok is false, with a nil error, when since is unparseable, of
-// another epoch, or ahead of the log: nothing can be recovered from it.
-func (b *Broker) historyFrom(ctx context.Context, since string) (epoch string, pos Pos, ok bool, err error) {
+// index. ok is false, with a nil error, when since is unparseable or
+// ahead of the log: nothing can be recovered from it. A position of
+// another epoch (the log it was in is gone: lost or recreated) reads the
+// current log from its start, every record of which came after it, and
+// is not recovered (lost): what the old log held after it is gone.
+func (b *Broker) historyFrom(ctx context.Context, since string) (epoch string, pos Pos, ok, lost bool, err error) {
 	if b.isClosed() {
-		return "", Pos{}, false, broker.ErrClosed
+		return "", Pos{}, false, false, broker.ErrClosed
 	}
 	if err := ctx.Err(); err != nil {
-		return "", Pos{}, false, err
+		return "", Pos{}, false, false, err
 	}
 	epoch, pos, ok = ParseID(since)
 	if !ok {
-		return "", Pos{}, false, nil
+		return "", Pos{}, false, false, nil
 	}
 	headEpoch, head, err := b.heads.get(ctx)
 	if err != nil {
-		return "", Pos{}, false, err
+		return "", Pos{}, false, false, err
 	}
-	if headEpoch != epoch || head.Less(pos) {
-		return "", Pos{}, false, nil // another epoch, or an id never issued
+	if headEpoch != epoch {
+		epoch, pos, lost = headEpoch, Pos{}, true
+	} else if head.Less(pos) {
+		return "", Pos{}, false, false, nil // an id never issued
 	}
 	if err := b.WaitDelivered(ctx, FormatID(headEpoch, head)); err != nil {
-		return "", Pos{}, false, b.errorf("history: this node's reader lags the log: %w", err)
+		return "", Pos{}, false, false, b.errorf("history: this node's reader lags the log: %w", err)
 	}
-	return epoch, pos, true, nil
+	return epoch, pos, true, lost, nil
 }
 
 // limit keeps the newest n of envs (all when n <= 0); more than n is not

@@ -22,7 +22,7 @@ var _ core.Broker = (*Broker)(nil)
 // records after Since starts at the oldest one retained.
 func (b *Broker) HistoryPage(ctx context.Context, req core.HistoryRequest) (core.HistoryPage, error) {
 	none := core.HistoryPage{Next: req.Since}
-	epoch, since, ok, err := b.historyFrom(ctx, req.Since)
+	epoch, since, ok, lost, err := b.historyFrom(ctx, req.Since)
 	if err != nil {
 		return core.HistoryPage{}, err
 	}
@@ -46,7 +46,7 @@ func (b *Broker) HistoryPage(ctx context.Context, req core.HistoryRequest) (core
 		case !lp.complete && len(lp.envs) <= limit:
 			// The read stopped short of the index: this is the page, and
 			// the next one starts after the last record read.
-			return core.HistoryPage{Envelopes: lp.envs, Recovered: lp.recovered, More: true, Next: FormatID(epoch, lp.end)}, nil
+			return core.HistoryPage{Envelopes: lp.envs, Recovered: lp.recovered && !lost, More: true, Next: FormatID(epoch, lp.end)}, nil
 		case !lp.complete:
 			envs = lp.envs
 		default:
@@ -56,7 +56,7 @@ func (b *Broker) HistoryPage(ctx context.Context, req core.HistoryRequest) (core
 	default:
 		b.fromIndex.Add(1)
 	}
-	page := core.HistoryPage{Envelopes: envs, Recovered: recovered, Next: req.Since}
+	page := core.HistoryPage{Envelopes: envs, Recovered: recovered && !lost, Next: req.Since}
 	if len(envs) > limit {
 		page.Envelopes, page.More = envs[:limit], true
 	}

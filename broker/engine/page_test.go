@@ -184,8 +184,9 @@ func TestHistoryPageSparse(t *testing.T) {
 // TestHistoryPageGaps: recovered:false only where messages are missing:
 // a position the log has trimmed (the page starts at the oldest retained,
 // and the next page from there is whole again), an unparseable one, and
-// one of another epoch; a position inside retention, however far behind,
-// is recovered.
+// one of another epoch (whose log is gone: the page is this log's
+// oldest); a position inside retention, however far behind, is
+// recovered.
 func TestHistoryPageGaps(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t)
@@ -208,6 +209,7 @@ func TestHistoryPageGaps(t *testing.T) {
 	}
 
 	epoch, pos, _ := engine.ParseID(all[190])
+	firstFive := envIDs(p.Envelopes) // the oldest retained
 	cases := []struct {
 		name, since string
 		recovered   bool
@@ -215,7 +217,9 @@ func TestHistoryPageGaps(t *testing.T) {
 	}{
 		{"inside retention", all[190], true, all[191:196]},
 		{"unparseable", "not-a-cursor", false, nil},
-		{"another epoch", engine.FormatID(epoch+"x", pos), false, nil},
+		// The log of that epoch is gone: this one, from its start (as
+		// far as retention keeps it: the first page after the gap).
+		{"another epoch", engine.FormatID(epoch+"x", pos), false, firstFive},
 		{"ahead of the log", engine.FormatID(epoch, engine.Pos{Hi: pos.Hi + 1<<40}), false, nil},
 	}
 	for _, tc := range cases {

@@ -412,9 +412,11 @@ func TestStreamRecreated(t *testing.T) {
 	if got := deliveredIDs(rec.waitN(t, 3)); got[2] != fresh {
 		t.Fatalf("delivered %v, want %s third", got, fresh)
 	}
+	// The old stream is gone: not recovered, and everything of the new
+	// one follows (all of it came after the old id).
 	h := history(t, b, old[0], 10, room)
-	if h.Recovered || len(h.Envelopes) > 0 {
-		t.Errorf("since an id of the old stream: recovered %v %v, want false and nothing", h.Recovered, ids(h.Envelopes))
+	if h.Recovered || strings.Join(ids(h.Envelopes), " ") != fresh {
+		t.Errorf("since an id of the old stream: recovered %v %v, want false and [%s]", h.Recovered, ids(h.Envelopes), fresh)
 	}
 	if _, ok := b.After(fresh, old[1]); ok {
 		t.Errorf("After compared ids of two epochs")
@@ -773,8 +775,8 @@ func TestMemoryStreamLostOnRestart(t *testing.T) {
 	if got := deliveredIDs(rec.waitN(t, 2)); got[1] != fresh || !strings.HasPrefix(fresh, b.Epoch()+"-") {
 		t.Fatalf("delivered %v, want %s (epoch %s) second", got, fresh, b.Epoch())
 	}
-	if h := history(t, b, old, 10, room); h.Recovered || len(h.Envelopes) > 0 {
-		t.Errorf("since an id of the lost stream: recovered %v %v, want false and nothing", h.Recovered, ids(h.Envelopes))
+	if h := history(t, b, old, 10, room); h.Recovered || strings.Join(ids(h.Envelopes), " ") != fresh {
+		t.Errorf("since an id of the lost stream: recovered %v %v, want false and [%s] (the new stream from its start)", h.Recovered, ids(h.Envelopes), fresh)
 	}
 	if err := b.Healthy(); err != nil {
 		t.Errorf("Healthy: %v", err)

@@ -364,8 +364,8 @@ func TestFlushChangesEpoch(t *testing.T) {
 	if strings.HasPrefix(e2.ID, oldEpoch+"-") || b.Epoch() == oldEpoch {
 		t.Fatalf("after FLUSHALL the id %s still has epoch %s", e2.ID, oldEpoch)
 	}
-	if res := history(t, b, e1.ID, 10, "r"); res.Recovered || len(res.Envelopes) > 0 {
-		t.Errorf("resume across the flush: recovered %v with %v, want false and nothing", res.Recovered, ids(res.Envelopes))
+	if res := history(t, b, e1.ID, 10, "r"); res.Recovered || strings.Join(ids(res.Envelopes), " ") != e2.ID {
+		t.Errorf("resume across the flush: recovered %v with %v, want false and [%s] (the new log from its start)", res.Recovered, ids(res.Envelopes), e2.ID)
 	}
 	if _, ok := b.After(e2.ID, e1.ID); ok {
 		t.Error("After compared ids of two epochs")
