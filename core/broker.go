@@ -153,7 +153,9 @@ type HistoryPage struct {
 	// Next is where the page ends, the Since of the next page: the last
 	// envelope's id or, with More, a later position the read got to
 	// through records of other channels. Without envelopes or More it is
-	// the request's Since.
+	// the request's Since, or, when Since is of another epoch (its log is
+	// gone: the page reads the current log from its start), the position
+	// of the current log the read went through.
 	Next string
 }
 

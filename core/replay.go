@@ -19,7 +19,9 @@ type Replay struct {
 	More bool
 	// Next is where the replay ends, the Since to continue from: the
 	// last replayed id or, with More, a later position; Since when
-	// nothing was replayed ("" without Since).
+	// nothing was replayed ("" without Since), except that a Since of a
+	// lost log (another epoch) continues from the position the broker
+	// read the current log through.
 	Next string
 }
 
@@ -72,7 +74,7 @@ func (n *Node) replayPage(ctx context.Context, channels []string, since string, 
 	if err != nil {
 		return HistoryPage{}, err
 	}
-	if page.Next == "" || !page.More {
+	if page.Next == "" {
 		page.Next = since
 		if k := len(page.Envelopes); k > 0 {
 			page.Next = page.Envelopes[k-1].ID

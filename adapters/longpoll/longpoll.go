@@ -152,6 +152,10 @@ func poll(node *core.Node, req core.ConnectRequest, wait time.Duration, limit in
 		res.Cursor = t.ids[n-1]
 	case t.disconnect != nil && t.disconnect.Code == core.DisconnectShutdown.Code:
 		return Response{}, fiber.StatusServiceUnavailable, core.Errorf(core.CodeUnavailable, "node is shutting down; retry another node")
+	case lost && rep.Next != "" && rep.Next != req.Since:
+		// The broker named where its read of the current log ended (the
+		// cursor was of a lost log): continue from there.
+		res.Cursor = rep.Next
 	case lost:
 		// The cursor is useless: continue from the head, so that nothing
 		// published after this answer is missed ("" without one: from now).

@@ -273,7 +273,7 @@ func (b *Broker) duplicate(p core.Publication, first broker.KeyEntry) (core.Publ
 // longer retained, or when more than Limit messages matched (the newest
 // Limit are returned). A Limit of zero or less returns everything.
 func (b *Broker) History(ctx context.Context, req core.HistoryRequest) (core.HistoryResult, error) {
-	epoch, since, ok, lost, err := b.historyFrom(ctx, req.Since)
+	epoch, since, _, ok, lost, err := b.historyFrom(ctx, req.Since)
 	if err != nil || !ok {
 		return core.HistoryResult{}, err
 	}
@@ -304,30 +304,33 @@ func (b *Broker) History(ctx context.Context, req core.HistoryRequest) (core.His
 // another epoch (the log it was in is gone: lost or recreated) reads the
 // current log from its start, every record of which came after it, and
 // is not recovered (lost): what the old log held after it is gone.
-func (b *Broker) historyFrom(ctx context.Context, since string) (epoch string, pos Pos, ok, lost bool, err error) {
+//
+// head is the log's head the read is caught up with: what a reader that
+// found nothing continues from.
+func (b *Broker) historyFrom(ctx context.Context, since string) (epoch string, pos, head Pos, ok, lost bool, err error) {
 	if b.isClosed() {
-		return "", Pos{}, false, false, broker.ErrClosed
+		return "", Pos{}, Pos{}, false, false, broker.ErrClosed
 	}
 	if err := ctx.Err(); err != nil {
-		return "", Pos{}, false, false, err
+		return "", Pos{}, Pos{}, false, false, err
 	}
 	epoch, pos, ok = ParseID(since)
 	if !ok {
-		return "", Pos{}, false, false, nil
+		return "", Pos{}, Pos{}, false, false, nil
 	}
 	headEpoch, head, err := b.heads.get(ctx)
 	if err != nil {
-		return "", Pos{}, false, false, err
+		return "", Pos{}, Pos{}, false, false, err
 	}
 	if headEpoch != epoch {
 		epoch, pos, lost = headEpoch, Pos{}, true
 	} else if head.Less(pos) {
-		return "", Pos{}, false, false, nil // an id never issued
+		return "", Pos{}, Pos{}, false, false, nil // an id never issued
 	}
 	if err := b.WaitDelivered(ctx, FormatID(headEpoch, head)); err != nil {
-		return "", Pos{}, false, false, b.errorf("history: this node's reader lags the log: %w", err)
+		return "", Pos{}, Pos{}, false, false, b.errorf("history: this node's reader lags the log: %w", err)
 	}
-	return epoch, pos, true, lost, nil
+	return epoch, pos, head, true, lost, nil
 }
 
 // limit keeps the newest n of envs (all when n <= 0); more than n is not

@@ -22,7 +22,7 @@ var _ core.Broker = (*Broker)(nil)
 // records after Since starts at the oldest one retained.
 func (b *Broker) HistoryPage(ctx context.Context, req core.HistoryRequest) (core.HistoryPage, error) {
 	none := core.HistoryPage{Next: req.Since}
-	epoch, since, ok, lost, err := b.historyFrom(ctx, req.Since)
+	epoch, since, head, ok, lost, err := b.historyFrom(ctx, req.Since)
 	if err != nil {
 		return core.HistoryPage{}, err
 	}
@@ -62,6 +62,12 @@ func (b *Broker) HistoryPage(ctx context.Context, req core.HistoryRequest) (core
 	}
 	if k := len(page.Envelopes); k > 0 {
 		page.Next = page.Envelopes[k-1].ID
+	} else if lost && !page.More {
+		// Nothing for these channels in the new log so far: continue
+		// from the head this read caught up with, not from the lost
+		// position (which would be lost again) nor from a later head
+		// (which would skip what came in between).
+		page.Next = FormatID(epoch, head)
 	}
 	return page, nil
 }
