@@ -390,15 +390,11 @@ func (b *Broker) readLog(ctx context.Context, epoch string, since, floor Pos, ch
 				return done() // the index has the rest
 			}
 			after = rec.Pos
-			d, ok := b.decode(epoch, rec, seen)
+			env, ok := b.history(epoch, rec, seen, fill, at, want)
 			if !ok {
 				continue
 			}
-			fill.add(d.Channel, rec.Pos, d.Envelope, recordSize(rec), at)
-			if !want[d.Channel] {
-				continue
-			}
-			out = append(out, d.Envelope)
+			out = append(out, env)
 			if limit > 0 && len(out) > 2*limit {
 				out = append(out[:0], out[len(out)-limit:]...)
 				dropped = true // more than limit missed: not recovered

@@ -123,15 +123,11 @@ func (b *Broker) readPage(ctx context.Context, epoch string, since, floor Pos, c
 			}
 			read++
 			lp.end = rec.Pos
-			d, ok := b.decode(epoch, rec, seen)
+			env, ok := b.history(epoch, rec, seen, fill, at, wanted)
 			if !ok {
 				continue
 			}
-			fill.add(d.Channel, rec.Pos, d.Envelope, recordSize(rec), at)
-			if !wanted[d.Channel] {
-				continue
-			}
-			lp.envs = append(lp.envs, d.Envelope)
+			lp.envs = append(lp.envs, env)
 			if len(lp.envs) == want {
 				return lp, nil // the page is full, and one more tells that more follow
 			}
@@ -174,6 +170,18 @@ func (b *Broker) decode(epoch string, rec Record, seen map[string]bool) (core.De
 	}
 	d.Envelope.ID = id
 	return d, true
+}
+
+// history takes one record of a history read of the log: it decodes it
+// (see decode), backfills the index with it, and returns its envelope
+// when its channel is one of wanted.
+func (b *Broker) history(epoch string, rec Record, seen map[string]bool, fill *filler, at time.Time, wanted map[string]bool) (*core.Envelope, bool) {
+	d, ok := b.decode(epoch, rec, seen)
+	if !ok {
+		return nil, false
+	}
+	fill.add(d.Channel, rec.Pos, d.Envelope, recordSize(rec), at)
+	return d.Envelope, wanted[d.Channel]
 }
 
 // recordSize is a record's size for the index budget.

@@ -26,14 +26,22 @@ type phase struct {
 // noFault names the time before the first fault.
 const noFault = "none"
 
-func phaseAt(phases []phase, t time.Time) string {
-	name := noFault
+// phaseIn returns the fault in force at t: the last one started by then
+// (ok false before the first).
+func phaseIn(phases []phase, t time.Time) (in phase, ok bool) {
 	for _, p := range phases {
 		if !t.Before(p.Start) {
-			name = p.Name
+			in, ok = p, true
 		}
 	}
-	return name
+	return in, ok
+}
+
+func phaseAt(phases []phase, t time.Time) string {
+	if p, ok := phaseIn(phases, t); ok {
+		return p.Name
+	}
+	return noFault
 }
 
 // subResult is what one subscriber recorded.
@@ -299,13 +307,8 @@ func acceptTime(acceptAt []time.Time, seq int64) string {
 // its log: a client is then told recovered:false whether or not it
 // missed something, since the server cannot know.
 func dataLossAt(phases []phase, t time.Time) bool {
-	loss := false
-	for _, p := range phases {
-		if !t.Before(p.Start) {
-			loss = p.DataLoss
-		}
-	}
-	return loss
+	p, _ := phaseIn(phases, t)
+	return p.DataLoss
 }
 
 func quantile(sorted []float64, q float64) float64 {

@@ -439,12 +439,14 @@ type faultEnv struct {
 // inject runs one fault to its end; dataLoss reports that the broker
 // lost its log in it.
 func inject(ctx context.Context, fault string, env *faultEnv) (dataLoss bool, err error) {
-	o, bp, edges, subs, pub, part := env.o, env.bp, env.edges, env.subs, env.pub, env.part
-	err = injectOne(ctx, fault, env, o, bp, edges, subs, pub, part)
-	return fault == "broker-restart" && env.broker == "kafka", err
-}
-
-func injectOne(ctx context.Context, fault string, env *faultEnv, o options, bp *proc, edges []*proc, subs []*subscriber, pub *publisher, part *netPartition) error {
+	o, bp, edges := env.o, env.bp, env.edges
+	// hold keeps a fault in place for its length.
+	hold := func(d time.Duration) {
+		select {
+		case <-ctx.Done():
+		case <-time.After(d):
+		}
+	}
 	restart := func(e *proc) error {
 		if err := e.start(ctx); err != nil {
 			return err
@@ -454,10 +456,10 @@ func injectOne(ctx context.Context, fault string, env *faultEnv, o options, bp *
 	switch fault {
 	case "edge-kill":
 		edges[0].stop(syscall.SIGKILL, 0)
-		return restart(edges[0])
+		return false, restart(edges[0])
 	case "edge-term":
 		edges[1].stop(syscall.SIGTERM, 30*time.Second)
-		return restart(edges[1])
+		return false, restart(edges[1])
 	case "broker-restart":
 		if env.broker == "kafka" {
 			// kfake loses its log: read it first, as late as possible
@@ -467,48 +469,38 @@ func injectOne(ctx context.Context, fault string, env *faultEnv, o options, bp *
 			log, err := readLog(rctx, env.broker, bp.addr, env.url)
 			cancel()
 			if err != nil {
-				return fmt.Errorf("reading the log before the restart: %w", err)
+				return false, fmt.Errorf("reading the log before the restart: %w", err)
 			}
 			env.lost = append(env.lost, log...)
 		}
 		bp.stop(syscall.SIGTERM, 30*time.Second)
-		return bp.start(ctx)
+		return env.broker == "kafka", bp.start(ctx)
 	case "broker-pause":
 		if err := bp.pause(); err != nil {
-			return err
+			return false, err
 		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(o.pause): // the fault's length
-		}
-		return bp.resume()
+		hold(o.pause)
+		return false, bp.resume()
 	case "partition":
-		if err := part.cut(); err != nil {
-			return err
+		if err := env.part.cut(); err != nil {
+			return false, err
 		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(o.pause): // the fault's length
-		}
-		return part.heal()
+		hold(o.pause)
+		return false, env.part.heal()
 	case "stall":
-		for _, s := range subs {
+		for _, s := range env.subs {
 			if s.slow {
 				s.stall <- o.stall
 			}
 		}
 		// A burst of large messages meanwhile, more than the kernel
 		// buffers for a reader that reads nothing.
-		t := time.NewTimer(o.stall) // the fault's length
-		defer t.Stop()
-		pub.burst(ctx, 8)
-		select {
-		case <-ctx.Done():
-		case <-t.C:
-		}
-		return nil
+		end := time.Now().Add(o.stall) // the fault's length
+		env.pub.burst(ctx, 8)
+		hold(time.Until(end))
+		return false, nil
 	}
-	return errors.New("unknown fault")
+	return false, errors.New("unknown fault")
 }
 
 // catchUp tracks, per subscriber, which of the log's messages in its
