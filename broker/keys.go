@@ -77,15 +77,6 @@ func (k *Keys) Get(key string, now time.Time) (KeyEntry, bool) {
 	return e, ok
 }
 
-// Forget drops every key (the log they name is gone).
-func (k *Keys) Forget() {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	clear(k.byKey)
-	clear(k.order)
-	k.order, k.head = k.order[:0], 0
-}
-
 // expire forgets keys older than the window and, above max, the oldest.
 // Called with mu held.
 func (k *Keys) expire(now time.Time) (early bool) {

@@ -70,8 +70,10 @@ type Broker interface {
 	Head(ctx context.Context) (string, error)
 
 	// After reports whether id is positioned after pos. ok is false when
-	// the two cannot be compared (another epoch, unparseable, or a broker
-	// whose ids are not ordered across channels). Core uses it at the
+	// the two cannot be compared (unparseable, an epoch this node has
+	// not read, or a broker whose ids are not ordered across channels);
+	// every id of a log that was lost or recreated comes before every id
+	// of the log that replaced it. Core uses it at the
 	// resume seam: delivery may lag publication, so a live message can
 	// arrive after the replay although it is positioned at or before the
 	// replay's end (the client saw it before disconnecting, or it was

@@ -243,13 +243,15 @@ func (b *Broker) Publish(ctx context.Context, p core.Publication) (core.Publishe
 		case <-ctx.Done():
 			return core.Published{}, b.errorf("appended but not read back in time: %w", errors.Join(core.ErrUnconfirmed, ctx.Err()))
 		}
-		if b.progress.get().epoch != at.epoch {
-			// The log was recreated while the batch was in flight: its
-			// position may belong to either log.
-			return core.Published{}, b.errorf("appended while the log was recreated: %w", core.ErrUnconfirmed)
-		}
-		if e, ok := b.keys.Get(p.Key, time.Now()); ok && e.ID != FormatID(at.epoch, at.pos) {
+		e, known := b.keys.Get(p.Key, time.Now())
+		switch {
+		case known && e.ID != FormatID(at.epoch, at.pos):
 			return b.duplicate(p, e)
+		case !known && b.progress.get().epoch != at.epoch:
+			// The log was lost or recreated while the batch was in
+			// flight, and the reader never read this record: it may be
+			// in either log, or in none.
+			return core.Published{}, b.errorf("appended while the log was recreated: %w", core.ErrUnconfirmed)
 		}
 	}
 	id := FormatID(at.epoch, at.pos)
@@ -427,14 +429,27 @@ func (b *Broker) Head(ctx context.Context) (string, error) {
 }
 
 // After reports whether id comes after pos: ids of one epoch are ordered
-// by their position in the log, across every channel.
+// by their position in the log, across every channel, and epochs by
+// when this node's reader was in them (every id of a log that was lost
+// or recreated comes before every id of the log that replaced it). Ids
+// of an epoch this node's reader has not been in cannot be compared.
+//
+// This is what keeps a resume in order across a lost log: the reader may
+// still deliver the old log's tail while a resuming client is replayed
+// the new log, and those deliveries are dropped at the seam (the client
+// was told recovered:false) rather than sent after the new log's
+// messages.
 func (b *Broker) After(id, pos string) (after, ok bool) {
 	ea, a, okA := ParseID(id)
 	ep, p, okP := ParseID(pos)
-	if !okA || !okP || ea != ep {
+	if !okA || !okP {
 		return false, false
 	}
-	return p.Less(a), true
+	if ea == ep {
+		return p.Less(a), true
+	}
+	order, ok := b.progress.epochOrder(ea, ep)
+	return order > 0, ok
 }
 
 // WaitDelivered waits until this node's reader has delivered id or a

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"sync"
 
@@ -17,7 +18,7 @@ type position struct {
 type progress struct {
 	mu      sync.Mutex
 	at      position
-	left    map[string]bool // epochs the reader moved away from
+	epochs  map[string]int // every epoch the reader has been in, numbered in that order
 	waiters broker.Waitlist[position]
 }
 
@@ -35,7 +36,22 @@ func (p *progress) reached(want position) bool {
 	if want.epoch == p.at.epoch {
 		return !p.at.pos.Less(want.pos)
 	}
-	return p.left[want.epoch]
+	n, ok := p.epochs[want.epoch]
+	return ok && n < p.epochs[p.at.epoch]
+}
+
+// epochOrder compares two epochs by when the reader was in them: -1 when
+// a came first, +1 when b did. ok is false unless the reader has been in
+// both.
+func (p *progress) epochOrder(a, b string) (order int, ok bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	na, okA := p.epochs[a]
+	nb, okB := p.epochs[b]
+	if !okA || !okB {
+		return 0, false
+	}
+	return cmp.Compare(na, nb), true
 }
 
 func (p *progress) pending(want position) bool {
@@ -47,11 +63,11 @@ func (p *progress) pending(want position) bool {
 func (p *progress) advance(at position) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.at.epoch != at.epoch && p.at.epoch != "" {
-		if p.left == nil {
-			p.left = make(map[string]bool)
+	if _, ok := p.epochs[at.epoch]; !ok {
+		if p.epochs == nil {
+			p.epochs = make(map[string]int)
 		}
-		p.left[p.at.epoch] = true
+		p.epochs[at.epoch] = len(p.epochs)
 	}
 	p.at = at
 	p.waiters.Release(p.reached)

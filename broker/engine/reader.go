@@ -58,7 +58,8 @@ func (r *reader) once(ctx context.Context) error {
 		b.log.Warn("the log was lost or recreated: new epoch, older ids resume with recovered:false", "epoch", batch.Epoch, "was", r.at.epoch)
 		r.at = position{epoch: batch.Epoch}
 		b.index.reset(batch.Epoch, Pos{})
-		b.keys.Forget()
+		// The keys stay: a message this node delivered from the old log
+		// was published, and a retry of it is still a duplicate.
 		b.progress.advance(r.at) // releases the waiters of the old epoch
 	}
 	if len(batch.Records) == 0 {

@@ -436,8 +436,10 @@ func TestKeyedAcrossNodes(t *testing.T) {
 }
 
 // TestTopicRecreated: deleting and recreating the topic starts a new
-// epoch: old ids are unrecoverable and incomparable, and the reader
-// carries on with the new log.
+// epoch: old ids are unrecoverable, ordered before the new log's (the
+// reader was in both), and the reader carries on with the new log. The
+// idempotency keys of the old log stay: a retry of a message it held is
+// still a duplicate.
 func TestTopicRecreated(t *testing.T) {
 	t.Parallel()
 	cluster := newCluster(t)
@@ -445,7 +447,17 @@ func TestTopicRecreated(t *testing.T) {
 	b := newBroker(t, cfg)
 	rec := start(t, b)
 	room := core.RoomChannel("r")
-	old := []string{publish(t, b, room, 0), publish(t, b, room, 1)}
+	keyed := func(i int) (core.Published, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		env := &core.Envelope{V: core.Version, Type: core.TypeMessage, Room: "r", Data: []byte(strconv.Itoa(i))}
+		return b.Publish(ctx, core.Publication{Channel: room, Envelope: env, Key: "k", Digest: "d"})
+	}
+	first, err := keyed(0)
+	if err != nil || first.Duplicate {
+		t.Fatalf("keyed publish = %+v, %v", first, err)
+	}
+	old := []string{first.ID, publish(t, b, room, 1)}
 	rec.waitN(t, 2) // read before the topic goes
 	oldEpoch := b.Epoch()
 
@@ -469,8 +481,18 @@ func TestTopicRecreated(t *testing.T) {
 	if h.Recovered || strings.Join(ids(h.Envelopes), " ") != fresh {
 		t.Errorf("since an id of the old topic: recovered %v %v, want false and [%s]", h.Recovered, ids(h.Envelopes), fresh)
 	}
-	if _, ok := b.After(fresh, old[1]); ok {
-		t.Errorf("After compared ids of two epochs")
+	if after, ok := b.After(fresh, old[1]); !ok || !after {
+		t.Errorf("After(new log's id, old log's) = %v, %v; want true, true", after, ok)
+	}
+	if after, ok := b.After(old[1], fresh); !ok || after {
+		t.Errorf("After(old log's id, new log's) = %v, %v; want false, true", after, ok)
+	}
+	if _, ok := b.After("zz9-1", fresh); ok {
+		t.Errorf("After compared an id of an epoch the reader was never in")
+	}
+	again, err := keyed(0)
+	if err != nil || !again.Duplicate || again.ID != first.ID {
+		t.Errorf("retrying the old log's keyed publish = %+v, %v; want Duplicate of %s", again, err, first.ID)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()

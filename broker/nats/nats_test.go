@@ -418,8 +418,12 @@ func TestStreamRecreated(t *testing.T) {
 	if h.Recovered || strings.Join(ids(h.Envelopes), " ") != fresh {
 		t.Errorf("since an id of the old stream: recovered %v %v, want false and [%s]", h.Recovered, ids(h.Envelopes), fresh)
 	}
-	if _, ok := b.After(fresh, old[1]); ok {
-		t.Errorf("After compared ids of two epochs")
+	// The reader was in both logs: the old one's ids come first.
+	if after, ok := b.After(fresh, old[1]); !ok || !after {
+		t.Errorf("After(new log's id, old log's) = %v, %v; want true, true", after, ok)
+	}
+	if after, ok := b.After(old[1], fresh); !ok || after {
+		t.Errorf("After(old log's id, new log's) = %v, %v; want false, true", after, ok)
 	}
 	wctx, wcancel := context.WithTimeout(context.Background(), time.Second)
 	defer wcancel()
