@@ -73,12 +73,17 @@ type figures struct {
 	// DeliveredLost: received, then lost with the broker's log before
 	// the suite could read it (not a phantom: it was accepted).
 	DeliveredLost int64 `json:"delivered_then_lost"`
-	DupByID       int64 `json:"duplicates_by_id"`
-	DupBySeq      int64 `json:"duplicates_by_seq"`
-	Reordered     int64 `json:"reordered"`
-	Phantom       int64 `json:"phantom"` // received, not in the log
-	Reconnects    int64 `json:"reconnects"`
-	Signals       int64 `json:"signals"`
+	// DroppedByPolicy: missed without a signal in a drop-oldest or
+	// conflate room, which drop by design; NewestMissed: of those, the
+	// room's newest message, which they promise.
+	DroppedByPolicy int64 `json:"dropped_by_policy"`
+	NewestMissed    int64 `json:"newest_missed"`
+	DupByID         int64 `json:"duplicates_by_id"`
+	DupBySeq        int64 `json:"duplicates_by_seq"`
+	Reordered       int64 `json:"reordered"`
+	Phantom         int64 `json:"phantom"` // received, not in the log
+	Reconnects      int64 `json:"reconnects"`
+	Signals         int64 `json:"signals"`
 	// Unwarranted counts signals with nothing missing where they were
 	// given: recovered:false when the log held everything.
 	Unwarranted int64 `json:"signals_unwarranted"`
@@ -102,7 +107,12 @@ type msgKey struct {
 // itself lost later (kfake restarted): losing one of those with a signal
 // is the broker's loss, not the contract's; any other signalled loss is
 // a message the log still holds.
-func check(log []entry, subs []subResult, acceptAt []time.Time, phases []phase, gone map[msgKey]bool) ([]*figures, []string) {
+//
+// policy names the rooms whose slow-consumer policy drops messages by
+// design (drop-oldest, conflate; "" for the others): a message missed
+// there without a signal is counted as dropped by the policy, and the
+// room's newest message is still owed.
+func check(log []entry, subs []subResult, acceptAt []time.Time, phases []phase, gone map[msgKey]bool, policy func(room string) string) ([]*figures, []string) {
 	// The first few failures by subscriber, for a person to follow up
 	// in the processes' logs.
 	var examples []string
@@ -139,6 +149,12 @@ func check(log []entry, subs []subResult, acceptAt []time.Time, phases []phase, 
 			return phaseAt(phases, acceptAt[seq])
 		}
 		return noFault
+	}
+	newest := map[string]int{} // of a policy room: its last message's position
+	for k, p := range pos {
+		if policy(k.room) != "" && p >= newest[k.room] {
+			newest[k.room] = p
+		}
 	}
 	byKey := map[[2]string]*figures{}
 	fig := func(transport, phase string) *figures {
@@ -257,6 +273,12 @@ func check(log []entry, subs []subResult, acceptAt []time.Time, phases []phase, 
 			switch {
 			case signaled && gone[msgKey{log[p].Room, log[p].Seq}]:
 				f.LostGone++
+			case policy(log[p].Room) != "":
+				f.DroppedByPolicy++
+				if p == newest[log[p].Room] {
+					f.NewestMissed++
+					noteBad(s.Name, "missed the newest message of a "+policy(log[p].Room)+" room", log[p].Room, log[p].Seq)
+				}
 			case signaled:
 				f.LostSignaled++
 			default:

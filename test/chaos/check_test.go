@@ -58,7 +58,7 @@ func TestCheck(t *testing.T) {
 			figures{Expected: 6, Received: 6, Phantom: 1}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			rows, _ := check(log, []subResult{{Name: "s", Transport: "websocket", Rooms: c.rooms, Got: c.got, Signals: c.signals}}, accept, nil, nil)
+			rows, _ := check(log, []subResult{{Name: "s", Transport: "websocket", Rooms: c.rooms, Got: c.got, Signals: c.signals}}, accept, nil, nil, noPolicy)
 			if len(rows) != 1 {
 				t.Fatalf("%d rows, want 1 (no faults: one phase)", len(rows))
 			}
@@ -83,7 +83,7 @@ func TestCheckPhases(t *testing.T) {
 		Got:        []got{{ID: "1", Room: "a", Seq: 0, At: t0}, {ID: "3", Room: "a", Seq: 2, At: t0.Add(4 * time.Second)}},
 		Reconnects: []time.Time{t0.Add(1500 * time.Millisecond)},
 	}
-	rows, _ := check(log, []subResult{sub}, accept, phases, nil)
+	rows, _ := check(log, []subResult{sub}, accept, phases, nil, noPolicy)
 	got := map[string][3]int64{}
 	for _, r := range rows {
 		got[r.Phase] = [3]int64{r.Expected, r.LostUnsignaled, r.Reconnects}
@@ -182,7 +182,7 @@ func TestCheckDataLoss(t *testing.T) {
 		{"delivered, then lost with the log", []got{g(0), g(1), g(2), g(6), g(3), g(4), g(5)}, nil, [4]int64{0, 0, 0, 0}, 1},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			rows, _ := check(log, []subResult{{Transport: "sse", Rooms: []string{"a"}, Got: c.got, Signals: c.signals}}, accept, phases, gone)
+			rows, _ := check(log, []subResult{{Transport: "sse", Rooms: []string{"a"}, Got: c.got, Signals: c.signals}}, accept, phases, gone, noPolicy)
 			var sum [4]int64
 			var dl int64
 			for _, r := range rows {
@@ -219,9 +219,49 @@ func TestCheckLaterCopy(t *testing.T) {
 		{"the later copy", []got{g(0), g(2), g(1), g(3)}, 0},
 		{"out of order for both", []got{g(0), g(2), g(3), g(1)}, 1},
 	} {
-		rows, _ := check(log, []subResult{{Transport: "sse", Rooms: []string{"a"}, Got: c.got}}, accept, nil, nil)
+		rows, _ := check(log, []subResult{{Transport: "sse", Rooms: []string{"a"}, Got: c.got}}, accept, nil, nil, noPolicy)
 		if len(rows) != 1 || rows[0].Reordered != c.reordered || rows[0].Expected != 4 || rows[0].Received != 4 {
 			t.Errorf("%s: %+v, want 4 expected, 4 received, %d reordered", c.name, *rows[0], c.reordered)
+		}
+	}
+}
+
+func noPolicy(string) string { return "" }
+
+// TestCheckPolicy: in a drop-oldest or conflate room a message missed
+// without a signal is dropped by the policy, not lost; the room's newest
+// is still owed, and order and duplicates are checked as anywhere.
+func TestCheckPolicy(t *testing.T) {
+	t0 := time.Unix(1_800_000_000, 0)
+	log := []entry{{"d", 0, "", false}, {"a", 1, "", false}, {"d", 2, "", false}, {"d", 3, "", false}, {"a", 4, "", false}}
+	accept := []time.Time{t0, t0, t0, t0, t0}
+	g := func(room string, seq int64) got { return got{ID: fmt.Sprint(seq), Room: room, Seq: seq, At: t0} }
+	policy := func(room string) string {
+		if room == "d" {
+			return "drop-oldest"
+		}
+		return ""
+	}
+	type want struct{ dropped, newest, lost, dup, reordered int64 }
+	for _, c := range []struct {
+		name string
+		got  []got
+		want want
+	}{
+		{"everything", []got{g("d", 0), g("a", 1), g("d", 2), g("d", 3), g("a", 4)}, want{}},
+		{"dropped the oldest", []got{g("a", 1), g("d", 3), g("a", 4)}, want{dropped: 2}},
+		{"missed the newest", []got{g("d", 0), g("a", 1), g("d", 2), g("a", 4)}, want{dropped: 1, newest: 1}},
+		{"another room's loss is a loss", []got{g("d", 0), g("d", 2), g("d", 3), g("a", 4)}, want{lost: 1}},
+		{"twice", []got{g("d", 0), g("d", 0), g("a", 1), g("d", 3), g("a", 4)}, want{dropped: 1, dup: 1}},
+		{"out of order", []got{g("a", 1), g("d", 0), g("d", 3), g("a", 4)}, want{dropped: 1, reordered: 1}},
+	} {
+		rows, _ := check(log, []subResult{{Transport: "websocket", Rooms: []string{"a", "d"}, Got: c.got}}, accept, nil, nil, policy)
+		if len(rows) != 1 {
+			t.Fatalf("%s: %d rows", c.name, len(rows))
+		}
+		r := rows[0]
+		if got := (want{r.DroppedByPolicy, r.NewestMissed, r.LostUnsignaled, r.DupBySeq, r.Reordered}); got != c.want {
+			t.Errorf("%s: dropped, newest missed, lost, duplicates, reordered = %+v, want %+v", c.name, got, c.want)
 		}
 	}
 }

@@ -26,11 +26,12 @@ const apiKey = "chaos-suite-api-key-0123456789"
 // Message i goes to room i mod len(rooms) with data {"s":i}. Every
 // tenth is also hedged: sent through two edges at once.
 type publisher struct {
-	run   string // makes keys unique per run
-	rooms []string
-	edges []string
-	n     int64
-	rate  float64
+	run        string // makes keys unique per run
+	rooms      []string
+	burstRooms []string // the burst's rooms, in turn
+	edges      []string
+	n          int64
+	rate       float64
 
 	next       atomic.Int64
 	accepted   atomic.Int64
@@ -43,12 +44,12 @@ type publisher struct {
 
 var pubClient = &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}}
 
-func newPublisher(run string, rooms, edges []string, n int64, rate float64) *publisher {
-	return &publisher{run: run, rooms: rooms, edges: edges, n: n, rate: rate, acceptAt: make([]time.Time, n+burstSize), failures: map[string]int{}}
+func newPublisher(run string, rooms, burst, edges []string, n int64, rate float64) *publisher {
+	return &publisher{run: run, rooms: rooms, burstRooms: burst, edges: edges, n: n, rate: rate, acceptAt: make([]time.Time, n+burstSize), failures: map[string]int{}}
 }
 
 // body is message i's request body: the paced messages go round the
-// rooms; the burst's (i ≥ n) are large and all go to the first room.
+// rooms; the burst's (i ≥ n) are large and go round the burst's rooms.
 func (p *publisher) body(i int64) []byte {
 	room, pad := p.room(i), padding
 	if i >= p.n {
@@ -60,7 +61,7 @@ func (p *publisher) body(i int64) []byte {
 // room is the room of message i.
 func (p *publisher) room(i int64) string {
 	if i >= p.n {
-		return p.rooms[0]
+		return p.burstRooms[(i-p.n)%int64(len(p.burstRooms))]
 	}
 	return p.rooms[i%int64(len(p.rooms))]
 }

@@ -55,14 +55,19 @@ func markdown(results []*result) string {
 		}
 		fmt.Fprintf(&b, "Publishers: %d accepted of %d (%d retries); in the log: %d, twice: %d, accepted but missing: %d.%s %s\n\n",
 			l.Accepted, l.Messages, l.Retries, l.InLog, l.TwiceInLog, l.AcceptedNotInLog, loss, caught)
-		b.WriteString("| transport | during | expected | received | lost, no signal | lost, signalled | lost with the broker's log (signalled) | dup by id | dup by seq | reordered | signals (unwarranted) | reconnects | latency p50 / p99 / max ms |\n")
-		b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+		b.WriteString("| transport | during | expected | received | lost, no signal | lost, signalled | lost with the broker's log (signalled) | dropped by drop-oldest/conflate (newest missed) | dup by id | dup by seq | reordered | signals (unwarranted) | reconnects | latency p50 / p99 / max ms |\n")
+		b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 		for _, f := range r.Rows {
-			fmt.Fprintf(&b, "| %s | %s | %d | %d | %d | %d | %d | %d | %d | %d | %d (%d) | %d | %.0f / %.0f / %.0f |\n",
-				f.Transport, f.Phase, f.Expected, f.Received, f.LostUnsignaled, f.LostSignaled, f.LostGone, f.DupByID, f.DupBySeq,
-				f.Reordered, f.Signals, f.Unwarranted, f.Reconnects, f.LatencyP50, f.LatencyP99, f.LatencyMax)
+			fmt.Fprintf(&b, "| %s | %s | %d | %d | %d | %d | %d | %d (%d) | %d | %d | %d | %d (%d) | %d | %.0f / %.0f / %.0f |\n",
+				f.Transport, f.Phase, f.Expected, f.Received, f.LostUnsignaled, f.LostSignaled, f.LostGone, f.DroppedByPolicy, f.NewestMissed,
+				f.DupByID, f.DupBySeq, f.Reordered, f.Signals, f.Unwarranted, f.Reconnects, f.LatencyP50, f.LatencyP99, f.LatencyMax)
 		}
 		b.WriteString("\n")
+		if r.Policies != nil {
+			p := r.Policies
+			fmt.Fprintf(&b, "Slow consumers at the stall's end (edges' /stats): closed %d, paused and replayed (resume) %d (%d with a gap), dropped (drop-oldest, conflate) %d, conflated %d.\n\n",
+				p["slow_closed"], p["resume_gaps"], p["resume_gaps_lost"], p["dropped"], p["conflated"])
+		}
 		if len(r.Failures) == 0 {
 			b.WriteString("Targets: all met.\n\n")
 		} else {

@@ -30,6 +30,9 @@ type result struct {
 	Failures  []string                  `json:"failures"`
 	// Examples are the first failures by subscriber.
 	Examples []string `json:"examples,omitempty"`
+	// Policies are the edges' slow-consumer counters (/stats) when the
+	// stall ended: evidence that every policy acted.
+	Policies map[string]uint64 `json:"slow_consumer_counters,omitempty"`
 	// DataLoss: the broker lost its log in a fault (kfake restarted).
 	DataLoss bool      `json:"data_loss,omitempty"` // targets missed; empty when met
 	Started  time.Time `json:"started"`
@@ -88,7 +91,9 @@ func runBroker(ctx context.Context, o options, broker string, b bins, status fun
 			"--send-queue", "32",
 			// The log keeps every message of the run: any loss is a
 			// failure (a retention fault would be a run of its own).
-			"--retention-messages", strconv.FormatInt(2*(o.messages+burstSize)+10000, 10)}
+			"--retention-messages", strconv.FormatInt(2*(o.messages+burstSize)+10000, 10),
+			// Two rooms whose policies lose messages by design.
+			"--slow-consumer-rooms", policyFlag()}
 		if i == 1 {
 			// One edge replays a slow consumer from the log instead of
 			// closing it: both policies are under test.
@@ -122,9 +127,12 @@ func runBroker(ctx context.Context, o options, broker string, b bins, status fun
 	}
 
 	runID := broker + strconv.FormatInt(time.Now().UnixNano(), 36)
-	rooms := make([]string, o.rooms)
+	rooms := make([]string, o.rooms, o.rooms+len(policyRooms))
 	for i := range rooms {
 		rooms[i] = fmt.Sprintf("chaos-%d", i)
+	}
+	for _, pr := range policyRooms {
+		rooms = append(rooms, pr.room)
 	}
 	// One message first, so that the log has a head: a long-poll client's
 	// first answer then carries a cursor.
@@ -158,10 +166,16 @@ func runBroker(ctx context.Context, o options, broker string, b bins, status fun
 	for _, tr := range transports {
 		for i := range o.subs {
 			s := newSubscriber(fmt.Sprintf("%s-%d", tr, i), tr, roomsOf(n), addrs)
-			if tr != "longpoll" && i < 2 {
+			switch {
+			case tr != "longpoll" && i == 0:
 				// The stalled readers: in every room, so that a stall
-				// leaves a backlog their edge must deal with.
+				// leaves a backlog their edge must deal with (close or
+				// resume, by edge).
 				s.slow, s.rooms = true, rooms
+			case tr != "longpoll" && i == 1:
+				// Stalled readers of the drop-oldest and conflate rooms
+				// only: their policies act, not the edge's.
+				s.slow, s.rooms = true, policyRoomNames()
 			}
 			subs = append(subs, s)
 			wg.Add(1)
@@ -195,7 +209,7 @@ func runBroker(ctx context.Context, o options, broker string, b bins, status fun
 	status("%s: %d subscribers in; publishing %d messages over %s with faults %v", broker, len(subs), o.messages, o.duration, o.faults)
 
 	started := time.Now()
-	pub := newPublisher(runID, rooms, addrs, o.messages, float64(o.messages)/o.duration.Seconds())
+	pub := newPublisher(runID, rooms, append([]string{rooms[0]}, policyRoomNames()...), addrs, o.messages, float64(o.messages)/o.duration.Seconds())
 	pubCtx, cancelPub := context.WithTimeout(ctx, 3*o.duration+2*time.Minute)
 	defer cancelPub()
 	pubDone := make(chan error, 1)
@@ -267,7 +281,7 @@ func runBroker(ctx context.Context, o options, broker string, b bins, status fun
 
 	// Everyone catches up with what the log holds, or the deadline
 	// passes.
-	progress := newCatchUp(final, subs)
+	progress := newCatchUp(final, subs, policyOf)
 	deadline := time.Now().Add(o.catchup)
 	caughtUp := time.Time{}
 	for time.Now().Before(deadline) && ctx.Err() == nil {
@@ -294,7 +308,8 @@ func runBroker(ctx context.Context, o options, broker string, b bins, status fun
 			r.Errors[s.transport][k] += v
 		}
 	}
-	r.Rows, r.Examples = check(log, results, pub.acceptAt, phases, gone)
+	r.Rows, r.Examples = check(log, results, pub.acceptAt, phases, gone, policyOf)
+	r.Policies = fenv.policies
 	attempted := o.messages
 	if contains(o.faults, "stall") {
 		attempted += burstSize
@@ -434,6 +449,8 @@ type faultEnv struct {
 	// unread counts the messages accepted after the suite's last read of
 	// a log that was then lost: in no log the suite read.
 	unread int64
+	// policies: the edges' slow-consumer counters at the stall's end.
+	policies map[string]uint64
 }
 
 // inject runs one fault to its end; dataLoss reports that the broker
@@ -498,7 +515,9 @@ func inject(ctx context.Context, fault string, env *faultEnv) (dataLoss bool, er
 		end := time.Now().Add(o.stall) // the fault's length
 		env.pub.burst(ctx, 8)
 		hold(time.Until(end))
-		return false, nil
+		var err error
+		env.policies, err = policyCounters(ctx, edges)
+		return false, err
 	}
 	return false, errors.New("unknown fault")
 }
@@ -512,8 +531,16 @@ type catchUp struct {
 	next []int             // receipts already looked at
 }
 
-func newCatchUp(log []entry, subs []*subscriber) *catchUp {
+// Of a room whose policy drops messages (policy(room) != ""), only the
+// newest is wanted: what those policies promise.
+func newCatchUp(log []entry, subs []*subscriber, policy func(room string) string) *catchUp {
 	c := &catchUp{subs: subs, want: make([]map[msgKey]bool, len(subs)), next: make([]int, len(subs))}
+	newest := map[string]msgKey{}
+	for _, e := range log {
+		if policy(e.Room) != "" {
+			newest[e.Room] = msgKey{e.Room, e.Seq}
+		}
+	}
 	for i, s := range subs {
 		in := map[string]bool{}
 		for _, r := range s.rooms {
@@ -521,8 +548,13 @@ func newCatchUp(log []entry, subs []*subscriber) *catchUp {
 		}
 		c.want[i] = map[msgKey]bool{}
 		for _, e := range log {
-			if in[e.Room] {
+			if in[e.Room] && policy(e.Room) == "" {
 				c.want[i][msgKey{e.Room, e.Seq}] = true
+			}
+		}
+		for room, k := range newest {
+			if in[room] {
+				c.want[i][k] = true
 			}
 		}
 	}
@@ -580,6 +612,9 @@ func targets(r *result, timedOut bool, catchup time.Duration) []string {
 	if r.Log.TwiceInLog > 0 && r.Broker != "kafka" {
 		f = append(f, fmt.Sprintf("%d messages are in the log twice despite their idempotency key", r.Log.TwiceInLog))
 	}
+	if r.Policies != nil && (r.Policies["dropped"] == 0 || r.Policies["conflated"] == 0) {
+		f = append(f, fmt.Sprintf("the stall did not make drop-oldest and conflate act (edges' counters %v)", r.Policies))
+	}
 	if r.Log.AcceptedNotInLog > 0 && !r.DataLoss {
 		f = append(f, fmt.Sprintf("%d accepted messages are not in the log", r.Log.AcceptedNotInLog))
 	}
@@ -595,6 +630,7 @@ func targets(r *result, timedOut bool, catchup time.Duration) []string {
 			{row.DupByID, "duplicates by id"},
 			{row.DupBySeq, "duplicates by sequence"},
 			{row.Reordered, "reordered"},
+			{row.NewestMissed, "newest messages of drop-oldest/conflate rooms missed"},
 			{row.Phantom, "received but not in the log"},
 			{row.Unwarranted, "recovered:false with nothing missing"},
 		} {
