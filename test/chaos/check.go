@@ -353,6 +353,8 @@ type logFigures struct {
 	// LostWithTheLog: in the log before a restart that lost it (kfake),
 	// and not published again since.
 	LostWithTheLog int64 `json:"lost_with_the_log,omitempty"`
+	// Trimmed: removed from the log by the retention fault.
+	Trimmed int64 `json:"trimmed,omitempty"`
 }
 
 // checkLog counts messages 0..attempted-1.

@@ -14,7 +14,7 @@ import (
 func TestCheck(t *testing.T) {
 	t0 := time.Unix(1_800_000_000, 0)
 	// The log: messages 0..5, alternating rooms a and b.
-	log := []entry{{"a", 0, "k0", false}, {"b", 1, "k1", false}, {"a", 2, "k2", false}, {"b", 3, "k3", false}, {"a", 4, "k4", false}, {"b", 5, "k5", false}}
+	log := []entry{{"a", 0, "k0", false, ""}, {"b", 1, "k1", false, ""}, {"a", 2, "k2", false, ""}, {"b", 3, "k3", false, ""}, {"a", 4, "k4", false, ""}, {"b", 5, "k5", false, ""}}
 	accept := make([]time.Time, 6)
 	for i := range accept {
 		accept[i] = t0.Add(time.Duration(i) * time.Second)
@@ -76,7 +76,7 @@ func TestCheck(t *testing.T) {
 // accepted in, reconnects and signals in the phase they happened in.
 func TestCheckPhases(t *testing.T) {
 	t0 := time.Unix(1_800_000_000, 0)
-	log := []entry{{"a", 0, "", false}, {"a", 1, "", false}, {"a", 2, "", false}}
+	log := []entry{{"a", 0, "", false, ""}, {"a", 1, "", false, ""}, {"a", 2, "", false, ""}}
 	accept := []time.Time{t0, t0.Add(2 * time.Second), t0.Add(4 * time.Second)}
 	phases := []phase{{Name: "edge-kill", Start: t0.Add(time.Second)}, {Name: "stall", Start: t0.Add(3 * time.Second)}}
 	sub := subResult{Transport: "sse", Rooms: []string{"a"},
@@ -101,7 +101,7 @@ func TestCheckPhases(t *testing.T) {
 
 func TestCheckLog(t *testing.T) {
 	t0 := time.Unix(1_800_000_000, 0)
-	log := []entry{{"a", 0, "k0", false}, {"a", 1, "k1", false}, {"a", 1, "k1", false}, {"a", 3, "k3", false}}
+	log := []entry{{"a", 0, "k0", false, ""}, {"a", 1, "k1", false, ""}, {"a", 1, "k1", false, ""}, {"a", 3, "k3", false, ""}}
 	accept := []time.Time{t0, t0, t0, {}, {}}
 	got := checkLog(log, accept, 7, 5)
 	want := logFigures{Messages: 5, Accepted: 3, Retries: 7, InLog: 3, TwiceInLog: 1, AcceptedNotInLog: 1}
@@ -115,9 +115,9 @@ func TestParseEntry(t *testing.T) {
 		payload string
 		want    entry
 	}{
-		{`{"v":1,"type":"message","room":"chaos-1","data":{"s":42,"pad":"x"}}`, entry{"chaos-1", 42, "k", false}},
-		{`{"v":1,"type":"message","room":"chaos-start","data":"start"}`, entry{"chaos-start", -1, "k", false}},
-		{`not json`, entry{"", -1, "k", false}},
+		{`{"v":1,"type":"message","room":"chaos-1","data":{"s":42,"pad":"x"}}`, entry{"chaos-1", 42, "k", false, ""}},
+		{`{"v":1,"type":"message","room":"chaos-start","data":"start"}`, entry{"chaos-start", -1, "k", false, ""}},
+		{`not json`, entry{"", -1, "k", false, ""}},
 	} {
 		if got := parseEntry([]byte(c.payload), "k"); got != c.want {
 			t.Errorf("%s: got %+v, want %+v", c.payload, got, c.want)
@@ -160,7 +160,7 @@ func TestFlags(t *testing.T) {
 func TestCheckDataLoss(t *testing.T) {
 	t0 := time.Unix(1_800_000_000, 0)
 	// 0..2 were in the log before the restart and are gone; 3..5 after.
-	log := []entry{{"a", 0, "", false}, {"a", 1, "", false}, {"a", 2, "", false}, {"a", 3, "", false}, {"a", 4, "", false}, {"a", 5, "", false}}
+	log := []entry{{"a", 0, "", false, ""}, {"a", 1, "", false, ""}, {"a", 2, "", false, ""}, {"a", 3, "", false, ""}, {"a", 4, "", false, ""}, {"a", 5, "", false, ""}}
 	gone := map[msgKey]bool{{"a", 0}: true, {"a", 1}: true, {"a", 2}: true}
 	accept := make([]time.Time, 8)
 	for i := range accept {
@@ -207,7 +207,7 @@ func TestCheckDataLoss(t *testing.T) {
 // it arrives where either copy is.
 func TestCheckLaterCopy(t *testing.T) {
 	t0 := time.Unix(1_800_000_000, 0)
-	log := []entry{{"a", 0, "", false}, {"a", 1, "", false}, {"a", 2, "", false}, {"a", 1, "", false}, {"a", 3, "", false}}
+	log := []entry{{"a", 0, "", false, ""}, {"a", 1, "", false, ""}, {"a", 2, "", false, ""}, {"a", 1, "", false, ""}, {"a", 3, "", false, ""}}
 	accept := []time.Time{t0, t0, t0, t0}
 	g := func(seq int64) got { return got{ID: fmt.Sprint(seq), Room: "a", Seq: seq, At: t0} }
 	for _, c := range []struct {
@@ -233,7 +233,7 @@ func noPolicy(string) string { return "" }
 // is still owed, and order and duplicates are checked as anywhere.
 func TestCheckPolicy(t *testing.T) {
 	t0 := time.Unix(1_800_000_000, 0)
-	log := []entry{{"d", 0, "", false}, {"a", 1, "", false}, {"d", 2, "", false}, {"d", 3, "", false}, {"a", 4, "", false}}
+	log := []entry{{"d", 0, "", false, ""}, {"a", 1, "", false, ""}, {"d", 2, "", false, ""}, {"d", 3, "", false, ""}, {"a", 4, "", false, ""}}
 	accept := []time.Time{t0, t0, t0, t0, t0}
 	g := func(room string, seq int64) got { return got{ID: fmt.Sprint(seq), Room: room, Seq: seq, At: t0} }
 	policy := func(room string) string {

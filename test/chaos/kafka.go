@@ -82,7 +82,9 @@ func readKafkaLog(ctx context.Context, addr string) ([]entry, error) {
 					key = string(h.Value)
 				}
 			}
-			out = append(out, parseEntry(r.Value, key))
+			e := parseEntry(r.Value, key)
+			e.Pos = strconv.FormatInt(r.Offset, 10)
+			out = append(out, e)
 			next = r.Offset + 1
 		})
 	}

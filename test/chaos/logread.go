@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 
 	"github.com/ThreeDotsLabs/watermill-redisstream/pkg/redisstream"
 	"github.com/nats-io/nats.go"
@@ -25,6 +26,9 @@ type entry struct {
 	// suite read it, so its place in the log is unknown: checked for
 	// loss, not for order.
 	Unplaced bool
+	// Pos is its position in the broker's own terms (a Redis entry ID, a
+	// JetStream sequence, a Kafka offset), for trimming.
+	Pos string
 }
 
 // logPayload is the part of a logged envelope the suite reads.
@@ -64,7 +68,9 @@ func readRedisLog(ctx context.Context, addr string) ([]entry, error) {
 			if err != nil {
 				return nil, fmt.Errorf("entry %s: %w", x.ID, err)
 			}
-			out = append(out, parseEntry(msg.Payload, msg.Metadata.Get(engine.MetadataKey)))
+			e := parseEntry(msg.Payload, msg.Metadata.Get(engine.MetadataKey))
+			e.Pos = x.ID
+			out = append(out, e)
 		}
 		if len(batch) < 5000 {
 			return out, nil
@@ -106,7 +112,11 @@ func readNATSLog(ctx context.Context, url string) ([]entry, error) {
 		n := 0
 		for m := range batch.Messages() {
 			n++
-			out = append(out, parseEntry(m.Data(), m.Headers().Get(engine.MetadataKey)))
+			e := parseEntry(m.Data(), m.Headers().Get(engine.MetadataKey))
+			if md, err := m.Metadata(); err == nil {
+				e.Pos = strconv.FormatUint(md.Sequence.Stream, 10)
+			}
+			out = append(out, e)
 		}
 		if err := batch.Error(); err != nil {
 			return nil, err

@@ -45,7 +45,7 @@ type options struct {
 	natsBin    string
 }
 
-var allFaults = []string{"edge-kill", "edge-term", "broker-restart", "broker-pause", "partition", "stall"}
+var allFaults = []string{"edge-kill", "edge-term", "broker-restart", "broker-pause", "partition", "retention", "stall"}
 
 func parse(args []string, stderr io.Writer) (options, error) {
 	var o options

@@ -53,9 +53,12 @@ func markdown(results []*result) string {
 		if r.DataLoss {
 			loss = fmt.Sprintf(" The broker lost its log in a restart: %d messages with it, %d more accepted after the suite's last read of it.", l.LostWithTheLog, l.AcceptedNotInLog)
 		}
+		if l.Trimmed > 0 {
+			loss += fmt.Sprintf(" The retention fault trimmed %d messages from the log.", l.Trimmed)
+		}
 		fmt.Fprintf(&b, "Publishers: %d accepted of %d (%d retries); in the log: %d, twice: %d, accepted but missing: %d.%s %s\n\n",
 			l.Accepted, l.Messages, l.Retries, l.InLog, l.TwiceInLog, l.AcceptedNotInLog, loss, caught)
-		b.WriteString("| transport | during | expected | received | lost, no signal | lost, signalled | lost with the broker's log (signalled) | dropped by drop-oldest/conflate (newest missed) | dup by id | dup by seq | reordered | signals (unwarranted) | reconnects | latency p50 / p99 / max ms |\n")
+		b.WriteString("| transport | during | expected | received | lost, no signal | lost, signalled | lost with the log: broker restart, retention (signalled) | dropped by drop-oldest/conflate (newest missed) | dup by id | dup by seq | reordered | signals (unwarranted) | reconnects | latency p50 / p99 / max ms |\n")
 		b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 		for _, f := range r.Rows {
 			fmt.Fprintf(&b, "| %s | %s | %d | %d | %d | %d | %d | %d (%d) | %d | %d | %d | %d (%d) | %d | %.0f / %.0f / %.0f |\n",

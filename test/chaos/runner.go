@@ -176,6 +176,8 @@ func runBroker(ctx context.Context, o options, broker string, b bins, status fun
 				// Stalled readers of the drop-oldest and conflate rooms
 				// only: their policies act, not the edge's.
 				s.slow, s.rooms = true, policyRoomNames()
+			case i == 2:
+				s.away = true // the retention fault's
 			}
 			subs = append(subs, s)
 			wg.Add(1)
@@ -319,9 +321,12 @@ func runBroker(ctx context.Context, o options, broker string, b bins, status fun
 		// Every log the broker had, for "accepted but missing": what the
 		// restart lost was in the log before it.
 		lost := checkLog(log, pub.acceptAt, 0, attempted)
-		r.Log.LostWithTheLog = lost.InLog - r.Log.InLog - fenv.unread
+		r.Log.Trimmed = int64(len(onlyRooms(fenv.trimmed, rooms)))
+		r.Log.LostWithTheLog = lost.InLog - r.Log.InLog - fenv.unread - r.Log.Trimmed
 		r.Log.AcceptedNotInLog = fenv.unread
-		r.DataLoss = true
+	}
+	for _, p := range phases {
+		r.DataLoss = r.DataLoss || p.DataLoss
 	}
 	r.Timeline = buildTimeline(started, pub.acceptAt, results, 250*time.Millisecond)
 	if !caughtUp.IsZero() {
@@ -451,6 +456,9 @@ type faultEnv struct {
 	unread int64
 	// policies: the edges' slow-consumer counters at the stall's end.
 	policies map[string]uint64
+	// trimmed: what the retention fault removed from the log (also in
+	// lost: the check counts its loss, signalled, as retention's).
+	trimmed []entry
 }
 
 // inject runs one fault to its end; dataLoss reports that the broker
@@ -504,6 +512,8 @@ func inject(ctx context.Context, fault string, env *faultEnv) (dataLoss bool, er
 		}
 		hold(o.pause)
 		return false, env.part.heal()
+	case "retention":
+		return false, retention(ctx, env, hold)
 	case "stall":
 		for _, s := range env.subs {
 			if s.slow {
@@ -612,6 +622,21 @@ func targets(r *result, timedOut bool, catchup time.Duration) []string {
 	if r.Log.TwiceInLog > 0 && r.Broker != "kafka" {
 		f = append(f, fmt.Sprintf("%d messages are in the log twice despite their idempotency key", r.Log.TwiceInLog))
 	}
+	if contains(faultNames(r.Faults), "retention") {
+		// Each transport's away subscriber missed trimmed messages and
+		// must have been told.
+		told := map[string]int64{}
+		for _, row := range r.Rows {
+			if row.Phase == "retention" {
+				told[row.Transport] += row.LostGone
+			}
+		}
+		for _, tr := range transports {
+			if r.Subs[tr] > 2 && told[tr] == 0 {
+				f = append(f, fmt.Sprintf("retention: no %s subscriber was told of a trimmed message it missed (the fault did not test the signal)", tr))
+			}
+		}
+	}
 	if r.Policies != nil && (r.Policies["dropped"] == 0 || r.Policies["conflated"] == 0) {
 		f = append(f, fmt.Sprintf("the stall did not make drop-oldest and conflate act (edges' counters %v)", r.Policies))
 	}
@@ -640,4 +665,55 @@ func targets(r *result, timedOut bool, catchup time.Duration) []string {
 		}
 	}
 	return f
+}
+
+// retention keeps one subscriber per transport away while the log is
+// trimmed under it (all but its newest records, as retention would),
+// restarts edge 0 meanwhile (its resume index then starts after the
+// trim, so a resume from before it reads the log) and brings them back
+// there: each must be told recovered:false and get what the log still
+// holds after its position.
+func retention(ctx context.Context, env *faultEnv, hold func(time.Duration)) error {
+	const keep = 1000
+	back := make(chan struct{})
+	defer close(back)
+	for _, s := range env.subs {
+		if !s.away {
+			continue
+		}
+		req := leaveReq{left: make(chan struct{}), back: back, edge: 0}
+		select {
+		case s.leave <- req:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		select {
+		case <-req.left:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	hold(env.o.pause)
+	rctx, cancel := context.WithTimeout(ctx, time.Minute)
+	trimmed, err := trimLog(rctx, env.broker, env.bp.addr, env.url, keep)
+	cancel()
+	if err != nil {
+		return err
+	}
+	env.trimmed = append(env.trimmed, trimmed...)
+	env.lost = append(env.lost, trimmed...)
+	e := env.edges[0]
+	e.stop(syscall.SIGTERM, 30*time.Second)
+	if err := e.start(ctx); err != nil {
+		return err
+	}
+	return waitReady(ctx, e.addr)
+}
+
+func faultNames(phases []phase) []string {
+	var names []string
+	for _, p := range phases {
+		names = append(names, p.Name)
+	}
+	return names
 }

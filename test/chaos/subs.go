@@ -54,6 +54,12 @@ type subscriber struct {
 	// the kernel's socket buffers hold, lands on its edge's send queue).
 	stall chan time.Duration
 	slow  bool
+	// leave, when a request arrives, ends the connection (or poll) at
+	// once and keeps the subscriber away until the request's back is
+	// closed; it then resumes on the request's edge (the retention
+	// fault: a client away while the log is trimmed under it).
+	leave chan leaveReq
+	away  bool // the retention fault sends it away
 
 	mu         sync.Mutex
 	got        []got
@@ -68,8 +74,16 @@ type subscriber struct {
 func newSubscriber(name, transport string, rooms, edges []string) *subscriber {
 	return &subscriber{
 		name: name, transport: transport, user: name, rooms: rooms, edges: edges,
-		stall: make(chan time.Duration, 1), errs: map[string]int{}, ready: make(chan struct{}),
+		stall: make(chan time.Duration, 1), leave: make(chan leaveReq, 1), errs: map[string]int{}, ready: make(chan struct{}),
 	}
+}
+
+// leaveReq asks a subscriber to go away: left is closed once it has,
+// and it comes back on edges[edge] once back is closed.
+type leaveReq struct {
+	left chan struct{}
+	back <-chan struct{}
+	edge int
 }
 
 // envelope is the part of a server envelope the subscribers read.
@@ -128,16 +142,42 @@ func (s *subscriber) run(ctx context.Context, start int) {
 		edge := s.edges[i%len(s.edges)]
 		var welcomed bool
 		var err error
+		connCtx, cancel := context.WithCancel(ctx)
+		leaving := make(chan leaveReq, 1)
+		watched := make(chan struct{})
+		go func() {
+			defer close(watched)
+			select {
+			case r := <-s.leave:
+				leaving <- r
+				cancel()
+			case <-connCtx.Done():
+			}
+		}()
 		switch s.transport {
 		case "websocket":
-			welcomed, err = s.runWS(ctx, edge)
+			welcomed, err = s.runWS(connCtx, edge)
 		case "sse":
-			welcomed, err = s.runSSE(ctx, edge)
+			welcomed, err = s.runSSE(connCtx, edge)
 		case "longpoll":
-			welcomed, err = s.runPoll(ctx, edge)
+			welcomed, err = s.runPoll(connCtx, edge)
 		}
+		cancel()
+		<-watched
 		if ctx.Err() != nil {
 			return
+		}
+		select {
+		case r := <-leaving:
+			close(r.left)
+			select {
+			case <-r.back:
+			case <-ctx.Done():
+				return
+			}
+			i = r.edge - 1 // the loop's i++ makes it r.edge
+			continue
+		default:
 		}
 		s.reconnected(err)
 		if welcomed {
