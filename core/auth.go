@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"strings"
 	"time"
 )
 
@@ -12,7 +14,9 @@ import (
 var ErrUnauthorized = errors.New("switchboard/core: unauthorized")
 
 // Credentials is what a client presented when connecting. Adapters fill
-// it from the transport (query string, Authorization header).
+// it from the transport (query string, Authorization header) and hand it
+// to Node.Accept (or Node.Authenticate); core runs Config.Authenticator
+// on it. Adapters never decide an identity themselves.
 type Credentials struct {
 	// Token is a bearer token (a JWT), empty if none was given.
 	Token string
@@ -29,6 +33,11 @@ type Credentials struct {
 	// header are left out. Nil when the adapter has none.
 	Header map[string][]string
 	Query  map[string][]string
+	// Refresh: the credentials renew an open connection's (a refresh
+	// envelope); only Token, Transport and RemoteAddr are set. An
+	// authenticator that asks a backend once per connection (a connect
+	// webhook) passes them on to the next one.
+	Refresh bool
 }
 
 // Rejection is an Authenticator error that says how the client is
@@ -82,14 +91,104 @@ func (f AuthenticatorFunc) Authenticate(ctx context.Context, c Credentials) (Ide
 	return f(ctx, c)
 }
 
-// Insecure is the development-mode Authenticator: it trusts the claimed
-// user id (anonymous when none) and ignores tokens. Never use it where
-// identities matter.
-var Insecure Authenticator = AuthenticatorFunc(func(_ context.Context, c Credentials) (Identity, error) {
-	if c.User != "" {
-		if err := ValidateUser(c.User); err != nil {
-			return Identity{}, fmt.Errorf("%w: %w", ErrUnauthorized, err)
-		}
+// Insecure is the development-mode Authenticator, and Config's default:
+// it trusts the claimed user id (anonymous when none) and ignores tokens,
+// so it refuses a refresh. Never use it where identities matter.
+var Insecure Authenticator = insecure{}
+
+type insecure struct{}
+
+func (insecure) Authenticate(_ context.Context, c Credentials) (Identity, error) {
+	if c.Refresh {
+		return Identity{}, fmt.Errorf("%w: development mode takes no tokens", ErrUnauthorized)
 	}
 	return Identity{User: c.User}, nil
-})
+}
+
+// RefusedError is the error of Node.Accept and Node.Authenticate when the
+// Authenticator refused the credentials (Err is its error). Refuse says
+// how to answer the client.
+type RefusedError struct{ Err error }
+
+func (e *RefusedError) Error() string {
+	return "switchboard/core: credentials refused: " + e.Err.Error()
+}
+func (e *RefusedError) Unwrap() error { return e.Err }
+
+// Refusal is how a transport turns a client away after a failed
+// authentication: the close for connections, the HTTP status and error
+// code for requests, and a one-line message (never the token).
+type Refusal struct {
+	Disconnect Disconnect
+	Status     int
+	Code       string
+	Message    string
+}
+
+// Refuse maps an authentication failure to its answer: a *Rejection
+// chooses its own close and status (403 forbidden unless it says
+// otherwise); an invalid user id (an *Error with CodeInvalidUser) is
+// 4001 / 400 invalid_user; anything else is 4001 / 401 unauthorized.
+func Refuse(err error) Refusal {
+	if re, ok := errors.AsType[*RefusedError](err); ok {
+		err = re.Err
+	}
+	if e, ok := errors.AsType[*Error](err); ok && e.Code == CodeInvalidUser {
+		return Refusal{Disconnect: DisconnectUnauthorized, Status: http.StatusBadRequest, Code: CodeInvalidUser, Message: e.Message}
+	}
+	msg := "invalid credentials"
+	if err != nil {
+		msg = strings.TrimPrefix(err.Error(), ErrUnauthorized.Error()+": ")
+	}
+	if rej, ok := errors.AsType[*Rejection](err); ok {
+		r := Refusal{Disconnect: rej.Disconnect, Status: rej.Status, Code: CodeForbidden, Message: msg}
+		if r.Disconnect.Code == 0 {
+			r.Disconnect = DisconnectUnauthorized
+		}
+		if r.Status == 0 {
+			r.Status = http.StatusForbidden
+		}
+		switch {
+		case r.Status == http.StatusUnauthorized:
+			r.Code = CodeUnauthorized
+		case r.Status >= 500:
+			r.Code = CodeUnavailable
+		}
+		return r
+	}
+	return Refusal{Disconnect: DisconnectUnauthorized, Status: http.StatusUnauthorized, Code: CodeUnauthorized, Message: msg}
+}
+
+// Principal is an identity core authenticated (Node.Authenticate): what
+// a request outside any connection (StatelessRequest) acts as. The zero
+// Principal is nobody: core refuses it.
+type Principal struct {
+	id Identity
+	ok bool
+}
+
+// User is the authenticated user id ("" for an anonymous principal).
+func (p Principal) User() string { return p.id.User }
+
+// Identity is what the Authenticator decided.
+func (p Principal) Identity() Identity { return p.id }
+
+// Authenticate runs Config.Authenticator on c within Config.AuthTimeout
+// and checks the user id it names. Transports whose requests carry no
+// connection (POST /send) use it; connections are authenticated by
+// Accept. The error is a *RefusedError (Refuse maps it), or ctx's.
+func (n *Node) Authenticate(ctx context.Context, c Credentials) (Principal, error) {
+	actx, cancel := context.WithTimeout(ctx, n.cfg.AuthTimeout)
+	defer cancel()
+	id, err := n.cfg.Authenticator.Authenticate(actx, c)
+	if err == nil && id.User != "" {
+		err = ValidateUser(id.User) // an *Error with CodeInvalidUser
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return Principal{}, ctx.Err()
+		}
+		return Principal{}, &RefusedError{Err: err}
+	}
+	return Principal{id: id, ok: true}, nil
+}

@@ -96,8 +96,8 @@ func benchFanout(b *testing.B, members int) {
 	for i := range members {
 		t := &discardTransport{sink: sink}
 		_, err := node.Accept(ctx, t, core.ConnectRequest{
-			User:  "u" + strconv.Itoa(i),
-			Rooms: []string{"bench"},
+			Credentials: core.Credentials{User: "u" + strconv.Itoa(i)},
+			Rooms:       []string{"bench"},
 		})
 		if err != nil {
 			b.Fatal(err)

@@ -139,10 +139,17 @@ type Config struct {
 	// queue). Optional.
 	OnEvent func(Event)
 
-	// Authenticator, when set, verifies the token of a refresh envelope
-	// (new credentials on an open connection). Nil: refresh answers
-	// bad_request. Adapters authenticate connections themselves.
+	// Authenticator decides every connection's identity from the
+	// credentials its adapter collected (Accept, Authenticate), and
+	// verifies the token of a refresh envelope (Credentials.Refresh).
+	// Adapters only collect credentials: none can skip it.
+	// Optional. Default: Insecure (development mode: trusts ?user=)
 	Authenticator Authenticator
+
+	// AuthTimeout bounds one authentication (a JWKS fetch, a connect
+	// webhook).
+	// Optional. Default: 10s.
+	AuthTimeout time.Duration
 
 	// BrokerTimeout bounds each broker call made for a client request.
 	// Optional. Default: 5s.
@@ -180,6 +187,12 @@ func (c *Config) setDefaults() {
 	if c.BrokerTimeout == 0 {
 		c.BrokerTimeout = 5 * time.Second
 	}
+	if c.Authenticator == nil {
+		c.Authenticator = Insecure
+	}
+	if c.AuthTimeout == 0 {
+		c.AuthTimeout = 10 * time.Second
+	}
 }
 
 // Validate reports the first invalid field, wrapping ErrInvalidConfig.
@@ -188,6 +201,8 @@ func (c Config) Validate() error {
 	switch {
 	case c.HeartbeatInterval > 0 && c.HeartbeatTimeout <= c.HeartbeatInterval:
 		return fmt.Errorf("%w: heartbeat timeout (%s) must be longer than the heartbeat interval (%s)", ErrInvalidConfig, c.HeartbeatTimeout, c.HeartbeatInterval)
+	case c.AuthTimeout < 0:
+		return fmt.Errorf("%w: auth timeout %s must be positive", ErrInvalidConfig, c.AuthTimeout)
 	case c.SendQueueSize < 1:
 		return fmt.Errorf("%w: send queue size %d must be at least 1", ErrInvalidConfig, c.SendQueueSize)
 	case c.WriteBatch < 1:

@@ -14,9 +14,9 @@ func TestControlCommands(t *testing.T) {
 	t.Parallel()
 	n := newNode(t, core.Config{}, nil)
 	ctx := context.Background()
-	a1 := n.connect(core.ConnectRequest{User: "a"})
-	a2 := n.connect(core.ConnectRequest{User: "a"})
-	b := n.connect(core.ConnectRequest{User: "b", Rooms: []string{"r"}})
+	a1 := n.connect(core.ConnectRequest{Credentials: core.Credentials{User: "a"}})
+	a2 := n.connect(core.ConnectRequest{Credentials: core.Credentials{User: "a"}})
+	b := n.connect(core.ConnectRequest{Credentials: core.Credentials{User: "b"}, Rooms: []string{"r"}})
 
 	id, err := n.Broadcast(ctx, &core.Envelope{V: 1, Data: json.RawMessage(`"all"`)})
 	if err != nil || id == "" {
@@ -63,12 +63,12 @@ func TestControlCommands(t *testing.T) {
 	a2.expectClosed(core.DisconnectByApp)
 
 	// A resuming client gets the broadcasts it missed.
-	c := n.connect(core.ConnectRequest{User: "c"})
+	c := n.connect(core.ConnectRequest{Credentials: core.Credentials{User: "c"}})
 	first, _ := n.Broadcast(ctx, &core.Envelope{V: 1, Data: json.RawMessage(`"one"`)})
 	c.expect(core.TypeBroadcast)
 	c.s.Close(core.DisconnectGoingAway)
 	n.Broadcast(ctx, &core.Envelope{V: 1, Data: json.RawMessage(`"two"`)})
-	c = n.connect(core.ConnectRequest{User: "c", Since: first})
+	c = n.connect(core.ConnectRequest{Credentials: core.Credentials{User: "c"}, Since: first})
 	if env := c.expect(core.TypeBroadcast); string(env.Data) != `"two"` {
 		t.Fatalf("replayed %s", env.Encode())
 	}

@@ -53,14 +53,6 @@ func (n *Node) emit(s *Session, typ, room string, d *Disconnect) {
 // nil if none. Callers must not modify it.
 func (s *Session) Meta() map[string]string { return s.meta }
 
-// ApplyIdentity fills the request from what the Authenticator decided:
-// user, permissions, expiry and metadata, and adds the identity's rooms to
-// the ones the client asked for.
-func (r *ConnectRequest) ApplyIdentity(id Identity) {
-	r.User, r.Permissions, r.Expires, r.Meta = id.User, id.Permissions, id.Expires, id.Meta
-	r.Rooms = append(r.Rooms, id.Rooms...)
-}
-
 // Sessions returns the node's open sessions that report lifecycle events
 // (not Ephemeral transports), in no particular order: for snapshots of
 // presence.

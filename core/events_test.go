@@ -46,8 +46,9 @@ func (l *eventLog) String() string {
 func TestLifecycleEvents(t *testing.T) {
 	t.Parallel()
 	log := &eventLog{}
-	n := newNode(t, core.Config{OnEvent: log.add}, nil)
-	c := n.connect(core.ConnectRequest{User: "u", Rooms: []string{"a"}, Meta: map[string]string{"plan": "pro"}})
+	auth := identities{"pro": {User: "u", Meta: map[string]string{"plan": "pro"}}}
+	n := newNode(t, core.Config{OnEvent: log.add, Authenticator: auth}, nil)
+	c := n.connect(core.ConnectRequest{Credentials: core.Credentials{Token: "pro"}, Rooms: []string{"a"}})
 	c.send(`{"v":1,"type":"join","room":"b","ref":"1"}`)
 	c.expectAck("1")
 	c.send(`{"v":1,"type":"leave","room":"a","ref":"2"}`)
@@ -57,12 +58,12 @@ func TestLifecycleEvents(t *testing.T) {
 	c.s.Close(core.DisconnectNormal)
 
 	// Not reported: an ephemeral transport's session, a stateless request.
-	s, err := n.Accept(context.Background(), ephemeral{coretest.NewTransport()}, core.ConnectRequest{User: "poll", Rooms: []string{"a"}})
+	s, err := n.Accept(context.Background(), ephemeral{coretest.NewTransport()}, core.ConnectRequest{Credentials: core.Credentials{User: "poll"}, Rooms: []string{"a"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.Close(core.DisconnectNormal)
-	n.HandleStateless(context.Background(), core.StatelessRequest{User: "send"}, &core.Envelope{V: 1, Type: core.TypePing})
+	n.HandleStateless(context.Background(), core.StatelessRequest{Principal: n.principal(core.Credentials{User: "send"})}, &core.Envelope{V: 1, Type: core.TypePing})
 
 	want := "connect:u,join:u:a,join:u:b,leave:u:a,join:u:c,leave:u:b,leave:u:c,disconnect:u:normal closure"
 	got := log.String()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"strings"
 	"time"
 )
 
@@ -229,8 +228,8 @@ func (s *Session) permissions() *Permissions {
 // and publishes (rooms already joined are left if no longer allowed), and
 // the expiry moves to the new token's.
 func (n *Node) handleRefresh(ctx context.Context, s *Session, env *Envelope) error {
-	if n.cfg.Authenticator == nil {
-		return Errorf(CodeBadRequest, "refresh: this server does not take new credentials on a connection (no authenticator configured)")
+	if n.cfg.Authenticator == Insecure {
+		return Errorf(CodeBadRequest, "refresh: this server takes no tokens (development mode)")
 	}
 	if s.stateless {
 		return Errorf(CodeBadRequest, "refresh: not available on a stateless request; send the token with the request")
@@ -241,15 +240,12 @@ func (n *Node) handleRefresh(ctx context.Context, s *Session, env *Envelope) err
 	if err := json.Unmarshal(env.Data, &d); err != nil || d.Token == "" {
 		return Errorf(CodeBadRequest, `refresh: data must be {"token": "<jwt>"}`)
 	}
-	id, err := n.cfg.Authenticator.Authenticate(ctx, Credentials{Token: d.Token})
+	p, err := n.Authenticate(ctx, Credentials{Token: d.Token, Transport: s.t.Name(), RemoteAddr: s.remote, Refresh: true})
 	if err != nil {
-		msg := "invalid token"
-		if errors.Is(err, ErrUnauthorized) {
-			msg = strings.TrimPrefix(err.Error(), ErrUnauthorized.Error()+": ")
-		}
 		n.log.Warn("refresh refused", append(s.logAttrs(), "err", err)...)
-		return Errorf(CodeUnauthorized, "refresh: %s", msg)
+		return Errorf(CodeUnauthorized, "refresh: %s", Refuse(err).Message)
 	}
+	id := p.Identity()
 	if id.User != s.user {
 		return Errorf(CodeForbidden, "refresh: the token is for another user")
 	}

@@ -74,6 +74,27 @@ func newNode(t *testing.T, cfg core.Config, b core.Broker) *testNode {
 	return tn
 }
 
+// identities is an Authenticator for tests: a token it knows gets that
+// Identity; anything else is Insecure's (the claimed user).
+type identities map[string]core.Identity
+
+func (m identities) Authenticate(ctx context.Context, c core.Credentials) (core.Identity, error) {
+	if id, ok := m[c.Token]; ok && c.Token != "" {
+		return id, nil
+	}
+	return core.Insecure.Authenticate(ctx, c)
+}
+
+// principal authenticates c on n, for a stateless request.
+func (n *testNode) principal(c core.Credentials) core.Principal {
+	n.t.Helper()
+	p, err := n.Authenticate(context.Background(), c)
+	if err != nil {
+		n.t.Fatalf("Authenticate(%+v): %v", c, err)
+	}
+	return p
+}
+
 func (n *testNode) track(tr *coretest.Transport) {
 	n.mu.Lock()
 	n.transports = append(n.transports, tr)
@@ -136,6 +157,7 @@ type welcomeData struct {
 	User      string   `json:"user"`
 	Rooms     []string `json:"rooms"`
 	Recovered *bool    `json:"recovered"`
+	Expires   int64    `json:"expires"`
 }
 
 type errorData struct {

@@ -15,10 +15,10 @@ import (
 func TestRoomBroadcastReachesMembersOnly(t *testing.T) {
 	t.Parallel()
 	n := newNode(t, core.Config{}, nil)
-	alice := n.connect(core.ConnectRequest{User: "alice", Rooms: []string{"lobby"}})
-	bob := n.connect(core.ConnectRequest{User: "bob", Rooms: []string{"lobby"}})
-	carol := n.connect(core.ConnectRequest{User: "carol", Rooms: []string{"kitchen"}})
-	dave := n.connect(core.ConnectRequest{User: "dave"})
+	alice := n.connect(core.ConnectRequest{Credentials: core.Credentials{User: "alice"}, Rooms: []string{"lobby"}})
+	bob := n.connect(core.ConnectRequest{Credentials: core.Credentials{User: "bob"}, Rooms: []string{"lobby"}})
+	carol := n.connect(core.ConnectRequest{Credentials: core.Credentials{User: "carol"}, Rooms: []string{"kitchen"}})
+	dave := n.connect(core.ConnectRequest{Credentials: core.Credentials{User: "dave"}})
 
 	alice.send(`{"v":1,"type":"publish","room":"lobby","ref":"p1","data":{"text":"hi"}}`)
 
@@ -57,10 +57,10 @@ func TestDirectReachesEveryConnectionOfTheUser(t *testing.T) {
 	n := newNode(t, core.Config{}, nil)
 	var uconns []*client
 	for range 3 {
-		uconns = append(uconns, n.connect(core.ConnectRequest{User: "u"}))
+		uconns = append(uconns, n.connect(core.ConnectRequest{Credentials: core.Credentials{User: "u"}}))
 	}
-	other := n.connect(core.ConnectRequest{User: "other"})
-	sender := n.connect(core.ConnectRequest{User: "sender"})
+	other := n.connect(core.ConnectRequest{Credentials: core.Credentials{User: "other"}})
+	sender := n.connect(core.ConnectRequest{Credentials: core.Credentials{User: "sender"}})
 	if got := n.Hub().Members(core.UserChannel("u")); got != 3 {
 		t.Fatalf("Members(user:u) = %d, want 3", got)
 	}
@@ -92,9 +92,9 @@ func TestLeaveAndDisconnectCleanUp(t *testing.T) {
 	// started (writers, broker consumers) outlives it.
 	synctest.Test(t, func(t *testing.T) {
 		n := newNode(t, core.Config{}, nil)
-		a := n.connect(core.ConnectRequest{User: "a", Rooms: []string{"r1", "r2"}})
-		b := n.connect(core.ConnectRequest{User: "b", Rooms: []string{"r1"}})
-		a2 := n.connect(core.ConnectRequest{User: "a"})
+		a := n.connect(core.ConnectRequest{Credentials: core.Credentials{User: "a"}, Rooms: []string{"r1", "r2"}})
+		b := n.connect(core.ConnectRequest{Credentials: core.Credentials{User: "b"}, Rooms: []string{"r1"}})
+		a2 := n.connect(core.ConnectRequest{Credentials: core.Credentials{User: "a"}})
 		hub := n.Hub()
 		check := func(step string, r1, r2, userA, channels, rooms int) {
 			t.Helper()
@@ -144,7 +144,7 @@ func TestHubConcurrentMembership(t *testing.T) {
 	rooms := []string{"c1", "c2", "c3"}
 	clients := make([]*client, sessions)
 	for i := range clients {
-		clients[i] = n.connect(core.ConnectRequest{User: fmt.Sprintf("u%d", i)})
+		clients[i] = n.connect(core.ConnectRequest{Credentials: core.Credentials{User: fmt.Sprintf("u%d", i)}})
 	}
 	var wg sync.WaitGroup
 	errs := make(chan error, sessions)
@@ -202,7 +202,7 @@ func TestHubBusiest(t *testing.T) {
 	for room, size := range sizes {
 		for range size {
 			i++
-			n.connect(core.ConnectRequest{User: "u" + strconv.Itoa(i), Rooms: []string{room}})
+			n.connect(core.ConnectRequest{Credentials: core.Credentials{User: "u" + strconv.Itoa(i)}, Rooms: []string{room}})
 		}
 	}
 	got := n.Hub().Busiest(3)

@@ -58,7 +58,7 @@ func TestLogLinesNameTheConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	tr := coretest.NewTransport()
-	s, err := n.Accept(context.Background(), tr, core.ConnectRequest{User: "alice", Rooms: []string{"r"}, RemoteAddr: "127.0.0.1:5000"})
+	s, err := n.Accept(context.Background(), tr, core.ConnectRequest{Credentials: core.Credentials{User: "alice"}, Rooms: []string{"r"}, RemoteAddr: "127.0.0.1:5000"})
 	if err != nil {
 		t.Fatal(err)
 	}

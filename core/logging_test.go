@@ -47,7 +47,7 @@ func TestEphemeralTransportsLogAtDebug(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tr := range []core.Transport{ephemeral{coretest.NewTransport()}, coretest.NewTransport()} {
-		s, err := n.Accept(context.Background(), tr, core.ConnectRequest{User: "u"})
+		s, err := n.Accept(context.Background(), tr, core.ConnectRequest{Credentials: core.Credentials{User: "u"}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -63,10 +63,19 @@ type nodeStats struct {
 
 // ConnectRequest is what an adapter learned about a new connection.
 type ConnectRequest struct {
-	// User is the authenticated user id; empty means anonymous, and core
-	// generates one.
-	User string
-	// Rooms are joined before the welcome is sent.
+	// Credentials are what the client presented. Accept authenticates
+	// them with Config.Authenticator and applies the whole Identity:
+	// user (anonymous, with a generated id, when empty), permissions,
+	// expiry, metadata, and rooms the server assigns.
+	Credentials Credentials
+	// Principal, when it came from Node.Authenticate, is used instead of
+	// authenticating Credentials again: for a transport that must answer
+	// refused credentials before it can carry a Disconnect (an HTTP
+	// status before an SSE stream or a poll answer starts).
+	// Optional.
+	Principal Principal
+	// Rooms are joined before the welcome is sent (those the client asked
+	// for; the Identity's are added).
 	Rooms []string
 	// Since is the id of the last message the client received; the
 	// messages after it in Rooms and the user's direct channel are
@@ -90,11 +99,6 @@ type ConnectRequest struct {
 	// decides whether to trust a proxy header); empty: the host part of
 	// RemoteAddr.
 	ClientIP string
-	// Permissions, Expires and Meta come from the Identity the adapter's
-	// Authenticator returned (see Identity and ApplyIdentity).
-	Permissions *Permissions
-	Expires     time.Time
-	Meta        map[string]string
 }
 
 // NewNode validates cfg (applying defaults) and starts delivery from b.
@@ -177,35 +181,43 @@ func (n *Node) deliver(d Delivery) {
 	}
 }
 
-// Accept registers a new connection: it joins the user's direct channel
-// and req.Rooms, replays what the client missed since req.Since, and
-// queues the welcome envelope first. The caller then feeds inbound frames
-// to the session and waits for Done before releasing the connection.
+// Accept authenticates a new connection and registers it: it joins the
+// user's direct channel and the rooms (req.Rooms and the Identity's),
+// replays what the client missed since req.Since, and queues the welcome
+// envelope first. The caller then feeds inbound frames to the session
+// and waits for Done before releasing the connection.
 //
 // On error the session does not exist and t is closed with the matching
-// Disconnect (1012 while shutting down, 1013 when the history of a resume
-// cannot be read); the error wraps ErrShuttingDown, ErrHistoryUnavailable,
-// or ErrSessionClosed when Shutdown closed the session during Accept.
+// Disconnect (Refuse's for refused credentials, 1012 while shutting
+// down, 1013 when the history of a resume cannot be read); the error is
+// a *RefusedError, or wraps ErrShuttingDown, ErrHistoryUnavailable, or
+// ErrSessionClosed when Shutdown closed the session during Accept.
 func (n *Node) Accept(ctx context.Context, t Transport, req ConnectRequest) (*Session, error) {
-	if req.User != "" {
-		if err := ValidateUser(req.User); err != nil {
-			_ = t.Close(DisconnectUnauthorized)
+	p := req.Principal
+	if !p.ok {
+		var err error
+		if p, err = n.Authenticate(ctx, req.Credentials); err != nil {
+			n.log.Warn(t.Name()+" refused", "remote", req.RemoteAddr, "err", err)
+			_ = t.Close(Refuse(err).Disconnect)
 			return nil, err
 		}
 	}
+	ident := p.Identity()
+	user := ident.User
 	id := n.prefix + "-" + strconv.FormatUint(n.nextID.Add(1), 36)
-	if req.User == "" {
-		req.User = "anon-" + id
+	if user == "" {
+		user = "anon-" + id
 	}
+	req.Rooms = append(req.Rooms[:len(req.Rooms):len(req.Rooms)], ident.Rooms...)
 	sctx, cancel := context.WithCancel(context.Background())
 	s := &Session{
-		node: n, t: t, id: id, user: req.User, remote: req.RemoteAddr,
+		node: n, t: t, id: id, user: user, remote: req.RemoteAddr,
 		start: time.Now(), ctx: sctx, cancel: cancel,
 		max:        n.cfg.SendQueueSize,
 		recovering: true, done: make(chan struct{}),
 		tokens: float64(n.cfg.RateBurst),
-		perms:  req.Permissions,
-		meta:   req.Meta,
+		perms:  ident.Permissions,
+		meta:   ident.Meta,
 	}
 	s.ctx = context.WithValue(sctx, sessionKey{}, s) // log lines written with it name the connection
 	s.out = n.metrics.outbound.get(t.Name())
@@ -293,8 +305,8 @@ func (n *Node) Accept(ctx context.Context, t Transport, req ConnectRequest) (*Se
 	if welcome.Rooms == nil {
 		welcome.Rooms = []string{}
 	}
-	if !req.Expires.IsZero() {
-		welcome.Expires = req.Expires.Unix()
+	if !ident.Expires.IsZero() {
+		welcome.Expires = ident.Expires.Unix()
 	}
 
 	rep := Replay{Recovered: true}
@@ -318,7 +330,7 @@ func (n *Node) Accept(ctx context.Context, t Transport, req ConnectRequest) (*Se
 		if n.cfg.HeartbeatInterval > 0 {
 			s.hb = time.AfterFunc(n.cfg.HeartbeatInterval, s.heartbeat)
 		}
-		s.expireAtLocked(req.Expires)
+		s.expireAtLocked(ident.Expires)
 	}
 	s.mu.Unlock()
 	n.log.Log(context.Background(), s.lifecycleLevel(), "connect", append(s.logAttrs(), "rooms", len(welcome.Rooms), "resume", req.Since != "")...)

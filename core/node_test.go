@@ -51,6 +51,7 @@ func TestNewNodeValidatesConfig(t *testing.T) {
 		{"negative history limit", core.Config{HistoryLimit: -1}, "history limit"},
 		{"unknown slow policy", core.Config{SlowConsumer: 7}, "slow-consumer policy"},
 		{"negative broker timeout", core.Config{BrokerTimeout: -1}, "broker timeout"},
+		{"negative auth timeout", core.Config{AuthTimeout: -1}, "auth timeout"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -94,6 +95,8 @@ func TestConfigDefaults(t *testing.T) {
 		MaxRoomsPerConn:   100,
 		HistoryLimit:      1000,
 		BrokerTimeout:     5 * time.Second,
+		Authenticator:     core.Insecure,
+		AuthTimeout:       10 * time.Second,
 	}
 	if got := n.Config(); !reflect.DeepEqual(got, want) {
 		t.Errorf("Config() =\n %+v\nwant\n %+v", got, want)
@@ -164,7 +167,7 @@ func TestAccept(t *testing.T) {
 	t.Run("welcome", func(t *testing.T) {
 		t.Parallel()
 		n := newNode(t, core.Config{}, nil)
-		c := n.connect(core.ConnectRequest{User: "ada", Rooms: []string{"b", "a"}, RemoteAddr: "10.0.0.1:5"})
+		c := n.connect(core.ConnectRequest{Credentials: core.Credentials{User: "ada"}, Rooms: []string{"b", "a"}, RemoteAddr: "10.0.0.1:5"})
 		slices.Sort(c.welcome.Rooms)
 		if c.welcome.User != "ada" || c.welcome.Conn == "" || !reflect.DeepEqual(c.welcome.Rooms, []string{"a", "b"}) || c.welcome.Recovered != nil {
 			t.Fatalf("welcome %+v", c.welcome)
@@ -178,7 +181,7 @@ func TestAccept(t *testing.T) {
 		t.Parallel()
 		n := newNode(t, core.Config{}, nil)
 		for _, rooms := range [][]string{nil, {"not ok"}} {
-			tr, s, err := n.accept(core.ConnectRequest{User: "u", Rooms: rooms})
+			tr, s, err := n.accept(core.ConnectRequest{Credentials: core.Credentials{User: "u"}, Rooms: rooms})
 			if err != nil {
 				t.Fatalf("Accept(rooms %q): %v", rooms, err)
 			}
@@ -205,7 +208,7 @@ func TestAccept(t *testing.T) {
 	t.Run("invalid rooms are reported after the welcome", func(t *testing.T) {
 		t.Parallel()
 		n := newNode(t, core.Config{}, nil)
-		c := n.connect(core.ConnectRequest{User: "u", Rooms: []string{"ok", "not ok"}})
+		c := n.connect(core.ConnectRequest{Credentials: core.Credentials{User: "u"}, Rooms: []string{"ok", "not ok"}})
 		if !reflect.DeepEqual(c.welcome.Rooms, []string{"ok"}) {
 			t.Fatalf("welcome rooms %v", c.welcome.Rooms)
 		}
@@ -215,7 +218,7 @@ func TestAccept(t *testing.T) {
 	t.Run("invalid user", func(t *testing.T) {
 		t.Parallel()
 		n := newNode(t, core.Config{}, nil)
-		tr, s, err := n.accept(core.ConnectRequest{User: "bad user"})
+		tr, s, err := n.accept(core.ConnectRequest{Credentials: core.Credentials{User: "bad user"}})
 		if s != nil || core.ErrorCode(err) != core.CodeInvalidUser {
 			t.Fatalf("Accept = %v, %v; want an invalid_user error", s, err)
 		}
@@ -263,7 +266,7 @@ func TestResume(t *testing.T) {
 			if rooms == nil {
 				rooms = []string{"r"}
 			}
-			c := n.connect(core.ConnectRequest{User: "resumer", Rooms: rooms, Since: tt.since(ids)})
+			c := n.connect(core.ConnectRequest{Credentials: core.Credentials{User: "resumer"}, Rooms: rooms, Since: tt.since(ids)})
 			if !reflect.DeepEqual(c.welcome.Recovered, tt.recovered) {
 				t.Fatalf("welcome recovered = %v, want %v", fmtPtr(c.welcome.Recovered), fmtPtr(tt.recovered))
 			}
@@ -293,7 +296,7 @@ func TestResumeMergesLiveMessages(t *testing.T) {
 	t.Parallel()
 	b := &hookBroker{Broker: newMemory(t, memory.Config{})}
 	n := newNode(t, core.Config{}, b)
-	c := n.connect(core.ConnectRequest{User: "x", Rooms: []string{"r"}})
+	c := n.connect(core.ConnectRequest{Credentials: core.Credentials{User: "x"}, Rooms: []string{"r"}})
 	id0 := n.publish("r", data(0))
 	c.expectMessage("r", data(0))
 	c.s.Close(core.DisconnectGoingAway)
@@ -315,7 +318,7 @@ func TestResumeMergesLiveMessages(t *testing.T) {
 		return res, err
 	}
 
-	c = n.connect(core.ConnectRequest{User: "x", Rooms: []string{"r"}, Since: id0})
+	c = n.connect(core.ConnectRequest{Credentials: core.Credentials{User: "x"}, Rooms: []string{"r"}, Since: id0})
 	if c.welcome.Recovered == nil || !*c.welcome.Recovered {
 		t.Fatalf("welcome recovered = %s, want true", fmtPtr(c.welcome.Recovered))
 	}
@@ -336,7 +339,7 @@ func TestResumeBeyondHistoryLimit(t *testing.T) {
 	for i := 1; i <= 7; i++ {
 		n.publish("r", data(i))
 	}
-	c := n.connect(core.ConnectRequest{User: "late", Rooms: []string{"r"}, Since: id0})
+	c := n.connect(core.ConnectRequest{Credentials: core.Credentials{User: "late"}, Rooms: []string{"r"}, Since: id0})
 	if c.welcome.Recovered == nil || !*c.welcome.Recovered {
 		t.Fatalf("welcome recovered = %s, want true: the log holds everything", fmtPtr(c.welcome.Recovered))
 	}
@@ -366,7 +369,7 @@ func TestResumeWhenHistoryFails(t *testing.T) {
 	n := newNode(t, core.Config{}, b)
 	id := n.publish("r", data(0))
 	n.publish("r", data(1))
-	tr, s, err := n.accept(core.ConnectRequest{User: "u", Rooms: []string{"r"}, Since: id})
+	tr, s, err := n.accept(core.ConnectRequest{Credentials: core.Credentials{User: "u"}, Rooms: []string{"r"}, Since: id})
 	if !errors.Is(err, core.ErrHistoryUnavailable) || s != nil {
 		t.Fatalf("Accept with the history failing = %v, %v; want ErrHistoryUnavailable and no session", s, err)
 	}
@@ -380,7 +383,7 @@ func TestResumeWhenHistoryFails(t *testing.T) {
 	}
 
 	failing.Store(false)
-	c := n.connect(core.ConnectRequest{User: "u", Rooms: []string{"r"}, Since: id})
+	c := n.connect(core.ConnectRequest{Credentials: core.Credentials{User: "u"}, Rooms: []string{"r"}, Since: id})
 	if c.welcome.Recovered == nil || !*c.welcome.Recovered {
 		t.Fatalf("welcome recovered = %s, want true", fmtPtr(c.welcome.Recovered))
 	}
@@ -395,7 +398,7 @@ func TestPublishWhenBrokerFails(t *testing.T) {
 		return core.Published{}, errBrokerDown
 	}}
 	n := newNode(t, core.Config{}, b)
-	c := n.connect(core.ConnectRequest{User: "u", Rooms: []string{"r"}})
+	c := n.connect(core.ConnectRequest{Credentials: core.Credentials{User: "u"}, Rooms: []string{"r"}})
 	c.send(`{"v":1,"type":"publish","room":"r","ref":"p","data":1}`)
 	c.expectError(core.CodeBrokerDown, "p")
 	c.send(`{"v":1,"type":"direct","to":"v","ref":"d","data":1}`)
@@ -413,8 +416,8 @@ func TestShutdown(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		n := newNode(t, core.Config{}, nil)
-		stalled := n.connect(core.ConnectRequest{User: "stalled", Rooms: []string{"r"}})
-		idle := n.connect(core.ConnectRequest{User: "idle"})
+		stalled := n.connect(core.ConnectRequest{Credentials: core.Credentials{User: "stalled"}, Rooms: []string{"r"}})
+		idle := n.connect(core.ConnectRequest{Credentials: core.Credentials{User: "idle"}})
 		stalled.tr.Block()
 		for i := range 3 {
 			n.publish("r", data(i))
@@ -439,7 +442,7 @@ func TestShutdown(t *testing.T) {
 		if stalled.isClosed() {
 			t.Fatal("stalled session closed before its queue was flushed")
 		}
-		tr, s, err := n.accept(core.ConnectRequest{User: "late"})
+		tr, s, err := n.accept(core.ConnectRequest{Credentials: core.Credentials{User: "late"}})
 		if s != nil || !errors.Is(err, core.ErrShuttingDown) {
 			t.Fatalf("Accept after Shutdown = %v, %v; want ErrShuttingDown", s, err)
 		}
@@ -473,7 +476,7 @@ func TestShutdownDeadline(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		n := newNode(t, core.Config{}, nil)
-		c := n.connect(core.ConnectRequest{User: "stuck", Rooms: []string{"r"}})
+		c := n.connect(core.ConnectRequest{Credentials: core.Credentials{User: "stuck"}, Rooms: []string{"r"}})
 		c.tr.Block()
 		n.publish("r", data(0))
 		<-c.tr.Blocked() // delivered, and the writer is stuck on it
@@ -524,7 +527,7 @@ func TestShutdownDuringAccept(t *testing.T) {
 			}
 			accepted := make(chan result, 1)
 			go func() {
-				s, err := n.Accept(context.Background(), tr, core.ConnectRequest{User: "late", Since: "resume"})
+				s, err := n.Accept(context.Background(), tr, core.ConnectRequest{Credentials: core.Credentials{User: "late"}, Since: "resume"})
 				accepted <- result{s, err}
 			}()
 			<-entered
@@ -578,8 +581,8 @@ func TestRouterCustomType(t *testing.T) {
 	n.Router().Handle("crash", func(context.Context, *core.Session, *core.Envelope) error {
 		return errors.New("database on fire")
 	})
-	a := n.connect(core.ConnectRequest{User: "a", Rooms: []string{"r"}})
-	b := n.connect(core.ConnectRequest{User: "b", Rooms: []string{"r"}})
+	a := n.connect(core.ConnectRequest{Credentials: core.Credentials{User: "a"}, Rooms: []string{"r"}})
+	b := n.connect(core.ConnectRequest{Credentials: core.Credentials{User: "b"}, Rooms: []string{"r"}})
 
 	a.send(`{"v":1,"type":"chat.typing","room":"r","ref":"t1"}`)
 	if env := b.expect("chat.typing"); env.From != "a" || env.Room != "r" {
@@ -643,7 +646,7 @@ func TestRouterMiddleware(t *testing.T) {
 		return nil
 	})
 
-	c := n.connect(core.ConnectRequest{User: "u"})
+	c := n.connect(core.ConnectRequest{Credentials: core.Credentials{User: "u"}})
 	c.send(`{"v":1,"type":"custom"}`)
 	c.send(`{"v":1,"type":"join","room":"admin-room","ref":"j"}`)
 	c.expectError(core.CodeForbidden, "j")
@@ -661,8 +664,8 @@ func TestRouterMiddleware(t *testing.T) {
 func TestStats(t *testing.T) {
 	t.Parallel()
 	n := newNode(t, core.Config{}, nil)
-	a := n.connect(core.ConnectRequest{User: "a", Rooms: []string{"r", "s"}})
-	b := n.connect(core.ConnectRequest{User: "b", Rooms: []string{"r"}})
+	a := n.connect(core.ConnectRequest{Credentials: core.Credentials{User: "a"}, Rooms: []string{"r", "s"}})
+	b := n.connect(core.ConnectRequest{Credentials: core.Credentials{User: "b"}, Rooms: []string{"r"}})
 	a.send(`{"v":1,"type":"publish","room":"r","ref":"1","data":1}`)
 	a.send(`{"v":1,"type":"bogus"}`)
 	b.expectMessage("r", "1")
@@ -696,7 +699,7 @@ func TestOverflowDuringResumeEndsSession(t *testing.T) {
 		}
 		return b.Broker.History(ctx, req)
 	}
-	tr, s, err := n.accept(core.ConnectRequest{User: "x", Rooms: []string{"r"}, Since: id0})
+	tr, s, err := n.accept(core.ConnectRequest{Credentials: core.Credentials{User: "x"}, Rooms: []string{"r"}, Since: id0})
 	if err != nil {
 		t.Fatalf("Accept: %v", err)
 	}
@@ -725,7 +728,7 @@ func TestShutdownAbortsStalledSessions(t *testing.T) {
 		n := newNode(t, core.Config{}, nil)
 		tr := abortable{coretest.NewTransport()}
 		n.track(tr.Transport)
-		s, err := n.Accept(context.Background(), tr, core.ConnectRequest{User: "stuck", Rooms: []string{"r"}})
+		s, err := n.Accept(context.Background(), tr, core.ConnectRequest{Credentials: core.Credentials{User: "stuck"}, Rooms: []string{"r"}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -806,7 +809,7 @@ func TestResumeDropsLateLiveMessages(t *testing.T) {
 	b.hold = true
 	b.mu.Unlock()
 	seen := n.publishNoWait("r", data(1)) // the client saw it elsewhere
-	c := n.connect(core.ConnectRequest{User: "x", Rooms: []string{"r"}, Since: seen})
+	c := n.connect(core.ConnectRequest{Credentials: core.Credentials{User: "x"}, Rooms: []string{"r"}, Since: seen})
 	if c.welcome.Recovered == nil || !*c.welcome.Recovered {
 		t.Fatalf("welcome recovered = %s, want true", fmtPtr(c.welcome.Recovered))
 	}
@@ -852,7 +855,7 @@ func TestResumeFloorDropsLateDeliveries(t *testing.T) {
 	if err := waitDelivered(ctx, lb.Broker); err != nil { // 2 and 3 are held, not on their way
 		t.Fatal(err)
 	}
-	c := n.connect(core.ConnectRequest{User: "x", Rooms: []string{"r"}, Since: id1})
+	c := n.connect(core.ConnectRequest{Credentials: core.Credentials{User: "x"}, Rooms: []string{"r"}, Since: id1})
 	c.expectMessage("r", data(2)) // replayed
 	c.expectMessage("r", data(3))
 	lb.release() // 2 and 3 now arrive live: below the floor
@@ -870,7 +873,7 @@ func TestPublishUnconfirmed(t *testing.T) {
 		return core.Published{}, fmt.Errorf("driver: %w", errors.Join(core.ErrUnconfirmed, context.DeadlineExceeded))
 	}}
 	n := newNode(t, core.Config{}, b)
-	c := n.connect(core.ConnectRequest{User: "u", Rooms: []string{"r"}})
+	c := n.connect(core.ConnectRequest{Credentials: core.Credentials{User: "u"}, Rooms: []string{"r"}})
 	c.send(`{"v":1,"type":"publish","room":"r","data":1,"ref":"p"}`)
 	c.expectError(core.CodeUnconfirmed, "p")
 	c.expectQuiet()
@@ -924,7 +927,7 @@ func TestShutdownDeliversWhatWasAccepted(t *testing.T) {
 	t.Parallel()
 	hb := &heldBroker{Broker: newMemory(t, memory.Config{})}
 	n := newNode(t, core.Config{}, hb)
-	c := n.connect(core.ConnectRequest{User: "u", Rooms: []string{"r"}})
+	c := n.connect(core.ConnectRequest{Credentials: core.Credentials{User: "u"}, Rooms: []string{"r"}})
 	n.publishNoWait("r", data(1))
 	n.publishNoWait("r", data(2)) // the head: a drain to an older position would miss it
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)

@@ -73,9 +73,9 @@ func TestPermissionsNilAllowsAll(t *testing.T) {
 // publishes outside Publish get forbidden, and the connection stays open.
 func TestPermissionsEnforced(t *testing.T) {
 	t.Parallel()
-	n := newNode(t, core.Config{}, nil)
 	perms := &core.Permissions{Subscribe: []string{"chat:*", "news"}, Publish: []string{"chat:*"}}
-	c := n.connect(core.ConnectRequest{User: "u", Rooms: []string{"chat:a", "secret", "news"}, Permissions: perms})
+	n := newNode(t, core.Config{Authenticator: identities{"t": {User: "u", Permissions: perms}}}, nil)
+	c := n.connect(core.ConnectRequest{Credentials: core.Credentials{Token: "t"}, Rooms: []string{"chat:a", "secret", "news"}})
 	if got := strings.Join(slices.Sorted(slices.Values(c.welcome.Rooms)), ","); got != "chat:a,news" {
 		t.Fatalf("welcome rooms %q", got)
 	}
@@ -97,7 +97,7 @@ func TestPermissionsEnforced(t *testing.T) {
 	c.expectQuiet()
 
 	// The stateless path (POST /send) applies the same rules.
-	replies := n.HandleStateless(context.Background(), core.StatelessRequest{User: "u", Rooms: []string{"news"}, Permissions: perms},
+	replies := n.HandleStateless(context.Background(), core.StatelessRequest{Principal: n.principal(core.Credentials{Token: "t"}), Rooms: []string{"news"}},
 		&core.Envelope{V: 1, Type: core.TypePublish, Room: "news", Ref: "s1", Data: json.RawMessage(`1`)})
 	if len(replies) != 1 || !strings.Contains(string(replies[0]), `"code":"forbidden"`) {
 		t.Fatalf("stateless publish: %s", replies)
@@ -144,7 +144,10 @@ func TestTokenExpiryAndRefresh(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		n := newNode(t, core.Config{Authenticator: tokenAuth{}, HeartbeatInterval: -1}, nil)
 		exp := time.Now().Add(time.Minute)
-		c := n.connect(core.ConnectRequest{User: "u", Rooms: []string{"a:1", "b:1"}, Expires: exp})
+		c := n.connect(core.ConnectRequest{Credentials: core.Credentials{Token: "u|1m|*"}, Rooms: []string{"a:1", "b:1"}})
+		if c.welcome.User != "u" || c.welcome.Expires != exp.Unix() {
+			t.Fatalf("welcome user %q expires %d, want u and %d (the token's)", c.welcome.User, c.welcome.Expires, exp.Unix())
+		}
 
 		// Refused refreshes change nothing.
 		c.send(`{"v":1,"type":"refresh","ref":"r0"}`)
@@ -182,12 +185,14 @@ func TestTokenExpiryAndRefresh(t *testing.T) {
 	})
 }
 
-func TestRefreshWithoutAuthenticator(t *testing.T) {
+// TestRefreshInDevelopmentMode: the default authenticator (Insecure) takes
+// no tokens, so a refresh is a bad request, not a refused token.
+func TestRefreshInDevelopmentMode(t *testing.T) {
 	t.Parallel()
 	n := newNode(t, core.Config{}, nil)
-	c := n.connect(core.ConnectRequest{User: "u"})
+	c := n.connect(core.ConnectRequest{Credentials: core.Credentials{User: "u"}})
 	c.send(`{"v":1,"type":"refresh","data":{"token":"x"},"ref":"r"}`)
-	if d := c.expectError(core.CodeBadRequest, "r"); !strings.Contains(d.Message, "authenticator") {
+	if d := c.expectError(core.CodeBadRequest, "r"); !strings.Contains(d.Message, "development mode") {
 		t.Fatalf("message %q", d.Message)
 	}
 }
@@ -199,7 +204,7 @@ func TestConnectionCaps(t *testing.T) {
 	t.Parallel()
 	n := newNode(t, core.Config{MaxConnections: 4, MaxConnectionsPerIP: 2}, nil)
 	req := func(ip string) core.ConnectRequest {
-		return core.ConnectRequest{User: "u", RemoteAddr: ip + ":5000"}
+		return core.ConnectRequest{Credentials: core.Credentials{User: "u"}, RemoteAddr: ip + ":5000"}
 	}
 	a1 := n.connect(req("10.0.0.1"))
 	n.connect(req("10.0.0.1"))
@@ -211,7 +216,7 @@ func TestConnectionCaps(t *testing.T) {
 		t.Fatalf("refused transport: %v %v, want 1013", d, closed)
 	}
 	// ClientIP wins over RemoteAddr (a trusted proxy header).
-	n.connect(core.ConnectRequest{User: "u", RemoteAddr: "10.0.0.1:1", ClientIP: "10.0.0.2"})
+	n.connect(core.ConnectRequest{Credentials: core.Credentials{User: "u"}, RemoteAddr: "10.0.0.1:1", ClientIP: "10.0.0.2"})
 	a1.s.Close(core.DisconnectNormal)
 	n.connect(req("10.0.0.1")) // the freed slot
 	n.connect(req("10.0.0.3")) // 4 open now

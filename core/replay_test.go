@@ -57,7 +57,7 @@ func TestReplayPage(t *testing.T) {
 			// Live traffic while the page is read: it reaches the hub
 			// before the replay is queued.
 			pm.during = func() { n.publish("r", data(100)) }
-			c := n.connect(core.ConnectRequest{User: "u", Rooms: []string{"r"}, Since: ids[tc.from], ReplayPage: tc.page})
+			c := n.connect(core.ConnectRequest{Credentials: core.Credentials{User: "u"}, Rooms: []string{"r"}, Since: ids[tc.from], ReplayPage: tc.page})
 			if c.welcome.Recovered == nil || *c.welcome.Recovered != tc.recover {
 				t.Fatalf("welcome recovered = %s, want %v", fmtPtr(c.welcome.Recovered), tc.recover)
 			}

@@ -53,7 +53,7 @@ func TestRequests(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			n := newNode(t, core.Config{}, nil)
-			c := n.connect(core.ConnectRequest{User: "requester", Rooms: tt.rooms})
+			c := n.connect(core.ConnectRequest{Credentials: core.Credentials{User: "requester"}, Rooms: tt.rooms})
 			c.send(tt.frame)
 			switch tt.typ {
 			case core.TypeAck:
@@ -103,7 +103,7 @@ func TestRequests(t *testing.T) {
 func TestFrameWithSeveralEnvelopes(t *testing.T) {
 	t.Parallel()
 	n := newNode(t, core.Config{}, nil)
-	c := n.connect(core.ConnectRequest{User: "batcher"})
+	c := n.connect(core.ConnectRequest{Credentials: core.Credentials{User: "batcher"}})
 	c.send("{\"v\":1,\"type\":\"join\",\"room\":\"r\",\"ref\":\"1\"}\n\n{\"v\":1,\"type\":\"nope\",\"ref\":\"2\"}\r\n{\"v\":1,\"type\":\"ping\",\"ref\":\"3\"}\n")
 	c.expectAck("1")
 	c.expectError(core.CodeUnknownType, "2")
@@ -131,7 +131,7 @@ func TestTooManyRooms(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			n := newNode(t, core.Config{MaxRoomsPerConn: tt.max, RateLimit: -1}, nil)
-			c := n.connect(core.ConnectRequest{User: "joiner"})
+			c := n.connect(core.ConnectRequest{Credentials: core.Credentials{User: "joiner"}})
 			for i := range tt.join {
 				ref := fmt.Sprint(i)
 				c.send(fmt.Sprintf(`{"v":1,"type":"join","room":"r%d","ref":%q}`, i, ref))
@@ -157,8 +157,8 @@ func TestTooManyRooms(t *testing.T) {
 // first write, plus a healthy member of the same room.
 func slowSetup(t *testing.T, policy core.SlowPolicy) (n *testNode, stalled, healthy *client) {
 	n = newNode(t, core.Config{SendQueueSize: 4, SlowConsumer: policy}, nil)
-	stalled = n.connect(core.ConnectRequest{User: "stalled", Rooms: []string{"r"}})
-	healthy = n.connect(core.ConnectRequest{User: "healthy", Rooms: []string{"r"}})
+	stalled = n.connect(core.ConnectRequest{Credentials: core.Credentials{User: "stalled"}, Rooms: []string{"r"}})
+	healthy = n.connect(core.ConnectRequest{Credentials: core.Credentials{User: "healthy"}, Rooms: []string{"r"}})
 	stalled.tr.Block()
 	n.publish("r", data(0))
 	<-stalled.tr.Blocked() // the writer holds message 0 and waits
@@ -228,7 +228,7 @@ func TestSlowConsumerDropOldest(t *testing.T) {
 func TestWriteBatch(t *testing.T) {
 	t.Parallel()
 	n := newNode(t, core.Config{WriteBatch: 3}, nil)
-	c := n.connect(core.ConnectRequest{User: "batched", Rooms: []string{"r"}})
+	c := n.connect(core.ConnectRequest{Credentials: core.Credentials{User: "batched"}, Rooms: []string{"r"}})
 	c.tr.Block()
 	n.publish("r", data(0))
 	<-c.tr.Blocked()
@@ -248,7 +248,7 @@ func TestWriteBatch(t *testing.T) {
 func TestSendAndProgrammaticMembership(t *testing.T) {
 	t.Parallel()
 	n := newNode(t, core.Config{}, nil)
-	c := n.connect(core.ConnectRequest{User: "prog"})
+	c := n.connect(core.ConnectRequest{Credentials: core.Credentials{User: "prog"}})
 	if c.s.ID() != c.welcome.Conn || c.s.User() != "prog" || c.s.Transport() != "test" {
 		t.Fatalf("session id %q user %q transport %q, welcome %+v", c.s.ID(), c.s.User(), c.s.Transport(), c.welcome)
 	}
@@ -307,7 +307,7 @@ func TestCloseFlushes(t *testing.T) {
 			t.Parallel()
 			synctest.Test(t, func(t *testing.T) {
 				n := newNode(t, core.Config{}, nil)
-				c := n.connect(core.ConnectRequest{User: "u", Rooms: []string{"r"}})
+				c := n.connect(core.ConnectRequest{Credentials: core.Credentials{User: "u"}, Rooms: []string{"r"}})
 				c.tr.Block()
 				n.publish("r", data(0))
 				<-c.tr.Blocked()
@@ -345,7 +345,7 @@ func TestCloseFlushes(t *testing.T) {
 func TestWriteErrorEndsSession(t *testing.T) {
 	t.Parallel()
 	n := newNode(t, core.Config{}, nil)
-	c := n.connect(core.ConnectRequest{User: "gone", Rooms: []string{"r"}})
+	c := n.connect(core.ConnectRequest{Credentials: core.Credentials{User: "gone"}, Rooms: []string{"r"}})
 	c.tr.FailWrites(errors.New("broken pipe"))
 	n.publish("r", data(1))
 	c.expectClosed(core.DisconnectGoingAway)
@@ -360,7 +360,7 @@ func TestOversizeFrame(t *testing.T) {
 	n := newNode(t, core.Config{MaxMessageSize: limit}, nil)
 	ping := `{"v":1,"type":"ping","ref":"fits"}`
 	fits := ping + strings.Repeat(" ", limit-len(ping))
-	c := n.connect(core.ConnectRequest{User: "big"})
+	c := n.connect(core.ConnectRequest{Credentials: core.Credentials{User: "big"}})
 	c.send(fits)
 	if env := c.expect(core.TypePong); env.Ref != "fits" {
 		t.Fatalf("pong %s", env.Encode())
@@ -424,7 +424,7 @@ func TestRateLimit(t *testing.T) {
 			t.Parallel()
 			synctest.Test(t, func(t *testing.T) {
 				n := newNode(t, core.Config{RateLimit: tt.limit, RateBurst: tt.burst, SendQueueSize: 2000, HeartbeatInterval: -1}, nil)
-				c := n.connect(core.ConnectRequest{User: "flood"})
+				c := n.connect(core.ConnectRequest{Credentials: core.Credentials{User: "flood"}})
 				tt.steps(c)
 				synctest.Wait()
 				if tt.closed {
@@ -478,7 +478,7 @@ func TestHeartbeat(t *testing.T) {
 					ct = tr.WithoutPinger()
 				}
 				start := time.Now()
-				s, err := n.Accept(context.Background(), ct, core.ConnectRequest{User: "hb"})
+				s, err := n.Accept(context.Background(), ct, core.ConnectRequest{Credentials: core.Credentials{User: "hb"}})
 				if err != nil {
 					t.Fatal(err)
 				}

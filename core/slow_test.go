@@ -13,7 +13,7 @@ import (
 // message, so everything published after that meets a full queue.
 func stalled(t *testing.T, n *testNode, room string) *client {
 	t.Helper()
-	c := n.connect(core.ConnectRequest{User: "slow", Rooms: []string{room}})
+	c := n.connect(core.ConnectRequest{Credentials: core.Credentials{User: "slow"}, Rooms: []string{room}})
 	c.tr.Block()
 	n.publish(room, data(0))
 	<-c.tr.Blocked()
@@ -85,7 +85,7 @@ func TestSlowPolicies(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			n := newNode(t, core.Config{SendQueueSize: 4, RoomPolicies: rules}, nil)
 			c := stalled(t, n, "log:x")
-			other := n.connect(core.ConnectRequest{User: "fast", Rooms: []string{"log:x"}})
+			other := n.connect(core.ConnectRequest{Credentials: core.Credentials{User: "fast"}, Rooms: []string{"log:x"}})
 			for i := 1; i <= 20; i++ {
 				n.publish("log:x", data(i))
 			}
@@ -191,7 +191,7 @@ func TestSlowPoliciesKeepIDsIncreasing(t *testing.T) {
 		t.Parallel()
 		synctest.Test(t, func(t *testing.T) {
 			n := newNode(t, core.Config{SendQueueSize: 8, RoomPolicies: rules}, nil)
-			c := n.connect(core.ConnectRequest{User: "u", Rooms: []string{"ticker:x", "chat"}})
+			c := n.connect(core.ConnectRequest{Credentials: core.Credentials{User: "u"}, Rooms: []string{"ticker:x", "chat"}})
 			c.tr.Block()
 			n.publish("chat", data(0))
 			<-c.tr.Blocked()
@@ -211,7 +211,7 @@ func TestSlowPoliciesKeepIDsIncreasing(t *testing.T) {
 		t.Parallel()
 		synctest.Test(t, func(t *testing.T) {
 			n := newNode(t, core.Config{SendQueueSize: 4, RoomPolicies: rules}, nil)
-			c := n.connect(core.ConnectRequest{User: "u", Rooms: []string{"lossy:x", "log:y"}})
+			c := n.connect(core.ConnectRequest{Credentials: core.Credentials{User: "u"}, Rooms: []string{"lossy:x", "log:y"}})
 			c.tr.Block()
 			n.publish("lossy:x", data(0))
 			<-c.tr.Blocked()
@@ -232,7 +232,7 @@ func TestSlowPoliciesKeepIDsIncreasing(t *testing.T) {
 		t.Parallel()
 		synctest.Test(t, func(t *testing.T) {
 			n := newNode(t, core.Config{SendQueueSize: 4, RoomPolicies: rules}, nil)
-			c := n.connect(core.ConnectRequest{User: "u", Rooms: []string{"log:a", "chat"}})
+			c := n.connect(core.ConnectRequest{Credentials: core.Credentials{User: "u"}, Rooms: []string{"log:a", "chat"}})
 			c.tr.Block()
 			n.publish("log:a", data(0))
 			<-c.tr.Blocked()

@@ -12,17 +12,16 @@ import (
 // it and which rooms its stream joined. Nothing is kept between requests,
 // so any node can answer.
 type StatelessRequest struct {
-	// User is the authenticated user id; empty means anonymous, and core
-	// generates one for this request only.
-	User string
+	// Principal is who sends it, from Node.Authenticate: the user
+	// (anonymous, with an id generated for this request only, when
+	// empty) and permissions. The zero Principal is refused.
+	Principal Principal
 	// Rooms are the rooms the client's stream joined: publishing is
-	// allowed to these (others answer not_joined). Invalid names are
-	// ignored; at most MaxRoomsPerConn are honoured.
+	// allowed to these and the Identity's (others answer not_joined).
+	// Invalid names are ignored; at most MaxRoomsPerConn are honoured.
 	Rooms []string
 	// RemoteAddr is for logs.
 	RemoteAddr string
-	// Permissions from the request's Identity; nil allows every room.
-	Permissions *Permissions
 }
 
 // HandleStateless runs one decoded envelope through the router as if it
@@ -39,25 +38,29 @@ func (n *Node) HandleStateless(ctx context.Context, req StatelessRequest, env *E
 		n.stats.errors.Add(1)
 		return [][]byte{errorEnvelope(env.Ref, Errorf(CodeUnavailable, "node is shutting down; retry another node")).Encode()}
 	}
-	id := n.prefix + "-s" + strconv.FormatUint(n.nextID.Add(1), 36)
-	if req.User == "" {
-		req.User = "anon-" + id
-	} else if err := ValidateUser(req.User); err != nil {
+	if !req.Principal.ok {
 		n.stats.errors.Add(1)
-		return [][]byte{errorEnvelope(env.Ref, err).Encode()}
+		return [][]byte{errorEnvelope(env.Ref, Errorf(CodeUnauthorized, "no authenticated principal (core.Node.Authenticate)")).Encode()}
+	}
+	ident := req.Principal.id
+	id := n.prefix + "-s" + strconv.FormatUint(n.nextID.Add(1), 36)
+	user := ident.User
+	if user == "" {
+		user = "anon-" + id
 	}
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	s := &Session{
-		node: n, t: statelessTransport{}, id: id, user: req.User, remote: req.RemoteAddr,
+		node: n, t: statelessTransport{}, id: id, user: user, remote: req.RemoteAddr,
 		start: time.Now(), ctx: sctx, cancel: cancel,
 		max: n.cfg.SendQueueSize,
 		// recovering: replies collect in pending and no writer starts.
 		recovering: true, stateless: true, done: make(chan struct{}),
-		perms: req.Permissions,
+		perms: ident.Permissions,
+		meta:  ident.Meta,
 		out:   new(atomic.Uint64), // never written to: replies are returned
 	}
-	for _, room := range req.Rooms {
+	for _, room := range append(req.Rooms[:len(req.Rooms):len(req.Rooms)], ident.Rooms...) {
 		if max := n.cfg.MaxRoomsPerConn; max > 0 && s.rooms.len() >= max {
 			break
 		}

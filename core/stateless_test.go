@@ -38,9 +38,9 @@ func errCode(t *testing.T, env *core.Envelope) string {
 func TestHandleStateless(t *testing.T) {
 	t.Parallel()
 	n := newNode(t, core.Config{}, nil)
-	member := n.connect(core.ConnectRequest{User: "m", Rooms: []string{"lobby"}})
-	target := n.connect(core.ConnectRequest{User: "dana"})
-	req := core.StatelessRequest{User: "sse-user", Rooms: []string{"lobby", "bad room!"}}
+	member := n.connect(core.ConnectRequest{Credentials: core.Credentials{User: "m"}, Rooms: []string{"lobby"}})
+	target := n.connect(core.ConnectRequest{Credentials: core.Credentials{User: "dana"}})
+	req := core.StatelessRequest{Principal: n.principal(core.Credentials{User: "sse-user"}), Rooms: []string{"lobby", "bad room!"}}
 
 	out := stateless(t, n, req, `{"v":1,"type":"publish","room":"lobby","data":"hi","ref":"p1"}`)
 	if len(out) != 1 || out[0].Type != core.TypeAck || out[0].Ref != "p1" {
@@ -100,7 +100,7 @@ func TestHandleStatelessCustomHandler(t *testing.T) {
 	n.Router().Handle("subscribe", func(ctx context.Context, s *core.Session, env *core.Envelope) error {
 		return s.Join(ctx, env.Room)
 	})
-	out := stateless(t, n, core.StatelessRequest{}, `{"v":1,"type":"subscribe","room":"r","ref":"s"}`)
+	out := stateless(t, n, core.StatelessRequest{Principal: n.principal(core.Credentials{})}, `{"v":1,"type":"subscribe","room":"r","ref":"s"}`)
 	if len(out) != 1 || errCode(t, out[0]) != core.CodeReconnectRequired {
 		t.Fatalf("replies = %v", out)
 	}
@@ -118,7 +118,7 @@ func TestHandleStatelessShuttingDown(t *testing.T) {
 	if err := n.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	out := stateless(t, n, core.StatelessRequest{User: "u", Rooms: []string{"r"}}, `{"v":1,"type":"publish","room":"r","data":1,"ref":"p"}`)
+	out := stateless(t, n, core.StatelessRequest{Principal: n.principal(core.Credentials{User: "u"}), Rooms: []string{"r"}}, `{"v":1,"type":"publish","room":"r","data":1,"ref":"p"}`)
 	if len(out) != 1 || errCode(t, out[0]) != core.CodeUnavailable || out[0].Ref != "p" {
 		t.Fatalf("replies = %v", out)
 	}

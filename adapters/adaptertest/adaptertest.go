@@ -13,9 +13,10 @@ type Harness struct {
 	// Features describes what the transport can do.
 	Features Features
 
-	// Start mounts the adapter on srv.Node, authenticating connections
-	// with srv.Authenticator, behind a server listening on 127.0.0.1:0,
-	// and returns a Dialer for it. It runs on the subtest's goroutine and
+	// Start mounts the adapter on srv.Node behind a server listening on
+	// 127.0.0.1:0, and returns a Dialer for it. The adapter hands the
+	// credentials the client presented (ConnectOpts.Token and User) to
+	// the node, whose Authenticator (the suite's) decides. It runs on the subtest's goroutine and
 	// may fail t. Register the server's teardown with t.Cleanup: when the
 	// subtest ends the suite first shuts the node down (every session ends
 	// with 1012), then your cleanups run (stop the server, wait for its
@@ -26,12 +27,12 @@ type Harness struct {
 
 // Server is what the suite hands Harness.Start.
 type Server struct {
-	// Node is a fresh node on a memory broker, owned by the suite.
+	// Node is a fresh node on a memory broker, owned by the suite. Its
+	// Authenticator is the suite's (see the Auth* subtests): the adapter
+	// must pass the client's credentials to Node.Accept (or
+	// Node.Authenticate for a request it must answer with a status), and
+	// decide no identity itself.
 	Node *core.Node
-	// Authenticator must decide every connection's identity from the
-	// credentials the client presents (ConnectOpts.Token and User): the
-	// suite's rejects the token "invalid" with core.ErrUnauthorized.
-	Authenticator core.Authenticator
 }
 
 // Dialer opens one client connection. It returns an error if the

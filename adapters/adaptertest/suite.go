@@ -76,11 +76,12 @@ func (s *suite) start(t *testing.T, cfg core.Config) *env {
 	if err != nil {
 		t.Fatalf("memory broker: %v", err)
 	}
+	cfg.Authenticator = authn
 	node, err := core.NewNode(cfg, b, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatalf("core.NewNode: %v", err)
 	}
-	dial := s.h.Start(t, Server{Node: node, Authenticator: authn})
+	dial := s.h.Start(t, Server{Node: node})
 	if dial == nil {
 		t.Fatal("adaptertest: Harness.Start returned a nil Dialer")
 	}

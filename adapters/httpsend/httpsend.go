@@ -47,12 +47,10 @@ func New(node *core.Node, config ...Config) fiber.Handler {
 		// fasthttp's reused buffers, and the user id becomes the "from" of
 		// published envelopes, which brokers keep in their history.
 		creds := request.Credentials(c, "send", cfg.RequestDetails)
-		actx, cancel := context.WithTimeout(context.Background(), cfg.AuthTimeout)
-		id, err := cfg.Authenticator.Authenticate(actx, creds)
-		cancel()
+		p, err := node.Authenticate(context.Background(), creds)
 		if err != nil {
 			node.Logger().Warn("send unauthorized", "remote", creds.RemoteAddr, "err", err)
-			r := request.Refuse(err)
+			r := core.Refuse(err)
 			return fail(c, r.Status, r.Code, "%s", r.Message)
 		}
 
@@ -61,15 +59,15 @@ func New(node *core.Node, config ...Config) fiber.Handler {
 		if len(lines) == 0 {
 			return fail(c, fiber.StatusBadRequest, core.CodeBadRequest, "empty body: send one envelope, or several separated by newlines")
 		}
-		key := "user:" + id.User
-		if id.User == "" {
+		key := "user:" + p.User()
+		if p.User() == "" {
 			key = "ip:" + c.IP()
 		}
 		if !lim.allow(key, len(lines), time.Now()) {
 			return fail(c, fiber.StatusTooManyRequests, CodeRateLimited, "more than %g envelopes per second (burst %d); retry after a backoff", cfg.RateLimit, cfg.RateBurst)
 		}
 
-		req := core.StatelessRequest{User: id.User, RemoteAddr: creds.RemoteAddr, Permissions: id.Permissions}
+		req := core.StatelessRequest{Principal: p, RemoteAddr: creds.RemoteAddr}
 		if q := c.Query("rooms"); q != "" {
 			req.Rooms = strings.Split(strings.Clone(q), ",")
 		}

@@ -43,8 +43,8 @@ func TestConformance(t *testing.T) {
 
 func startLongPoll(t *testing.T, srv adaptertest.Server) adaptertest.Dialer {
 	app := fiber.New(fiber.Config{DisableStartupMessage: true})
-	app.Get("/poll", longpoll.New(srv.Node, longpoll.Config{Authenticator: srv.Authenticator}))
-	app.Post("/send", httpsend.New(srv.Node, httpsend.Config{Authenticator: srv.Authenticator}))
+	app.Get("/poll", longpoll.New(srv.Node, longpoll.Config{}))
+	app.Post("/send", httpsend.New(srv.Node, httpsend.Config{}))
 	base := serve(t, app)
 	hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 	return func(t *testing.T, o adaptertest.ConnectOpts) (adaptertest.Client, error) {

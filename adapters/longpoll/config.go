@@ -4,8 +4,6 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
-
-	"github.com/switchboard-dev/switchboard/core"
 )
 
 // Config configures the long-poll handler.
@@ -14,15 +12,9 @@ type Config struct {
 	// Optional. Default: nil
 	Next func(c *fiber.Ctx) bool
 
-	// Authenticator decides who polls from the token (?token= or
-	// "Authorization: Bearer") and the claimed ?user=. Rejection answers
-	// HTTP 401 with a JSON error before anything else happens.
-	// Optional. Default: core.Insecure (development mode)
-	Authenticator core.Authenticator
-
 	// RequestDetails copies the request's headers and query parameters
-	// into core.Credentials for the Authenticator (a connect webhook reads
-	// them). Off, only the token, user and address are read: fewer
+	// into core.Credentials for the node's Authenticator (a connect
+	// webhook reads them). Off, only the token, user and address are read: fewer
 	// allocations per connect.
 	// Optional. Default: false
 	RequestDetails bool
@@ -44,20 +36,14 @@ type Config struct {
 	// BatchLimit entries of the log, however far behind it is.
 	// Optional. Default: 100
 	BatchLimit int
-
-	// AuthTimeout bounds the Authenticator call.
-	// Optional. Default: 10s
-	AuthTimeout time.Duration
 }
 
 // ConfigDefault is the default config.
 var ConfigDefault = Config{
-	Next:          nil,
-	Authenticator: core.Insecure,
-	DefaultWait:   25 * time.Second,
-	MaxWait:       55 * time.Second,
-	BatchLimit:    100,
-	AuthTimeout:   10 * time.Second,
+	Next:        nil,
+	DefaultWait: 25 * time.Second,
+	MaxWait:     55 * time.Second,
+	BatchLimit:  100,
 }
 
 func configDefault(config ...Config) Config {
@@ -65,9 +51,6 @@ func configDefault(config ...Config) Config {
 		return ConfigDefault
 	}
 	cfg := config[0]
-	if cfg.Authenticator == nil {
-		cfg.Authenticator = ConfigDefault.Authenticator
-	}
 	if cfg.DefaultWait <= 0 {
 		cfg.DefaultWait = ConfigDefault.DefaultWait
 	}
@@ -79,9 +62,6 @@ func configDefault(config ...Config) Config {
 	}
 	if cfg.BatchLimit <= 0 {
 		cfg.BatchLimit = ConfigDefault.BatchLimit
-	}
-	if cfg.AuthTimeout <= 0 {
-		cfg.AuthTimeout = ConfigDefault.AuthTimeout
 	}
 	return cfg
 }

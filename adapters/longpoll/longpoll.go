@@ -64,12 +64,10 @@ func New(node *core.Node, config ...Config) fiber.Handler {
 		// Copy everything kept out of fiber.Ctx.
 		creds := request.Credentials(c, "longpoll", cfg.RequestDetails)
 		remote := c.Context().RemoteAddr().String()
-		actx, cancel := context.WithTimeout(context.Background(), cfg.AuthTimeout)
-		id, err := cfg.Authenticator.Authenticate(actx, creds)
-		cancel()
+		p, err := node.Authenticate(context.Background(), creds)
 		if err != nil {
 			node.Logger().Warn("longpoll unauthorized", "remote", remote, "err", err)
-			r := request.Refuse(err)
+			r := core.Refuse(err)
 			return fail(c, r.Status, r.Code, r.Message)
 		}
 		wait, ok := parseWait(c.Query("wait"), cfg)
@@ -81,8 +79,7 @@ func New(node *core.Node, config ...Config) fiber.Handler {
 			rooms = strings.Split(strings.Clone(q), ",")
 		}
 		cursor := strings.Clone(c.Query("cursor"))
-		req := core.ConnectRequest{Rooms: rooms, Since: cursor, RemoteAddr: remote, ClientIP: creds.RemoteAddr}
-		req.ApplyIdentity(id)
+		req := core.ConnectRequest{Principal: p, Rooms: rooms, Since: cursor, RemoteAddr: remote, ClientIP: creds.RemoteAddr}
 
 		res, status, err := poll(node, req, wait, cfg.BatchLimit, c.Context().Done())
 		if err != nil {

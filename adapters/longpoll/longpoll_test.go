@@ -393,7 +393,7 @@ func TestStatuses(t *testing.T) {
 		}
 		return core.Identity{}, fmt.Errorf("%w: token rejected", core.ErrUnauthorized)
 	})
-	l := start(t, setup{poll: longpoll.Config{Authenticator: reject}})
+	l := start(t, setup{core: core.Config{Authenticator: reject}})
 	cases := []struct {
 		name   string
 		q      url.Values

@@ -40,8 +40,8 @@ func TestConformance(t *testing.T) {
 
 func startSSE(t *testing.T, srv adaptertest.Server) adaptertest.Dialer {
 	app := fiber.New(fiber.Config{DisableStartupMessage: true})
-	app.Get("/sse", sse.New(srv.Node, sse.Config{Authenticator: srv.Authenticator, WriteTimeout: 2 * time.Second}))
-	app.Post("/send", httpsend.New(srv.Node, httpsend.Config{Authenticator: srv.Authenticator}))
+	app.Get("/sse", sse.New(srv.Node, sse.Config{WriteTimeout: 2 * time.Second}))
+	app.Post("/send", httpsend.New(srv.Node, httpsend.Config{}))
 	base := serve(t, app)
 	// No keep-alive: every stream and every send has a connection of its
 	// own, closed when it ends, so no idle client goroutine outlives a test.

@@ -37,14 +37,14 @@ func New(node *core.Node, config ...Config) fiber.Handler {
 		}
 		// Copy everything kept out of fiber.Ctx: its values are reused
 		// once the handler returns, and the stream outlives the handler.
+		// Authenticated before the stream starts, so that refused
+		// credentials get an HTTP status (EventSource gives up on one).
 		creds := request.Credentials(c, "sse", cfg.RequestDetails)
 		remote := c.Context().RemoteAddr().String()
-		ctx, cancel := context.WithTimeout(context.Background(), cfg.AuthTimeout)
-		id, err := cfg.Authenticator.Authenticate(ctx, creds)
-		cancel()
+		p, err := node.Authenticate(context.Background(), creds)
 		if err != nil {
 			node.Logger().Warn("sse unauthorized", "remote", remote, "err", err)
-			r := request.Refuse(err)
+			r := core.Refuse(err)
 			return c.Status(r.Status).JSON(fiber.Map{
 				"error": fiber.Map{"code": r.Code, "message": r.Message},
 			})
@@ -57,8 +57,7 @@ func New(node *core.Node, config ...Config) fiber.Handler {
 		if since == "" {
 			since = c.Query("since")
 		}
-		req := core.ConnectRequest{Rooms: rooms, Since: strings.Clone(since), RemoteAddr: remote, ClientIP: creds.RemoteAddr}
-		req.ApplyIdentity(id)
+		req := core.ConnectRequest{Principal: p, Rooms: rooms, Since: strings.Clone(since), RemoteAddr: remote, ClientIP: creds.RemoteAddr}
 
 		c.Set(fiber.HeaderContentType, "text/event-stream")
 		c.Set(fiber.HeaderCacheControl, "no-cache")

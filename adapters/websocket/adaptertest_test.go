@@ -47,8 +47,7 @@ func startWebSocket(t *testing.T, srv adaptertest.Server, detach bool) adapterte
 		websocket.DetachConnections(app)
 	}
 	app.Get("/ws", websocket.New(srv.Node, websocket.Config{
-		Authenticator: srv.Authenticator,
-		CloseGrace:    time.Second,
+		CloseGrace: time.Second,
 	}))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

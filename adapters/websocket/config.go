@@ -4,8 +4,6 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
-
-	"github.com/switchboard-dev/switchboard/core"
 )
 
 // Config configures the WebSocket handler.
@@ -14,16 +12,9 @@ type Config struct {
 	// Optional. Default: nil
 	Next func(c *fiber.Ctx) bool
 
-	// Authenticator decides who connects from the token (?token= or
-	// "Authorization: Bearer") and the claimed ?user=. Rejection closes the
-	// connection with 4001 right after the upgrade, where browsers can read
-	// the code.
-	// Optional. Default: core.Insecure (development mode)
-	Authenticator core.Authenticator
-
 	// RequestDetails copies the request's headers and query parameters
-	// into core.Credentials for the Authenticator (a connect webhook reads
-	// them). Off, only the token, user and address are read: fewer
+	// into core.Credentials for the node's Authenticator (a connect
+	// webhook reads them). Off, only the token, user and address are read: fewer
 	// allocations per connect.
 	// Optional. Default: false
 	RequestDetails bool
@@ -48,7 +39,8 @@ type Config struct {
 	// Optional. Default: 2s
 	CloseGrace time.Duration
 
-	// HandshakeTimeout bounds the upgrade.
+	// HandshakeTimeout bounds the upgrade, and then the authentication
+	// and resume of the connection.
 	// Optional. Default: 10s
 	HandshakeTimeout time.Duration
 
@@ -65,7 +57,6 @@ type Config struct {
 // ConfigDefault is the default config.
 var ConfigDefault = Config{
 	Next:             nil,
-	Authenticator:    core.Insecure,
 	Origins:          []string{"*"},
 	WriteTimeout:     10 * time.Second,
 	CloseGrace:       2 * time.Second,
@@ -79,9 +70,6 @@ func configDefault(config ...Config) Config {
 		return ConfigDefault
 	}
 	cfg := config[0]
-	if cfg.Authenticator == nil {
-		cfg.Authenticator = ConfigDefault.Authenticator
-	}
 	if len(cfg.Origins) == 0 {
 		cfg.Origins = ConfigDefault.Origins
 	}

@@ -150,28 +150,22 @@ func serve(node *core.Node, cfg Config, p *poller, c *websocket.Conn) {
 	t.closeSocket()
 }
 
-// open authenticates the connection and accepts it into the node. On
-// failure it returns nil and the transport has been closed (4001, or the
-// Disconnect Accept chose).
+// open hands the connection and its credentials to the node, which
+// authenticates and accepts it. On failure it returns nil and the
+// transport has been closed (4001 for refused credentials, or the
+// Disconnect Accept chose): after the upgrade, where browsers can read
+// the code.
 func open(node *core.Node, cfg Config, c *websocket.Conn, t *conn) *core.Session {
 	remote := c.NetConn().RemoteAddr().String()
 	creds, _ := c.Locals(credsKey).(core.Credentials)
 	c.Locals(credsKey, nil) // the connection's locals live as long as it: keep no headers there
-	ctx, cancel := context.WithTimeout(context.Background(), cfg.HandshakeTimeout)
-	id, err := cfg.Authenticator.Authenticate(ctx, creds)
-	cancel()
-	if err != nil {
-		node.Logger().Warn("websocket unauthorized", "remote", remote, "err", err)
-		_ = t.Close(request.Refuse(err).Disconnect)
-		return nil
-	}
 	var rooms []string
 	if q := c.Query("rooms"); q != "" {
 		rooms = strings.Split(q, ",")
 	}
-	req := core.ConnectRequest{Rooms: rooms, Since: c.Query("since"), RemoteAddr: remote, ClientIP: creds.RemoteAddr}
-	req.ApplyIdentity(id)
-	sess, err := node.Accept(context.Background(), t, req)
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.HandshakeTimeout)
+	defer cancel()
+	sess, err := node.Accept(ctx, t, core.ConnectRequest{Credentials: creds, Rooms: rooms, Since: c.Query("since"), RemoteAddr: remote, ClientIP: creds.RemoteAddr})
 	if err != nil {
 		return nil // Accept closed the transport
 	}

@@ -112,7 +112,7 @@ func fixedAuth(identity core.Identity) core.Authenticator {
 // header, or a "switchboard.token.<jwt>" subprotocol (browsers), and the
 // server then selects "switchboard.v1", never echoing the token.
 func TestTokenSources(t *testing.T) {
-	url := serveNodeWith(t, core.Config{}, Config{CloseGrace: time.Second, Authenticator: fixedAuth(core.Identity{User: "u"})})
+	url := serveNodeWith(t, core.Config{Authenticator: fixedAuth(core.Identity{User: "u"})}, Config{CloseGrace: time.Second})
 	cases := []struct {
 		name      string
 		query     string
@@ -163,9 +163,9 @@ func TestIdentityPermissionsAndExpiry(t *testing.T) {
 	t.Run("permissions", func(t *testing.T) {
 		// Expires in an hour: the exchange cannot race the expiry.
 		exp := time.Now().Add(time.Hour)
-		url := serveNodeWith(t, core.Config{}, Config{CloseGrace: time.Second, Authenticator: fixedAuth(core.Identity{
+		url := serveNodeWith(t, core.Config{Authenticator: fixedAuth(core.Identity{
 			User: "u", Permissions: &core.Permissions{Subscribe: []string{"ok:*"}}, Expires: exp,
-		})})
+		})}, Config{CloseGrace: time.Second})
 		conn, _, err := fws.DefaultDialer.Dial(url+"?token=good&rooms=ok:1", nil)
 		if err != nil {
 			t.Fatal(err)
@@ -193,7 +193,7 @@ func TestIdentityPermissionsAndExpiry(t *testing.T) {
 			}
 			return core.Identity{User: "u", Expires: time.Now().Add(50 * time.Millisecond)}, nil
 		})
-		url := serveNodeWith(t, core.Config{}, Config{CloseGrace: time.Second, Authenticator: auth})
+		url := serveNodeWith(t, core.Config{Authenticator: auth}, Config{CloseGrace: time.Second})
 		conn, _, err := fws.DefaultDialer.Dial(url+"?token=good", nil)
 		if err != nil {
 			t.Fatal(err)

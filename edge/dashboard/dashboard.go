@@ -94,7 +94,7 @@ func New(cfg Config, errs *Recent) (*Dashboard, error) {
 	if err != nil {
 		return nil, err
 	}
-	view, err := core.NewNode(core.Config{RateLimit: -1}, mb, cfg.Logger.With("component", "dashboard"))
+	view, err := core.NewNode(core.Config{RateLimit: -1, Authenticator: viewer}, mb, cfg.Logger.With("component", "dashboard"))
 	if err != nil {
 		return nil, err
 	}
@@ -332,7 +332,7 @@ func (d *Dashboard) Register(app *fiber.App) {
 		c.Set(fiber.HeaderContentType, "text/javascript; charset=utf-8")
 		return c.Send(webclient.Module())
 	})
-	g.Get("/sse", sse.New(d.view, sse.Config{Authenticator: viewer}))
+	g.Get("/sse", sse.New(d.view))
 }
 
 // viewer admits every page (RequireToken already checked the token) to the one

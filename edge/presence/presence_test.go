@@ -72,7 +72,7 @@ func TestTrackerTableAndDeadNodes(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = node.Shutdown(context.Background()) })
 
-	s, err := node.Accept(context.Background(), coretest.NewTransport(), core.ConnectRequest{User: "ann", Rooms: []string{"r"}})
+	s, err := node.Accept(context.Background(), coretest.NewTransport(), core.ConnectRequest{Credentials: core.Credentials{User: "ann"}, Rooms: []string{"r"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +157,7 @@ func TestTrackerFencesItselfWhenDeclaredDead(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = node.Shutdown(context.Background()) })
 	tp := coretest.NewTransport()
-	if _, err := node.Accept(context.Background(), tp, core.ConnectRequest{User: "ann"}); err != nil {
+	if _, err := node.Accept(context.Background(), tp, core.ConnectRequest{Credentials: core.Credentials{User: "ann"}}); err != nil {
 		t.Fatal(err)
 	}
 	data, _ := json.Marshal(Record{Kind: "gone", Node: node.ID()})
@@ -189,7 +189,7 @@ func TestTrackerLocal(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = node.Shutdown(context.Background()) })
 	head, _ := node.Head(context.Background())
-	s, err := node.Accept(context.Background(), coretest.NewTransport(), core.ConnectRequest{User: "ann", Rooms: []string{"r"}})
+	s, err := node.Accept(context.Background(), coretest.NewTransport(), core.ConnectRequest{Credentials: core.Credentials{User: "ann"}, Rooms: []string{"r"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -77,35 +77,18 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	var authn core.Authenticator = core.Insecure
-	var jwtAuth *auth.Authenticator
-	if cfg.Production() {
-		actx, cancel := context.WithTimeout(context.Background(), brokerStartTimeout)
-		jwtAuth, err = auth.New(actx, auth.Config{
-			Secret: []byte(cfg.JWTSecret), PublicKeyFile: cfg.JWTPublicKey,
-			JWKSURL: cfg.JWKSURL, JWKSFile: cfg.JWKSFile, JWKSRefresh: cfg.JWKSRefresh,
-			Audience: cfg.JWTAudience, Issuer: cfg.JWTIssuer, Leeway: leeway(cfg.JWTLeeway),
-			Anonymous: cfg.Anonymous, Logger: logger,
-		})
-		cancel()
-		if err != nil {
-			_ = b.Close(context.Background())
-			return nil, config.AuthError(err)
-		}
-		authn = jwtAuth
-	} else {
-		logger.Warn("development mode: no --jwt-secret, --jwt-public-key or --jwks-url, clients choose their user id with ?user=; configure JWT in production")
-	}
 	hooks, err := newWebhooks(cfg, logger)
 	if err != nil {
-		if jwtAuth != nil {
-			_ = jwtAuth.Close()
-		}
 		_ = b.Close(context.Background())
 		return nil, err
 	}
-	refresh := authn // refresh envelopes carry JWTs: the webhook is not asked again
-	authn = hooks.authenticator(authn)
+	authn, err := newAuthenticator(cfg, hooks, logger)
+	if err != nil {
+		_ = hooks.close()
+		_ = b.Close(context.Background())
+		return nil, err
+	}
+	jwtAuth := authn.jwt
 	events := &fanout{}
 	events.add(hooks.onEvent)
 	// With the in-memory broker there is one node and nobody can read its
@@ -114,7 +97,7 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 		Local: cfg.Broker == "memory", Logger: logger})
 	events.add(tracker.OnEvent)
 	mets := metrics.New()
-	node, err := newNode(cfg, b, refresh, events.emit, tracker.Goodbye, mets, logger)
+	node, err := newNode(cfg, b, authn.Authenticator, events.emit, tracker.Goodbye, mets, logger)
 	if err != nil {
 		if jwtAuth != nil {
 			_ = jwtAuth.Close()
@@ -166,7 +149,6 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 		// adapter's poller watches its socket (plain TCP on Linux).
 		wsadapter.DetachConnections(s.app)
 		s.app.Get("/ws", wsadapter.New(node, wsadapter.Config{
-			Authenticator:  authn,
 			RequestDetails: details,
 			Origins:        cfg.AllowedOrigins,
 			WriteTimeout:   cfg.WriteTimeout,
@@ -187,18 +169,14 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 		// server-wide write deadline would cut every stream. The adapter
 		// sets its own per-write deadlines.
 		s.app.Get("/sse", sse.New(node, sse.Config{
-			Authenticator:  authn,
 			RequestDetails: details,
 			WriteTimeout:   cfg.WriteTimeout,
 		}))
 	}
 	if cfg.Serves("longpoll") {
-		s.app.Get("/poll", longpoll.New(node, longpoll.Config{Authenticator: authn, RequestDetails: details}))
+		s.app.Get("/poll", longpoll.New(node, longpoll.Config{RequestDetails: details}))
 	}
-	s.app.Post("/send", httpsend.New(node, httpsend.Config{
-		Authenticator:  authn,
-		RequestDetails: details,
-	}))
+	s.app.Post("/send", httpsend.New(node, httpsend.Config{RequestDetails: details}))
 	webclient.Register(s.app)
 	if len(cfg.APIKeys) > 0 {
 		api.Register(s.app, api.Config{Node: node, Keys: cfg.APIKeys, Presence: presenceAPI{tracker},
@@ -294,17 +272,13 @@ func isBrokerDown(err error) bool {
 
 // newNode builds the core node from the edge configuration.
 func newNode(cfg config.Config, b core.Broker, authn core.Authenticator, onEvent func(core.Event), beforeClose func(context.Context), mets *metrics.Metrics, logger *slog.Logger) (*core.Node, error) {
-	var refresh core.Authenticator // development mode has no tokens to refresh
-	if cfg.Production() {
-		refresh = authn
-	}
 	return core.NewNode(core.Config{
 		OnEvent:             onEvent,
 		OnDeliveryLatency:   mets.OnDeliveryLatency,
 		OnPublish:           mets.OnPublish,
 		Tracer:              cfg.Tracer,
 		BeforeBrokerClose:   beforeClose,
-		Authenticator:       refresh,
+		Authenticator:       authn,
 		HeartbeatInterval:   cfg.HeartbeatInterval,
 		HeartbeatTimeout:    cfg.HeartbeatTimeout,
 		SendQueueSize:       cfg.SendQueue,

@@ -73,15 +73,17 @@ func (e *clientError) Unwrap() error { return e.err }
 
 // Authenticator returns next wrapped with the connect route: once next
 // accepts a connection, the backend is asked, and may change the
-// identity or reject it with a *core.Rejection. Without a connect route
-// it returns next.
+// identity or reject it with a *core.Rejection. A refresh (new
+// credentials on an open connection) is next's alone: the backend was
+// asked when the connection opened. Without a connect route it returns
+// next.
 func (h *Hooks) Authenticator(next core.Authenticator) core.Authenticator {
 	if h == nil || h.connect == nil {
 		return next
 	}
 	return core.AuthenticatorFunc(func(ctx context.Context, c core.Credentials) (core.Identity, error) {
 		id, err := next.Authenticate(ctx, c)
-		if err != nil {
+		if err != nil || c.Refresh {
 			return id, err
 		}
 		return h.authorize(ctx, c, id)

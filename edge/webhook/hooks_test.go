@@ -496,8 +496,12 @@ func stateless(n *core.Node, env string) []*core.Envelope {
 	if err != nil {
 		panic(err)
 	}
+	p, err := n.Authenticate(context.Background(), core.Credentials{User: "alice"})
+	if err != nil {
+		panic(err)
+	}
 	var out []*core.Envelope
-	for _, f := range n.HandleStateless(context.Background(), core.StatelessRequest{User: "alice"}, e) {
+	for _, f := range n.HandleStateless(context.Background(), core.StatelessRequest{Principal: p}, e) {
 		r, _ := core.UnmarshalEnvelope(f)
 		out = append(out, r)
 	}

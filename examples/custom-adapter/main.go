@@ -19,8 +19,6 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/switchboard-dev/switchboard/core"
-	"github.com/switchboard-dev/switchboard/edge/auth"
 	"github.com/switchboard-dev/switchboard/edge/config"
 	"github.com/switchboard-dev/switchboard/edge/server"
 	"github.com/switchboard-dev/switchboard/examples/custom-adapter/ndjson"
@@ -58,12 +56,9 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	// ...and the custom adapter on the same node, with the same auth.
-	var authn core.Authenticator = core.Insecure
-	if cfg.JWTSecret != "" {
-		authn = auth.HS256([]byte(cfg.JWTSecret), cfg.JWTLeeway)
-	}
-	tcp := ndjson.New(srv.Node(), ndjson.Config{Authenticator: authn, WriteTimeout: cfg.WriteTimeout})
+	// ...and the custom adapter on the same node: the node authenticates
+	// its connections with the edge's chain, as it does the built-in ones.
+	tcp := ndjson.New(srv.Node(), ndjson.Config{WriteTimeout: cfg.WriteTimeout})
 
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(httpLn) }()

@@ -79,7 +79,7 @@ func (f *fixture) join(t *testing.T, room string) *coretest.Transport {
 	tr := coretest.NewTransport()
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
-	if _, err := f.node.Accept(ctx, tr, core.ConnectRequest{User: "ada", Rooms: []string{room}}); err != nil {
+	if _, err := f.node.Accept(ctx, tr, core.ConnectRequest{Credentials: core.Credentials{User: "ada"}, Rooms: []string{room}}); err != nil {
 		t.Fatal(err)
 	}
 	if env := next(t, tr); env.Type != core.TypeWelcome {

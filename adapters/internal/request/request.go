@@ -1,12 +1,11 @@
 // Package request reads what every HTTP transport needs from a request
-// (credentials, client address) and maps authentication failures to
-// answers, so the adapters agree on both. Strings are copied out of
-// fasthttp's reused buffers.
+// (credentials, client address), so the adapters agree on it. Strings are
+// copied out of fasthttp's reused buffers. Authenticating the credentials
+// is core's (core.Node.Accept, core.Node.Authenticate, core.Refuse).
 package request
 
 import (
 	"bytes"
-	"errors"
 	"net/http"
 	"strings"
 
@@ -90,40 +89,3 @@ var (
 	authorization = []byte("Authorization")
 	subprotocols  = []byte("Sec-WebSocket-Protocol")
 )
-
-// Refusal is how a transport turns a client away after a failed
-// authentication: the close for connections, the HTTP status and error
-// code for requests, and a one-line message (never the token).
-type Refusal struct {
-	Disconnect core.Disconnect
-	Status     int
-	Code       string
-	Message    string
-}
-
-// Refuse maps an Authenticator error: a *core.Rejection chooses its own
-// close and status; anything else is 4001 / 401 unauthorized.
-func Refuse(err error) Refusal {
-	msg := "invalid credentials"
-	if err != nil {
-		msg = strings.TrimPrefix(err.Error(), core.ErrUnauthorized.Error()+": ")
-	}
-	var rej *core.Rejection
-	if errors.As(err, &rej) {
-		r := Refusal{Disconnect: rej.Disconnect, Status: rej.Status, Code: core.CodeForbidden, Message: msg}
-		if r.Disconnect.Code == 0 {
-			r.Disconnect = core.DisconnectUnauthorized
-		}
-		if r.Status == 0 {
-			r.Status = http.StatusForbidden
-		}
-		switch {
-		case r.Status == http.StatusUnauthorized:
-			r.Code = core.CodeUnauthorized
-		case r.Status >= 500:
-			r.Code = core.CodeUnavailable
-		}
-		return r
-	}
-	return Refusal{Disconnect: core.DisconnectUnauthorized, Status: http.StatusUnauthorized, Code: core.CodeUnauthorized, Message: msg}
-}

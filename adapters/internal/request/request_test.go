@@ -1,8 +1,6 @@
 package request
 
 import (
-	"errors"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -63,27 +61,5 @@ func TestCredentials(t *testing.T) {
 				t.Fatalf("subprotocols kept: %v", got.Header["Sec-Websocket-Protocol"])
 			}
 		})
-	}
-}
-
-func TestRefuse(t *testing.T) {
-	cases := []struct {
-		err     error
-		close   uint16
-		status  int
-		code    string
-		message string
-	}{
-		{fmt.Errorf("%w: token expired", core.ErrUnauthorized), 4001, 401, "unauthorized", "token expired"},
-		{errors.New("boom"), 4001, 401, "unauthorized", "boom"},
-		{&core.Rejection{Disconnect: core.Disconnect{Code: 4403, Reason: "banned"}, Status: 403, Err: errors.New("banned user")}, 4403, 403, "forbidden", "banned user"},
-		{&core.Rejection{Status: 401, Err: errors.New("no session")}, 4001, 401, "unauthorized", "no session"},
-		{fmt.Errorf("webhook: %w", &core.Rejection{Disconnect: core.DisconnectTryAgain, Status: 503, Err: errors.New("busy")}), 1013, 503, "unavailable", "webhook: busy"},
-	}
-	for _, tc := range cases {
-		r := Refuse(tc.err)
-		if r.Disconnect.Code != tc.close || r.Status != tc.status || r.Code != tc.code || r.Message != tc.message {
-			t.Errorf("Refuse(%v) = %+v", tc.err, r)
-		}
 	}
 }

@@ -34,10 +34,6 @@ import (
 
 // Config configures the listener. Zero fields take their defaults.
 type Config struct {
-	// Authenticator decides who connects from the hello's token and user.
-	// Optional. Default: core.Insecure (development mode).
-	Authenticator core.Authenticator
-
 	// WriteTimeout bounds every write (a batch, a keep-alive, the close line).
 	// Optional. Default: 10s.
 	WriteTimeout time.Duration
@@ -54,9 +50,6 @@ type Config struct {
 }
 
 func (c *Config) setDefaults() {
-	if c.Authenticator == nil {
-		c.Authenticator = core.Insecure
-	}
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = 10 * time.Second
 	}
@@ -190,15 +183,10 @@ func (s *Server) open(conn net.Conn, sc *bufio.Scanner, t *transport) *core.Sess
 	}
 	_ = conn.SetReadDeadline(time.Time{})
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.HelloTimeout)
-	id, err := s.cfg.Authenticator.Authenticate(ctx, core.Credentials{Token: h.Token, User: h.User})
-	cancel()
-	if err != nil {
-		log.Warn("ndjson unauthorized", "remote", remote, "err", err)
-		_ = t.Close(core.DisconnectUnauthorized)
-		return nil
-	}
-	sess, err := s.node.Accept(context.Background(), t, core.ConnectRequest{
-		User: id.User, Rooms: h.Rooms, Since: h.Since, RemoteAddr: remote,
+	defer cancel()
+	sess, err := s.node.Accept(ctx, t, core.ConnectRequest{
+		Credentials: core.Credentials{Token: h.Token, User: h.User, Transport: "ndjson", RemoteAddr: remote},
+		Rooms:       h.Rooms, Since: h.Since, RemoteAddr: remote,
 	})
 	if err != nil {
 		return nil // Accept closed the transport

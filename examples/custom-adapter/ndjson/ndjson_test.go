@@ -25,7 +25,7 @@ func TestConformance(t *testing.T) {
 	adaptertest.Run(t, adaptertest.Harness{
 		Features: adaptertest.Features{CloseCodes: true, ServerPings: true},
 		Start: func(t *testing.T, srv adaptertest.Server) adaptertest.Dialer {
-			tcp := ndjson.New(srv.Node, ndjson.Config{Authenticator: srv.Authenticator, CloseGrace: time.Second})
+			tcp := ndjson.New(srv.Node, ndjson.Config{CloseGrace: time.Second})
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
 				t.Fatal(err)
