@@ -35,9 +35,6 @@ const (
 	keepAliveTimeout  = 3 * time.Second
 )
 
-// invalidToken is the token the suite's Authenticator rejects.
-const invalidToken = "invalid"
-
 type suite struct {
 	h   Harness
 	run string
@@ -54,13 +51,6 @@ func newSuite(h Harness) *suite {
 func (s *suite) name(kind string) string {
 	return fmt.Sprintf("%s-%s-%d", kind, s.run, s.seq.Add(1))
 }
-
-var authn = core.AuthenticatorFunc(func(ctx context.Context, c core.Credentials) (core.Identity, error) {
-	if c.Token == invalidToken {
-		return core.Identity{}, fmt.Errorf("%w: token rejected by the suite", core.ErrUnauthorized)
-	}
-	return core.Insecure.Authenticate(ctx, c)
-})
 
 // env is one subtest's node and adapter.
 type env struct {
@@ -113,6 +103,7 @@ type welcomeData struct {
 	User      string   `json:"user"`
 	Rooms     []string `json:"rooms"`
 	Recovered *bool    `json:"recovered"`
+	Expires   int64    `json:"expires"`
 }
 
 type ackData struct {
