@@ -58,16 +58,17 @@ func run(args []string) error {
 	}
 	// ...and the custom adapter on the same node: the node authenticates
 	// its connections with the edge's chain, as it does the built-in ones.
-	tcp := ndjson.New(srv.Node(), ndjson.Config{WriteTimeout: cfg.WriteTimeout})
-
+	// The listener stops accepting when ctx ends (a signal).
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(httpLn) }()
 	tcpDone := make(chan error, 1)
-	go func() { tcpDone <- tcp.Serve(tcpLn) }()
+	go func() {
+		tcpDone <- ndjson.Serve(ctx, srv.Node(), tcpLn, ndjson.Config{WriteTimeout: cfg.WriteTimeout})
+	}()
 	logger.Info("ndjson listening", "addr", tcpLn.Addr().String())
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
 	select {
 	case <-ctx.Done():
 	case err := <-errc:
@@ -79,7 +80,7 @@ func run(args []string) error {
 	// every session, TCP ones included, with 1012), then wait for both.
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
-	_ = tcp.Close()
+	stop()
 	err = srv.Shutdown(sctx)
 	return errors.Join(err, <-errc, <-tcpDone)
 }

@@ -25,17 +25,17 @@ func TestConformance(t *testing.T) {
 	adaptertest.Run(t, adaptertest.Harness{
 		Features: adaptertest.Features{CloseCodes: true, ServerPings: true},
 		Start: func(t *testing.T, srv adaptertest.Server) adaptertest.Dialer {
-			tcp := ndjson.New(srv.Node, ndjson.Config{CloseGrace: time.Second})
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
 				t.Fatal(err)
 			}
+			ctx, cancel := context.WithCancel(context.Background())
 			served := make(chan error, 1)
-			go func() { served <- tcp.Serve(ln) }()
+			go func() { served <- ndjson.Serve(ctx, srv.Node, ln, ndjson.Config{CloseGrace: time.Second}) }()
 			// Runs after the suite has shut the node down, so every
 			// connection is ending and Serve returns.
 			t.Cleanup(func() {
-				_ = tcp.Close()
+				cancel()
 				if err := <-served; err != nil {
 					t.Errorf("serve: %v", err)
 				}

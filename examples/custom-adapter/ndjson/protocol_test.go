@@ -28,15 +28,17 @@ func serve(t *testing.T, cfg core.Config) string {
 	// The hello wait starts when the server accepts; the tests write their
 	// input right after dialling, but a loaded machine may pause them in
 	// between, so the wait is long enough never to be what a test sees.
-	tcp := ndjson.New(node, ndjson.Config{HelloTimeout: time.Minute, CloseGrace: time.Second})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	ctx, stop := context.WithCancel(context.Background())
 	served := make(chan error, 1)
-	go func() { served <- tcp.Serve(ln) }()
+	go func() {
+		served <- ndjson.Serve(ctx, node, ln, ndjson.Config{HelloTimeout: time.Minute, CloseGrace: time.Second})
+	}()
 	t.Cleanup(func() {
-		_ = tcp.Close()
+		stop()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if err := node.Shutdown(ctx); err != nil {
