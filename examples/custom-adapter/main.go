@@ -1,86 +1,122 @@
 // Command custom-adapter runs an edge with a third-party transport next to
-// the built-in ones: the HTTP server (WebSocket on /ws) on --addr and
-// newline-delimited JSON over TCP (package ndjson) on --tcp-addr, both
-// serving the same node.
+// the built-in ones: the edge exactly as the switchboard binary runs it
+// (every flag and SWITCHBOARD_* variable: JWT secret, public key or JWKS,
+// the anonymous rules, webhooks, brokers…) and, on the same node,
+// newline-delimited JSON over TCP (package ndjson) on --tcp-addr
+// (SWITCHBOARD_TCP_ADDR). The node authenticates NDJSON connections with
+// the edge's chain, as it does WebSocket ones.
 //
-//	go run ./examples/custom-adapter --tcp-addr 127.0.0.1:9090
+//	go run ./examples/custom-adapter --tcp-addr 127.0.0.1:9090   # development mode
 //	printf '%s\n' '{"user":"ada","rooms":["lobby"]}' \
 //	  '{"v":1,"type":"publish","room":"lobby","ref":"1","data":"hi"}' | nc 127.0.0.1 9090
+//
+//	go run ./examples/custom-adapter --jwt-secret "$SECRET"     # a JWT in the hello: {"token":"…"}
+//	go run ./examples/custom-adapter --help                      # every setting
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
-	"log/slog"
+	"io"
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
+	"github.com/switchboard-dev/switchboard/edge/command"
 	"github.com/switchboard-dev/switchboard/edge/config"
 	"github.com/switchboard-dev/switchboard/edge/server"
 	"github.com/switchboard-dev/switchboard/examples/custom-adapter/ndjson"
 )
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "custom-adapter:", err)
-		os.Exit(1)
-	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	// The first signal starts the drain; a second one ends the process.
+	context.AfterFunc(ctx, stop)
+	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr, nil))
 }
 
-func run(args []string) error {
-	fs := flag.NewFlagSet("custom-adapter", flag.ContinueOnError)
-	addr := fs.String("addr", "127.0.0.1:8080", "HTTP address (WebSocket on /ws)")
-	tcpAddr := fs.String("tcp-addr", "127.0.0.1:9090", "NDJSON-over-TCP address")
-	secret := fs.String("jwt-secret", os.Getenv("SWITCHBOARD_JWT_SECRET"), "HS256 secret; empty: development mode")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	cfg := config.Default()
-	cfg.JWTSecret = *secret
-
-	// The edge as usual...
-	srv, err := server.New(cfg, logger)
+// run serves the edge and the NDJSON listener until ctx ends, then drains
+// both within --shutdown-timeout, and returns the exit status as the
+// switchboard binary does (0 after --help or a clean shutdown, 2 for a bad
+// setting, 1 otherwise). ready, if not nil, is called once both serve.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, ready func(httpAddr, tcpAddr net.Addr)) int {
+	tcpAddr, args, err := tcpAddrFlag(args, getenv)
 	if err != nil {
-		return err
+		fmt.Fprintf(stderr, "custom-adapter: %v\n", err)
+		return 2
 	}
-	httpLn, err := net.Listen("tcp", *addr)
-	if err != nil {
-		return err
-	}
-	tcpLn, err := net.Listen("tcp", *tcpAddr)
-	if err != nil {
-		return err
-	}
-	// ...and the custom adapter on the same node: the node authenticates
-	// its connections with the edge's chain, as it does the built-in ones.
-	// The listener stops accepting when ctx ends (a signal).
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	errc := make(chan error, 2)
-	go func() { errc <- srv.Serve(httpLn) }()
-	tcpDone := make(chan error, 1)
-	go func() {
-		tcpDone <- ndjson.Serve(ctx, srv.Node(), tcpLn, ndjson.Config{WriteTimeout: cfg.WriteTimeout})
-	}()
-	logger.Info("ndjson listening", "addr", tcpLn.Addr().String())
-
-	select {
-	case <-ctx.Done():
-	case err := <-errc:
-		return err
-	case err := <-tcpDone:
-		return err
-	}
-	// Stop accepting TCP, then the edge's ordered shutdown (the node ends
-	// every session, TCP ones included, with 1012), then wait for both.
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	// The edge's --write-timeout bounds NDJSON writes too; a bad setting is
+	// the command's to report.
+	cfg, _ := config.Load(args, getenv, io.Discard)
+	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stop()
-	err = srv.Shutdown(sctx)
-	return errors.Join(err, <-errc, <-tcpDone)
+	var ln net.Listener
+	var listenErr error
+	served := make(chan error, 1)
+	code := command.Command{
+		Name: "custom-adapter", Getenv: getenv, Stdout: stdout, Stderr: stderr,
+		// Setup runs once the settings are checked and the node is built.
+		// The NDJSON listener stops accepting when ctx ends, as the edge's
+		// does; the node's shutdown ends its sessions (1012).
+		Setup: func(srv *server.Server) {
+			if ln, listenErr = net.Listen("tcp", tcpAddr); listenErr != nil {
+				cancel() // drain the edge, then fail
+				return
+			}
+			go func() {
+				served <- ndjson.Serve(ctx, srv.Node(), ln, ndjson.Config{WriteTimeout: cfg.WriteTimeout})
+				cancel()
+			}()
+		},
+		Ready: func(addr, _ net.Addr) {
+			if ready != nil && ln != nil {
+				ready(addr, ln.Addr())
+			}
+		},
+	}.Run(ctx, args)
+	switch {
+	case listenErr != nil:
+		fmt.Fprintf(stderr, "custom-adapter: cannot listen on --tcp-addr %s: %v\n", tcpAddr, errors.Unwrap(listenErr))
+		return 1
+	case ln == nil: // the edge never started: --help, or a bad setting
+		if code == 0 {
+			fmt.Fprintf(stdout, "  --tcp-addr (%s)\n      NDJSON-over-TCP listen address of this example (default %q)\n", config.EnvName("tcp-addr"), defaultTCPAddr)
+		}
+		return code
+	}
+	cancel() // if the edge stopped by itself
+	if err := <-served; err != nil {
+		fmt.Fprintf(stderr, "custom-adapter: ndjson: %v\n", err)
+		return 1
+	}
+	return code
+}
+
+const defaultTCPAddr = "127.0.0.1:9090"
+
+// tcpAddrFlag takes the example's one setting of its own, --tcp-addr (or
+// SWITCHBOARD_TCP_ADDR), out of args; the rest are the edge's flags.
+func tcpAddrFlag(args []string, getenv func(string) string) (addr string, edge []string, err error) {
+	addr = cmp.Or(getenv(config.EnvName("tcp-addr")), defaultTCPAddr)
+	for i := 0; i < len(args); i++ {
+		name, value, hasValue := strings.Cut(args[i], "=")
+		switch {
+		case args[i] == "--":
+			return addr, append(edge, args[i:]...), nil
+		case name != "-tcp-addr" && name != "--tcp-addr":
+			edge = append(edge, args[i])
+		case hasValue:
+			addr = value
+		case i+1 < len(args):
+			i++
+			addr = args[i]
+		default:
+			return "", nil, errors.New("flag needs an argument: --tcp-addr (see --help)")
+		}
+	}
+	return addr, edge, nil
 }
