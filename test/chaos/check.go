@@ -383,3 +383,45 @@ func checkLog(log []entry, acceptAt []time.Time, retries, attempted int64) logFi
 	}
 	return f
 }
+
+// composeLog is every log the run had, in order: what the broker lost
+// in a restart (lost, read just before it), then the messages accepted
+// after that read and lost with it (unplaced, in the order they were
+// accepted), then what the retention fault trimmed (a prefix of the log
+// of then), then what the log holds now (final). gone is what is no
+// longer in final: a subscriber that missed one of those must have been
+// told, and was told warrantedly; nil when nothing was lost or trimmed.
+func composeLog(lost, trimmed, final []entry, acceptAt []time.Time, room func(int64) string) (log []entry, gone map[msgKey]bool, unread int64) {
+	log = append(log, lost...)
+	if len(lost) == 0 && len(trimmed) == 0 {
+		return append(log, final...), nil, 0
+	}
+	if len(lost) > 0 {
+		inLog := map[int64]bool{}
+		for _, part := range [][]entry{lost, trimmed, final} {
+			for _, e := range part {
+				inLog[e.Seq] = true
+			}
+		}
+		var seqs []int64
+		for i, at := range acceptAt {
+			if !at.IsZero() && !inLog[int64(i)] {
+				seqs = append(seqs, int64(i))
+			}
+		}
+		sort.Slice(seqs, func(a, b int) bool { return acceptAt[seqs[a]].Before(acceptAt[seqs[b]]) })
+		for _, i := range seqs {
+			log = append(log, entry{Room: room(i), Seq: i, Unplaced: true})
+		}
+		unread = int64(len(seqs))
+	}
+	log = append(log, trimmed...)
+	gone = map[msgKey]bool{}
+	for _, e := range log {
+		gone[msgKey{e.Room, e.Seq}] = true
+	}
+	for _, e := range final {
+		delete(gone, msgKey{e.Room, e.Seq})
+	}
+	return append(log, final...), gone, unread
+}

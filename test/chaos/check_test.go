@@ -265,3 +265,30 @@ func TestCheckPolicy(t *testing.T) {
 		}
 	}
 }
+
+// TestComposeLog: with both a lost log and a trimmed one, the messages
+// accepted and lost with the broker's log sit between the two, where a
+// subscriber's signal about the restart covers them; everything not in
+// the final log is gone.
+func TestComposeLog(t *testing.T) {
+	t0 := time.Unix(1_800_000_000, 0)
+	accept := []time.Time{t0, t0, t0.Add(2 * time.Millisecond), t0.Add(time.Millisecond), t0, t0}
+	room := func(int64) string { return "a" }
+	lost := []entry{{"a", 0, "", false, ""}, {"a", 1, "", false, ""}}
+	trimmed := []entry{{"a", 4, "", false, ""}}
+	final := []entry{{"a", 5, "", false, ""}}
+	log, gone, unread := composeLog(lost, trimmed, final, accept, room)
+	var got []string
+	for _, e := range log {
+		got = append(got, fmt.Sprintf("%d%v", e.Seq, map[bool]string{true: "?", false: ""}[e.Unplaced]))
+	}
+	if strings.Join(got, " ") != "0 1 3? 2? 4 5" || unread != 2 {
+		t.Errorf("log %v (unread %d), want 0 1 3? 2? 4 5 (2): lost, unplaced by acceptance, trimmed, final", got, unread)
+	}
+	if len(gone) != 5 || gone[msgKey{"a", 5}] {
+		t.Errorf("gone %v, want every message but the final log's", gone)
+	}
+	if _, gone, _ := composeLog(nil, nil, final, accept, room); gone != nil {
+		t.Errorf("nothing lost or trimmed: gone %v, want nil", gone)
+	}
+}

@@ -32,16 +32,31 @@
 // network namespace the suite creates, reached by clients over one veth
 // pair and reaching the broker over another, whose link goes down:
 // established connections hang, new ones fail with "network is
-// unreachable"; it needs root and iproute2), and stalled readers
-// (WebSocket and SSE subscribers in every room that read nothing for
-// --stall while a burst of 1,500 messages of 8 KB is published: 12 MB,
-// more than the kernel's socket buffers take for a reader that does not
-// read, so that their edges' send queues overflow: one edge runs
-// --slow-consumer resume, the others close).
+// unreachable"; it needs root and iproute2), retention (one subscriber
+// per transport goes away for --pause while the suite trims the log to
+// its newest 1,000 records, as retention would: XTRIM MINID, a
+// JetStream purge, Kafka DeleteRecords; edge 0 restarts, so its resume
+// index starts after the trim, and they come back there: each must be
+// told recovered:false and get what the log still holds), and stalled
+// readers (WebSocket and SSE subscribers that read nothing for --stall
+// while a burst of 1,500 messages of 8 KB is published: more than the
+// kernel's socket buffers take for a reader that does not read, so that
+// their edges' send queues overflow. Two per transport: one in every
+// room, whose edge's policy acts, close or resume (one edge runs
+// --slow-consumer resume); one in the rooms chaos-drop and
+// chaos-conflate only, which every edge gives drop-oldest and conflate
+// with --slow-consumer-rooms).
 //
 // The edges run with --send-queue 32, so that overflow happens at this
 // scale, and with --retention-messages above the run's messages: the
-// log keeps everything, so any loss, signalled or not, is a failure. Subscribers move to the next edge after every disconnect, so
+// log keeps everything but what the retention fault trims, so any other
+// loss, signalled or not, is a failure. drop-oldest and conflate lose
+// messages by design, without a signal: in their rooms the check counts
+// those as dropped by the policy and holds them to what they promise
+// (the room's newest message, nothing twice, nothing out of order), and
+// the edges' /stats must show that both acted.
+//
+// Subscribers move to the next edge after every disconnect, so
 // by the later faults most of them sit on the edges that were
 // restarted; that is part of the test. A browser subscriber cannot
 // move: the client takes one edge URL, so it stays on its edge (every
@@ -59,9 +74,11 @@
 // reordering, signals with nothing missing, reconnects and latency, per
 // transport and per fault (a message belongs to the fault during which
 // it was accepted). The log itself is checked against what publishers
-// were told: every accepted message in it, none twice. The suite's
-// brokers keep everything, so any loss, signalled or not, misses the
-// target. Results go to --out: results.jsonl (a JSON line per broker),
+// were told: every accepted message in it, none twice. What the broker
+// lost (kfake's restart) or the retention fault trimmed counts as in
+// the log, and a subscriber that missed it must have been told; any
+// other loss, signalled or not, misses the target. Results go to --out:
+// results.jsonl (a JSON line per broker),
 // report.md (also printed) and timeline.html (faults and deliveries per
 // transport over time), with each process's log. The exit status is 1
 // when a target is missed, 2 for bad flags.

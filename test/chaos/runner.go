@@ -7,7 +7,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"sync"
 	"syscall"
@@ -250,36 +249,9 @@ func runBroker(ctx context.Context, o options, broker string, b bins, status fun
 	final = onlyRooms(final, rooms)
 	// What the broker lost in a restart (kfake) comes first: it was
 	// published before everything the log holds now.
-	log := onlyRooms(fenv.lost, rooms)
-	var gone map[msgKey]bool
-	if len(fenv.lost) > 0 {
-		// Accepted after the suite's last read and lost in the restart:
-		// in the log in between, in the order they were accepted. A
-		// subscriber that missed one must have been told too.
-		inLog := map[int64]bool{}
-		for _, e := range append(log, final...) {
-			inLog[e.Seq] = true
-		}
-		var unread []int64
-		for i, at := range pub.acceptAt {
-			if !at.IsZero() && !inLog[int64(i)] {
-				unread = append(unread, int64(i))
-			}
-		}
-		sort.Slice(unread, func(a, b int) bool { return pub.acceptAt[unread[a]].Before(pub.acceptAt[unread[b]]) })
-		for _, i := range unread {
-			log = append(log, entry{Room: pub.room(i), Seq: i, Unplaced: true})
-		}
-		fenv.unread = int64(len(unread))
-		gone = map[msgKey]bool{}
-		for _, e := range log {
-			gone[msgKey{e.Room, e.Seq}] = true
-		}
-		for _, e := range final {
-			delete(gone, msgKey{e.Room, e.Seq})
-		}
-	}
-	log = append(log, final...)
+	log, gone, unread := composeLog(onlyRooms(fenv.lost, rooms), onlyRooms(fenv.trimmed, rooms), final, pub.acceptAt, pub.room)
+	fenv.unread = unread
+	trimmed := onlyRooms(fenv.trimmed, rooms)
 
 	// Everyone catches up with what the log holds, or the deadline
 	// passes.
@@ -321,9 +293,13 @@ func runBroker(ctx context.Context, o options, broker string, b bins, status fun
 		// Every log the broker had, for "accepted but missing": what the
 		// restart lost was in the log before it.
 		lost := checkLog(log, pub.acceptAt, 0, attempted)
-		r.Log.Trimmed = int64(len(onlyRooms(fenv.trimmed, rooms)))
+		r.Log.Trimmed = int64(len(trimmed))
 		r.Log.LostWithTheLog = lost.InLog - r.Log.InLog - fenv.unread - r.Log.Trimmed
-		r.Log.AcceptedNotInLog = fenv.unread
+		if len(fenv.lost) > 0 {
+			r.Log.AcceptedNotInLog = fenv.unread
+		} else {
+			r.Log.AcceptedNotInLog = lost.AcceptedNotInLog // with nothing lost by the broker, a loss
+		}
 	}
 	for _, p := range phases {
 		r.DataLoss = r.DataLoss || p.DataLoss
@@ -456,8 +432,8 @@ type faultEnv struct {
 	unread int64
 	// policies: the edges' slow-consumer counters at the stall's end.
 	policies map[string]uint64
-	// trimmed: what the retention fault removed from the log (also in
-	// lost: the check counts its loss, signalled, as retention's).
+	// trimmed: what the retention fault removed from the log: the check
+	// counts it as in the log, and its loss, signalled, as retention's.
 	trimmed []entry
 }
 
@@ -701,7 +677,6 @@ func retention(ctx context.Context, env *faultEnv, hold func(time.Duration)) err
 		return err
 	}
 	env.trimmed = append(env.trimmed, trimmed...)
-	env.lost = append(env.lost, trimmed...)
 	e := env.edges[0]
 	e.stop(syscall.SIGTERM, 30*time.Second)
 	if err := e.start(ctx); err != nil {
