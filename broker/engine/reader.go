@@ -23,9 +23,6 @@ func (r *reader) run(ctx context.Context) {
 	for ctx.Err() == nil {
 		err := r.once(ctx)
 		if err == nil {
-			if b.health.up() {
-				b.log.Info(b.d.Name()+" reachable again; reader resumes", "from", r.at.pos.String())
-			}
 			backoff = b.cfg.ReconnectBackoff
 			continue
 		}
@@ -53,6 +50,11 @@ func (r *reader) once(ctx context.Context) error {
 	batch, err := b.d.Read(ctx, r.at.epoch, r.at.pos, b.cfg.ReadCount)
 	if err != nil {
 		return err
+	}
+	// Healthy before anything read is delivered: whoever sees a record
+	// sees the node healthy.
+	if b.health.up() {
+		b.log.Info(b.d.Name()+" reachable again; reader resumes", "from", r.at.pos.String())
 	}
 	if batch.Epoch != r.at.epoch {
 		b.log.Warn("the log was lost or recreated: new epoch, older ids resume with recovered:false", "epoch", batch.Epoch, "was", r.at.epoch)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/switchboard-dev/switchboard/broker"
 	"github.com/switchboard-dev/switchboard/broker/kafka"
 )
 
@@ -33,7 +34,7 @@ func ExampleNew() {
 		Brokers:   brokers,
 		Retention: 48 * time.Hour, // the resume window shared by every room, if New creates the topic
 	}, slog.Default())
-	if errors.Is(err, kafka.ErrUnavailable) {
+	if errors.Is(err, broker.ErrUnavailable) {
 		fmt.Println(err) // one line: cannot reach kafka at …
 		return
 	}

@@ -15,14 +15,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/switchboard-dev/switchboard/broker"
 	"github.com/switchboard-dev/switchboard/broker/engine"
 	"github.com/switchboard-dev/switchboard/broker/kafka/internal/ids"
 )
-
-// ErrUnavailable is wrapped by errors caused by Kafka being unreachable:
-// from New when the cluster cannot be reached at start, from Publish and
-// History during an outage, and from Healthy while the reader cannot fetch.
-var ErrUnavailable = errors.New("switchboard/broker/kafka: unavailable")
 
 // partition is the one partition the driver produces to and reads. A topic
 // created with more partitions (by hand) still works: the others are
@@ -32,7 +28,7 @@ const partition int32 = 0
 // New validates cfg, connects to the cluster, creates the topic if it does
 // not exist (one partition, Retention, ReplicationFactor), and returns the
 // log engine over the topic's partition. An unreachable cluster is an
-// error wrapping ErrUnavailable; a bad cfg one wrapping ErrInvalidConfig.
+// error wrapping broker.ErrUnavailable; a bad cfg one wrapping ErrInvalidConfig.
 // Call Start to begin delivering, and Close to release the connections.
 func New(ctx context.Context, cfg Config, logger *slog.Logger) (*engine.Broker, error) {
 	if err := cfg.Validate(); err != nil {
@@ -277,28 +273,13 @@ func isUnreachable(err error) bool {
 
 // unreachable is the one-line error for a cluster that cannot be reached.
 func (d *driver) unreachable(err error) error {
-	return &unavailableError{
-		msg:   fmt.Sprintf("switchboard/broker/kafka: cannot reach kafka at %s: %v (is Kafka running? check --broker-url)", d.addrs, oneLine(err)),
-		cause: err,
-	}
+	return broker.Unavailable(fmt.Sprintf("switchboard/broker/kafka: cannot reach kafka at %s: %v (is Kafka running? check --broker-url)", d.addrs, err), err)
 }
 
 // unavailable wraps an operation's failure during an outage.
 func (d *driver) unavailable(op string, err error) error {
-	return &unavailableError{msg: fmt.Sprintf("switchboard/broker/kafka: %s: kafka at %s: %v", op, d.addrs, oneLine(err)), cause: err}
+	return broker.Unavailable(fmt.Sprintf("switchboard/broker/kafka: %s: kafka at %s: %v", op, d.addrs, err), err)
 }
-
-func oneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", "; ") }
-
-// unavailableError prints one line and matches both ErrUnavailable and
-// its cause (a context error, a net.Error, a Kafka error).
-type unavailableError struct {
-	msg   string
-	cause error
-}
-
-func (e *unavailableError) Error() string   { return e.msg }
-func (e *unavailableError) Unwrap() []error { return []error{ErrUnavailable, e.cause} }
 
 // Head reads the topic's ID (from metadata at most a second old) and the
 // partition's end offset, creating the topic if it is missing (deleted
@@ -311,7 +292,7 @@ func (d *driver) Head(ctx context.Context) (string, engine.Pos, error) {
 		tm, err = d.ensureTopic(ctx, d.admin)
 	}
 	if err != nil {
-		if errors.Is(err, ErrUnavailable) {
+		if errors.Is(err, broker.ErrUnavailable) {
 			return "", engine.Pos{}, err
 		}
 		return "", engine.Pos{}, d.unavailable("head: metadata", err)

@@ -271,7 +271,7 @@ func TestUnreachableAtStart(t *testing.T) {
 		b.Close(context.Background())
 		t.Fatal("New succeeded against a closed port")
 	}
-	if !errors.Is(err, kafka.ErrUnavailable) {
+	if !errors.Is(err, broker.ErrUnavailable) {
 		t.Errorf("error %v does not wrap ErrUnavailable", err)
 	}
 	msg := err.Error()
@@ -525,7 +525,7 @@ func TestOutageAndRecovery(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if err := b.Healthy(); !errors.Is(err, kafka.ErrUnavailable) {
+	if err := b.Healthy(); !errors.Is(err, broker.ErrUnavailable) {
 		t.Fatalf("Healthy during the outage = %v, want ErrUnavailable", err)
 	}
 	t.Logf("outage noticed after %s: %v", time.Since(began).Round(time.Millisecond), b.Healthy())
@@ -534,7 +534,7 @@ func TestOutageAndRecovery(t *testing.T) {
 	defer cancel()
 	began = time.Now()
 	_, err := publishTo(b, ctx, room, &core.Envelope{V: core.Version, Type: core.TypeMessage, Room: "r"})
-	if !errors.Is(err, kafka.ErrUnavailable) {
+	if !errors.Is(err, broker.ErrUnavailable) {
 		t.Fatalf("Publish during the outage = %v, want ErrUnavailable", err)
 	}
 	if d := time.Since(began); d > 10*time.Second {

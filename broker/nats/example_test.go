@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/switchboard-dev/switchboard/broker"
 	"github.com/switchboard-dev/switchboard/broker/nats"
 )
 
@@ -28,7 +29,7 @@ func ExampleNew() {
 		URL:    "nats://127.0.0.1:4222",
 		MaxAge: 48 * time.Hour, // the resume window shared by every room
 	}, slog.Default())
-	if errors.Is(err, nats.ErrUnavailable) {
+	if errors.Is(err, broker.ErrUnavailable) {
 		fmt.Println(err) // one line: cannot reach nats at …
 		return
 	}

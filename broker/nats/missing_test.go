@@ -12,6 +12,7 @@ import (
 	natsio "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/switchboard-dev/switchboard/broker"
 	"github.com/switchboard-dev/switchboard/broker/engine"
 	"github.com/switchboard-dev/switchboard/broker/nats/natstest"
 )
@@ -68,7 +69,7 @@ func TestAbsence(t *testing.T) {
 }
 
 // TestUnavailableWraps: every failure of a JetStream request the driver
-// passes on (the stream not found included) wraps ErrUnavailable and
+// passes on (the stream not found included) wraps broker.ErrUnavailable and
 // its cause, on one line.
 func TestUnavailableWraps(t *testing.T) {
 	t.Parallel()
@@ -89,8 +90,8 @@ func TestUnavailableWraps(t *testing.T) {
 		{"connection lost", cause(lost, context.Canceled), errLost},
 	} {
 		err := d.unavailable("history: create consumer", c.err)
-		if !errors.Is(err, ErrUnavailable) || !errors.Is(err, c.is) || strings.Contains(err.Error(), "\n") {
-			t.Errorf("%s: %v; want one line wrapping ErrUnavailable and %v", c.name, err, c.is)
+		if !errors.Is(err, broker.ErrUnavailable) || !errors.Is(err, c.is) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s: %v; want one line wrapping broker.ErrUnavailable and %v", c.name, err, c.is)
 		}
 	}
 }
@@ -103,7 +104,7 @@ func TestRangeAndHeadWhenTheStreamIsMissing(t *testing.T) {
 	t.Parallel()
 	type outcome int
 	const (
-		unavailable outcome = iota // an error wrapping ErrUnavailable
+		unavailable outcome = iota // an error wrapping broker.ErrUnavailable
 		same                       // the epoch before
 		fresh                      // a new epoch
 	)
@@ -178,8 +179,8 @@ func TestRangeAndHeadWhenTheStreamIsMissing(t *testing.T) {
 				t.Helper()
 				switch want {
 				case unavailable:
-					if !errors.Is(err, ErrUnavailable) || (c.cause != nil && !errors.Is(err, c.cause)) {
-						t.Errorf("%s = epoch %q, %v; want an error wrapping ErrUnavailable and %v", what, e, err, c.cause)
+					if !errors.Is(err, broker.ErrUnavailable) || (c.cause != nil && !errors.Is(err, c.cause)) {
+						t.Errorf("%s = epoch %q, %v; want an error wrapping broker.ErrUnavailable and %v", what, e, err, c.cause)
 					}
 				case same, fresh:
 					if err != nil || (e == epoch) != (want == same) {

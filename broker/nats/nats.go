@@ -22,17 +22,11 @@ import (
 	"github.com/switchboard-dev/switchboard/broker/nats/internal/ids"
 )
 
-// ErrUnavailable is wrapped by errors caused by NATS being unreachable:
-// from New when no server can be reached at start (or JetStream is off),
-// from Publish and History during an outage, and from Healthy while the
-// reader cannot read the stream.
-var ErrUnavailable = errors.New("switchboard/broker/nats: unavailable")
-
 // New validates cfg, connects to NATS (three connections: publishing,
 // the node's reader, history), creates the stream if it does not exist
 // (or updates its subjects, limits and duplicate window to cfg) and
 // returns the log engine over it. No server reachable, or JetStream
-// disabled, is an error wrapping ErrUnavailable; a bad cfg one wrapping
+// disabled, is an error wrapping broker.ErrUnavailable; a bad cfg one wrapping
 // ErrInvalidConfig. Call Start to begin delivering, and Close to release
 // the connections.
 func New(ctx context.Context, cfg Config, logger *slog.Logger) (*engine.Broker, error) {
@@ -308,18 +302,15 @@ func (d *driver) seenEpoch() string {
 	return d.seen
 }
 
-// streamError is ensureStream's error: ErrUnavailable with the usual hint
+// streamError is ensureStream's error: broker.ErrUnavailable with the usual hint
 // when JetStream cannot be reached or is off, a plain one otherwise.
 func (d *driver) streamError(err error) error {
 	var apiErr *jetstream.APIError
 	switch {
 	case errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) ||
 		errors.Is(err, natsio.ErrNoResponders):
-		return &unavailableError{
-			msg: fmt.Sprintf("switchboard/broker/nats: nats at %s answers but JetStream does not: %v (is nats-server running with JetStream, -js? check --broker-url)",
-				d.addrs, oneLine(err)),
-			cause: err,
-		}
+		return broker.Unavailable(fmt.Sprintf("switchboard/broker/nats: nats at %s answers but JetStream does not: %v (is nats-server running with JetStream, -js? check --broker-url)",
+			d.addrs, err), err)
 	case errors.As(err, &apiErr):
 		return fmt.Errorf("switchboard/broker/nats: stream %q at %s: %w", d.cfg.Stream, d.addrs, err)
 	default:
@@ -329,28 +320,13 @@ func (d *driver) streamError(err error) error {
 
 // unreachable is the one-line error for NATS that cannot be used.
 func (d *driver) unreachable(err error) error {
-	return &unavailableError{
-		msg:   fmt.Sprintf("switchboard/broker/nats: cannot reach nats at %s: %v (is nats-server running with JetStream? check --broker-url)", d.addrs, oneLine(err)),
-		cause: err,
-	}
+	return broker.Unavailable(fmt.Sprintf("switchboard/broker/nats: cannot reach nats at %s: %v (is nats-server running with JetStream? check --broker-url)", d.addrs, err), err)
 }
 
 // unavailable wraps an operation's failure during an outage.
 func (d *driver) unavailable(op string, err error) error {
-	return &unavailableError{msg: fmt.Sprintf("switchboard/broker/nats: %s: nats at %s: %v", op, d.addrs, oneLine(err)), cause: err}
+	return broker.Unavailable(fmt.Sprintf("switchboard/broker/nats: %s: nats at %s: %v", op, d.addrs, err), err)
 }
-
-func oneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", "; ") }
-
-// unavailableError prints one line and matches both ErrUnavailable and
-// its cause (a context error, a nats.go error).
-type unavailableError struct {
-	msg   string
-	cause error
-}
-
-func (e *unavailableError) Error() string   { return e.msg }
-func (e *unavailableError) Unwrap() []error { return []error{ErrUnavailable, e.cause} }
 
 // subject is the subject channel's messages are published on: the
 // channel in unpadded base64url is one token of [A-Za-z0-9_-], whatever
@@ -362,7 +338,7 @@ func (d *driver) subject(channel string) string {
 // Head returns the stream's epoch and last sequence. A stream the server
 // reports missing is created anew, under a new epoch, only when it is
 // known to be gone (see absence); until then Head fails with an error
-// wrapping ErrUnavailable, as it does while NATS or JetStream is
+// wrapping broker.ErrUnavailable, as it does while NATS or JetStream is
 // unreachable, so a server restarted on its data that has not loaded the
 // stream yet never starts a new epoch.
 func (d *driver) Head(ctx context.Context) (string, engine.Pos, error) {
@@ -454,7 +430,7 @@ func (d *driver) Append(ctx context.Context, msgs []*message.Message, _ time.Dur
 // info afterwards gives the epoch and the first sequence kept. The
 // consumer is deleted without waiting for the answer (its inactivity
 // threshold removes it if that is lost). Every failure wraps
-// ErrUnavailable, the stream not found included: Range cannot tell a
+// broker.ErrUnavailable, the stream not found included: Range cannot tell a
 // stream that is gone from one a restarting server has not loaded yet,
 // and an empty chunk would read as the log of another epoch (recovered:
 // false). The engine's next Head tells them apart: it finds the stream

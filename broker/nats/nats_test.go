@@ -258,7 +258,7 @@ func TestUnreachableAtStart(t *testing.T) {
 		b.Close(context.Background())
 		t.Fatal("New succeeded against a closed port")
 	}
-	if !errors.Is(err, nats.ErrUnavailable) {
+	if !errors.Is(err, broker.ErrUnavailable) {
 		t.Errorf("error %v does not wrap ErrUnavailable", err)
 	}
 	msg := err.Error()
@@ -456,7 +456,7 @@ func TestOutageAndRecovery(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	if err := b.Healthy(); !errors.Is(err, nats.ErrUnavailable) {
+	if err := b.Healthy(); !errors.Is(err, broker.ErrUnavailable) {
 		t.Fatalf("Healthy during the outage = %v, want ErrUnavailable", err)
 	}
 	t.Logf("outage noticed after %s: %v", time.Since(began).Round(time.Millisecond), b.Healthy())
@@ -465,14 +465,14 @@ func TestOutageAndRecovery(t *testing.T) {
 	defer cancel()
 	began = time.Now()
 	_, err := publishTo(b, ctx, room, &core.Envelope{V: core.Version, Type: core.TypeMessage, Room: "r"})
-	if !errors.Is(err, nats.ErrUnavailable) {
+	if !errors.Is(err, broker.ErrUnavailable) {
 		t.Fatalf("Publish during the outage = %v, want ErrUnavailable", err)
 	}
 	if errors.Is(err, natsio.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) { // at once: not after waiting for an ack
 		t.Errorf("Publish waited for an ack during the outage instead of failing at once: %v", err)
 	}
 	t.Logf("publish failed after %s: %v", time.Since(began).Round(time.Microsecond), err)
-	if h, err := b.History(ctx, core.HistoryRequest{Channels: []string{room}, Since: before}); !errors.Is(err, nats.ErrUnavailable) {
+	if h, err := b.History(ctx, core.HistoryRequest{Channels: []string{room}, Since: before}); !errors.Is(err, broker.ErrUnavailable) {
 		t.Errorf("History during the outage = %v, %v; want ErrUnavailable", h, err)
 	}
 
@@ -743,7 +743,7 @@ func TestJetStreamDisabled(t *testing.T) {
 		b.Close(context.Background())
 		t.Fatal("New succeeded without JetStream")
 	}
-	if msg := err.Error(); !errors.Is(err, nats.ErrUnavailable) || !strings.Contains(msg, "JetStream") || strings.Contains(msg, "\n") {
+	if msg := err.Error(); !errors.Is(err, broker.ErrUnavailable) || !strings.Contains(msg, "JetStream") || strings.Contains(msg, "\n") {
 		t.Errorf("New without JetStream = %v, want one line wrapping ErrUnavailable that names JetStream", err)
 	}
 	t.Logf("%v", err)

@@ -9,8 +9,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/switchboard-dev/switchboard/broker"
 	"github.com/switchboard-dev/switchboard/broker/engine"
-	"github.com/switchboard-dev/switchboard/broker/nats"
 	"github.com/switchboard-dev/switchboard/broker/nats/natstest"
 	"github.com/switchboard-dev/switchboard/core"
 )
@@ -47,14 +47,14 @@ func TestRestartBeforeTheStreamIsLoaded(t *testing.T) {
 	// stream is not found: every call until then fails too, with the
 	// connection down.
 	for _, n := range []*engine.Broker{a, b} {
-		if p, err := untilServerAnswers(t, n, want[0]); !errors.Is(err, nats.ErrUnavailable) {
+		if p, err := untilServerAnswers(t, n, want[0]); !errors.Is(err, broker.ErrUnavailable) {
 			t.Errorf("HistoryPage while the stream is not loaded = recovered %v %v (next %s), %v; want an error wrapping ErrUnavailable",
 				p.Recovered, ids(p.Envelopes), p.Next, err)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		h, err := n.History(ctx, core.HistoryRequest{Channels: []string{room}, Since: want[1]})
 		cancel()
-		if !errors.Is(err, nats.ErrUnavailable) {
+		if !errors.Is(err, broker.ErrUnavailable) {
 			t.Errorf("History while the stream is not loaded = recovered %v %v, %v; want an error wrapping ErrUnavailable", h.Recovered, ids(h.Envelopes), err)
 		}
 		if n.Epoch() != epoch {
@@ -133,7 +133,7 @@ func historyWhenBack(t *testing.T, b *engine.Broker, since, channel string) core
 		if err == nil {
 			return h
 		}
-		if !errors.Is(err, nats.ErrUnavailable) || time.Now().After(deadline) {
+		if !errors.Is(err, broker.ErrUnavailable) || time.Now().After(deadline) {
 			t.Fatalf("History since %s after the restart: %v", since, err)
 		}
 		time.Sleep(20 * time.Millisecond) // the connections' state, not an event: poll it

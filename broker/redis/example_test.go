@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/switchboard-dev/switchboard/broker"
 	sbredis "github.com/switchboard-dev/switchboard/broker/redis"
 )
 
@@ -19,7 +20,7 @@ func ExampleNew() {
 		URL:    "redis://127.0.0.1:6379/0",
 		MaxLen: 1_000_000, // the resume window shared by every room
 	}, slog.Default())
-	if errors.Is(err, sbredis.ErrUnavailable) {
+	if errors.Is(err, broker.ErrUnavailable) {
 		fmt.Println(err) // one line: cannot reach redis at …
 		return
 	}

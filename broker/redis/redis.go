@@ -19,14 +19,9 @@ import (
 	"github.com/switchboard-dev/switchboard/broker/redis/internal/ids"
 )
 
-// ErrUnavailable is wrapped by errors caused by Redis being unreachable:
-// from New when Redis cannot be reached at start, from Publish and History
-// during an outage, and from Healthy while the reader cannot read.
-var ErrUnavailable = errors.New("switchboard/broker/redis: unavailable")
-
 // New validates cfg, connects to Redis and PINGs it, and returns the log
 // engine over the stream. An unreachable Redis is an error wrapping
-// ErrUnavailable; a bad cfg one wrapping ErrInvalidConfig. Call Start to
+// broker.ErrUnavailable; a bad cfg one wrapping ErrInvalidConfig. Call Start to
 // begin delivering, and Close to release the connections.
 func New(ctx context.Context, cfg Config, logger *slog.Logger) (*engine.Broker, error) {
 	if err := cfg.Validate(); err != nil {
@@ -120,26 +115,13 @@ func (d *driver) KeysInLog() bool { return true }
 
 // unreachable is the one-line error for a Redis that cannot be reached.
 func (d *driver) unreachable(err error) error {
-	return &unavailableError{
-		msg:   fmt.Sprintf("switchboard/broker/redis: cannot reach redis at %s: %v (is redis-server running? check --broker-url)", d.addr, err),
-		cause: err,
-	}
+	return broker.Unavailable(fmt.Sprintf("switchboard/broker/redis: cannot reach redis at %s: %v (is redis-server running? check --broker-url)", d.addr, err), err)
 }
 
 // unavailable wraps a command's failure during operation.
 func (d *driver) unavailable(op string, err error) error {
-	return &unavailableError{msg: fmt.Sprintf("switchboard/broker/redis: %s: redis at %s: %v", op, d.addr, err), cause: err}
+	return broker.Unavailable(fmt.Sprintf("switchboard/broker/redis: %s: redis at %s: %v", op, d.addr, err), err)
 }
-
-// unavailableError prints one line and matches both ErrUnavailable and
-// its cause (a context error, a net.Error).
-type unavailableError struct {
-	msg   string
-	cause error
-}
-
-func (e *unavailableError) Error() string   { return e.msg }
-func (e *unavailableError) Unwrap() []error { return []error{ErrUnavailable, e.cause} }
 
 // Head atomically reads (creating if absent) the epoch and the stream's
 // last generated entry ID (zero without a stream), on the history client:

@@ -248,7 +248,7 @@ func TestUnreachableAtStart(t *testing.T) {
 		b.Close(context.Background())
 		t.Fatal("New succeeded against a closed port")
 	}
-	if !errors.Is(err, sbredis.ErrUnavailable) {
+	if !errors.Is(err, broker.ErrUnavailable) {
 		t.Errorf("error %v does not wrap ErrUnavailable", err)
 	}
 	msg := err.Error()
@@ -468,7 +468,7 @@ func waitHealth(t *testing.T, b *engine.Broker, healthy bool, within time.Durati
 	for {
 		err := b.Healthy()
 		if (err == nil) == healthy {
-			if err != nil && !errors.Is(err, sbredis.ErrUnavailable) {
+			if err != nil && !errors.Is(err, broker.ErrUnavailable) {
 				t.Fatalf("Healthy() = %v, want an error wrapping ErrUnavailable", err)
 			}
 			return
@@ -502,13 +502,13 @@ func TestServerOutage(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second) // bounds a hang
 	defer cancel()
 	_, err := publishTo(b, ctx, core.RoomChannel("r"), msg("r", 1))
-	if err == nil || !errors.Is(err, sbredis.ErrUnavailable) {
+	if err == nil || !errors.Is(err, broker.ErrUnavailable) {
 		t.Fatalf("Publish during the outage = %v, want an error wrapping ErrUnavailable", err)
 	}
 	if timedOut(err) { // promptly: on the refused dial, not at a deadline
 		t.Errorf("Publish waited for a deadline during the outage instead of failing on the refused dial: %v", err)
 	}
-	if res, err := b.History(ctx, core.HistoryRequest{Channels: []string{core.RoomChannel("r")}, Since: e0.ID, Limit: 10}); !errors.Is(err, sbredis.ErrUnavailable) {
+	if res, err := b.History(ctx, core.HistoryRequest{Channels: []string{core.RoomChannel("r")}, Since: e0.ID, Limit: 10}); !errors.Is(err, broker.ErrUnavailable) {
 		t.Errorf("History during the outage = %v, %v; want an error wrapping ErrUnavailable", res, err)
 	}
 
@@ -548,7 +548,7 @@ func TestReaderOutageLosesNothing(t *testing.T) {
 	waitHealth(t, a, false, 5*time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if _, err := publishTo(a, ctx, core.RoomChannel("r"), msg("r", -1)); !errors.Is(err, sbredis.ErrUnavailable) {
+	if _, err := publishTo(a, ctx, core.RoomChannel("r"), msg("r", -1)); !errors.Is(err, broker.ErrUnavailable) {
 		t.Fatalf("Publish on the cut node = %v, want ErrUnavailable", err)
 	}
 	for i := 1; i <= 20; i++ {

@@ -21,6 +21,7 @@ import (
 	"github.com/switchboard-dev/switchboard/adapters/longpoll"
 	"github.com/switchboard-dev/switchboard/adapters/sse"
 	wsadapter "github.com/switchboard-dev/switchboard/adapters/websocket"
+	"github.com/switchboard-dev/switchboard/broker"
 	"github.com/switchboard-dev/switchboard/broker/engine"
 	kafkabroker "github.com/switchboard-dev/switchboard/broker/kafka"
 	"github.com/switchboard-dev/switchboard/broker/memory"
@@ -267,7 +268,7 @@ func (e brokerDown) Unwrap() error        { return e.error }
 func (e brokerDown) Is(target error) bool { return target == ErrBrokerUnavailable }
 
 func isBrokerDown(err error) bool {
-	return errors.Is(err, redisbroker.ErrUnavailable) || errors.Is(err, kafkabroker.ErrUnavailable) || errors.Is(err, natsbroker.ErrUnavailable)
+	return errors.Is(err, broker.ErrUnavailable)
 }
 
 // newNode builds the core node from the edge configuration.
