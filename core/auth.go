@@ -127,14 +127,11 @@ type Refusal struct {
 
 // Refuse maps an authentication failure to its answer: a *Rejection
 // chooses its own close and status (403 forbidden unless it says
-// otherwise); an invalid user id (an *Error with CodeInvalidUser) is
-// 4001 / 400 invalid_user; anything else is 4001 / 401 unauthorized.
+// otherwise); anything else (an invalid user id included) is 4001 / 401
+// unauthorized.
 func Refuse(err error) Refusal {
 	if re, ok := errors.AsType[*RefusedError](err); ok {
 		err = re.Err
-	}
-	if e, ok := errors.AsType[*Error](err); ok && e.Code == CodeInvalidUser {
-		return Refusal{Disconnect: DisconnectUnauthorized, Status: http.StatusBadRequest, Code: CodeInvalidUser, Message: e.Message}
 	}
 	msg := "invalid credentials"
 	if err != nil {
@@ -182,7 +179,9 @@ func (n *Node) Authenticate(ctx context.Context, c Credentials) (Principal, erro
 	defer cancel()
 	id, err := n.cfg.Authenticator.Authenticate(actx, c)
 	if err == nil && id.User != "" {
-		err = ValidateUser(id.User) // an *Error with CodeInvalidUser
+		if verr := ValidateUser(id.User); verr != nil {
+			err = fmt.Errorf("%w: %w", ErrUnauthorized, verr) // a credentials problem: 4001 / 401
+		}
 	}
 	if err != nil {
 		if ctx.Err() != nil {

@@ -48,7 +48,7 @@ func TestAcceptAuthenticates(t *testing.T) {
 	}{
 		{"", 4001, http.StatusUnauthorized},
 		{"nope", 4001, http.StatusUnauthorized},
-		{"bad-user", 4001, http.StatusBadRequest},
+		{"bad-user", 4001, http.StatusUnauthorized},
 		{"webhook", 4003, http.StatusForbidden},
 	} {
 		tr, s, err := n.accept(core.ConnectRequest{Credentials: core.Credentials{Token: tc.token}})

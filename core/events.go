@@ -1,6 +1,11 @@
 package core
 
-import "time"
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+)
 
 // Lifecycle event types reported to Config.OnEvent.
 const (
@@ -34,9 +39,34 @@ type Event struct {
 // connection id it hands out.
 func (n *Node) ID() string { return n.prefix }
 
-// emit reports a lifecycle event of s to Config.OnEvent.
+// OnEvent adds fn to the receivers of every lifecycle event, after
+// Config.OnEvent and those added before it, with Config.OnEvent's
+// contract (synchronous, must not block or call back into the node).
+// Add receivers before the node serves connections: earlier events are
+// not replayed. Safe for concurrent use.
+func (n *Node) OnEvent(fn func(Event)) { addHook(&n.hooksMu, &n.eventHooks, fn) }
+
+// BeforeBrokerClose adds fn to what Shutdown runs once every session has
+// ended and before the broker closes (Config.BeforeBrokerClose runs
+// first), within Config.BrokerTimeout. Safe for concurrent use.
+func (n *Node) BeforeBrokerClose(fn func(context.Context)) { addHook(&n.hooksMu, &n.closeHooks, fn) }
+
+// addHook appends fn to a copy-on-write list.
+func addHook[F any](mu *sync.Mutex, list *atomic.Pointer[[]F], fn F) {
+	mu.Lock()
+	defer mu.Unlock()
+	var next []F
+	if cur := list.Load(); cur != nil {
+		next = append(next, *cur...)
+	}
+	next = append(next, fn)
+	list.Store(&next)
+}
+
+// emit reports a lifecycle event of s to the OnEvent receivers.
 func (n *Node) emit(s *Session, typ, room string, d *Disconnect) {
-	if n.cfg.OnEvent == nil || s.stateless || !s.eventful {
+	hooks := n.eventHooks.Load()
+	if hooks == nil || s.stateless || !s.eventful {
 		return
 	}
 	ev := Event{
@@ -46,7 +76,9 @@ func (n *Node) emit(s *Session, typ, room string, d *Disconnect) {
 	if d != nil {
 		ev.Code, ev.Reason = d.Code, d.Reason
 	}
-	n.cfg.OnEvent(ev)
+	for _, fn := range *hooks {
+		fn(ev)
+	}
 }
 
 // Meta returns the metadata the Authenticator attached (Identity.Meta);

@@ -80,3 +80,42 @@ func TestLifecycleEvents(t *testing.T) {
 		}
 	}
 }
+
+// TestHooksAddedLater: receivers added with Node.OnEvent and
+// Node.BeforeBrokerClose after the node exists get what Config's do, in
+// the order added, so a component built on the node (presence) needs no
+// two-step start.
+func TestHooksAddedLater(t *testing.T) {
+	t.Parallel()
+	var order []string
+	var mu sync.Mutex
+	note := func(s string) {
+		mu.Lock()
+		order = append(order, s)
+		mu.Unlock()
+	}
+	n := newNode(t, core.Config{
+		OnEvent:           func(e core.Event) { note("config:" + e.Type) },
+		BeforeBrokerClose: func(context.Context) { note("config:close") },
+	}, nil)
+	n.OnEvent(func(e core.Event) { note("added:" + e.Type) })
+	n.BeforeBrokerClose(func(ctx context.Context) {
+		if _, ok := ctx.Deadline(); !ok {
+			note("added:close without a deadline")
+			return
+		}
+		note("added:close")
+	})
+	c := n.connect(core.ConnectRequest{Credentials: core.Credentials{User: "u"}})
+	c.s.Close(core.DisconnectNormal)
+	<-c.s.Done()
+	if err := n.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := "config:connect added:connect config:disconnect added:disconnect config:close added:close"
+	if got := strings.Join(order, " "); got != want {
+		t.Errorf("hooks ran %q, want %q", got, want)
+	}
+}

@@ -46,6 +46,12 @@ type Node struct {
 
 	stats   nodeStats
 	metrics nodeMetrics
+
+	// Hooks added by Config and by OnEvent / BeforeBrokerClose:
+	// copy-on-write under hooksMu, read without a lock.
+	hooksMu    sync.Mutex
+	eventHooks atomic.Pointer[[]func(Event)]
+	closeHooks atomic.Pointer[[]func(context.Context)]
 }
 
 type nodeStats struct {
@@ -132,6 +138,12 @@ func NewNode(cfg Config, b Broker, logger *slog.Logger) (*Node, error) {
 	n.replyPolicy = cfg.SlowConsumer
 	if n.replyPolicy == SlowResume || n.replyPolicy == SlowConflate {
 		n.replyPolicy = SlowClose
+	}
+	if cfg.OnEvent != nil {
+		n.OnEvent(cfg.OnEvent)
+	}
+	if cfg.BeforeBrokerClose != nil {
+		n.BeforeBrokerClose(cfg.BeforeBrokerClose)
 	}
 	n.registerBuiltins()
 	if err := b.Start(context.Background(), n.deliver); err != nil {
@@ -498,9 +510,11 @@ func (n *Node) Shutdown(ctx context.Context) error {
 				}
 			}
 		}
-		if n.cfg.BeforeBrokerClose != nil {
+		if hooks := n.closeHooks.Load(); hooks != nil {
 			bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), n.cfg.BrokerTimeout)
-			n.cfg.BeforeBrokerClose(bctx)
+			for _, fn := range *hooks {
+				fn(bctx)
+			}
 			cancel()
 		}
 		cctx := ctx

@@ -410,7 +410,7 @@ func TestStatuses(t *testing.T) {
 		{"wait not a duration", query("token", "good", "wait", "soon"), "", 400, core.CodeBadRequest},
 		{"negative wait", query("token", "good", "wait", "-1s"), "", 400, core.CodeBadRequest},
 		{"fractional seconds", query("token", "good", "wait", "1.5"), "", 400, core.CodeBadRequest},
-		{"invalid user", query("token", "bad-user", "wait", "0"), "", 400, core.CodeInvalidUser},
+		{"invalid user", query("token", "bad-user", "wait", "0"), "", 401, core.CodeUnauthorized},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

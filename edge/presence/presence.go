@@ -43,8 +43,6 @@ const (
 
 // Config configures a Tracker.
 type Config struct {
-	// Node is the local node. Required.
-	Node *core.Node
 	// Interval is how often the node renews its lease.
 	// Optional. Default: 5s.
 	Interval time.Duration
@@ -78,6 +76,8 @@ type Config struct {
 	Local bool
 	// Logger. Optional. Default: the node's.
 	Logger *slog.Logger
+
+	now func() time.Time // tests; default time.Now
 }
 
 // Record is one entry on Channel: Kind "event" (Event set), "lease",
@@ -108,6 +108,7 @@ type Conn struct {
 // Tracker publishes this node's records and keeps the cluster's table.
 type Tracker struct {
 	cfg   Config
+	node  *core.Node
 	log   *slog.Logger
 	self  string
 	queue chan Record
@@ -158,10 +159,13 @@ func (c *connState) leave(room string) {
 	}
 }
 
-// New returns a Tracker; hand its OnEvent to the node's Config.OnEvent
-// (before the node exists, so no event is missed) and call Start once the
-// node does.
-func New(cfg Config) *Tracker {
+// New starts presence for node: it receives the node's lifecycle events
+// (Node.OnEvent) and, on the node's shutdown, publishes what is still
+// queued and a goodbye (Node.BeforeBrokerClose). Unless cfg.Local, it
+// consumes Channel, asks the other nodes for snapshots and starts the
+// publisher. Build it before the node serves connections (events of
+// earlier ones are not seen). Close stops it without a goodbye.
+func New(node *core.Node, cfg Config) (*Tracker, error) {
 	if cfg.Interval <= 0 {
 		cfg.Interval = DefaultInterval
 	}
@@ -180,17 +184,40 @@ func New(cfg Config) *Tracker {
 	if cfg.RoomEventsRate <= 0 {
 		cfg.RoomEventsRate = 5
 	}
-	return &Tracker{
-		cfg: cfg, queue: make(chan Record, cfg.QueueSize),
+	if cfg.Logger == nil {
+		cfg.Logger = node.Logger()
+	}
+	if cfg.now == nil {
+		cfg.now = time.Now
+	}
+	t := &Tracker{
+		cfg: cfg, node: node, self: node.ID(), log: cfg.Logger, now: cfg.now,
+		queue: make(chan Record, cfg.QueueSize),
 		nodes: make(map[string]*nodeState), rooms: make(map[string]map[member]struct{}),
 		syncs: make(chan struct{}, 1), fence: make(chan struct{}, 1), buckets: make(map[string]*bucket),
-		stop: make(chan struct{}), done: make(chan struct{}), now: time.Now,
+		stop: make(chan struct{}), done: make(chan struct{}),
 	}
+	t.mu.Lock()
+	t.state(t.self).lastSeen = t.now()
+	t.mu.Unlock()
+	if !cfg.Local {
+		if err := node.Consume(Channel, t.apply); err != nil {
+			return nil, err
+		}
+	}
+	node.OnEvent(t.onEvent)
+	node.BeforeBrokerClose(t.goodbye)
+	go t.run()
+	if !cfg.Local {
+		t.enqueue(Record{Kind: "sync", Node: t.self})
+		t.enqueue(t.lease())
+	}
+	return t, nil
 }
 
-// OnEvent queues a lifecycle event of this node for publishing. It never
+// onEvent queues a lifecycle event of this node for publishing. It never
 // blocks: with the queue full the event is dropped and counted.
-func (t *Tracker) OnEvent(ev core.Event) {
+func (t *Tracker) onEvent(ev core.Event) {
 	r := Record{ID: ev.Node + ":" + strconv.FormatUint(t.seq.Add(1), 36), Kind: "event", Node: ev.Node, Event: &ev}
 	if t.cfg.Local {
 		t.mu.Lock()
@@ -212,34 +239,6 @@ func (t *Tracker) OnEvent(ev core.Event) {
 
 // Dropped reports how many events the full queue dropped.
 func (t *Tracker) Dropped() uint64 { return t.dropped.Load() }
-
-// Start consumes Channel, asks the other nodes for snapshots and
-// starts the publisher (stopped by Close, or flushed by Goodbye).
-func (t *Tracker) Start(node *core.Node) error {
-	if t.cfg.Node == nil {
-		t.cfg.Node = node
-	}
-	t.self = t.cfg.Node.ID()
-	t.log = t.cfg.Logger
-	if t.log == nil {
-		t.log = t.cfg.Node.Logger()
-	}
-	t.mu.Lock()
-	t.state(t.self).lastSeen = t.now()
-	t.mu.Unlock()
-	if t.cfg.Local {
-		go t.run()
-		return nil
-	}
-	if err := t.cfg.Node.Consume(Channel, t.apply); err != nil {
-		close(t.done)
-		return err
-	}
-	go t.run()
-	t.enqueue(Record{Kind: "sync", Node: t.self})
-	t.enqueue(t.lease())
-	return nil
-}
 
 func (t *Tracker) enqueue(r Record) {
 	select {
@@ -307,9 +306,9 @@ func (t *Tracker) publish(ctx context.Context, r Record) error {
 		t.log.Error("presence: encode record", "err", err)
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, t.cfg.Node.Config().BrokerTimeout)
+	ctx, cancel := context.WithTimeout(ctx, t.node.Config().BrokerTimeout)
 	defer cancel()
-	if _, err := t.cfg.Node.Publish(ctx, Channel, &core.Envelope{V: core.Version, Type: EnvelopeType, Data: data}); err != nil {
+	if _, err := t.node.Publish(ctx, Channel, &core.Envelope{V: core.Version, Type: EnvelopeType, Data: data}); err != nil {
 		t.log.Warn("presence: publish failed", "kind", r.Kind, "err", err)
 		return err
 	}
@@ -322,7 +321,7 @@ func (t *Tracker) publish(ctx context.Context, r Record) error {
 // what it knew.
 func (t *Tracker) publishSnapshot() {
 	var own []Conn
-	for _, s := range t.cfg.Node.Sessions() {
+	for _, s := range t.node.Sessions() {
 		own = append(own, Conn{Conn: s.ID(), User: s.User(), Node: t.self, Transport: s.Transport(), Rooms: s.Rooms(), Meta: s.Meta()})
 	}
 	parts := max(1, (len(own)+snapshotChunk-1)/snapshotChunk)
@@ -339,7 +338,7 @@ func (t *Tracker) publishSnapshot() {
 // connections' disconnects, so making that true keeps the log honest.
 // Clients get 1012 and resume, here or elsewhere, with fresh connects.
 func (t *Tracker) fenceSelf() {
-	sessions := t.cfg.Node.Sessions()
+	sessions := t.node.Sessions()
 	t.log.Error("presence: this node was declared dead (its lease arrived late); closing its connections so they resume", "connections", len(sessions))
 	for _, s := range sessions {
 		go s.Close(core.DisconnectShutdown)
@@ -587,11 +586,11 @@ func (t *Tracker) roomSize(room string) int {
 	return len(t.rooms[room])
 }
 
-// Goodbye stops the publisher, publishes what is still queued (this
+// goodbye stops the publisher, publishes what is still queued (this
 // node's final disconnects) and a "gone" record, so the others drop this
 // node at once instead of after its TTL. It is the node's
 // BeforeBrokerClose and is bounded by ctx.
-func (t *Tracker) Goodbye(ctx context.Context) {
+func (t *Tracker) goodbye(ctx context.Context) {
 	if !t.halt() || t.cfg.Local {
 		return
 	}
@@ -624,9 +623,6 @@ func (t *Tracker) halt() bool {
 		first = true
 		close(t.stop)
 	})
-	if t.self == "" { // never started: no publisher to wait for
-		return false
-	}
 	<-t.done
 	return first
 }
@@ -664,10 +660,10 @@ func (t *Tracker) roomEvent(r Record) {
 	}
 	b.tokens--
 	data, _ := json.Marshal(map[string]string{"event": ev.Type, "user": ev.User, "conn": ev.Conn})
-	ctx, cancel := context.WithTimeout(context.Background(), t.cfg.Node.Config().BrokerTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), t.node.Config().BrokerTimeout)
 	defer cancel()
 	env := &core.Envelope{V: core.Version, Type: TypePresence, Room: ev.Room, From: ev.User, TS: now.UnixMilli(), Data: data}
-	if _, err := t.cfg.Node.Publish(ctx, core.RoomChannel(ev.Room), env); err != nil {
+	if _, err := t.node.Publish(ctx, core.RoomChannel(ev.Room), env); err != nil {
 		t.log.Debug("presence: room event not published", "room", ev.Room, "err", err)
 	}
 }

@@ -57,17 +57,16 @@ func users(t *testing.T, tr *Tracker, room string) string {
 // sent, with deterministic ids.
 func TestTrackerTableAndDeadNodes(t *testing.T) {
 	clk := &clock{now: time.Unix(1_800_000_000, 0)}
-	tr := New(Config{Interval: time.Hour, TTL: 10 * time.Second, SnapshotEvery: -1})
-	tr.now = clk.get
 	b, err := memory.New(memory.Config{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	node, err := core.NewNode(core.Config{OnEvent: tr.OnEvent, BeforeBrokerClose: tr.Goodbye}, b, nil)
+	node, err := core.NewNode(core.Config{}, b, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := tr.Start(node); err != nil {
+	tr, err := New(node, Config{Interval: time.Hour, TTL: 10 * time.Second, SnapshotEvery: -1, now: clk.get})
+	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = node.Shutdown(context.Background()) })
@@ -143,16 +142,15 @@ func TestTrackerTableAndDeadNodes(t *testing.T) {
 // node dead (its lease was late), it closes its connections with 1012 so
 // the survivors' disconnect records become true and clients resume.
 func TestTrackerFencesItselfWhenDeclaredDead(t *testing.T) {
-	tr := New(Config{Interval: time.Hour, SnapshotEvery: -1})
 	b, err := memory.New(memory.Config{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	node, err := core.NewNode(core.Config{OnEvent: tr.OnEvent, BeforeBrokerClose: tr.Goodbye}, b, nil)
+	node, err := core.NewNode(core.Config{}, b, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := tr.Start(node); err != nil {
+	if _, err := New(node, Config{Interval: time.Hour, SnapshotEvery: -1}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = node.Shutdown(context.Background()) })
@@ -175,16 +173,16 @@ func TestTrackerFencesItselfWhenDeclaredDead(t *testing.T) {
 // TestTrackerLocal: on a single in-memory node the table is kept in
 // process and nothing is published to the broker.
 func TestTrackerLocal(t *testing.T) {
-	tr := New(Config{Local: true})
 	b, err := memory.New(memory.Config{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	node, err := core.NewNode(core.Config{OnEvent: tr.OnEvent, BeforeBrokerClose: tr.Goodbye}, b, nil)
+	node, err := core.NewNode(core.Config{}, b, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := tr.Start(node); err != nil {
+	tr, err := New(node, Config{Local: true})
+	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = node.Shutdown(context.Background()) })

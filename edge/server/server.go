@@ -29,7 +29,6 @@ import (
 	redisbroker "github.com/switchboard-dev/switchboard/broker/redis"
 	"github.com/switchboard-dev/switchboard/core"
 	"github.com/switchboard-dev/switchboard/edge/api"
-	"github.com/switchboard-dev/switchboard/edge/auth"
 	"github.com/switchboard-dev/switchboard/edge/config"
 	"github.com/switchboard-dev/switchboard/edge/dashboard"
 	"github.com/switchboard-dev/switchboard/edge/metrics"
@@ -40,18 +39,22 @@ import (
 
 // Server is one edge node.
 type Server struct {
-	cfg   config.Config
-	log   *slog.Logger
-	node  *core.Node
-	app   *fiber.App
-	ready atomic.Bool
+	cfg    config.Config
+	log    *slog.Logger
+	recent *dashboard.Recent // the recent warnings and errors, for the dashboard
+	ready  atomic.Bool
 
-	auth    *auth.Authenticator  // nil in development mode; closed by Shutdown
-	hooks   *webhooks            // nil without webhooks; closed by Shutdown
-	events  *fanout              // lifecycle event subscribers
-	closers []func() error       // run last by Shutdown
+	// What New's steps build, in order; Shutdown (or a failed New)
+	// releases what exists, newest first (release).
+	broker  core.Broker
+	hooks   *webhooks      // nil without webhooks
+	auth    *Authenticator // the authentication chain
+	mets    *metrics.Metrics
+	node    *core.Node
+	tracker *presence.Tracker
+	app     *fiber.App
 	admin   *fiber.App           // --admin-addr: /stats and /metrics; nil without
-	dash    *dashboard.Dashboard // nil when not served; closed by Shutdown
+	dash    *dashboard.Dashboard // nil when not served
 
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -61,8 +64,11 @@ type Server struct {
 	listeners []net.Listener // given to Serve and ServeAdmin; closed by Shutdown
 }
 
-// New builds the node and routes. Register custom types on
-// Node().Router() before Serve.
+// New builds the node and routes, step by step; a step that fails
+// releases what the ones before it built. Register custom types on
+// Node().Router() before Serve. An unreachable broker is an error
+// matching ErrBrokerUnavailable; an authentication setting that cannot
+// work, config.AuthError's.
 func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 	if logger == nil {
 		logger = slog.Default()
@@ -70,59 +76,101 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 	// The dashboard lists recent warnings and errors: remember them as
 	// they are logged.
 	recent := dashboard.NewRecent(logger.Handler())
-	logger = slog.New(recent)
-	b, err := openBroker(cfg, logger)
-	if isBrokerDown(err) {
-		return nil, brokerDown{err}
-	}
-	if err != nil {
-		return nil, err
-	}
-	hooks, err := newWebhooks(cfg, logger)
-	if err != nil {
-		_ = b.Close(context.Background())
-		return nil, err
-	}
-	authn, err := newAuthenticator(cfg, hooks, logger)
-	if err != nil {
-		_ = hooks.close()
-		_ = b.Close(context.Background())
-		return nil, err
-	}
-	jwtAuth := authn.jwt
-	events := &fanout{}
-	events.add(hooks.onEvent)
-	// With the in-memory broker there is one node and nobody can read its
-	// log: presence stays in process (no per-connection broker traffic).
-	tracker := presence.New(presence.Config{Interval: cfg.PresenceInterval, TTL: cfg.PresenceTTL, RoomEvents: cfg.PresenceEvents,
-		Local: cfg.Broker == "memory", Logger: logger})
-	events.add(tracker.OnEvent)
-	mets := metrics.New()
-	node, err := newNode(cfg, b, authn.Authenticator, events.emit, tracker.Goodbye, mets, logger)
-	if err != nil {
-		if jwtAuth != nil {
-			_ = jwtAuth.Close()
+	s := &Server{cfg: cfg, log: slog.New(recent), recent: recent}
+	for _, step := range []func() error{
+		s.openBroker, // the log: memory, redis, kafka or nats
+		s.openAuth,   // webhooks, then the authentication chain
+		s.startNode,  // core, on the broker, with the chain and metrics
+		s.startPresence,
+		s.mountTransports, // the Fiber app: /ws, /sse, /poll, /send, /client.js, the API, health
+		s.mountAdmin,      // /stats, /metrics and the dashboard, where the configuration allows
+	} {
+		if err := step(); err != nil {
+			_ = s.release(context.Background())
+			if isBrokerDown(err) {
+				return nil, brokerDown{err}
+			}
+			return nil, err
 		}
-		_ = hooks.close()
-		_ = b.Close(context.Background())
-		if isBrokerDown(err) {
-			return nil, brokerDown{err}
-		}
-		return nil, err
 	}
-	if err := tracker.Start(node); err != nil {
-		_ = node.Shutdown(context.Background())
-		if jwtAuth != nil {
-			_ = jwtAuth.Close()
-		}
-		_ = hooks.close()
-		if isBrokerDown(err) {
-			return nil, brokerDown{err}
-		}
-		return nil, err
+	return s, nil
+}
+
+// release frees what New built, newest first: the dashboard, then the
+// node (which ends its sessions, says presence's goodbye and closes the
+// broker) or, without one, the broker; then the authentication chain and
+// the webhooks. It reports the node's shutdown error.
+func (s *Server) release(ctx context.Context) error {
+	var err error
+	if s.dash != nil {
+		err = s.dash.Close(ctx)
 	}
-	hooks.register(node)
-	s := &Server{cfg: cfg, log: logger, node: node, auth: jwtAuth, hooks: hooks, events: events}
+	switch {
+	case s.node != nil:
+		err = errors.Join(err, s.node.Shutdown(ctx))
+	case s.broker != nil:
+		_ = s.broker.Close(ctx)
+	}
+	if s.auth != nil {
+		_ = s.auth.Close()
+	}
+	_ = s.hooks.close()
+	return err
+}
+
+// Each step sets what it built only when it succeeded: release must not
+// see a typed nil in an interface.
+
+func (s *Server) openBroker() error {
+	b, err := openBroker(s.cfg, s.log)
+	if err != nil {
+		return err
+	}
+	s.broker = b
+	return nil
+}
+
+func (s *Server) openAuth() error {
+	hooks, err := newWebhooks(s.cfg, s.log)
+	if err != nil {
+		return err
+	}
+	s.hooks = hooks
+	a, err := newAuthenticator(s.cfg, s.hooks, s.log)
+	if err != nil {
+		return err
+	}
+	s.auth = a
+	return nil
+}
+
+func (s *Server) startNode() error {
+	s.mets = metrics.New()
+	node, err := newNode(s.cfg, s.broker, s.auth.Authenticator, s.mets, s.log)
+	if err != nil {
+		return err
+	}
+	s.node = node
+	s.node.OnEvent(s.hooks.onEvent)
+	s.hooks.register(s.node)
+	return nil
+}
+
+// startPresence: with the in-memory broker there is one node and nobody
+// can read its log, so presence stays in process (no per-connection
+// broker traffic).
+func (s *Server) startPresence() error {
+	t, err := presence.New(s.node, presence.Config{Interval: s.cfg.PresenceInterval, TTL: s.cfg.PresenceTTL,
+		RoomEvents: s.cfg.PresenceEvents, Local: s.cfg.Broker == "memory", Logger: s.log})
+	if err != nil {
+		return err
+	}
+	s.tracker = t
+	return nil
+}
+
+func (s *Server) mountTransports() error {
+	cfg, node, b, logger := s.cfg, s.node, s.broker, s.log
 	s.app = fiber.New(fiber.Config{
 		DisableStartupMessage: true,
 		AppName:               "switchboard",
@@ -180,7 +228,7 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 	s.app.Post("/send", httpsend.New(node, httpsend.Config{RequestDetails: details}))
 	webclient.Register(s.app)
 	if len(cfg.APIKeys) > 0 {
-		api.Register(s.app, api.Config{Node: node, Keys: cfg.APIKeys, Presence: presenceAPI{tracker},
+		api.Register(s.app, api.Config{Node: node, Keys: cfg.APIKeys, Presence: presenceAPI{s.tracker},
 			MaxBody: max(cfg.MaxMessageSize, api.DefaultMaxBody), Logger: logger})
 	}
 	s.app.Get("/healthz", func(c *fiber.Ctx) error {
@@ -195,6 +243,11 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 		}
 		return c.JSON(fiber.Map{"status": "ready"})
 	})
+	return nil
+}
+
+func (s *Server) mountAdmin() error {
+	cfg, node, b, logger, tracker, hooks, mets := s.cfg, s.node, s.broker, s.log, s.tracker, s.hooks, s.mets
 	stats := func(c *fiber.Ctx) error {
 		out := struct {
 			core.Stats
@@ -242,19 +295,14 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 		// listener without a token, whatever the mode.
 		logger.Info("dashboard not served: set --admin-addr (a private listener) or --admin-token")
 	default:
-		d, err := dashboard.New(dashboard.Config{Node: node, Health: b.Healthy, Token: cfg.AdminToken, Logger: logger}, recent)
+		d, err := dashboard.New(dashboard.Config{Node: node, Health: b.Healthy, Token: cfg.AdminToken, Logger: logger}, s.recent)
 		if err != nil {
-			_ = node.Shutdown(context.Background())
-			if jwtAuth != nil {
-				_ = jwtAuth.Close()
-			}
-			_ = hooks.close()
-			return nil, fmt.Errorf("dashboard: %w", err)
+			return fmt.Errorf("dashboard: %w", err)
 		}
 		d.Register(admin)
 		s.dash = d
 	}
-	return s, nil
+	return nil
 }
 
 // ErrBrokerUnavailable is matched (errors.Is) by New's error when the
@@ -272,13 +320,11 @@ func isBrokerDown(err error) bool {
 }
 
 // newNode builds the core node from the edge configuration.
-func newNode(cfg config.Config, b core.Broker, authn core.Authenticator, onEvent func(core.Event), beforeClose func(context.Context), mets *metrics.Metrics, logger *slog.Logger) (*core.Node, error) {
+func newNode(cfg config.Config, b core.Broker, authn core.Authenticator, mets *metrics.Metrics, logger *slog.Logger) (*core.Node, error) {
 	return core.NewNode(core.Config{
-		OnEvent:             onEvent,
 		OnDeliveryLatency:   mets.OnDeliveryLatency,
 		OnPublish:           mets.OnPublish,
 		Tracer:              cfg.Tracer,
-		BeforeBrokerClose:   beforeClose,
 		Authenticator:       authn,
 		HeartbeatInterval:   cfg.HeartbeatInterval,
 		HeartbeatTimeout:    cfg.HeartbeatTimeout,
@@ -456,17 +502,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		if s.admin != nil {
 			appErr = errors.Join(appErr, s.admin.ShutdownWithContext(ctx))
 		}
-		if s.dash != nil {
-			appErr = errors.Join(appErr, s.dash.Close(ctx))
-		}
-		nodeErr := s.node.Shutdown(ctx)
-		if s.auth != nil {
-			_ = s.auth.Close()
-		}
-		_ = s.hooks.close()
-		for _, c := range s.closers {
-			_ = c()
-		}
+		nodeErr := s.release(ctx)
 		s.shutdownErr = errors.Join(appErr, nodeErr)
 		s.log.Info("shutdown complete", "err", s.shutdownErr)
 	})
@@ -480,18 +516,6 @@ func leeway(d time.Duration) time.Duration {
 		return -1
 	}
 	return d
-}
-
-// fanout delivers lifecycle events to every subscriber added before the
-// node starts. Subscribers must not block.
-type fanout struct{ subs []func(core.Event) }
-
-func (f *fanout) add(fn func(core.Event)) { f.subs = append(f.subs, fn) }
-
-func (f *fanout) emit(ev core.Event) {
-	for _, fn := range f.subs {
-		fn(ev)
-	}
 }
 
 // presenceAPI answers the server API's presence route from the tracker.

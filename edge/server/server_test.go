@@ -2,9 +2,11 @@ package server_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -110,5 +112,37 @@ func TestShutdownRacesServe(t *testing.T) {
 		if t.Failed() {
 			return
 		}
+	}
+}
+
+// TestNewFailureReleases: when a step of New fails, what the steps before
+// it built is released (the broker, the webhooks' workers: TestMain finds
+// any goroutine left), and the error names what to fix.
+func TestNewFailureReleases(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string // in the error
+		down bool   // matches ErrBrokerUnavailable
+	}{
+		{"authentication, after the broker and the webhooks", []string{"--jwks-url", "http://127.0.0.1:1/jwks.json", // unreachable: only auth.New finds out
+
+			"--webhook-connect", "http://127.0.0.1:1/connect", "--webhook-secret", "0123456789abcdef0123456789abcdef"}, "--jwks-url", false},
+		{"the broker", []string{"--broker", "redis", "--broker-url", "redis://127.0.0.1:1/0"}, "redis", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := config.Load(append([]string{"--log-level", "error"}, tc.args...), func(string) string { return "" }, io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv, err := server.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			if err == nil {
+				shutdown(t, srv)
+				t.Fatal("New succeeded")
+			}
+			if !strings.Contains(err.Error(), tc.want) || errors.Is(err, server.ErrBrokerUnavailable) != tc.down {
+				t.Errorf("New: %v; want an error naming %s (broker unavailable: %v)", err, tc.want, tc.down)
+			}
+		})
 	}
 }
