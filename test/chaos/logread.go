@@ -82,19 +82,11 @@ func readRedisLog(ctx context.Context, addr string) ([]entry, error) {
 // readNATSLog reads the whole JetStream stream, oldest first (Watermill
 // metadata travels as headers, the payload as the data).
 func readNATSLog(ctx context.Context, url string) ([]entry, error) {
-	nc, err := nats.Connect(url)
+	stream, closeConn, err := natsStream(ctx, url)
 	if err != nil {
 		return nil, err
 	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return nil, err
-	}
-	stream, err := js.Stream(ctx, sbnats.DefaultStream)
-	if err != nil {
-		return nil, err
-	}
+	defer closeConn()
 	info, err := stream.Info(ctx)
 	if err != nil {
 		return nil, err
@@ -126,4 +118,22 @@ func readNATSLog(ctx context.Context, url string) ([]entry, error) {
 		}
 	}
 	return out, nil
+}
+
+// natsStream connects to url and returns the edges' JetStream stream,
+// and what closes the connection.
+func natsStream(ctx context.Context, url string) (jetstream.Stream, func(), error) {
+	nc, err := nats.Connect(url)
+	if err != nil {
+		return nil, nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err == nil {
+		var stream jetstream.Stream
+		if stream, err = js.Stream(ctx, sbnats.DefaultStream); err == nil {
+			return stream, nc.Close, nil
+		}
+	}
+	nc.Close()
+	return nil, nil, err
 }

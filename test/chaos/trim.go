@@ -5,14 +5,12 @@ import (
 	"fmt"
 	"strconv"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	sbkafka "github.com/switchboard-dev/switchboard/broker/kafka"
-	sbnats "github.com/switchboard-dev/switchboard/broker/nats"
 	sbredis "github.com/switchboard-dev/switchboard/broker/redis"
 )
 
@@ -42,19 +40,11 @@ func trimLog(ctx context.Context, broker, addr, url string, keep int) ([]entry, 
 		if err != nil {
 			return nil, err
 		}
-		nc, err := nats.Connect(url)
+		stream, closeConn, err := natsStream(ctx, url)
 		if err != nil {
 			return nil, err
 		}
-		defer nc.Close()
-		js, err := jetstream.New(nc)
-		if err != nil {
-			return nil, err
-		}
-		stream, err := js.Stream(ctx, sbnats.DefaultStream)
-		if err != nil {
-			return nil, err
-		}
+		defer closeConn()
 		if err := stream.Purge(ctx, jetstream.WithPurgeSequence(seq)); err != nil {
 			return nil, fmt.Errorf("purge below %d: %w", seq, err)
 		}
