@@ -1,12 +1,14 @@
 package cors
 
 import (
+	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/switchboard-dev/switchboard/adapters/internal/request"
 	"github.com/switchboard-dev/switchboard/core"
 )
 
@@ -42,7 +44,7 @@ func Allowed(origins []string, origin, host string) bool {
 	return false
 }
 
-// Config configures New.
+// Config configures New and NewHandler.
 type Config struct {
 	// Origins is the allowlist (see Allowed).
 	// Optional. Default: []string{Self}
@@ -61,13 +63,78 @@ type Config struct {
 	Log func(origin, remote string)
 }
 
-// New returns middleware that refuses requests from Origins not on the
-// list with 403 {"error":{"code":"forbidden",…}} and answers preflight
-// (OPTIONS) requests itself. Allowed cross-origin responses carry
-// Access-Control-Allow-Origin with the request's origin and Vary: Origin.
-// No credentials (cookies) are allowed: Switchboard authenticates with
-// bearer tokens.
+// New returns Fiber middleware that refuses requests from Origins not on
+// the list with 403 {"error":{"code":"forbidden",…}} and answers
+// preflight (OPTIONS) requests itself. Allowed cross-origin responses
+// carry Access-Control-Allow-Origin with the request's origin and Vary:
+// Origin. No credentials (cookies) are allowed: Switchboard authenticates
+// with bearer tokens. NewHandler is the same policy for net/http.
 func New(config ...Config) fiber.Handler {
+	p := newPolicy(config...)
+	return func(c *fiber.Ctx) error {
+		origin := c.Get(fiber.HeaderOrigin)
+		if origin == "" {
+			return c.Next()
+		}
+		c.Vary(fiber.HeaderOrigin)
+		switch p.judge(origin, string(c.Request().Host()), c.Method()) {
+		case refuse:
+			// origin points into fasthttp's reused buffer.
+			p.log(strings.Clone(origin), c.Context().RemoteAddr().String())
+			return request.Reply(c, refusal)
+		case preflight:
+			c.Set(fiber.HeaderAccessControlAllowOrigin, origin)
+			for _, h := range p.preflight {
+				c.Set(h[0], h[1])
+			}
+			return c.SendStatus(fiber.StatusNoContent)
+		}
+		c.Set(fiber.HeaderAccessControlAllowOrigin, origin)
+		return c.Next()
+	}
+}
+
+// NewHandler is New for net/http: it applies the policy, then passes
+// allowed requests (and those without an Origin) to next.
+func NewHandler(next http.Handler, config ...Config) http.Handler {
+	p := newPolicy(config...)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		origin := r.Header.Get("Origin")
+		if origin == "" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		h := w.Header()
+		h.Add("Vary", "Origin")
+		switch p.judge(origin, r.Host, r.Method) {
+		case refuse:
+			p.log(origin, r.RemoteAddr)
+			request.Write(w, refusal)
+			return
+		case preflight:
+			h.Set("Access-Control-Allow-Origin", origin)
+			for _, kv := range p.preflight {
+				h.Set(kv[0], kv[1])
+			}
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		h.Set("Access-Control-Allow-Origin", origin)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// refusal is the answer to a request from an origin not on the list.
+var refusal = request.Error(http.StatusForbidden, core.CodeForbidden, "origin not allowed (see --allowed-origins)")
+
+// policy is Config with its defaults applied, shared by both front ends.
+type policy struct {
+	origins   []string
+	preflight [3][2]string // the headers of a preflight answer
+	logFn     func(origin, remote string)
+}
+
+func newPolicy(config ...Config) *policy {
 	cfg := Config{}
 	if len(config) > 0 {
 		cfg = config[0]
@@ -76,35 +143,43 @@ func New(config ...Config) fiber.Handler {
 		cfg.Origins = []string{Self}
 	}
 	if len(cfg.AllowHeaders) == 0 {
-		cfg.AllowHeaders = []string{fiber.HeaderAuthorization, fiber.HeaderContentType, "Last-Event-ID"}
+		cfg.AllowHeaders = []string{"Authorization", "Content-Type", "Last-Event-ID"}
 	}
 	if cfg.MaxAge == 0 {
 		cfg.MaxAge = 600
 	}
-	allowHeaders := strings.Join(cfg.AllowHeaders, ", ")
-	maxAge := strconv.Itoa(cfg.MaxAge)
-	return func(c *fiber.Ctx) error {
-		origin := c.Get(fiber.HeaderOrigin)
-		if origin == "" {
-			return c.Next()
-		}
-		c.Vary(fiber.HeaderOrigin)
-		if !Allowed(cfg.Origins, origin, string(c.Request().Host())) {
-			if cfg.Log != nil {
-				// origin points into fasthttp's reused buffer.
-				cfg.Log(strings.Clone(origin), c.Context().RemoteAddr().String())
-			}
-			return c.Status(fiber.StatusForbidden).JSON(fiber.Map{
-				"error": fiber.Map{"code": core.CodeForbidden, "message": "origin not allowed (see --allowed-origins)"},
-			})
-		}
-		c.Set(fiber.HeaderAccessControlAllowOrigin, origin)
-		if c.Method() == fiber.MethodOptions {
-			c.Set(fiber.HeaderAccessControlAllowMethods, "GET, POST, OPTIONS")
-			c.Set(fiber.HeaderAccessControlAllowHeaders, allowHeaders)
-			c.Set(fiber.HeaderAccessControlMaxAge, maxAge)
-			return c.SendStatus(fiber.StatusNoContent)
-		}
-		return c.Next()
+	return &policy{
+		origins: cfg.Origins,
+		preflight: [3][2]string{
+			{"Access-Control-Allow-Methods", "GET, POST, OPTIONS"},
+			{"Access-Control-Allow-Headers", strings.Join(cfg.AllowHeaders, ", ")},
+			{"Access-Control-Max-Age", strconv.Itoa(cfg.MaxAge)},
+		},
+		logFn: cfg.Log,
+	}
+}
+
+// verdict is what the policy makes of a request carrying an Origin.
+type verdict int
+
+const (
+	pass      verdict = iota // allowed: the handler runs, the response names the origin
+	refuse                   // 403
+	preflight                // allowed OPTIONS: answered here, 204
+)
+
+func (p *policy) judge(origin, host, method string) verdict {
+	switch {
+	case !Allowed(p.origins, origin, host):
+		return refuse
+	case method == http.MethodOptions:
+		return preflight
+	}
+	return pass
+}
+
+func (p *policy) log(origin, remote string) {
+	if p.logFn != nil {
+		p.logFn(origin, remote)
 	}
 }

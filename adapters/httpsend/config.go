@@ -6,9 +6,11 @@ import (
 	"github.com/switchboard-dev/switchboard/core"
 )
 
-// Config configures the /send handler.
+// Config configures the /send handler, New (Fiber) and NewHandler
+// (net/http) alike.
 type Config struct {
-	// Next skips this handler when it returns true.
+	// Next skips this handler when it returns true. Fiber only (New):
+	// with NewHandler, route around the handler in your mux instead.
 	// Optional. Default: nil
 	Next func(c *fiber.Ctx) bool
 

@@ -1,5 +1,6 @@
-// Package httpsend serves POST /send on Fiber v2: the client-to-server
-// path of SSE and long-poll clients, which have no socket to send on.
+// Package httpsend serves POST /send, New on Fiber v2 and NewHandler on
+// net/http (one shared handler): the client-to-server path of SSE and
+// long-poll clients, which have no socket to send on.
 //
 // A request carries one envelope, or several separated by '\n', and the
 // identity and rooms of the stream it belongs to (?user=, ?rooms=,

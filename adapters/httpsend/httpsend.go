@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"strings"
 	"time"
 
@@ -20,84 +21,116 @@ const (
 	CodeRateLimited  = "rate_limited" // 429: too many envelopes; retry after a backoff
 )
 
-// New returns the POST /send handler for node.
+// New returns the POST /send handler for node on Fiber.
 //
 // Query parameters: user=<id> (development mode only), rooms=a,b (the
 // rooms of the sender's stream: publish is allowed there), token=<jwt>
 // (or an Authorization: Bearer header).
 func New(node *core.Node, config ...Config) fiber.Handler {
+	h := newHandler(node, config...)
+	return func(c *fiber.Ctx) error {
+		if h.cfg.Next != nil && h.cfg.Next(c) {
+			return c.Next()
+		}
+		return request.Reply(c, h.serve(request.Fiber(c)))
+	}
+}
+
+// NewHandler is New for net/http: the same POST /send on an
+// http.ServeMux or any router (Config.Next is Fiber's and unused).
+func NewHandler(node *core.Node, config ...Config) http.Handler {
+	h := newHandler(node, config...)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		request.Write(w, h.serve(request.HTTP(r)))
+	})
+}
+
+// handler is /send, whichever server carries it.
+type handler struct {
+	node *core.Node
+	ncfg core.Config
+	cfg  Config
+	lim  *limiter
+}
+
+func newHandler(node *core.Node, config ...Config) *handler {
 	if node == nil {
-		panic("switchboard/adapters/httpsend: New: node is nil")
+		panic("switchboard/adapters/httpsend: node is nil")
 	}
 	ncfg := node.Config()
 	cfg := configDefault(ncfg, config...)
-	lim := newLimiter(cfg.RateLimit, cfg.RateBurst)
-	return func(c *fiber.Ctx) error {
-		if cfg.Next != nil && cfg.Next(c) {
-			return c.Next()
-		}
-		if node.ShuttingDown() {
-			return fail(c, fiber.StatusServiceUnavailable, core.CodeUnavailable, "node is shutting down; retry another node")
-		}
-		body := c.Body()
-		if len(body) > ncfg.MaxMessageSize {
-			return fail(c, fiber.StatusRequestEntityTooLarge, CodeTooLarge, "body of %d bytes; at most %d", len(body), ncfg.MaxMessageSize)
-		}
-		// Copy what may outlive the request: fiber.Ctx strings point into
-		// fasthttp's reused buffers, and the user id becomes the "from" of
-		// published envelopes, which brokers keep in their history.
-		creds := request.Credentials(c, "send", cfg.RequestDetails)
-		p, err := node.Authenticate(context.Background(), creds)
-		if err != nil {
-			node.Logger().Warn("send unauthorized", "remote", creds.RemoteAddr, "err", err)
-			r := core.Refuse(err)
-			return fail(c, r.Status, r.Code, "%s", r.Message)
-		}
+	return &handler{node: node, ncfg: ncfg, cfg: cfg, lim: newLimiter(cfg.RateLimit, cfg.RateBurst)}
+}
 
-		var lines [][]byte
-		core.SplitFrame(body, func(line []byte) { lines = append(lines, line) })
-		if len(lines) == 0 {
-			return fail(c, fiber.StatusBadRequest, core.CodeBadRequest, "empty body: send one envelope, or several separated by newlines")
-		}
-		key := "user:" + p.User()
-		if p.User() == "" {
-			key = "ip:" + c.IP()
-		}
-		if !lim.allow(key, len(lines), time.Now()) {
-			return fail(c, fiber.StatusTooManyRequests, CodeRateLimited, "more than %g envelopes per second (burst %d); retry after a backoff", cfg.RateLimit, cfg.RateBurst)
-		}
-
-		req := core.StatelessRequest{Principal: p, RemoteAddr: creds.RemoteAddr}
-		if q := c.Query("rooms"); q != "" {
-			req.Rooms = strings.Split(strings.Clone(q), ",")
-		}
-		// One request's envelopes run in order, bounded together.
-		ctx, cancel := context.WithTimeout(c.UserContext(), ncfg.BrokerTimeout)
-		defer cancel()
-		status := fiber.StatusOK
-		var replies []json.RawMessage
-		for _, line := range lines {
-			var out [][]byte
-			env, err := core.DecodeEnvelope(line)
-			if err != nil {
-				out = [][]byte{errorEnvelope(refOf(line), core.ErrorCode(err), errMessage(err))}
-			} else {
-				out = node.HandleStateless(ctx, req, env)
-			}
-			for _, r := range out {
-				if status == fiber.StatusOK {
-					status = statusOf(r)
-				}
-				replies = append(replies, json.RawMessage(r))
-			}
-		}
-		c.Status(status)
-		if len(replies) == 1 {
-			c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
-			return c.Send(replies[0])
-		}
-		return c.JSON(replies)
+// serve answers one request.
+func (h *handler) serve(r request.Request) *request.Answer {
+	node, ncfg, cfg := h.node, h.ncfg, h.cfg
+	if node.ShuttingDown() {
+		return fail(http.StatusServiceUnavailable, core.CodeUnavailable, "node is shutting down; retry another node")
 	}
+	body, err := r.Body(ncfg.MaxMessageSize)
+	if err != nil {
+		return fail(http.StatusBadRequest, core.CodeBadRequest, "reading the body: %v", err)
+	}
+	if len(body) > ncfg.MaxMessageSize {
+		return fail(http.StatusRequestEntityTooLarge, CodeTooLarge, "body of %d bytes; at most %d", len(body), ncfg.MaxMessageSize)
+	}
+	// Credentials copies what may outlive the request: the user id
+	// becomes the "from" of published envelopes, which brokers keep in
+	// their history.
+	creds := request.Credentials(r, "send", cfg.RequestDetails)
+	p, err := node.Authenticate(context.Background(), creds)
+	if err != nil {
+		node.Logger().Warn("send unauthorized", "remote", creds.RemoteAddr, "err", err)
+		rf := core.Refuse(err)
+		return fail(rf.Status, rf.Code, "%s", rf.Message)
+	}
+
+	var lines [][]byte
+	core.SplitFrame(body, func(line []byte) { lines = append(lines, line) })
+	if len(lines) == 0 {
+		return fail(http.StatusBadRequest, core.CodeBadRequest, "empty body: send one envelope, or several separated by newlines")
+	}
+	key := "user:" + p.User()
+	if p.User() == "" {
+		key = "ip:" + creds.RemoteAddr
+	}
+	if !h.lim.allow(key, len(lines), time.Now()) {
+		return fail(http.StatusTooManyRequests, CodeRateLimited, "more than %g envelopes per second (burst %d); retry after a backoff", cfg.RateLimit, cfg.RateBurst)
+	}
+
+	req := core.StatelessRequest{Principal: p, RemoteAddr: creds.RemoteAddr}
+	if q := r.Query("rooms"); q != "" {
+		req.Rooms = strings.Split(strings.Clone(q), ",")
+	}
+	// One request's envelopes run in order, bounded together.
+	ctx, cancel := context.WithTimeout(r.Context(), ncfg.BrokerTimeout)
+	defer cancel()
+	status := http.StatusOK
+	var replies []json.RawMessage
+	for _, line := range lines {
+		var out [][]byte
+		env, err := core.DecodeEnvelope(line)
+		if err != nil {
+			out = [][]byte{errorEnvelope(refOf(line), core.ErrorCode(err), errMessage(err))}
+		} else {
+			out = node.HandleStateless(ctx, req, env)
+		}
+		for _, r := range out {
+			if status == http.StatusOK {
+				status = statusOf(r)
+			}
+			replies = append(replies, json.RawMessage(r))
+		}
+	}
+	if len(replies) == 1 {
+		return &request.Answer{Status: status, Body: replies[0]}
+	}
+	b, err := json.Marshal(replies)
+	if err != nil {
+		return fail(http.StatusInternalServerError, core.CodeInternal, "encoding the replies: %v", err)
+	}
+	return &request.Answer{Status: status, Body: b}
 }
 
 // statusOf maps a reply envelope to the HTTP status of the request.
@@ -109,31 +142,29 @@ func statusOf(reply []byte) int {
 		} `json:"data"`
 	}
 	if json.Unmarshal(reply, &probe) != nil || probe.Type != core.TypeError {
-		return fiber.StatusOK
+		return http.StatusOK
 	}
 	switch probe.Data.Code {
 	case core.CodeBadRequest, core.CodeUnknownType, core.CodeInvalidRoom, core.CodeInvalidUser,
 		core.CodeTooManyRooms, core.CodeReconnectRequired:
-		return fiber.StatusBadRequest
+		return http.StatusBadRequest
 	case core.CodeNotJoined, core.CodeForbidden:
-		return fiber.StatusForbidden
+		return http.StatusForbidden
 	case core.CodeUnavailable, core.CodeBrokerDown:
-		return fiber.StatusServiceUnavailable
+		return http.StatusServiceUnavailable
 	case core.CodeUnconfirmed:
-		return fiber.StatusAccepted // probably delivered: not worth a blind retry
+		return http.StatusAccepted // probably delivered: not worth a blind retry
 	case CodeUnauthorized:
-		return fiber.StatusUnauthorized
+		return http.StatusUnauthorized
 	default:
-		return fiber.StatusInternalServerError
+		return http.StatusInternalServerError
 	}
 }
 
 // fail answers a request refused as a whole with one error envelope.
-func fail(c *fiber.Ctx, status int, code, format string, args ...any) error {
+func fail(status int, code, format string, args ...any) *request.Answer {
 	err := core.Errorf(code, format, args...)
-	c.Status(status)
-	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
-	return c.Send(errorEnvelope("", err.Code, err.Message))
+	return &request.Answer{Status: status, Body: errorEnvelope("", err.Code, err.Message)}
 }
 
 func errorEnvelope(ref, code, msg string) []byte {

@@ -1,9 +1,18 @@
 package httpsend
 
 import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/switchboard-dev/switchboard/broker/memory"
 	"github.com/switchboard-dev/switchboard/core"
 )
 
@@ -41,5 +50,66 @@ func TestStatusOf(t *testing.T) {
 	}
 	if got := statusOf((&core.Envelope{V: 1, Type: core.TypeAck}).Encode()); got != 200 {
 		t.Errorf("ack: %d", got)
+	}
+}
+
+// TestFronts: New (Fiber) and NewHandler (net/http) answer the same
+// requests the same way: one envelope, several, an oversized body, a
+// refused token.
+func TestFronts(t *testing.T) {
+	b, err := memory.New(memory.Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth := core.AuthenticatorFunc(func(ctx context.Context, c core.Credentials) (core.Identity, error) {
+		if c.Token == "bad" {
+			return core.Identity{}, fmt.Errorf("%w: bad token", core.ErrUnauthorized)
+		}
+		return core.Insecure.Authenticate(ctx, c)
+	})
+	node, err := core.NewNode(core.Config{MaxMessageSize: 256, Authenticator: auth}, b, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = node.Shutdown(context.Background()) })
+	app := fiber.New()
+	app.Post("/send", New(node))
+	h := NewHandler(node)
+	fronts := map[string]func(*http.Request) *http.Response{
+		"fiber": func(req *http.Request) *http.Response {
+			res, err := app.Test(req, -1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return res
+		},
+		"nethttp": func(req *http.Request) *http.Response {
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			return rec.Result()
+		},
+	}
+	cases := []struct {
+		name, query, body string
+		status            int
+		want              string // in the body
+	}{
+		{"one", "user=u", `{"v":1,"type":"ping","ref":"1"}`, 200, `"type":"pong","ref":"1"`},
+		{"two", "user=u", "{\"v\":1,\"type\":\"ping\",\"ref\":\"1\"}\n{\"v\":1,\"type\":\"ping\",\"ref\":\"2\"}", 200, `"ref":"2"`},
+		{"too large", "user=u", strings.Repeat(" ", 257), 413, `"code":"too_large"`},
+		{"refused", "user=u&token=bad", `{"v":1,"type":"ping"}`, 401, `"code":"unauthorized"`},
+		{"not joined", "user=u", `{"v":1,"type":"publish","room":"r","ref":"p","data":1}`, 403, `"code":"not_joined"`},
+	}
+	for name, do := range fronts {
+		for _, tc := range cases {
+			res := do(httptest.NewRequest(http.MethodPost, "/send?"+tc.query, strings.NewReader(tc.body)))
+			body, _ := io.ReadAll(res.Body)
+			if res.StatusCode != tc.status || !strings.Contains(string(body), tc.want) || res.Header.Get("Content-Type") != "application/json" {
+				t.Errorf("%s %s: %d %s %s, want %d with %s", name, tc.name, res.StatusCode, res.Header.Get("Content-Type"), body, tc.status, tc.want)
+			}
+			if tc.name == "two" && !strings.HasPrefix(string(body), "[") {
+				t.Errorf("%s two envelopes: %s, want an array", name, body)
+			}
+		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/switchboard-dev/switchboard/adapters/adaptertest"
 	"github.com/switchboard-dev/switchboard/adapters/httpsend"
+	"github.com/switchboard-dev/switchboard/adapters/internal/testserver"
 	"github.com/switchboard-dev/switchboard/adapters/longpoll"
 	"github.com/switchboard-dev/switchboard/core"
 )
@@ -26,30 +27,48 @@ import (
 const pollWait = time.Second
 
 // TestConformance runs the adapter conformance suite against GET /poll
-// with POST /send as the client's side channel, on a Fiber app on
-// 127.0.0.1:0. The client polls in a loop with the cursor.
+// with POST /send as the client's side channel, on both front ends: New
+// and httpsend.New on a Fiber app, NewHandler and httpsend.NewHandler on
+// a net/http server, on 127.0.0.1:0. The client polls in a loop with the
+// cursor.
 func TestConformance(t *testing.T) {
-	adaptertest.Run(t, adaptertest.Harness{
-		Features: adaptertest.Features{
-			Unidirectional: true, // the client sends with POST /send
-			FixedRooms:     true, // /send is stateless: join/leave answer reconnect_required
-			Connectionless: true, // a poll is a short-lived session: no welcome
-			// No CloseCodes: the end is an HTTP 503, not a numbered close.
-			// No ServerPings: liveness is the next poll.
-		},
-		Start: startLongPoll,
-	})
+	for _, front := range []string{"fiber", "nethttp"} {
+		t.Run(front, func(t *testing.T) {
+			adaptertest.Run(t, adaptertest.Harness{
+				Features: adaptertest.Features{
+					Unidirectional: true, // the client sends with POST /send
+					FixedRooms:     true, // /send is stateless: join/leave answer reconnect_required
+					Connectionless: true, // a poll is a short-lived session: no welcome
+					// No CloseCodes: the end is an HTTP 503, not a numbered close.
+					// No ServerPings: liveness is the next poll.
+				},
+				Start: func(t *testing.T, srv adaptertest.Server) adaptertest.Dialer {
+					base := serveFront(t, srv.Node, front)
+					hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+					return func(t *testing.T, o adaptertest.ConnectOpts) (adaptertest.Client, error) {
+						return dialPoll(hc, base, o)
+					}
+				},
+			})
+		})
+	}
 }
 
-func startLongPoll(t *testing.T, srv adaptertest.Server) adaptertest.Dialer {
-	app := fiber.New(fiber.Config{DisableStartupMessage: true})
-	app.Get("/poll", longpoll.New(srv.Node, longpoll.Config{}))
-	app.Post("/send", httpsend.New(srv.Node, httpsend.Config{}))
-	base := serve(t, app)
-	hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
-	return func(t *testing.T, o adaptertest.ConnectOpts) (adaptertest.Client, error) {
-		return dialPoll(hc, base, o)
+// serveFront mounts GET /poll and POST /send for node on front ("fiber"
+// or "nethttp"), on 127.0.0.1:0 until the test ends, and returns the
+// base URL.
+func serveFront(t *testing.T, node *core.Node, front string) string {
+	t.Helper()
+	if front == "nethttp" {
+		mux := http.NewServeMux()
+		mux.Handle("GET /poll", longpoll.NewHandler(node, longpoll.Config{}))
+		mux.Handle("POST /send", httpsend.NewHandler(node, httpsend.Config{}))
+		return "http://" + testserver.HTTP(t, mux, nil)
 	}
+	app := fiber.New(fiber.Config{DisableStartupMessage: true})
+	app.Get("/poll", longpoll.New(node, longpoll.Config{}))
+	app.Post("/send", httpsend.New(node, httpsend.Config{}))
+	return serve(t, app)
 }
 
 // serve runs app on 127.0.0.1:0 until the test ends and returns its base

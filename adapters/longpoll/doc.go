@@ -1,6 +1,7 @@
-// Package longpoll serves Switchboard over HTTP long-polling on Fiber v2.
-// New returns the GET /poll handler; the client sends with POST /send (see
-// adapters/httpsend).
+// Package longpoll serves Switchboard over HTTP long-polling. New returns
+// the GET /poll handler for Fiber v2, NewHandler the same for net/http
+// (one shared handler, two thin front ends); the client sends with POST
+// /send (see adapters/httpsend).
 //
 // Wire format: GET /poll?rooms=a,b&cursor=<id>&wait=25s answers
 // {"messages":[envelopes…],"cursor":"<id>","recovered":true|false}. The
@@ -33,5 +34,5 @@
 // session is done. The collector stops decoding once it holds BatchLimit
 // messages: what core queues after them is for the next poll. Fiber
 // cannot see a client that gives up, so every poll runs to its own wait:
-// keep MaxWait moderate.
+// keep MaxWait moderate. net/http sees it, and the poll ends at once.
 package longpoll

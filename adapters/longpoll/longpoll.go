@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,7 +37,8 @@ type Response struct {
 	Errors []json.RawMessage `json:"errors,omitempty"`
 }
 
-// New returns the GET /poll handler serving node by long-polling.
+// New returns the GET /poll handler serving node by long-polling on
+// Fiber.
 //
 // Query parameters: rooms=a,b, cursor=<id of the last message received>
 // (empty: from the broker's head, see Response.Cursor), wait=<Go duration or seconds, capped at MaxWait; 0
@@ -50,48 +52,90 @@ type Response struct {
 // same cursor). An unparseable or expired cursor is not an error: the
 // answer carries what the log can give with recovered:false.
 func New(node *core.Node, config ...Config) fiber.Handler {
-	if node == nil {
-		panic("switchboard/adapters/longpoll: New: node is nil")
-	}
-	cfg := configDefault(config...)
+	h := newHandler(node, config...)
 	return func(c *fiber.Ctx) error {
-		if cfg.Next != nil && cfg.Next(c) {
+		if h.cfg.Next != nil && h.cfg.Next(c) {
 			return c.Next()
 		}
-		if node.ShuttingDown() {
-			return fail(c, fiber.StatusServiceUnavailable, core.CodeUnavailable, "node is shutting down; retry another node")
-		}
-		// Copy everything kept out of fiber.Ctx.
-		creds := request.Credentials(c, "longpoll", cfg.RequestDetails)
-		remote := c.Context().RemoteAddr().String()
-		p, err := node.Authenticate(context.Background(), creds)
-		if err != nil {
-			node.Logger().Warn("longpoll unauthorized", "remote", remote, "err", err)
-			r := core.Refuse(err)
-			return fail(c, r.Status, r.Code, r.Message)
-		}
-		wait, ok := parseWait(c.Query("wait"), cfg)
-		if !ok {
-			return fail(c, fiber.StatusBadRequest, core.CodeBadRequest, "wait must be a duration (25s) or a number of seconds")
-		}
-		var rooms []string
-		if q := c.Query("rooms"); q != "" {
-			rooms = strings.Split(strings.Clone(q), ",")
-		}
-		cursor := strings.Clone(c.Query("cursor"))
-		req := core.ConnectRequest{Principal: p, Rooms: rooms, Since: cursor, RemoteAddr: remote, ClientIP: creds.RemoteAddr}
-
-		res, status, err := poll(node, req, wait, cfg.BatchLimit, c.Context().Done())
-		if err != nil {
-			return fail(c, status, core.ErrorCode(err), err.Error())
-		}
-		c.Set(fiber.HeaderCacheControl, "no-store")
-		return c.Status(status).JSON(res)
+		return request.Reply(c, h.serve(request.Fiber(c)))
 	}
 }
 
+// NewHandler is New for net/http: the same GET /poll on an
+// http.ServeMux or any router (Config.Next is Fiber's and unused). A
+// client that gives up ends its poll at once (net/http sees it leave).
+// The answer gets its own write deadline (answerTimeout), so a server
+// WriteTimeout shorter than the wait does not cut it.
+func NewHandler(node *core.Node, config ...Config) http.Handler {
+	h := newHandler(node, config...)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a := h.serve(request.HTTP(r))
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(answerTimeout))
+		request.Write(w, a)
+	})
+}
+
+// answerTimeout bounds the write of a net/http poll's answer.
+const answerTimeout = 10 * time.Second
+
+// handler is GET /poll, whichever server carries it.
+type handler struct {
+	node *core.Node
+	cfg  Config
+}
+
+func newHandler(node *core.Node, config ...Config) *handler {
+	if node == nil {
+		panic("switchboard/adapters/longpoll: node is nil")
+	}
+	return &handler{node: node, cfg: configDefault(config...)}
+}
+
+// serve answers one poll.
+func (h *handler) serve(r request.Request) *request.Answer {
+	node, cfg := h.node, h.cfg
+	if node.ShuttingDown() {
+		return request.Unavailable()
+	}
+	// Credentials, rooms and cursor are copied out of the request.
+	creds := request.Credentials(r, "longpoll", cfg.RequestDetails)
+	remote := r.RemoteAddr()
+	p, err := node.Authenticate(context.Background(), creds)
+	if err != nil {
+		node.Logger().Warn("longpoll unauthorized", "remote", remote, "err", err)
+		return request.Refused(err)
+	}
+	wait, ok := parseWait(r.Query("wait"), cfg)
+	if !ok {
+		return request.Error(http.StatusBadRequest, core.CodeBadRequest, "wait must be a duration (25s) or a number of seconds")
+	}
+	var rooms []string
+	if q := r.Query("rooms"); q != "" {
+		rooms = strings.Split(strings.Clone(q), ",")
+	}
+	cursor := strings.Clone(r.Query("cursor"))
+	req := core.ConnectRequest{Principal: p, Rooms: rooms, Since: cursor, RemoteAddr: remote, ClientIP: creds.RemoteAddr}
+
+	res, status, err := poll(node, req, wait, cfg.BatchLimit, r.Done())
+	if err != nil {
+		code := core.ErrorCode(err)
+		if code == "" {
+			code = core.CodeInternal
+		}
+		return request.Error(status, code, err.Error())
+	}
+	body, err := json.Marshal(res)
+	if err != nil {
+		return request.Error(http.StatusInternalServerError, core.CodeInternal, "encoding the answer: "+err.Error())
+	}
+	return &request.Answer{Status: status, Body: body, Header: noStore}
+}
+
+var noStore = map[string]string{"Cache-Control": "no-store"}
+
 // poll runs one poll as a short-lived session and collects its answer.
-// shutdown fires when the HTTP server shuts down.
+// done ends the wait early: the HTTP server shuts down (Fiber) or the
+// client left (net/http).
 //
 // A poll without a cursor starts from the broker's head (core.Broker.Head), so
 // that an answer with no message still carries a cursor and the next poll
@@ -102,7 +146,7 @@ func New(node *core.Node, config ...Config) fiber.Handler {
 // never carry a cursor the log cannot vouch for: when the broker cannot
 // name its head or give the history, the poll fails with 503
 // broker_unavailable and the client retries with the same cursor.
-func poll(node *core.Node, req core.ConnectRequest, wait time.Duration, limit int, shutdown <-chan struct{}) (Response, int, error) {
+func poll(node *core.Node, req core.ConnectRequest, wait time.Duration, limit int, done <-chan struct{}) (Response, int, error) {
 	fresh := req.Since == ""
 	if fresh {
 		h, err := node.Head(context.Background())
@@ -117,11 +161,11 @@ func poll(node *core.Node, req core.ConnectRequest, wait time.Duration, limit in
 	if err != nil {
 		switch {
 		case errors.Is(err, core.ErrShuttingDown):
-			return Response{}, fiber.StatusServiceUnavailable, core.Errorf(core.CodeUnavailable, "node is shutting down; retry another node")
+			return Response{}, http.StatusServiceUnavailable, core.Errorf(core.CodeUnavailable, "node is shutting down; retry another node")
 		case errors.Is(err, core.ErrTooManyConnections):
-			return Response{}, fiber.StatusServiceUnavailable, core.Errorf(core.CodeUnavailable, "too many connections; try again later")
+			return Response{}, http.StatusServiceUnavailable, core.Errorf(core.CodeUnavailable, "too many connections; try again later")
 		case core.ErrorCode(err) == core.CodeInvalidUser || core.ErrorCode(err) == core.CodeBadRequest:
-			return Response{}, fiber.StatusBadRequest, err
+			return Response{}, http.StatusBadRequest, err
 		}
 		return brokerDown(node, "history", err)
 	}
@@ -130,7 +174,7 @@ func poll(node *core.Node, req core.ConnectRequest, wait time.Duration, limit in
 	// at once, as it does the page of a longer backlog.
 	lost := !fresh && !rep.Recovered
 	if !lost && !rep.More {
-		waitForMessages(t, sess, wait, shutdown)
+		waitForMessages(t, sess, wait, done)
 	}
 	// 1000 flushes the queue: whatever core queued (the replay, live
 	// messages that arrived meanwhile) reaches the collector first.
@@ -148,7 +192,7 @@ func poll(node *core.Node, req core.ConnectRequest, wait time.Duration, limit in
 	case n > 0:
 		res.Cursor = t.ids[n-1]
 	case t.disconnect != nil && t.disconnect.Code == core.DisconnectShutdown.Code:
-		return Response{}, fiber.StatusServiceUnavailable, core.Errorf(core.CodeUnavailable, "node is shutting down; retry another node")
+		return Response{}, http.StatusServiceUnavailable, core.Errorf(core.CodeUnavailable, "node is shutting down; retry another node")
 	case lost && rep.Next != "" && rep.Next != req.Since:
 		// The broker named where its read of the current log ended (the
 		// cursor was of a lost log): continue from there.
@@ -165,12 +209,12 @@ func poll(node *core.Node, req core.ConnectRequest, wait time.Duration, limit in
 	if res.Messages == nil {
 		res.Messages = []json.RawMessage{}
 	}
-	return res, fiber.StatusOK, nil
+	return res, http.StatusOK, nil
 }
 
 // waitForMessages returns once t holds a message, wait has passed, the
-// session has ended or the server shuts down.
-func waitForMessages(t *collector, sess *core.Session, wait time.Duration, shutdown <-chan struct{}) {
+// session has ended or done is closed.
+func waitForMessages(t *collector, sess *core.Session, wait time.Duration, done <-chan struct{}) {
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	for !t.ready() {
@@ -180,7 +224,7 @@ func waitForMessages(t *collector, sess *core.Session, wait time.Duration, shutd
 			return
 		case <-sess.Done():
 			return
-		case <-shutdown:
+		case <-done:
 			return
 		}
 	}
@@ -191,7 +235,7 @@ func waitForMessages(t *collector, sess *core.Session, wait time.Duration, shutd
 // A guessed cursor instead would skip or repeat messages.
 func brokerDown(node *core.Node, what string, err error) (Response, int, error) {
 	node.Logger().Warn("longpoll: broker unavailable; answering 503 (the client retries with the same cursor)", "read", what, "err", err)
-	return Response{}, fiber.StatusServiceUnavailable, core.Errorf(core.CodeBrokerDown, "broker unavailable; retry with the same cursor, with backoff")
+	return Response{}, http.StatusServiceUnavailable, core.Errorf(core.CodeBrokerDown, "broker unavailable; retry with the same cursor, with backoff")
 }
 
 // parseWait reads ?wait=: a Go duration or whole seconds, capped at
@@ -212,13 +256,6 @@ func parseWait(s string, cfg Config) (time.Duration, bool) {
 		return 0, false
 	}
 	return min(d, cfg.MaxWait), true
-}
-
-func fail(c *fiber.Ctx, status int, code, msg string) error {
-	if code == "" {
-		code = core.CodeInternal
-	}
-	return c.Status(status).JSON(fiber.Map{"error": fiber.Map{"code": code, "message": msg}})
 }
 
 // collector is the poll's core.Transport: it keeps copies of what core

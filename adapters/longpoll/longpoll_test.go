@@ -3,6 +3,7 @@ package longpoll_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/switchboard-dev/switchboard/adapters/internal/testserver"
 	"github.com/switchboard-dev/switchboard/adapters/longpoll"
 	"github.com/switchboard-dev/switchboard/broker/memory"
 	"github.com/switchboard-dev/switchboard/core"
@@ -37,6 +39,8 @@ type setup struct {
 	poll   longpoll.Config
 	// wrap, if set, wraps the broker the node uses.
 	wrap func(*memory.Broker) core.Broker
+	// front is "fiber" (New, the default) or "nethttp" (NewHandler).
+	front string
 }
 
 func start(t *testing.T, s setup) *lp {
@@ -49,20 +53,34 @@ func start(t *testing.T, s setup) *lp {
 	if s.wrap != nil {
 		br = s.wrap(b)
 	}
-	return startOn(t, br, s.core, s.poll)
+	return startFront(t, br, s.core, s.poll, s.front)
 }
 
 // startOn is start on any broker: the node takes it over (its Shutdown
 // closes it).
 func startOn(t testing.TB, br core.Broker, cfg core.Config, pcfg longpoll.Config) *lp {
 	t.Helper()
+	return startFront(t, br, cfg, pcfg, "fiber")
+}
+
+// startFront is startOn with GET /poll on front: "fiber" (New) or
+// "nethttp" (NewHandler).
+func startFront(t testing.TB, br core.Broker, cfg core.Config, pcfg longpoll.Config, front string) *lp {
+	t.Helper()
 	node, err := core.NewNode(cfg, br, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
-	app := fiber.New(fiber.Config{DisableStartupMessage: true})
-	app.Get("/poll", longpoll.New(node, pcfg))
-	base := serve(t, app)
+	var base string
+	if front == "nethttp" {
+		mux := http.NewServeMux()
+		mux.Handle("GET /poll", longpoll.NewHandler(node, pcfg))
+		base = "http://" + testserver.HTTP(t, mux, nil)
+	} else {
+		app := fiber.New(fiber.Config{DisableStartupMessage: true})
+		app.Get("/poll", longpoll.New(node, pcfg))
+		base = serve(t, app)
+	}
 	t.Cleanup(func() { // registered after serve's: runs first
 		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 		defer cancel()
@@ -381,9 +399,13 @@ func TestBatchLimit(t *testing.T) {
 	}
 }
 
-// TestStatuses: requests refused before polling.
+// TestStatuses: requests refused before polling, on both front ends.
 func TestStatuses(t *testing.T) {
 	t.Parallel()
+	forFronts(t, testStatuses)
+}
+
+func testStatuses(t *testing.T, front string) {
 	reject := core.AuthenticatorFunc(func(_ context.Context, c core.Credentials) (core.Identity, error) {
 		switch c.Token {
 		case "good":
@@ -393,7 +415,7 @@ func TestStatuses(t *testing.T) {
 		}
 		return core.Identity{}, fmt.Errorf("%w: token rejected", core.ErrUnauthorized)
 	})
-	l := start(t, setup{core: core.Config{Authenticator: reject}})
+	l := start(t, setup{core: core.Config{Authenticator: reject}, front: front})
 	cases := []struct {
 		name   string
 		q      url.Values
@@ -473,10 +495,14 @@ func TestRequestErrors(t *testing.T) {
 
 // TestShutdown: a poll waiting when the node shuts down answers 503 at
 // once (not at the end of its wait), and a poll arriving afterwards is
-// refused with 503 without a session.
+// refused with 503 without a session, on both front ends.
 func TestShutdown(t *testing.T) {
 	t.Parallel()
-	l := start(t, setup{})
+	forFronts(t, testShutdown)
+}
+
+func testShutdown(t *testing.T, front string) {
+	l := start(t, setup{front: front})
 	cursor := l.poll(t, query("rooms", "r", "wait", "0")).Cursor
 	ch := l.pollAsync(query("rooms", "r", "cursor", cursor, "wait", "50s"))
 	eventually(t, "the poll to wait", func() bool { return l.node.Hub().Members(core.RoomChannel("r")) == 1 })
@@ -500,10 +526,14 @@ func TestShutdown(t *testing.T) {
 
 // TestSessionsEnd: every poll's session is gone once its answer is sent,
 // whichever way the poll ended (TestMain then checks that no goroutine is
-// left).
+// left), on both front ends.
 func TestSessionsEnd(t *testing.T) {
 	t.Parallel()
-	l := start(t, setup{})
+	forFronts(t, testSessionsEnd)
+}
+
+func testSessionsEnd(t *testing.T, front string) {
+	l := start(t, setup{front: front})
 	cursor := l.poll(t, query("user", "u", "rooms", "a,b", "wait", "0")).Cursor
 	l.poll(t, query("user", "u", "rooms", "a,b", "cursor", cursor, "wait", "50ms")) // times out
 	ch := l.pollAsync(query("user", "u", "rooms", "a", "cursor", cursor, "wait", "30s"))
@@ -516,4 +546,73 @@ func TestSessionsEnd(t *testing.T) {
 		return l.node.Stats().Connections == 0 && hub.Members(core.RoomChannel("a")) == 0 &&
 			hub.Members(core.RoomChannel("b")) == 0 && hub.Members(core.UserChannel("u")) == 0
 	})
+}
+
+// forFronts runs test on both front ends, in parallel.
+func forFronts(t *testing.T, test func(t *testing.T, front string)) {
+	for _, front := range []string{"fiber", "nethttp"} {
+		t.Run(front, func(t *testing.T) {
+			t.Parallel()
+			test(t, front)
+		})
+	}
+}
+
+// TestClientGoneNetHTTP: on net/http a poll whose client gives up ends at
+// once, not at the end of its wait (Fiber cannot see the client leave).
+func TestClientGoneNetHTTP(t *testing.T) {
+	t.Parallel()
+	l := start(t, setup{front: "nethttp"})
+	cursor := l.poll(t, query("rooms", "r", "wait", "0")).Cursor
+	ctx, cancel := context.WithCancel(context.Background())
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, l.base+"/poll?"+query("rooms", "r", "cursor", cursor, "wait", "50s").Encode(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gave := make(chan error, 1)
+	go func() {
+		resp, err := l.hc.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		gave <- err
+	}()
+	eventually(t, "the poll to wait", func() bool { return l.node.Hub().Members(core.RoomChannel("r")) == 1 })
+	cancel()
+	if err := <-gave; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the abandoned poll returned %v, want context.Canceled", err)
+	}
+	eventually(t, "the abandoned poll's session to end", func() bool {
+		return l.node.Stats().Connections == 0 && l.node.Hub().Members(core.RoomChannel("r")) == 0
+	})
+}
+
+// TestServerWriteTimeoutNetHTTP: a poll that waits longer than the
+// net/http server's WriteTimeout still gets its answer (NewHandler gives
+// the answer its own write deadline).
+func TestServerWriteTimeoutNetHTTP(t *testing.T) {
+	t.Parallel()
+	b, err := memory.New(memory.Config{}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	node, err := core.NewNode(core.Config{}, b, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /poll", longpoll.NewHandler(node))
+	base := "http://" + testserver.Serve(t, &http.Server{Handler: mux, WriteTimeout: 100 * time.Millisecond}, nil)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		defer cancel()
+		if err := node.Shutdown(ctx); err != nil {
+			t.Errorf("node shutdown: %v", err)
+		}
+	})
+	l := &lp{node: node, base: base, hc: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}}
+	a := l.poll(t, query("rooms", "r", "wait", "500ms")) // nothing arrives: answered after the wait
+	if a.status != http.StatusOK || a.Messages == nil {
+		t.Fatalf("poll past the server's WriteTimeout: %+v", a)
+	}
 }

@@ -19,36 +19,58 @@ import (
 
 	"github.com/switchboard-dev/switchboard/adapters/adaptertest"
 	"github.com/switchboard-dev/switchboard/adapters/httpsend"
+	"github.com/switchboard-dev/switchboard/adapters/internal/testserver"
 	"github.com/switchboard-dev/switchboard/adapters/sse"
 	"github.com/switchboard-dev/switchboard/core"
 )
 
 // TestConformance runs the adapter conformance suite over real SSE
-// streams (GET /sse) with POST /send as the client's side channel, on a
-// Fiber app on 127.0.0.1:0.
+// streams (GET /sse) with POST /send as the client's side channel, on
+// both front ends: New and httpsend.New on a Fiber app, NewHandler and
+// httpsend.NewHandler on a net/http server, on 127.0.0.1:0.
 func TestConformance(t *testing.T) {
-	adaptertest.Run(t, adaptertest.Harness{
-		Features: adaptertest.Features{
-			Unidirectional: true, // the client sends with POST /send
-			CloseCodes:     true, // the final "close" event carries the code
-			ServerPings:    true, // ": ping" comment lines
-			FixedRooms:     true, // /send is stateless: join/leave answer reconnect_required
-		},
-		Start: startSSE,
-	})
+	for _, front := range fronts {
+		t.Run(front, func(t *testing.T) {
+			adaptertest.Run(t, adaptertest.Harness{
+				Features: adaptertest.Features{
+					Unidirectional: true, // the client sends with POST /send
+					CloseCodes:     true, // the final "close" event carries the code
+					ServerPings:    true, // ": ping" comment lines
+					FixedRooms:     true, // /send is stateless: join/leave answer reconnect_required
+				},
+				Start: func(t *testing.T, srv adaptertest.Server) adaptertest.Dialer {
+					base := serveFront(t, srv.Node, sse.Config{WriteTimeout: 2 * time.Second}, front)
+					// No keep-alive: every stream and every send has a
+					// connection of its own, closed when it ends, so no
+					// idle client goroutine outlives a test.
+					hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+					return func(t *testing.T, o adaptertest.ConnectOpts) (adaptertest.Client, error) {
+						return dialSSE(hc, base, o)
+					}
+				},
+			})
+		})
+	}
 }
 
-func startSSE(t *testing.T, srv adaptertest.Server) adaptertest.Dialer {
-	app := fiber.New(fiber.Config{DisableStartupMessage: true})
-	app.Get("/sse", sse.New(srv.Node, sse.Config{WriteTimeout: 2 * time.Second}))
-	app.Post("/send", httpsend.New(srv.Node, httpsend.Config{}))
-	base := serve(t, app)
-	// No keep-alive: every stream and every send has a connection of its
-	// own, closed when it ends, so no idle client goroutine outlives a test.
-	hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
-	return func(t *testing.T, o adaptertest.ConnectOpts) (adaptertest.Client, error) {
-		return dialSSE(hc, base, o)
+// fronts are the handler's front ends: New on Fiber, NewHandler on
+// net/http.
+var fronts = []string{"fiber", "nethttp"}
+
+// serveFront mounts GET /sse and POST /send for node on front, on
+// 127.0.0.1:0 until the test ends, and returns the base URL.
+func serveFront(t *testing.T, node *core.Node, cfg sse.Config, front string) string {
+	t.Helper()
+	if front == "nethttp" {
+		mux := http.NewServeMux()
+		mux.Handle("GET /sse", sse.NewHandler(node, cfg))
+		mux.Handle("POST /send", httpsend.NewHandler(node, httpsend.Config{}))
+		return "http://" + testserver.HTTP(t, mux, nil)
 	}
+	app := fiber.New(fiber.Config{DisableStartupMessage: true})
+	app.Get("/sse", sse.New(node, cfg))
+	app.Post("/send", httpsend.New(node, httpsend.Config{}))
+	return serve(t, app)
 }
 
 // serve runs app on 127.0.0.1:0 until the test ends and returns its base

@@ -14,6 +14,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/switchboard-dev/switchboard/adapters/adaptertest"
+	"github.com/switchboard-dev/switchboard/adapters/internal/testserver"
 	"github.com/switchboard-dev/switchboard/adapters/sse"
 	"github.com/switchboard-dev/switchboard/broker/memory"
 	"github.com/switchboard-dev/switchboard/core"
@@ -44,7 +45,16 @@ func (l smallBuffers) Accept() (net.Conn, error) {
 // covers the deadline.
 func TestStalledReader(t *testing.T) {
 	t.Parallel()
-	st := startStalled(t, core.Config{SendQueueSize: 32}, time.Hour)
+	for _, front := range fronts {
+		t.Run(front, func(t *testing.T) {
+			t.Parallel()
+			testStalledReader(t, front)
+		})
+	}
+}
+
+func testStalledReader(t *testing.T, front string) {
+	st := startStalled(t, core.Config{SendQueueSize: 32}, time.Hour, front)
 	sent := st.publishUntil(t, "the stalled client was closed as a slow consumer", func() bool {
 		return st.node.Stats().SlowClosed > 0 // bumped when the queue overflows
 	})
@@ -64,7 +74,16 @@ func TestStalledReader(t *testing.T) {
 // the room, and its session is cleaned up.
 func TestStalledReaderWriteDeadline(t *testing.T) {
 	t.Parallel()
-	st := startStalled(t, core.Config{SendQueueSize: 2 * mostMessages}, 200*time.Millisecond)
+	for _, front := range fronts {
+		t.Run(front, func(t *testing.T) {
+			t.Parallel()
+			testStalledReaderWriteDeadline(t, front)
+		})
+	}
+}
+
+func testStalledReaderWriteDeadline(t *testing.T, front string) {
+	st := startStalled(t, core.Config{SendQueueSize: 2 * mostMessages}, 200*time.Millisecond, front)
 	sent := st.publishUntil(t, "the stalled client's session ended", func() bool {
 		return st.hub.Members(core.UserChannel("stalled")) == 0
 	})
@@ -75,7 +94,7 @@ func TestStalledReaderWriteDeadline(t *testing.T) {
 	t.Logf("stalled client's write passed the deadline after %d messages of 1 KiB", sent)
 }
 
-// stalledSetup is a node and an SSE app with two members of room r: the
+// stalledSetup is a node and an SSE server (front) with two members of room r: the
 // stalled client, a raw connection that sent its request and never reads
 // a byte, and a healthy one.
 type stalledSetup struct {
@@ -85,7 +104,7 @@ type stalledSetup struct {
 	healthy adaptertest.Client
 }
 
-func startStalled(t *testing.T, cfg core.Config, writeTimeout time.Duration) *stalledSetup {
+func startStalled(t *testing.T, cfg core.Config, writeTimeout time.Duration, front string) *stalledSetup {
 	t.Helper()
 	b, err := memory.New(memory.Config{}, slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -95,32 +114,39 @@ func startStalled(t *testing.T, cfg core.Config, writeTimeout time.Duration) *st
 	if err != nil {
 		t.Fatal(err)
 	}
-	app := fiber.New(fiber.Config{DisableStartupMessage: true})
-	app.Get("/sse", sse.New(node, sse.Config{WriteTimeout: writeTimeout}))
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	var addr string
+	if front == "nethttp" {
+		mux := http.NewServeMux()
+		mux.Handle("GET /sse", sse.NewHandler(node, sse.Config{WriteTimeout: writeTimeout}))
+		addr = testserver.HTTP(t, mux, func(ln net.Listener) net.Listener { return smallBuffers{ln} })
+	} else {
+		app := fiber.New(fiber.Config{DisableStartupMessage: true})
+		app.Get("/sse", sse.New(node, sse.Config{WriteTimeout: writeTimeout}))
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		served := make(chan error, 1)
+		go func() { served <- app.Listener(smallBuffers{ln}) }()
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := app.ShutdownWithContext(ctx); err != nil {
+				t.Errorf("app shutdown: %v", err)
+			}
+			if err := <-served; err != nil {
+				t.Errorf("serve: %v", err)
+			}
+		})
+		addr = ln.Addr().String()
 	}
-	served := make(chan error, 1)
-	go func() { served <- app.Listener(smallBuffers{ln}) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := app.ShutdownWithContext(ctx); err != nil {
-			t.Errorf("app shutdown: %v", err)
-		}
-		if err := <-served; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
-	t.Cleanup(func() { // runs before the app's shutdown
+	t.Cleanup(func() { // runs before the server's shutdown
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if err := node.Shutdown(ctx); err != nil {
 			t.Errorf("node shutdown: %v", err)
 		}
 	})
-	addr := ln.Addr().String()
 
 	stalled, err := net.Dial("tcp", addr)
 	if err != nil {

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -16,7 +15,6 @@ import (
 	"time"
 
 	fws "github.com/fasthttp/websocket"
-	"github.com/gofiber/fiber/v2"
 
 	"github.com/switchboard-dev/switchboard/adapters/adaptertest"
 	"github.com/switchboard-dev/switchboard/adapters/websocket"
@@ -24,50 +22,23 @@ import (
 )
 
 // TestConformance runs the adapter conformance suite over real WebSocket
-// connections to a Fiber app on 127.0.0.1:0, in both reading modes:
-// detached (the epoll poller reads idle connections) and blocking (a
-// goroutine per connection, as over TLS).
+// connections, on both front ends (New on a Fiber app, NewHandler on a
+// net/http server, on 127.0.0.1:0) and in both reading modes: detached
+// (the epoll poller reads idle connections) and blocking (a goroutine per
+// connection, as over TLS).
 func TestConformance(t *testing.T) {
-	for _, detach := range []bool{true, false} {
-		name := map[bool]string{true: "detached", false: "blocking"}[detach]
-		t.Run(name, func(t *testing.T) {
+	for _, front := range websocket.Fronts {
+		t.Run(front, func(t *testing.T) {
 			adaptertest.Run(t, adaptertest.Harness{
 				Features: adaptertest.Features{CloseCodes: true, ServerPings: true},
 				Start: func(t *testing.T, srv adaptertest.Server) adaptertest.Dialer {
-					return startWebSocket(t, srv, detach)
+					base := "ws://" + websocket.ServeFront(t, srv.Node, websocket.Config{CloseGrace: time.Second}, front) + "/ws"
+					return func(t *testing.T, o adaptertest.ConnectOpts) (adaptertest.Client, error) {
+						return dialWS(base, o)
+					}
 				},
 			})
 		})
-	}
-}
-
-func startWebSocket(t *testing.T, srv adaptertest.Server, detach bool) adaptertest.Dialer {
-	app := fiber.New(fiber.Config{DisableStartupMessage: true})
-	if detach {
-		websocket.DetachConnections(app)
-	}
-	app.Get("/ws", websocket.New(srv.Node, websocket.Config{
-		CloseGrace: time.Second,
-	}))
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- app.Listener(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := app.ShutdownWithContext(ctx); err != nil {
-			t.Errorf("app shutdown: %v", err)
-		}
-		if err := <-served; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
-	base := "ws://" + ln.Addr().String() + "/ws"
-	return func(t *testing.T, o adaptertest.ConnectOpts) (adaptertest.Client, error) {
-		return dialWS(base, o)
 	}
 }
 

@@ -6,9 +6,11 @@ import (
 	"github.com/gofiber/fiber/v2"
 )
 
-// Config configures the WebSocket handler.
+// Config configures the WebSocket handler, New (Fiber) and NewHandler
+// (net/http) alike.
 type Config struct {
-	// Next skips this handler when it returns true.
+	// Next skips this handler when it returns true. Fiber only (New):
+	// with NewHandler, route around the handler in your mux instead.
 	// Optional. Default: nil
 	Next func(c *fiber.Ctx) bool
 
@@ -44,12 +46,14 @@ type Config struct {
 	// Optional. Default: 10s
 	HandshakeTimeout time.Duration
 
-	// ReadBufferSize is the per-connection read buffer. Write buffers come
-	// from a shared pool and are held only while writing.
+	// ReadBufferSize is the read buffer of Fiber's upgrade (New only;
+	// after it the adapter reads with pooled buffers of its own).
 	// Optional. Default: 1024
 	ReadBufferSize int
 
-	// WriteBufferSize is the size of pooled write buffers.
+	// WriteBufferSize is the size of the write buffers of Fiber's upgrade
+	// (New only; after it the adapter writes from pooled buffers of its
+	// own).
 	// Optional. Default: 4096
 	WriteBufferSize int
 }

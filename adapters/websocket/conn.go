@@ -479,9 +479,10 @@ func (c *conn) readLoop(r io.Reader) {
 
 // detach hands the connection to the poller. Bytes the HTTP server read
 // past the upgrade request (a client that did not wait for the 101) are
-// taken from hj first, while the handler still owns its buffer. It reports
-// false if the connection must instead be read by the handler goroutine.
-func (c *conn) detach(hj net.Conn, tc *net.TCPConn, p *poller) bool {
+// taken first with buffered, while the handler still owns the server's
+// buffer. It reports false if the connection must instead be read by the
+// handler goroutine.
+func (c *conn) detach(buffered func(fn func([]byte)) error, tc *net.TCPConn, p *poller) bool {
 	if p == nil {
 		return false
 	}
@@ -489,23 +490,7 @@ func (c *conn) detach(hj net.Conn, tc *net.TCPConn, p *poller) bool {
 	if err != nil {
 		return false
 	}
-	// With a deadline in the past, Read returns only what is already
-	// buffered in user space and never touches the socket.
-	if err := hj.SetReadDeadline(time.Unix(1, 0)); err != nil {
-		return false
-	}
-	bp := getBuf()
-	for {
-		n, err := hj.Read(*bp)
-		if n > 0 {
-			c.input((*bp)[:n])
-		}
-		if err != nil {
-			break
-		}
-	}
-	putBuf(bp, *bp)
-	if err := hj.SetReadDeadline(time.Time{}); err != nil {
+	if err := buffered(c.input); err != nil {
 		return false
 	}
 	c.mu.Lock()

@@ -154,8 +154,8 @@ func (r *rawClient) expectClose(code uint16, answer bool) {
 
 func ping(ref string) []byte { return []byte(`{"v":1,"type":"ping","ref":"` + ref + `"}`) }
 
-// TestWireProtocol drives the frame reader with raw frames in both
-// reading modes: partial frames, several frames per read, fragmentation
+// TestWireProtocol drives the frame reader with raw frames on both
+// front ends in both reading modes: partial frames, several frames per read, fragmentation
 // with control frames in between, the closing handshake, each kind of
 // protocol violation with its close code (after the replies to the valid
 // messages before it), text that is not UTF-8 (1007) however it is
@@ -322,9 +322,9 @@ func TestWireProtocol(t *testing.T) {
 		{"16 bytes unpadded", "dGhlIHNhbXBsZSBub25jZQ"},
 		{"non-zero padding bits", "dGhlIHNhbXBsZSBub25jZR=="},
 	}
-	for _, detach := range []bool{true, false} {
-		t.Run(map[bool]string{true: "detached", false: "blocking"}[detach], func(t *testing.T) {
-			url := serveNodeMode(t, core.Config{MaxMessageSize: limit}, Config{CloseGrace: time.Second}, detach)
+	for _, front := range fronts {
+		t.Run(front, func(t *testing.T) {
+			url := serveNodeMode(t, core.Config{MaxMessageSize: limit}, Config{CloseGrace: time.Second}, front)
 			// A bystander on the same node must be unaffected by every case.
 			by := dialRaw(t, url+"?user=bystander", nil)
 			by.expectEnv(`"welcome"`)
@@ -357,9 +357,9 @@ func TestWireProtocol(t *testing.T) {
 // TestEarlyFrame: a frame sent right behind the upgrade request, before
 // the 101 arrived, sits in the HTTP server's buffer; it is still read.
 func TestEarlyFrame(t *testing.T) {
-	for _, detach := range []bool{true, false} {
-		t.Run(map[bool]string{true: "detached", false: "blocking"}[detach], func(t *testing.T) {
-			url := serveNodeMode(t, core.Config{}, Config{CloseGrace: time.Second}, detach)
+	for _, front := range fronts {
+		t.Run(front, func(t *testing.T) {
+			url := serveNodeMode(t, core.Config{}, Config{CloseGrace: time.Second}, front)
 			r := dialRaw(t, url+"?user=u", maskedFrame(true, opText, ping("early")))
 			r.expectEnv(`"welcome"`)
 			r.expectEnv(`"ref":"early"`)
@@ -371,9 +371,9 @@ func TestEarlyFrame(t *testing.T) {
 // after a started message is refused with 4003 (the size check must not
 // overflow), and the server keeps serving.
 func TestHugeContinuationLength(t *testing.T) {
-	for _, detach := range []bool{true, false} {
-		t.Run(map[bool]string{true: "detached", false: "blocking"}[detach], func(t *testing.T) {
-			url := serveNodeMode(t, core.Config{MaxMessageSize: 1024}, Config{CloseGrace: time.Second}, detach)
+	for _, front := range fronts {
+		t.Run(front, func(t *testing.T) {
+			url := serveNodeMode(t, core.Config{MaxMessageSize: 1024}, Config{CloseGrace: time.Second}, front)
 			r := dialRaw(t, url+"?user=u", nil)
 			r.expectEnv(`"welcome"`)
 			r.write(maskedFrame(false, opText, []byte("{")))

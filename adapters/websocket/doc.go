@@ -1,23 +1,30 @@
-// Package websocket serves Switchboard over WebSocket on Fiber v2. New
-// returns the GET /ws handler; each connection becomes a core.Session.
+// Package websocket serves Switchboard over WebSocket. New returns the
+// GET /ws handler for Fiber v2, NewHandler the same for net/http; each
+// connection becomes a core.Session. Both front ends share everything
+// but the upgrade: the request checks (426, 405, 400 for a bad version or
+// Sec-WebSocket-Key, 403 for an origin, 503 while shutting down), the
+// credentials, the session, the frame reader and writer.
 //
-// The upgrade handshake goes through gofiber/contrib/websocket, after New
-// has refused (400) a Sec-WebSocket-Key that is not the base64 of 16
-// bytes. After it, the package speaks RFC 6455 frames itself (wire.go): it
+// The upgrade handshake goes through gofiber/contrib/websocket on Fiber;
+// on net/http the handler hijacks the connection and answers the 101
+// itself. After it, the package speaks RFC 6455 frames itself (wire.go): it
 // parses the client's masked frames (fragmentation, control frames between
 // fragments, the closing handshake; violations close with 1002, text that
 // is not UTF-8 with 1007 as soon as a fragment shows it, oversize messages
 // with 4003 without being buffered) and writes unmasked text frames.
 //
-// Reading: with DetachConnections on the app (the edge does this), plain
-// TCP on Linux, the handler returns once the session is accepted and an
-// epoll poller shared by the handler's connections watches the socket.
+// Reading: with DetachConnections on the app (the edge does this) or on
+// net/http (which always leaves hijacked connections to their handler),
+// plain TCP on Linux, the handler returns once the session is accepted
+// and an epoll poller shared by the handler's connections watches the
+// socket.
 // When data arrives a short-lived goroutine reads it into a pooled
 // buffer, feeds the session and re-arms the socket, so an idle connection
-// holds no goroutine, stack or buffer. Otherwise (TLS, other systems, an
-// app without DetachConnections) the handler goroutine reads for the
-// connection's life. Both modes share the frame parser and pass the
-// adapter conformance suite.
+// holds no goroutine, stack or buffer. Otherwise (TLS, a listener that
+// wraps connections, other systems, a Fiber app without
+// DetachConnections) the handler goroutine reads for the connection's
+// life. Both modes, on both front ends, share the frame parser and pass
+// the adapter conformance suite.
 //
 // Writing: the session's single writer goroutine writes batches ('\n'
 // joined envelopes in one text frame, one write call from a pooled

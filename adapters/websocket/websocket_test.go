@@ -1,12 +1,15 @@
 package websocket
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +17,7 @@ import (
 	fws "github.com/fasthttp/websocket"
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/switchboard-dev/switchboard/adapters/internal/testserver"
 	"github.com/switchboard-dev/switchboard/broker/memory"
 	"github.com/switchboard-dev/switchboard/core"
 )
@@ -27,12 +31,17 @@ func serveNode(t *testing.T, cfg core.Config) string {
 // serveNodeWith is serveNode with the adapter's configuration.
 func serveNodeWith(t *testing.T, cfg core.Config, acfg Config) string {
 	t.Helper()
-	return serveNodeMode(t, cfg, acfg, true)
+	return serveNodeMode(t, cfg, acfg, "fiber/detached")
 }
 
-// serveNodeMode chooses the reading mode: detached (the poller) or
+// fronts are the handler's front ends (New on Fiber, NewHandler on
+// net/http), each in both reading modes: detached (the poller) or
 // blocking (a goroutine per connection).
-func serveNodeMode(t *testing.T, cfg core.Config, acfg Config, detach bool) string {
+var fronts = []string{"fiber/detached", "fiber/blocking", "nethttp/detached", "nethttp/blocking"}
+
+// serveNodeMode serves a new node on front and returns its ws:// URL.
+// The node shuts down when the test ends.
+func serveNodeMode(t *testing.T, cfg core.Config, acfg Config, front string) string {
 	t.Helper()
 	b, err := memory.New(memory.Config{}, nil)
 	if err != nil {
@@ -42,25 +51,58 @@ func serveNodeMode(t *testing.T, cfg core.Config, acfg Config, detach bool) stri
 	if err != nil {
 		t.Fatal(err)
 	}
-	app := fiber.New(fiber.Config{DisableStartupMessage: true})
-	if detach {
-		DetachConnections(app)
-	}
-	app.Get("/ws", New(node, acfg))
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go app.Listener(ln)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	addr := serveFront(t, node, acfg, front)
+	t.Cleanup(func() { // runs before the server's cleanup
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		_ = app.ShutdownWithContext(ctx)
 		if err := node.Shutdown(ctx); err != nil {
 			t.Error(err)
 		}
 	})
-	return "ws://" + ln.Addr().String() + "/ws"
+	return "ws://" + addr + "/ws"
+}
+
+// serveFront mounts node's /ws on front (one of fronts), on 127.0.0.1:0
+// until the test ends, and returns host:port.
+func serveFront(t *testing.T, node *core.Node, acfg Config, front string) string {
+	t.Helper()
+	switch front {
+	case "fiber/detached", "fiber/blocking":
+		app := fiber.New(fiber.Config{DisableStartupMessage: true})
+		if front == "fiber/detached" {
+			DetachConnections(app)
+		}
+		app.Get("/ws", New(node, acfg))
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		served := make(chan error, 1)
+		go func() { served <- app.Listener(ln) }()
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := app.ShutdownWithContext(ctx); err != nil {
+				t.Errorf("app shutdown: %v", err)
+			}
+			if err := <-served; err != nil {
+				t.Errorf("serve: %v", err)
+			}
+		})
+		return ln.Addr().String()
+	case "nethttp/detached", "nethttp/blocking":
+		mux := http.NewServeMux()
+		mux.Handle("GET /ws", NewHandler(node, acfg))
+		// Blocking: connections wrapped in a type that is not a
+		// *net.TCPConn cannot go to the poller.
+		var wrap func(net.Listener) net.Listener
+		if front == "nethttp/blocking" {
+			wrap = testserver.NotTCP
+		}
+		return testserver.HTTP(t, mux, wrap)
+	}
+	t.Fatalf("unknown front %q", front)
+	return ""
 }
 
 // TestFrameSizeLimit: a frame of exactly MaxMessageSize is processed; one
@@ -112,7 +154,13 @@ func fixedAuth(identity core.Identity) core.Authenticator {
 // header, or a "switchboard.token.<jwt>" subprotocol (browsers), and the
 // server then selects "switchboard.v1", never echoing the token.
 func TestTokenSources(t *testing.T) {
-	url := serveNodeWith(t, core.Config{Authenticator: fixedAuth(core.Identity{User: "u"})}, Config{CloseGrace: time.Second})
+	for _, front := range []string{"fiber/detached", "nethttp/detached"} {
+		t.Run(front, func(t *testing.T) { testTokenSources(t, front) })
+	}
+}
+
+func testTokenSources(t *testing.T, front string) {
+	url := serveNodeMode(t, core.Config{Authenticator: fixedAuth(core.Identity{User: "u"})}, Config{CloseGrace: time.Second}, front)
 	cases := []struct {
 		name      string
 		query     string
@@ -212,4 +260,112 @@ func TestIdentityPermissionsAndExpiry(t *testing.T) {
 			return
 		}
 	})
+}
+
+// TestHandshakeRefusals: both front ends refuse a bad upgrade request
+// the same way, with a JSON error before any upgrade: 426 a plain
+// request, 400 a version other than 13 (naming 13), 403 an origin not
+// allowed, 503 while the node shuts down.
+func TestHandshakeRefusals(t *testing.T) {
+	for _, front := range []string{"fiber/detached", "nethttp/detached"} {
+		t.Run(front, func(t *testing.T) {
+			b, err := memory.New(memory.Config{}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			node, err := core.NewNode(core.Config{}, b, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			addr := serveFront(t, node, Config{Origins: []string{"https://app.example"}}, front)
+			upgrade := "Upgrade: websocket\r\nConnection: keep-alive, Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+			cases := []struct {
+				name, headers string
+				status        int
+				code          string
+			}{
+				{"plain request", "", http.StatusUpgradeRequired, "upgrade_required"},
+				{"version 12", upgrade + "Sec-WebSocket-Version: 12\r\n", http.StatusBadRequest, core.CodeBadRequest},
+				{"origin", upgrade + "Sec-WebSocket-Version: 13\r\nOrigin: https://evil.example\r\n", http.StatusForbidden, core.CodeForbidden},
+				{"allowed origin", upgrade + "Sec-WebSocket-Version: 13\r\nOrigin: https://app.example\r\n", http.StatusSwitchingProtocols, ""},
+			}
+			check := func(name, headers string, status int, code string) {
+				t.Helper()
+				resp, body := rawRequest(t, addr, "GET /ws?user=u HTTP/1.1\r\nHost: "+addr+"\r\n"+headers+"\r\n")
+				if resp.StatusCode != status || code != "" && (!bytes.Contains(body, []byte(`"code":"`+code+`"`)) || resp.Header.Get("Content-Type") != "application/json") {
+					t.Errorf("%s: %d %v %s, want %d %s", name, resp.StatusCode, resp.Header, body, status, code)
+				}
+				if status == http.StatusBadRequest && resp.Header.Get("Sec-Websocket-Version") != "13" {
+					t.Errorf("%s: no Sec-WebSocket-Version: 13 in %v", name, resp.Header)
+				}
+			}
+			for _, c := range cases {
+				check(c.name, c.headers, c.status, c.code)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := node.Shutdown(ctx); err != nil {
+				t.Fatal(err)
+			}
+			check("shutting down", upgrade+"Sec-WebSocket-Version: 13\r\n", http.StatusServiceUnavailable, core.CodeUnavailable)
+		})
+	}
+}
+
+// rawRequest sends req on a new connection to addr and reads the
+// response head and, unless it is a 101, its body.
+func rawRequest(t *testing.T, addr, req string) (*http.Response, []byte) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, req); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		return resp, nil
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, body
+}
+
+// TestDetachedHoldsNoGoroutine: on either front end, an idle connection
+// in detached mode holds no goroutine once its handshake is done: the
+// poller watches it. (In blocking mode each would hold one.)
+func TestDetachedHoldsNoGoroutine(t *testing.T) {
+	const conns = 20
+	for _, front := range []string{"fiber/detached", "nethttp/detached"} {
+		t.Run(front, func(t *testing.T) {
+			url := serveNodeMode(t, core.Config{}, Config{CloseGrace: time.Second}, front)
+			base := runtime.NumGoroutine()
+			for i := range conns {
+				r := dialRaw(t, fmt.Sprintf("%s?user=u%d", url, i), nil)
+				r.expectEnv(`"welcome"`)
+			}
+			// Handlers return and handshake goroutines end on their own
+			// after the welcome: no signal, so poll with a deadline.
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				extra := runtime.NumGoroutine() - base
+				if extra < conns/2 {
+					t.Logf("%d idle connections, %d more goroutines", conns, extra)
+					return
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%d idle connections hold %d more goroutines, want far fewer than one each", conns, extra)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		})
+	}
 }

@@ -1,0 +1,7 @@
+package websocket
+
+// For the external tests (adaptertest_test.go): the same front ends.
+var (
+	Fronts     = fronts
+	ServeFront = serveFront
+)
