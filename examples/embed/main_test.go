@@ -25,8 +25,11 @@ import (
 
 // TestMain fails the package if the application leaves a goroutine
 // behind once it has shut down: the server, the node, the broker, a
-// stream or a poll.
-func TestMain(m *testing.M) { coretest.VerifyNone(m) }
+// stream or a poll. fasthttp's date updater and worker-pool cleaner
+// (TestFiber) are process-wide, not leaks.
+func TestMain(m *testing.M) {
+	coretest.VerifyNone(m, "fasthttp.updateServerDate", "fasthttp.(*workerPool).Start.func2")
+}
 
 // waitFor bounds every wait: it matters only when something is broken.
 const waitFor = 20 * time.Second
