@@ -26,7 +26,7 @@ import (
 // ends, then shuts down in order.
 func serveFiber(ctx context.Context, node *core.Node, ln net.Listener) error {
 	app := fiber.New(fiber.Config{DisableStartupMessage: true}) // keep WriteTimeout 0: it would cut event streams
-	websocket.DetachConnections(app)                             // idle WebSockets wait in the epoll poller, not in a goroutine
+	websocket.DetachConnections(app)                            // idle WebSockets wait in the epoll poller, not in a goroutine
 	origins := []string{cors.Self}
 	app.Get("/ws", websocket.New(node, websocket.Config{Origins: origins}))
 	for _, p := range []string{"/sse", "/poll", "/send"} {
