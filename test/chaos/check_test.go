@@ -292,3 +292,19 @@ func TestComposeLog(t *testing.T) {
 		t.Errorf("nothing lost or trimmed: gone %v, want nil", gone)
 	}
 }
+
+// TestAwayMissedTrimmed: the retention fault fails unless each away
+// subscriber missed a trimmed message of its rooms.
+func TestAwayMissedTrimmed(t *testing.T) {
+	trimmed := []entry{{"a", 1, "", false, ""}, {"b", 2, "", false, ""}}
+	results := []subResult{
+		{Name: "missed", Rooms: []string{"a"}, Got: []got{{Room: "a", Seq: 0}}},
+		{Name: "had-it", Rooms: []string{"a"}, Got: []got{{Room: "a", Seq: 1}}},
+		{Name: "other-room", Rooms: []string{"c"}},
+		{Name: "not-away", Rooms: []string{"c"}},
+	}
+	f := awayMissedTrimmed(results, trimmed, map[string]bool{"missed": true, "had-it": true, "other-room": true})
+	if len(f) != 2 || !strings.Contains(f[0], "had-it") || !strings.Contains(f[1], "other-room") {
+		t.Errorf("failures %q, want had-it and other-room", f)
+	}
+}

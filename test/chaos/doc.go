@@ -34,10 +34,11 @@
 // established connections hang, new ones fail with "network is
 // unreachable"; it needs root and iproute2), retention (one subscriber
 // per transport goes away for --pause while the suite trims the log to
-// its newest 1,000 records, as retention would: XTRIM MINID, a
-// JetStream purge, Kafka DeleteRecords; edge 0 restarts, so its resume
-// index starts after the trim, and they come back there: each must be
-// told recovered:false and get what the log still holds), and stalled
+// the newer half of what was accepted meanwhile, as retention would:
+// XTRIM MINID, a JetStream purge, Kafka DeleteRecords; edge 0 restarts,
+// so its resume index starts after the trim, and they come back there:
+// each must be told recovered:false and get what the log still holds,
+// and must have missed some trimmed message), and stalled
 // readers (WebSocket and SSE subscribers that read nothing for --stall
 // while a burst of 1,500 messages of 8 KB is published: more than the
 // kernel's socket buffers take for a reader that does not read, so that
