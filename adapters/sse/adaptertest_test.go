@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -77,23 +76,7 @@ func serveFront(t *testing.T, node *core.Node, cfg sse.Config, front string) str
 // URL.
 func serve(t *testing.T, app *fiber.App) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- app.Listener(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := app.ShutdownWithContext(ctx); err != nil {
-			t.Errorf("app shutdown: %v", err)
-		}
-		if err := <-served; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
-	return "http://" + ln.Addr().String()
+	return "http://" + testserver.Fiber(t, app, nil)
 }
 
 // sseClient is the suite's SSE client: a reader goroutine parses the

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -149,23 +148,7 @@ func serveOn(t *testing.T, front string, node *core.Node, fh fiber.Handler, h ht
 	}
 	app := fiber.New(fiber.Config{DisableStartupMessage: true})
 	app.Get("/sse", fh)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- app.Listener(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := app.ShutdownWithContext(ctx); err != nil {
-			t.Errorf("app shutdown: %v", err)
-		}
-		if err := <-served; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
-	return "http://" + ln.Addr().String()
+	return "http://" + testserver.Fiber(t, app, nil)
 }
 
 // TestServerWriteTimeoutNetHTTP: a net/http server's WriteTimeout does

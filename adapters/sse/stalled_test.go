@@ -122,23 +122,7 @@ func startStalled(t *testing.T, cfg core.Config, writeTimeout time.Duration, fro
 	} else {
 		app := fiber.New(fiber.Config{DisableStartupMessage: true})
 		app.Get("/sse", sse.New(node, sse.Config{WriteTimeout: writeTimeout}))
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		served := make(chan error, 1)
-		go func() { served <- app.Listener(smallBuffers{ln}) }()
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			if err := app.ShutdownWithContext(ctx); err != nil {
-				t.Errorf("app shutdown: %v", err)
-			}
-			if err := <-served; err != nil {
-				t.Errorf("serve: %v", err)
-			}
-		})
-		addr = ln.Addr().String()
+		addr = testserver.Fiber(t, app, func(ln net.Listener) net.Listener { return smallBuffers{ln} })
 	}
 	t.Cleanup(func() { // runs before the server's shutdown
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -73,23 +73,7 @@ func serveFront(t *testing.T, node *core.Node, acfg Config, front string) string
 			DetachConnections(app)
 		}
 		app.Get("/ws", New(node, acfg))
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		served := make(chan error, 1)
-		go func() { served <- app.Listener(ln) }()
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			if err := app.ShutdownWithContext(ctx); err != nil {
-				t.Errorf("app shutdown: %v", err)
-			}
-			if err := <-served; err != nil {
-				t.Errorf("serve: %v", err)
-			}
-		})
-		return ln.Addr().String()
+		return testserver.Fiber(t, app, nil)
 	case "nethttp/detached", "nethttp/blocking":
 		mux := http.NewServeMux()
 		mux.Handle("GET /ws", NewHandler(node, acfg))

@@ -1,5 +1,5 @@
-// Package testserver runs the adapters' net/http front ends in tests: a
-// real http.Server on 127.0.0.1:0, stopped when the test ends.
+// Package testserver runs the adapters' front ends in tests: a real
+// http.Server or Fiber app on 127.0.0.1:0, stopped when the test ends.
 //
 // Concurrency: HTTP is called from the test goroutine; the server serves
 // on a goroutine of its own, which ends in the test's cleanup.
@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/gofiber/fiber/v2"
 )
 
 // HTTP serves h on 127.0.0.1:0 until the test ends and returns its
@@ -45,6 +47,33 @@ func Serve(t testing.TB, srv *http.Server, wrap func(net.Listener) net.Listener)
 			t.Errorf("http server shutdown: %v", err)
 		}
 		if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	return ln.Addr().String()
+}
+
+// Fiber serves app on 127.0.0.1:0 until the test ends and returns its
+// address (host:port), as HTTP does for net/http; wrap as there.
+func Fiber(t testing.TB, app *fiber.App, wrap func(net.Listener) net.Listener) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var l net.Listener = ln
+	if wrap != nil {
+		l = wrap(ln)
+	}
+	served := make(chan error, 1)
+	go func() { served <- app.Listener(l) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := app.ShutdownWithContext(ctx); err != nil {
+			t.Errorf("app shutdown: %v", err)
+		}
+		if err := <-served; err != nil {
 			t.Errorf("serve: %v", err)
 		}
 	})
