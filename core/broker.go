@@ -126,10 +126,16 @@ type Published struct {
 	Duplicate bool
 }
 
-// Delivery is one publication arriving from the broker.
+// Delivery is one publication arriving from the broker, or a gap.
 type Delivery struct {
 	Channel  string
 	Envelope *Envelope // ID set; shared, read-only
+	// Gap, with neither Channel nor Envelope: the broker's log lost
+	// records before the next delivery that this node may not have
+	// delivered (the log was lost or recreated, or retention trimmed
+	// records the node had not read yet). The node tells every open
+	// session (a "gap" envelope, recovered:false) before what follows.
+	Gap bool
 }
 
 // HistoryRequest asks for what a resuming client missed.

@@ -169,6 +169,10 @@ func (n *Node) Done() <-chan struct{} { return n.done }
 
 // deliver is the broker's callback: encode once, fan out to local members.
 func (n *Node) deliver(d Delivery) {
+	if d.Gap {
+		n.gapAll()
+		return
+	}
 	if d.Channel == ControlChannel {
 		n.onControl(d.Envelope)
 		return
@@ -191,6 +195,30 @@ func (n *Node) deliver(d Delivery) {
 	if end != nil {
 		end(nil)
 	}
+}
+
+// gapAll tells every open session that the log lost what it may have
+// missed: a "gap" envelope (recovered:false), queued before what is
+// delivered next. A session that cannot take it is closed as a slow
+// consumer; its resume then finds the gap itself.
+func (n *Node) gapAll() {
+	n.mu.Lock()
+	sessions := make([]*Session, 0, len(n.sessions))
+	for s := range n.sessions {
+		sessions = append(sessions, s)
+	}
+	n.mu.Unlock()
+	n.log.Warn("the broker's log lost records this node may not have delivered; telling every session (gap, recovered:false)", "sessions", len(sessions))
+	frame := gapEnvelope().Encode()
+	for _, s := range sessions {
+		s.enqueue(frame, "", "", SlowClose)
+	}
+}
+
+// gapEnvelope is the "gap" envelope: messages were lost before what
+// follows.
+func gapEnvelope() *Envelope {
+	return &Envelope{V: Version, Type: TypeGap, Data: json.RawMessage(`{"recovered":false}`)}
 }
 
 // Accept authenticates a new connection and registers it: it joins the

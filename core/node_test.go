@@ -939,3 +939,38 @@ func TestShutdownDeliversWhatWasAccepted(t *testing.T) {
 	c.expectMessage("r", data(2))
 	c.expectClosed(core.DisconnectShutdown)
 }
+
+// gapBroker lets a test deliver as the broker's reader would, gaps
+// included.
+type gapBroker struct {
+	*memory.Broker
+	deliver func(core.Delivery)
+}
+
+func (b *gapBroker) Start(ctx context.Context, deliver func(core.Delivery)) error {
+	b.deliver = deliver
+	return b.Broker.Start(ctx, deliver)
+}
+
+// TestGapReachesLiveSessions: when the broker's log lost records the
+// node may not have delivered (a lost log, a trim during an outage),
+// every open session gets a gap envelope (recovered:false), before what
+// the broker delivers next.
+func TestGapReachesLiveSessions(t *testing.T) {
+	t.Parallel()
+	gb := &gapBroker{Broker: newMemory(t, memory.Config{})}
+	n := newNode(t, core.Config{}, gb)
+	a := n.connect(core.ConnectRequest{Credentials: core.Credentials{User: "a"}, Rooms: []string{"r"}})
+	b := n.connect(core.ConnectRequest{Credentials: core.Credentials{User: "b"}})
+	gb.deliver(core.Delivery{Gap: true})
+	id := n.publish("r", `1`)
+	for name, c := range map[string]*client{"in the room": a, "elsewhere": b} {
+		env := c.expect(core.TypeGap)
+		if string(env.Data) != `{"recovered":false}` {
+			t.Errorf("%s: gap data %s", name, env.Data)
+		}
+	}
+	if env := a.expect(core.TypeMessage); env.ID != id {
+		t.Errorf("after the gap: %s, want the message %s", env.ID, id)
+	}
+}

@@ -2,7 +2,6 @@ package core
 
 import (
 	"context"
-	"encoding/json"
 	"path"
 	"strings"
 )
@@ -101,10 +100,7 @@ func (s *Session) catchUp() {
 	}
 	if !page.Recovered {
 		s.node.stats.gapsLost.Add(1)
-		data, _ := json.Marshal(struct {
-			Recovered bool `json:"recovered"`
-		}{false})
-		s.pushLocked(item{frame: (&Envelope{V: Version, Type: TypeGap, Data: data}).Encode()})
+		s.pushLocked(item{frame: gapEnvelope().Encode()})
 	}
 	seen := make(map[string]struct{}, len(page.Envelopes))
 	for _, env := range page.Envelopes {

@@ -182,7 +182,7 @@ func poll(node *core.Node, req core.ConnectRequest, wait time.Duration, limit in
 
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	res := Response{Messages: t.messages, Cursor: req.Since, Recovered: !lost, Errors: t.errs}
+	res := Response{Messages: t.messages, Cursor: req.Since, Recovered: !lost && !t.gap, Errors: t.errs}
 	n := len(res.Messages)
 	switch {
 	case rep.More && n == rep.Messages:
@@ -269,6 +269,7 @@ type collector struct {
 	messages   []json.RawMessage
 	ids        []string
 	errs       []json.RawMessage
+	gap        bool // the log lost messages: the answer ends before them, recovered:false
 	disconnect *core.Disconnect
 }
 
@@ -281,15 +282,17 @@ func (t *collector) Unidirectional() bool { return true }
 func (t *collector) Ephemeral() bool { return true }
 
 // WriteMany sorts frames into messages (anything with an id) and errors;
-// others (the welcome, whose replay the handler reads from the session,
-// and pongs) are dropped. Once the batch is full the rest are dropped
+// a gap ends the answer (recovered:false: the messages after it are for
+// the next poll, which resumes from before it); others (the welcome,
+// whose replay the handler reads from the session, and pongs) are
+// dropped. Once the batch is full the rest are dropped
 // undecoded: core queues the welcome and the request's errors first, then
 // the replay in order, then live messages, so nothing after the limit
 // belongs in this answer (the next poll continues from its cursor).
 func (t *collector) WriteMany(frames [][]byte) error {
 	t.mu.Lock()
 	for _, f := range frames {
-		if len(t.messages) >= t.limit {
+		if len(t.messages) >= t.limit || t.gap {
 			break
 		}
 		env, err := core.UnmarshalEnvelope(f)
@@ -302,6 +305,8 @@ func (t *collector) WriteMany(frames [][]byte) error {
 			t.ids = append(t.ids, env.ID)
 		case env.Type == core.TypeError:
 			t.errs = append(t.errs, json.RawMessage(append([]byte(nil), f...)))
+		case env.Type == core.TypeGap:
+			t.gap = true
 		}
 	}
 	t.mu.Unlock()
@@ -324,5 +329,5 @@ func (t *collector) Close(d core.Disconnect) error {
 func (t *collector) ready() bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return len(t.messages) > 0
+	return len(t.messages) > 0 || t.gap
 }

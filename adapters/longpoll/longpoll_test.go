@@ -616,3 +616,33 @@ func TestServerWriteTimeoutNetHTTP(t *testing.T) {
 		t.Fatalf("poll past the server's WriteTimeout: %+v", a)
 	}
 }
+
+// gapBroker lets a test deliver a gap, as a broker's reader does when
+// its log lost records the node may not have delivered.
+type gapBroker struct {
+	*memory.Broker
+	deliver func(core.Delivery)
+}
+
+func (b *gapBroker) Start(ctx context.Context, deliver func(core.Delivery)) error {
+	b.deliver = deliver
+	return b.Broker.Start(ctx, deliver)
+}
+
+// TestGapAnswersNotRecovered: a waiting poll that learns of a gap (the
+// log lost what the node may not have delivered) answers at once with
+// recovered:false and the cursor it had, so the client knows, and its
+// next poll resumes from before the gap.
+func TestGapAnswersNotRecovered(t *testing.T) {
+	t.Parallel()
+	var gb *gapBroker
+	l := start(t, setup{wrap: func(b *memory.Broker) core.Broker { gb = &gapBroker{Broker: b}; return gb }})
+	first := l.poll(t, query("user", "u", "rooms", "r", "wait", "0"))
+	ch := l.pollAsync(query("user", "u", "rooms", "r", "cursor", first.Cursor, "wait", "30s"))
+	eventually(t, "the poll to wait in the room", func() bool { return l.node.Hub().Members(core.RoomChannel("r")) == 1 })
+	gb.deliver(core.Delivery{Gap: true})
+	r := await(t, ch)
+	if r.a.status != http.StatusOK || r.a.Recovered || len(r.a.Messages) != 0 || r.a.Cursor != first.Cursor {
+		t.Fatalf("answer %+v, want 200, recovered:false, no message, cursor %s", r.a, first.Cursor)
+	}
+}

@@ -63,6 +63,9 @@ func (r *reader) once(ctx context.Context) error {
 		// The keys stay: a message this node delivered from the old log
 		// was published, and a retry of it is still a duplicate.
 		b.progress.advance(r.at) // releases the waiters of the old epoch
+		// Whatever the old log held after what this node read is gone:
+		// its live clients are told before the new log's first record.
+		r.deliver(core.Delivery{Gap: true})
 	}
 	if len(batch.Records) == 0 {
 		return nil
@@ -71,6 +74,7 @@ func (r *reader) once(ctx context.Context) error {
 		b.log.Warn("the log dropped records before this node read them (trimmed during an outage); they were not delivered live, and resumes from before them report recovered:false",
 			"from", r.at.pos.String(), "next", batch.Records[0].Pos.String())
 		b.index.reset(r.at.epoch, batch.Records[0].Pos)
+		r.deliver(core.Delivery{Gap: true}) // live clients are told too
 	}
 	now := time.Now()
 	for _, rec := range batch.Records {

@@ -173,7 +173,14 @@ func (r *restartableCluster) stop() {
 type recorder struct {
 	mu      sync.Mutex
 	got     []core.Delivery
+	gaps    int // gap deliveries: the log lost what may not have been delivered
 	changed chan struct{}
+}
+
+func (r *recorder) gapCount() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.gaps
 }
 
 func newRecorder() *recorder { return &recorder{changed: make(chan struct{})} }
@@ -181,6 +188,10 @@ func newRecorder() *recorder { return &recorder{changed: make(chan struct{})} }
 func (r *recorder) deliver(d core.Delivery) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if d.Gap {
+		r.gaps++
+		return
+	}
 	r.got = append(r.got, d)
 	close(r.changed)
 	r.changed = make(chan struct{})
@@ -480,6 +491,9 @@ func TestTopicRecreated(t *testing.T) {
 	h := history(t, b, old[0], 10, room)
 	if h.Recovered || strings.Join(ids(h.Envelopes), " ") != fresh {
 		t.Errorf("since an id of the old topic: recovered %v %v, want false and [%s]", h.Recovered, ids(h.Envelopes), fresh)
+	}
+	if rec.gapCount() != 1 {
+		t.Errorf("%d gap deliveries after the topic was recreated, want 1 (live sessions are told)", rec.gapCount())
 	}
 	if after, ok := b.After(fresh, old[1]); !ok || !after {
 		t.Errorf("After(new log's id, old log's) = %v, %v; want true, true", after, ok)

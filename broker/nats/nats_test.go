@@ -122,7 +122,14 @@ func TestConformance(t *testing.T) {
 type recorder struct {
 	mu      sync.Mutex
 	got     []core.Delivery
+	gaps    int // gap deliveries: the log lost what may not have been delivered
 	changed chan struct{}
+}
+
+func (r *recorder) gapCount() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.gaps
 }
 
 func newRecorder() *recorder { return &recorder{changed: make(chan struct{})} }
@@ -130,6 +137,10 @@ func newRecorder() *recorder { return &recorder{changed: make(chan struct{})} }
 func (r *recorder) deliver(d core.Delivery) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if d.Gap {
+		r.gaps++
+		return
+	}
 	r.got = append(r.got, d)
 	close(r.changed)
 	r.changed = make(chan struct{})
@@ -417,6 +428,9 @@ func TestStreamRecreated(t *testing.T) {
 	h := history(t, b, old[0], 10, room)
 	if h.Recovered || strings.Join(ids(h.Envelopes), " ") != fresh {
 		t.Errorf("since an id of the old stream: recovered %v %v, want false and [%s]", h.Recovered, ids(h.Envelopes), fresh)
+	}
+	if rec.gapCount() != 1 {
+		t.Errorf("%d gap deliveries after the log was recreated, want 1 (live sessions are told)", rec.gapCount())
 	}
 	// The reader was in both logs: the old one's ids come first.
 	if after, ok := b.After(fresh, old[1]); !ok || !after {

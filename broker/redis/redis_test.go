@@ -114,7 +114,14 @@ func newBroker(t testing.TB, cfg sbredis.Config) *engine.Broker {
 type recorder struct {
 	mu      sync.Mutex
 	got     []*core.Envelope
+	gaps    int // gap deliveries: the log lost what may not have been delivered
 	changed chan struct{}
+}
+
+func (r *recorder) gapCount() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.gaps
 }
 
 func newRecorder() *recorder { return &recorder{changed: make(chan struct{})} }
@@ -122,6 +129,10 @@ func newRecorder() *recorder { return &recorder{changed: make(chan struct{})} }
 func (r *recorder) deliver(d core.Delivery) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if d.Gap {
+		r.gaps++
+		return
+	}
 	r.got = append(r.got, d.Envelope)
 	close(r.changed)
 	r.changed = make(chan struct{})
@@ -366,6 +377,9 @@ func TestFlushChangesEpoch(t *testing.T) {
 	}
 	if res := history(t, b, e1.ID, 10, "r"); res.Recovered || strings.Join(ids(res.Envelopes), " ") != e2.ID {
 		t.Errorf("resume across the flush: recovered %v with %v, want false and [%s] (the new log from its start)", res.Recovered, ids(res.Envelopes), e2.ID)
+	}
+	if rec.gapCount() != 1 {
+		t.Errorf("%d gap deliveries after the log was recreated, want 1 (live sessions are told)", rec.gapCount())
 	}
 	// The reader was in both logs: the old one's ids come first.
 	if after, ok := b.After(e2.ID, e1.ID); !ok || !after {
