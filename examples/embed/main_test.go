@@ -108,8 +108,16 @@ func TestEmbed(t *testing.T) {
 		t.Fatalf("sse: first envelope %+v, want the welcome", w)
 	}
 	cursor := r.poll(t, "p", "", "0").Cursor
-	if stats := r.stats(t); stats.Connections != 2 {
-		t.Fatalf("GET /api/stats: %d connections, want the WebSocket and the stream", stats.Connections)
+	// The answered poll's session ends on its own, a moment after the
+	// answer: a state with no signal, polled.
+	for deadline := time.Now().Add(waitFor); ; time.Sleep(10 * time.Millisecond) {
+		n := r.stats(t).Connections
+		if n == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET /api/stats: %d connections, want the WebSocket and the stream", n)
+		}
 	}
 
 	// The application publishes through the node (its API).
