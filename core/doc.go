@@ -12,6 +12,13 @@
 // client far behind catches up instead of being told it missed what the
 // log still holds.
 //
+// Authentication is core's: a transport hands [Node.Accept] the
+// [Credentials] the client presented, and the node runs
+// [Config.Authenticator] and applies the whole [Identity] (user,
+// permissions, expiry, metadata, assigned rooms). A transport that must
+// answer a refusal with an HTTP status calls [Node.Authenticate] first;
+// [Refuse] maps a refusal to its close code and status.
+//
 // Concurrency contract: a [Node] and its [Hub] are safe for concurrent use.
 // A [Session] accepts frames from one reader goroutine at a time and writes
 // to its Transport from exactly one writer goroutine, which core starts on

@@ -124,7 +124,7 @@ type Tracker struct {
 
 	buckets map[string]*bucket // room → presence envelope budget; run goroutine only
 
-	stop chan struct{} // ends run (Close, Goodbye)
+	stop chan struct{} // ends run (Close, goodbye)
 	done chan struct{} // closed when run has returned
 	once sync.Once
 	now  func() time.Time
