@@ -30,32 +30,20 @@ func HTTP(t testing.TB, h http.Handler, wrap func(net.Listener) net.Listener) st
 // Serve is HTTP with a server of the caller's (its timeouts…).
 func Serve(t testing.TB, srv *http.Server, wrap func(net.Listener) net.Listener) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var l net.Listener = ln
-	if wrap != nil {
-		l = wrap(ln)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(l) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("http server shutdown: %v", err)
-		}
-		if err := <-served; !errors.Is(err, http.ErrServerClosed) {
-			t.Errorf("serve: %v", err)
-		}
-	})
-	return ln.Addr().String()
+	return run(t, wrap, srv.Serve, srv.Shutdown, http.ErrServerClosed)
 }
 
 // Fiber serves app on 127.0.0.1:0 until the test ends and returns its
 // address (host:port), as HTTP does for net/http; wrap as there.
 func Fiber(t testing.TB, app *fiber.App, wrap func(net.Listener) net.Listener) string {
+	t.Helper()
+	return run(t, wrap, app.Listener, app.ShutdownWithContext, nil)
+}
+
+// run listens on 127.0.0.1:0 (wrapped by wrap when not nil), serves on a
+// goroutine of its own, and registers the shutdown as a cleanup, which
+// waits for serve to return closed (nil, or matching closed).
+func run(t testing.TB, wrap func(net.Listener) net.Listener, serve func(net.Listener) error, shutdown func(context.Context) error, closed error) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -66,14 +54,14 @@ func Fiber(t testing.TB, app *fiber.App, wrap func(net.Listener) net.Listener) s
 		l = wrap(ln)
 	}
 	served := make(chan error, 1)
-	go func() { served <- app.Listener(l) }()
+	go func() { served <- serve(l) }()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := app.ShutdownWithContext(ctx); err != nil {
-			t.Errorf("app shutdown: %v", err)
+		if err := shutdown(ctx); err != nil {
+			t.Errorf("server shutdown: %v", err)
 		}
-		if err := <-served; err != nil {
+		if err := <-served; err != nil && !errors.Is(err, closed) {
 			t.Errorf("serve: %v", err)
 		}
 	})
