@@ -195,35 +195,65 @@ func (c *Config) setDefaults() {
 	}
 }
 
-// Validate reports the first invalid field, wrapping ErrInvalidConfig.
-// Call it after defaults are applied (NewNode does both).
+// WithDefaults returns c with every zero field set to its default, as
+// NewNode applies them. A front end shows these as its defaults (the
+// edge's --help) instead of restating them.
+func (c Config) WithDefaults() Config {
+	c.setDefaults()
+	return c
+}
+
+// Validate reports the first invalid field as a *ConfigError wrapping
+// ErrInvalidConfig. Call it after defaults are applied (NewNode does
+// both).
 func (c Config) Validate() error {
+	bad := func(field, format string, args ...any) error {
+		return &ConfigError{Err: ErrInvalidConfig, Field: field, Problem: fmt.Sprintf(format, args...)}
+	}
 	switch {
+	case c.HeartbeatTimeout < 0:
+		return bad("HeartbeatTimeout", "must not be negative (0: 2.5 x the heartbeat interval)")
 	case c.HeartbeatInterval > 0 && c.HeartbeatTimeout <= c.HeartbeatInterval:
-		return fmt.Errorf("%w: heartbeat timeout (%s) must be longer than the heartbeat interval (%s)", ErrInvalidConfig, c.HeartbeatTimeout, c.HeartbeatInterval)
+		return bad("HeartbeatTimeout", "%s must be longer than the heartbeat interval %s", c.HeartbeatTimeout, c.HeartbeatInterval)
 	case c.AuthTimeout < 0:
-		return fmt.Errorf("%w: auth timeout %s must be positive", ErrInvalidConfig, c.AuthTimeout)
+		return bad("AuthTimeout", "%s must be positive", c.AuthTimeout)
 	case c.SendQueueSize < 1:
-		return fmt.Errorf("%w: send queue size %d must be at least 1", ErrInvalidConfig, c.SendQueueSize)
+		return bad("SendQueueSize", "%d must be at least 1", c.SendQueueSize)
 	case c.WriteBatch < 1:
-		return fmt.Errorf("%w: write batch %d must be at least 1", ErrInvalidConfig, c.WriteBatch)
+		return bad("WriteBatch", "%d must be at least 1", c.WriteBatch)
 	case c.MaxMessageSize < 256:
-		return fmt.Errorf("%w: max message size %d must be at least 256 bytes", ErrInvalidConfig, c.MaxMessageSize)
+		return bad("MaxMessageSize", "%d must be at least 256 bytes", c.MaxMessageSize)
 	case c.RateLimit > 0 && c.RateBurst < 1:
-		return fmt.Errorf("%w: rate burst %d must be at least 1", ErrInvalidConfig, c.RateBurst)
+		return bad("RateBurst", "%d must be at least 1 while there is a rate limit", c.RateBurst)
 	case c.HistoryLimit < 1:
-		return fmt.Errorf("%w: history limit %d must be at least 1", ErrInvalidConfig, c.HistoryLimit)
+		return bad("HistoryLimit", "%d must be at least 1", c.HistoryLimit)
 	case c.SlowConsumer < SlowClose || c.SlowConsumer > SlowResume:
-		return fmt.Errorf("%w: unknown slow-consumer policy %d", ErrInvalidConfig, c.SlowConsumer)
+		return bad("SlowConsumer", "unknown policy %d", c.SlowConsumer)
 	case badRoomPolicy(c.RoomPolicies) != nil:
-		return fmt.Errorf("%w: %w", ErrInvalidConfig, badRoomPolicy(c.RoomPolicies))
-	case c.MaxConnections < 0 || c.MaxConnectionsPerIP < 0:
-		return fmt.Errorf("%w: connection caps must not be negative (0 means no cap)", ErrInvalidConfig)
+		return bad("RoomPolicies", "%v", badRoomPolicy(c.RoomPolicies))
+	case c.MaxConnections < 0:
+		return bad("MaxConnections", "must not be negative (0: no cap)")
+	case c.MaxConnectionsPerIP < 0:
+		return bad("MaxConnectionsPerIP", "must not be negative (0: no cap)")
 	case c.BrokerTimeout < 0:
-		return fmt.Errorf("%w: broker timeout must not be negative", ErrInvalidConfig)
+		return bad("BrokerTimeout", "must not be negative")
 	}
 	return nil
 }
+
+// ConfigError is a setting that a Validate refused: which field of its
+// Config, and why. Err is the refusing package's ErrInvalidConfig, so
+// errors.Is(err, ErrInvalidConfig) holds; a front end restates it in its
+// own names with errors.As (the edge names the flag). Every package of
+// Switchboard validates its Config this way.
+type ConfigError struct {
+	Err     error  // the package's sentinel, e.g. core.ErrInvalidConfig
+	Field   string // the Config field refused, e.g. "SendQueueSize"
+	Problem string // what is wrong, e.g. "0 must be at least 1"
+}
+
+func (e *ConfigError) Error() string { return fmt.Sprintf("%v: %s: %s", e.Err, e.Field, e.Problem) }
+func (e *ConfigError) Unwrap() error { return e.Err }
 
 func badRoomPolicy(rules []RoomPolicy) error {
 	for _, r := range rules {

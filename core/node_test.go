@@ -39,26 +39,30 @@ func TestCoreImportsOnlyStdlib(t *testing.T) {
 func TestNewNodeValidatesConfig(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		name string
-		cfg  core.Config
-		msg  string
+		name  string
+		cfg   core.Config
+		field string
 	}{
-		{"timeout not above interval", core.Config{HeartbeatInterval: 10 * time.Second, HeartbeatTimeout: 10 * time.Second}, "heartbeat timeout"},
-		{"negative queue", core.Config{SendQueueSize: -1}, "send queue size"},
-		{"negative batch", core.Config{WriteBatch: -1}, "write batch"},
-		{"tiny max message", core.Config{MaxMessageSize: 100}, "max message size"},
-		{"negative burst", core.Config{RateBurst: -1}, "rate burst"},
-		{"negative history limit", core.Config{HistoryLimit: -1}, "history limit"},
-		{"unknown slow policy", core.Config{SlowConsumer: 7}, "slow-consumer policy"},
-		{"negative broker timeout", core.Config{BrokerTimeout: -1}, "broker timeout"},
-		{"negative auth timeout", core.Config{AuthTimeout: -1}, "auth timeout"},
+		{"timeout not above interval", core.Config{HeartbeatInterval: 10 * time.Second, HeartbeatTimeout: 10 * time.Second}, "HeartbeatTimeout"},
+		{"negative queue", core.Config{SendQueueSize: -1}, "SendQueueSize"},
+		{"negative batch", core.Config{WriteBatch: -1}, "WriteBatch"},
+		{"tiny max message", core.Config{MaxMessageSize: 100}, "MaxMessageSize"},
+		{"negative burst", core.Config{RateBurst: -1}, "RateBurst"},
+		{"negative history limit", core.Config{HistoryLimit: -1}, "HistoryLimit"},
+		{"unknown slow policy", core.Config{SlowConsumer: 7}, "SlowConsumer"},
+		{"negative broker timeout", core.Config{BrokerTimeout: -1}, "BrokerTimeout"},
+		{"negative auth timeout", core.Config{AuthTimeout: -1}, "AuthTimeout"},
+		{"negative heartbeat timeout", core.Config{HeartbeatInterval: -1, HeartbeatTimeout: -1}, "HeartbeatTimeout"},
+		{"negative connection cap", core.Config{MaxConnectionsPerIP: -1}, "MaxConnectionsPerIP"},
+		{"bad room pattern", core.Config{RoomPolicies: []core.RoomPolicy{{Pattern: "["}}}, "RoomPolicies"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			n, err := core.NewNode(tt.cfg, nopBroker{}, quiet)
-			if !errors.Is(err, core.ErrInvalidConfig) || !strings.Contains(err.Error(), tt.msg) {
-				t.Fatalf("NewNode(%+v) = %v, %v; want ErrInvalidConfig mentioning %q", tt.cfg, n, err, tt.msg)
+			var ce *core.ConfigError
+			if !errors.Is(err, core.ErrInvalidConfig) || !errors.As(err, &ce) || ce.Field != tt.field {
+				t.Fatalf("NewNode(%+v) = %v, %v; want a ConfigError on %s", tt.cfg, n, err, tt.field)
 			}
 		})
 	}

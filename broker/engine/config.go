@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/switchboard-dev/switchboard/broker"
+	"github.com/switchboard-dev/switchboard/core"
 )
 
 // ErrInvalidConfig is wrapped by the error Validate returns.
@@ -76,25 +77,38 @@ const (
 	DefaultMaxBatch     = 256
 )
 
-// Validate reports the first setting it refuses, naming it.
+// WithDefaults returns c with every zero field set to its default, as
+// the engine applies them.
+func (c Config) WithDefaults() Config {
+	c.setDefaults()
+	return c
+}
+
+// Validate reports the first setting it refuses, as a *core.ConfigError
+// wrapping ErrInvalidConfig.
 func (c Config) Validate() error {
+	negative := func(field string, v any) error {
+		return &core.ConfigError{Err: ErrInvalidConfig, Field: field, Problem: fmt.Sprintf("%v must not be negative", v)}
+	}
 	switch {
 	case c.IndexAge < 0:
-		return fmt.Errorf("%w: IndexAge %v is negative", ErrInvalidConfig, c.IndexAge)
+		return negative("IndexAge", c.IndexAge)
 	case c.IndexEntries < 0:
-		return fmt.Errorf("%w: IndexEntries %d is negative", ErrInvalidConfig, c.IndexEntries)
+		return negative("IndexEntries", c.IndexEntries)
 	case c.HistoryReads < 0:
-		return fmt.Errorf("%w: HistoryReads %d is negative", ErrInvalidConfig, c.HistoryReads)
+		return negative("HistoryReads", c.HistoryReads)
 	case c.ReadCount < 0:
-		return fmt.Errorf("%w: ReadCount %d is negative", ErrInvalidConfig, c.ReadCount)
+		return negative("ReadCount", c.ReadCount)
 	case c.MaxBatch < 0:
-		return fmt.Errorf("%w: MaxBatch %d is negative", ErrInvalidConfig, c.MaxBatch)
+		return negative("MaxBatch", c.MaxBatch)
 	case c.DedupWindow < 0:
-		return fmt.Errorf("%w: DedupWindow %v is negative", ErrInvalidConfig, c.DedupWindow)
+		return negative("DedupWindow", c.DedupWindow)
 	case c.DedupKeys < 0:
-		return fmt.Errorf("%w: DedupKeys %d is negative", ErrInvalidConfig, c.DedupKeys)
-	case c.ReconnectBackoff < 0 || c.MaxReconnectBackoff < 0:
-		return fmt.Errorf("%w: reconnect backoff is negative", ErrInvalidConfig)
+		return negative("DedupKeys", c.DedupKeys)
+	case c.ReconnectBackoff < 0:
+		return negative("ReconnectBackoff", c.ReconnectBackoff)
+	case c.MaxReconnectBackoff < 0:
+		return negative("MaxReconnectBackoff", c.MaxReconnectBackoff)
 	}
 	return nil
 }

@@ -93,18 +93,25 @@ func (c *Config) setDefaults() {
 	}
 }
 
-// Validate reports a Config that New would refuse; the error wraps
-// ErrInvalidConfig. Zero values are valid (they mean the default).
+// WithDefaults returns c with every zero field set to its default, as
+// New applies them.
+func (c Config) WithDefaults() Config {
+	c.setDefaults()
+	return c
+}
+
+// Validate reports the first field New refuses, as a *core.ConfigError
+// wrapping ErrInvalidConfig. Zero values are valid (they mean the
+// default).
 func (c Config) Validate() error {
-	var errs []error
-	if c.HistorySize > MaxHistorySize {
-		errs = append(errs, fmt.Errorf("HistorySize %d exceeds %d", c.HistorySize, MaxHistorySize))
+	bad := func(field, format string, args ...any) error {
+		return &core.ConfigError{Err: ErrInvalidConfig, Field: field, Problem: fmt.Sprintf(format, args...)}
 	}
-	if c.DeliveryBuffer > MaxDeliveryBuffer {
-		errs = append(errs, fmt.Errorf("DeliveryBuffer %d exceeds %d", c.DeliveryBuffer, MaxDeliveryBuffer))
-	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	switch {
+	case c.HistorySize > MaxHistorySize:
+		return bad("HistorySize", "%d exceeds %d", c.HistorySize, MaxHistorySize)
+	case c.DeliveryBuffer > MaxDeliveryBuffer:
+		return bad("DeliveryBuffer", "%d exceeds %d", c.DeliveryBuffer, MaxDeliveryBuffer)
 	}
 	return nil
 }

@@ -133,33 +133,40 @@ func (c *Config) setDefaults() {
 	}
 }
 
-// Validate reports a Config that New would refuse without reading any
-// key; the error wraps ErrInvalidConfig. Whether the key files and URL
-// hold usable keys is only known to New.
+// WithDefaults returns c with every zero field set to its default, as
+// New applies them.
+func (c Config) WithDefaults() Config {
+	c.setDefaults()
+	return c
+}
+
+// Validate reports the first field New would refuse without reading any
+// key, as a *core.ConfigError wrapping ErrInvalidConfig, or a
+// *SourceError for a key source. Whether the key files and URL hold
+// usable keys is only known to New (and CheckFiles).
 func (c Config) Validate() error {
-	var errs []error
+	bad := func(field, format string, args ...any) error {
+		return &core.ConfigError{Err: ErrInvalidConfig, Field: field, Problem: fmt.Sprintf(format, args...)}
+	}
 	if len(c.Secret) == 0 && c.PublicKeyFile == "" && c.JWKSURL == "" && c.JWKSFile == "" {
-		errs = append(errs, errors.New("no key source: set Secret, PublicKeyFile, JWKSURL or JWKSFile"))
+		return bad("Secret", "no key source: set Secret, PublicKeyFile, JWKSURL or JWKSFile")
 	}
 	if len(c.Secret) > 0 && len(c.Secret) < MinSecretLen {
-		errs = append(errs, fmt.Errorf("secret is %d bytes, want at least %d", len(c.Secret), MinSecretLen))
+		return bad("Secret", "%d bytes is shorter than %d; use a long random secret", len(c.Secret), MinSecretLen)
 	}
 	if c.JWKSURL != "" {
 		u, err := url.Parse(c.JWKSURL)
 		switch {
 		case err != nil:
-			errs = append(errs, &SourceError{Field: "JWKSURL", Value: c.JWKSURL, Err: err})
+			return fmt.Errorf("%w: %w", ErrInvalidConfig, &SourceError{Field: "JWKSURL", Value: c.JWKSURL, Err: err})
 		case u.Scheme != "http" && u.Scheme != "https" || u.Host == "":
-			errs = append(errs, &SourceError{Field: "JWKSURL", Value: c.JWKSURL, Err: errors.New("want an absolute http or https URL")})
+			return fmt.Errorf("%w: %w", ErrInvalidConfig, &SourceError{Field: "JWKSURL", Value: c.JWKSURL, Err: errors.New("want an absolute http or https URL")})
 		}
 	}
 	if c.Anonymous != nil {
 		if err := validatePermissions(c.Anonymous.Subscribe, c.Anonymous.Publish); err != nil {
-			errs = append(errs, fmt.Errorf("anonymous: %w", err))
+			return bad("Anonymous", "%v", err)
 		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
 	return nil
 }

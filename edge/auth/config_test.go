@@ -52,10 +52,10 @@ func TestNewErrors(t *testing.T) {
 		want string
 	}{
 		{"no key source", Config{Audience: "x"}, "no key source: set Secret, PublicKeyFile, JWKSURL or JWKSFile"},
-		{"short secret", Config{Secret: []byte("short")}, "secret is 5 bytes, want at least 16"},
+		{"short secret", Config{Secret: []byte("short")}, "Secret: 5 bytes is shorter than 16"},
 		{"JWKSURL not http", Config{JWKSURL: "ftp://keys.example/jwks"}, "want an absolute http or https URL"},
 		{"JWKSURL relative", Config{JWKSURL: "/jwks.json"}, "want an absolute http or https URL"},
-		{"Anonymous bad pattern", Config{Secret: testSecret, Anonymous: &core.Permissions{Subscribe: []string{"a b"}}}, "anonymous: subscribe[0]: room pattern"},
+		{"Anonymous bad pattern", Config{Secret: testSecret, Anonymous: &core.Permissions{Subscribe: []string{"a b"}}}, "Anonymous: subscribe[0]: room pattern"},
 		{"PublicKeyFile missing", Config{PublicKeyFile: "/nonexistent/keys.pem"}, "PublicKeyFile /nonexistent/keys.pem: open: no such file or directory"},
 		{"PublicKeyFile without PEM", Config{PublicKeyFile: writeFile(t, "k.pem", []byte("hello"))}, "no PEM-encoded public key or certificate found"},
 		{"PublicKeyFile with a private key", Config{PublicKeyFile: writeFile(t, "k.pem", privPEM)}, `PEM block 1 is a "PRIVATE KEY"; want PUBLIC KEY, RSA PUBLIC KEY or CERTIFICATE`},

@@ -15,6 +15,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strconv"
@@ -159,6 +160,53 @@ func (c *connState) leave(room string) {
 	}
 }
 
+// ErrInvalidConfig is wrapped by the error of a Config that New refuses
+// (a *core.ConfigError naming the field).
+var ErrInvalidConfig = errors.New("switchboard/edge/presence: invalid config")
+
+func (c *Config) setDefaults() {
+	if c.Interval == 0 {
+		c.Interval = DefaultInterval
+	}
+	if c.TTL == 0 && c.Interval > 0 {
+		c.TTL = 3 * c.Interval
+	}
+	if c.SnapshotEvery == 0 {
+		c.SnapshotEvery = DefaultSnapshotEvery
+	}
+	if c.QueueSize <= 0 {
+		c.QueueSize = DefaultQueueSize
+	}
+	if c.RoomEventsMaxMembers <= 0 {
+		c.RoomEventsMaxMembers = 100
+	}
+	if c.RoomEventsRate <= 0 {
+		c.RoomEventsRate = 5
+	}
+}
+
+// WithDefaults returns c with every zero field set to its default, as
+// New applies them.
+func (c Config) WithDefaults() Config {
+	c.setDefaults()
+	return c
+}
+
+// Validate reports the first field New refuses, as a *core.ConfigError
+// wrapping ErrInvalidConfig. Call it after defaults are applied.
+func (c Config) Validate() error {
+	bad := func(field, format string, args ...any) error {
+		return &core.ConfigError{Err: ErrInvalidConfig, Field: field, Problem: fmt.Sprintf(format, args...)}
+	}
+	switch {
+	case c.Interval < 0:
+		return bad("Interval", "%s must be positive", c.Interval)
+	case c.TTL <= c.Interval:
+		return bad("TTL", "%s must exceed the interval %s (0: 3 x the interval)", c.TTL, c.Interval)
+	}
+	return nil
+}
+
 // New starts presence for node: it receives the node's lifecycle events
 // (Node.OnEvent) and, on the node's shutdown, publishes what is still
 // queued and a goodbye (Node.BeforeBrokerClose). Unless cfg.Local, it
@@ -166,23 +214,9 @@ func (c *connState) leave(room string) {
 // publisher. Build it before the node serves connections (events of
 // earlier ones are not seen). Close stops it without a goodbye.
 func New(node *core.Node, cfg Config) (*Tracker, error) {
-	if cfg.Interval <= 0 {
-		cfg.Interval = DefaultInterval
-	}
-	if cfg.TTL <= 0 {
-		cfg.TTL = 3 * cfg.Interval
-	}
-	if cfg.SnapshotEvery == 0 {
-		cfg.SnapshotEvery = DefaultSnapshotEvery
-	}
-	if cfg.QueueSize <= 0 {
-		cfg.QueueSize = DefaultQueueSize
-	}
-	if cfg.RoomEventsMaxMembers <= 0 {
-		cfg.RoomEventsMaxMembers = 100
-	}
-	if cfg.RoomEventsRate <= 0 {
-		cfg.RoomEventsRate = 5
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = node.Logger()

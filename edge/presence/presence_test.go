@@ -65,7 +65,7 @@ func TestTrackerTableAndDeadNodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr, err := New(node, Config{Interval: time.Hour, TTL: 10 * time.Second, SnapshotEvery: -1, now: clk.get})
+	tr, err := New(node, Config{Interval: time.Hour, TTL: 2 * time.Hour, SnapshotEvery: -1, now: clk.get})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +102,7 @@ func TestTrackerTableAndDeadNodes(t *testing.T) {
 		return len(tr.nodes[self].conns) == 0
 	})
 
-	clk.add(11 * time.Second)
+	clk.add(2*time.Hour + time.Second)
 	if got := users(t, tr, "r"); got != "" {
 		t.Fatalf("a silent node still listed: %s", got)
 	}

@@ -155,37 +155,71 @@ func (c *Config) setDefaults() {
 	}
 }
 
-// Validate reports the first invalid field.
+// ErrInvalidConfig is wrapped by the error of a Config that New refuses
+// (a *core.ConfigError naming the field).
+var ErrInvalidConfig = errors.New("switchboard/edge/webhook: invalid config")
+
+// MaxTimeout bounds Timeout: a client waits on connect and message calls.
+const MaxTimeout = time.Minute
+
+// WithDefaults returns c with every zero field set to its default, as New
+// applies them.
+func (c Config) WithDefaults() Config {
+	c.setDefaults()
+	return c
+}
+
+// Enabled reports whether any route has a URL: without one, New refuses
+// the Config and there is nothing to call.
+func (c Config) Enabled() bool {
+	return c.ConnectURL != "" || c.MessageURL != "" || c.DisconnectURL != ""
+}
+
+// Validate reports the first field New refuses, as a *core.ConfigError
+// wrapping ErrInvalidConfig. Call it after defaults are applied.
 func (c Config) Validate() error {
-	bad := func(format string, args ...any) error {
-		return fmt.Errorf("switchboard/webhook: invalid config: "+format, args...)
+	bad := func(field, format string, args ...any) error {
+		return &core.ConfigError{Err: ErrInvalidConfig, Field: field, Problem: fmt.Sprintf(format, args...)}
 	}
-	for _, u := range []struct{ name, url string }{{"connect", c.ConnectURL}, {"message", c.MessageURL}, {"disconnect", c.DisconnectURL}} {
-		if u.url == "" {
-			continue
+	for _, u := range []struct{ field, url, path string }{
+		{"ConnectURL", c.ConnectURL, "connect"}, {"MessageURL", c.MessageURL, "message"}, {"DisconnectURL", c.DisconnectURL, "disconnect"},
+	} {
+		if u.url != "" && CheckURL(u.url) != nil {
+			return bad(u.field, "%q; use an http:// or https:// URL such as https://api.example.com/switchboard/%s", u.url, u.path)
 		}
-		if err := CheckURL(u.url); err != nil {
-			return bad("%s URL %q: %v", u.name, u.url, err)
-		}
-	}
-	switch {
-	case c.ConnectURL == "" && c.MessageURL == "" && c.DisconnectURL == "":
-		return bad("no route URL")
-	case len(c.Secret) < 16:
-		return bad("secret of %d bytes; at least 16", len(c.Secret))
-	case c.MessageURL != "" && len(c.MessageTypes) == 0:
-		return bad("message URL without message types")
-	case c.MessageURL == "" && len(c.MessageTypes) > 0:
-		return bad("message types without a message URL")
-	case c.Timeout < 0 || c.BackoffBase < 0 || c.BackoffMax < 0 || c.BreakerCooldown < 0 || c.DrainTimeout < 0:
-		return bad("durations must not be negative")
-	case c.MessageRetries < 0 || c.QueueSize < 0 || c.Workers < 0:
-		return bad("message retries, queue size and workers must not be negative")
 	}
 	for _, t := range c.MessageTypes {
 		if err := CheckMessageType(t); err != nil {
-			return bad("%v", err)
+			return bad("MessageTypes", "%v", err)
 		}
+	}
+	switch {
+	case !c.Enabled():
+		return bad("ConnectURL", "no route has a URL; set the connect, message or disconnect URL")
+	case c.MessageURL != "" && len(c.MessageTypes) == 0:
+		return bad("MessageTypes", "empty; list the custom envelope types to send to the message URL, e.g. echo,shout")
+	case c.MessageURL == "" && len(c.MessageTypes) > 0:
+		return bad("MessageURL", "empty; set it to the URL that handles the message types")
+	case len(c.Secret) == 0:
+		return bad("Secret", "required with a webhook URL; use a long random secret the backend also knows")
+	case len(c.Secret) < 16:
+		return bad("Secret", "%d bytes is shorter than 16; use a long random secret", len(c.Secret))
+	case c.Timeout < 0:
+		return bad("Timeout", "%s must be positive, e.g. 5s", c.Timeout)
+	case c.Timeout > MaxTimeout:
+		return bad("Timeout", "%s is too long: a client waits on connect and message calls; use at most %s", c.Timeout, MaxTimeout)
+	case c.BackoffBase < 0 || c.BackoffMax < 0:
+		return bad("BackoffBase", "backoff must not be negative")
+	case c.BreakerCooldown < 0:
+		return bad("BreakerCooldown", "must not be negative")
+	case c.DrainTimeout < 0:
+		return bad("DrainTimeout", "must not be negative")
+	case c.MessageRetries < 0:
+		return bad("MessageRetries", "must not be negative")
+	case c.QueueSize < 0:
+		return bad("QueueSize", "must not be negative")
+	case c.Workers < 0:
+		return bad("Workers", "must not be negative")
 	}
 	return nil
 }

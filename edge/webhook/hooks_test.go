@@ -342,7 +342,7 @@ func TestTimeout(t *testing.T) {
 // the deadline.
 func TestConnectRetryMustFitTheBudget(t *testing.T) {
 	b := newBackend(t, answer(503, ""))
-	h := newHooks(t, Config{ConnectURL: b.srv.URL, Timeout: time.Hour, Backoff: func(int) time.Duration { return 2 * time.Hour }})
+	h := newHooks(t, Config{ConnectURL: b.srv.URL, Timeout: MaxTimeout, Backoff: func(int) time.Duration { return 2 * time.Hour }})
 	err := within(t, "connect whose retry cannot fit its budget", func() error { _, err := connect(h); return err })
 	var se *StatusError
 	if rej := rejectionOf(t, err); rej.Disconnect.Code != 1013 || !errors.As(err, &se) || se.Code != 503 {
@@ -470,7 +470,7 @@ func TestDisconnectQueueIsBounded(t *testing.T) {
 func TestCloseIsBounded(t *testing.T) {
 	b := newBackend(t, hang)
 	h, err := New(Config{DisconnectURL: b.srv.URL, ConnectURL: b.srv.URL, Secret: testSecret, Workers: 2,
-		DrainTimeout: 100 * time.Millisecond, Timeout: time.Hour, Backoff: noBackoff}, quiet)
+		DrainTimeout: 100 * time.Millisecond, Timeout: MaxTimeout, Backoff: noBackoff}, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -618,15 +618,16 @@ func TestConfigValidate(t *testing.T) {
 		want string // substring of the error; empty: valid
 	}{
 		{"valid", Config{ConnectURL: u, Secret: testSecret}, ""},
-		{"no route", Config{Secret: testSecret}, "no route URL"},
-		{"short secret", Config{ConnectURL: u, Secret: []byte("short")}, "at least 16"},
+		{"no route", Config{Secret: testSecret}, "no route has a URL"},
+		{"short secret", Config{ConnectURL: u, Secret: []byte("short")}, "shorter than 16"},
 		{"bad URL", Config{ConnectURL: "ftp://x", Secret: testSecret}, "http"},
 		{"relative URL", Config{DisconnectURL: "/hook", Secret: testSecret}, "http"},
-		{"message without types", Config{MessageURL: u, Secret: testSecret}, "without message types"},
-		{"types without message", Config{DisconnectURL: u, MessageTypes: []string{"x"}, Secret: testSecret}, "without a message URL"},
+		{"message without types", Config{MessageURL: u, Secret: testSecret}, "MessageTypes: empty"},
+		{"types without message", Config{DisconnectURL: u, MessageTypes: []string{"x"}, Secret: testSecret}, "MessageURL: empty"},
 		{"built-in type", Config{MessageURL: u, MessageTypes: []string{"publish"}, Secret: testSecret}, "built in"},
 		{"malformed type", Config{MessageURL: u, MessageTypes: []string{"Echo"}, Secret: testSecret}, "lower-case"},
-		{"negative timeout", Config{ConnectURL: u, Secret: testSecret, Timeout: -1}, "negative"},
+		{"negative timeout", Config{ConnectURL: u, Secret: testSecret, Timeout: -1}, "Timeout: -1ns must be positive"},
+		{"long timeout", Config{ConnectURL: u, Secret: testSecret, Timeout: 2 * time.Minute}, "at most 1m"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h, err := New(tc.cfg, quiet)
