@@ -30,7 +30,8 @@ type Credentials struct {
 	// Header and Query are the request's headers (canonical names) and
 	// query parameters, for authenticators that decide on more than a
 	// token, such as a connect webhook. The token's own parameter and
-	// header are left out. Nil when the adapter has none.
+	// header are left out. Adapters collect them only when the node's
+	// Authenticator reads them (Node.RequestDetails); nil otherwise.
 	Header map[string][]string
 	Query  map[string][]string
 	// Refresh: the credentials renew an open connection's (a refresh
@@ -81,6 +82,22 @@ type Identity struct {
 // concurrent use.
 type Authenticator interface {
 	Authenticate(ctx context.Context, c Credentials) (Identity, error)
+}
+
+// DetailsReader is implemented by an Authenticator that reads
+// Credentials.Header and Query (a connect webhook does). Copying them
+// costs allocations on every connect, so adapters collect them only when
+// the node's Authenticator says it reads them (Node.RequestDetails). An
+// Authenticator wrapping another reports whether either reads them.
+type DetailsReader interface {
+	ReadsRequestDetails() bool
+}
+
+// ReadsRequestDetails reports whether a implements DetailsReader and
+// reads them.
+func ReadsRequestDetails(a Authenticator) bool {
+	d, ok := a.(DetailsReader)
+	return ok && d.ReadsRequestDetails()
 }
 
 // AuthenticatorFunc adapts a function to Authenticator.

@@ -25,6 +25,7 @@ type Node struct {
 	// replyPolicy applies to replies (acks, errors), which are not in the
 	// log: the default policy unless that needs the log (then close).
 	replyPolicy SlowPolicy
+	details     bool // the Authenticator reads request details
 	hub         *Hub
 	router      *Router
 	log         *slog.Logger
@@ -135,6 +136,7 @@ func NewNode(cfg Config, b Broker, logger *slog.Logger) (*Node, error) {
 		idle:     make(chan struct{}),
 		done:     make(chan struct{}),
 	}
+	n.details = ReadsRequestDetails(cfg.Authenticator)
 	n.replyPolicy = cfg.SlowConsumer
 	if n.replyPolicy == SlowResume || n.replyPolicy == SlowConflate {
 		n.replyPolicy = SlowClose
@@ -160,6 +162,11 @@ func (n *Node) Router() *Router { return n.router }
 
 // Hub returns the node's hub.
 func (n *Node) Hub() *Hub { return n.hub }
+
+// RequestDetails reports whether adapters must collect a request's
+// headers and query parameters (Credentials.Header, Query) for the
+// node's Authenticator: whether it reads them (DetailsReader).
+func (n *Node) RequestDetails() bool { return n.details }
 
 // Logger returns the node's logger.
 func (n *Node) Logger() *slog.Logger { return n.log }

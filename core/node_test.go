@@ -978,3 +978,27 @@ func TestGapReachesLiveSessions(t *testing.T) {
 		t.Errorf("after the gap: %s, want the message %s", env.ID, id)
 	}
 }
+
+// detailsAuth reads request details.
+type detailsAuth struct{ core.Authenticator }
+
+func (detailsAuth) ReadsRequestDetails() bool { return true }
+
+// TestRequestDetails: adapters collect headers and query parameters only
+// for an Authenticator that reads them.
+func TestRequestDetails(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		authn core.Authenticator
+		want  bool
+	}{{nil, false}, {core.Insecure, false}, {detailsAuth{core.Insecure}, true}} {
+		n, err := core.NewNode(core.Config{Authenticator: tc.authn}, nopBroker{}, quiet)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := n.RequestDetails(); got != tc.want {
+			t.Errorf("RequestDetails with %T = %v, want %v", tc.authn, got, tc.want)
+		}
+		_ = n.Shutdown(context.Background())
+	}
+}

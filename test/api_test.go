@@ -41,7 +41,7 @@ func apiCall(t *testing.T, e *edge, method, path, key, body string) (int, map[st
 // and disconnects of a connection or of a user.
 func TestAPIAcrossNodes(t *testing.T) {
 	rs := redistest.Start(t)
-	withAPI := func(c *config.Config) { c.Broker, c.BrokerURL, c.APIKeys = "redis", rs.URL, []string{apiKey} }
+	withAPI := func(c *config.Config) { c.Broker.Name, c.Broker.URL, c.APIKeys = "redis", rs.URL, []string{apiKey} }
 	a, b := startEdge(t, withAPI), startEdge(t, withAPI)
 	bob, w := connect(t, b.url(q("user", "bob", "rooms", "news")))
 

@@ -40,7 +40,7 @@ func signClaims(t *testing.T, method jwt.SigningMethod, key any, c roomClaims) s
 // disconnects.
 func TestJWTRoomPermissionsEveryTransport(t *testing.T) {
 	const secret = "permission-test-secret-0123456789"
-	e := startEdge(t, func(c *config.Config) { c.JWTSecret = secret })
+	e := startEdge(t, func(c *config.Config) { c.Auth.Secret = []byte(secret) })
 	tok := signClaims(t, jwt.SigningMethodHS256, []byte(secret), roomClaims{
 		RegisteredClaims: jwt.RegisteredClaims{Subject: "pat", ExpiresAt: jwt.NewNumericDate(time.Now().Add(time.Hour))},
 		Rooms:            map[string][]string{"subscribe": {"chat:*"}, "publish": {"chat:general"}},
@@ -112,7 +112,7 @@ func TestRS256PublicKeyAndAlgConfusion(t *testing.T) {
 	if err := os.WriteFile(file, pemBytes, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	e := startEdge(t, func(c *config.Config) { c.JWTPublicKey, c.JWTIssuer = file, "https://id.example" })
+	e := startEdge(t, func(c *config.Config) { c.Auth.PublicKeyFile, c.Auth.Issuer = file, "https://id.example" })
 	claims := roomClaims{RegisteredClaims: jwt.RegisteredClaims{Subject: "rsa-user", Issuer: "https://id.example", ExpiresAt: jwt.NewNumericDate(time.Now().Add(time.Hour))}}
 
 	_, w := connect(t, e.url(q("token", signClaims(t, jwt.SigningMethodRS256, key, claims))))
@@ -138,13 +138,13 @@ func TestRS256PublicKeyAndAlgConfusion(t *testing.T) {
 // only within those rooms.
 func TestAnonymousPolicy(t *testing.T) {
 	const secret = "anonymous-test-secret-0123456789"
-	strict := startEdge(t, func(c *config.Config) { c.JWTSecret = secret })
+	strict := startEdge(t, func(c *config.Config) { c.Auth.Secret = []byte(secret) })
 	if code := dial(t, strict.url(q("user", "mallory"))).read().closed(); code != 4001 {
 		t.Fatalf("no token, no anonymous policy: close %d, want 4001", code)
 	}
 	open := startEdge(t, func(c *config.Config) {
-		c.JWTSecret = secret
-		c.Anonymous = &core.Permissions{Subscribe: []string{"public:*"}}
+		c.Auth.Secret = []byte(secret)
+		c.Auth.Anonymous = &core.Permissions{Subscribe: []string{"public:*"}}
 	})
 	c, w := connect(t, open.url(q("user", "mallory", "rooms", "public:news")))
 	if !strings.HasPrefix(w.User, "anon-") || strings.Join(w.Rooms, ",") != "public:news" {

@@ -225,7 +225,7 @@ func badFrames() []badFrame {
 
 // TestBadInputWebSocket sends each bad frame on a fresh connection.
 func TestBadInputWebSocket(t *testing.T) {
-	e := startEdge(t, func(c *config.Config) { c.MaxMessageSize = badInputMaxSize })
+	e := startEdge(t, func(c *config.Config) { c.Node.MaxMessageSize = badInputMaxSize })
 	by := newBystander(t, e)
 	for i, row := range badFrames() {
 		t.Run(row.name, func(t *testing.T) {
@@ -616,7 +616,7 @@ func TestBadFrameConnectionsDoNotLeak(t *testing.T) {
 	if need := uint64(4*badLeakWorkers + 256); lim.Cur < need {
 		t.Fatalf("open-file limit %d, need at least %d (ulimit -n)", lim.Cur, need)
 	}
-	e := startEdge(t, func(c *config.Config) { c.MaxMessageSize = 1024 })
+	e := startEdge(t, func(c *config.Config) { c.Node.MaxMessageSize = 1024 })
 	by := newBystander(t, e)
 	by.check(t, "start")
 	e.stats(t) // its keep-alive connection is part of the baseline

@@ -62,7 +62,7 @@ func startChat(t *testing.T, mod func(*config.Config)) *chatEdge {
 func (e *chatEdge) serve(ln net.Listener) {
 	e.t.Helper()
 	cfg := config.Default()
-	cfg.RateLimit = -1
+	cfg.Node.RateLimit = -1
 	if e.mod != nil {
 		e.mod(&cfg)
 	}
@@ -404,7 +404,7 @@ func TestBrowserFallback(t *testing.T) {
 // order.
 func TestBrowserEdgeRestart(t *testing.T) {
 	rs := redistest.Start(t)
-	redis := func(c *config.Config) { c.Broker, c.BrokerURL = "redis", rs.URL }
+	redis := func(c *config.Config) { c.Broker.Name, c.Broker.URL = "redis", rs.URL }
 	for _, transport := range []string{"websocket", "sse", "longpoll"} {
 		t.Run(transport, func(t *testing.T) {
 			room := "restart-" + transport
@@ -490,7 +490,7 @@ func TestBrowserEdgeRestart(t *testing.T) {
 // server's error code, and the classic build defines window.Switchboard.
 func TestBrowserClientAPI(t *testing.T) {
 	const secret = "browser-test-secret-0123456789"
-	e := startChat(t, func(c *config.Config) { c.JWTSecret = secret })
+	e := startChat(t, func(c *config.Config) { c.Auth.Secret = []byte(secret) })
 	good := token(t, secret, "carol", time.Now().Add(time.Hour))
 	ctx := newBrowser(t)
 	// Any same-origin page will do; the test imports the module into it.
@@ -666,7 +666,7 @@ func TestBrowserClientLongPollHandlerJoins(t *testing.T) {
 // server's deadline, so the connection never drops.
 func TestBrowserClientTokenCallback(t *testing.T) {
 	const secret = "browser-test-secret-0123456789"
-	e := startChat(t, func(c *config.Config) { c.JWTSecret, c.JWTLeeway = secret, time.Millisecond })
+	e := startChat(t, func(c *config.Config) { c.Auth.Secret, c.Auth.Leeway = []byte(secret), time.Millisecond })
 	later := token(t, secret, "dana", time.Now().Add(time.Hour))
 	for _, transport := range []string{"websocket", "longpoll"} {
 		t.Run("refused then good on "+transport, func(t *testing.T) {

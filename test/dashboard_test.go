@@ -73,7 +73,7 @@ func TestDashboardAuth(t *testing.T) {
 // Basic challenge, then the page, its script, samples and event stream
 // with the token) logs no warning: warnings are for wrong tokens.
 func TestDashboardRightTokenLogsNoWarning(t *testing.T) {
-	e := startEdge(t, func(c *config.Config) { c.JWTSecret, c.AdminToken = strings.Repeat("k", 32), adminToken })
+	e := startEdge(t, func(c *config.Config) { c.Auth.Secret, c.AdminToken = []byte(strings.Repeat("k", 32)), adminToken })
 	before := warnings(e.logs)
 	base := "http://" + e.addr
 	if code := statusOf(base + "/dashboard"); code != http.StatusUnauthorized {
@@ -128,7 +128,7 @@ func warnings(logs *syncBuffer) []string {
 // development mode.
 func TestDashboardNeedsAPrivatePlace(t *testing.T) {
 	for _, mod := range []func(*config.Config){
-		func(c *config.Config) { c.JWTSecret = strings.Repeat("k", 32) },
+		func(c *config.Config) { c.Auth.Secret = []byte(strings.Repeat("k", 32)) },
 		nil,
 	} {
 		e := startEdge(t, mod)

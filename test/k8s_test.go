@@ -412,7 +412,7 @@ func TestK8sManifests(t *testing.T) {
 		if err != nil {
 			t.Fatalf("with the placeholders filled in: %v", err)
 		}
-		if cfg.Broker == "memory" {
+		if cfg.Broker.Name == "memory" {
 			t.Error("broker memory: each pod would be alone; use redis, kafka or nats")
 		}
 	})

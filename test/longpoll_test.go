@@ -201,7 +201,7 @@ func TestLongPollNoCursorWaitsFromNow(t *testing.T) {
 }
 
 func TestLongPollBeyondRetention(t *testing.T) {
-	e := startEdge(t, func(c *config.Config) { c.HistorySize = 3 })
+	e := startEdge(t, func(c *config.Config) { c.Broker.Memory.HistorySize = 3 })
 	publish := publisher(t, e, "feed")
 	first := publish("m0")
 	for i := 1; i <= 6; i++ {
@@ -218,7 +218,7 @@ func TestLongPollBeyondRetention(t *testing.T) {
 
 func TestLongPollJWT(t *testing.T) {
 	const secret = "0123456789abcdef-test-secret"
-	e := startEdge(t, func(c *config.Config) { c.JWTSecret = secret })
+	e := startEdge(t, func(c *config.Config) { c.Auth.Secret = []byte(secret) })
 	if r := e.poll(t, q("user", "mallory", "rooms", "r", "wait", "0")); r.status != http.StatusUnauthorized || !strings.Contains(r.body, "unauthorized") {
 		t.Fatalf("poll without token: %d %s", r.status, r.body)
 	}
@@ -235,7 +235,7 @@ func TestLongPollJWT(t *testing.T) {
 // and no duplicate.
 func TestLongPollAnyNodeAnswers(t *testing.T) {
 	rs := redistest.Start(t)
-	redis := func(c *config.Config) { c.Broker, c.BrokerURL = "redis", rs.URL }
+	redis := func(c *config.Config) { c.Broker.Name, c.Broker.URL = "redis", rs.URL }
 	a, b := startEdge(t, redis), startEdge(t, redis)
 	publish := publisher(t, a, "feed")
 	first := publish("m0")

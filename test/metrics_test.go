@@ -50,7 +50,7 @@ func scrape(t *testing.T, base string) map[string]float64 {
 // series it should, by the amounts it should.
 func TestMetricsMoveWithTraffic(t *testing.T) {
 	e := startEdge(t, func(c *config.Config) {
-		c.MaxMessageSize = 1024
+		c.Node.MaxMessageSize = 1024
 		c.Dashboard = false // its samples are broker publishes of their own, one a second
 	})
 	base := "http://" + e.addr
@@ -115,7 +115,7 @@ func TestMetricsMoveWithTraffic(t *testing.T) {
 
 // TestMetricsCardinalityBounded: 10,000 rooms and users add no series.
 func TestMetricsCardinalityBounded(t *testing.T) {
-	e := startEdge(t, func(c *config.Config) { c.MaxRooms, c.RateLimit = -1, -1 })
+	e := startEdge(t, func(c *config.Config) { c.Node.MaxRoomsPerConn, c.Node.RateLimit = -1, -1 })
 	base := "http://" + e.addr
 	c, _ := connect(t, e.url(q("user", "many")))
 	// 200 joins per frame, each batch's acks read before the next: the

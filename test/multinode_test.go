@@ -243,7 +243,7 @@ func (tl *tail) first(t *testing.T, n int) []*core.Envelope {
 // (gap) before what the new log delivers.
 func TestRedisOutage(t *testing.T) {
 	rs := redistest.Start(t)
-	e := startEdge(t, func(c *config.Config) { c.Broker, c.BrokerURL = "redis", rs.URL })
+	e := startEdge(t, func(c *config.Config) { c.Broker.Name, c.Broker.URL = "redis", rs.URL })
 	c, _ := connect(t, e.url(q("user", "u", "rooms", "r")))
 	c.send(`{"v":1,"type":"publish","room":"r","data":"before"}`)
 	c.ackAnd(core.TypeMessage)

@@ -100,8 +100,8 @@ func TestPresenceAcrossNodes(t *testing.T) {
 	const interval = 500 * time.Millisecond
 	const ttlB = waitFor
 	a := startEdge(t, func(c *config.Config) {
-		c.Broker, c.BrokerURL, c.APIKeys = "redis", rs.URL, []string{apiKey}
-		c.PresenceInterval, c.PresenceTTL = interval, time.Hour
+		c.Broker.Name, c.Broker.URL, c.APIKeys = "redis", rs.URL, []string{apiKey}
+		c.Presence.Interval, c.Presence.TTL = interval, time.Hour
 	})
 	cmdB, addrB, _ := startBinary(t, "--broker", "redis", "--broker-url", rs.URL,
 		"--presence-interval", interval.String(), "--presence-ttl", ttlB.String())
@@ -158,7 +158,7 @@ func TestPresenceAcrossNodes(t *testing.T) {
 // TestPresenceRoomEvents: with --presence-events, members of a room hear
 // who joins and leaves it.
 func TestPresenceRoomEvents(t *testing.T) {
-	e := startEdge(t, func(c *config.Config) { c.PresenceEvents = true })
+	e := startEdge(t, func(c *config.Config) { c.Presence.RoomEvents = true })
 	alice, _ := connect(t, e.url(q("user", "alice", "rooms", "r")))
 	expectPresence := func(event, user string) {
 		t.Helper()

@@ -32,7 +32,7 @@ import (
 func TestOriginPolicyEveryTransport(t *testing.T) {
 	const secret = "origin-test-secret-0123456789"
 	e := startEdge(t, func(c *config.Config) {
-		c.JWTSecret = secret
+		c.Auth.Secret = []byte(secret)
 		c.AllowedOrigins = []string{"self"} // what config.Load derives for JWT mode
 	})
 	tok := token(t, secret, "vic", time.Now().Add(time.Hour))
@@ -133,7 +133,7 @@ func TestCORSForAllowedOrigin(t *testing.T) {
 // --proxy-header only when the peer is a trusted proxy.
 func TestConnectionCaps(t *testing.T) {
 	e := startEdge(t, func(c *config.Config) {
-		c.MaxConnectionsPerIP = 2
+		c.Node.MaxConnectionsPerIP = 2
 		c.ProxyHeader, c.TrustedProxies = "X-Forwarded-For", []string{"127.0.0.1"}
 	})
 	from := func(ip string) dialOpt { return withHeader("X-Forwarded-For", ip) }
@@ -166,7 +166,7 @@ func TestConnectionCaps(t *testing.T) {
 // TestConnectionCapIgnoresUntrustedProxyHeader: a client cannot dodge the
 // per-IP cap by forging X-Forwarded-For when no proxy is trusted.
 func TestConnectionCapIgnoresUntrustedProxyHeader(t *testing.T) {
-	e := startEdge(t, func(c *config.Config) { c.MaxConnectionsPerIP = 1 })
+	e := startEdge(t, func(c *config.Config) { c.Node.MaxConnectionsPerIP = 1 })
 	connect(t, e.url(q("user", "u")), withHeader("X-Forwarded-For", "198.51.100.1"))
 	c := dial(t, e.url(q("user", "u")), withHeader("X-Forwarded-For", "198.51.100.2")).read()
 	if code := c.closed(); code != 1013 {
@@ -280,8 +280,8 @@ func TestMetricsAndStatsNeedAdminTokenInProduction(t *testing.T) {
 	}{
 		{"development", nil, 200, 200, 200, 200},
 		{"development with an admin token stays open", func(c *config.Config) { c.AdminToken = token }, 200, 200, 200, 200},
-		{"production with an admin token", func(c *config.Config) { c.JWTSecret, c.AdminToken = secret, token }, 401, 401, 200, 200},
-		{"production without an admin token", func(c *config.Config) { c.JWTSecret = secret }, 404, 404, 404, 404},
+		{"production with an admin token", func(c *config.Config) { c.Auth.Secret, c.AdminToken = []byte(secret), token }, 401, 401, 200, 200},
+		{"production without an admin token", func(c *config.Config) { c.Auth.Secret = []byte(secret) }, 404, 404, 404, 404},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -318,7 +318,9 @@ func TestMetricsAndStatsNeedAdminTokenInProduction(t *testing.T) {
 				t.Errorf("admin: %v", err)
 			}
 		})
-		e := startEdge(t, func(c *config.Config) { c.JWTSecret, c.AdminToken, c.AdminAddr = secret, token, ln.Addr().String() })
+		e := startEdge(t, func(c *config.Config) {
+			c.Auth.Secret, c.AdminToken, c.AdminAddr = []byte(secret), token, ln.Addr().String()
+		})
 		go func() { done <- e.srv.ServeAdmin(ln) }()
 		for _, p := range []string{"/stats", "/metrics"} {
 			if got := get("http://"+e.addr+p, "Bearer "+token); got != 404 {

@@ -328,7 +328,7 @@ func TestSendReachesWebSocketAndSSE(t *testing.T) {
 func TestSendStatusCodes(t *testing.T) {
 	// A refill too slow to matter during the test (the burst is what is
 	// checked), however far apart a loaded machine sends the requests.
-	e := startEdge(t, func(c *config.Config) { c.RateLimit, c.RateBurst, c.MaxMessageSize = 1e-6, 6, 1024 })
+	e := startEdge(t, func(c *config.Config) { c.Node.RateLimit, c.Node.RateBurst, c.Node.MaxMessageSize = 1e-6, 6, 1024 })
 	cases := []struct {
 		name, query, body string
 		status            int
@@ -368,7 +368,7 @@ func TestSendStatusCodes(t *testing.T) {
 
 func TestSSEAndSendJWT(t *testing.T) {
 	const secret = "0123456789abcdef-test-secret"
-	e := startEdge(t, func(c *config.Config) { c.JWTSecret = secret })
+	e := startEdge(t, func(c *config.Config) { c.Auth.Secret = []byte(secret) })
 	resp, err := http.Get(e.sseURL(q("rooms", "r")))
 	if err != nil {
 		t.Fatal(err)
@@ -400,7 +400,7 @@ func TestSSEAndSendJWT(t *testing.T) {
 // nothing would ever write to the idle stream, so it would stay.
 func TestSSEGoneClientCleanedUp(t *testing.T) {
 	e := startEdge(t, func(c *config.Config) {
-		c.HeartbeatInterval, c.HeartbeatTimeout = 100*time.Millisecond, time.Second
+		c.Node.HeartbeatInterval, c.Node.HeartbeatTimeout = 100*time.Millisecond, time.Second
 	})
 	sub := openSSE(t, e.sseURL(q("user", "gone", "rooms", "r")), nil)
 	sub.welcome()

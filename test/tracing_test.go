@@ -44,12 +44,12 @@ func TestTracingAcrossNodes(t *testing.T) {
 	defer hook.Close()
 	rs := redistest.Start(t)
 	mod := func(c *config.Config) {
-		c.Broker, c.BrokerURL, c.Tracer = "redis", rs.URL, tr
+		c.Broker.Name, c.Broker.URL, c.Tracer = "redis", rs.URL, tr
 		c.Dashboard = false
 	}
 	a := startEdge(t, func(c *config.Config) {
 		mod(c)
-		c.Webhooks.ConnectURL, c.Webhooks.Secret = hook.URL, "tracing-test-secret-0123"
+		c.Webhooks.ConnectURL, c.Webhooks.Secret = hook.URL, []byte("tracing-test-secret-0123")
 	})
 	b := startEdge(t, mod)
 

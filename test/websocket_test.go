@@ -192,7 +192,7 @@ func TestBatchedFrameIn(t *testing.T) {
 
 func TestLimitsClose(t *testing.T) {
 	t.Run("oversize 4003", func(t *testing.T) {
-		e := startEdge(t, func(c *config.Config) { c.MaxMessageSize = 1024 })
+		e := startEdge(t, func(c *config.Config) { c.Node.MaxMessageSize = 1024 })
 		c, _ := connect(t, e.url(q("user", "big")))
 		other, _ := connect(t, e.url(q("user", "ok")))
 		c.send(`{"v":1,"type":"ping","data":"` + strings.Repeat("x", 2000) + `"}`)
@@ -204,7 +204,7 @@ func TestLimitsClose(t *testing.T) {
 	t.Run("flood 4002", func(t *testing.T) {
 		// A refill too slow to matter during the test: the flood trips
 		// the limit however slowly a loaded machine sends it.
-		e := startEdge(t, func(c *config.Config) { c.RateLimit, c.RateBurst = 1e-6, 20 })
+		e := startEdge(t, func(c *config.Config) { c.Node.RateLimit, c.Node.RateBurst = 1e-6, 20 })
 		c, _ := connect(t, e.url(q("user", "flood")))
 		other, _ := connect(t, e.url(q("user", "ok")))
 		for i := 0; i < 200; i++ {
@@ -232,7 +232,7 @@ func token(t *testing.T, secret, sub string, exp time.Time) string {
 
 func TestJWT(t *testing.T) {
 	const secret = "0123456789abcdef-test-secret"
-	e := startEdge(t, func(c *config.Config) { c.JWTSecret = secret })
+	e := startEdge(t, func(c *config.Config) { c.Auth.Secret = []byte(secret) })
 	hour := time.Now().Add(time.Hour)
 	cases := []struct {
 		name  string
@@ -279,7 +279,7 @@ func TestJWT(t *testing.T) {
 // race the machine's load.
 func TestHeartbeat(t *testing.T) {
 	e := startEdge(t, func(c *config.Config) {
-		c.HeartbeatInterval, c.HeartbeatTimeout = 200*time.Millisecond, time.Second
+		c.Node.HeartbeatInterval, c.Node.HeartbeatTimeout = 200*time.Millisecond, time.Second
 	})
 	silent := dial(t, e.url(q("user", "silent", "rooms", "hb")))
 	silent.conn.SetPingHandler(func(string) error { return nil })
@@ -428,7 +428,7 @@ func TestOriginAllowlist(t *testing.T) {
 }
 
 func TestBadRoomsAtConnect(t *testing.T) {
-	e := startEdge(t, func(c *config.Config) { c.MaxRooms = 3 })
+	e := startEdge(t, func(c *config.Config) { c.Node.MaxRoomsPerConn = 3 })
 	c, w := connect(t, e.url(q("user", "u", "rooms", "good,bad room,good,also-good")))
 	if len(w.Rooms) != 2 {
 		t.Fatalf("welcome rooms = %v, want the two valid ones", w.Rooms)
@@ -451,10 +451,10 @@ func TestBadRoomsAtConnect(t *testing.T) {
 // message, in order, exactly once, replayed from the log.
 func TestResumePolicyStalledReader(t *testing.T) {
 	e := startEdge(t, func(c *config.Config) {
-		c.SendQueue = 16
-		c.RoomPolicies = []core.RoomPolicy{{Pattern: "log:*", Policy: core.SlowResume}}
-		c.HistorySize = 2000
-		c.HistoryLimit = 2000
+		c.Node.SendQueueSize = 16
+		c.Node.RoomPolicies = []core.RoomPolicy{{Pattern: "log:*", Policy: core.SlowResume}}
+		c.Broker.Memory.HistorySize = 2000
+		c.Node.HistoryLimit = 2000
 	})
 	// Not reading yet. The receive buffer is bounded (256 KiB) so the server's
 	// writes stall, yet large enough that the window is usable once the

@@ -78,7 +78,7 @@ func (h *handler) serve(r request.Request) *request.Answer {
 	// Credentials copies what may outlive the request: the user id
 	// becomes the "from" of published envelopes, which brokers keep in
 	// their history.
-	creds := request.Credentials(r, "send", cfg.RequestDetails)
+	creds := request.Credentials(r, "send", node.RequestDetails())
 	p, err := node.Authenticate(context.Background(), creds)
 	if err != nil {
 		node.Logger().Warn("send unauthorized", "remote", creds.RemoteAddr, "err", err)

@@ -14,13 +14,6 @@ type Config struct {
 	// Optional. Default: nil
 	Next func(c *fiber.Ctx) bool
 
-	// RequestDetails copies the request's headers and query parameters
-	// into core.Credentials for the node's Authenticator (a connect
-	// webhook reads them). Off, only the token, user and address are read: fewer
-	// allocations per connect.
-	// Optional. Default: false
-	RequestDetails bool
-
 	// DefaultWait is how long a poll waits for a message when ?wait= is
 	// absent.
 	// Optional. Default: 25s

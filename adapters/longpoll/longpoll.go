@@ -98,7 +98,7 @@ func (h *handler) serve(r request.Request) *request.Answer {
 		return request.Unavailable()
 	}
 	// Credentials, rooms and cursor are copied out of the request.
-	creds := request.Credentials(r, "longpoll", cfg.RequestDetails)
+	creds := request.Credentials(r, "longpoll", node.RequestDetails())
 	remote := r.RemoteAddr()
 	p, err := node.Authenticate(context.Background(), creds)
 	if err != nil {

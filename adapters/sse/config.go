@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/switchboard-dev/switchboard/adapters/internal/request"
 )
 
 // Config configures the SSE handler, New (Fiber) and NewHandler
@@ -13,13 +14,6 @@ type Config struct {
 	// with NewHandler, route around the handler in your mux instead.
 	// Optional. Default: nil
 	Next func(c *fiber.Ctx) bool
-
-	// RequestDetails copies the request's headers and query parameters
-	// into core.Credentials for the node's Authenticator (a connect
-	// webhook reads them). Off, only the token, user and address are read: fewer
-	// allocations per connect.
-	// Optional. Default: false
-	RequestDetails bool
 
 	// WriteTimeout bounds every write (events, heartbeat, close event) to
 	// the client's socket.
@@ -35,7 +29,7 @@ type Config struct {
 // ConfigDefault is the default config.
 var ConfigDefault = Config{
 	Next:         nil,
-	WriteTimeout: 10 * time.Second,
+	WriteTimeout: request.WriteTimeout,
 	Retry:        2 * time.Second,
 }
 

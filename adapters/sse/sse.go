@@ -122,7 +122,7 @@ func (h *handler) open(r request.Request) (core.ConnectRequest, *request.Answer)
 	if node.ShuttingDown() {
 		return core.ConnectRequest{}, request.Unavailable()
 	}
-	creds := request.Credentials(r, "sse", h.cfg.RequestDetails)
+	creds := request.Credentials(r, "sse", node.RequestDetails())
 	remote := r.RemoteAddr()
 	p, err := node.Authenticate(context.Background(), creds)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/switchboard-dev/switchboard/adapters/internal/request"
 )
 
 // Config configures the WebSocket handler, New (Fiber) and NewHandler
@@ -13,13 +14,6 @@ type Config struct {
 	// with NewHandler, route around the handler in your mux instead.
 	// Optional. Default: nil
 	Next func(c *fiber.Ctx) bool
-
-	// RequestDetails copies the request's headers and query parameters
-	// into core.Credentials for the node's Authenticator (a connect
-	// webhook reads them). Off, only the token, user and address are read: fewer
-	// allocations per connect.
-	// Optional. Default: false
-	RequestDetails bool
 
 	// Origins allowed to upgrade, compared with the Origin header by
 	// cors.Allowed: exact origins, globs ("https://*.example.com"),
@@ -62,7 +56,7 @@ type Config struct {
 var ConfigDefault = Config{
 	Next:             nil,
 	Origins:          []string{"*"},
-	WriteTimeout:     10 * time.Second,
+	WriteTimeout:     request.WriteTimeout,
 	CloseGrace:       2 * time.Second,
 	HandshakeTimeout: 10 * time.Second,
 	ReadBufferSize:   1024,

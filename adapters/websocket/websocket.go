@@ -149,7 +149,7 @@ func (h *handler) admit(r request.Request) (*upgradeRequest, *request.Answer) {
 		return nil, request.Unavailable()
 	}
 	hs := &upgradeRequest{
-		creds:  request.Credentials(r, "websocket", h.cfg.RequestDetails),
+		creds:  request.Credentials(r, "websocket", h.node.RequestDetails()),
 		since:  strings.Clone(r.Query("since")),
 		remote: r.RemoteAddr(),
 		key:    strings.Clone(key),

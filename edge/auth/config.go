@@ -133,6 +133,12 @@ func (c *Config) setDefaults() {
 	}
 }
 
+// HasKeys reports whether c names a key source (Secret, PublicKeyFile,
+// JWKSURL or JWKSFile), without which New refuses it.
+func (c Config) HasKeys() bool {
+	return len(c.Secret) > 0 || c.PublicKeyFile != "" || c.JWKSURL != "" || c.JWKSFile != ""
+}
+
 // WithDefaults returns c with every zero field set to its default, as
 // New applies them.
 func (c Config) WithDefaults() Config {
@@ -148,7 +154,7 @@ func (c Config) Validate() error {
 	bad := func(field, format string, args ...any) error {
 		return &core.ConfigError{Err: ErrInvalidConfig, Field: field, Problem: fmt.Sprintf(format, args...)}
 	}
-	if len(c.Secret) == 0 && c.PublicKeyFile == "" && c.JWKSURL == "" && c.JWKSFile == "" {
+	if !c.HasKeys() {
 		return bad("Secret", "no key source: set Secret, PublicKeyFile, JWKSURL or JWKSFile")
 	}
 	if len(c.Secret) > 0 && len(c.Secret) < MinSecretLen {

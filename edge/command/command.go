@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -32,8 +33,15 @@ type Command struct {
 	// Stderr the error lines and the log (--log-format, --log-level).
 	// Optional. Default: os.Stdout, os.Stderr.
 	Stdout, Stderr io.Writer
+	// Flags, if set, defines the application's own flags on the edge's
+	// flag set (examples/custom-adapter's --tcp-addr): each is also read
+	// from its SWITCHBOARD_* variable, a bad value is reported like the
+	// edge's (exit status 2), and --help lists it. Read their values in
+	// Setup.
+	Flags func(*flag.FlagSet)
 	// Setup, if set, is called with the server before it serves: register
-	// the application's routes and envelope types there.
+	// the application's routes and envelope types there. The server's
+	// Config is the edge's configuration.
 	Setup func(*server.Server)
 	// Ready, if set, is called once the node serves, with its listeners'
 	// addresses (admin nil without --admin-addr).
@@ -56,7 +64,11 @@ func (c Command) Run(ctx context.Context, args []string) int {
 	if c.Stderr == nil {
 		c.Stderr = os.Stderr
 	}
-	cfg, err := config.Load(args, c.Getenv, c.Stdout)
+	var extra []func(*flag.FlagSet)
+	if c.Flags != nil {
+		extra = append(extra, c.Flags)
+	}
+	cfg, err := config.Load(args, c.Getenv, c.Stdout, extra...)
 	if errors.Is(err, config.ErrHelp) {
 		return 0
 	}
@@ -90,7 +102,7 @@ func (c Command) Run(ctx context.Context, args []string) int {
 		}()
 	}
 	srv, err := server.New(cfg, logger)
-	if err != nil && cfg.BrokerWait && errors.Is(err, server.ErrBrokerUnavailable) {
+	if err != nil && cfg.Broker.Wait && errors.Is(err, server.ErrBrokerUnavailable) {
 		srv, err = waitForBroker(ctx, cfg, logger, ln, err)
 	}
 	if err != nil {
@@ -173,7 +185,7 @@ func (c Command) fail(err error) { fmt.Fprintf(c.Stderr, "%s: %v\n", c.Name, err
 // the broker answers, with ln free for it, or the last error when ctx
 // ends or the failure is not an outage.
 func waitForBroker(ctx context.Context, cfg config.Config, logger *slog.Logger, ln net.Listener, err error) (*server.Server, error) {
-	logger.Warn("broker unreachable; not ready, retrying (--broker-wait)", "broker", cfg.Broker, "err", err)
+	logger.Warn("broker unreachable; not ready, retrying (--broker-wait)", "broker", cfg.Broker.Name, "err", err)
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")

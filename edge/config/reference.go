@@ -11,8 +11,7 @@ import (
 // definitions themselves (a test keeps the file in step).
 func Reference() string {
 	var c Config
-	var r rawFlags
-	fs := newFlagSet(&c, &r)
+	fs := newFlagSet(&c)
 	var b strings.Builder
 	b.WriteString(`# Configuration reference
 
@@ -22,6 +21,9 @@ Every setting of the ` + "`switchboard`" + ` edge is a flag and an environment
 variable; flags win over the environment. ` + "`switchboard --help`" + ` prints the same
 list. A bad value stops the edge at start with one line naming the flag, the
 variable and the fix (exit status 2). Durations use Go syntax (` + "`500ms`, `25s`, `1m`" + `).
+A number whose default is not 0 refuses 0, which the packages would read
+as "the default": give the value you want (negative where the meaning
+says it disables).
 The [README](../README.md#configuration) lists the settings to know first;
 this page has all of them. [security.md](security.md) has the production
 checklist.

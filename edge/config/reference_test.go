@@ -29,8 +29,7 @@ func TestReference(t *testing.T) {
 	}
 	// And every flag really is in it.
 	var c Config
-	var r rawFlags
-	newFlagSet(&c, &r).VisitAll(func(f *flag.Flag) {
+	newFlagSet(&c).VisitAll(func(f *flag.Flag) {
 		if !strings.Contains(string(got), "| `--"+f.Name+"` | `"+EnvName(f.Name)+"` |") {
 			t.Errorf("--%s is not documented", f.Name)
 		}

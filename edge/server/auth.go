@@ -24,7 +24,7 @@ type Authenticator struct {
 
 // NewAuthenticator builds the chain of cfg, as the edge binary does. A
 // custom server embedding Switchboard uses it to authenticate exactly as
-// the edge would; its errors are config.AuthError's (exit status 2).
+// the edge would; its errors are config.Restate's (exit status 2).
 func NewAuthenticator(cfg config.Config, logger *slog.Logger) (*Authenticator, error) {
 	if logger == nil {
 		logger = slog.Default()
@@ -48,15 +48,12 @@ func newAuthenticator(cfg config.Config, hooks *webhooks, logger *slog.Logger) (
 	a := &Authenticator{Authenticator: core.Insecure}
 	if cfg.Production() {
 		actx, cancel := context.WithTimeout(context.Background(), brokerStartTimeout)
-		jwt, err := auth.New(actx, auth.Config{
-			Secret: []byte(cfg.JWTSecret), PublicKeyFile: cfg.JWTPublicKey,
-			JWKSURL: cfg.JWKSURL, JWKSFile: cfg.JWKSFile, JWKSRefresh: cfg.JWKSRefresh,
-			Audience: cfg.JWTAudience, Issuer: cfg.JWTIssuer, Leeway: leeway(cfg.JWTLeeway),
-			Anonymous: cfg.Anonymous, Logger: logger,
-		})
+		ac := cfg.Auth
+		ac.Logger = logger
+		jwt, err := auth.New(actx, ac)
 		cancel()
 		if err != nil {
-			return nil, config.AuthError(err)
+			return nil, config.Restate(err)
 		}
 		a.jwt, a.Authenticator = jwt, jwt
 	} else {
@@ -65,6 +62,10 @@ func newAuthenticator(cfg config.Config, hooks *webhooks, logger *slog.Logger) (
 	a.Authenticator = hooks.authenticator(a.Authenticator)
 	return a, nil
 }
+
+// ReadsRequestDetails reports whether the chain reads request headers
+// and query parameters (a connect webhook): see core.DetailsReader.
+func (a *Authenticator) ReadsRequestDetails() bool { return core.ReadsRequestDetails(a.Authenticator) }
 
 // Close releases the chain. Idempotent.
 func (a *Authenticator) Close() error {

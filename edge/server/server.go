@@ -68,7 +68,7 @@ type Server struct {
 // releases what the ones before it built. Register custom types on
 // Node().Router() before Serve. An unreachable broker is an error
 // matching ErrBrokerUnavailable; an authentication setting that cannot
-// work, config.AuthError's.
+// work, config.Restate's.
 func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 	if logger == nil {
 		logger = slog.Default()
@@ -160,8 +160,9 @@ func (s *Server) startNode() error {
 // can read its log, so presence stays in process (no per-connection
 // broker traffic).
 func (s *Server) startPresence() error {
-	t, err := presence.New(s.node, presence.Config{Interval: s.cfg.PresenceInterval, TTL: s.cfg.PresenceTTL,
-		RoomEvents: s.cfg.PresenceEvents, Local: s.cfg.Broker == "memory", Logger: s.log})
+	pc := s.cfg.Presence
+	pc.Local, pc.Logger = s.cfg.Broker.Name == "memory", s.log
+	t, err := presence.New(s.node, pc)
 	if err != nil {
 		return err
 	}
@@ -191,16 +192,13 @@ func (s *Server) mountTransports() error {
 		EnableTrustedProxyCheck: len(cfg.TrustedProxies) > 0,
 		TrustedProxies:          cfg.TrustedProxies,
 	})
-	// Only a connect webhook reads request headers and query parameters.
-	details := cfg.Webhooks.ConnectURL != ""
 	if cfg.Serves("websocket") {
 		// After the handshake an idle WebSocket holds no goroutine: the
 		// adapter's poller watches its socket (plain TCP on Linux).
 		wsadapter.DetachConnections(s.app)
 		s.app.Get("/ws", wsadapter.New(node, wsadapter.Config{
-			RequestDetails: details,
-			Origins:        cfg.AllowedOrigins,
-			WriteTimeout:   cfg.WriteTimeout,
+			Origins:      cfg.AllowedOrigins,
+			WriteTimeout: cfg.WriteTimeout,
 		}))
 	}
 	// Browsers on other origins may use the HTTP transports when their
@@ -218,18 +216,17 @@ func (s *Server) mountTransports() error {
 		// server-wide write deadline would cut every stream. The adapter
 		// sets its own per-write deadlines.
 		s.app.Get("/sse", sse.New(node, sse.Config{
-			RequestDetails: details,
-			WriteTimeout:   cfg.WriteTimeout,
+			WriteTimeout: cfg.WriteTimeout,
 		}))
 	}
 	if cfg.Serves("longpoll") {
-		s.app.Get("/poll", longpoll.New(node, longpoll.Config{RequestDetails: details}))
+		s.app.Get("/poll", longpoll.New(node))
 	}
-	s.app.Post("/send", httpsend.New(node, httpsend.Config{RequestDetails: details}))
+	s.app.Post("/send", httpsend.New(node))
 	webclient.Register(s.app)
 	if len(cfg.APIKeys) > 0 {
 		api.Register(s.app, api.Config{Node: node, Keys: cfg.APIKeys, Presence: presenceAPI{s.tracker},
-			MaxBody: max(cfg.MaxMessageSize, api.DefaultMaxBody), Logger: logger})
+			MaxBody: max(cfg.Node.MaxMessageSize, api.DefaultMaxBody), Logger: logger})
 	}
 	s.app.Get("/healthz", func(c *fiber.Ctx) error {
 		return c.JSON(fiber.Map{"status": "ok"})
@@ -321,24 +318,10 @@ func isBrokerDown(err error) bool {
 
 // newNode builds the core node from the edge configuration.
 func newNode(cfg config.Config, b core.Broker, authn core.Authenticator, mets *metrics.Metrics, logger *slog.Logger) (*core.Node, error) {
-	return core.NewNode(core.Config{
-		OnDeliveryLatency:   mets.OnDeliveryLatency,
-		OnPublish:           mets.OnPublish,
-		Tracer:              cfg.Tracer,
-		Authenticator:       authn,
-		HeartbeatInterval:   cfg.HeartbeatInterval,
-		HeartbeatTimeout:    cfg.HeartbeatTimeout,
-		SendQueueSize:       cfg.SendQueue,
-		SlowConsumer:        cfg.SlowConsumer,
-		RoomPolicies:        cfg.RoomPolicies,
-		MaxMessageSize:      cfg.MaxMessageSize,
-		RateLimit:           cfg.RateLimit,
-		RateBurst:           cfg.RateBurst,
-		MaxRoomsPerConn:     cfg.MaxRooms,
-		MaxConnections:      cfg.MaxConnections,
-		MaxConnectionsPerIP: cfg.MaxConnectionsPerIP,
-		HistoryLimit:        cfg.HistoryLimit,
-	}, b, logger)
+	nc := cfg.Node
+	nc.OnDeliveryLatency, nc.OnPublish = mets.OnDeliveryLatency, mets.OnPublish
+	nc.Tracer, nc.Authenticator = cfg.Tracer, authn
+	return core.NewNode(nc, b, logger)
 }
 
 // maxHeaderBytes bounds a request's line and headers.
@@ -350,37 +333,40 @@ const brokerStartTimeout = 10 * time.Second
 // engineConfig is the log engine's part of the configuration, the same
 // for every broker on it.
 func engineConfig(cfg config.Config) engine.Config {
-	c := engine.Config{DedupWindow: cfg.IdempotencyTTL, IndexBytes: cfg.ResumeIndexBytes, IndexAge: cfg.ResumeIndexAge}
-	if (cfg.Broker == "kafka" || cfg.Broker == "nats") && cfg.RetentionAge > 0 {
+	c := cfg.Broker.Engine
+	if (cfg.Broker.Name == "kafka" || cfg.Broker.Name == "nats") && cfg.Broker.RetentionAge > 0 && c.IndexAge > 0 {
 		// The index never answers for what the log has dropped by age.
-		c.IndexAge = min(c.IndexAge, cfg.RetentionAge)
+		c.IndexAge = min(c.IndexAge, cfg.Broker.RetentionAge)
 	}
 	return c
 }
 
 func openBroker(cfg config.Config, logger *slog.Logger) (core.Broker, error) {
-	switch cfg.Broker {
+	b := cfg.Broker
+	switch b.Name {
 	case "memory":
-		return memory.New(memory.Config{HistorySize: cfg.HistorySize, HistoryTTL: cfg.HistoryTTL, DedupWindow: cfg.IdempotencyTTL}, logger)
+		mc := b.Memory
+		mc.DedupWindow = b.Engine.DedupWindow
+		return memory.New(mc, logger)
 	case "redis":
 		redisbroker.SetClientLogger(logger)
 		ctx, cancel := context.WithTimeout(context.Background(), brokerStartTimeout)
 		defer cancel()
-		return redisbroker.New(ctx, redisbroker.Config{URL: cfg.BrokerURL, MaxLen: cfg.RetentionMessages, Engine: engineConfig(cfg)}, logger)
+		return redisbroker.New(ctx, redisbroker.Config{URL: b.URL, MaxLen: b.RetentionMessages, Engine: engineConfig(cfg)}, logger)
 	case "kafka":
-		brokers, err := kafkabroker.ParseURL(cfg.BrokerURL)
+		brokers, err := kafkabroker.ParseURL(b.URL)
 		if err != nil {
 			return nil, err
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), brokerStartTimeout)
 		defer cancel()
-		return kafkabroker.New(ctx, kafkabroker.Config{Brokers: brokers, Retention: cfg.RetentionAge, Engine: engineConfig(cfg)}, logger)
+		return kafkabroker.New(ctx, kafkabroker.Config{Brokers: brokers, Retention: b.RetentionAge, Engine: engineConfig(cfg)}, logger)
 	case "nats":
 		ctx, cancel := context.WithTimeout(context.Background(), brokerStartTimeout)
 		defer cancel()
-		return natsbroker.New(ctx, natsbroker.Config{URL: cfg.BrokerURL, MaxMsgs: cfg.RetentionMessages, MaxAge: cfg.RetentionAge, Engine: engineConfig(cfg)}, logger)
+		return natsbroker.New(ctx, natsbroker.Config{URL: b.URL, MaxMsgs: b.RetentionMessages, MaxAge: b.RetentionAge, Engine: engineConfig(cfg)}, logger)
 	}
-	return nil, fmt.Errorf("unknown broker %q (available: memory, redis, kafka, nats)", cfg.Broker)
+	return nil, fmt.Errorf("unknown broker %q (available: memory, redis, kafka, nats)", b.Name)
 }
 
 func errorHandler(c *fiber.Ctx, err error) error {
@@ -391,6 +377,9 @@ func errorHandler(c *fiber.Ctx, err error) error {
 	}
 	return c.Status(code).JSON(fiber.Map{"error": fiber.Map{"code": "http_" + fmt.Sprint(code), "message": err.Error()}})
 }
+
+// Config returns the configuration the server was built with.
+func (s *Server) Config() config.Config { return s.cfg }
 
 // Node returns the server's core node.
 func (s *Server) Node() *core.Node { return s.node }
@@ -410,7 +399,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	if s.cfg.TLS != nil {
 		ln = tls.NewListener(ln, s.cfg.TLS)
 	}
-	s.log.Info("listening", "addr", ln.Addr().String(), "broker", s.cfg.Broker, "tls", s.cfg.TLS != nil)
+	s.log.Info("listening", "addr", ln.Addr().String(), "broker", s.cfg.Broker.Name, "tls", s.cfg.TLS != nil)
 	return s.app.Listener(ln)
 }
 
@@ -507,15 +496,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.log.Info("shutdown complete", "err", s.shutdownErr)
 	})
 	return s.shutdownErr
-}
-
-// leeway maps the edge's --jwt-leeway (0 means none) to auth.Config's
-// (0 means the default, negative none).
-func leeway(d time.Duration) time.Duration {
-	if d == 0 {
-		return -1
-	}
-	return d
 }
 
 // presenceAPI answers the server API's presence route from the tracker.

@@ -18,17 +18,10 @@ func newWebhooks(cfg config.Config, logger *slog.Logger) (*webhooks, error) {
 	if !w.Enabled() {
 		return nil, nil
 	}
-	h, err := webhook.New(webhook.Config{
-		ConnectURL:    w.ConnectURL,
-		MessageURL:    w.MessageURL,
-		MessageTypes:  w.MessageTypes,
-		DisconnectURL: w.DisconnectURL,
-		Secret:        []byte(w.Secret),
-		Timeout:       w.Timeout,
-		Tracer:        cfg.Tracer,
-	}, logger)
+	w.Tracer = cfg.Tracer
+	h, err := webhook.New(w, logger)
 	if err != nil {
-		return nil, err
+		return nil, config.Restate(err)
 	}
 	logger.Info("webhooks on", "connect", redact(w.ConnectURL), "message", redact(w.MessageURL), "message_types", w.MessageTypes, "disconnect", redact(w.DisconnectURL), "timeout", w.Timeout)
 	return &webhooks{h: h}, nil

@@ -81,14 +81,27 @@ func (h *Hooks) Authenticator(next core.Authenticator) core.Authenticator {
 	if h == nil || h.connect == nil {
 		return next
 	}
-	return core.AuthenticatorFunc(func(ctx context.Context, c core.Credentials) (core.Identity, error) {
-		id, err := next.Authenticate(ctx, c)
-		if err != nil || c.Refresh {
-			return id, err
-		}
-		return h.authorize(ctx, c, id)
-	})
+	return connectAuth{h: h, next: next}
 }
+
+// connectAuth runs next, then the connect route. The route receives the
+// request's headers and query parameters, so it reads request details.
+type connectAuth struct {
+	h    *Hooks
+	next core.Authenticator
+}
+
+var _ core.DetailsReader = connectAuth{}
+
+func (a connectAuth) Authenticate(ctx context.Context, c core.Credentials) (core.Identity, error) {
+	id, err := a.next.Authenticate(ctx, c)
+	if err != nil || c.Refresh {
+		return id, err
+	}
+	return a.h.authorize(ctx, c, id)
+}
+
+func (a connectAuth) ReadsRequestDetails() bool { return true }
 
 func (h *Hooks) authorize(ctx context.Context, c core.Credentials, id core.Identity) (core.Identity, error) {
 	r := h.connect

@@ -159,6 +159,10 @@ func (c *Config) setDefaults() {
 // (a *core.ConfigError naming the field).
 var ErrInvalidConfig = errors.New("switchboard/edge/webhook: invalid config")
 
+// ErrNoRoute is New's error for a Config without any route URL (Enabled
+// false): there would be nothing to call.
+var ErrNoRoute = fmt.Errorf("%w: no route has a URL; set ConnectURL, MessageURL or DisconnectURL", ErrInvalidConfig)
+
 // MaxTimeout bounds Timeout: a client waits on connect and message calls.
 const MaxTimeout = time.Minute
 
@@ -176,7 +180,8 @@ func (c Config) Enabled() bool {
 }
 
 // Validate reports the first field New refuses, as a *core.ConfigError
-// wrapping ErrInvalidConfig. Call it after defaults are applied.
+// wrapping ErrInvalidConfig. Call it after defaults are applied. A Config
+// without any route URL is valid, and off: New refuses it (ErrNoRoute).
 func (c Config) Validate() error {
 	bad := func(field, format string, args ...any) error {
 		return &core.ConfigError{Err: ErrInvalidConfig, Field: field, Problem: fmt.Sprintf(format, args...)}
@@ -194,15 +199,13 @@ func (c Config) Validate() error {
 		}
 	}
 	switch {
-	case !c.Enabled():
-		return bad("ConnectURL", "no route has a URL; set the connect, message or disconnect URL")
 	case c.MessageURL != "" && len(c.MessageTypes) == 0:
 		return bad("MessageTypes", "empty; list the custom envelope types to send to the message URL, e.g. echo,shout")
 	case c.MessageURL == "" && len(c.MessageTypes) > 0:
 		return bad("MessageURL", "empty; set it to the URL that handles the message types")
-	case len(c.Secret) == 0:
+	case c.Enabled() && len(c.Secret) == 0:
 		return bad("Secret", "required with a webhook URL; use a long random secret the backend also knows")
-	case len(c.Secret) < 16:
+	case len(c.Secret) > 0 && len(c.Secret) < 16:
 		return bad("Secret", "%d bytes is shorter than 16; use a long random secret", len(c.Secret))
 	case c.Timeout < 0:
 		return bad("Timeout", "%s must be positive, e.g. 5s", c.Timeout)
@@ -288,6 +291,9 @@ func New(cfg Config, logger *slog.Logger) (*Hooks, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if !cfg.Enabled() {
+		return nil, ErrNoRoute
 	}
 	if logger == nil {
 		logger = slog.Default()

@@ -619,6 +619,7 @@ func TestConfigValidate(t *testing.T) {
 	}{
 		{"valid", Config{ConnectURL: u, Secret: testSecret}, ""},
 		{"no route", Config{Secret: testSecret}, "no route has a URL"},
+		{"secret without a route", Config{Secret: []byte("short")}, "shorter than 16"},
 		{"short secret", Config{ConnectURL: u, Secret: []byte("short")}, "shorter than 16"},
 		{"bad URL", Config{ConnectURL: "ftp://x", Secret: testSecret}, "http"},
 		{"relative URL", Config{DisconnectURL: "/hook", Secret: testSecret}, "http"},

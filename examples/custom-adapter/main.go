@@ -15,19 +15,17 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
 	"github.com/switchboard-dev/switchboard/edge/command"
-	"github.com/switchboard-dev/switchboard/edge/config"
 	"github.com/switchboard-dev/switchboard/edge/server"
 	"github.com/switchboard-dev/switchboard/examples/custom-adapter/ndjson"
 )
@@ -44,14 +42,7 @@ func main() {
 // switchboard binary does (0 after --help or a clean shutdown, 2 for a bad
 // setting, 1 otherwise). ready, if not nil, is called once both serve.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, ready func(httpAddr, tcpAddr net.Addr)) int {
-	tcpAddr, args, err := tcpAddrFlag(args, getenv)
-	if err != nil {
-		fmt.Fprintf(stderr, "custom-adapter: %v\n", err)
-		return 2
-	}
-	// The edge's --write-timeout bounds NDJSON writes too; a bad setting is
-	// the command's to report.
-	cfg, _ := config.Load(args, getenv, io.Discard)
+	tcpAddr := defaultTCPAddr
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var ln net.Listener
@@ -59,6 +50,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	served := make(chan error, 1)
 	code := command.Command{
 		Name: "custom-adapter", Getenv: getenv, Stdout: stdout, Stderr: stderr,
+		// The example's one setting of its own, read like the edge's
+		// (SWITCHBOARD_TCP_ADDR too) and listed by --help.
+		Flags: func(fs *flag.FlagSet) {
+			fs.StringVar(&tcpAddr, "tcp-addr", defaultTCPAddr, "NDJSON-over-TCP listen address of this example")
+		},
 		// Setup runs once the settings are checked and the node is built.
 		// The NDJSON listener stops accepting when ctx ends, as the edge's
 		// does; the node's shutdown ends its sessions (1012).
@@ -68,7 +64,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 				return
 			}
 			go func() {
-				served <- ndjson.Serve(ctx, srv.Node(), ln, ndjson.Config{WriteTimeout: cfg.WriteTimeout})
+				served <- ndjson.Serve(ctx, srv.Node(), ln, ndjson.Config{WriteTimeout: srv.Config().WriteTimeout})
 				cancel()
 			}()
 		},
@@ -83,9 +79,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintf(stderr, "custom-adapter: cannot listen on --tcp-addr %s: %v\n", tcpAddr, errors.Unwrap(listenErr))
 		return 1
 	case ln == nil: // the edge never started: --help, or a bad setting
-		if code == 0 {
-			fmt.Fprintf(stdout, "  --tcp-addr (%s)\n      NDJSON-over-TCP listen address of this example (default %q)\n", config.EnvName("tcp-addr"), defaultTCPAddr)
-		}
 		return code
 	}
 	cancel() // if the edge stopped by itself
@@ -97,26 +90,3 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 }
 
 const defaultTCPAddr = "127.0.0.1:9090"
-
-// tcpAddrFlag takes the example's one setting of its own, --tcp-addr (or
-// SWITCHBOARD_TCP_ADDR), out of args; the rest are the edge's flags.
-func tcpAddrFlag(args []string, getenv func(string) string) (addr string, edge []string, err error) {
-	addr = cmp.Or(getenv(config.EnvName("tcp-addr")), defaultTCPAddr)
-	for i := 0; i < len(args); i++ {
-		name, value, hasValue := strings.Cut(args[i], "=")
-		switch {
-		case args[i] == "--":
-			return addr, append(edge, args[i:]...), nil
-		case name != "-tcp-addr" && name != "--tcp-addr":
-			edge = append(edge, args[i])
-		case hasValue:
-			addr = value
-		case i+1 < len(args):
-			i++
-			addr = args[i]
-		default:
-			return "", nil, errors.New("flag needs an argument: --tcp-addr (see --help)")
-		}
-	}
-	return addr, edge, nil
-}

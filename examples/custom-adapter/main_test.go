@@ -194,32 +194,42 @@ func TestAnonymousRules(t *testing.T) {
 	c.expectError("p", core.CodeForbidden)
 }
 
-// TestTCPAddrFlag: --tcp-addr is taken out of the arguments in every
-// form the flag package accepts, the rest is left to the edge, and
-// SWITCHBOARD_TCP_ADDR is the default.
+// TestTCPAddrFlag: --tcp-addr is the edge command's flag like any other:
+// read from SWITCHBOARD_TCP_ADDR, listed by --help, a missing value is a
+// bad setting (exit status 2) naming it.
 func TestTCPAddrFlag(t *testing.T) {
-	env := func(k string) string {
-		if k == "SWITCHBOARD_TCP_ADDR" {
-			return "127.0.0.1:1"
-		}
-		return ""
+	var out, errOut syncBuffer
+	if code := run(context.Background(), []string{"--help"}, func(string) string { return "" }, &out, &errOut, nil); code != 0 ||
+		!strings.Contains(out.String(), "--tcp-addr (SWITCHBOARD_TCP_ADDR)") {
+		t.Fatalf("--help: exit %d, output lacks --tcp-addr:\n%s", code, &out)
 	}
-	for _, tc := range []struct {
-		args, edge []string
-		addr       string
-	}{
-		{nil, nil, "127.0.0.1:1"},
-		{[]string{"--tcp-addr", ":2", "--jwt-secret", "s"}, []string{"--jwt-secret", "s"}, ":2"},
-		{[]string{"--addr=:8080", "-tcp-addr=:3"}, []string{"--addr=:8080"}, ":3"},
-		{[]string{"--", "--tcp-addr", ":4"}, []string{"--", "--tcp-addr", ":4"}, "127.0.0.1:1"},
-	} {
-		addr, edge, err := tcpAddrFlag(tc.args, env)
-		if err != nil || addr != tc.addr || !slices.Equal(edge, tc.edge) {
-			t.Errorf("tcpAddrFlag(%q) = %q, %q, %v; want %q, %q", tc.args, addr, edge, err, tc.addr, tc.edge)
-		}
+	if code := run(context.Background(), []string{"--tcp-addr"}, func(string) string { return "" }, io.Discard, &errOut, nil); code != 2 ||
+		!strings.Contains(errOut.String(), "tcp-addr") {
+		t.Fatalf("--tcp-addr without a value: exit %d, stderr %q; want 2 naming the flag", code, &errOut)
 	}
-	if _, _, err := tcpAddrFlag([]string{"--tcp-addr"}, env); err == nil {
-		t.Error("--tcp-addr without a value: no error")
+	// From the environment: a port of the system's choosing, not the
+	// default's.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ready := make(chan net.Addr, 1)
+	exit := make(chan int, 1)
+	env := map[string]string{"SWITCHBOARD_TCP_ADDR": "127.0.0.1:0", "SWITCHBOARD_ADDR": "127.0.0.1:0"}
+	go func() {
+		exit <- run(ctx, nil, func(k string) string { return env[k] }, io.Discard, io.Discard, func(_, tcp net.Addr) { ready <- tcp })
+	}()
+	select {
+	case got := <-ready:
+		if got.String() == defaultTCPAddr {
+			t.Errorf("NDJSON on %s, the default, despite SWITCHBOARD_TCP_ADDR=127.0.0.1:0", got)
+		}
+	case code := <-exit:
+		t.Fatalf("exited with %d before serving", code)
+	case <-time.After(waitFor):
+		t.Fatalf("not serving after %v", waitFor)
+	}
+	cancel()
+	if code := <-exit; code != 0 {
+		t.Errorf("exit status %d after the signal, want 0", code)
 	}
 }
 

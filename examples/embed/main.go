@@ -109,7 +109,7 @@ func New(opts Options, logger *slog.Logger) (*App, error) {
 	// connect webhook; core.Insecure in development mode). Any
 	// core.Authenticator will do, such as one asking your session store.
 	cfg := config.Default()
-	cfg.JWTSecret = opts.JWTSecret
+	cfg.Auth.Secret = []byte(opts.JWTSecret)
 	authn, err := server.NewAuthenticator(cfg, logger)
 	if err != nil {
 		return nil, fmt.Errorf("authenticator: %w", err)

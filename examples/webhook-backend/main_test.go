@@ -46,7 +46,7 @@ type fixture struct {
 
 // patient is the webhook timeout of every edge whose calls are not meant
 // to time out: it bounds a hang, never a call on a loaded machine.
-const patient = time.Hour
+const patient = webhook.MaxTimeout
 
 // start runs the backend (behind wrap, which tests use to break it) and
 // an edge with the given webhook timeout and routes (default: all three).
@@ -72,7 +72,7 @@ func start(t *testing.T, timeout time.Duration, wrap func(route string, body []b
 		routes = []string{"connect", "message", "disconnect"}
 	}
 	cfg := config.Default()
-	cfg.Webhooks = config.Webhooks{Secret: secret, Timeout: timeout}
+	cfg.Webhooks = webhook.Config{Secret: []byte(secret), Timeout: timeout}
 	for _, route := range routes {
 		u := backend.URL + "/" + route
 		switch route {
@@ -422,14 +422,16 @@ func TestFlags(t *testing.T) {
 		want string
 	}{
 		{[]string{"--webhook-connect", "http://x/c"}, "invalid --webhook-secret (SWITCHBOARD_WEBHOOK_SECRET): required"},
-		{[]string{"--webhook-connect", "http://x/c", "--webhook-secret", "short"}, "invalid --webhook-secret (SWITCHBOARD_WEBHOOK_SECRET): shorter than 16 bytes"},
+		{[]string{"--webhook-connect", "http://x/c", "--webhook-secret", "short"}, "invalid --webhook-secret (SWITCHBOARD_WEBHOOK_SECRET): 5 bytes is shorter than 16"},
 		{[]string{"--webhook-connect", "x/c", "--webhook-secret", secret}, "invalid --webhook-connect (SWITCHBOARD_WEBHOOK_CONNECT): \"x/c\"; use an http:// or https:// URL"},
 		{[]string{"--webhook-disconnect", "ftp://x", "--webhook-secret", secret}, "invalid --webhook-disconnect"},
 		{[]string{"--webhook-message", "http://x/m", "--webhook-secret", secret}, "invalid --webhook-message-types (SWITCHBOARD_WEBHOOK_MESSAGE_TYPES): empty"},
 		{[]string{"--webhook-message-types", "echo", "--webhook-secret", secret}, "invalid --webhook-message (SWITCHBOARD_WEBHOOK_MESSAGE): empty"},
 		{[]string{"--webhook-message", "http://x/m", "--webhook-message-types", "publish", "--webhook-secret", secret}, "type \"publish\" is built in"},
 		{[]string{"--webhook-message", "http://x/m", "--webhook-message-types", "Echo", "--webhook-secret", secret}, "invalid --webhook-message-types"},
-		{[]string{"--webhook-timeout", "0s"}, "invalid --webhook-timeout (SWITCHBOARD_WEBHOOK_TIMEOUT): must be positive"},
+		{[]string{"--webhook-timeout", "0s"}, `invalid value "0s" for --webhook-timeout (SWITCHBOARD_WEBHOOK_TIMEOUT): 0 is not a setting here`},
+		{[]string{"--webhook-timeout", "-1s"}, "invalid --webhook-timeout (SWITCHBOARD_WEBHOOK_TIMEOUT): -1s must be positive"},
+		{[]string{"--webhook-timeout", "2m"}, "invalid --webhook-timeout (SWITCHBOARD_WEBHOOK_TIMEOUT): 2m0s is too long"},
 		{[]string{"--webhook-timeout", "soon"}, "expected a duration"},
 	} {
 		_, err := config.Load(tc.args, env(nil), io.Discard)

@@ -122,7 +122,7 @@ func TestParseLine(t *testing.T) {
 // summary of the runs.
 func TestFanoutSmoke(t *testing.T) {
 	cfg := config.Default()
-	cfg.RateLimit = -1
+	cfg.Node.RateLimit = -1
 	ln := startEdge(t, cfg)
 
 	for _, c := range []struct {

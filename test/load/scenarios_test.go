@@ -39,7 +39,7 @@ func runTool(t *testing.T, args ...string) (*json.Decoder, string) {
 // about 10 s).
 func TestChurnSmoke(t *testing.T) {
 	cfg := config.Default()
-	cfg.RateLimit = -1
+	cfg.Node.RateLimit = -1
 	ln := startEdge(t, cfg)
 	for _, transport := range []string{"websocket", "sse"} {
 		t.Run(transport, func(t *testing.T) {
@@ -77,7 +77,7 @@ func TestChurnSmoke(t *testing.T) {
 // traffic racing the replay.
 func TestResumeSmoke(t *testing.T) {
 	cfg := config.Default()
-	cfg.RateLimit = -1
+	cfg.Node.RateLimit = -1
 	ln := startEdge(t, cfg)
 	for _, c := range []struct {
 		transport string

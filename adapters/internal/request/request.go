@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/switchboard-dev/switchboard/core"
 )
@@ -178,3 +179,7 @@ func HeaderHasToken(r Request, key, token string) bool {
 	})
 	return found
 }
+
+// WriteTimeout is the default bound on each write to a client of the
+// streaming transports (websocket.Config and sse.Config WriteTimeout).
+const WriteTimeout = 10 * time.Second
