@@ -310,6 +310,23 @@ func TestBrowserWebSocket(t *testing.T) {
 		t.Fatalf("fallbacks on a working WebSocket: %d", n)
 	}
 	screenshot(t, ctx, "chat-websocket")
+
+	// Chromium offers permessage-deflate, gets it, and reads and writes
+	// compressed messages intact (its own large publish comes back).
+	big := strings.Repeat(`{"sym":"ACME","bid":101.25,"ask":101.5}`, 80)
+	eval[bool](t, ctx, fmt.Sprintf(`(() => {
+		const ws = new WebSocket("ws://" + location.host + "/ws?user=carol&rooms=lobby");
+		window.deflate = {};
+		ws.onopen = () => { window.deflate.extensions = ws.extensions; ws.send(JSON.stringify({v: 1, type: "publish", room: "lobby", data: %q})) };
+		ws.onmessage = ev => ev.data.split("\n").forEach(line => {
+			const env = JSON.parse(line);
+			if (env.type === "message" && env.from === "carol") window.deflate.echo = env.data;
+		});
+		return true })()`, big))
+	until(t, ctx, "a large message over permessage-deflate", fmt.Sprintf(`window.deflate.echo === %q`, big))
+	if ext := eval[string](t, ctx, `window.deflate.extensions`); !strings.Contains(ext, "permessage-deflate") {
+		t.Fatalf("negotiated extensions %q, want permessage-deflate", ext)
+	}
 }
 
 // TestBrowserFallback: with WebSocket (and then SSE) unavailable, the

@@ -1,10 +1,14 @@
 package websocket
 
 import (
+	"compress/flate"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/switchboard-dev/switchboard/adapters/internal/request"
+	"github.com/switchboard-dev/switchboard/core"
 )
 
 // Config configures the WebSocket handler, New (Fiber) and NewHandler
@@ -40,6 +44,21 @@ type Config struct {
 	// Optional. Default: 10s
 	HandshakeTimeout time.Duration
 
+	// CompressionLevel is the deflate level of permessage-deflate (RFC
+	// 7692), from 1 (fastest) to 9 (smallest), negotiated with every
+	// client that offers it (browsers do), without context takeover: each
+	// message is compressed once for all the connections it goes to, and
+	// no connection keeps compression state. Negative disables it: the
+	// extension is never negotiated.
+	// Optional. Default: 6
+	CompressionLevel int
+
+	// CompressionThreshold is the size, in bytes, from which an envelope
+	// is sent compressed; a batch of smaller ones goes as it is (deflate
+	// gains little on them).
+	// Optional. Default: 256
+	CompressionThreshold int
+
 	// ReadBufferSize is the read buffer of Fiber's upgrade (New only;
 	// after it the adapter reads with pooled buffers of its own).
 	// Optional. Default: 1024
@@ -54,13 +73,15 @@ type Config struct {
 
 // ConfigDefault is the default config.
 var ConfigDefault = Config{
-	Next:             nil,
-	Origins:          []string{"*"},
-	WriteTimeout:     request.WriteTimeout,
-	CloseGrace:       2 * time.Second,
-	HandshakeTimeout: 10 * time.Second,
-	ReadBufferSize:   1024,
-	WriteBufferSize:  4096,
+	Next:                 nil,
+	Origins:              []string{"*"},
+	WriteTimeout:         request.WriteTimeout,
+	CloseGrace:           2 * time.Second,
+	HandshakeTimeout:     10 * time.Second,
+	CompressionLevel:     6,
+	CompressionThreshold: 256,
+	ReadBufferSize:       1024,
+	WriteBufferSize:      4096,
 }
 
 func configDefault(config ...Config) Config {
@@ -80,6 +101,12 @@ func configDefault(config ...Config) Config {
 	if cfg.HandshakeTimeout <= 0 {
 		cfg.HandshakeTimeout = ConfigDefault.HandshakeTimeout
 	}
+	if cfg.CompressionLevel == 0 {
+		cfg.CompressionLevel = ConfigDefault.CompressionLevel
+	}
+	if cfg.CompressionThreshold <= 0 {
+		cfg.CompressionThreshold = ConfigDefault.CompressionThreshold
+	}
 	if cfg.ReadBufferSize <= 0 {
 		cfg.ReadBufferSize = ConfigDefault.ReadBufferSize
 	}
@@ -87,4 +114,18 @@ func configDefault(config ...Config) Config {
 		cfg.WriteBufferSize = ConfigDefault.WriteBufferSize
 	}
 	return cfg
+}
+
+// ErrInvalidConfig is wrapped by Validate's error (a *core.ConfigError
+// naming the field).
+var ErrInvalidConfig = errors.New("switchboard/adapters/websocket: invalid config")
+
+// Validate reports the first field New and NewHandler would refuse (they
+// panic on it), as a *core.ConfigError wrapping ErrInvalidConfig.
+func (c Config) Validate() error {
+	if c.CompressionLevel > flate.BestCompression {
+		return &core.ConfigError{Err: ErrInvalidConfig, Field: "CompressionLevel",
+			Problem: fmt.Sprintf("%d; use 1 (fastest) to 9 (smallest), or negative to disable compression", c.CompressionLevel)}
+	}
+	return nil
 }

@@ -34,7 +34,8 @@ type conn struct {
 	nc           net.Conn // the socket; closed by closeSocket
 	sess         *core.Session
 	log          *slog.Logger
-	limit        int // largest message accepted (core's MaxMessageSize)
+	limit        int       // largest message accepted, inflated (core's MaxMessageSize)
+	deflate      *deflater // permessage-deflate was negotiated; nil otherwise
 	writeTimeout time.Duration
 	closeGrace   time.Duration
 
@@ -62,6 +63,7 @@ type conn struct {
 	skip    int64  // payload bytes still to discard (a refused frame)
 	inMsg   bool   // a fragmented message is in progress
 	text    bool   // ... and it is text: each fragment is checked for UTF-8 as it comes
+	packed  bool   // ... and it is compressed: checked once inflated
 	closing bool   // the reader ended the session: only the client's close frame matters now
 	drain   bool   // the client closed or the stream cannot be parsed: discard all input
 }
@@ -95,10 +97,14 @@ func (c *conn) Name() string         { return "websocket" }
 func (c *conn) Unidirectional() bool { return false }
 
 // WriteMany writes the envelopes as one text frame, '\n'-separated, in one
-// write call.
+// write call; compressed when permessage-deflate was negotiated and one
+// of them reaches the threshold (see deflate.go).
 func (c *conn) WriteMany(frames [][]byte) error {
 	if len(frames) == 0 {
 		return nil
+	}
+	if c.deflate != nil && c.deflate.worthIt(frames) {
+		return c.writeCompressed(frames)
 	}
 	n := len(frames) - 1
 	for _, f := range frames {
@@ -116,6 +122,23 @@ func (c *conn) WriteMany(frames [][]byte) error {
 	putBuf(bp, b)
 	return err
 }
+
+// writeCompressed writes frames as one compressed message. The payload is
+// built after room for the longest header, which is then written just
+// before it: one buffer, one write.
+func (c *conn) writeCompressed(frames [][]byte) error {
+	bp := getBuf()
+	b := c.deflate.appendMessage((*bp)[:maxServerHeader], frames)
+	n := len(b) - maxServerHeader
+	start := maxServerHeader - headerLen(n)
+	appendHeader(b[start:start], opText|rsv1Bit, n)
+	err := c.write(b[start:])
+	putBuf(bp, b)
+	return err
+}
+
+// maxServerHeader is the longest header of a server frame (no mask key).
+const maxServerHeader = 10
 
 var pingFrame = []byte{0x80 | opPing, 0}
 
@@ -326,6 +349,9 @@ func (c *conn) consume(data []byte) []byte {
 			}
 			return data
 		}
+		if err == nil && h.rsv1 && c.deflate == nil {
+			err = errProtocol("RSV1 set: permessage-deflate was not negotiated")
+		}
 		refuse := err != nil || (!h.control() && h.length > int64(c.limit-len(c.frag)))
 		if refuse {
 			// Skip the frame without buffering it, then keep reading
@@ -385,20 +411,14 @@ func (c *conn) frame(h header, p []byte) {
 			return
 		}
 		if !h.fin {
-			c.inMsg, c.text, c.checked = true, h.op == opText, 0
+			c.inMsg, c.text, c.packed, c.checked = true, h.op == opText, h.rsv1, 0
 			c.frag = append(c.frag[:0], p...)
 			if !c.fragUTF8(false) {
 				c.end(protocolDisconnect(errTextUTF8))
 			}
 			return
 		}
-		if h.op == opText && !utf8.Valid(p) {
-			c.end(protocolDisconnect(errTextUTF8))
-			return
-		}
-		if c.sess != nil {
-			c.sess.HandleFrame(p)
-		}
+		c.message(h.op == opText, h.rsv1, p)
 	case opContinuation:
 		if c.closing {
 			return
@@ -413,11 +433,40 @@ func (c *conn) frame(h header, p []byte) {
 			return
 		}
 		if h.fin {
-			if c.sess != nil {
-				c.sess.HandleFrame(c.frag)
-			}
+			c.message(c.text, c.packed, c.frag)
 			c.inMsg, c.frag = false, nil
 		}
+	}
+}
+
+// message hands a whole message to the session: inflated first when
+// compressed (at most limit bytes: beyond, 4003), and checked for UTF-8
+// when text, unless its fragments were already.
+func (c *conn) message(text, packed bool, p []byte) {
+	check := text
+	if packed {
+		bp := getBuf()
+		defer func() { putBuf(bp, *bp) }()
+		out, err := inflate(*bp, p, c.limit)
+		*bp = out
+		switch {
+		case errors.Is(err, errTooLarge):
+			c.end(core.DisconnectMessageTooLarge)
+			return
+		case err != nil:
+			c.end(protocolDisconnect(errBadDeflate))
+			return
+		}
+		p = out
+	} else if c.inMsg {
+		check = false // fragUTF8 checked it
+	}
+	if check && !utf8.Valid(p) {
+		c.end(protocolDisconnect(errTextUTF8))
+		return
+	}
+	if c.sess != nil {
+		c.sess.HandleFrame(p)
 	}
 }
 
@@ -427,8 +476,8 @@ func (c *conn) frame(h header, p []byte) {
 // fragment is checked again with the next; at the final fragment
 // (final) none may be left unfinished.
 func (c *conn) fragUTF8(final bool) bool {
-	if !c.text {
-		return true
+	if !c.text || c.packed {
+		return true // compressed: checked once inflated
 	}
 	rest := c.frag[c.checked:]
 	if final {

@@ -22,6 +22,7 @@ type rawClient struct {
 	c     net.Conn
 	br    *bufio.Reader
 	lines [][]byte // envelopes of text frames read but not yet expected
+	rsv1  bool     // the last frame read had RSV1 (compressed)
 }
 
 // dialRaw upgrades a TCP connection to url (ws://host/path?query). early
@@ -40,6 +41,13 @@ func dialRaw(t *testing.T, url string, early []byte) *rawClient {
 // (none if empty) and returns the connection and the server's answer.
 func handshake(t *testing.T, url, key string, early []byte) (net.Conn, *bufio.Reader, *http.Response) {
 	t.Helper()
+	return handshakeWith(t, url, key, "", early)
+}
+
+// handshakeWith is handshake with extra request header lines
+// ("Name: value\r\n" each).
+func handshakeWith(t *testing.T, url, key, headers string, early []byte) (net.Conn, *bufio.Reader, *http.Response) {
+	t.Helper()
 	hostPath := strings.TrimPrefix(url, "ws://")
 	host, path, _ := strings.Cut(hostPath, "/")
 	c, err := net.Dial("tcp", host)
@@ -52,7 +60,7 @@ func handshake(t *testing.T, url, key string, early []byte) (net.Conn, *bufio.Re
 	if key != "" {
 		req += "Sec-WebSocket-Key: " + key + "\r\n"
 	}
-	req += "Sec-WebSocket-Version: 13\r\n\r\n"
+	req += headers + "Sec-WebSocket-Version: 13\r\n\r\n"
 	if _, err := c.Write(append([]byte(req), early...)); err != nil {
 		t.Fatal(err)
 	}
@@ -83,6 +91,7 @@ func (r *rawClient) next() (op byte, payload []byte, err error) {
 	if h[0]&0x80 == 0 || h[1]&0x80 != 0 {
 		r.t.Fatalf("server frame header %x: want final and unmasked", h)
 	}
+	r.rsv1 = h[0]&rsv1Bit != 0
 	n := int(h[1] & 0x7F)
 	switch n {
 	case 126:

@@ -34,4 +34,11 @@
 // Frames: the server sends text frames carrying one or more
 // '\n'-separated envelopes; it accepts text or binary frames in the same
 // format.
+//
+// Compression: permessage-deflate (RFC 7692) is negotiated with every
+// client that offers it, without context takeover either way, so one
+// compressed form of an envelope serves every connection: the handler's
+// connections share a cache of compressed frames, each compressed once
+// (deflate.go). Compression state lives only while a message is written
+// or read, in pooled compressors: an idle connection holds none.
 package websocket

@@ -52,6 +52,10 @@ func New(node *core.Node, config ...Config) fiber.Handler {
 		// none back, so the protocol name is always selected when
 		// offered. The token entry is never echoed.
 		Subprotocols: []string{Subprotocol},
+		// The upgrade answers a permessage-deflate offer with no context
+		// takeover either way (extensionResponse); admit decides the same
+		// (offersDeflate), and the frames are this package's.
+		EnableCompression: h.deflate != nil,
 	})
 	return func(c *fiber.Ctx) error {
 		if cfg.Next != nil && cfg.Next(c) {
@@ -79,7 +83,11 @@ func New(node *core.Node, config ...Config) fiber.Handler {
 // the handler's goroutine. The server's Shutdown does not track upgraded
 // connections: shut the node down (1012 to each).
 func NewHandler(node *core.Node, config ...Config) http.Handler {
-	h := newHandler(node, config...)
+	return newHandler(node, config...).httpHandler()
+}
+
+// httpHandler is NewHandler's handler.
+func (h *handler) httpHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hs, refused := h.admit(request.HTTP(r))
 		if refused != nil {
@@ -97,26 +105,36 @@ func NewHandler(node *core.Node, config ...Config) http.Handler {
 
 // handler is GET /ws, whichever server carries it.
 type handler struct {
-	node *core.Node
-	cfg  Config
-	poll *poller // nil off Linux
+	node    *core.Node
+	cfg     Config
+	poll    *poller   // nil off Linux
+	deflate *deflater // nil without compression
 }
 
 func newHandler(node *core.Node, config ...Config) *handler {
 	if node == nil {
 		panic("switchboard/adapters/websocket: node is nil")
 	}
-	return &handler{node: node, cfg: configDefault(config...), poll: newPoller()}
+	cfg := configDefault(config...)
+	if err := cfg.Validate(); err != nil {
+		panic(err)
+	}
+	h := &handler{node: node, cfg: cfg, poll: newPoller()}
+	if cfg.CompressionLevel > 0 {
+		h.deflate = newDeflater(cfg.CompressionLevel, cfg.CompressionThreshold)
+	}
+	return h
 }
 
 // upgradeRequest is what the upgrade request said, copied out of it.
 type upgradeRequest struct {
-	creds  core.Credentials
-	rooms  []string
-	since  string
-	remote string // the peer's ip:port, for logs
-	key    string // Sec-WebSocket-Key
-	offers bool   // the client offered Subprotocol
+	creds   core.Credentials
+	rooms   []string
+	since   string
+	remote  string // the peer's ip:port, for logs
+	key     string // Sec-WebSocket-Key
+	offers  bool   // the client offered Subprotocol
+	deflate bool   // permessage-deflate is negotiated
 }
 
 // admit checks an upgrade request and reads what the connection needs
@@ -149,11 +167,12 @@ func (h *handler) admit(r request.Request) (*upgradeRequest, *request.Answer) {
 		return nil, request.Unavailable()
 	}
 	hs := &upgradeRequest{
-		creds:  request.Credentials(r, "websocket", h.node.RequestDetails()),
-		since:  strings.Clone(r.Query("since")),
-		remote: r.RemoteAddr(),
-		key:    strings.Clone(key),
-		offers: request.HeaderHasToken(r, "Sec-WebSocket-Protocol", Subprotocol),
+		creds:   request.Credentials(r, "websocket", h.node.RequestDetails()),
+		since:   strings.Clone(r.Query("since")),
+		remote:  r.RemoteAddr(),
+		key:     strings.Clone(key),
+		offers:  request.HeaderHasToken(r, "Sec-WebSocket-Protocol", Subprotocol),
+		deflate: h.deflate != nil && offersDeflate(r),
 	}
 	if q := r.Query("rooms"); q != "" {
 		hs.rooms = strings.Split(strings.Clone(q), ",")
@@ -215,6 +234,7 @@ func (h *handler) serve(hs *upgradeRequest, up upgraded) {
 		nc:           up.sock,
 		log:          h.node.Logger(),
 		limit:        h.node.Config().MaxMessageSize,
+		deflate:      h.deflateFor(hs),
 		writeTimeout: h.cfg.WriteTimeout,
 		closeGrace:   h.cfg.CloseGrace,
 	}
@@ -237,6 +257,15 @@ func (h *handler) serve(hs *upgradeRequest, up upgraded) {
 		<-t.sess.Done()
 	}
 	t.closeSocket()
+}
+
+// deflateFor is the compressor of a connection whose upgrade negotiated
+// permessage-deflate, else nil.
+func (h *handler) deflateFor(hs *upgradeRequest) *deflater {
+	if hs.deflate {
+		return h.deflate
+	}
+	return nil
 }
 
 // open hands the connection and its credentials to the node, which
@@ -292,6 +321,9 @@ func (h *handler) hijack(w http.ResponseWriter, hs *upgradeRequest) (upgraded, e
 	resp := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " + acceptKey(hs.key) + "\r\n"
 	if hs.offers {
 		resp += "Sec-WebSocket-Protocol: " + Subprotocol + "\r\n"
+	}
+	if hs.deflate {
+		resp += "Sec-WebSocket-Extensions: " + extensionResponse + "\r\n"
 	}
 	resp += "\r\n"
 	_ = sock.SetWriteDeadline(time.Now().Add(h.cfg.HandshakeTimeout))

@@ -20,6 +20,10 @@ const (
 	opPong         = 0xA
 )
 
+// rsv1Bit marks a compressed message (RFC 7692), or'ed into an opcode
+// given to appendHeader.
+const rsv1Bit = 0x40
+
 // Close codes the adapter itself sends (RFC 6455 §7.4.1).
 const (
 	closeNormal        = 1000
@@ -56,6 +60,7 @@ const (
 // header is a parsed frame header.
 type header struct {
 	fin    bool
+	rsv1   bool // compressed (permessage-deflate); checked by the connection, which knows whether it was negotiated
 	op     byte
 	length int64 // payload bytes
 	mask   [4]byte
@@ -75,6 +80,7 @@ func parseHeader(b []byte) (h header, ok bool, err error) {
 	}
 	b0, b1 := b[0], b[1]
 	h.fin = b0&0x80 != 0
+	h.rsv1 = b0&0x40 != 0
 	h.op = b0 & 0x0F
 	h.size = 2
 	switch n := b1 & 0x7F; n {
@@ -106,8 +112,10 @@ func parseHeader(b []byte) (h header, ok bool, err error) {
 		h.size += 4
 	}
 	switch {
-	case b0&0x70 != 0:
-		err = errProtocol("reserved bits set: no extension was negotiated")
+	case b0&0x30 != 0:
+		err = errProtocol("RSV2 or RSV3 set: no extension uses them")
+	case h.rsv1 && (h.control() || h.op == opContinuation):
+		err = errProtocol("RSV1 set on a control or continuation frame")
 	case h.op > opBinary && h.op < opClose, h.op > opPong:
 		err = errProtocol("unknown opcode")
 	case !masked:
@@ -135,7 +143,7 @@ func unmask(b []byte, key [4]byte, pos int) {
 }
 
 // appendHeader appends an unmasked, final server frame header for a payload
-// of n bytes.
+// of n bytes. op may carry rsv1Bit: a compressed message.
 func appendHeader(b []byte, op byte, n int) []byte {
 	b = append(b, 0x80|op)
 	switch {

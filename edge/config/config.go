@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/switchboard-dev/switchboard/adapters/websocket"
 	"github.com/switchboard-dev/switchboard/broker/engine"
 	"github.com/switchboard-dev/switchboard/broker/memory"
 	"github.com/switchboard-dev/switchboard/core"
@@ -86,6 +87,9 @@ type Config struct {
 	// Presence configures the presence tracker. The server sets Local for
 	// the memory broker.
 	Presence presence.Config
+	// WebSocket configures /ws; the server sets Origins and WriteTimeout
+	// from AllowedOrigins and WriteTimeout, which other transports share.
+	WebSocket websocket.Config
 }
 
 // Broker chooses the log and carries the settings of its drivers that
@@ -299,6 +303,7 @@ func (c Config) validatePackages() error {
 		c.Broker.Engine.WithDefaults().Validate,
 		c.Presence.WithDefaults().Validate,
 		c.Webhooks.WithDefaults().Validate,
+		c.WebSocket.Validate,
 	}
 	if c.Production() {
 		checks = append(checks, c.Auth.WithDefaults().Validate)
@@ -349,6 +354,8 @@ func sectionOf(err error) string {
 		return "Webhooks"
 	case auth.ErrInvalidConfig:
 		return "Auth"
+	case websocket.ErrInvalidConfig:
+		return "WebSocket"
 	}
 	return ""
 }

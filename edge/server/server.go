@@ -196,10 +196,9 @@ func (s *Server) mountTransports() error {
 		// After the handshake an idle WebSocket holds no goroutine: the
 		// adapter's poller watches its socket (plain TCP on Linux).
 		wsadapter.DetachConnections(s.app)
-		s.app.Get("/ws", wsadapter.New(node, wsadapter.Config{
-			Origins:      cfg.AllowedOrigins,
-			WriteTimeout: cfg.WriteTimeout,
-		}))
+		wc := cfg.WebSocket
+		wc.Origins, wc.WriteTimeout = cfg.AllowedOrigins, cfg.WriteTimeout
+		s.app.Get("/ws", wsadapter.New(node, wc))
 	}
 	// Browsers on other origins may use the HTTP transports when their
 	// Origin is allowed (CORS, preflight included); forged origins get
