@@ -323,3 +323,35 @@ func TestDeflateFanOut(t *testing.T) {
 		t.Fatalf("%d compressions for %d messages to %d clients, want one per message", n, messages, clients)
 	}
 }
+
+// FuzzInflate: any payload inflates to at most the limit or fails with
+// errTooLarge or errBadDeflate, without panicking; what deflate wrote
+// comes back whole.
+func FuzzInflate(f *testing.F) {
+	f.Add([]byte(`{"v":1,"type":"ping"}`), true, 64)
+	f.Add(make([]byte, 5000), true, 1024)
+	f.Add([]byte{0xff, 0x00, 0x01}, false, 16)
+	f.Add([]byte{0, 0, 0, 0xff, 0xff}, false, 0)
+	f.Fuzz(func(t *testing.T, p []byte, compress bool, limit int) {
+		limit = min(max(limit, 0), 1<<20)
+		src := p
+		if compress {
+			var b bytes.Buffer
+			w, _ := flate.NewWriter(&b, flate.BestSpeed)
+			_, _ = w.Write(p)
+			_ = w.Flush()
+			src = bytes.TrimSuffix(b.Bytes(), syncTail)
+		}
+		out, err := inflate(nil, src, limit)
+		switch {
+		case err == nil && len(out) > limit:
+			t.Fatalf("%d bytes out, over the limit %d", len(out), limit)
+		case err != nil && !errors.Is(err, errTooLarge) && !errors.Is(err, errBadDeflate):
+			t.Fatalf("unexpected error %v", err)
+		case compress && len(p) <= limit && (err != nil || !bytes.Equal(out, p)):
+			t.Fatalf("round trip of %d bytes: %v", len(p), err)
+		case compress && len(p) > limit && !errors.Is(err, errTooLarge):
+			t.Fatalf("%d bytes under a limit of %d: %v, want errTooLarge", len(p), limit, err)
+		}
+	})
+}
