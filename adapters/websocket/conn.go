@@ -10,6 +10,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/switchboard-dev/switchboard/adapters/internal/deflate"
 	"github.com/switchboard-dev/switchboard/core"
 )
 
@@ -447,10 +448,10 @@ func (c *conn) message(text, packed bool, p []byte) {
 	if packed {
 		bp := getBuf()
 		defer func() { putBuf(bp, *bp) }()
-		out, err := inflate(*bp, p, c.limit)
+		out, err := deflate.Inflate(*bp, p, c.limit)
 		*bp = out
 		switch {
-		case errors.Is(err, errTooLarge):
+		case errors.Is(err, deflate.ErrTooLarge):
 			c.end(core.DisconnectMessageTooLarge)
 			return
 		case err != nil:

@@ -11,12 +11,12 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	fws "github.com/fasthttp/websocket"
 
+	"github.com/switchboard-dev/switchboard/adapters/internal/deflate"
 	"github.com/switchboard-dev/switchboard/adapters/internal/testserver"
 	"github.com/switchboard-dev/switchboard/broker/memory"
 	"github.com/switchboard-dev/switchboard/core"
@@ -26,7 +26,7 @@ import (
 // library's decoder on the payload plus the sync flush's tail.
 func inflateStd(t *testing.T, p []byte) []byte {
 	t.Helper()
-	out, err := io.ReadAll(flate.NewReader(io.MultiReader(bytes.NewReader(p), bytes.NewReader(syncTail))))
+	out, err := io.ReadAll(flate.NewReader(io.MultiReader(bytes.NewReader(p), bytes.NewReader(deflate.SyncTail))))
 	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Fatalf("inflate: %v", err)
 	}
@@ -40,7 +40,7 @@ func deflateStd(t *testing.T, p []byte) []byte {
 	w, _ := flate.NewWriter(&b, flate.BestSpeed)
 	_, _ = w.Write(p)
 	_ = w.Flush()
-	return bytes.TrimSuffix(b.Bytes(), syncTail)
+	return bytes.TrimSuffix(b.Bytes(), deflate.SyncTail)
 }
 
 // quotes is ~2 KB of the JSON a market-data feed pushes: an envelope's
@@ -98,55 +98,6 @@ func TestAppendMessage(t *testing.T) {
 	}
 	if !d.worthIt([][]byte{small, big}) || d.worthIt([][]byte{small, tiny}) {
 		t.Fatal("worthIt: want true only with a frame at the threshold")
-	}
-}
-
-// TestCompressedOnce: a frame written to many connections at once is
-// compressed once; the cache gives every one of them the same bytes.
-func TestCompressedOnce(t *testing.T) {
-	d := newDeflater(6, 100)
-	frames := [][]byte{marketData(1), marketData(2), marketData(3)}
-	var wg sync.WaitGroup
-	outs := make([][]byte, 64)
-	for i := range outs {
-		wg.Go(func() {
-			for _, f := range frames {
-				outs[i] = d.compressed(f)
-			}
-		})
-	}
-	wg.Wait()
-	if n := d.compressions.Load(); n != uint64(len(frames)) {
-		t.Fatalf("%d compressions for %d frames written by 64 connections, want one each", n, len(frames))
-	}
-	for i := range outs {
-		if &outs[i][0] != &outs[0][0] {
-			t.Fatal("connections got different copies of one compressed frame")
-		}
-	}
-	// A copy of a frame in other memory is another frame.
-	_ = d.compressed(bytes.Clone(frames[0]))
-	if n := d.compressions.Load(); n != uint64(len(frames))+1 {
-		t.Fatalf("%d compressions, want the copy compressed on its own", n)
-	}
-}
-
-// TestInflate: a compressed message inflates; one that inflates past the
-// limit fails once the limit is passed, holding no more than it; data
-// that is not deflate fails.
-func TestInflate(t *testing.T) {
-	msg := marketData(7)
-	out, err := inflate(nil, deflateStd(t, msg), 4096)
-	if err != nil || !bytes.Equal(out, msg) {
-		t.Fatalf("inflate = %.60q, %v; want the message", out, err)
-	}
-	bomb := deflateStd(t, make([]byte, 50<<20)) // 50 MB of zeros: about 50 KB
-	out, err = inflate(nil, bomb, 64<<10)
-	if !errors.Is(err, errTooLarge) || cap(out) > 2*(64<<10)+1 {
-		t.Fatalf("bomb: %v with %d bytes of buffer; want errTooLarge within about the limit", err, cap(out))
-	}
-	if _, err := inflate(nil, []byte{0xff, 0xff, 0xff, 0xff}, 4096); !errors.Is(err, errBadDeflate) {
-		t.Fatalf("garbage: %v, want errBadDeflate", err)
 	}
 }
 
@@ -318,40 +269,8 @@ func TestDeflateFanOut(t *testing.T) {
 			}
 		}
 	}
-	if n := h.deflate.compressions.Load(); n < messages || n > messages+clients {
+	if n := h.deflate.cache.Compressions(); n < messages || n > messages+clients {
 		// Each message once; a batch of replies to one client is its own.
 		t.Fatalf("%d compressions for %d messages to %d clients, want one per message", n, messages, clients)
 	}
-}
-
-// FuzzInflate: any payload inflates to at most the limit or fails with
-// errTooLarge or errBadDeflate, without panicking; what deflate wrote
-// comes back whole.
-func FuzzInflate(f *testing.F) {
-	f.Add([]byte(`{"v":1,"type":"ping"}`), true, 64)
-	f.Add(make([]byte, 5000), true, 1024)
-	f.Add([]byte{0xff, 0x00, 0x01}, false, 16)
-	f.Add([]byte{0, 0, 0, 0xff, 0xff}, false, 0)
-	f.Fuzz(func(t *testing.T, p []byte, compress bool, limit int) {
-		limit = min(max(limit, 0), 1<<20)
-		src := p
-		if compress {
-			var b bytes.Buffer
-			w, _ := flate.NewWriter(&b, flate.BestSpeed)
-			_, _ = w.Write(p)
-			_ = w.Flush()
-			src = bytes.TrimSuffix(b.Bytes(), syncTail)
-		}
-		out, err := inflate(nil, src, limit)
-		switch {
-		case err == nil && len(out) > limit:
-			t.Fatalf("%d bytes out, over the limit %d", len(out), limit)
-		case err != nil && !errors.Is(err, errTooLarge) && !errors.Is(err, errBadDeflate):
-			t.Fatalf("unexpected error %v", err)
-		case compress && len(p) <= limit && (err != nil || !bytes.Equal(out, p)):
-			t.Fatalf("round trip of %d bytes: %v", len(p), err)
-		case compress && len(p) > limit && !errors.Is(err, errTooLarge):
-			t.Fatalf("%d bytes under a limit of %d: %v, want errTooLarge", len(p), limit, err)
-		}
-	})
 }
