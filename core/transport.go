@@ -21,7 +21,10 @@ type Transport interface {
 	// WriteMany writes one or more encoded envelopes, in order. The
 	// transport decides the framing (WebSocket joins them with '\n' into one
 	// text frame; SSE writes one event each). The slices are shared with
-	// other connections and must not be modified or retained after return.
+	// other connections and must not be modified. Core never reuses their
+	// memory, so a transport may keep them past the call (to answer a
+	// poll later, to cache a compressed form); the outer slice is core's
+	// and must not be kept.
 	// An error ends the session.
 	WriteMany(frames [][]byte) error
 

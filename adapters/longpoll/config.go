@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/switchboard-dev/switchboard/adapters/internal/deflate"
 )
 
 // Config configures the long-poll handler, New (Fiber) and NewHandler
@@ -31,14 +32,29 @@ type Config struct {
 	// BatchLimit entries of the log, however far behind it is.
 	// Optional. Default: 100
 	BatchLimit int
+
+	// CompressionLevel is the gzip level of answers to clients that
+	// accept gzip (Accept-Encoding), from 1 (fastest) to 9 (smallest):
+	// each envelope is compressed once for every poll that carries it,
+	// and the answer is built from the compressed envelopes. Negative
+	// disables it.
+	// Optional. Default: 6
+	CompressionLevel int
+
+	// CompressionThreshold is the size, in bytes, from which an envelope
+	// is sent compressed; an answer with only smaller ones goes as it is.
+	// Optional. Default: 256
+	CompressionThreshold int
 }
 
 // ConfigDefault is the default config.
 var ConfigDefault = Config{
-	Next:        nil,
-	DefaultWait: 25 * time.Second,
-	MaxWait:     55 * time.Second,
-	BatchLimit:  100,
+	Next:                 nil,
+	DefaultWait:          25 * time.Second,
+	MaxWait:              55 * time.Second,
+	BatchLimit:           100,
+	CompressionLevel:     deflate.DefaultLevel,
+	CompressionThreshold: deflate.DefaultThreshold,
 }
 
 func configDefault(config ...Config) Config {
@@ -58,5 +74,12 @@ func configDefault(config ...Config) Config {
 	if cfg.BatchLimit <= 0 {
 		cfg.BatchLimit = ConfigDefault.BatchLimit
 	}
+	if cfg.CompressionLevel == 0 {
+		cfg.CompressionLevel = ConfigDefault.CompressionLevel
+	}
+	if cfg.CompressionThreshold <= 0 {
+		cfg.CompressionThreshold = ConfigDefault.CompressionThreshold
+	}
+	cfg.CompressionLevel = min(cfg.CompressionLevel, 9)
 	return cfg
 }

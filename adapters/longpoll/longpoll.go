@@ -12,6 +12,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/switchboard-dev/switchboard/adapters/internal/deflate"
 	"github.com/switchboard-dev/switchboard/adapters/internal/request"
 	"github.com/switchboard-dev/switchboard/core"
 )
@@ -82,13 +83,18 @@ const answerTimeout = 10 * time.Second
 type handler struct {
 	node *core.Node
 	cfg  Config
+	gzip *deflate.Cache // nil without compression
 }
 
 func newHandler(node *core.Node, config ...Config) *handler {
 	if node == nil {
 		panic("switchboard/adapters/longpoll: node is nil")
 	}
-	return &handler{node: node, cfg: configDefault(config...)}
+	h := &handler{node: node, cfg: configDefault(config...)}
+	if h.cfg.CompressionLevel > 0 {
+		h.gzip, _ = deflate.NewCache(h.cfg.CompressionLevel) // configDefault bounds the level
+	}
+	return h
 }
 
 // serve answers one poll.
@@ -124,14 +130,92 @@ func (h *handler) serve(r request.Request) *request.Answer {
 		}
 		return request.Error(status, code, err.Error())
 	}
-	body, err := json.Marshal(res)
-	if err != nil {
-		return request.Error(http.StatusInternalServerError, core.CodeInternal, "encoding the answer: "+err.Error())
-	}
-	return &request.Answer{Status: status, Body: body, Header: noStore}
+	return h.answer(r, status, res)
 }
 
-var noStore = map[string]string{"Cache-Control": "no-store"}
+var (
+	noStore     = map[string]string{"Cache-Control": "no-store"}
+	noStoreVary = map[string]string{"Cache-Control": "no-store", "Vary": "Accept-Encoding"}
+	gzipped     = map[string]string{"Cache-Control": "no-store", "Vary": "Accept-Encoding", "Content-Encoding": "gzip"}
+)
+
+// answer encodes res: as a gzip member when the client accepts gzip and
+// an envelope reaches the threshold, built from each envelope's
+// compressed form (compressed once for every poll that carries it), else
+// as it is.
+func (h *handler) answer(r request.Request, status int, res Response) *request.Answer {
+	if h.gzip == nil {
+		return &request.Answer{Status: status, Body: appendResponse(plain{}, res).b, Header: noStore}
+	}
+	big := false
+	for _, m := range res.Messages {
+		big = big || len(m) >= h.cfg.CompressionThreshold
+	}
+	if !big || !request.HeaderHasToken(r, "Accept-Encoding", "gzip") {
+		return &request.Answer{Status: status, Body: appendResponse(plain{}, res).b, Header: noStoreVary}
+	}
+	w := compressed{cache: h.gzip, threshold: h.cfg.CompressionThreshold}
+	w.s.StartGzip()
+	w = appendResponse(w, res)
+	w.s.EndGzip()
+	return &request.Answer{Status: status, Body: w.s.B, Header: gzipped}
+}
+
+// bodyWriter receives an answer's bytes: the answer's own, and the
+// envelopes core encoded (shared with other connections).
+type bodyWriter[W any] interface {
+	text(s string) W
+	envelope(m []byte) W
+}
+
+// appendResponse writes res as Response's JSON.
+func appendResponse[W bodyWriter[W]](w W, res Response) W {
+	w = w.text(`{"messages":[`)
+	for i, m := range res.Messages {
+		if i > 0 {
+			w = w.text(",")
+		}
+		w = w.envelope(m)
+	}
+	cursor, _ := json.Marshal(res.Cursor)
+	w = w.text(`],"cursor":` + string(cursor) + `,"recovered":` + strconv.FormatBool(res.Recovered))
+	if len(res.Errors) > 0 {
+		w = w.text(`,"errors":[`)
+		for i, e := range res.Errors {
+			if i > 0 {
+				w = w.text(",")
+			}
+			w = w.envelope(e)
+		}
+		w = w.text("]")
+	}
+	return w.text("}")
+}
+
+// plain appends the answer as it is.
+type plain struct{ b []byte }
+
+func (p plain) text(s string) plain     { p.b = append(p.b, s...); return p }
+func (p plain) envelope(m []byte) plain { p.b = append(p.b, m...); return p }
+
+// compressed appends the answer to a gzip member: envelopes from the
+// threshold up as their cached compressed form, the rest stored.
+type compressed struct {
+	s         deflate.Segments
+	cache     *deflate.Cache
+	threshold int
+}
+
+func (c compressed) text(s string) compressed { c.s.Stored([]byte(s)); return c }
+
+func (c compressed) envelope(m []byte) compressed {
+	if len(m) >= c.threshold {
+		c.s.Frame(c.cache, m)
+	} else {
+		c.s.Stored(m)
+	}
+	return c
+}
 
 // poll runs one poll as a short-lived session and collects its answer.
 // done ends the wait early: the HTTP server shuts down (Fiber) or the
@@ -258,8 +342,8 @@ func parseWait(s string, cfg Config) (time.Duration, bool) {
 	return min(d, cfg.MaxWait), true
 }
 
-// collector is the poll's core.Transport: it keeps copies of what core
-// writes until the handler builds the answer. WriteMany and Close run on
+// collector is the poll's core.Transport: it keeps what core writes (the
+// shared, immutable frames) until the handler builds the answer. WriteMany and Close run on
 // the session's writer goroutine; ready on the handler's.
 type collector struct {
 	notify chan struct{} // a write happened (capacity 1, never blocks)
@@ -301,10 +385,10 @@ func (t *collector) WriteMany(frames [][]byte) error {
 		}
 		switch {
 		case env.ID != "":
-			t.messages = append(t.messages, json.RawMessage(append([]byte(nil), f...)))
+			t.messages = append(t.messages, json.RawMessage(f)) // immutable: see core.Transport
 			t.ids = append(t.ids, env.ID)
 		case env.Type == core.TypeError:
-			t.errs = append(t.errs, json.RawMessage(append([]byte(nil), f...)))
+			t.errs = append(t.errs, json.RawMessage(f))
 		case env.Type == core.TypeGap:
 			t.gap = true
 		}

@@ -1,6 +1,7 @@
 package longpoll_test
 
 import (
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -645,4 +647,43 @@ func TestGapAnswersNotRecovered(t *testing.T) {
 	if r.a.status != http.StatusOK || r.a.Recovered || len(r.a.Messages) != 0 || r.a.Cursor != first.Cursor {
 		t.Fatalf("answer %+v, want 200, recovered:false, no message, cursor %s", r.a, first.Cursor)
 	}
+}
+
+// TestGzipOverHTTP: on both front ends a client that accepts gzip gets a
+// gzip answer that decodes to the messages; the standard client, which
+// asks for gzip by itself, reads it transparently.
+func TestGzipOverHTTP(t *testing.T) {
+	forFronts(t, func(t *testing.T, front string) {
+		b, err := memory.New(memory.Config{}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l := startFront(t, b, core.Config{}, longpoll.Config{}, front)
+		first := l.poll(t, query("rooms", "r", "wait", "0", "user", "u"))
+		data := `"` + strings.Repeat("a quote, a price, a symbol; ", 30) + `"`
+		id := l.publishOn(t, core.RoomChannel("r"), &core.Envelope{Type: core.TypeMessage, Room: "r", Data: json.RawMessage(data)})
+
+		req, _ := http.NewRequest(http.MethodGet, l.base+"/poll?"+query("rooms", "r", "wait", "0", "user", "u", "cursor", first.Cursor).Encode(), nil)
+		req.Header.Set("Accept-Encoding", "gzip")
+		resp, err := (&http.Client{Transport: &http.Transport{DisableCompression: true}}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.Header.Get("Content-Encoding") != "gzip" || resp.Header.Get("Vary") != "Accept-Encoding" {
+			t.Fatalf("headers %v, want gzip", resp.Header)
+		}
+		zr, err := gzip.NewReader(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var a longpoll.Response
+		if err := json.NewDecoder(zr).Decode(&a); err != nil || len(a.Messages) != 1 || a.Cursor != id || !strings.Contains(string(a.Messages[0]), data) {
+			t.Fatalf("decoded %+v, %v", a, err)
+		}
+		// The standard client asks for gzip itself and decodes it.
+		if got := l.poll(t, query("rooms", "r", "wait", "0", "user", "u", "cursor", first.Cursor)); len(got.Messages) != 1 || got.Cursor != id {
+			t.Fatalf("transparent: %+v", got)
+		}
+	})
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/switchboard-dev/switchboard/adapters/internal/deflate"
 	"github.com/switchboard-dev/switchboard/adapters/internal/request"
 	"github.com/switchboard-dev/switchboard/core"
 )
@@ -78,8 +79,8 @@ var ConfigDefault = Config{
 	WriteTimeout:         request.WriteTimeout,
 	CloseGrace:           2 * time.Second,
 	HandshakeTimeout:     10 * time.Second,
-	CompressionLevel:     6,
-	CompressionThreshold: 256,
+	CompressionLevel:     deflate.DefaultLevel,
+	CompressionThreshold: deflate.DefaultThreshold,
 	ReadBufferSize:       1024,
 	WriteBufferSize:      4096,
 }

@@ -88,7 +88,8 @@ type Config struct {
 	// the memory broker.
 	Presence presence.Config
 	// WebSocket configures /ws; the server sets Origins and WriteTimeout
-	// from AllowedOrigins and WriteTimeout, which other transports share.
+	// from AllowedOrigins and WriteTimeout, which other transports share,
+	// and gives its compression settings to /poll too.
 	WebSocket websocket.Config
 }
 

@@ -116,7 +116,7 @@ func newFlagSet(c *Config) *flagSet {
 	f.num(&c.Node.RateBurst, "rate-burst", node.RateBurst, "inbound burst allowance per connection")
 	f.num(&c.Node.MaxRoomsPerConn, "max-rooms", node.MaxRoomsPerConn, "rooms one connection may join (negative: unlimited)")
 	f.dur(&c.WriteTimeout, "write-timeout", websocket.ConfigDefault.WriteTimeout, "deadline for each write to a client")
-	f.num(&c.WebSocket.CompressionLevel, "compression-level", websocket.ConfigDefault.CompressionLevel, "WebSocket permessage-deflate level, 1 (fastest) to 9 (smallest), for clients that offer it (browsers do); each message is compressed once for all its recipients (negative: off)")
+	f.num(&c.WebSocket.CompressionLevel, "compression-level", websocket.ConfigDefault.CompressionLevel, "compression level, 1 (fastest) to 9 (smallest), of WebSocket permessage-deflate and gzip long-poll answers, for clients that ask (browsers do); each message is compressed once for all its recipients (negative: off)")
 	f.num(&c.WebSocket.CompressionThreshold, "compression-threshold", websocket.ConfigDefault.CompressionThreshold, "messages from this many bytes are sent compressed; smaller ones go as they are")
 	f.dur(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long SIGTERM waits for clients to drain")
 	f.num(&c.Node.MaxConnections, "max-connections", 0, "connections this node accepts; beyond, close 1013 / HTTP 503 (0: no cap)")

@@ -219,7 +219,10 @@ func (s *Server) mountTransports() error {
 		}))
 	}
 	if cfg.Serves("longpoll") {
-		s.app.Get("/poll", longpoll.New(node))
+		s.app.Get("/poll", longpoll.New(node, longpoll.Config{
+			CompressionLevel:     cfg.WebSocket.CompressionLevel,
+			CompressionThreshold: cfg.WebSocket.CompressionThreshold,
+		}))
 	}
 	s.app.Post("/send", httpsend.New(node))
 	webclient.Register(s.app)

@@ -12,6 +12,12 @@ import (
 	"unsafe"
 )
 
+// Defaults of the adapters' compression settings.
+const (
+	DefaultLevel     = 6   // flate's default: the cost is paid once per envelope, not per connection
+	DefaultThreshold = 256 // bytes: below it deflate gains little
+)
+
 // SyncTail ends every sync-flushed deflate run: the empty stored block's
 // length fields. A WebSocket message is sent without it (RFC 7692
 // section 7.2.1).
