@@ -40,6 +40,13 @@
 //     the missed "publications". No presence. --node-name names the node
 //     (in /stats), so two peers on one Redis can be told apart.
 //
+// --compression turns on Centrifuge's own WebSocket permessage-deflate
+// (WebsocketConfig.Compression) for clients that offer it, at
+// --compression-level (default 6) for frames longer than
+// --compression-min-size bytes (default 256), to mirror Switchboard's
+// defaults. Centrifuge compresses each frame on each connection (its
+// experimental prepared-message cache stays off, as it is by default).
+//
 // --addr and --redis-url must be loopback addresses. SIGTERM or SIGINT
 // shuts the node down (which disconnects every client) and stops.
 package main
@@ -71,6 +78,10 @@ type options struct {
 	nodeName    string
 	historySize int
 	historyTTL  time.Duration
+
+	compression        bool
+	compressionLevel   int
+	compressionMinSize int
 }
 
 func main() {
@@ -80,6 +91,9 @@ func main() {
 	flag.StringVar(&o.nodeName, "node-name", "", "name of this node (default: the listen address)")
 	flag.IntVar(&o.historySize, "history-size", 1000, "with --redis-url: publications kept per channel")
 	flag.DurationVar(&o.historyTTL, "history-ttl", 5*time.Minute, "with --redis-url: how long a channel's history is kept after its last publication")
+	flag.BoolVar(&o.compression, "compression", false, "WebSocket permessage-deflate for clients that offer it (Centrifuge's WebsocketConfig.Compression)")
+	flag.IntVar(&o.compressionLevel, "compression-level", 6, "with --compression: the deflate level, 1 (fastest) to 9 (smallest)")
+	flag.IntVar(&o.compressionMinSize, "compression-min-size", 256, "with --compression: frames longer than this many bytes are compressed, shorter ones go as they are")
 	flag.Parse()
 	if err := run(o); err != nil {
 		log.Fatalf("centrifuge peer: %v", err)
@@ -119,6 +133,9 @@ func run(o options) error {
 	}
 	if o.historySize < 1 || o.historyTTL <= 0 {
 		return errors.New("--history-size and --history-ttl must be positive")
+	}
+	if o.compressionLevel < 1 || o.compressionLevel > 9 || o.compressionMinSize < 0 {
+		return errors.New("--compression-level must be 1 to 9 and --compression-min-size not negative")
 	}
 	node, err := centrifuge.New(centrifuge.Config{
 		Name:     o.nodeName,
@@ -164,7 +181,13 @@ func run(o options) error {
 	}
 
 	mux := http.NewServeMux()
-	mux.Handle("GET /connection/websocket", centrifuge.NewWebsocketHandler(node, centrifuge.WebsocketConfig{}))
+	wsConfig := centrifuge.WebsocketConfig{}
+	if o.compression {
+		wsConfig.Compression = true
+		wsConfig.CompressionLevel = o.compressionLevel
+		wsConfig.CompressionMinSize = o.compressionMinSize
+	}
+	mux.Handle("GET /connection/websocket", centrifuge.NewWebsocketHandler(node, wsConfig))
 	mux.HandleFunc("POST /publish", func(w http.ResponseWriter, r *http.Request) {
 		n, err := publish(node, r, pubOpts)
 		w.Header().Set("Content-Type", "application/json")
