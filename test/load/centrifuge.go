@@ -212,13 +212,14 @@ func subscribeCentrifuge(ctx context.Context, f *fleet, t target, r subReq) erro
 		return errors.New("the centrifuge peer resumes with epoch and offset (cfRecover), not since")
 	}
 	u := fmt.Sprintf("ws://%s/connection/websocket", t.host)
-	conn, resp, err := wsDialer(r.src).DialContext(ctx, u, nil)
+	conn, resp, err := f.wsDialer(r).DialContext(ctx, u, nil)
 	if err != nil {
 		if resp != nil {
 			return fmt.Errorf("%s: %w (HTTP %s)", u, err, resp.Status)
 		}
 		return fmt.Errorf("%s: %w", u, err)
 	}
+	f.dialDeflated(resp)
 	c := &centrifugeConn{conn: conn}
 	channels := strings.Split(r.rooms, ",")
 	if err := c.write(appendCentrifugeConnect(nil, channels, r.cfRecover)); err != nil {

@@ -34,7 +34,7 @@ func headlines(results []any) []headline {
 	for _, r := range results {
 		switch r := r.(type) {
 		case runsSummary:
-			summarized[r.Scenario+"/"+r.ServerName] = true
+			summarized[summaryKey(r.Scenario, r.ServerName, r.DeflateOffered)] = true
 		case figuresSummary:
 			summarized[r.Scenario+"/"+r.ServerName] = true
 		}
@@ -45,13 +45,16 @@ func headlines(results []any) []headline {
 			out = append(out, headline{key: scenario + " " + key, server: server, figs: figs})
 		}
 	}
-	fanKey := func(transport string, subs, rooms int, rate float64) string {
+	// The key of a fan-out measurement: the payload (other than pad) and
+	// the deflate offer are part of what was measured.
+	fanKey := func(transport string, subs, rooms int, rate float64, payload string, deflate bool) string {
 		k := fmt.Sprintf("%s, %d subs, %d rooms", transport, subs, rooms)
 		if rate > 0 {
 			k += fmt.Sprintf(", %.0f msg/s", rate)
 		}
-		return k
+		return k + variantLabel(payload, deflate)
 	}
+
 	for _, r := range results {
 		switch r := r.(type) {
 		case runsSummary:
@@ -65,24 +68,36 @@ func headlines(results []any) []headline {
 				figs[0].name = "sustainable deliveries/s"
 			}
 			figs = append(figs, figure{"p50 ms", r.P50.Median, "%.2f", false}, figure{"p99 ms", r.P99.Median, "%.2f", false})
-			if r.ServerCPU != nil && r.DeliveredPerS.Median > 0 {
+			switch {
+			case r.ServerCPUPerDelivery != nil && r.ServerCPUPerDelivery.Median > 0:
+				figs = append(figs, figure{"server CPU µs/delivery", r.ServerCPUPerDelivery.Median, "%.2f", false})
+			case r.ServerCPU != nil && r.DeliveredPerS.Median > 0:
 				figs = append(figs, figure{"server CPU µs/delivery", r.ServerCPU.Median / r.DeliveredPerS.Median * 1e6, "%.2f", false})
 			}
-			add(r.Scenario, r.ServerName, fanKey(r.Transport, r.Subscribers, r.Rooms, rate), figs...)
+			if r.WireBytesPerDelivery.Median > 0 {
+				figs = append(figs, figure{"wire B/delivery", r.WireBytesPerDelivery.Median, "%.1f", false})
+			}
+			add(r.Scenario, r.ServerName, fanKey(r.Transport, r.Subscribers, r.Rooms, rate, r.PayloadKind, r.DeflateOffered), figs...)
 		case *fanoutResult:
-			if r.Scenario != "fanout" || summarized[r.Scenario+"/"+r.ServerName] {
+			if r.Scenario != "fanout" || summarized[summaryKey(r.Scenario, r.ServerName, r.DeflateOffered)] {
 				continue
 			}
 			figs := []figure{{"delivered/s", r.DeliveredPerS, "%.0f", true}, {"p50 ms", r.Latency.P50, "%.2f", false}, {"p99 ms", r.Latency.P99, "%.2f", false}}
-			if r.Server != nil && r.DeliveredPerS > 0 {
+			switch {
+			case r.ServerCPUPerDelivery > 0:
+				figs = append(figs, figure{"server CPU µs/delivery", r.ServerCPUPerDelivery, "%.2f", false})
+			case r.Server != nil && r.DeliveredPerS > 0:
 				figs = append(figs, figure{"server CPU µs/delivery", r.Server.CPUCores / r.DeliveredPerS * 1e6, "%.2f", false})
 			}
-			add(r.Scenario, r.ServerName, fanKey(r.Transport, r.Subscribers, r.Rooms, r.RateTarget), figs...)
+			if r.WireBytesPerDelivery > 0 {
+				figs = append(figs, figure{"wire B/delivery", r.WireBytesPerDelivery, "%.1f", false})
+			}
+			add(r.Scenario, r.ServerName, fanKey(r.Transport, r.Subscribers, r.Rooms, r.RateTarget, r.PayloadKind, r.DeflateOffered), figs...)
 		case saturateSummary:
-			if summarized["saturate/"+r.ServerName] {
+			if summarized[summaryKey("saturate", r.ServerName, r.DeflateOffered)] {
 				continue
 			}
-			add("saturate", r.ServerName, fanKey(r.Transport, r.Subscribers, r.Rooms, 0), figure{"sustainable deliveries/s", r.MaxDeliveriesPerS, "%.0f", true})
+			add("saturate", r.ServerName, fanKey(r.Transport, r.Subscribers, r.Rooms, 0, r.PayloadKind, r.DeflateOffered), figure{"sustainable deliveries/s", r.MaxDeliveriesPerS, "%.0f", true})
 		case idleResult:
 			if summarized["idle/"+r.ServerName] {
 				continue
@@ -146,6 +161,12 @@ func headlines(results []any) []headline {
 		}
 	}
 	return out
+}
+
+// summaryKey names the single runs a runs summary replaces: those of a
+// scenario on a server, with or without the deflate offer.
+func summaryKey(scenario, server string, deflate bool) string {
+	return fmt.Sprintf("%s/%s/%v", scenario, server, deflate)
 }
 
 // compareGroups groups headlines by measurement, keeping only those

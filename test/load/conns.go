@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,6 +42,12 @@ type fleet struct {
 	// onEnd, if set, is told which subscriber's connection ended on its
 	// own (not by closeAll), from its reader goroutine.
 	onEnd func(shard int, err error)
+	// offerDeflate makes WebSocket subscribers offer permessage-deflate
+	// (--compress); deflated counts those whose server accepted it.
+	offerDeflate bool
+	deflated     atomic.Int64
+	// rx counts the bytes the subscribers read from their sockets.
+	rx byteCounter
 
 	mu      sync.Mutex
 	closers []io.Closer
@@ -169,41 +176,67 @@ func wsDialer(src net.IP) *websocket.Dialer {
 	}
 }
 
-// dialWS opens a switchboard (or fiber peer) WebSocket and returns it with
-// its first frame, which holds the welcome (and, on a resume, possibly the
-// first replayed messages after it).
-func dialWS(ctx context.Context, t target, r subReq) (*websocket.Conn, []byte, error) {
+// wsDialer is the dialer of subscriber r: its reads are counted in f.rx,
+// and it offers permessage-deflate if f.offerDeflate.
+func (f *fleet) wsDialer(r subReq) *websocket.Dialer {
+	d := wsDialer(r.src)
+	d.NetDialContext = countingDial(d.NetDialContext, &f.rx, r.shard)
+	d.EnableCompression = f.offerDeflate
+	return d
+}
+
+// dialDeflated notes whether the server accepted permessage-deflate in
+// its handshake answer.
+func (f *fleet) dialDeflated(resp *http.Response) {
+	if resp != nil && strings.Contains(resp.Header.Get("Sec-WebSocket-Extensions"), "permessage-deflate") {
+		f.deflated.Add(1)
+	}
+}
+
+// countedDial is the dial of subscriber r's HTTP transport (SSE, long
+// poll): its reads are counted in f.rx.
+func (f *fleet) countedDial(r subReq) dialFunc {
+	d := &net.Dialer{Timeout: 10 * time.Second, LocalAddr: &net.TCPAddr{IP: r.src}}
+	return countingDial(d.DialContext, &f.rx, r.shard)
+}
+
+// dialWS opens a switchboard (or fiber peer) WebSocket with d and returns
+// it with the handshake answer and its first frame, which holds the
+// welcome (and, on a resume, possibly the first replayed messages after
+// it).
+func dialWS(ctx context.Context, d *websocket.Dialer, t target, r subReq) (*websocket.Conn, *http.Response, []byte, error) {
 	u := fmt.Sprintf("ws://%s/ws?%s", t.host, r.query())
-	conn, resp, err := wsDialer(r.src).DialContext(ctx, u, nil)
+	conn, resp, err := d.DialContext(ctx, u, nil)
 	if err != nil {
 		if resp != nil {
-			return nil, nil, fmt.Errorf("%s: %w (HTTP %s)", u, err, resp.Status)
+			return nil, nil, nil, fmt.Errorf("%s: %w (HTTP %s)", u, err, resp.Status)
 		}
-		return nil, nil, fmt.Errorf("%s: %w", u, err)
+		return nil, nil, nil, fmt.Errorf("%s: %w", u, err)
 	}
 	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 	_, msg, err := conn.ReadMessage()
 	if err != nil {
 		conn.Close()
-		return nil, nil, fmt.Errorf("%s: read welcome: %w", u, err)
+		return nil, nil, nil, fmt.Errorf("%s: read welcome: %w", u, err)
 	}
 	if !bytes.Contains(msg, []byte(`"type":"welcome"`)) {
 		conn.Close()
-		return nil, nil, fmt.Errorf("%s: first envelope is not a welcome: %.200s", u, msg)
+		return nil, nil, nil, fmt.Errorf("%s: first envelope is not a welcome: %.200s", u, msg)
 	}
 	if bytes.Contains(msg, []byte(`"type":"error"`)) {
 		conn.Close()
-		return nil, nil, fmt.Errorf("%s: the server refused a room: %.300s", u, msg)
+		return nil, nil, nil, fmt.Errorf("%s: the server refused a room: %.300s", u, msg)
 	}
 	_ = conn.SetReadDeadline(time.Time{})
-	return conn, msg, nil
+	return conn, resp, msg, nil
 }
 
 func subscribeWS(ctx context.Context, f *fleet, t target, r subReq) error {
-	conn, first, err := dialWS(ctx, t, r)
+	conn, resp, first, err := dialWS(ctx, f.wsDialer(r), t, r)
 	if err != nil {
 		return err
 	}
+	f.dialDeflated(resp)
 	f.welcomed(r.shard, first)
 	f.add(wsCloser{conn})
 	f.readers.Add(1)
@@ -258,8 +291,7 @@ func readAll(r io.Reader, buf []byte) ([]byte, error) {
 // subscribeSSE opens GET /sse and reads "data:" lines. Each connection has
 // its own http.Transport so that it dials from its own source address.
 func subscribeSSE(ctx context.Context, f *fleet, t target, r subReq) error {
-	d := &net.Dialer{Timeout: 10 * time.Second, LocalAddr: &net.TCPAddr{IP: r.src}}
-	tr := &http.Transport{DialContext: d.DialContext, DisableCompression: true, ResponseHeaderTimeout: 10 * time.Second}
+	tr := &http.Transport{DialContext: f.countedDial(r), DisableCompression: true, ResponseHeaderTimeout: 10 * time.Second}
 	u := fmt.Sprintf("http://%s/sse?%s", t.host, r.query())
 	// The stream outlives ctx (the dial phase): it ends at closeAll.
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))

@@ -40,7 +40,7 @@ type fanoutResult struct {
 	Step          int       `json:"step"`
 	Subscribers   int       `json:"subscribers"`
 	Rooms         int       `json:"rooms"`
-	PayloadBytes  int       `json:"payload_bytes"`
+	PayloadBytes  int       `json:"payload_bytes"` // pad: exact; chat, market: the mean
 	RateTarget    float64   `json:"rate_target"`
 	DurationS     float64   `json:"duration_s"`
 	Published     int64     `json:"published"`
@@ -72,6 +72,31 @@ type fanoutResult struct {
 	DeliveredSeries []int64 `json:"delivered_series"`
 	PublishedSeries []int64 `json:"published_series"`
 	Histogram       []bin   `json:"latency_histogram"`
+
+	PayloadKind string `json:"payload_kind"` // pad, chat or market
+	// DeflateOffered: the subscribers offered permessage-deflate
+	// (--compress); DeflatedSubs of them had it accepted.
+	DeflateOffered bool  `json:"deflate_offered"`
+	DeflatedSubs   int64 `json:"deflated_subs"`
+	// WireBytes is what the subscribers read from their sockets during
+	// the step (TCP payload: frames and framing, pings included), and
+	// WireBytesPerDelivery that over Delivered.
+	WireBytes            int64   `json:"wire_bytes"`
+	WireBytesPerDelivery float64 `json:"wire_bytes_per_delivery"`
+	// EnvelopeBytes is the mean size of the load messages subscriber 0
+	// received, as the server framed them (its envelope around the
+	// payload; inflated), and OwnDeflateBytes their mean size each
+	// deflated on its own at level 6 (deflateSizer): the floor of
+	// compressing once per message without context takeover. Both are
+	// from up to envelopeSamples messages; 0 when there were none (long
+	// poll).
+	EnvelopeBytes   float64 `json:"envelope_bytes"`
+	OwnDeflateBytes float64 `json:"own_deflate_bytes"`
+	// ServerCPUPerDelivery and LoadCPUPerDelivery are the server's and
+	// this tool's CPU time (user+system) over the step, in µs per
+	// delivery.
+	ServerCPUPerDelivery float64 `json:"server_cpu_us_per_delivery,omitempty"`
+	LoadCPUPerDelivery   float64 `json:"load_cpu_us_per_delivery"`
 }
 
 type machineCPU struct {
@@ -89,6 +114,8 @@ type saturateSummary struct {
 	Run               int     `json:"run"`
 	Subscribers       int     `json:"subscribers"`
 	Rooms             int     `json:"rooms"`
+	PayloadKind       string  `json:"payload_kind"`
+	DeflateOffered    bool    `json:"deflate_offered"`
 	MaxDeliveriesPerS float64 `json:"max_sustainable_deliveries_per_s"`
 	AtRate            float64 `json:"at_rate"`
 	FailedAtRate      float64 `json:"failed_at_rate,omitempty"`
@@ -116,24 +143,31 @@ func runFanout(ctx context.Context, o options, specs []serverSpec, out *output) 
 		}
 		targets = append(targets, t)
 	}
-	figures := make([][]*fanoutResult, len(targets))
+	// Within a run, each server in turn, and on each server the variants
+	// (--compress=both: without, then with the deflate offer).
+	offers := o.compress.offers()
+	figures := make([][]*fanoutResult, len(targets)*len(offers))
 	for run := 1; run <= o.runs; run++ {
 		for i, t := range targets {
-			best, err := fanoutOnce(ctx, o, t, out, run)
-			if err != nil {
-				if o.runs > 1 || len(targets) > 1 {
-					err = fmt.Errorf("%s, run %d of %d: %w", t.server().name, run, o.runs, err)
+			for j, offer := range offers {
+				best, err := fanoutOnce(ctx, o, t, out, run, offer)
+				if err != nil {
+					if o.runs > 1 || len(targets) > 1 {
+						err = fmt.Errorf("%s, run %d of %d: %w", t.server().name, run, o.runs, err)
+					}
+					return t.withLog(err)
 				}
-				return t.withLog(err)
-			}
-			if best != nil {
-				figures[i] = append(figures[i], best)
+				if best != nil {
+					figures[i*len(offers)+j] = append(figures[i*len(offers)+j], best)
+				}
 			}
 		}
 	}
 	if o.runs > 1 {
 		for i, t := range targets {
-			out.result(summarizeRuns(o, t.server().name, figures[i]))
+			for j, offer := range offers {
+				out.result(summarizeRuns(o, t.server().name, offer, figures[i*len(offers)+j]))
+			}
 		}
 	}
 	return nil
@@ -142,10 +176,11 @@ func runFanout(ctx context.Context, o options, specs []serverSpec, out *output) 
 // maxAttempts is how often a step disturbed by other processes is run.
 const maxAttempts = 3
 
-// fanoutOnce is one run: fresh rooms and subscribers, one step (fanout) or
-// a ramp (saturate). It returns the run's figures: the fanout step, or the
-// highest sustainable saturate step (nil if none was).
-func fanoutOnce(ctx context.Context, o options, t *edgeTarget, out *output, run int) (*fanoutResult, error) {
+// fanoutOnce is one run: fresh rooms and subscribers (offering
+// permessage-deflate if offer), one step (fanout) or a ramp (saturate).
+// It returns the run's figures: the fanout step, or the highest
+// sustainable saturate step (nil if none was).
+func fanoutOnce(ctx context.Context, o options, t *edgeTarget, out *output, run int, offer bool) (*fanoutResult, error) {
 	runID := strconv.FormatInt(time.Now().UnixNano(), 36)
 	rooms := make([]string, o.rooms)
 	members := make([]int64, o.rooms)
@@ -160,21 +195,24 @@ func fanoutOnce(ctx context.Context, o options, t *edgeTarget, out *output, run 
 		steps = o.maxSteps
 	}
 	rec := &recorder{steps: make([]atomicStep, steps*maxAttempts)}
-	f := &fleet{rec: rec}
+	f := &fleet{rec: rec, offerDeflate: offer}
 	defer f.closeAll()
 
-	prefix := runPrefix(o, t, run)
+	prefix := variantPrefix(o, t, run, offer)
 	bar := out.progress(prefix+fmt.Sprintf("connecting %d %s subscribers", o.subs, o.transport), int64(o.subs))
 	err := openFleet(ctx, f, t.server().subscribe[o.transport], t.target, o.subs, o.dialConcurrency, o.sourceIPs, rooms, "load-s"+runID+"-", bar.add1)
 	bar.done()
 	if err != nil {
 		return nil, err
 	}
+	if n := f.deflated.Load(); offer && n < int64(o.subs) {
+		out.note(fmt.Sprintf("%s%s accepted permessage-deflate from %d of %d subscribers: the rest is measured uncompressed", prefix, t.server().name, n, o.subs))
+	}
 	pubTarget := t.target
 	if o.publishURL != "" { // another node of the cluster: messages cross the broker
 		pubTarget.host, _ = loopbackHost("--publish-url", o.publishURL)
 	}
-	pub, err := publishers[o.publisher](ctx, pubTarget, rooms, o.payload, o.publishWorkers)
+	pub, err := publishers[o.publisher](ctx, pubTarget, rooms, o.payloadSpec(), o.publishWorkers)
 	if err != nil {
 		return nil, err
 	}
@@ -192,7 +230,7 @@ func fanoutOnce(ctx context.Context, o options, t *edgeTarget, out *output, run 
 		var res *fanoutResult
 		var err error
 		for attempt := range maxAttempts {
-			res, err = runStep(ctx, o, t, out, rec, f, pub, run, step, step*maxAttempts+attempt, rate, members)
+			res, err = runStep(ctx, o, t, out, f, pub, prefix, run, step, step*maxAttempts+attempt, rate, members)
 			if err != nil || o.maxOther < 0 || res.Server == nil || res.Machine.OtherCores <= o.maxOther {
 				break
 			}
@@ -207,7 +245,7 @@ func fanoutOnce(ctx context.Context, o options, t *edgeTarget, out *output, run 
 				// A failing publisher (with --publisher ws, its own copies
 				// overflow its send queue past some rate: 4008) ends the
 				// ramp like any other failure.
-				out.result(summarize(o, t, run, best, rate, fmt.Sprintf("at %.0f msg/s: %v", rate, err)))
+				out.result(summarize(o, t, run, offer, best, rate, fmt.Sprintf("at %.0f msg/s: %v", rate, err)))
 				return best, nil
 			}
 			return nil, err
@@ -221,13 +259,13 @@ func fanoutOnce(ctx context.Context, o options, t *edgeTarget, out *output, run 
 		out.result(res)
 		if !ok {
 			reason := fmt.Sprintf("at %.0f msg/s: %.2f%% delivered, p99 %.1f ms, %d disconnects", rate, 100-res.LossPct, res.Latency.P99, res.Disconnects)
-			out.result(summarize(o, t, run, best, rate, reason))
+			out.result(summarize(o, t, run, offer, best, rate, reason))
 			return best, nil
 		}
 		best = res
 		rate = math.Round(rate * o.rateFactor)
 	}
-	out.result(summarize(o, t, run, best, 0, fmt.Sprintf("still sustainable after --max-steps %d", steps)))
+	out.result(summarize(o, t, run, offer, best, 0, fmt.Sprintf("still sustainable after --max-steps %d", steps)))
 	return best, nil
 }
 
@@ -247,8 +285,26 @@ func runPrefix(o options, t *edgeTarget, run int) string {
 	return p
 }
 
-func summarize(o options, t *edgeTarget, run int, best *fanoutResult, failedAt float64, reason string) saturateSummary {
-	s := saturateSummary{Scenario: "saturate", ServerName: t.server().name, Transport: o.transport, Summary: true, Run: run, Subscribers: o.subs, Rooms: o.rooms, FailedAtRate: failedAt, Reason: reason}
+// variantPrefix is runPrefix with, under --compress=both, the variant:
+// plain or deflate (offered).
+func variantPrefix(o options, t *edgeTarget, run int, offer bool) string {
+	p := runPrefix(o, t, run)
+	if o.compress != compressBoth {
+		return p
+	}
+	v := "plain: "
+	if offer {
+		v = "deflate: "
+	}
+	if p == "" {
+		return v
+	}
+	return strings.TrimSuffix(p, ": ") + " " + v
+}
+
+func summarize(o options, t *edgeTarget, run int, offer bool, best *fanoutResult, failedAt float64, reason string) saturateSummary {
+	s := saturateSummary{Scenario: "saturate", ServerName: t.server().name, Transport: o.transport, Summary: true, Run: run, Subscribers: o.subs, Rooms: o.rooms,
+		PayloadKind: o.payloadK, DeflateOffered: offer, FailedAtRate: failedAt, Reason: reason}
 	if best != nil {
 		s.MaxDeliveriesPerS, s.AtRate = best.DeliveredPerS, best.RateTarget
 	}
@@ -257,10 +313,10 @@ func summarize(o options, t *edgeTarget, run int, best *fanoutResult, failedAt f
 
 // runStep publishes at rate for o.duration, waits for the deliveries (at
 // most o.drain) and measures the step.
-func runStep(ctx context.Context, o options, t *edgeTarget, out *output, rec *recorder, f *fleet, pub publisher, run, step, tag int, rate float64, members []int64) (*fanoutResult, error) {
+func runStep(ctx context.Context, o options, t *edgeTarget, out *output, f *fleet, pub publisher, prefix string, run, step, tag int, rate float64, members []int64) (*fanoutResult, error) {
 	seconds := int((o.duration+o.drain)/time.Second) + 2
 	st := newStepStats(seconds)
-	rec.steps[tag].Store(st)
+	f.rec.steps[tag].Store(st)
 
 	base := t.httpBase()
 	stats0, _ := edgeproc.GetStats(ctx, base)
@@ -274,12 +330,13 @@ func runStep(ctx context.Context, o options, t *edgeTarget, out *output, rec *re
 	}
 	lost0, _ := f.lost()
 	acks0, errs0 := pub.replies()
+	rx0 := f.rx.total()
 
 	desc := fmt.Sprintf("%s %.0f msg/s → %d subs", o.scenario, rate, o.subs)
 	if o.scenario == "saturate" {
 		desc = fmt.Sprintf("step %d: ", step+1) + desc
 	}
-	desc = runPrefix(o, t, run) + desc
+	desc = prefix + desc
 	bar := out.progress(desc, int64(o.duration/time.Second))
 	start := time.Now()
 	st.startNS.Store(start.UnixNano())
@@ -323,12 +380,14 @@ func runStep(ctx context.Context, o options, t *edgeTarget, out *output, rec *re
 	stats1, _ := edgeproc.GetStats(ctx, base)
 	lost1, why := f.lost()
 	acks1, errs1 := pub.replies()
+	rx1 := f.rx.total()
 
 	h := st.snapshot()
 	delivered := st.delivered.Load()
 	res := &fanoutResult{
 		Scenario: o.scenario, ServerName: t.server().name, Transport: o.transport, Publisher: o.publisher, Run: run, Step: step,
-		Subscribers: o.subs, Rooms: o.rooms, PayloadBytes: o.payload,
+		Subscribers: o.subs, Rooms: o.rooms, PayloadKind: o.payloadK, PayloadBytes: int(math.Round(meanPayloadSize(o.payloadSpec()))),
+		DeflateOffered: f.offerDeflate, DeflatedSubs: f.deflated.Load(), WireBytes: rx1 - rx0,
 		RateTarget: rate, DurationS: pubEnd.Sub(start).Seconds(),
 		Published: counts.sent, PublishedPerS: float64(counts.sent) / pubEnd.Sub(start).Seconds(),
 		Acked: acks1 - acks0, PublishErrors: errs1 - errs0, PublishError: pub.firstError(),
@@ -353,6 +412,11 @@ func runStep(ctx context.Context, o options, t *edgeTarget, out *output, rec *re
 	if expected > 0 {
 		res.LossPct = max(0, float64(expected-delivered)/float64(expected)*100)
 	}
+	res.EnvelopeBytes, res.OwnDeflateBytes = envelopeSizes(st.samples())
+	if delivered > 0 {
+		res.WireBytesPerDelivery = float64(res.WireBytes) / float64(delivered)
+		res.LoadCPUPerDelivery = (self1.CPU - self0.CPU).Seconds() * 1e6 / float64(delivered)
+	}
 	if last := st.lastNS.Load(); last > 0 && delivered > 0 {
 		res.DeliveredPerS = float64(delivered) / (float64(last-start.UnixNano()) / 1e9)
 	}
@@ -360,12 +424,19 @@ func runStep(ctx context.Context, o options, t *edgeTarget, out *output, rec *re
 	for i := range min(max(used, len(counts.series)), len(st.series)) {
 		res.DeliveredSeries = append(res.DeliveredSeries, st.series[i].Load())
 	}
+	if busy := res.Generator.CPUCores / float64(res.Generator.GOMAXPROCS); busy >= 0.9 {
+		out.note(fmt.Sprintf("%sthe load used %.2f of its %d CPUs (%.0f%%): the figures may be bound by the load generator, not the server",
+			prefix, res.Generator.CPUCores, res.Generator.GOMAXPROCS, busy*100))
+	}
 	if t.pid > 0 {
 		srv1, err := edgeproc.ReadProc(t.pid)
 		if err != nil {
 			return nil, err
 		}
 		res.Server = &usage{CPUCores: (srv1.CPU - srv0.CPU).Seconds() / wall, RSSBytes: srv1.RSS, Goroutines: stats1.Goroutines, Threads: srv1.Threads}
+		if delivered > 0 {
+			res.ServerCPUPerDelivery = (srv1.CPU - srv0.CPU).Seconds() * 1e6 / float64(delivered)
+		}
 		res.Machine.OtherCores = max(0, res.Machine.BusyCores-res.Server.CPUCores-res.Generator.CPUCores)
 	}
 	return res, nil

@@ -189,6 +189,59 @@ func TestFanoutSmoke(t *testing.T) {
 	}
 }
 
+// TestFanoutCompressSmoke runs fanout with --compress=both and market
+// payloads against an in-process edge (compression on by default): in
+// each run the plain subscribers get no deflate and read at least the
+// envelopes' size, the offering ones all have it accepted and read far
+// less, but not less than each envelope deflated on its own.
+func TestFanoutCompressSmoke(t *testing.T) {
+	cfg := config.Default()
+	cfg.Node.RateLimit = -1
+	ln := startEdge(t, cfg)
+	dec, md := runTool(t, "fanout", "--url", "http://"+ln.Addr().String(), "--compress=both", "--payload", "market",
+		"--subs", "10", "--rate", "40", "--duration", "1s", "--drain", "5s", "--runs", "2")
+	for i := range 4 {
+		var res fanoutResult
+		if err := dec.Decode(&res); err != nil {
+			t.Fatalf("result %d: %v", i+1, err)
+		}
+		offered := i%2 == 1
+		if res.Run != i/2+1 || res.DeflateOffered != offered || res.PayloadKind != "market" || res.PayloadBytes < 1800 {
+			t.Errorf("result %d: run %d, offered %v, payload %s %d B", i+1, res.Run, res.DeflateOffered, res.PayloadKind, res.PayloadBytes)
+		}
+		if res.Published == 0 || res.LossPct != 0 || res.Delivered != res.Published*10 || res.Disconnects != 0 {
+			t.Errorf("result %d: published %d, delivered %d, loss %v%%, disconnects %d (%s)", i+1, res.Published, res.Delivered, res.LossPct, res.Disconnects, res.Disconnect)
+		}
+		if res.EnvelopeBytes < float64(res.PayloadBytes) || res.OwnDeflateBytes <= 0 || res.OwnDeflateBytes > res.EnvelopeBytes/2 {
+			t.Errorf("result %d: envelope %.1f B, own deflate %.1f B", i+1, res.EnvelopeBytes, res.OwnDeflateBytes)
+		}
+		switch {
+		case !offered && (res.DeflatedSubs != 0 || res.WireBytesPerDelivery < res.EnvelopeBytes):
+			t.Errorf("plain run %d: %d deflated subscribers, %.1f B/delivery for %.1f B envelopes", res.Run, res.DeflatedSubs, res.WireBytesPerDelivery, res.EnvelopeBytes)
+		case offered && (res.DeflatedSubs != 10 || res.WireBytesPerDelivery > res.EnvelopeBytes/2 || res.WireBytesPerDelivery < res.OwnDeflateBytes*0.9):
+			t.Errorf("deflate run %d: %d deflated subscribers, %.1f B/delivery for %.1f B envelopes, %.1f B each deflated",
+				res.Run, res.DeflatedSubs, res.WireBytesPerDelivery, res.EnvelopeBytes, res.OwnDeflateBytes)
+		}
+		if res.LoadCPUPerDelivery <= 0 {
+			t.Errorf("result %d: load CPU %.2f µs/delivery", i+1, res.LoadCPUPerDelivery)
+		}
+	}
+	for _, offered := range []bool{false, true} {
+		var sum runsSummary
+		if err := dec.Decode(&sum); err != nil {
+			t.Fatalf("runs summary: %v", err)
+		}
+		if !sum.RunsSummary || sum.DeflateOffered != offered || sum.Measured != 2 || sum.WireBytesPerDelivery.Median <= 0 || sum.OwnDeflateBytes.Median <= 0 {
+			t.Errorf("runs summary %+v", sum)
+		}
+	}
+	for _, want := range []string{"| market ~", "| no offer |", "| 10/10 |", "**fanout, switchboard, market payload, deflate offered, median (min–max) of 2 runs**"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("no %q in the Markdown:\n%s", want, md)
+		}
+	}
+}
+
 func TestSpread(t *testing.T) {
 	for _, c := range []struct {
 		in   []float64

@@ -27,6 +27,16 @@
 //	          through both: accepted/s, latency, node CPU per publish
 //	          (pubcluster.go)
 //
+// fanout and saturate also take --payload chat or market (realistic chat
+// messages, ~2 KB market-data snapshots of random figures; default pad,
+// padded constant text) and --compress (WebSocket subscribers offer
+// permessage-deflate; --compress=both measures each server without and
+// with the offer in every run). Every fanout step reports the bytes the
+// subscribers read from their sockets per delivery, next to the mean
+// envelope and the envelope deflated on its own (the floor of
+// compressing each message once without context takeover), and the
+// server's and the tool's CPU time per delivery.
+//
 // Peers in the same run (--peer switchboard,fiber,centrifuge): the same
 // scenario, payload and measurement against a raw Fiber broadcast server
 // and Centrifuge's core library (storm and pubcluster: on its Redis
@@ -46,6 +56,7 @@
 //	go -C test/load run . saturate --server-bin /tmp/sb --server-cpu 0 --subs 1000
 //	go -C test/load run . idle --server-bin /tmp/sb --conns 10000
 //	go -C test/load run . fanout --server-bin /tmp/sb --peer switchboard,fiber,centrifuge --runs 3
+//	go -C test/load run . fanout --server-bin /tmp/sb --server-cpu 0 --peer switchboard,centrifuge --payload market --compress=both --runs 3
 //	go -C test/load run . churn --server-bin /tmp/sb --conns 2000 --duration 15s
 //	go -C test/load run . resume --server-bin /tmp/sb --subs 1000 --messages 500 --live-rate 100
 //	go -C test/load run . storm --server-bin /tmp/sb --peer switchboard,centrifuge --runs 3
@@ -107,7 +118,9 @@ type options struct {
 	rooms    int
 	rate     float64
 	duration time.Duration
-	payload  int
+	payload  int    // pad: bytes of data
+	payloadK string // --payload kind: pad, chat or market
+	compress compressMode
 	drain    time.Duration
 
 	rateStart   float64
@@ -146,7 +159,7 @@ type options struct {
 func defaultOptions() options {
 	return options{
 		scenario: "fanout", transport: "websocket", publisher: "http", publishWorkers: 8, runs: 1, maxOther: 0.25, serverCPU: -1,
-		subs: 1000, rooms: 1, rate: 100, duration: 10 * time.Second, payload: 128, drain: 5 * time.Second,
+		subs: 1000, rooms: 1, rate: 100, duration: 10 * time.Second, payload: 128, payloadK: "pad", drain: 5 * time.Second,
 		rateStart: 50, rateFactor: 1.5, maxSteps: 20, minDelivery: 99, maxP99: 250 * time.Millisecond,
 		conns: 10000, settle: 20 * time.Second, samples: 5,
 		maxWaves: 1000, messages: 500, pubRooms: 5000, warmup: 10 * time.Second, catchup: 30 * time.Second,
@@ -197,7 +210,15 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.IntVar(&o.rooms, "rooms", o.rooms, "fanout, saturate, resume: rooms; subscriber i joins room i mod N, the publisher publishes to them round-robin; storm: subscribed rooms (default 500); pubcluster: rooms published to (default 1000)")
 	fs.Float64Var(&o.rate, "rate", o.rate, "fanout, storm: messages published per second (in total over all rooms; storm default 1300)")
 	fs.DurationVar(&o.duration, "duration", o.duration, "fanout: how long to publish; saturate: how long each step publishes; churn: how long the storm lasts; resume: how long --live-rate publishes; storm: how long publishing goes on after node A is killed; pubcluster: how long is measured")
-	fs.IntVar(&o.payload, "payload", o.payload, "bytes of JSON data per message (it carries the send time)")
+	fs.Func("payload", "data of each message (it carries the send time): pad (default: padded to 128 bytes; a number N pads to N bytes, 64 to 32768), or, for fanout and saturate, chat (chat messages of 150–300 bytes) or market (market-data snapshots of about 2 KB, 20 quotes of random figures)", func(s string) error {
+		spec := payloadSpec{kind: "pad", size: o.payload}
+		if err := parsePayload(s, &spec); err != nil {
+			return err
+		}
+		o.payloadK, o.payload = spec.kind, spec.size
+		return nil
+	})
+	fs.Var(&o.compress, "compress", "fanout, saturate with --transport websocket: the subscribers offer permessage-deflate (a started centrifuge peer gets --compression); --compress=both measures each server twice per run, without and with the offer; the fiber peer never accepts it")
 	fs.DurationVar(&o.drain, "drain", o.drain, "after publishing, wait at most this long for the last deliveries")
 	fs.Float64Var(&o.rateStart, "rate-start", o.rateStart, "saturate: rate of the first step, msg/s")
 	fs.Float64Var(&o.rateFactor, "rate-factor", o.rateFactor, "saturate: each step multiplies the rate by this")
@@ -314,6 +335,10 @@ func (o *options) validate() error {
 		return errors.New("--duration must be at least 1s and --drain not negative")
 	case o.payload < 64 || o.payload > 32<<10:
 		return fmt.Errorf("--payload %d: use 64 to 32768 bytes", o.payload)
+	case o.payloadK != "pad" && o.scenario != "fanout" && o.scenario != "saturate":
+		return fmt.Errorf("--payload %s: only fanout and saturate; %s uses pad payloads", o.payloadK, o.scenario)
+	case o.compress != compressOff && (o.scenario != "fanout" && o.scenario != "saturate" || o.transport != "websocket"):
+		return errors.New("--compress goes with fanout or saturate and --transport websocket")
 	case o.maxSteps < 1 || o.maxSteps > 100:
 		return fmt.Errorf("--max-steps %d: use 1 to 100", o.maxSteps)
 	case o.conns < 1 || o.samples < 1 || o.settle < 0:
@@ -403,6 +428,53 @@ func (o *options) validatePeers() error {
 	}
 	return nil
 }
+
+// compressMode is --compress: whether the WebSocket subscribers offer
+// permessage-deflate. A bare --compress means on.
+type compressMode string
+
+const (
+	compressOff  compressMode = ""
+	compressOn   compressMode = "on"
+	compressBoth compressMode = "both"
+)
+
+func (m *compressMode) String() string {
+	if m == nil || *m == compressOff {
+		return "false"
+	}
+	return string(*m)
+}
+
+func (m *compressMode) Set(s string) error {
+	switch s {
+	case "true", "on", "1":
+		*m = compressOn
+	case "false", "off", "0":
+		*m = compressOff
+	case "both":
+		*m = compressBoth
+	default:
+		return fmt.Errorf("%q: use true (offer it), false or both (each server measured without and with the offer)", s)
+	}
+	return nil
+}
+
+func (m *compressMode) IsBoolFlag() bool { return true }
+
+// offers are the variants of a run: whether the subscribers offer
+// permessage-deflate, in the order measured.
+func (m compressMode) offers() []bool {
+	switch m {
+	case compressOn:
+		return []bool{true}
+	case compressBoth:
+		return []bool{false, true}
+	}
+	return []bool{false}
+}
+
+func (o options) payloadSpec() payloadSpec { return payloadSpec{kind: o.payloadK, size: o.payload} }
 
 func contains(list []string, s string) bool {
 	for _, x := range list {

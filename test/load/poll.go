@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"time"
@@ -22,8 +21,7 @@ const pollWait = "25s"
 // cursor over one keep-alive connection from src. Every load message in an
 // answer counts as delivered when the answer has been read.
 func subscribePoll(ctx context.Context, f *fleet, t target, r subReq) error {
-	d := &net.Dialer{Timeout: 10 * time.Second, LocalAddr: &net.TCPAddr{IP: r.src}}
-	tr := &http.Transport{DialContext: d.DialContext, DisableCompression: true, MaxIdleConnsPerHost: 1}
+	tr := &http.Transport{DialContext: f.countedDial(r), DisableCompression: true, MaxIdleConnsPerHost: 1}
 	client := &http.Client{Transport: tr}
 	base := fmt.Sprintf("http://%s/poll?rooms=%s&user=%s", t.host, url.QueryEscape(r.rooms), url.QueryEscape(r.user))
 	// The polls outlive ctx (the dial phase): they end at closeAll.

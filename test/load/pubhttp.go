@@ -26,7 +26,7 @@ type httpPublisher struct {
 	base    string // http://host/send?user=load-publisher&rooms=
 	kind    *serverKind
 	rooms   []string
-	payload int
+	payload payloadSpec
 
 	batches chan pubBatch
 	wg      sync.WaitGroup
@@ -44,7 +44,7 @@ type pubBatch struct {
 	step int
 }
 
-func newHTTPPublisher(ctx context.Context, t target, rooms []string, payload, workers int) (publisher, error) {
+func newHTTPPublisher(ctx context.Context, t target, rooms []string, payload payloadSpec, workers int) (publisher, error) {
 	d := &net.Dialer{Timeout: 10 * time.Second, LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)}}
 	tr := &http.Transport{
 		DialContext: d.DialContext, DisableCompression: true,
@@ -69,9 +69,10 @@ func newHTTPPublisher(ctx context.Context, t target, rooms []string, payload, wo
 	if !kind.probeOK(resp) {
 		return nil, fmt.Errorf("publisher: POST %s probe answered %.300s", kind.publishPath, resp)
 	}
-	for range workers {
+	seed := uint64(time.Now().UnixNano())
+	for i := range workers {
 		p.wg.Add(1)
-		go p.work()
+		go p.work(newPayloadGen(payload, seed+uint64(i)))
 	}
 	return p, nil
 }
@@ -99,9 +100,10 @@ func (p *httpPublisher) post(ctx context.Context, body []byte, rooms string) ([]
 	return b, nil
 }
 
-func (p *httpPublisher) work() {
+// work posts the batches it is handed, its payloads made by gen.
+func (p *httpPublisher) work(gen *payloadGen) {
 	defer p.wg.Done()
-	body := make([]byte, 0, maxBatch*(p.payload+96))
+	body := make([]byte, 0, maxBatch*(p.payload.maxSize()+96))
 	var rooms strings.Builder
 	for b := range p.batches {
 		body = body[:0]
@@ -121,7 +123,7 @@ func (p *httpPublisher) work() {
 			body = append(body, `{"v":1,"type":"publish","room":"`...)
 			body = append(body, room...)
 			body = append(body, `","data":`...)
-			body = appendPayload(body, time.Now().UnixNano(), b.step, p.payload)
+			body = gen.append(body, time.Now().UnixNano(), b.step)
 			body = append(body, '}')
 		}
 		// Not the run's context: a batch handed over is answered, so that

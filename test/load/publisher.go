@@ -31,7 +31,7 @@ type publisher interface {
 	close()
 }
 
-var publishers = map[string]func(ctx context.Context, t target, rooms []string, payload, workers int) (publisher, error){
+var publishers = map[string]func(ctx context.Context, t target, rooms []string, payload payloadSpec, workers int) (publisher, error){
 	"http": newHTTPPublisher,
 	"ws":   newWSPublisher,
 }
@@ -44,7 +44,8 @@ var publishers = map[string]func(ctx context.Context, t target, rooms []string, 
 type wsPublisher struct {
 	conn    *websocket.Conn
 	rooms   []string
-	payload int
+	payload *payloadGen
+	maxSize int
 
 	acks, errs atomic.Int64
 	firstErr   atomic.Pointer[string]
@@ -54,12 +55,13 @@ type wsPublisher struct {
 	closeOnce  sync.Once
 }
 
-func newWSPublisher(ctx context.Context, t target, rooms []string, payload, _ int) (publisher, error) {
-	conn, _, err := dialWS(ctx, t, subReq{rooms: strings.Join(rooms, ","), user: "load-publisher", src: net.IPv4(127, 0, 0, 1)})
+func newWSPublisher(ctx context.Context, t target, rooms []string, payload payloadSpec, _ int) (publisher, error) {
+	r := subReq{rooms: strings.Join(rooms, ","), user: "load-publisher", src: net.IPv4(127, 0, 0, 1)}
+	conn, _, _, err := dialWS(ctx, wsDialer(r.src), t, r)
 	if err != nil {
 		return nil, fmt.Errorf("publisher: %w", err)
 	}
-	p := &wsPublisher{conn: conn, rooms: rooms, payload: payload, done: make(chan struct{})}
+	p := &wsPublisher{conn: conn, rooms: rooms, payload: newPayloadGen(payload, uint64(time.Now().UnixNano())), maxSize: payload.maxSize(), done: make(chan struct{})}
 	go p.read()
 	return p, nil
 }
@@ -109,7 +111,7 @@ type pubCounts struct {
 // millisecond, batching when behind.
 func (p *wsPublisher) run(ctx context.Context, step int, rate float64, d time.Duration, progress func(elapsed time.Duration, sent int64)) (pubCounts, error) {
 	c := pubCounts{perRoom: make([]int64, len(p.rooms)), series: make([]int64, int(d/time.Second)+1)}
-	frame := make([]byte, 0, maxBatch*(p.payload+128))
+	frame := make([]byte, 0, maxBatch*(p.maxSize+128))
 	tick := time.NewTicker(time.Millisecond)
 	defer tick.Stop()
 	start := time.Now()
@@ -132,7 +134,7 @@ func (p *wsPublisher) run(ctx context.Context, step int, rate float64, d time.Du
 				frame = append(frame, `{"v":1,"type":"publish","room":"`...)
 				frame = append(frame, p.rooms[room]...)
 				frame = append(frame, `","data":`...)
-				frame = appendPayload(frame, time.Now().UnixNano(), step, p.payload)
+				frame = p.payload.append(frame, time.Now().UnixNano(), step)
 				frame = append(frame, '}')
 				c.perRoom[room]++
 			}

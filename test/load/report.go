@@ -44,8 +44,8 @@ func writeMarkdown(w io.Writer, results []any) {
 		}
 	}
 	if len(fan) > 0 {
-		fmt.Fprintln(w, "| scenario | server | run | step | transport | publisher | subs | rooms | rate msg/s | published/s | delivered/s | loss % | p50 ms | p99 ms | p99.9 ms | max ms | disconnects | slow closed | server CPU | load CPU | other CPU |")
-		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+		fmt.Fprintln(w, "| scenario | server | run | step | transport | publisher | subs | rooms | rate msg/s | published/s | delivered/s | loss % | p50 ms | p99 ms | p99.9 ms | max ms | disconnects | slow closed | server CPU | load CPU | other CPU | payload | deflate subs | wire B/delivery | envelope B | own deflate B | wire ÷ own deflate | server CPU µs/delivery | load CPU µs/delivery |")
+		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 		for _, r := range fan {
 			srv, other := "n/a", "n/a"
 			if r.Server != nil {
@@ -54,9 +54,15 @@ func writeMarkdown(w io.Writer, results []any) {
 			if r.Disturbed {
 				other += " (disturbed)"
 			}
-			fmt.Fprintf(w, "| %s | %s | %d | %d | %s | %s | %d | %d | %.0f | %.0f | %.0f | %.3f | %.2f | %.2f | %.2f | %.2f | %d | %d | %s | %.2f | %s |\n",
+			perDelivery := "n/a"
+			if r.Server != nil {
+				perDelivery = fmt.Sprintf("%.2f", r.ServerCPUPerDelivery)
+			}
+			fmt.Fprintf(w, "| %s | %s | %d | %d | %s | %s | %d | %d | %.0f | %.0f | %.0f | %.3f | %.2f | %.2f | %.2f | %.2f | %d | %d | %s | %.2f | %s | %s | %s | %.1f | %s | %s | %s | %s | %.2f |\n",
 				r.Scenario, r.ServerName, r.Run, r.Step+1, r.Transport, r.Publisher, r.Subscribers, r.Rooms, r.RateTarget, r.PublishedPerS, r.DeliveredPerS, r.LossPct,
-				r.Latency.P50, r.Latency.P99, r.Latency.P999, r.Latency.Max, r.Disconnects, r.ServerSlowClosed, srv, r.Generator.CPUCores, other)
+				r.Latency.P50, r.Latency.P99, r.Latency.P999, r.Latency.Max, r.Disconnects, r.ServerSlowClosed, srv, r.Generator.CPUCores, other,
+				payloadLabel(r.PayloadKind, r.PayloadBytes), deflateLabel(r.DeflateOffered, r.DeflatedSubs, r.Subscribers), r.WireBytesPerDelivery,
+				orNA(r.EnvelopeBytes, "%.1f"), orNA(r.OwnDeflateBytes, "%.1f"), overFloor(r.WireBytesPerDelivery, r.OwnDeflateBytes), perDelivery, r.LoadCPUPerDelivery)
 		}
 		fmt.Fprintln(w)
 	}
@@ -79,17 +85,23 @@ func writeMarkdown(w io.Writer, results []any) {
 			fmt.Fprintf(w, "**%s, %s, %d runs**: no run had a sustainable step.\n\n", s.Scenario, s.ServerName, s.Runs)
 			continue
 		}
-		fmt.Fprintf(w, "**%s, %s, median (min–max) of %d runs** (%s):\n\n", s.Scenario, s.ServerName, s.Measured, what)
-		fmt.Fprintln(w, "| transport | publisher | subs | rooms | rate msg/s | published/s | delivered/s | loss % | p50 ms | p99 ms | p99.9 ms | max ms | server CPU | load CPU | other CPU |")
-		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-		srv, other := "n/a", "n/a"
+		fmt.Fprintf(w, "**%s, %s%s, median (min–max) of %d runs** (%s):\n\n", s.Scenario, s.ServerName, variantLabel(s.PayloadKind, s.DeflateOffered), s.Measured, what)
+		fmt.Fprintln(w, "| transport | publisher | subs | rooms | rate msg/s | published/s | delivered/s | loss % | p50 ms | p99 ms | p99.9 ms | max ms | server CPU | load CPU | other CPU | payload | deflate subs | wire B/delivery | envelope B | own deflate B | wire ÷ own deflate | server CPU µs/delivery | load CPU µs/delivery |")
+		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+		srv, other, perDelivery := "n/a", "n/a", "n/a"
 		if s.ServerCPU != nil && s.OtherCPU != nil {
 			srv, other = s.ServerCPU.format("%.2f"), s.OtherCPU.format("%.2f")
 		}
-		fmt.Fprintf(w, "| %s | %s | %d | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n\n",
+		if s.ServerCPUPerDelivery != nil {
+			perDelivery = s.ServerCPUPerDelivery.format("%.2f")
+		}
+		fmt.Fprintf(w, "| %s | %s | %d | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n\n",
 			s.Transport, s.Publisher, s.Subscribers, s.Rooms, s.RateTarget.format("%.0f"), s.PublishedPerS.format("%.0f"),
 			s.DeliveredPerS.format("%.0f"), s.LossPct.format("%.3f"), s.P50.format("%.2f"), s.P99.format("%.2f"),
-			s.P999.format("%.2f"), s.Max.format("%.2f"), srv, s.LoadCPU.format("%.2f"), other)
+			s.P999.format("%.2f"), s.Max.format("%.2f"), srv, s.LoadCPU.format("%.2f"), other,
+			s.PayloadKind, deflateLabel(s.DeflateOffered, s.DeflatedSubs, s.Subscribers), s.WireBytesPerDelivery.format("%.1f"),
+			s.EnvelopeBytes.format("%.1f"), s.OwnDeflateBytes.format("%.1f"), overFloor(s.WireBytesPerDelivery.Median, s.OwnDeflateBytes.Median),
+			perDelivery, s.LoadCPUPerDelivery.format("%.2f"))
 	}
 	if len(idle) > 0 {
 		fmt.Fprintln(w, "| idle | run | transport | conns | source IPs | connect s | connects/s | RSS B/conn | heap B/conn | sys B/conn | goroutines/conn | load CPU |")
@@ -146,6 +158,52 @@ func writeMarkdown(w io.Writer, results []any) {
 	writeComparison(w, results)
 }
 
+// payloadLabel names a fanout payload: "pad 128 B", "chat ~212 B".
+func payloadLabel(kind string, bytes int) string {
+	switch kind {
+	case "", "pad":
+		return fmt.Sprintf("pad %d B", bytes)
+	}
+	return fmt.Sprintf("%s ~%d B", kind, bytes)
+}
+
+// deflateLabel says whether permessage-deflate was offered and accepted:
+// "no offer", or "n/N" subscribers that have it.
+func deflateLabel(offered bool, deflated int64, subs int) string {
+	if !offered {
+		return "no offer"
+	}
+	return fmt.Sprintf("%d/%d", deflated, subs)
+}
+
+// variantLabel qualifies a summary's server with a payload other than pad
+// and the deflate offer.
+func variantLabel(kind string, offered bool) string {
+	s := ""
+	if kind != "" && kind != "pad" {
+		s += ", " + kind + " payload"
+	}
+	if offered {
+		s += ", deflate offered"
+	}
+	return s
+}
+
+// overFloor is wire bytes per delivery over the own-deflate floor.
+func overFloor(wire, floor float64) string {
+	if floor <= 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.2f×", wire/floor)
+}
+
+func orNA(v float64, verb string) string {
+	if v == 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf(verb, v)
+}
+
 func bounded(r churnResult) string {
 	if r.Before.RSS == 0 || len(r.WaveRSS) < 4 {
 		return "n/a"
@@ -195,7 +253,7 @@ func writeHTML(w io.Writer, o options, results []any) error {
 			continue
 		}
 		steps = append(steps, fr)
-		name := fmt.Sprintf("%s, %s run %d step %d, %.0f msg/s to %d subscribers", fr.ServerName, fr.Scenario, fr.Run, fr.Step+1, fr.RateTarget, fr.Subscribers)
+		name := fmt.Sprintf("%s%s, %s run %d step %d, %.0f msg/s to %d subscribers", fr.ServerName, variantLabel(fr.PayloadKind, fr.DeflateOffered), fr.Scenario, fr.Run, fr.Step+1, fr.RateTarget, fr.Subscribers)
 		charts = append(charts,
 			chart{"Publish→deliver latency: " + name, latencySVG(fr.Histogram)},
 			chart{"Delivered per second: " + name, seriesSVG(fr)},
@@ -205,11 +263,11 @@ func writeHTML(w io.Writer, o options, results []any) error {
 	var ramps []chart
 	for lo := 0; lo < len(steps); {
 		hi := lo + 1
-		for hi < len(steps) && steps[hi].Run == steps[lo].Run && steps[hi].ServerName == steps[lo].ServerName {
+		for hi < len(steps) && steps[hi].Run == steps[lo].Run && steps[hi].ServerName == steps[lo].ServerName && steps[hi].DeflateOffered == steps[lo].DeflateOffered {
 			hi++
 		}
 		if hi-lo > 1 {
-			ramps = append(ramps, chart{fmt.Sprintf("Delivered/s and p99 per step, %s, run %d", steps[lo].ServerName, steps[lo].Run), stepsSVG(steps[lo:hi])})
+			ramps = append(ramps, chart{fmt.Sprintf("Delivered/s and p99 per step, %s%s, run %d", steps[lo].ServerName, variantLabel("", steps[lo].DeflateOffered), steps[lo].Run), stepsSVG(steps[lo:hi])})
 		}
 		lo = hi
 	}

@@ -59,12 +59,29 @@ type runsSummary struct {
 	// OtherCPU is what neither the server nor the load used: a median
 	// well above zero means something else on the machine competed.
 	OtherCPU *spread `json:"other_cpu_cores,omitempty"` // nil without a pid
+
+	PayloadKind string `json:"payload_kind"`
+	// DeflateOffered: the subscribers offered permessage-deflate;
+	// DeflatedSubs is how many had it accepted (the fewest of the runs).
+	DeflateOffered bool  `json:"deflate_offered"`
+	DeflatedSubs   int64 `json:"deflated_subs"`
+	// Per delivery (see fanoutResult).
+	WireBytesPerDelivery spread  `json:"wire_bytes_per_delivery"`
+	EnvelopeBytes        spread  `json:"envelope_bytes"`
+	OwnDeflateBytes      spread  `json:"own_deflate_bytes"`
+	ServerCPUPerDelivery *spread `json:"server_cpu_us_per_delivery,omitempty"` // nil without a pid
+	LoadCPUPerDelivery   spread  `json:"load_cpu_us_per_delivery"`
 }
 
-func summarizeRuns(o options, server string, figs []*fanoutResult) runsSummary {
+func summarizeRuns(o options, server string, offer bool, figs []*fanoutResult) runsSummary {
 	s := runsSummary{
 		Scenario: o.scenario, ServerName: server, RunsSummary: true, Runs: o.runs, Measured: len(figs), NoSustainable: o.runs - len(figs),
-		Transport: o.transport, Publisher: o.publisher, Subscribers: o.subs, Rooms: o.rooms,
+		Transport: o.transport, Publisher: o.publisher, Subscribers: o.subs, Rooms: o.rooms, PayloadKind: o.payloadK, DeflateOffered: offer,
+	}
+	for i, r := range figs {
+		if i == 0 || r.DeflatedSubs < s.DeflatedSubs {
+			s.DeflatedSubs = r.DeflatedSubs
+		}
 	}
 	if o.scenario == "fanout" {
 		s.NoSustainable = 0
@@ -90,6 +107,10 @@ func summarizeRuns(o options, server string, figs []*fanoutResult) runsSummary {
 	s.P999 = pick(func(r *fanoutResult) float64 { return r.Latency.P999 })
 	s.Max = pick(func(r *fanoutResult) float64 { return r.Latency.Max })
 	s.LoadCPU = pick(func(r *fanoutResult) float64 { return r.Generator.CPUCores })
+	s.WireBytesPerDelivery = pick(func(r *fanoutResult) float64 { return r.WireBytesPerDelivery })
+	s.EnvelopeBytes = pick(func(r *fanoutResult) float64 { return r.EnvelopeBytes })
+	s.OwnDeflateBytes = pick(func(r *fanoutResult) float64 { return r.OwnDeflateBytes })
+	s.LoadCPUPerDelivery = pick(func(r *fanoutResult) float64 { return r.LoadCPUPerDelivery })
 	if len(figs) > 0 && figs[0].Server != nil {
 		c := pick(func(r *fanoutResult) float64 {
 			if r.Server == nil {
@@ -100,6 +121,8 @@ func summarizeRuns(o options, server string, figs []*fanoutResult) runsSummary {
 		s.ServerCPU = &c
 		other := pick(func(r *fanoutResult) float64 { return r.Machine.OtherCores })
 		s.OtherCPU = &other
+		per := pick(func(r *fanoutResult) float64 { return r.ServerCPUPerDelivery })
+		s.ServerCPUPerDelivery = &per
 	}
 	return s
 }

@@ -221,6 +221,11 @@ func startServer(ctx context.Context, o options, spec serverSpec, extra ...strin
 	if !spec.kind.peer {
 		args = append(append(append(args, serverFlags...), extra...), o.serverArgs...)
 	}
+	if spec.kind == centrifugePeer && o.compress != compressOff {
+		// Centrifuge's own permessage-deflate, at its peer's defaults
+		// (level 6, frames over 256 bytes), like Switchboard's.
+		args = append(args, "--compression")
+	}
 	p, addr, err := edgeproc.Start(edgeproc.Options{Bin: spec.bin, Args: args, CPU: o.serverCPU})
 	if err != nil {
 		return nil, err

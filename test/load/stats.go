@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -17,6 +19,29 @@ type stepStats struct {
 	lastNS    atomic.Int64 // latest delivery, unix ns
 	hist      [histShards]histogram
 	series    []atomic.Int64 // deliveries per second since startNS
+
+	sampleMu sync.Mutex
+	sample   [][]byte // the first envelopeSamples load messages of subscriber 0
+}
+
+// envelopeSamples is how many load messages of a step are kept to size
+// its envelopes (as they are, and deflated on their own).
+const envelopeSamples = 256
+
+// keep copies line into the sample if it is not full.
+func (s *stepStats) keep(line []byte) {
+	s.sampleMu.Lock()
+	if len(s.sample) < envelopeSamples {
+		s.sample = append(s.sample, bytes.Clone(line))
+	}
+	s.sampleMu.Unlock()
+}
+
+// samples returns the messages kept so far.
+func (s *stepStats) samples() [][]byte {
+	s.sampleMu.Lock()
+	defer s.sampleMu.Unlock()
+	return slices.Clone(s.sample)
 }
 
 func newStepStats(seconds int) *stepStats {
@@ -73,21 +98,28 @@ func (r *recorder) frame(shard int, frame []byte, nowNS int64) {
 			r.other.Add(1)
 			continue
 		default:
-			r.observe(shard, sent, step, nowNS)
+			// Subscriber 0's messages are kept as samples of the
+			// step's envelopes.
+			if st := r.observe(shard, sent, step, nowNS); st != nil && shard == 0 {
+				st.keep(line)
+			}
 		}
 	}
 }
 
-func (r *recorder) observe(shard int, sentNS int64, step int, nowNS int64) {
+// observe records a load message of step and returns the step's stats
+// (nil for an unknown step).
+func (r *recorder) observe(shard int, sentNS int64, step int, nowNS int64) *stepStats {
 	var st *stepStats
 	if step >= 0 && step < len(r.steps) {
 		st = r.steps[step].Load()
 	}
 	if st == nil {
 		r.stray.Add(1)
-		return
+		return nil
 	}
 	st.observe(shard, sentNS, nowNS)
+	return st
 }
 
 type atomicStep = atomic.Pointer[stepStats]
