@@ -369,7 +369,10 @@ func runStep(ctx context.Context, o options, t *edgeTarget, out *output, f *flee
 	end := time.Now()
 	wall := end.Sub(start).Seconds()
 
-	self1, err := edgeproc.ReadProc(0)
+	// The counters are read together at the end, before /stats: a busy
+	// server may answer it late, and its CPU time, the deliveries and
+	// the bytes must cover the same wall time.
+	self1, srv1, err := readProcs(t.pid)
 	if err != nil {
 		return nil, err
 	}
@@ -377,13 +380,13 @@ func runStep(ctx context.Context, o options, t *edgeTarget, out *output, f *flee
 	if err != nil {
 		return nil, err
 	}
-	stats1, _ := edgeproc.GetStats(ctx, base)
+	delivered := st.delivered.Load()
+	rx1 := f.rx.total()
 	lost1, why := f.lost()
 	acks1, errs1 := pub.replies()
-	rx1 := f.rx.total()
+	stats1, _ := edgeproc.GetStats(ctx, base)
 
 	h := st.snapshot()
-	delivered := st.delivered.Load()
 	res := &fanoutResult{
 		Scenario: o.scenario, ServerName: t.server().name, Transport: o.transport, Publisher: o.publisher, Run: run, Step: step,
 		Subscribers: o.subs, Rooms: o.rooms, PayloadKind: o.payloadK, PayloadBytes: int(math.Round(meanPayloadSize(o.payloadSpec()))),
@@ -429,10 +432,6 @@ func runStep(ctx context.Context, o options, t *edgeTarget, out *output, f *flee
 			prefix, res.Generator.CPUCores, res.Generator.GOMAXPROCS, busy*100))
 	}
 	if t.pid > 0 {
-		srv1, err := edgeproc.ReadProc(t.pid)
-		if err != nil {
-			return nil, err
-		}
 		res.Server = &usage{CPUCores: (srv1.CPU - srv0.CPU).Seconds() / wall, RSSBytes: srv1.RSS, Goroutines: stats1.Goroutines, Threads: srv1.Threads}
 		if delivered > 0 {
 			res.ServerCPUPerDelivery = (srv1.CPU - srv0.CPU).Seconds() * 1e6 / float64(delivered)
