@@ -226,3 +226,24 @@ func TestCompressOption(t *testing.T) {
 		t.Errorf("both: offers %v", got)
 	}
 }
+
+// TestBatchFits: a publisher's fullest batch of any payload stays under
+// the edge's default 64 KiB frame and body limit.
+func TestBatchFits(t *testing.T) {
+	for _, spec := range []payloadSpec{{"pad", 128}, {"pad", 4096}, {"pad", 32 << 10}, {"chat", 0}, {"market", 0}} {
+		g := newPayloadGen(spec, 3)
+		n := batchOf(spec)
+		var body []byte
+		for k := range n {
+			if k > 0 {
+				body = append(body, '\n')
+			}
+			body = append(body, `{"v":1,"type":"publish","room":"load-k3f9a2c81qzz-99999","data":`...)
+			body = g.append(body, 1795344139268123456, 179)
+			body = append(body, '}')
+		}
+		if len(body) > 64<<10 || n < 1 || (spec.kind == "pad" && spec.size == 128 && n != maxBatch) {
+			t.Errorf("%s: %d envelopes in %d bytes", spec, n, len(body))
+		}
+	}
+}

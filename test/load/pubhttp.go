@@ -103,7 +103,7 @@ func (p *httpPublisher) post(ctx context.Context, body []byte, rooms string) ([]
 // work posts the batches it is handed, its payloads made by gen.
 func (p *httpPublisher) work(gen *payloadGen) {
 	defer p.wg.Done()
-	body := make([]byte, 0, maxBatch*(p.payload.maxSize()+96))
+	body := make([]byte, 0, batchOf(p.payload)*int64(p.payload.maxSize()+160))
 	var rooms strings.Builder
 	for b := range p.batches {
 		body = body[:0]
@@ -147,7 +147,7 @@ func (p *httpPublisher) work(gen *payloadGen) {
 }
 
 // run paces like the WebSocket publisher: every millisecond it catches up
-// with rate×elapsed, handing out batches of at most maxBatch to the next
+// with rate×elapsed, handing out batches of at most batchOf to the next
 // free worker. If every worker is busy the pacer waits, and the next batch
 // is larger; a rate the workers cannot meet shows as published/s below the
 // target.
@@ -169,7 +169,7 @@ func (p *httpPublisher) run(ctx context.Context, step int, rate float64, d time.
 			lastReport = now
 		}
 		if want := int64(rate * el.Seconds()); c.sent < want {
-			n := min(want-c.sent, maxBatch)
+			n := min(want-c.sent, batchOf(p.payload))
 			select {
 			case p.batches <- pubBatch{seq: c.sent, n: n, step: step}:
 			case <-ctx.Done():

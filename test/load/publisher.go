@@ -17,6 +17,16 @@ import (
 // is behind its schedule (the server batches up to 64 the other way).
 const maxBatch = 64
 
+// maxBatchBytes keeps a batch under the edge's default largest inbound
+// frame or body (--max-message-size, 64 KiB), which refuses the whole
+// batch beyond it (too_large): batches of large payloads are shorter.
+const maxBatchBytes = 60 << 10
+
+// batchOf is how many envelopes of spec's payloads go in one batch.
+func batchOf(spec payloadSpec) int64 {
+	return int64(max(1, min(maxBatch, maxBatchBytes/(spec.maxSize()+160))))
+}
+
 // publisher sends the load messages of one run: rate messages per second
 // for a step, round-robin over the rooms, each payload stamped with its send
 // time and step. Acks and errors are counted as they come back.
@@ -46,6 +56,7 @@ type wsPublisher struct {
 	rooms   []string
 	payload *payloadGen
 	maxSize int
+	batch   int64 // batchOf
 
 	acks, errs atomic.Int64
 	firstErr   atomic.Pointer[string]
@@ -61,7 +72,7 @@ func newWSPublisher(ctx context.Context, t target, rooms []string, payload paylo
 	if err != nil {
 		return nil, fmt.Errorf("publisher: %w", err)
 	}
-	p := &wsPublisher{conn: conn, rooms: rooms, payload: newPayloadGen(payload, uint64(time.Now().UnixNano())), maxSize: payload.maxSize(), done: make(chan struct{})}
+	p := &wsPublisher{conn: conn, rooms: rooms, payload: newPayloadGen(payload, uint64(time.Now().UnixNano())), maxSize: payload.maxSize(), batch: batchOf(payload), done: make(chan struct{})}
 	go p.read()
 	return p, nil
 }
@@ -111,7 +122,7 @@ type pubCounts struct {
 // millisecond, batching when behind.
 func (p *wsPublisher) run(ctx context.Context, step int, rate float64, d time.Duration, progress func(elapsed time.Duration, sent int64)) (pubCounts, error) {
 	c := pubCounts{perRoom: make([]int64, len(p.rooms)), series: make([]int64, int(d/time.Second)+1)}
-	frame := make([]byte, 0, maxBatch*(p.maxSize+128))
+	frame := make([]byte, 0, p.batch*int64(p.maxSize+160))
 	tick := time.NewTicker(time.Millisecond)
 	defer tick.Stop()
 	start := time.Now()
@@ -125,7 +136,7 @@ func (p *wsPublisher) run(ctx context.Context, step int, rate float64, d time.Du
 		want := int64(rate * el.Seconds())
 		for c.sent < want {
 			frame = frame[:0]
-			n := min(want-c.sent, maxBatch)
+			n := min(want-c.sent, p.batch)
 			for k := range n {
 				room := int((c.sent + k) % int64(len(p.rooms)))
 				if k > 0 {
