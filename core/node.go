@@ -276,9 +276,6 @@ func (n *Node) Accept(ctx context.Context, t Transport, req ConnectRequest) (*Se
 	if p, ok := t.(Pinger); ok {
 		s.pinger = p
 	}
-	if tw, ok := t.(TryWriter); ok {
-		s.tw = tw
-	}
 
 	if req.ClientIP == "" {
 		req.ClientIP = req.RemoteAddr

@@ -20,7 +20,6 @@ type Session struct {
 	node   *Node
 	t      Transport
 	pinger Pinger
-	tw     TryWriter // nil: every write goes through the writer goroutine
 	id     string
 	user   string
 	remote string
@@ -59,8 +58,7 @@ type Session struct {
 	paged      bool   // the replay was a page with more to follow: live broker messages are dropped
 	replayN    int    // replayed items in the queue: they do not count against max
 	pause             // the resume policy's state
-	writing    bool   // a writer goroutine is running, or an in-line write
-	owed       bool   // an in-line write left bytes for FlushPending
+	writing    bool   // a writer goroutine is running
 	writer     func() // s.writeLoop, bound once by wakeLocked
 	pingDue    bool
 	closing    *Disconnect // set once: the session is ending
@@ -300,9 +298,6 @@ func (s *Session) enqueue(frame []byte, id, ch string, pol SlowPolicy) bool {
 	}
 	s.pushLocked(item{frame: frame, id: id, ch: ch})
 	spawn := s.wakeLocked()
-	if spawn && s.tw != nil && s.n == 1 && !s.pingDue && !s.paused {
-		spawn = s.writeInlineLocked()
-	}
 	s.mu.Unlock()
 	if episode {
 		s.node.log.Warn("slow consumer: dropping messages", append(s.logAttrs(), "queue", s.max)...)
@@ -311,54 +306,6 @@ func (s *Session) enqueue(frame []byte, id, ch string, pol SlowPolicy) bool {
 		go s.writer()
 	}
 	return true
-}
-
-// writeInlineLocked writes the one queued frame of an idle session from
-// the caller's goroutine (TryWriter), and reports whether a writer
-// goroutine must still be started: for what the transport could not
-// write at once, what was queued meanwhile, or the end of the session.
-// Called with s.mu held and s.writing set; returns with s.mu held.
-func (s *Session) writeInlineLocked() bool {
-	it := s.ring[s.head]
-	s.ring[s.head] = item{}
-	s.head = (s.head + 1) % len(s.ring)
-	s.n--
-	if it.replay {
-		s.replayN--
-	}
-	batch := append(s.batch[:0], it.frame)
-	s.mu.Unlock()
-	written, err := s.tw.TryWriteMany(batch)
-	clear(batch)
-	if err == nil {
-		s.out.Add(1) // written, or owed to FlushPending
-	}
-	s.mu.Lock()
-	s.batch = batch
-	switch {
-	case err != nil:
-		s.writeFailedLocked(err)
-		return true // the writer ends the session
-	case !written:
-		s.owed = true
-		return true
-	case s.n > 0 || s.pingDue || s.paused || s.closing != nil:
-		return true
-	}
-	s.writing = false
-	s.slow = false
-	return false
-}
-
-// writeFailedLocked ends the session after a failed write: the client is
-// gone, nothing more is written.
-func (s *Session) writeFailedLocked(err error) {
-	s.node.log.Debug("write failed", append(s.logAttrs(), "err", err)...)
-	if s.closing == nil {
-		d := DisconnectGoingAway
-		s.closing = &d
-	}
-	s.discardLocked()
 }
 
 // slowCloseLocked ends the session with 4008. Called with s.mu held;
@@ -478,16 +425,6 @@ func (s *Session) discardLocked() {
 func (s *Session) writeLoop() {
 	for {
 		s.mu.Lock()
-		if s.owed && (s.closing == nil || s.closing.flushes()) {
-			s.owed = false
-			s.mu.Unlock()
-			if err := s.tw.FlushPending(); err != nil {
-				s.mu.Lock()
-				s.writeFailedLocked(err)
-				s.mu.Unlock()
-			}
-			continue
-		}
 		if s.closing != nil && (s.n == 0 || !s.closing.flushes()) {
 			s.finalLocked()
 			return
@@ -532,8 +469,13 @@ func (s *Session) writeLoop() {
 		clear(batch)
 		s.batch = batch
 		if err != nil {
+			s.node.log.Debug("write failed", append(s.logAttrs(), "err", err)...)
 			s.mu.Lock()
-			s.writeFailedLocked(err)
+			if s.closing == nil {
+				d := DisconnectGoingAway
+				s.closing = &d
+			}
+			s.discardLocked()
 			s.mu.Unlock()
 		}
 	}

@@ -34,25 +34,6 @@ type Transport interface {
 	Close(d Disconnect) error
 }
 
-// TryWriter is implemented by transports that can write without
-// blocking. Core then writes a message to an idle connection in line,
-// from the goroutine fanning it out, instead of starting the
-// connection's writer goroutine for it: no goroutine per recipient per
-// message, and recipients written in turn.
-//
-// TryWriteMany writes frames as WriteMany would if the connection takes
-// them at once, and reports true. If it cannot (a full send buffer, a
-// connection that cannot write without blocking), it keeps what it has
-// not written, reports false, and never blocks; core's writer goroutine
-// then calls FlushPending, which writes it as WriteMany would (with a
-// deadline), before anything else. Both follow WriteMany's rules: one
-// call at a time, frames shared and never modified. An error ends the
-// session.
-type TryWriter interface {
-	TryWriteMany(frames [][]byte) (written bool, err error)
-	FlushPending() error
-}
-
 // Aborter is implemented by transports that can be torn down from any
 // goroutine, interrupting a write that is blocked on a stalled client (for
 // a socket: close it). Node.Shutdown aborts the sessions still open when

@@ -2,10 +2,7 @@
 
 package websocket
 
-import (
-	"errors"
-	"syscall"
-)
+import "errors"
 
 // errNoPoller means the connection must be read by a goroutine.
 var errNoPoller = errors.New("websocket: no poller on this system")
@@ -22,6 +19,3 @@ func (p *poller) remove(c *conn, fd int)      {}
 
 // readable is never called without a poller.
 func (c *conn) readable() {}
-
-// tryWrite is never called without a poller (no connection is detached).
-func tryWrite(raw syscall.RawConn, b []byte) (int, error) { return 0, errNoPoller }
