@@ -27,6 +27,7 @@ type Node struct {
 	replyPolicy SlowPolicy
 	details     bool // the Authenticator reads request details
 	hub         *Hub
+	writers     *writers // the writer pool of TryWriter transports
 	router      *Router
 	log         *slog.Logger
 	prefix      string
@@ -126,6 +127,7 @@ func NewNode(cfg Config, b Broker, logger *slog.Logger) (*Node, error) {
 		cfg:      cfg,
 		broker:   b,
 		hub:      newHub(),
+		writers:  newWriters(),
 		router:   newRouter(),
 		log:      slog.New(connHandler{logger.Handler()}),
 		prefix:   base32.HexEncoding.WithPadding(base32.NoPadding).EncodeToString(rnd[:]),
@@ -275,6 +277,9 @@ func (n *Node) Accept(ctx context.Context, t Transport, req ConnectRequest) (*Se
 	s.touch()
 	if p, ok := t.(Pinger); ok {
 		s.pinger = p
+	}
+	if tw, ok := t.(TryWriter); ok {
+		s.tw = tw
 	}
 
 	if req.ClientIP == "" {
@@ -561,6 +566,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		if err := n.broker.Close(cctx); err != nil {
 			errs = append(errs, fmt.Errorf("switchboard/core: close broker: %w", err))
 		}
+		n.writers.close() // every session has ended: none is queued
 		n.shutdownErr = errors.Join(errs...)
 		close(n.done)
 	})

@@ -20,6 +20,7 @@ type Session struct {
 	node   *Node
 	t      Transport
 	pinger Pinger
+	tw     TryWriter // set: the node's writer pool writes it (writers.go)
 	id     string
 	user   string
 	remote string
@@ -58,7 +59,8 @@ type Session struct {
 	paged      bool   // the replay was a page with more to follow: live broker messages are dropped
 	replayN    int    // replayed items in the queue: they do not count against max
 	pause             // the resume policy's state
-	writing    bool   // a writer goroutine is running
+	writing    bool   // a writer goroutine is running, or the session is in the writer pool
+	owed       bool   // TryWriteMany left bytes for FlushPending
 	writer     func() // s.writeLoop, bound once by wakeLocked
 	pingDue    bool
 	closing    *Disconnect // set once: the session is ending
@@ -302,10 +304,37 @@ func (s *Session) enqueue(frame []byte, id, ch string, pol SlowPolicy) bool {
 	if episode {
 		s.node.log.Warn("slow consumer: dropping messages", append(s.logAttrs(), "queue", s.max)...)
 	}
-	if spawn {
+	if spawn && (s.tw == nil || !s.node.writers.submit(s)) {
 		go s.writer()
 	}
 	return true
+}
+
+// writeFailedLocked ends the session after a failed write: the client is
+// gone, nothing more is written.
+func (s *Session) writeFailedLocked(err error) {
+	s.node.log.Debug("write failed", append(s.logAttrs(), "err", err)...)
+	if s.closing == nil {
+		d := DisconnectGoingAway
+		s.closing = &d
+	}
+	s.discardLocked()
+}
+
+// takeBatchLocked takes up to WriteBatch queued frames, oldest first,
+// into s.batch.
+func (s *Session) takeBatchLocked() [][]byte {
+	batch := s.batch[:0]
+	for s.n > 0 && len(batch) < s.node.cfg.WriteBatch {
+		batch = append(batch, s.ring[s.head].frame)
+		if s.ring[s.head].replay {
+			s.replayN--
+		}
+		s.ring[s.head] = item{}
+		s.head = (s.head + 1) % len(s.ring)
+		s.n--
+	}
+	return batch
 }
 
 // slowCloseLocked ends the session with 4008. Called with s.mu held;
@@ -425,6 +454,16 @@ func (s *Session) discardLocked() {
 func (s *Session) writeLoop() {
 	for {
 		s.mu.Lock()
+		if s.owed && (s.closing == nil || s.closing.flushes()) {
+			s.owed = false
+			s.mu.Unlock()
+			if err := s.tw.FlushPending(); err != nil {
+				s.mu.Lock()
+				s.writeFailedLocked(err)
+				s.mu.Unlock()
+			}
+			continue
+		}
 		if s.closing != nil && (s.n == 0 || !s.closing.flushes()) {
 			s.finalLocked()
 			return
@@ -445,16 +484,7 @@ func (s *Session) writeLoop() {
 		}
 		ping := s.pingDue
 		s.pingDue = false
-		batch := s.batch[:0]
-		for s.n > 0 && len(batch) < s.node.cfg.WriteBatch {
-			batch = append(batch, s.ring[s.head].frame)
-			if s.ring[s.head].replay {
-				s.replayN--
-			}
-			s.ring[s.head] = item{}
-			s.head = (s.head + 1) % len(s.ring)
-			s.n--
-		}
+		batch := s.takeBatchLocked()
 		s.mu.Unlock()
 
 		var err error
@@ -469,13 +499,8 @@ func (s *Session) writeLoop() {
 		clear(batch)
 		s.batch = batch
 		if err != nil {
-			s.node.log.Debug("write failed", append(s.logAttrs(), "err", err)...)
 			s.mu.Lock()
-			if s.closing == nil {
-				d := DisconnectGoingAway
-				s.closing = &d
-			}
-			s.discardLocked()
+			s.writeFailedLocked(err)
 			s.mu.Unlock()
 		}
 	}

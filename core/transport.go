@@ -34,6 +34,26 @@ type Transport interface {
 	Close(d Disconnect) error
 }
 
+// TryWriter is implemented by transports that can write without
+// blocking. Core then writes to such a connection from a small pool of
+// writer goroutines shared by the node (one per CPU), instead of starting
+// a goroutine for the connection each time it has something to send:
+// no goroutine start per recipient per message, and what queues up while
+// a connection waits for its turn is written as one batch.
+//
+// TryWriteMany writes frames as WriteMany would if the connection takes
+// them at once, and reports true. If it cannot (a full send buffer, a
+// connection that cannot write without blocking), it keeps what it has
+// not written, reports false, and never blocks; core then hands the
+// connection to a goroutine of its own, which calls FlushPending (writing
+// it as WriteMany would, with a deadline) before anything else. Both
+// follow WriteMany's rules: one call at a time, frames shared and never
+// modified. An error ends the session.
+type TryWriter interface {
+	TryWriteMany(frames [][]byte) (written bool, err error)
+	FlushPending() error
+}
+
 // Aborter is implemented by transports that can be torn down from any
 // goroutine, interrupting a write that is blocked on a stalled client (for
 // a socket: close it). Node.Shutdown aborts the sessions still open when

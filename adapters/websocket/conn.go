@@ -49,7 +49,9 @@ type conn struct {
 	wmu       sync.Mutex
 	wdeadline int64 // unix nanos of the write deadline currently set on nc
 	closeSent bool
-	werr      error // the first write error: the stream may hold a partial frame, nothing more is written
+	werr      error    // the first write error: the stream may hold a partial frame, nothing more is written
+	rest      []byte   // the unwritten end of a frame TryWriteMany began: written before anything else
+	held      [][]byte // frames TryWriteMany could not begin (blocking mode), for FlushPending
 
 	mu       sync.Mutex
 	closed   bool        // the socket is closed
@@ -73,6 +75,7 @@ var (
 	_ core.Transport = (*conn)(nil)
 	_ core.Pinger    = (*conn)(nil)
 	_ core.Aborter   = (*conn)(nil)
+	_ core.TryWriter = (*conn)(nil)
 )
 
 // errCloseSent refuses writes after the close frame.
@@ -104,38 +107,87 @@ func (c *conn) WriteMany(frames [][]byte) error {
 	if len(frames) == 0 {
 		return nil
 	}
-	if c.deflate != nil && c.deflate.worthIt(frames) {
-		return c.writeCompressed(frames)
-	}
-	n := len(frames) - 1
-	for _, f := range frames {
-		n += len(f)
-	}
 	bp := getBuf()
-	b := appendHeader((*bp)[:0], opText, n)
-	for i, f := range frames {
-		if i > 0 {
-			b = append(b, '\n')
-		}
-		b = append(b, f...)
-	}
-	err := c.write(b)
+	b, start := c.appendFrame((*bp)[:0], frames)
+	err := c.write(b[start:])
 	putBuf(bp, b)
 	return err
 }
 
-// writeCompressed writes frames as one compressed message. The payload is
-// built after room for the longest header, which is then written just
-// before it: one buffer, one write.
-func (c *conn) writeCompressed(frames [][]byte) error {
-	bp := getBuf()
-	b := c.deflate.appendMessage((*bp)[:maxServerHeader], frames)
+// appendFrame appends the frame carrying frames to b (empty): one text
+// frame, compressed or not, at b[start:]. The payload is built after room
+// for the longest header, which then goes just before it.
+func (c *conn) appendFrame(b []byte, frames [][]byte) (_ []byte, start int) {
+	b = b[:maxServerHeader]
+	op := byte(opText)
+	if c.deflate != nil && c.deflate.worthIt(frames) {
+		b = c.deflate.appendMessage(b, frames)
+		op |= rsv1Bit
+	} else {
+		for i, f := range frames {
+			if i > 0 {
+				b = append(b, '\n')
+			}
+			b = append(b, f...)
+		}
+	}
 	n := len(b) - maxServerHeader
-	start := maxServerHeader - headerLen(n)
-	appendHeader(b[start:start], opText|rsv1Bit, n)
-	err := c.write(b[start:])
-	putBuf(bp, b)
-	return err
+	start = maxServerHeader - headerLen(n)
+	appendHeader(b[start:start], op, n)
+	return b, start
+}
+
+// TryWriteMany writes the frame for frames if the socket takes it at once
+// (core.TryWriter): a non-blocking write on the detached socket. What
+// the socket does not take waits in rest for FlushPending, and any other
+// write first writes it. A connection read by a goroutine (TLS, other
+// systems) holds the frames for FlushPending instead, as does one whose
+// write lock is busy (the reader answering a ping).
+func (c *conn) TryWriteMany(frames [][]byte) (bool, error) {
+	c.mu.Lock()
+	raw := c.raw
+	c.mu.Unlock()
+	if raw == nil || !c.wmu.TryLock() {
+		c.held = append(c.held[:0], frames...)
+		return false, nil
+	}
+	defer c.wmu.Unlock()
+	switch {
+	case c.closeSent:
+		return false, errCloseSent
+	case c.werr != nil:
+		return false, c.werr
+	case len(c.rest) > 0: // FlushPending is due first: keep the order
+		c.held = append(c.held[:0], frames...)
+		return false, nil
+	}
+	bp := getBuf()
+	buf, start := c.appendFrame((*bp)[:0], frames)
+	b := buf[start:]
+	n, err := tryWrite(raw, b)
+	if err == nil && n < len(b) {
+		c.rest = append([]byte(nil), b[n:]...)
+	}
+	putBuf(bp, buf)
+	if err != nil {
+		c.werr = err
+		go c.closeSocket() // not under wmu: the poller's removal takes c.mu
+		return false, err
+	}
+	return len(c.rest) == 0, nil
+}
+
+// FlushPending writes what TryWriteMany left: the rest of a frame, or
+// the frames it held.
+func (c *conn) FlushPending() error {
+	held := c.held
+	c.held = nil
+	if len(held) > 0 {
+		err := c.WriteMany(held) // writes rest first, if any
+		clear(held)
+		return err
+	}
+	return c.write(nil)
 }
 
 // maxServerHeader is the longest header of a server frame (no mask key).
@@ -192,11 +244,22 @@ func (c *conn) write(b []byte) error {
 	return err
 }
 
-// writeLocked writes b, unless an earlier write failed. The first failure
-// is kept: a timeout may have sent part of a frame.
+// writeLocked writes b, unless an earlier write failed, after the rest
+// of a frame TryWriteMany began. The first failure is kept: a timeout may
+// have sent part of a frame.
 func (c *conn) writeLocked(b []byte) error {
 	if c.werr != nil {
 		return c.werr
+	}
+	if len(c.rest) > 0 {
+		if err := c.writeDeadlined(c.rest); err != nil {
+			c.werr = err
+			return err
+		}
+		c.rest = nil
+	}
+	if len(b) == 0 {
+		return nil
 	}
 	err := c.writeDeadlined(b)
 	if err != nil {

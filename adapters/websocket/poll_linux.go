@@ -192,3 +192,22 @@ func (c *conn) readable() {
 		c.eof()
 	}
 }
+
+// tryWrite writes b to the socket without waiting: the bytes the kernel
+// took now (none when its send buffer is full).
+func tryWrite(raw syscall.RawConn, b []byte) (int, error) {
+	var n int
+	var werr error
+	// Control, not Write: RawConn.Write would refuse once an earlier
+	// write's deadline has passed, and this write never waits anyway.
+	err := raw.Control(func(fd uintptr) {
+		n, werr = syscall.Write(int(fd), b)
+	})
+	if n < 0 {
+		n = 0
+	}
+	if err == nil && werr != nil && werr != syscall.EAGAIN && werr != syscall.EINTR {
+		err = werr
+	}
+	return n, err
+}

@@ -2,7 +2,10 @@
 
 package websocket
 
-import "errors"
+import (
+	"errors"
+	"syscall"
+)
 
 // errNoPoller means the connection must be read by a goroutine.
 var errNoPoller = errors.New("websocket: no poller on this system")
@@ -19,3 +22,6 @@ func (p *poller) remove(c *conn, fd int)      {}
 
 // readable is never called without a poller.
 func (c *conn) readable() {}
+
+// tryWrite is never called without a poller (no connection is detached).
+func tryWrite(raw syscall.RawConn, b []byte) (int, error) { return 0, errNoPoller }
