@@ -208,7 +208,7 @@ func (c Config) WithDefaults() Config {
 // both).
 func (c Config) Validate() error {
 	bad := func(field, format string, args ...any) error {
-		return &ConfigError{Err: ErrInvalidConfig, Field: field, Problem: fmt.Sprintf(format, args...)}
+		return Invalid(ErrInvalidConfig, field, format, args...)
 	}
 	switch {
 	case c.HeartbeatTimeout < 0:
@@ -250,6 +250,13 @@ type ConfigError struct {
 	Err     error  // the package's sentinel, e.g. core.ErrInvalidConfig
 	Field   string // the Config field refused, e.g. "SendQueueSize"
 	Problem string // what is wrong, e.g. "0 must be at least 1"
+}
+
+// Invalid returns the *ConfigError for a field of a package's Config
+// that it refuses: its sentinel (the package's ErrInvalidConfig), the
+// field's name and the problem, formatted.
+func Invalid(sentinel error, field, format string, args ...any) *ConfigError {
+	return &ConfigError{Err: sentinel, Field: field, Problem: fmt.Sprintf(format, args...)}
 }
 
 func (e *ConfigError) Error() string { return fmt.Sprintf("%v: %s: %s", e.Err, e.Field, e.Problem) }

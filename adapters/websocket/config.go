@@ -3,7 +3,6 @@ package websocket
 import (
 	"compress/flate"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -125,8 +124,7 @@ var ErrInvalidConfig = errors.New("switchboard/adapters/websocket: invalid confi
 // panic on it), as a *core.ConfigError wrapping ErrInvalidConfig.
 func (c Config) Validate() error {
 	if c.CompressionLevel > flate.BestCompression {
-		return &core.ConfigError{Err: ErrInvalidConfig, Field: "CompressionLevel",
-			Problem: fmt.Sprintf("%d; use 1 (fastest) to 9 (smallest), or negative to disable compression", c.CompressionLevel)}
+		return core.Invalid(ErrInvalidConfig, "CompressionLevel", "%d; use 1 (fastest) to 9 (smallest), or negative to disable compression", c.CompressionLevel)
 	}
 	return nil
 }

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/switchboard-dev/switchboard/broker"
@@ -88,7 +87,7 @@ func (c Config) WithDefaults() Config {
 // wrapping ErrInvalidConfig.
 func (c Config) Validate() error {
 	negative := func(field string, v any) error {
-		return &core.ConfigError{Err: ErrInvalidConfig, Field: field, Problem: fmt.Sprintf("%v must not be negative", v)}
+		return core.Invalid(ErrInvalidConfig, field, "%v must not be negative", v)
 	}
 	switch {
 	case c.IndexAge < 0:

@@ -105,7 +105,7 @@ func (c Config) WithDefaults() Config {
 // default).
 func (c Config) Validate() error {
 	bad := func(field, format string, args ...any) error {
-		return &core.ConfigError{Err: ErrInvalidConfig, Field: field, Problem: fmt.Sprintf(format, args...)}
+		return core.Invalid(ErrInvalidConfig, field, format, args...)
 	}
 	switch {
 	case c.HistorySize > MaxHistorySize:

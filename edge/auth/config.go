@@ -152,7 +152,7 @@ func (c Config) WithDefaults() Config {
 // usable keys is only known to New (and CheckFiles).
 func (c Config) Validate() error {
 	bad := func(field, format string, args ...any) error {
-		return &core.ConfigError{Err: ErrInvalidConfig, Field: field, Problem: fmt.Sprintf(format, args...)}
+		return core.Invalid(ErrInvalidConfig, field, format, args...)
 	}
 	if !c.HasKeys() {
 		return bad("Secret", "no key source: set Secret, PublicKeyFile, JWKSURL or JWKSFile")

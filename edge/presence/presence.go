@@ -15,7 +15,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"slices"
 	"strconv"
@@ -196,7 +195,7 @@ func (c Config) WithDefaults() Config {
 // wrapping ErrInvalidConfig. Call it after defaults are applied.
 func (c Config) Validate() error {
 	bad := func(field, format string, args ...any) error {
-		return &core.ConfigError{Err: ErrInvalidConfig, Field: field, Problem: fmt.Sprintf(format, args...)}
+		return core.Invalid(ErrInvalidConfig, field, format, args...)
 	}
 	switch {
 	case c.Interval < 0:

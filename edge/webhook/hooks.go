@@ -184,7 +184,7 @@ func (c Config) Enabled() bool {
 // without any route URL is valid, and off: New refuses it (ErrNoRoute).
 func (c Config) Validate() error {
 	bad := func(field, format string, args ...any) error {
-		return &core.ConfigError{Err: ErrInvalidConfig, Field: field, Problem: fmt.Sprintf(format, args...)}
+		return core.Invalid(ErrInvalidConfig, field, format, args...)
 	}
 	for _, u := range []struct{ field, url, path string }{
 		{"ConnectURL", c.ConnectURL, "connect"}, {"MessageURL", c.MessageURL, "message"}, {"DisconnectURL", c.DisconnectURL, "disconnect"},
