@@ -147,11 +147,7 @@ func (h *handler) answer(r request.Request, status int, res Response) *request.A
 	if h.gzip == nil {
 		return &request.Answer{Status: status, Body: appendResponse(plain{}, res).b, Header: noStore}
 	}
-	big := false
-	for _, m := range res.Messages {
-		big = big || len(m) >= h.cfg.CompressionThreshold
-	}
-	if !big || !request.HeaderHasToken(r, "Accept-Encoding", "gzip") {
+	if !deflate.Worth(res.Messages, h.cfg.CompressionThreshold) || !request.HeaderHasToken(r, "Accept-Encoding", "gzip") {
 		return &request.Answer{Status: status, Body: appendResponse(plain{}, res).b, Header: noStoreVary}
 	}
 	w := compressed{cache: h.gzip, threshold: h.cfg.CompressionThreshold}

@@ -56,14 +56,7 @@ func newDeflater(level, threshold int) *deflater {
 
 // worthIt reports whether a batch goes compressed: one of its envelopes
 // reaches the threshold.
-func (d *deflater) worthIt(frames [][]byte) bool {
-	for _, f := range frames {
-		if len(f) >= d.threshold {
-			return true
-		}
-	}
-	return false
-}
+func (d *deflater) worthIt(frames [][]byte) bool { return deflate.Worth(frames, d.threshold) }
 
 var newline = []byte{'\n'}
 

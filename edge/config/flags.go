@@ -54,6 +54,11 @@ func (f *flagSet) num64(p *int64, name string, def int64, usage string) {
 	f.bind(p, name)
 }
 
+func (f *flagSet) float(p *float64, name string, def float64, usage string) {
+	f.Float64Var(p, name, def, usage)
+	f.bind(p, name)
+}
+
 func (f *flagSet) boolean(p *bool, name string, def bool, usage string) {
 	f.BoolVar(p, name, def, usage)
 	f.bind(p, name)
@@ -111,8 +116,7 @@ func newFlagSet(c *Config) *flagSet {
 	f.value(&c.Node.SlowConsumer, (*slowPolicy)(&c.Node.SlowConsumer), "slow-consumer", "when a send queue is full: close (4008), drop-oldest, conflate (newest per room) or resume (replay from the log)")
 	f.value(&c.Node.RoomPolicies, (*roomPolicies)(&c.Node.RoomPolicies), "slow-consumer-rooms", "per-room policies by name pattern, first match wins: e.g. 'ticker:*=conflate,feed:*=resume'")
 	f.value(&c.Node.MaxMessageSize, (*byteSize)(&c.Node.MaxMessageSize), "max-message-size", "largest inbound frame, e.g. 65536, 64KiB or 1MiB (4003 beyond)")
-	f.Float64Var(&c.Node.RateLimit, "rate-limit", node.RateLimit, "inbound frames per second per connection (4002 beyond; negative disables)")
-	f.bind(&c.Node.RateLimit, "rate-limit")
+	f.float(&c.Node.RateLimit, "rate-limit", node.RateLimit, "inbound frames per second per connection (4002 beyond; negative disables)")
 	f.num(&c.Node.RateBurst, "rate-burst", node.RateBurst, "inbound burst allowance per connection")
 	f.num(&c.Node.MaxRoomsPerConn, "max-rooms", node.MaxRoomsPerConn, "rooms one connection may join (negative: unlimited)")
 	f.dur(&c.WriteTimeout, "write-timeout", websocket.ConfigDefault.WriteTimeout, "deadline for each write to a client")

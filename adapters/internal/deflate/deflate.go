@@ -124,6 +124,17 @@ func (c *Cache) compress(frame []byte) []byte {
 	return out
 }
 
+// Worth reports whether frames are worth compressing: one of them is at
+// least threshold bytes (smaller ones gain little on their own).
+func Worth[F ~[]byte](frames []F, threshold int) bool {
+	for _, f := range frames {
+		if len(f) >= threshold {
+			return true
+		}
+	}
+	return false
+}
+
 // Segments appends a raw deflate stream to B, one byte-aligned run after
 // another.
 type Segments struct {
