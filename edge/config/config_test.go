@@ -48,6 +48,9 @@ func TestLoad(t *testing.T) {
 		}},
 		{"interval alone is valid", []string{"--heartbeat-interval", "90s"}, nil, func(c Config) bool { return c.Node.HeartbeatInterval == 90*time.Second }},
 		{"history limit", []string{"--history-limit", "5000"}, nil, func(c Config) bool { return c.Node.HistoryLimit == 5000 }},
+		{"compression off", []string{"--compression-level", "-1", "--compression-threshold", "1024"}, nil, func(c Config) bool {
+			return c.WebSocket.CompressionLevel == -1 && c.WebSocket.CompressionThreshold == 1024
+		}},
 		{"redis default URL", []string{"--broker", "redis"}, nil, func(c Config) bool { return c.Broker.URL == "redis://127.0.0.1:6379/0" }},
 		{"redis URL from env", []string{"--broker", "redis"}, map[string]string{"SWITCHBOARD_BROKER_URL": "redis://10.0.0.5:6380/2"}, func(c Config) bool { return c.Broker.URL == "redis://10.0.0.5:6380/2" }},
 		{"retention", []string{"--retention-messages", "500", "--retention-age", "2h"}, nil, func(c Config) bool { return c.Broker.RetentionMessages == 500 && c.Broker.RetentionAge == 2*time.Hour }},
@@ -118,6 +121,9 @@ func TestLoadErrors(t *testing.T) {
 		{[]string{"--slow-consumer-rooms", "a*=snooze"}, nil, `rule "a*=snooze"`},
 		{[]string{"--rate-limit", "0"}, nil, "or a negative one where the flag says it disables"},
 		{[]string{"--write-timeout", "0s"}, nil, "--write-timeout (SWITCHBOARD_WRITE_TIMEOUT): 0 is not a setting here"},
+		{[]string{"--compression-level", "12"}, nil, "invalid --compression-level (SWITCHBOARD_COMPRESSION_LEVEL): 12; use 1 (fastest) to 9 (smallest), or negative to disable compression"},
+		{[]string{"--compression-level", "0"}, nil, `invalid value "0" for --compression-level (SWITCHBOARD_COMPRESSION_LEVEL): 0 is not a setting here`},
+		{[]string{"--compression-threshold", "big"}, nil, "--compression-threshold (SWITCHBOARD_COMPRESSION_THRESHOLD): expected a whole number"},
 		{nil, map[string]string{"SWITCHBOARD_SEND_QUEUE": "0"}, "--send-queue (SWITCHBOARD_SEND_QUEUE): 0 is not a setting here"},
 		{[]string{"--send-queue", "-1"}, nil, "invalid --send-queue (SWITCHBOARD_SEND_QUEUE): -1 must be at least 1"},
 		{[]string{"--rate-burst", "-1"}, nil, "invalid --rate-burst (SWITCHBOARD_RATE_BURST): -1 must be at least 1 while there is a rate limit"},
