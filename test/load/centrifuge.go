@@ -212,7 +212,17 @@ func subscribeCentrifuge(ctx context.Context, f *fleet, t target, r subReq) erro
 		return errors.New("the centrifuge peer resumes with epoch and offset (cfRecover), not since")
 	}
 	u := fmt.Sprintf("ws://%s/connection/websocket", t.host)
-	conn, resp, err := f.wsDialer(r).DialContext(ctx, u, nil)
+	if f.sample != nil && f.offerDeflate {
+		// Centrifuge's pings are data messages, which may travel in a
+		// compressed frame with publications that a subscriber outside
+		// the sample drops unread, and a missed ping is a disconnect: in
+		// a sampled fleet every subscriber asks for WebSocket ping frames
+		// instead (Centrifuge's option for clients like wscat), which
+		// pass the filter and which the library answers.
+		u += "?cf_ws_frame_ping_pong=true"
+	}
+	d, filter := f.wsDialer(r)
+	conn, resp, err := d.DialContext(ctx, u, nil)
 	if err != nil {
 		if resp != nil {
 			return fmt.Errorf("%s: %w (HTTP %s)", u, err, resp.Status)
@@ -254,6 +264,16 @@ func subscribeCentrifuge(ctx context.Context, f *fleet, t target, r subReq) erro
 	_ = conn.SetReadDeadline(time.Time{})
 	f.welcomed(r.shard, first)
 	f.add(c)
+	if filter != nil {
+		// Outside the sample: pings and disconnects in what passes the
+		// filter are handled, nothing is recorded.
+		handle := func(frame []byte) error { return c.lines(nil, r.shard, frame, 0) }
+		if err := handle(rest); err != nil {
+			return fmt.Errorf("%s: %w", u, err)
+		}
+		f.skim(conn, filter, r.shard, handle)
+		return nil
+	}
 	f.readers.Add(1)
 	go func() {
 		defer f.readers.Done()
@@ -270,6 +290,7 @@ func subscribeCentrifuge(ctx context.Context, f *fleet, t target, r subReq) erro
 				buf, err = readAll(rd, buf[:0])
 			}
 			if err == nil {
+				f.frames.add(r.shard, 1)
 				err = c.lines(f, r.shard, buf, time.Now().UnixNano())
 			}
 			if err != nil {
@@ -282,7 +303,8 @@ func subscribeCentrifuge(ctx context.Context, f *fleet, t target, r subReq) erro
 }
 
 // lines handles one frame: pings are answered, a disconnect push ends the
-// reader, and everything else goes to the fleet line by line.
+// reader, and everything else goes to the fleet line by line (nowhere if
+// f is nil).
 func (c *centrifugeConn) lines(f *fleet, shard int, frame []byte, nowNS int64) error {
 	for line := range lines(frame) {
 		switch kind, _ := parseCentrifugeLine(line); kind {
@@ -293,7 +315,9 @@ func (c *centrifugeConn) lines(f *fleet, shard int, frame []byte, nowNS int64) e
 		case cfDisconnect:
 			return fmt.Errorf("disconnected by the server: %.200s", line)
 		default:
-			f.frame(shard, line, nowNS)
+			if f != nil {
+				f.frame(shard, line, nowNS)
+			}
 		}
 	}
 	return nil

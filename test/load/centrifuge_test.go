@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -112,16 +114,30 @@ func TestPeerReplies(t *testing.T) {
 // (which only the nested peer module depends on): connect with
 // server-side subs, pushes packed several per frame, a ping after the
 // connect reply (in the same frame) that must be answered.
+//
+// A client that offers permessage-deflate gets it, for every frame (as
+// Centrifuge with --compression does for frames over 256 bytes). A
+// client that asks for cf_ws_frame_ping_pong=true gets WebSocket ping
+// frames instead of {}: one after the connect reply and one after each
+// publication's frame, so that they come between compressed frames.
 type fakeCentrifuge struct {
-	mu    sync.Mutex
-	subs  map[string][]*fakeClient
-	conns atomic.Int64
-	pongs atomic.Int64
+	mu      sync.Mutex
+	subs    map[string][]*fakeClient
+	clients []*fakeClient
+	conns   atomic.Int64
+	pongs   atomic.Int64
 }
 
 type fakeClient struct {
-	conn *websocket.Conn
-	mu   sync.Mutex
+	conn      *websocket.Conn
+	mu        sync.Mutex
+	framePing bool         // WebSocket ping frames instead of {}
+	pongs     atomic.Int64 // WebSocket pong frames, with framePing
+}
+
+// ping sends a WebSocket ping frame.
+func (fc *fakeClient) ping() {
+	_ = fc.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(5*time.Second))
 }
 
 func (fc *fakeClient) write(b []byte) {
@@ -176,12 +192,15 @@ func (s *fakeCentrifuge) publish(w http.ResponseWriter, body []byte) {
 	s.mu.Unlock()
 	for c, f := range frames {
 		c.write(f)
+		if c.framePing {
+			c.ping()
+		}
 	}
 	fmt.Fprintf(w, `{"published":%d}`, n)
 }
 
 func (s *fakeCentrifuge) serveWS(w http.ResponseWriter, r *http.Request) {
-	conn, err := (&websocket.Upgrader{}).Upgrade(w, r, nil)
+	conn, err := (&websocket.Upgrader{EnableCompression: true}).Upgrade(w, r, nil)
 	if err != nil {
 		return
 	}
@@ -196,9 +215,13 @@ func (s *fakeCentrifuge) serveWS(w http.ResponseWriter, r *http.Request) {
 	if err != nil || json.Unmarshal(msg, &cmd) != nil || cmd.ID != 1 {
 		return
 	}
-	c := &fakeClient{conn: conn}
+	c := &fakeClient{conn: conn, framePing: r.URL.Query().Get("cf_ws_frame_ping_pong") == "true"}
+	if c.framePing {
+		conn.SetPongHandler(func(string) error { c.pongs.Add(1); return nil })
+	}
 	subs := map[string]struct{}{}
 	s.mu.Lock()
+	s.clients = append(s.clients, c)
 	for ch := range cmd.Connect.Subs {
 		s.subs[ch] = append(s.subs[ch], c)
 		subs[ch] = struct{}{}
@@ -207,7 +230,12 @@ func (s *fakeCentrifuge) serveWS(w http.ResponseWriter, r *http.Request) {
 	// Centrifuge writes a reply's id first (json.Marshal would sort it
 	// after "connect").
 	subsJSON, _ := json.Marshal(subs)
-	c.write([]byte(`{"id":1,"connect":{"client":"c","subs":` + string(subsJSON) + `,"ping":25,"pong":true}}` + "\n{}"))
+	if c.framePing {
+		c.write([]byte(`{"id":1,"connect":{"client":"c","subs":` + string(subsJSON) + `}}`))
+		c.ping()
+	} else {
+		c.write([]byte(`{"id":1,"connect":{"client":"c","subs":` + string(subsJSON) + `,"ping":25,"pong":true}}` + "\n{}"))
+	}
 	s.conns.Add(1)
 	defer s.conns.Add(-1)
 	defer func() {
@@ -234,9 +262,10 @@ func (s *fakeCentrifuge) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// TestCentrifugePeerSmoke runs fanout with --peer centrifuge against the
-// fake server: every push is delivered and every ping answered.
-func TestCentrifugePeerSmoke(t *testing.T) {
+// startFakeCentrifuge serves a fakeCentrifuge on a free loopback port
+// until the test ends.
+func startFakeCentrifuge(t *testing.T) (*fakeCentrifuge, net.Listener) {
+	t.Helper()
 	fake := &fakeCentrifuge{subs: map[string][]*fakeClient{}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -249,6 +278,13 @@ func TestCentrifugePeerSmoke(t *testing.T) {
 		_ = srv.Close() // hijacked connections are closed by the tool
 		<-served
 	})
+	return fake, ln
+}
+
+// TestCentrifugePeerSmoke runs fanout with --peer centrifuge against the
+// fake server: every push is delivered and every ping answered.
+func TestCentrifugePeerSmoke(t *testing.T) {
+	fake, ln := startFakeCentrifuge(t)
 	dec, md := runTool(t, "fanout", "--url", "http://"+ln.Addr().String(), "--peer", "centrifuge",
 		"--subs", "12", "--rooms", "2", "--rate", "60", "--duration", "1s", "--drain", "5s", "--source-ips", "2")
 	var res fanoutResult
@@ -270,5 +306,62 @@ func TestCentrifugePeerSmoke(t *testing.T) {
 	}
 	if !strings.Contains(md, "| fanout | centrifuge | 1 | 1 | websocket | http | 12 | 2 |") {
 		t.Errorf("Markdown:\n%s", md)
+	}
+}
+
+// TestCentrifugeSampledSmoke runs fanout with --peer centrifuge, the
+// deflate offer and an inflation sample of 4 of 12 subscribers against
+// the fake server, which compresses every frame: the sample receives
+// every push, the others drop as many compressed frames as the sample
+// reads and read as many bytes, and every subscriber, in the sample or
+// not, asked for WebSocket ping frames and answered those that came
+// between the compressed frames.
+func TestCentrifugeSampledSmoke(t *testing.T) {
+	fake, ln := startFakeCentrifuge(t)
+	dec, md := runTool(t, "fanout", "--url", "http://"+ln.Addr().String(), "--peer", "centrifuge", "--compress", "--payload", "market",
+		"--inflate-sample", "4", "--subs", "12", "--rooms", "2", "--rate", "60", "--duration", "1s", "--drain", "5s", "--source-ips", "2")
+	var res fanoutResult
+	if err := dec.Decode(&res); err != nil {
+		t.Fatal(err)
+	}
+	if res.Published == 0 || res.Delivered != res.Published*2 || res.LossPct != 0 || res.Disconnects != 0 || res.DeflatedSubs != 12 {
+		t.Errorf("published %d, delivered %d (want 2 per message: the sample's members per room), loss %v%%, disconnects %d (%s), deflated %d",
+			res.Published, res.Delivered, res.LossPct, res.Disconnects, res.Disconnect, res.DeflatedSubs)
+	}
+	s := res.Sample
+	if !res.Extrapolated || s == nil {
+		t.Fatalf("extrapolated %v, sample %+v", res.Extrapolated, s)
+	}
+	t.Logf("sample %+v", *s)
+	if s.Subscribers != 4 || s.Others != 8 || s.Scale != 3 || res.DeliveredPerS != s.DeliveredPerS*3 {
+		t.Errorf("sample %+v, delivered/s %v", s, res.DeliveredPerS)
+	}
+	if s.FramesPerSub <= 0 || math.Abs(s.OthersDroppedPerSub-s.FramesPerSub) > 0.5 || s.OthersPassedPerSub != 0 {
+		t.Errorf("frames per sampled subscriber %.2f, dropped per other %.2f, passed %.2f", s.FramesPerSub, s.OthersDroppedPerSub, s.OthersPassedPerSub)
+	}
+	if s.OthersWireRatio < 0.95 || s.OthersWireRatio > 1.05 || s.OthersWireRatioMin < 0.9 {
+		t.Errorf("others' bytes over the sample's: %.3f (least %.3f)", s.OthersWireRatio, s.OthersWireRatioMin)
+	}
+	fake.mu.Lock()
+	clients := slices.Clone(fake.clients)
+	fake.mu.Unlock()
+	if len(clients) != 12 {
+		t.Fatalf("%d clients, want 12", len(clients))
+	}
+	// Each client was sent a ping after its connect reply and after
+	// each of the run's frames; wait for at least two answers from each.
+	for _, c := range clients {
+		if !c.framePing {
+			t.Fatal("a subscriber of a sampled fleet did not ask for WebSocket ping frames")
+		}
+		for deadline := time.Now().Add(5 * time.Second); c.pongs.Load() < 2 && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if n := c.pongs.Load(); n < 2 {
+			t.Errorf("a subscriber answered %d pings, want at least 2", n)
+		}
+	}
+	if !strings.Contains(md, "| 4/12 (×3.00) |") {
+		t.Errorf("no sample in the Markdown:\n%s", md)
 	}
 }

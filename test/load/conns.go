@@ -47,10 +47,19 @@ type fleet struct {
 	offerDeflate bool
 	deflated     atomic.Int64
 	// rx counts the bytes the subscribers read from their sockets.
-	rx byteCounter
+	rx shardedCounter
+	// sample, if set, is the inflation sample (pickSample): with
+	// offerDeflate, a subscriber outside it reads through a frameFilter
+	// that drops compressed messages unread (registered in filters) and
+	// records nothing. nil: every subscriber reads in full.
+	sample []bool
+	// frames counts the messages the subscribers that read in full read
+	// after their welcome.
+	frames shardedCounter
 
 	mu      sync.Mutex
 	closers []io.Closer
+	filters []*frameFilter // of the subscribers outside the sample
 	closing atomic.Bool
 	ended   atomic.Int64
 	first   atomic.Pointer[error]
@@ -70,6 +79,41 @@ func (f *fleet) welcomed(shard int, msg []byte) {
 	if f.welcome != nil {
 		f.welcome(shard, msg)
 	}
+}
+
+// inSample reports whether subscriber shard reads and records in full.
+func (f *fleet) inSample(shard int) bool {
+	return f.sample == nil || !f.offerDeflate || f.sample[shard]
+}
+
+// skim is the reader of a subscriber outside the sample: it reads what
+// its frameFilter lets through (uncompressed messages; the library answers
+// pings and sees the close), records nothing, and hands each message to
+// handle if set, until the connection ends. filter is armed first: from
+// the next message on, compressed ones are dropped.
+func (f *fleet) skim(conn *websocket.Conn, filter *frameFilter, shard int, handle func([]byte) error) {
+	filter.arm()
+	f.mu.Lock()
+	f.filters = append(f.filters, filter)
+	f.mu.Unlock()
+	f.readers.Add(1)
+	go func() {
+		defer f.readers.Done()
+		buf := make([]byte, 0, 512)
+		for {
+			_, rd, err := conn.NextReader() // answers pings while reading
+			if err == nil {
+				buf, err = readAll(rd, buf[:0])
+			}
+			if err == nil && handle != nil {
+				err = handle(buf)
+			}
+			if err != nil {
+				f.end(shard, err)
+				return
+			}
+		}
+	}()
 }
 
 // gracefulCloser is a connection that can say goodbye before closing.
@@ -177,12 +221,20 @@ func wsDialer(src net.IP) *websocket.Dialer {
 }
 
 // wsDialer is the dialer of subscriber r: its reads are counted in f.rx,
-// and it offers permessage-deflate if f.offerDeflate.
-func (f *fleet) wsDialer(r subReq) *websocket.Dialer {
+// and it offers permessage-deflate if f.offerDeflate. For a subscriber
+// outside the sample it also returns the frameFilter its reads go
+// through (to be armed by skim once the subscription is live); nil for
+// one that reads in full.
+func (f *fleet) wsDialer(r subReq) (*websocket.Dialer, *frameFilter) {
 	d := wsDialer(r.src)
 	d.NetDialContext = countingDial(d.NetDialContext, &f.rx, r.shard)
 	d.EnableCompression = f.offerDeflate
-	return d
+	var filter *frameFilter
+	if !f.inSample(r.shard) {
+		filter = &frameFilter{}
+		d.NetDialContext = filteringDial(d.NetDialContext, filter)
+	}
+	return d, filter
 }
 
 // dialDeflated notes whether the server accepted permessage-deflate in
@@ -232,13 +284,18 @@ func dialWS(ctx context.Context, d *websocket.Dialer, t target, r subReq) (*webs
 }
 
 func subscribeWS(ctx context.Context, f *fleet, t target, r subReq) error {
-	conn, resp, first, err := dialWS(ctx, f.wsDialer(r), t, r)
+	d, filter := f.wsDialer(r)
+	conn, resp, first, err := dialWS(ctx, d, t, r)
 	if err != nil {
 		return err
 	}
 	f.dialDeflated(resp)
 	f.welcomed(r.shard, first)
 	f.add(wsCloser{conn})
+	if filter != nil {
+		f.skim(conn, filter, r.shard, nil)
+		return nil
+	}
 	f.readers.Add(1)
 	go func() {
 		defer f.readers.Done()
@@ -254,6 +311,7 @@ func subscribeWS(ctx context.Context, f *fleet, t target, r subReq) error {
 				f.end(r.shard, err)
 				return
 			}
+			f.frames.add(r.shard, 1)
 			f.frame(r.shard, buf, time.Now().UnixNano())
 		}
 	}()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -73,6 +74,16 @@ type fanoutResult struct {
 	PublishedSeries []int64 `json:"published_series"`
 	Histogram       []bin   `json:"latency_histogram"`
 
+	// Extrapolated is set when only a sample of the subscribers inflated
+	// and was measured (--inflate-sample; sample.go): Expected, Delivered,
+	// LossPct, Latency, the histogram, the delivered series and
+	// WireBytesPerDelivery are the sample's own; DeliveredPerS is the
+	// sample's times Sample.Scale, and the CPU per delivery is over
+	// Delivered times Sample.Scale. Disconnects, WireBytes and the
+	// server's counters cover every subscriber.
+	Extrapolated bool           `json:"extrapolated,omitempty"`
+	Sample       *sampleFigures `json:"sample,omitempty"`
+
 	PayloadKind string `json:"payload_kind"` // pad, chat or market
 	// DeflateOffered: the subscribers offered permessage-deflate
 	// (--compress); DeflatedSubs of them had it accepted.
@@ -83,7 +94,7 @@ type fanoutResult struct {
 	// WireBytesPerDelivery that over Delivered.
 	WireBytes            int64   `json:"wire_bytes"`
 	WireBytesPerDelivery float64 `json:"wire_bytes_per_delivery"`
-	// EnvelopeBytes is the mean size of the load messages subscriber 0
+	// EnvelopeBytes is the mean size of the load messages one subscriber
 	// received, as the server framed them (its envelope around the
 	// payload; inflated), and OwnDeflateBytes their mean size each
 	// deflated on its own at level 6 (deflateSizer): the floor of
@@ -120,6 +131,10 @@ type saturateSummary struct {
 	AtRate            float64 `json:"at_rate"`
 	FailedAtRate      float64 `json:"failed_at_rate,omitempty"`
 	Reason            string  `json:"reason"`
+	// Extrapolated: the deliveries are a sample's, scaled up
+	// (fanoutResult.Extrapolated); InflateSample is the sample's size.
+	Extrapolated  bool `json:"extrapolated,omitempty"`
+	InflateSample int  `json:"inflate_sample,omitempty"`
 }
 
 // runFanout runs fanout or saturate --runs times against every server
@@ -197,8 +212,20 @@ func fanoutOnce(ctx context.Context, o options, t *edgeTarget, out *output, run 
 	rec := &recorder{steps: make([]atomicStep, steps*maxAttempts)}
 	f := &fleet{rec: rec, offerDeflate: offer}
 	defer f.closeAll()
+	measured := members // per room, the subscribers whose deliveries are counted
+	if offer {
+		var in []int64
+		if f.sample, in = pickSample(o.subs, o.rooms, o.inflateSample); f.sample != nil {
+			measured = in
+			rec.keeper = slices.Index(f.sample, true)
+		}
+	}
 
 	prefix := variantPrefix(o, t, run, offer)
+	if f.sample != nil {
+		out.note(fmt.Sprintf("%s%d of %d subscribers inflate and are measured (--inflate-sample); the others drop compressed messages unread, and deliveries/s are extrapolated",
+			prefix, sum(measured), o.subs))
+	}
 	bar := out.progress(prefix+fmt.Sprintf("connecting %d %s subscribers", o.subs, o.transport), int64(o.subs))
 	err := openFleet(ctx, f, t.server().subscribe[o.transport], t.target, o.subs, o.dialConcurrency, o.sourceIPs, rooms, "load-s"+runID+"-", bar.add1)
 	bar.done()
@@ -230,7 +257,7 @@ func fanoutOnce(ctx context.Context, o options, t *edgeTarget, out *output, run 
 		var res *fanoutResult
 		var err error
 		for attempt := range maxAttempts {
-			res, err = runStep(ctx, o, t, out, f, pub, prefix, run, step, step*maxAttempts+attempt, rate, members)
+			res, err = runStep(ctx, o, t, out, f, pub, prefix, run, step, step*maxAttempts+attempt, rate, members, measured)
 			if err != nil || o.maxOther < 0 || res.Server == nil || res.Machine.OtherCores <= o.maxOther {
 				break
 			}
@@ -254,11 +281,15 @@ func fanoutOnce(ctx context.Context, o options, t *edgeTarget, out *output, run 
 			out.result(res)
 			return res, nil
 		}
-		ok := res.LossPct <= 100-o.minDelivery && res.Latency.P99 <= float64(o.maxP99)/1e6 && res.Disconnects == 0
+		others := res.Sample.failure(res.ServerSlowClosed, res.ServerDropped)
+		ok := res.LossPct <= 100-o.minDelivery && res.Latency.P99 <= float64(o.maxP99)/1e6 && res.Disconnects == 0 && others == ""
 		res.Sustainable = &ok
 		out.result(res)
 		if !ok {
 			reason := fmt.Sprintf("at %.0f msg/s: %.2f%% delivered, p99 %.1f ms, %d disconnects", rate, 100-res.LossPct, res.Latency.P99, res.Disconnects)
+			if others != "" {
+				reason += "; " + others
+			}
 			out.result(summarize(o, t, run, offer, best, rate, reason))
 			return best, nil
 		}
@@ -307,13 +338,26 @@ func summarize(o options, t *edgeTarget, run int, offer bool, best *fanoutResult
 		PayloadKind: o.payloadK, DeflateOffered: offer, FailedAtRate: failedAt, Reason: reason}
 	if best != nil {
 		s.MaxDeliveriesPerS, s.AtRate = best.DeliveredPerS, best.RateTarget
+		if best.Sample != nil {
+			s.Extrapolated, s.InflateSample = true, best.Sample.Subscribers
+		}
 	}
 	return s
 }
 
+func sum(v []int64) int64 {
+	var t int64
+	for _, x := range v {
+		t += x
+	}
+	return t
+}
+
 // runStep publishes at rate for o.duration, waits for the deliveries (at
-// most o.drain) and measures the step.
-func runStep(ctx context.Context, o options, t *edgeTarget, out *output, f *fleet, pub publisher, prefix string, run, step, tag int, rate float64, members []int64) (*fanoutResult, error) {
+// most o.drain) and measures the step. members are the subscribers per
+// room, measured those of them whose deliveries are counted (the sample's
+// with a sampled fleet, else members).
+func runStep(ctx context.Context, o options, t *edgeTarget, out *output, f *fleet, pub publisher, prefix string, run, step, tag int, rate float64, members, measured []int64) (*fanoutResult, error) {
 	seconds := int((o.duration+o.drain)/time.Second) + 2
 	st := newStepStats(seconds)
 	f.rec.steps[tag].Store(st)
@@ -330,7 +374,7 @@ func runStep(ctx context.Context, o options, t *edgeTarget, out *output, f *flee
 	}
 	lost0, _ := f.lost()
 	acks0, errs0 := pub.replies()
-	rx0 := f.rx.total()
+	rx0, frames0, others0 := f.rx.total(), f.frames.total(), f.others()
 
 	desc := fmt.Sprintf("%s %.0f msg/s → %d subs", o.scenario, rate, o.subs)
 	if o.scenario == "saturate" {
@@ -354,9 +398,10 @@ func runStep(ctx context.Context, o options, t *edgeTarget, out *output, f *flee
 	}
 	pubEnd := time.Now()
 
-	var expected int64
+	var expected, expectedAll int64
 	for i, n := range counts.perRoom {
-		expected += n * members[i]
+		expected += n * measured[i]
+		expectedAll += n * members[i]
 	}
 	// Drain: wait for the deliveries and the acks, bounded by o.drain.
 	deadline := pubEnd.Add(o.drain)
@@ -381,7 +426,7 @@ func runStep(ctx context.Context, o options, t *edgeTarget, out *output, f *flee
 		return nil, err
 	}
 	delivered := st.delivered.Load()
-	rx1 := f.rx.total()
+	rx1, frames1, others1 := f.rx.total(), f.frames.total(), f.others()
 	lost1, why := f.lost()
 	acks1, errs1 := pub.replies()
 	stats1, _ := edgeproc.GetStats(ctx, base)
@@ -416,12 +461,30 @@ func runStep(ctx context.Context, o options, t *edgeTarget, out *output, f *flee
 		res.LossPct = max(0, float64(expected-delivered)/float64(expected)*100)
 	}
 	res.EnvelopeBytes, res.OwnDeflateBytes = envelopeSizes(st.samples())
+	// deliveries is what all subscribers had delivered: Delivered, or
+	// with a sample, the sample's scaled up.
+	deliveries, wire := float64(delivered), res.WireBytes
+	if f.sample != nil && f.offerDeflate {
+		n := sum(measured)
+		scale := float64(o.subs) / float64(n)
+		if expected > 0 {
+			scale = float64(expectedAll) / float64(expected)
+		}
+		wire -= others1.bytes - others0.bytes
+		res.Extrapolated = true
+		res.Sample = sampleStep(int(n), scale, wire, frames1-frames0, others0, others1)
+		deliveries *= scale
+	}
 	if delivered > 0 {
-		res.WireBytesPerDelivery = float64(res.WireBytes) / float64(delivered)
-		res.LoadCPUPerDelivery = (self1.CPU - self0.CPU).Seconds() * 1e6 / float64(delivered)
+		res.WireBytesPerDelivery = float64(wire) / float64(delivered)
+		res.LoadCPUPerDelivery = (self1.CPU - self0.CPU).Seconds() * 1e6 / deliveries
 	}
 	if last := st.lastNS.Load(); last > 0 && delivered > 0 {
 		res.DeliveredPerS = float64(delivered) / (float64(last-start.UnixNano()) / 1e9)
+		if res.Sample != nil {
+			res.Sample.DeliveredPerS = res.DeliveredPerS
+			res.DeliveredPerS *= res.Sample.Scale
+		}
 	}
 	used := int((time.Duration(st.lastNS.Load()-start.UnixNano()))/time.Second) + 1
 	for i := range min(max(used, len(counts.series)), len(st.series)) {
@@ -434,7 +497,7 @@ func runStep(ctx context.Context, o options, t *edgeTarget, out *output, f *flee
 	if t.pid > 0 {
 		res.Server = &usage{CPUCores: (srv1.CPU - srv0.CPU).Seconds() / wall, RSSBytes: srv1.RSS, Goroutines: stats1.Goroutines, Threads: srv1.Threads}
 		if delivered > 0 {
-			res.ServerCPUPerDelivery = (srv1.CPU - srv0.CPU).Seconds() * 1e6 / float64(delivered)
+			res.ServerCPUPerDelivery = (srv1.CPU - srv0.CPU).Seconds() * 1e6 / deliveries
 		}
 		res.Machine.OtherCores = max(0, res.Machine.BusyCores-res.Server.CPUCores-res.Generator.CPUCores)
 	}

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -283,4 +285,136 @@ func startEdge(t *testing.T, cfg config.Config) net.Listener {
 		}
 	})
 	return ln
+}
+
+// TestSampledSmoke runs fanout, then a two-step saturate, with
+// --compress=both, market payloads and an inflation sample of 6 of 30
+// subscribers in 3 rooms against an in-process edge. Without the offer
+// every subscriber is measured, as before; with it, 2 per room inflate
+// and are measured, deliveries/s are theirs ×5, and the other 24 read as
+// many bytes and drop as many compressed messages as the sample reads
+// frames.
+func TestSampledSmoke(t *testing.T) {
+	cfg := config.Default()
+	cfg.Node.RateLimit = -1
+	ln := startEdge(t, cfg)
+	for _, scenario := range []string{"fanout", "saturate"} {
+		t.Run(scenario, func(t *testing.T) {
+			dec, md := runTool(t, scenario, "--url", "http://"+ln.Addr().String(), "--compress=both", "--payload", "market",
+				"--inflate-sample", "6", "--subs", "30", "--rooms", "3", "--rate", "40", "--rate-start", "40", "--max-steps", "2",
+				"--duration", "1s", "--drain", "5s")
+			steps := 1
+			if scenario == "saturate" {
+				steps = 2
+			}
+			for _, offered := range []bool{false, true} {
+				for range steps {
+					var res fanoutResult
+					if err := dec.Decode(&res); err != nil {
+						t.Fatal(err)
+					}
+					checkSampled(t, &res, offered)
+				}
+				if scenario == "saturate" {
+					var sum saturateSummary
+					if err := dec.Decode(&sum); err != nil {
+						t.Fatal(err)
+					}
+					if !sum.Summary || sum.DeflateOffered != offered || sum.Extrapolated != offered || (offered && sum.InflateSample != 6) || sum.MaxDeliveriesPerS <= 0 {
+						t.Errorf("saturate summary %+v", sum)
+					}
+				}
+			}
+			for _, want := range []string{"| all |", "| 6/30 (×5.00) |"} {
+				if !strings.Contains(md, want) {
+					t.Errorf("no %q in the Markdown:\n%s", want, md)
+				}
+			}
+		})
+	}
+}
+
+// checkSampled checks one step of TestSampledSmoke.
+func checkSampled(t *testing.T, res *fanoutResult, offered bool) {
+	t.Helper()
+	if res.DeflateOffered != offered || res.Published == 0 || res.LossPct != 0 || res.Disconnects != 0 {
+		t.Errorf("offered %v: published %d, loss %v%%, disconnects %d (%s)", res.DeflateOffered, res.Published, res.LossPct, res.Disconnects, res.Disconnect)
+	}
+	if res.Sustainable != nil && !*res.Sustainable {
+		t.Errorf("offered %v: step %d at %.0f msg/s not sustainable", offered, res.Step+1, res.RateTarget)
+	}
+	s := res.Sample
+	if !offered {
+		if res.Extrapolated || s != nil || res.Delivered != res.Published*10 {
+			t.Errorf("plain: extrapolated %v, sample %+v, delivered %d of %d×10 (members per room)", res.Extrapolated, s, res.Delivered, res.Published)
+		}
+		return
+	}
+	if !res.Extrapolated || s == nil {
+		t.Fatalf("deflate: extrapolated %v, sample %+v", res.Extrapolated, s)
+	}
+	if res.Delivered != res.Published*2 || res.DeflatedSubs != 30 {
+		t.Errorf("deflate: delivered %d, want %d×2 (the sample's members per room); %d deflated", res.Delivered, res.Published, res.DeflatedSubs)
+	}
+	if s.Subscribers != 6 || s.Others != 24 || s.Scale != 5 || math.Abs(res.DeliveredPerS-s.DeliveredPerS*5) > 1e-6 {
+		t.Errorf("deflate: sample %+v, delivered/s %v", *s, res.DeliveredPerS)
+	}
+	// The server batches what queued up, differently for each
+	// subscriber: frames and dropped messages per subscriber are close,
+	// not equal; bytes hardly differ.
+	if s.FramesPerSub <= 0 || s.OthersDroppedPerSub < s.FramesPerSub*0.8 || s.OthersDroppedPerSub > float64(res.Published) {
+		t.Errorf("deflate: %.2f frames per sampled subscriber, %.2f dropped per other (%d published)", s.FramesPerSub, s.OthersDroppedPerSub, res.Published)
+	}
+	if s.OthersWireRatio < minWireRatio || s.OthersWireRatio > 1.2 || s.OthersWireRatioMin < 0.8 {
+		t.Errorf("deflate: others' bytes over the sample's %.3f (least %.3f)", s.OthersWireRatio, s.OthersWireRatioMin)
+	}
+	if res.WireBytesPerDelivery > res.EnvelopeBytes/2 || res.WireBytesPerDelivery < res.OwnDeflateBytes*0.9 {
+		t.Errorf("deflate: the sample read %.1f B/delivery for %.1f B envelopes, %.1f B each deflated", res.WireBytesPerDelivery, res.EnvelopeBytes, res.OwnDeflateBytes)
+	}
+}
+
+func TestPickSample(t *testing.T) {
+	for _, c := range []struct {
+		subs, rooms, n int
+		want           []int64 // sample members per room; nil: all read in full
+	}{
+		{1000, 1, 50, []int64{50}},
+		{1000, 10, 50, []int64{5, 5, 5, 5, 5, 5, 5, 5, 5, 5}},
+		{1000, 3, 50, []int64{17, 17, 17}},
+		{30, 3, 6, []int64{2, 2, 2}},
+		{100, 60, 10, slices.Repeat([]int64{1}, 60)}, // at least one per room
+		{1000, 1, 0, nil},
+		{50, 1, 50, nil},
+		{10, 1, 50, nil},
+		{4, 4, 2, nil}, // one per room is everyone
+	} {
+		in, members := pickSample(c.subs, c.rooms, c.n)
+		if !slices.Equal(members, c.want) || (in == nil) != (c.want == nil) {
+			t.Errorf("pickSample(%d, %d, %d): members %v, want %v", c.subs, c.rooms, c.n, members, c.want)
+			continue
+		}
+		if in == nil {
+			continue
+		}
+		// The choice agrees with the members per room, and is spread
+		// over each room's join order: no two picks of a room adjacent
+		// unless the room is mostly sample.
+		got := make([]int64, c.rooms)
+		last := map[int]int{}
+		for i, ok := range in {
+			if !ok {
+				continue
+			}
+			r, pos := i%c.rooms, i/c.rooms
+			got[r]++
+			m := (c.subs - r + c.rooms - 1) / c.rooms
+			if p, seen := last[r]; seen && pos-p < m/int(members[r]) {
+				t.Errorf("pickSample(%d, %d, %d): room %d picks positions %d and %d of %d", c.subs, c.rooms, c.n, r, p, pos, m)
+			}
+			last[r] = pos
+		}
+		if !slices.Equal(got, members) {
+			t.Errorf("pickSample(%d, %d, %d): picks per room %v, members %v", c.subs, c.rooms, c.n, got, members)
+		}
+	}
 }

@@ -31,10 +31,13 @@
 // messages, ~2 KB market-data snapshots of random figures; default pad,
 // padded constant text) and --compress (WebSocket subscribers offer
 // permessage-deflate; --compress=both measures each server without and
-// with the offer in every run). Every fanout step reports the bytes the
-// subscribers read from their sockets per delivery, next to the mean
-// envelope and the envelope deflated on its own (the floor of
-// compressing each message once without context takeover), and the
+// with the offer in every run). With the offer, only a sample of about
+// --inflate-sample subscribers (default 50) inflates and is measured; the
+// others read every byte but drop compressed messages unread, and
+// deliveries/s are extrapolated (sample.go). Every fanout step reports
+// the bytes the subscribers read from their sockets per delivery, next
+// to the mean envelope and the envelope deflated on its own (the floor
+// of compressing each message once without context takeover), and the
 // server's and the tool's CPU time per delivery.
 //
 // Peers in the same run (--peer switchboard,fiber,centrifuge): the same
@@ -121,7 +124,10 @@ type options struct {
 	payload  int    // pad: bytes of data
 	payloadK string // --payload kind: pad, chat or market
 	compress compressMode
-	drain    time.Duration
+	// inflateSample: with the deflate offer, only about this many
+	// subscribers inflate and are measured (sample.go); 0: all.
+	inflateSample int
+	drain         time.Duration
 
 	rateStart   float64
 	rateFactor  float64
@@ -159,7 +165,7 @@ type options struct {
 func defaultOptions() options {
 	return options{
 		scenario: "fanout", transport: "websocket", publisher: "http", publishWorkers: 8, runs: 1, maxOther: 0.25, serverCPU: -1,
-		subs: 1000, rooms: 1, rate: 100, duration: 10 * time.Second, payload: 128, payloadK: "pad", drain: 5 * time.Second,
+		subs: 1000, rooms: 1, rate: 100, duration: 10 * time.Second, payload: 128, payloadK: "pad", inflateSample: defaultInflateSample, drain: 5 * time.Second,
 		rateStart: 50, rateFactor: 1.5, maxSteps: 20, minDelivery: 99, maxP99: 250 * time.Millisecond,
 		conns: 10000, settle: 20 * time.Second, samples: 5,
 		maxWaves: 1000, messages: 500, pubRooms: 5000, warmup: 10 * time.Second, catchup: 30 * time.Second,
@@ -219,6 +225,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 		return nil
 	})
 	fs.Var(&o.compress, "compress", "fanout, saturate with --transport websocket: the subscribers offer permessage-deflate (a started centrifuge peer gets --compression); --compress=both measures each server twice per run, without and with the offer; the fiber peer never accepts it")
+	fs.IntVar(&o.inflateSample, "inflate-sample", o.inflateSample, "with the deflate offer (--compress): only about this many subscribers, spread over the rooms, inflate every message and are measured (loss, latency, wire bytes); the others read every byte but drop compressed messages unread, and deliveries/s are the sample's scaled up to all subscribers (marked extrapolated); 0, or at least --subs: all inflate")
 	fs.DurationVar(&o.drain, "drain", o.drain, "after publishing, wait at most this long for the last deliveries")
 	fs.Float64Var(&o.rateStart, "rate-start", o.rateStart, "saturate: rate of the first step, msg/s")
 	fs.Float64Var(&o.rateFactor, "rate-factor", o.rateFactor, "saturate: each step multiplies the rate by this")
@@ -339,6 +346,8 @@ func (o *options) validate() error {
 		return fmt.Errorf("--payload %s: only fanout and saturate; %s uses pad payloads", o.payloadK, o.scenario)
 	case o.compress != compressOff && (o.scenario != "fanout" && o.scenario != "saturate" || o.transport != "websocket"):
 		return errors.New("--compress goes with fanout or saturate and --transport websocket")
+	case o.inflateSample < 0:
+		return fmt.Errorf("--inflate-sample %d: use 0 (all inflate) or more", o.inflateSample)
 	case o.maxSteps < 1 || o.maxSteps > 100:
 		return fmt.Errorf("--max-steps %d: use 1 to 100", o.maxSteps)
 	case o.conns < 1 || o.samples < 1 || o.settle < 0:

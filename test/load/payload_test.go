@@ -160,7 +160,7 @@ func TestCountingConn(t *testing.T) {
 			}()
 		}
 	}()
-	var bc byteCounter
+	var bc shardedCounter
 	d := &net.Dialer{}
 	ctx := context.Background()
 	for i, p := range payloads {

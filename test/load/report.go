@@ -44,8 +44,8 @@ func writeMarkdown(w io.Writer, results []any) {
 		}
 	}
 	if len(fan) > 0 {
-		fmt.Fprintln(w, "| scenario | server | run | step | transport | publisher | subs | rooms | rate msg/s | published/s | delivered/s | loss % | p50 ms | p99 ms | p99.9 ms | max ms | disconnects | slow closed | server CPU | load CPU | other CPU | payload | deflate subs | wire B/delivery | envelope B | own deflate B | wire ÷ own deflate | server CPU µs/delivery | load CPU µs/delivery |")
-		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+		fmt.Fprintln(w, "| scenario | server | run | step | transport | publisher | subs | rooms | rate msg/s | published/s | delivered/s | loss % | p50 ms | p99 ms | p99.9 ms | max ms | disconnects | slow closed | server CPU | load CPU | other CPU | payload | deflate subs | wire B/delivery | envelope B | own deflate B | wire ÷ own deflate | server CPU µs/delivery | load CPU µs/delivery | inflating subs | others' B ÷ sample's (least) | dropped per other ÷ frames per sampled |")
+		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 		for _, r := range fan {
 			srv, other := "n/a", "n/a"
 			if r.Server != nil {
@@ -58,17 +58,22 @@ func writeMarkdown(w io.Writer, results []any) {
 			if r.Server != nil {
 				perDelivery = fmt.Sprintf("%.2f", r.ServerCPUPerDelivery)
 			}
-			fmt.Fprintf(w, "| %s | %s | %d | %d | %s | %s | %d | %d | %.0f | %.0f | %.0f | %.3f | %.2f | %.2f | %.2f | %.2f | %d | %d | %s | %.2f | %s | %s | %s | %.1f | %s | %s | %s | %s | %.2f |\n",
+			fmt.Fprintf(w, "| %s | %s | %d | %d | %s | %s | %d | %d | %.0f | %.0f | %.0f | %.3f | %.2f | %.2f | %.2f | %.2f | %d | %d | %s | %.2f | %s | %s | %s | %.1f | %s | %s | %s | %s | %.2f | %s | %s | %s |\n",
 				r.Scenario, r.ServerName, r.Run, r.Step+1, r.Transport, r.Publisher, r.Subscribers, r.Rooms, r.RateTarget, r.PublishedPerS, r.DeliveredPerS, r.LossPct,
 				r.Latency.P50, r.Latency.P99, r.Latency.P999, r.Latency.Max, r.Disconnects, r.ServerSlowClosed, srv, r.Generator.CPUCores, other,
 				payloadLabel(r.PayloadKind, r.PayloadBytes), deflateLabel(r.DeflateOffered, r.DeflatedSubs, r.Subscribers), r.WireBytesPerDelivery,
-				orNA(r.EnvelopeBytes, "%.1f"), orNA(r.OwnDeflateBytes, "%.1f"), overFloor(r.WireBytesPerDelivery, r.OwnDeflateBytes), perDelivery, r.LoadCPUPerDelivery)
+				orNA(r.EnvelopeBytes, "%.1f"), orNA(r.OwnDeflateBytes, "%.1f"), overFloor(r.WireBytesPerDelivery, r.OwnDeflateBytes), perDelivery, r.LoadCPUPerDelivery,
+				sampleLabel(r.Sample, r.Subscribers), othersWireLabel(r.Sample), othersDroppedLabel(r.Sample))
 		}
 		fmt.Fprintln(w)
 	}
 	for _, s := range sums {
-		fmt.Fprintf(w, "**saturate, %s, run %d**: highest sustainable %.0f deliveries/s (%d subscribers, %d rooms, at %.0f msg/s); stopped: %s\n\n",
-			s.ServerName, s.Run, s.MaxDeliveriesPerS, s.Subscribers, s.Rooms, s.AtRate, s.Reason)
+		extra := ""
+		if s.Extrapolated {
+			extra = fmt.Sprintf(", extrapolated from %d inflating subscribers", s.InflateSample)
+		}
+		fmt.Fprintf(w, "**saturate, %s%s, run %d**: highest sustainable %.0f deliveries/s (%d subscribers, %d rooms, at %.0f msg/s%s); stopped: %s\n\n",
+			s.ServerName, variantLabel(s.PayloadKind, s.DeflateOffered), s.Run, s.MaxDeliveriesPerS, s.Subscribers, s.Rooms, s.AtRate, extra, s.Reason)
 	}
 	for _, s := range runs {
 		what := "each run's step"
@@ -86,8 +91,8 @@ func writeMarkdown(w io.Writer, results []any) {
 			continue
 		}
 		fmt.Fprintf(w, "**%s, %s%s, median (min–max) of %d runs** (%s):\n\n", s.Scenario, s.ServerName, variantLabel(s.PayloadKind, s.DeflateOffered), s.Measured, what)
-		fmt.Fprintln(w, "| transport | publisher | subs | rooms | rate msg/s | published/s | delivered/s | loss % | p50 ms | p99 ms | p99.9 ms | max ms | server CPU | load CPU | other CPU | payload | deflate subs | wire B/delivery | envelope B | own deflate B | wire ÷ own deflate | server CPU µs/delivery | load CPU µs/delivery |")
-		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+		fmt.Fprintln(w, "| transport | publisher | subs | rooms | rate msg/s | published/s | delivered/s | loss % | p50 ms | p99 ms | p99.9 ms | max ms | server CPU | load CPU | other CPU | payload | deflate subs | wire B/delivery | envelope B | own deflate B | wire ÷ own deflate | server CPU µs/delivery | load CPU µs/delivery | inflating subs | others' B ÷ sample's |")
+		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 		srv, other, perDelivery := "n/a", "n/a", "n/a"
 		if s.ServerCPU != nil && s.OtherCPU != nil {
 			srv, other = s.ServerCPU.format("%.2f"), s.OtherCPU.format("%.2f")
@@ -95,13 +100,18 @@ func writeMarkdown(w io.Writer, results []any) {
 		if s.ServerCPUPerDelivery != nil {
 			perDelivery = s.ServerCPUPerDelivery.format("%.2f")
 		}
-		fmt.Fprintf(w, "| %s | %s | %d | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n\n",
+		inflating, othersWire := "all", "n/a"
+		if s.Extrapolated && s.OthersWireRatio != nil {
+			inflating = fmt.Sprintf("%d/%d (extrapolated)", s.InflateSample, s.Subscribers)
+			othersWire = s.OthersWireRatio.format("%.2f")
+		}
+		fmt.Fprintf(w, "| %s | %s | %d | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n\n",
 			s.Transport, s.Publisher, s.Subscribers, s.Rooms, s.RateTarget.format("%.0f"), s.PublishedPerS.format("%.0f"),
 			s.DeliveredPerS.format("%.0f"), s.LossPct.format("%.3f"), s.P50.format("%.2f"), s.P99.format("%.2f"),
 			s.P999.format("%.2f"), s.Max.format("%.2f"), srv, s.LoadCPU.format("%.2f"), other,
 			s.PayloadKind, deflateLabel(s.DeflateOffered, s.DeflatedSubs, s.Subscribers), s.WireBytesPerDelivery.format("%.1f"),
 			s.EnvelopeBytes.format("%.1f"), s.OwnDeflateBytes.format("%.1f"), overFloor(s.WireBytesPerDelivery.Median, s.OwnDeflateBytes.Median),
-			perDelivery, s.LoadCPUPerDelivery.format("%.2f"))
+			perDelivery, s.LoadCPUPerDelivery.format("%.2f"), inflating, othersWire)
 	}
 	if len(idle) > 0 {
 		fmt.Fprintln(w, "| idle | run | transport | conns | source IPs | connect s | connects/s | RSS B/conn | heap B/conn | sys B/conn | goroutines/conn | load CPU |")
@@ -174,6 +184,33 @@ func deflateLabel(offered bool, deflated int64, subs int) string {
 		return "no offer"
 	}
 	return fmt.Sprintf("%d/%d", deflated, subs)
+}
+
+// sampleLabel says who inflated and was measured: "all", or "50/1000
+// (×20.00)", the sample and the factor its deliveries were scaled by.
+func sampleLabel(s *sampleFigures, subs int) string {
+	if s == nil {
+		return "all"
+	}
+	return fmt.Sprintf("%d/%d (×%.2f)", s.Subscribers, subs, s.Scale)
+}
+
+// othersWireLabel is the bytes the subscribers outside the sample read
+// over the sample's, on average and the least of them.
+func othersWireLabel(s *sampleFigures) string {
+	if s == nil || s.Others == 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.2f (%.2f)", s.OthersWireRatio, s.OthersWireRatioMin)
+}
+
+// othersDroppedLabel is the compressed messages each subscriber outside
+// the sample dropped next to the frames each sampled one read.
+func othersDroppedLabel(s *sampleFigures) string {
+	if s == nil || s.Others == 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.1f ÷ %.1f", s.OthersDroppedPerSub, s.FramesPerSub)
 }
 
 // variantLabel qualifies a summary's server with a payload other than pad

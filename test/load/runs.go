@@ -71,6 +71,13 @@ type runsSummary struct {
 	OwnDeflateBytes      spread  `json:"own_deflate_bytes"`
 	ServerCPUPerDelivery *spread `json:"server_cpu_us_per_delivery,omitempty"` // nil without a pid
 	LoadCPUPerDelivery   spread  `json:"load_cpu_us_per_delivery"`
+	// Extrapolated: the figures are an inflation sample's, deliveries/s
+	// scaled up to all subscribers (fanoutResult.Extrapolated);
+	// InflateSample is the sample's size (the smallest of the runs) and
+	// OthersWireRatio the check that the others read as much.
+	Extrapolated    bool    `json:"extrapolated,omitempty"`
+	InflateSample   int     `json:"inflate_sample,omitempty"`
+	OthersWireRatio *spread `json:"others_wire_ratio,omitempty"`
 }
 
 func summarizeRuns(o options, server string, offer bool, figs []*fanoutResult) runsSummary {
@@ -111,6 +118,21 @@ func summarizeRuns(o options, server string, offer bool, figs []*fanoutResult) r
 	s.EnvelopeBytes = pick(func(r *fanoutResult) float64 { return r.EnvelopeBytes })
 	s.OwnDeflateBytes = pick(func(r *fanoutResult) float64 { return r.OwnDeflateBytes })
 	s.LoadCPUPerDelivery = pick(func(r *fanoutResult) float64 { return r.LoadCPUPerDelivery })
+	if len(figs) > 0 && figs[0].Sample != nil {
+		s.Extrapolated = true
+		for i, r := range figs {
+			if r.Sample != nil && (i == 0 || r.Sample.Subscribers < s.InflateSample) {
+				s.InflateSample = r.Sample.Subscribers
+			}
+		}
+		ratio := pick(func(r *fanoutResult) float64 {
+			if r.Sample == nil {
+				return 0
+			}
+			return r.Sample.OthersWireRatio
+		})
+		s.OthersWireRatio = &ratio
+	}
 	if len(figs) > 0 && figs[0].Server != nil {
 		c := pick(func(r *fanoutResult) float64 {
 			if r.Server == nil {

@@ -21,7 +21,7 @@ type stepStats struct {
 	series    []atomic.Int64 // deliveries per second since startNS
 
 	sampleMu sync.Mutex
-	sample   [][]byte // the first envelopeSamples load messages of subscriber 0
+	sample   [][]byte // the first envelopeSamples load messages of recorder.keeper
 }
 
 // envelopeSamples is how many load messages of a step are kept to size
@@ -81,8 +81,11 @@ func (s *stepStats) snapshot() *hsnap {
 // message of theirs is published.
 type recorder struct {
 	steps []atomicStep // fixed length: the most steps a run may have
-	other atomic.Int64 // lines that are not load messages (welcome, …)
-	stray atomic.Int64 // load messages of an unknown step
+	// keeper is the subscriber whose load messages are kept as samples
+	// of the envelopes: 0, or with an inflation sample its first member.
+	keeper int
+	other  atomic.Int64 // lines that are not load messages (welcome, …)
+	stray  atomic.Int64 // load messages of an unknown step
 }
 
 // frame handles one received frame: every load message in it is
@@ -98,9 +101,9 @@ func (r *recorder) frame(shard int, frame []byte, nowNS int64) {
 			r.other.Add(1)
 			continue
 		default:
-			// Subscriber 0's messages are kept as samples of the
+			// The keeper's messages are kept as samples of the
 			// step's envelopes.
-			if st := r.observe(shard, sent, step, nowNS); st != nil && shard == 0 {
+			if st := r.observe(shard, sent, step, nowNS); st != nil && shard == r.keeper {
 				st.keep(line)
 			}
 		}

@@ -6,12 +6,13 @@ import (
 	"sync/atomic"
 )
 
-// byteCounter adds up the bytes a fleet's subscribers read from their
-// sockets: TCP payload as the kernel hands it over (WebSocket frames,
-// compressed or not, HTTP framing), without IP and TCP headers. The
+// shardedCounter adds up what a fleet's subscribers count from their
+// reader goroutines: the bytes they read from their sockets (TCP payload
+// as the kernel hands it over: WebSocket frames, compressed or not, HTTP
+// framing, without IP and TCP headers), or the messages they read. The
 // subscribers add to shards of their own so that they do not all hit one
 // cache line.
-type byteCounter struct {
+type shardedCounter struct {
 	shards [counterShards]struct {
 		n atomic.Int64
 		_ [56]byte
@@ -20,12 +21,12 @@ type byteCounter struct {
 
 const counterShards = 16
 
-func (c *byteCounter) add(shard int, n int) {
+func (c *shardedCounter) add(shard int, n int) {
 	c.shards[shard%counterShards].n.Add(int64(n))
 }
 
-// total is the bytes counted so far.
-func (c *byteCounter) total() int64 {
+// total is the sum counted so far.
+func (c *shardedCounter) total() int64 {
 	var t int64
 	for i := range c.shards {
 		t += c.shards[i].n.Load()
@@ -36,7 +37,7 @@ func (c *byteCounter) total() int64 {
 // countingConn is a net.Conn whose reads are counted.
 type countingConn struct {
 	net.Conn
-	c     *byteCounter
+	c     *shardedCounter
 	shard int
 }
 
@@ -52,7 +53,7 @@ type dialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
 
 // countingDial wraps dial so that what its connections read is counted
 // in c, on shard.
-func countingDial(dial dialFunc, c *byteCounter, shard int) dialFunc {
+func countingDial(dial dialFunc, c *shardedCounter, shard int) dialFunc {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		conn, err := dial(ctx, network, addr)
 		if err != nil {
