@@ -1,0 +1,435 @@
+package postgres
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/switchboard-dev/switchboard/broker"
+	"github.com/switchboard-dev/switchboard/broker/engine"
+	"github.com/switchboard-dev/switchboard/broker/postgres/pgtest"
+	"github.com/switchboard-dev/switchboard/core"
+)
+
+var unsafeName = regexp.MustCompile(`[^a-z0-9_]+`)
+
+// tableFor is a table name unique to t: readable, within Table's bound.
+func tableFor(t testing.TB) string {
+	sum := sha256.Sum256([]byte(t.Name()))
+	name := unsafeName.ReplaceAllString(strings.ToLower(t.Name()), "_")
+	if len(name) > 24 {
+		name = name[len(name)-24:]
+	}
+	return "t" + hex.EncodeToString(sum[:4]) + "_" + strings.Trim(name, "_")
+}
+
+// testDriver opens a driver on its own log (no background trimming),
+// closed when the test ends.
+func testDriver(t *testing.T, url string, mod func(*Config)) *driver {
+	t.Helper()
+	cfg := Config{URL: url, Table: tableFor(t), TrimInterval: -1, PollInterval: 100 * time.Millisecond}
+	if mod != nil {
+		mod(&cfg)
+	}
+	cfg.setDefaults()
+	d, err := open(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Close() })
+	return d
+}
+
+func testMessage(i int, key, digest string) *message.Message {
+	env := &core.Envelope{V: core.Version, Type: core.TypeMessage, Room: "r", From: "t", Data: []byte(fmt.Sprintf(`{"i":%d}`, i))}
+	msg := broker.NewMessage(core.RoomChannel("r"), env)
+	if key != "" {
+		msg.Metadata.Set(engine.MetadataKey, key)
+		msg.Metadata.Set(engine.MetadataDigest, digest)
+	}
+	return msg
+}
+
+func ctxFor(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func mustAppend(t *testing.T, d *driver, msgs ...*message.Message) (string, []engine.Appended) {
+	t.Helper()
+	epoch, res, err := d.Append(ctxFor(t), msgs, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, a := range res {
+		if a.Err != nil {
+			t.Fatalf("append %d: %v", i, a.Err)
+		}
+	}
+	return epoch, res
+}
+
+func positions(recs []engine.Record) []uint64 {
+	out := make([]uint64, len(recs))
+	for i, r := range recs {
+		out[i] = r.Pos.Lo
+	}
+	return out
+}
+
+func exec(t *testing.T, url, sql string, args ...any) {
+	t.Helper()
+	ctx := ctxFor(t)
+	c, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	if _, err := c.Exec(ctx, sql, args...); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+}
+
+// TestAppendDecidesKeys: positions are dense from 1 in append order; a
+// repeated key within the window takes no position and reports the
+// first one's position and digest, within one batch or across two; an
+// expired key appends again; what was appended reads back as it was.
+func TestAppendDecidesKeys(t *testing.T) {
+	t.Parallel()
+	srv := pgtest.Start(t)
+	d := testDriver(t, srv.URL, nil)
+	ctx := ctxFor(t)
+	epoch, head, err := d.Head(ctx)
+	if err != nil || head != (engine.Pos{}) || epoch == "" {
+		t.Fatalf("Head of a new log = %q %v %v, want an epoch and the zero position", epoch, head, err)
+	}
+	first := testMessage(0, "k", "d1")
+	e, res := mustAppend(t, d, first, testMessage(1, "", ""), testMessage(2, "k", "d1"))
+	if e != epoch {
+		t.Fatalf("Append's epoch %q, Head's %q", e, epoch)
+	}
+	want := []engine.Appended{{Pos: at(1)}, {Pos: at(2)}, {Pos: at(1), Duplicate: true, Digest: "d1"}}
+	if fmt.Sprint(res) != fmt.Sprint(want) {
+		t.Fatalf("Append = %+v, want %+v", res, want)
+	}
+	_, res = mustAppend(t, d, testMessage(3, "k", "d2"), testMessage(4, "other", "d"))
+	if want := []engine.Appended{{Pos: at(1), Duplicate: true, Digest: "d1"}, {Pos: at(3)}}; fmt.Sprint(res) != fmt.Sprint(want) {
+		t.Fatalf("second Append = %+v, want %+v", res, want)
+	}
+	_, res, err = d.Append(ctx, []*message.Message{testMessage(5, "short", "d")}, time.Nanosecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, res2, err := d.Append(ctx, []*message.Message{testMessage(6, "short", "d")}, time.Minute)
+	if err != nil || res[0].Duplicate || res2[0].Duplicate || res2[0].Pos != at(5) {
+		t.Fatalf("a key past its window: %+v then %+v, %v; want two appends", res, res2, err)
+	}
+
+	chunk, err := d.Range(ctx, engine.Pos{}, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if chunk.Epoch != epoch || chunk.Trimmed || fmt.Sprint(positions(chunk.Records)) != "[1 2 3 4 5]" {
+		t.Fatalf("Range = %q trimmed %v %v", chunk.Epoch, chunk.Trimmed, positions(chunk.Records))
+	}
+	got := chunk.Records[0].Msg
+	if got.UUID != first.UUID || string(got.Payload) != string(first.Payload) || fmt.Sprint(got.Metadata) != fmt.Sprint(first.Metadata) {
+		t.Fatalf("read back %s %s %v, appended %s %s %v", got.UUID, got.Payload, got.Metadata, first.UUID, first.Payload, first.Metadata)
+	}
+	if _, head, _ = d.Head(ctx); head != at(5) {
+		t.Fatalf("Head after 5 appended = %v", head)
+	}
+}
+
+// TestAppendRefusesWhatPostgresCannotHold: a message whose metadata
+// PostgreSQL would refuse or alter fails alone; the others append.
+func TestAppendRefusesWhatPostgresCannotHold(t *testing.T) {
+	t.Parallel()
+	srv := pgtest.Start(t)
+	d := testDriver(t, srv.URL, nil)
+	nul, bad := testMessage(0, "", ""), testMessage(1, "", "")
+	nul.Metadata.Set("x", "a\x00b")
+	bad.Metadata.Set("x", "\xff")
+	_, res, err := d.Append(ctxFor(t), []*message.Message{nul, testMessage(2, "", ""), bad}, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res[0].Err == nil || res[2].Err == nil || res[1].Err != nil || res[1].Pos != at(1) {
+		t.Fatalf("Append = %+v, want the first and last refused, the middle one at 1", res)
+	}
+}
+
+// TestReadWakesOnNotify: a Read waiting for records returns as soon as
+// an append commits, long before its poll interval.
+func TestReadWakesOnNotify(t *testing.T) {
+	t.Parallel()
+	srv := pgtest.Start(t)
+	d := testDriver(t, srv.URL, func(c *Config) { c.PollInterval = time.Hour })
+	ctx := ctxFor(t)
+	epoch, head, err := d.Head(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		b   engine.Batch
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		b, err := d.Read(ctx, epoch, head, 10)
+		done <- result{b, err}
+	}()
+	// Whether the Read is already waiting or still querying, it must see
+	// the append: by its query or by the notification.
+	mustAppend(t, d, testMessage(0, "", ""))
+	select {
+	case r := <-done:
+		if r.err != nil || fmt.Sprint(positions(r.b.Records)) != "[1]" || r.b.Gap {
+			t.Fatalf("Read = %+v, %v; want the record at 1", r.b, r.err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Read did not return 20s after an append: the notification did not wake it")
+	}
+}
+
+// TestReadPollsWhenNotifyIsLost: a record appended without a
+// notification (as if it was lost) is read by the poll.
+func TestReadPollsWhenNotifyIsLost(t *testing.T) {
+	t.Parallel()
+	srv := pgtest.Start(t)
+	d := testDriver(t, srv.URL, func(c *Config) { c.PollInterval = 20 * time.Millisecond })
+	ctx := ctxFor(t)
+	epoch, head, err := d.Head(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := testMessage(0, "", "")
+	md, _ := encodeMetadata(msg)
+	err = pgx.BeginFunc(ctx, d.pub, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO `+d.names.log+` (pos, uuid, payload, metadata) VALUES (1, $1, $2, $3)`, msg.UUID, msg.Payload, md); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `UPDATE `+d.names.head+` SET pos = 1`)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		b, err := d.Read(ctx, epoch, head, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b.Records) > 0 {
+			if fmt.Sprint(positions(b.Records)) != "[1]" || b.Records[0].Msg.UUID != msg.UUID {
+				t.Fatalf("Read = %v", positions(b.Records))
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a record without a notification was not read within 20s")
+		}
+	}
+}
+
+// TestRetention: trimming by count and by age deletes the oldest
+// records; Range after a deleted position reports Trimmed and Read a
+// Gap, from a position still retained neither; expired keys go too.
+func TestRetention(t *testing.T) {
+	t.Parallel()
+	srv := pgtest.Start(t)
+	d := testDriver(t, srv.URL, func(c *Config) { c.MaxMsgs, c.MaxAge = 5, time.Hour })
+	ctx := ctxFor(t)
+	var epoch string
+	for i := range 4 {
+		epoch, _ = mustAppend(t, d, testMessage(5*i, "", ""), testMessage(5*i+1, "", ""), testMessage(5*i+2, "", ""),
+			testMessage(5*i+3, "", ""), testMessage(5*i+4, fmt.Sprint("key", i), "d"))
+	}
+	if n, err := d.trim(ctx); err != nil || n != 15 {
+		t.Fatalf("trim = %d, %v; want 15 of 20 deleted", n, err)
+	}
+	for _, c := range []struct {
+		after   uint64
+		trimmed bool
+		first   uint64
+	}{
+		{0, false, 16}, {3, true, 16}, {14, true, 16}, {15, false, 16}, {18, false, 19}, {20, false, 0},
+	} {
+		chunk, err := d.Range(ctx, at(int64(c.after)), 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		first := uint64(0)
+		if len(chunk.Records) > 0 {
+			first = chunk.Records[0].Pos.Lo
+		}
+		if chunk.Trimmed != c.trimmed || first != c.first {
+			t.Errorf("Range after %d = trimmed %v from %d, want %v from %d", c.after, chunk.Trimmed, first, c.trimmed, c.first)
+		}
+		b, err := d.Read(ctx, epoch, at(int64(c.after)), 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b.Gap != (c.trimmed && len(b.Records) > 0) {
+			t.Errorf("Read after %d: Gap %v", c.after, b.Gap)
+		}
+	}
+
+	// By age: every record is older than MaxAge.
+	exec(t, srv.URL, `UPDATE `+d.names.log+` SET created_at = now() - interval '2 hours'`)
+	if n, err := d.trim(ctx); err != nil || n != 5 {
+		t.Fatalf("trim by age = %d, %v; want the 5 left deleted", n, err)
+	}
+	chunk, err := d.Range(ctx, at(19), 100)
+	if err != nil || !chunk.Trimmed || len(chunk.Records) > 0 {
+		t.Fatalf("Range after 19 of an empty log at 20 = %+v, %v; want trimmed and nothing", chunk, err)
+	}
+	if chunk, err := d.Range(ctx, at(20), 100); err != nil || chunk.Trimmed {
+		t.Fatalf("Range after the head of an empty log = %+v, %v; want not trimmed", chunk, err)
+	}
+	if p, err := d.Since(ctx, time.Now().Add(-time.Hour)); err != nil || p != at(20) {
+		t.Fatalf("Since on an empty log = %v, %v; want the head", p, err)
+	}
+
+	// Keys past their window are deleted by trimming too.
+	if _, _, err := d.Append(ctx, []*message.Message{testMessage(0, "brief", "d")}, time.Nanosecond); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.trim(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var keys int
+	if err := d.hist.QueryRow(ctx, `SELECT count(*) FROM `+d.names.keys+` WHERE key = 'brief'`).Scan(&keys); err != nil || keys != 0 {
+		t.Fatalf("%d expired keys left after trim, %v", keys, err)
+	}
+}
+
+// TestSince: the position before the first record appended at or after
+// a time (by the database's clock), the head when none was.
+func TestSince(t *testing.T) {
+	t.Parallel()
+	srv := pgtest.Start(t)
+	d := testDriver(t, srv.URL, nil)
+	ctx := ctxFor(t)
+	mustAppend(t, d, testMessage(0, "", ""))
+	mustAppend(t, d, testMessage(1, "", ""), testMessage(2, "", ""))
+	var t1, t2 time.Time
+	if err := d.hist.QueryRow(ctx, `SELECT (SELECT created_at FROM `+d.names.log+` WHERE pos = 1), (SELECT created_at FROM `+d.names.log+` WHERE pos = 2)`).Scan(&t1, &t2); err != nil {
+		t.Fatal(err)
+	}
+	if !t1.Before(t2) {
+		t.Fatalf("append times %v, %v: the second append was not stored later", t1, t2)
+	}
+	for _, c := range []struct {
+		name string
+		at   time.Time
+		want engine.Pos
+	}{
+		{"before the log", t1.Add(-time.Hour), at(0)},
+		{"at the first", t1, at(0)},
+		{"between", t1.Add(t2.Sub(t1) / 2), at(1)},
+		{"at the second append", t2, at(1)},
+		{"after everything", t2.Add(time.Hour), at(3)},
+	} {
+		got, err := d.Since(ctx, c.at)
+		if err != nil || got != c.want {
+			t.Errorf("%s: Since = %v, %v; want %v", c.name, got, err, c.want)
+		}
+	}
+}
+
+// TestMigrateConcurrently: nodes starting together on a database
+// without the log create it once: every one gets the same epoch, one
+// head row, and the schema version of the last migration.
+func TestMigrateConcurrently(t *testing.T) {
+	t.Parallel()
+	srv := pgtest.Start(t)
+	cfg := Config{URL: srv.URL, Schema: "fresh", Table: "log", TrimInterval: -1}
+	cfg.setDefaults()
+	const nodes = 6
+	ds := make(chan *driver, nodes)
+	errs := make(chan error, nodes)
+	var wg sync.WaitGroup
+	for range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d, err := open(context.Background(), cfg, slog.New(slog.DiscardHandler))
+			if err != nil {
+				errs <- err
+				return
+			}
+			ds <- d
+		}()
+	}
+	wg.Wait()
+	close(ds)
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	epochs := map[string]bool{}
+	for d := range ds {
+		e, _, err := d.Head(ctxFor(t))
+		if err != nil {
+			t.Error(err)
+		}
+		epochs[e] = true
+		_ = d.Close()
+	}
+	if len(epochs) != 1 {
+		t.Errorf("epochs %v, want one", epochs)
+	}
+	ctx := ctxFor(t)
+	c, err := pgx.Connect(ctx, srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	var heads, version int
+	if err := c.QueryRow(ctx, `SELECT (SELECT count(*) FROM fresh.log_head), (SELECT version FROM fresh.switchboard_schema_version WHERE component = 'fresh.log')`).Scan(&heads, &version); err != nil {
+		t.Fatal(err)
+	}
+	if heads != 1 || version != migrations[len(migrations)-1].version {
+		t.Errorf("%d head rows and schema version %d, want 1 and %d", heads, version, migrations[len(migrations)-1].version)
+	}
+}
+
+// TestDroppedTablesNewEpoch: when the log's tables are dropped under a
+// running node, its next operation creates them again under a new
+// epoch, and its reader reads the new log from its start.
+func TestDroppedTablesNewEpoch(t *testing.T) {
+	t.Parallel()
+	srv := pgtest.Start(t)
+	d := testDriver(t, srv.URL, nil)
+	ctx := ctxFor(t)
+	old, _ := mustAppend(t, d, testMessage(0, "", ""), testMessage(1, "", ""))
+	exec(t, srv.URL, `DROP TABLE `+d.names.log+`, `+d.names.head+`, `+d.names.keys)
+	b, err := d.Read(ctx, old, at(2), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Epoch == old || len(b.Records) > 0 || b.Gap {
+		t.Fatalf("Read after the drop = %+v, want a new epoch and nothing", b)
+	}
+	epoch, res := mustAppend(t, d, testMessage(2, "", ""))
+	if epoch != b.Epoch || res[0].Pos != at(1) {
+		t.Fatalf("Append after the drop = %s %v, want %s at 1", epoch, res[0].Pos, b.Epoch)
+	}
+	b, err = d.Read(ctx, old, at(2), 10)
+	if err != nil || b.Epoch != epoch || fmt.Sprint(positions(b.Records)) != "[1]" {
+		t.Fatalf("Read from the old epoch = %+v, %v; want the new log from its start", b, err)
+	}
+}
