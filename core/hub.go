@@ -22,13 +22,13 @@ type Hub struct {
 
 type hubShard struct {
 	mu    sync.RWMutex
-	chans map[string]map[*Session]struct{}
+	chans map[string]*smallSet[*Session]
 }
 
 func newHub() *Hub {
 	h := &Hub{}
 	for i := range h.shards {
-		h.shards[i].chans = make(map[string]map[*Session]struct{})
+		h.shards[i].chans = make(map[string]*smallSet[*Session])
 	}
 	return h
 }
@@ -57,13 +57,15 @@ func (h *Hub) add(channel string, s *Session) error {
 	}
 	members := sh.chans[channel]
 	if members == nil {
-		members = make(map[*Session]struct{})
+		// A user channel holds that user's few connections: a small
+		// set costs a slice, not a map, per connected user.
+		members = new(smallSet[*Session])
 		sh.chans[channel] = members
 		if strings.HasPrefix(channel, "room:") {
 			h.rooms.Add(1)
 		}
 	}
-	members[s] = struct{}{}
+	members.add(s)
 	return nil
 }
 
@@ -73,14 +75,10 @@ func (h *Hub) remove(channel string, s *Session) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	members, ok := sh.chans[channel]
-	if !ok {
+	if !ok || !members.del(s) {
 		return
 	}
-	if _, member := members[s]; !member {
-		return
-	}
-	delete(members, s)
-	if len(members) == 0 {
+	if members.len() == 0 {
 		delete(sh.chans, channel)
 		if strings.HasPrefix(channel, "room:") {
 			h.rooms.Add(-1)
@@ -94,11 +92,17 @@ func (h *Hub) remove(channel string, s *Session) {
 func (h *Hub) broadcast(channel string, frame []byte, id string, pol SlowPolicy) int {
 	sh := h.shard(channel)
 	sh.mu.RLock()
-	members := sh.chans[channel]
 	n := 0
-	for s := range members {
-		if s.enqueue(frame, id, channel, pol) {
-			n++
+	if members := sh.chans[channel]; members != nil {
+		for _, s := range members.few {
+			if s.enqueue(frame, id, channel, pol) {
+				n++
+			}
+		}
+		for s := range members.many {
+			if s.enqueue(frame, id, channel, pol) {
+				n++
+			}
 		}
 	}
 	sh.mu.RUnlock()
@@ -110,11 +114,11 @@ func (h *Hub) sessions(channel string) []*Session {
 	sh := h.shard(channel)
 	sh.mu.RLock()
 	defer sh.mu.RUnlock()
-	out := make([]*Session, 0, len(sh.chans[channel]))
-	for s := range sh.chans[channel] {
-		out = append(out, s)
+	members := sh.chans[channel]
+	if members == nil {
+		return nil
 	}
-	return out
+	return members.list()
 }
 
 // Members returns how many local sessions are in channel.
@@ -122,7 +126,10 @@ func (h *Hub) Members(channel string) int {
 	sh := h.shard(channel)
 	sh.mu.RLock()
 	defer sh.mu.RUnlock()
-	return len(sh.chans[channel])
+	if members := sh.chans[channel]; members != nil {
+		return members.len()
+	}
+	return 0
 }
 
 // Channels returns how many channels (rooms and users) have local members.
@@ -162,10 +169,11 @@ func (h *Hub) Busiest(n int) []RoomSize {
 			if !ok {
 				continue
 			}
-			if last := len(top) - 1; len(top) == n && (len(members) < top[last].Members || len(members) == top[last].Members && room > top[last].Room) {
+			size := members.len()
+			if last := len(top) - 1; len(top) == n && (size < top[last].Members || size == top[last].Members && room > top[last].Room) {
 				continue // ranks below the current last: larger first, then by name
 			}
-			top = append(top, RoomSize{Room: room, Members: len(members)})
+			top = append(top, RoomSize{Room: room, Members: size})
 			slices.SortFunc(top, func(a, b RoomSize) int {
 				if a.Members != b.Members {
 					return b.Members - a.Members

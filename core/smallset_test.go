@@ -6,10 +6,10 @@ import (
 	"testing"
 )
 
-// TestRoomSet: the set behaves the same in its slice and map forms, and
+// TestSmallSet: the set behaves the same in its slice and map forms, and
 // across the switch between them.
-func TestRoomSet(t *testing.T) {
-	var r roomSet
+func TestSmallSet(t *testing.T) {
+	var r smallSet[string]
 	want := map[string]bool{}
 	check := func(step string) {
 		t.Helper()
@@ -32,7 +32,7 @@ func TestRoomSet(t *testing.T) {
 			t.Fatalf("%s: has(absent)", step)
 		}
 	}
-	for i := range 3 * roomSetSmall {
+	for i := range 3 * smallSetMax {
 		room := "r" + strconv.Itoa(i)
 		r.add(room)
 		want[room] = true
@@ -44,13 +44,18 @@ func TestRoomSet(t *testing.T) {
 		}
 	}
 	if r.many == nil {
-		t.Fatal("still a slice beyond roomSetSmall")
+		t.Fatal("still a slice beyond smallSetMax")
 	}
 	r.reset()
 	want = map[string]bool{}
 	check("reset")
 	r.add("x")
-	r.del("x")
-	r.del("x")
+	r.add("x")
+	want["x"] = true
+	check("add twice")
+	if !r.del("x") || r.del("x") {
+		t.Fatal("del reports the first removal only")
+	}
+	delete(want, "x")
 	check("del twice")
 }
