@@ -261,7 +261,7 @@ func (n *Node) Accept(ctx context.Context, t Transport, req ConnectRequest) (*Se
 	sctx, cancel := context.WithCancel(context.Background())
 	s := &Session{
 		node: n, t: t, id: id, user: user, remote: req.RemoteAddr,
-		start: time.Now(), ctx: sctx, cancel: cancel,
+		start: time.Now().UnixNano(), ctx: sctx, cancel: cancel,
 		max:        n.cfg.SendQueueSize,
 		recovering: true, done: make(chan struct{}),
 		tokens: float64(n.cfg.RateBurst),
@@ -307,12 +307,12 @@ func (n *Node) Accept(ctx context.Context, t Transport, req ConnectRequest) (*Se
 		n.perIP[req.ClientIP]++
 		s.ip = req.ClientIP
 	}
-	s.announced = make(chan struct{})
+	s.announcing.Lock()
 	n.sessions[s] = struct{}{}
 	n.byID[s.id] = s
 	n.mu.Unlock()
 	n.emit(s, EventConnect, "", nil)
-	close(s.announced) // detach waits for it: connect is always reported first
+	s.announcing.Unlock() // detach waits for it: connect is always reported first
 
 	// Joining fails only when the session was closed meanwhile (Shutdown
 	// got here first): the writer its closing started finishes it.
@@ -361,7 +361,7 @@ func (n *Node) Accept(ctx context.Context, t Transport, req ConnectRequest) (*Se
 		welcome.Expires = ident.Expires.Unix()
 	}
 
-	rep := Replay{Recovered: true}
+	rep := noReplay
 	var history []*Envelope
 	var floor string
 	if req.Since != "" {
@@ -402,14 +402,18 @@ func (s *Session) finishRecovery(welcome *Envelope, replies, history []*Envelope
 	b := s.node.broker
 	seen := make(map[string]struct{}, len(history))
 	s.mu.Lock()
-	s.replay = rep
+	if rep == noReplay {
+		s.replay = &noReplay // most connections: no allocation
+	} else {
+		s.replay = &rep
+	}
 	if s.closing != nil {
 		s.mu.Unlock()
 		return
 	}
 	s.paged = rep.More && !stream
 	if rep.More && stream {
-		s.paused, s.pauseSince = true, rep.Next
+		s.pause = &pause{since: rep.Next}
 	}
 	s.pushLocked(item{frame: welcome.Encode()})
 	for _, r := range replies {
@@ -451,9 +455,10 @@ func (s *Session) leaveAll() []string {
 
 // detach removes an ended session from the hub and the node.
 func (n *Node) detach(s *Session, d Disconnect) {
-	if s.announced != nil {
-		<-s.announced
-	}
+	// Wait until Accept has reported the connect event.
+	s.announcing.Lock()
+	//lint:ignore SA2001 the empty section is the wait
+	s.announcing.Unlock()
 	for _, room := range s.leaveAll() {
 		n.hub.remove(RoomChannel(room), s)
 		n.emit(s, EventLeave, room, nil)
@@ -461,7 +466,7 @@ func (n *Node) detach(s *Session, d Disconnect) {
 	n.hub.remove(UserChannel(s.user), s)
 	n.hub.remove(BroadcastChannel, s)
 	n.log.Log(context.Background(), s.lifecycleLevel(), "disconnect", append(s.logAttrs(), "code", d.Code, "reason", d.Reason,
-		"duration", time.Since(s.start).Round(time.Millisecond).String())...)
+		"duration", time.Duration(time.Now().UnixNano()-s.start).Round(time.Millisecond).String())...)
 	n.emit(s, EventDisconnect, "", &d)
 	if s.eventful {
 		n.metrics.disconnects.add(d.Code)

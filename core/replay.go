@@ -30,8 +30,15 @@ type Replay struct {
 func (s *Session) Replay() Replay {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.replay
+	if s.replay == nil {
+		return Replay{}
+	}
+	return *s.replay
 }
+
+// noReplay is the Replay of a connection without Since. Sessions share
+// it (Session.replay points to it, read only).
+var noReplay = Replay{Recovered: true}
 
 // resume reads what a connection resuming from req.Since missed on
 // channels, then lets this node's delivery catch up with the end of the

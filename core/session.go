@@ -26,13 +26,15 @@ type Session struct {
 	remote string
 	ip     string // counted in Node.perIP; empty when not counted
 	meta   map[string]string
-	// announced is closed once the connect event was reported; nil for
-	// sessions never registered (stateless).
-	announced chan struct{}
+	// announcing is held from registration until the connect event was
+	// reported, so detach reports the disconnect after it; never held for
+	// sessions never registered (stateless). A mutex, not a channel: it
+	// costs no allocation per connection.
+	announcing sync.Mutex
 	// eventful: lifecycle events are reported (not for Ephemeral
 	// transports or stateless requests).
 	eventful bool
-	start    time.Time
+	start    int64 // unix nanos
 	ctx      context.Context // cancelled when the session ends
 	cancel   context.CancelFunc
 
@@ -40,10 +42,10 @@ type Session struct {
 
 	inMu   sync.Mutex // guards the token bucket
 	tokens float64
-	refill time.Time
+	refill int64 // unix nanos of the last refill
 
 	roomsMu sync.Mutex
-	rooms   roomSet
+	rooms   smallSet[string]
 	perms   *Permissions // guarded by roomsMu; nil allows every room
 
 	mu         sync.Mutex // guards everything below
@@ -55,10 +57,10 @@ type Session struct {
 	pending    []item // live frames held while history is fetched
 	lastID     string // id of the newest broker message queued: where a resume pause starts
 	floor      string // drop live broker messages at or before this id (delivery lagged a resume)
-	replay     Replay // what the session replayed at connect
+	replay     *Replay // what the session replayed at connect; nil until then
 	paged      bool   // the replay was a page with more to follow: live broker messages are dropped
 	replayN    int    // replayed items in the queue: they do not count against max
-	pause             // the resume policy's state
+	pause      *pause // the resume policy's state; nil when not paused
 	writing    bool   // a writer goroutine is running, or the session is in the writer pool
 	owed       bool   // TryWriteMany left bytes for FlushPending
 	writer     func() // s.writeLoop, bound once by wakeLocked
@@ -73,7 +75,6 @@ type Session struct {
 	hb     *time.Timer
 	expiry *time.Timer // closes with 4001 "token expired"; guarded by mu
 	done   chan struct{}
-	why    Disconnect // valid after done
 }
 
 // item is one queued frame: shared encoded bytes, the message id ("" for
@@ -200,8 +201,8 @@ func (s *Session) allow() bool {
 	}
 	s.inMu.Lock()
 	defer s.inMu.Unlock()
-	now := time.Now()
-	s.tokens += now.Sub(s.refill).Seconds() * limit
+	now := time.Now().UnixNano()
+	s.tokens += float64(now-s.refill) / float64(time.Second) * limit
 	if burst := float64(s.node.cfg.RateBurst); s.tokens > burst {
 		s.tokens = burst
 	}
@@ -260,7 +261,7 @@ func (s *Session) enqueue(frame []byte, id, ch string, pol SlowPolicy) bool {
 			s.floor = ""
 		}
 	}
-	if s.paused && id != "" {
+	if s.pause != nil && id != "" {
 		s.holdLocked(item{frame: frame, id: id, ch: ch})
 		s.mu.Unlock()
 		return true
@@ -274,7 +275,7 @@ func (s *Session) enqueue(frame []byte, id, ch string, pol SlowPolicy) bool {
 		case pol == SlowResume && id != "":
 			// Stop queueing broker messages; the writer replays them from
 			// the log once the queue has drained.
-			s.paused, s.pauseSince = true, s.lastID
+			s.pause = &pause{since: s.lastID}
 			s.node.stats.gaps.Add(1)
 			s.mu.Unlock()
 			s.node.log.Info("slow consumer: pausing, will replay from the log", append(s.logAttrs(), "channel", ch)...)
@@ -436,7 +437,7 @@ func (s *Session) startCloseLocked(d Disconnect) bool {
 	}
 	s.recovering = false
 	s.pending = nil
-	s.pause = pause{}
+	s.pause = nil
 	s.cancel() // stop a replay or a handler waiting on the broker
 	return s.wakeLocked()
 }
@@ -468,7 +469,7 @@ func (s *Session) writeLoop() {
 			s.finalLocked()
 			return
 		}
-		if s.n == 0 && !s.pingDue && s.paused {
+		if s.n == 0 && !s.pingDue && s.pause != nil {
 			s.mu.Unlock()
 			s.catchUp() // drained: replay a paused channel from the log
 			continue
@@ -527,7 +528,6 @@ func (s *Session) finalLocked() {
 	}
 	s.cancel()
 	s.node.detach(s, d)
-	s.why = d
 	close(s.done)
 	s.node.unregister(s) // last: a Shutdown that sees no sessions sees every Done closed
 }

@@ -28,28 +28,29 @@ func (n *Node) policyFor(channel string) SlowPolicy {
 }
 
 // pause is the resume policy's state for one session, and that of a
-// resume too far behind for one page. While paused, no broker message is
-// queued (they are all in the log); once the queue has drained, the
-// writer replays the session's channels from pauseSince a page at a time
-// (catchUp), so ids stay in order across rooms.
+// resume too far behind for one page; a session that is not paused has
+// none (Session.pause is nil). While paused, no broker message is queued
+// (they are all in the log); once the queue has drained, the writer
+// replays the session's channels from since a page at a time (catchUp),
+// so ids stay in order across rooms.
 type pause struct {
-	paused     bool
-	pauseSince string
-	replaying  bool   // the replay is being fetched: hold live messages
-	held       []item // held live messages, de-duplicated after the replay
-	overflow   bool   // held outgrew its bound during the replay
+	since     string
+	replaying bool   // the replay is being fetched: hold live messages
+	held      []item // held live messages, de-duplicated after the replay
+	overflow  bool   // held outgrew its bound during the replay
 }
 
 // holdLocked handles a live broker message while paused.
 func (s *Session) holdLocked(it item) {
-	if !s.replaying {
+	p := s.pause
+	if !p.replaying {
 		return // in the log; the replay will fetch it
 	}
-	if len(s.held) >= s.max+s.node.cfg.HistoryLimit {
-		s.overflow = true
+	if len(p.held) >= s.max+s.node.cfg.HistoryLimit {
+		p.overflow = true
 		return
 	}
-	s.held = append(s.held, it)
+	p.held = append(p.held, it)
 }
 
 // catchUp replays what the session missed while paused, a page at a
@@ -64,12 +65,13 @@ func (s *Session) holdLocked(it item) {
 // with recovered:false comes before what it still had.
 func (s *Session) catchUp() {
 	s.mu.Lock()
-	if !s.paused || s.closing != nil {
+	p := s.pause
+	if p == nil || s.closing != nil {
 		s.mu.Unlock()
 		return
 	}
-	s.replaying, s.held, s.overflow = true, nil, false
-	since := s.pauseSince
+	p.replaying, p.held, p.overflow = true, nil, false
+	since := p.since
 	s.mu.Unlock()
 
 	channels := []string{UserChannel(s.user)}
@@ -89,12 +91,12 @@ func (s *Session) catchUp() {
 	cancel()
 
 	s.mu.Lock()
-	if s.closing != nil || !s.paused {
+	if s.closing != nil || s.pause != p {
 		s.mu.Unlock()
 		return
 	}
-	if err != nil || (s.overflow && !page.More) {
-		s.node.log.Warn("cannot replay from the log; closing as slow consumer", append(s.logAttrs(), "err", err, "overflow", s.overflow)...)
+	if err != nil || (p.overflow && !page.More) {
+		s.node.log.Warn("cannot replay from the log; closing as slow consumer", append(s.logAttrs(), "err", err, "overflow", p.overflow)...)
 		s.slowCloseLocked()
 		return
 	}
@@ -110,26 +112,26 @@ func (s *Session) catchUp() {
 	if page.More {
 		// More behind: stay paused; the writer reads the next page once
 		// this one has drained. What was held is in the log.
-		s.pauseSince, s.replaying, s.held = page.Next, false, nil
+		p.since, p.replaying, p.held = page.Next, false, nil
 		s.mu.Unlock()
 		return
 	}
 	last := page.Next
-	for _, p := range s.held {
-		if _, dup := seen[p.id]; dup {
+	for _, it := range p.held {
+		if _, dup := seen[it.id]; dup {
 			continue
 		}
 		if last != "" {
-			if after, ok := b.After(p.id, last); ok && !after {
+			if after, ok := b.After(it.id, last); ok && !after {
 				continue
 			}
 		}
-		s.pushLocked(p)
+		s.pushLocked(it)
 	}
 	if lagging && last != "" {
 		s.floor = last
 	}
-	s.pause = pause{}
+	s.pause = nil
 	s.mu.Unlock()
 	s.node.log.Info("replay from the log caught up; live again", append(s.logAttrs(), "last_page", len(page.Envelopes), "recovered", page.Recovered)...)
 }

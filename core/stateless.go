@@ -52,7 +52,7 @@ func (n *Node) HandleStateless(ctx context.Context, req StatelessRequest, env *E
 	defer cancel()
 	s := &Session{
 		node: n, t: statelessTransport{}, id: id, user: user, remote: req.RemoteAddr,
-		start: time.Now(), ctx: sctx, cancel: cancel,
+		start: time.Now().UnixNano(), ctx: sctx, cancel: cancel,
 		max: n.cfg.SendQueueSize,
 		// recovering: replies collect in pending and no writer starts.
 		recovering: true, stateless: true, done: make(chan struct{}),

@@ -82,7 +82,7 @@ func (w *writers) close() {
 // take at once) goes to s's own writer goroutine.
 func (s *Session) writeQueued() {
 	s.mu.Lock()
-	if s.closing != nil || s.pingDue || s.paused || s.owed {
+	if s.closing != nil || s.pingDue || s.pause != nil || s.owed {
 		s.mu.Unlock()
 		go s.writer()
 		return
@@ -108,7 +108,7 @@ func (s *Session) writeQueued() {
 		s.writeFailedLocked(err)
 	case !written:
 		s.owed = true
-	case s.n == 0 && s.closing == nil && !s.pingDue && !s.paused:
+	case s.n == 0 && s.closing == nil && !s.pingDue && s.pause == nil:
 		s.writing = false
 		s.slow = false
 		s.mu.Unlock()
