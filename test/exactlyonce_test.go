@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill-redisstream/pkg/redisstream"
+	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	goredis "github.com/redis/go-redis/v9"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/switchboard-dev/switchboard/broker/engine"
 	"github.com/switchboard-dev/switchboard/broker/nats/natstest"
+	"github.com/switchboard-dev/switchboard/broker/postgres/pgtest"
 	"github.com/switchboard-dev/switchboard/broker/redis/redistest"
 	"github.com/switchboard-dev/switchboard/core"
 )
@@ -55,6 +57,14 @@ func TestKeyedPublishesOnceThroughFaults(t *testing.T) {
 		}
 		t.Cleanup(cluster.Close)
 		keyedThroughFaults(t, "kafka", "kafka://"+strings.Join(cluster.ListenAddrs(), ","), nil, nil)
+	})
+	t.Run("postgres", func(t *testing.T) {
+		t.Parallel()
+		pg := pgtest.Start(t)
+		keyedThroughFaults(t, "postgres", pg.URL, func() {
+			pg.Kill() // a crash: committed rows survive in the write-ahead log
+			pg.Start()
+		}, func() map[string]int { return postgresKeys(t, pg.URL) })
 	})
 	t.Run("nats", func(t *testing.T) {
 		t.Parallel()
@@ -221,6 +231,35 @@ func redisKeys(t *testing.T, addr string) map[string]int {
 		if k := msg.Metadata.Get(engine.MetadataKey); k != "" {
 			seen[k]++
 		}
+	}
+	return seen
+}
+
+// postgresKeys counts the idempotency keys of the log table's rows
+// (Watermill metadata is a JSON object).
+func postgresKeys(t *testing.T, url string) map[string]int {
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	rows, err := conn.Query(ctx, `SELECT metadata->>$1, count(*) FROM switchboard_log WHERE metadata ? $1 GROUP BY 1`, engine.MetadataKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := make(map[string]int)
+	for rows.Next() {
+		var k string
+		var n int
+		if err := rows.Scan(&k, &n); err != nil {
+			t.Fatal(err)
+		}
+		seen[k] = n
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
 	}
 	return seen
 }

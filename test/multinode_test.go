@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/switchboard-dev/switchboard/broker/nats/natstest"
+	"github.com/switchboard-dev/switchboard/broker/postgres/pgtest"
 	"github.com/switchboard-dev/switchboard/broker/redis/redistest"
 	"github.com/switchboard-dev/switchboard/core"
 	"github.com/switchboard-dev/switchboard/edge/config"
@@ -53,6 +54,13 @@ func TestMultiNodeFailoverKafka(t *testing.T) {
 func TestMultiNodeFailoverNATS(t *testing.T) {
 	ns := natstest.Start(t)
 	failover(t, "--broker", "nats", "--broker-url", ns.URL)
+}
+
+// TestMultiNodeFailoverPostgres: the same scenario against a PostgreSQL
+// server (Debian's) started by the test.
+func TestMultiNodeFailoverPostgres(t *testing.T) {
+	pg := pgtest.Start(t)
+	failover(t, "--broker", "postgres", "--broker-url", pg.URL)
 }
 
 // failover runs two edge binaries with the broker args, SIGKILLs one while

@@ -96,22 +96,23 @@ type Config struct {
 // Broker chooses the log and carries the settings of its drivers that
 // the edge exposes.
 type Broker struct {
-	// Name is memory, redis, kafka or nats.
+	// Name is memory, redis, kafka, nats or postgres.
 	Name string
 	// URL locates the broker (by default on 127.0.0.1); empty for memory.
 	URL string
 	// Wait keeps the edge up while the broker is unreachable at start.
 	Wait bool
 	// RetentionMessages bounds the log: redis.Config.MaxLen,
-	// nats.Config.MaxMsgs. Negative: unbounded.
+	// nats.Config.MaxMsgs, postgres.Config.MaxMsgs. Negative: unbounded.
 	RetentionMessages int64
 	// RetentionAge bounds the log by age: kafka.Config.Retention,
-	// nats.Config.MaxAge. Negative: the broker's default.
+	// nats.Config.MaxAge, postgres.Config.MaxAge. Negative: the broker's
+	// default (for postgres: unbounded).
 	RetentionAge time.Duration
 	// Memory configures the memory broker (its DedupWindow is
 	// Engine.DedupWindow).
 	Memory memory.Config
-	// Engine configures the log engine of redis, kafka and nats.
+	// Engine configures the log engine of redis, kafka, nats and postgres.
 	Engine engine.Config
 }
 
@@ -284,7 +285,7 @@ func (c Config) validate() error {
 	case c.Auth.Anonymous != nil && !c.Production():
 		return fmt.Errorf("invalid --anon-subscribe/--anon-publish (%s): they apply only with JWT (--jwt-secret, --jwt-public-key, --jwks-url or --jwks-file); development mode allows everything", EnvName("anon-subscribe"))
 	case defaultBrokerURL[c.Broker.Name] == "" && c.Broker.Name != "memory":
-		return bad("broker", "unknown broker %q; available: memory, redis, kafka, nats", c.Broker.Name)
+		return bad("broker", "unknown broker %q; available: memory, redis, kafka, nats, postgres", c.Broker.Name)
 	case c.Broker.Name == "memory" && c.Broker.URL != "":
 		return bad("broker-url", "the memory broker takes no URL; set --broker redis to use one")
 	}
@@ -371,9 +372,10 @@ func (e restated) Error() string { return e.msg }
 func (e restated) Unwrap() error { return e.err }
 
 var defaultBrokerURL = map[string]string{
-	"redis": "redis://127.0.0.1:6379/0",
-	"kafka": "kafka://127.0.0.1:9092",
-	"nats":  "nats://127.0.0.1:4222",
+	"redis":    "redis://127.0.0.1:6379/0",
+	"kafka":    "kafka://127.0.0.1:9092",
+	"nats":     "nats://127.0.0.1:4222",
+	"postgres": "postgres://postgres@127.0.0.1:5432/postgres",
 }
 
 // checkBrokerURL catches a malformed URL before any connection attempt.
@@ -388,6 +390,12 @@ func checkBrokerURL(broker, raw string) error {
 	if broker == "kafka" {
 		if u.Scheme != "kafka" || u.Host == "" {
 			return errors.New("use kafka://host:9092[,host2:9092]")
+		}
+		return nil
+	}
+	if broker == "postgres" {
+		if (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Host == "" {
+			return errors.New("use postgres://[user[:pass]@]host:5432/db[?sslmode=…]")
 		}
 		return nil
 	}

@@ -56,6 +56,12 @@ func TestLoad(t *testing.T) {
 		{"retention", []string{"--retention-messages", "500", "--retention-age", "2h"}, nil, func(c Config) bool { return c.Broker.RetentionMessages == 500 && c.Broker.RetentionAge == 2*time.Hour }},
 		{"nats default URL", []string{"--broker", "nats"}, nil, func(c Config) bool { return c.Broker.URL == "nats://127.0.0.1:4222" }},
 		{"kafka default URL", []string{"--broker", "kafka"}, nil, func(c Config) bool { return c.Broker.URL == "kafka://127.0.0.1:9092" }},
+		{"postgres default URL", []string{"--broker", "postgres"}, nil, func(c Config) bool {
+			return c.Broker.URL == "postgres://postgres@127.0.0.1:5432/postgres"
+		}},
+		{"postgres URL", []string{"--broker", "postgres", "--broker-url", "postgresql://app:pw@db:5433/app?sslmode=disable"}, nil, func(c Config) bool {
+			return c.Broker.URL == "postgresql://app:pw@db:5433/app?sslmode=disable"
+		}},
 		{"rate limit disabled", []string{"--rate-limit", "-1"}, nil, func(c Config) bool { return c.Node.RateLimit < 0 }},
 		{"anonymous policy", []string{"--jwks-url", "https://id.example/jwks", "--anon-subscribe", "public:*, news"}, nil, func(c Config) bool {
 			return c.Production() && c.Auth.Anonymous != nil && strings.Join(c.Auth.Anonymous.Subscribe, ",") == "public:*,news" && c.Auth.Anonymous.Publish == nil &&
@@ -111,6 +117,8 @@ func TestLoadErrors(t *testing.T) {
 		{[]string{"--retention-messages", "0"}, nil, `invalid value "0" for --retention-messages (SWITCHBOARD_RETENTION_MESSAGES): 0 is not a setting here`},
 		{[]string{"--retention-messages", "lots"}, nil, "expected a whole number"},
 		{[]string{"--broker", "kafka", "--broker-url", "redis://x:1"}, nil, "use kafka://host:9092"},
+		{[]string{"--broker", "postgres", "--broker-url", "redis://x:1"}, nil, "use postgres://"},
+		{[]string{"--broker", "postgres", "--broker-url", "postgres:///db"}, nil, "use postgres://"},
 		{[]string{"--broker", "redis", "--broker-url", "http://x:1"}, nil, `--broker-url (SWITCHBOARD_BROKER_URL) "http://x:1": scheme "http"`},
 		{[]string{"--broker", "redis", "--broker-url", "redis:///0"}, nil, "no host"},
 		{[]string{"--broker", "redis", "--broker-url", "redis://h:1/zero"}, nil, `database "zero"`},

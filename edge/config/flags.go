@@ -99,12 +99,12 @@ func newFlagSet(c *Config) *flagSet {
 
 	// The broker.
 	f.str(&c.Broker.Name, "broker", "memory", "broker: memory (embedded, one node), redis (Redis Streams), kafka or nats (JetStream); all but memory let many nodes act as one")
-	f.str(&c.Broker.URL, "broker-url", "", "broker address: redis://[user:pass@]host:port[/db] (default "+defaultBrokerURL["redis"]+") kafka://host:9092[,host2:9092] (default "+defaultBrokerURL["kafka"]+") or nats://host:4222[,nats://host2:4222] (default "+defaultBrokerURL["nats"]+"); unused by memory")
+	f.str(&c.Broker.URL, "broker-url", "", "broker address: redis://[user:pass@]host:port[/db] (default "+defaultBrokerURL["redis"]+") kafka://host:9092[,host2:9092] (default "+defaultBrokerURL["kafka"]+") nats://host:4222[,nats://host2:4222] (default "+defaultBrokerURL["nats"]+") or postgres://[user[:pass]@]host:5432/db (default "+defaultBrokerURL["postgres"]+"); unused by memory")
 	f.boolean(&c.Broker.Wait, "broker-wait", false, "if the broker is unreachable at start, serve /healthz, report not ready on /readyz and keep retrying instead of exiting")
-	f.num64(&c.Broker.RetentionMessages, "retention-messages", nats.DefaultMaxMsgs, "redis: messages the stream keeps (XADD MAXLEN ~, approximate); nats: the stream's MaxMsgs (negative: unbounded)")
+	f.num64(&c.Broker.RetentionMessages, "retention-messages", nats.DefaultMaxMsgs, "redis: messages the stream keeps (XADD MAXLEN ~, approximate); nats: the stream's MaxMsgs; postgres: rows the log table keeps (negative: unbounded)")
 	f.num64(&c.Broker.Engine.IndexBytes, "resume-index-bytes", engine.DefaultIndexBytes, "redis, kafka, nats: memory for each node's index of the recent log, which resumes are served from without reading the broker (negative: no index)")
 	f.dur(&c.Broker.Engine.IndexAge, "resume-index-age", engine.DefaultIndexAge, "redis, kafka, nats: how long a message stays in the resume index")
-	f.dur(&c.Broker.RetentionAge, "retention-age", kafka.DefaultRetention, "kafka: retention.ms of the topic when switchboard creates it; nats: the stream's MaxAge (negative: the broker's default / unlimited)")
+	f.dur(&c.Broker.RetentionAge, "retention-age", kafka.DefaultRetention, "kafka: retention.ms of the topic when switchboard creates it; nats: the stream's MaxAge; postgres: the age of the log table's oldest row (negative: the broker's default / unlimited)")
 	f.num(&c.Broker.Memory.HistorySize, "history-size", mem.HistorySize, "memory: messages kept for resume per room and per user's direct channel (negative disables)")
 
 	// The node: core.

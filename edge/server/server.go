@@ -26,6 +26,7 @@ import (
 	kafkabroker "github.com/switchboard-dev/switchboard/broker/kafka"
 	"github.com/switchboard-dev/switchboard/broker/memory"
 	natsbroker "github.com/switchboard-dev/switchboard/broker/nats"
+	pgbroker "github.com/switchboard-dev/switchboard/broker/postgres"
 	redisbroker "github.com/switchboard-dev/switchboard/broker/redis"
 	"github.com/switchboard-dev/switchboard/core"
 	"github.com/switchboard-dev/switchboard/edge/api"
@@ -78,7 +79,7 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 	recent := dashboard.NewRecent(logger.Handler())
 	s := &Server{cfg: cfg, log: slog.New(recent), recent: recent}
 	for _, step := range []func() error{
-		s.openBroker, // the log: memory, redis, kafka or nats
+		s.openBroker, // the log: memory, redis, kafka, nats or postgres
 		s.openAuth,   // webhooks, then the authentication chain
 		s.startNode,  // core, on the broker, with the chain and metrics
 		s.startPresence,
@@ -336,7 +337,7 @@ const brokerStartTimeout = 10 * time.Second
 // for every broker on it.
 func engineConfig(cfg config.Config) engine.Config {
 	c := cfg.Broker.Engine
-	if (cfg.Broker.Name == "kafka" || cfg.Broker.Name == "nats") && cfg.Broker.RetentionAge > 0 && c.IndexAge > 0 {
+	if (cfg.Broker.Name == "kafka" || cfg.Broker.Name == "nats" || cfg.Broker.Name == "postgres") && cfg.Broker.RetentionAge > 0 && c.IndexAge > 0 {
 		// The index never answers for what the log has dropped by age.
 		c.IndexAge = min(c.IndexAge, cfg.Broker.RetentionAge)
 	}
@@ -367,8 +368,12 @@ func openBroker(cfg config.Config, logger *slog.Logger) (core.Broker, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), brokerStartTimeout)
 		defer cancel()
 		return natsbroker.New(ctx, natsbroker.Config{URL: b.URL, MaxMsgs: b.RetentionMessages, MaxAge: b.RetentionAge, Engine: engineConfig(cfg)}, logger)
+	case "postgres":
+		ctx, cancel := context.WithTimeout(context.Background(), brokerStartTimeout)
+		defer cancel()
+		return pgbroker.New(ctx, pgbroker.Config{URL: b.URL, MaxMsgs: b.RetentionMessages, MaxAge: b.RetentionAge, Engine: engineConfig(cfg)}, logger)
 	}
-	return nil, fmt.Errorf("unknown broker %q (available: memory, redis, kafka, nats)", b.Name)
+	return nil, fmt.Errorf("unknown broker %q (available: memory, redis, kafka, nats, postgres)", b.Name)
 }
 
 func errorHandler(c *fiber.Ctx, err error) error {
