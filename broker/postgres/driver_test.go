@@ -244,10 +244,10 @@ func TestReadPollsWhenNotifyIsLost(t *testing.T) {
 	}
 }
 
-// TestRetention: trimming by count and by age deletes the oldest
+// TestTrimAndGaps: trimming by count and by age deletes the oldest
 // records; Range after a deleted position reports Trimmed and Read a
 // Gap, from a position still retained neither; expired keys go too.
-func TestRetention(t *testing.T) {
+func TestTrimAndGaps(t *testing.T) {
 	t.Parallel()
 	srv := pgtest.Start(t)
 	d := testDriver(t, srv.URL, func(c *Config) { c.MaxMsgs, c.MaxAge = 5, time.Hour })

@@ -137,6 +137,10 @@ func connConfig(c *pgx.ConnConfig, cfg Config) *pgx.ConnConfig {
 	return c
 }
 
+// pool is a connection pool of size connections. A connection idle for
+// longer than pingIdle is pinged before use (pgx's default is 1s): one
+// that PostgreSQL's restart closed is replaced, instead of failing the
+// append that takes it, unless the restart took less than that.
 func (d *driver) pool(size int) (*pgxpool.Pool, error) {
 	pc, err := pgxpool.ParseConfig(d.cfg.URL)
 	if err != nil {
@@ -145,8 +149,13 @@ func (d *driver) pool(size int) (*pgxpool.Pool, error) {
 	pc.ConnConfig = connConfig(pc.ConnConfig, d.cfg)
 	pc.MaxConns = int32(size)
 	pc.MinConns = 0
+	pc.ShouldPing = func(_ context.Context, p pgxpool.ShouldPingParams) bool { return p.IdleDuration > pingIdle }
 	return pgxpool.NewWithConfig(context.Background(), pc)
 }
+
+// pingIdle is how long a pooled connection may be idle before
+// it is pinged (history reads are also retried: see readOnly).
+const pingIdle = 100 * time.Millisecond
 
 // statements spells the driver's SQL with the log's names.
 func (d *driver) statements() {
@@ -213,6 +222,18 @@ func (d *driver) withSchema(ctx context.Context, op func() error) error {
 	return op()
 }
 
+// readOnly runs a statement that changes nothing (withSchema's op) once
+// more if its connection failed: a pooled connection may have been
+// closed by a restart of PostgreSQL since it was last used.
+func (d *driver) readOnly(ctx context.Context, op func() error) error {
+	err := d.withSchema(ctx, op)
+	var pe *pgconn.PgError
+	if err == nil || errors.As(err, &pe) || ctx.Err() != nil {
+		return err
+	}
+	return d.withSchema(ctx, op)
+}
+
 // timeout bounds one statement.
 func (d *driver) timeout(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, d.cfg.QueryTimeout)
@@ -224,7 +245,7 @@ func (d *driver) Head(ctx context.Context) (string, engine.Pos, error) {
 	defer cancel()
 	var epoch string
 	var pos int64
-	err := d.withSchema(ctx, func() error {
+	err := d.readOnly(ctx, func() error {
 		return d.hist.QueryRow(ctx, d.headSQL).Scan(&epoch, &pos)
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -301,7 +322,7 @@ func (d *driver) Range(ctx context.Context, after engine.Pos, max int) (engine.C
 	ctx, cancel := d.timeout(ctx)
 	defer cancel()
 	var r rows
-	err := d.withSchema(ctx, func() (err error) {
+	err := d.readOnly(ctx, func() (err error) {
 		r, err = d.query(ctx, d.hist, d.rangeSQL, int64(after.Lo), max)
 		return err
 	})
@@ -317,7 +338,7 @@ func (d *driver) Since(ctx context.Context, t time.Time) (engine.Pos, error) {
 	ctx, cancel := d.timeout(ctx)
 	defer cancel()
 	var pos int64
-	err := d.withSchema(ctx, func() error {
+	err := d.readOnly(ctx, func() error {
 		return d.hist.QueryRow(ctx, d.sinceSQL, t).Scan(&pos)
 	})
 	if err != nil {

@@ -198,8 +198,8 @@ func (s *Server) start() (string, bool) {
 		s.t.Fatalf("pgtest: %v", err)
 	}
 	sock := filepath.Join(s.root, "sock")
-	if len(sock)+len("/.s.PGSQL.65535") > sunPathMax {
-		sock = "" // TCP only: a deep temporary directory
+	if len(sock)+len("/.s.PGSQL.65535") > sunPathMax || strings.Contains(sock, `"`) {
+		sock = "" // TCP only: a deep temporary directory, or one the setting cannot spell
 	} else if err := os.MkdirAll(sock, 0o700); err != nil {
 		s.t.Fatalf("pgtest: %v", err)
 	} else if s.cred != nil {
@@ -211,7 +211,8 @@ func (s *Server) start() (string, bool) {
 	_ = os.Remove(filepath.Join(s.Dir, "postmaster.pid"))
 	cmd := exec.Command(filepath.Join(s.bin, "postgres"), "-D", s.Dir, "-p", strconv.Itoa(s.port),
 		"-c", "listen_addresses=127.0.0.1",
-		"-c", "unix_socket_directories="+sock,
+		// A list: quoted, as a test's name may put a comma in the path.
+		"-c", "unix_socket_directories="+quoteList(sock),
 		"-c", "fsync=off", "-c", "full_page_writes=off",
 		"-c", "max_connections=400", "-c", "shared_buffers=32MB",
 		"-c", "logging_collector=off", "-c", "log_min_messages=warning")
@@ -256,6 +257,15 @@ func (s *Server) start() (string, bool) {
 		// pg_ctl -w reads too): poll it.
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// quoteList spells dir as the one element of a list setting ("" for
+// none).
+func quoteList(dir string) string {
+	if dir == "" {
+		return ""
+	}
+	return `"` + dir + `"`
 }
 
 // ready reports whether the postmaster with pid says, in its pid file,
