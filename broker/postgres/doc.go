@@ -5,37 +5,40 @@
 // returns the engine over it, which does the node's reading loop, ids,
 // health, the resume index and group commit.
 //
-// Positions follow commit order. A sequence hands out values when rows
-// are inserted, not when they commit, so a reader asking for "after 7"
-// could see 9 commit before 8 and pass 8 for good. Here an append is one
-// short transaction (one call of the <Table>_append function) that first
-// locks the one row of <Table>_head, takes its positions from it, inserts
-// its rows, advances the head and commits: the next append waits for
-// that lock, so it gets its positions only once the previous rows are
-// visible. Whoever sees a position sees every one before it; positions
-// have no holes (a duplicate takes none, a rollback gives its own back).
-// Only appends write the log; a backend's transactions publish through
-// an outbox (forwarded by the edges), so none holds this lock.
+// Positions follow commit order. A sequence hands out values at insert,
+// not at commit, so a reader of "after 7" can see 9 commit before 8 and
+// pass 8 for good. Here an append is one short transaction (one call of
+// the <Table>_append function) that first locks the one row of
+// <Table>_head, takes its positions from it, inserts its rows, advances
+// the head and commits: the next append waits for the lock, so it gets
+// its positions only once the previous rows are visible. Whoever sees a
+// position sees every one before it, and positions have no holes (a
+// refused duplicate takes none, a rollback gives its own back). The
+// price: appends from every node take turns, each holding the lock
+// through its commit (its WAL flush), so throughput comes from batches
+// (the engine's group commit), not from concurrent appends. Nothing else
+// should write the log: a transaction that took the lock would hold
+// every append until it ended.
 //
-// Readers wake on LISTEN/NOTIFY: the append notifies "<Schema>.<Table>"
-// with the new head when it commits, and each node's reader has its own
-// connection that listens, queries, then waits for a notification; it
-// queries at least every PollInterval anyway, in case one is lost.
+// Readers wake on LISTEN/NOTIFY: an append notifies "<Schema>.<Table>"
+// with the new head when it commits; each node's reader has its own
+// connection that listens, queries, then waits for a notification, and
+// queries every PollInterval anyway, in case one was lost.
 //
-// The epoch is a random id in the head row, made when the log's tables
-// are: a log dropped and created again (New, or a running node that finds
-// the tables gone, migrates) has another, so older ids resume with
-// recovered:false. Retention (MaxMsgs, MaxAge) deletes the oldest
-// records every TrimInterval; since positions are dense, a range that
-// does not begin right after its position lost records to retention,
-// which Range reports as Trimmed and Read as a Gap. Idempotency keys
-// live in <Table>_keys for the engine's DedupWindow, decided under the
-// head's lock, so the log itself refuses a repeat (KeysInLog). Since
-// reads the append times stored with the records.
+// The epoch is a random id in the head row, made with the log's tables:
+// a log dropped and created again (by New, or by a running node that
+// finds its tables gone) has another, so older ids resume with
+// recovered:false. Retention (MaxMsgs, MaxAge, by the append time stored
+// with each record) deletes the oldest records every TrimInterval; as
+// positions are dense, a read that does not begin right after its
+// position lost records to retention: Range reports Trimmed, Read a Gap.
+// Idempotency keys live in <Table>_keys for Engine.DedupWindow and are
+// decided under the head's lock: the log itself refuses a repeat.
 //
 // The schema is migrated by versioned steps (switchboard_schema_version
-// records the last per log), in one transaction under an advisory lock:
-// edges starting together migrate once.
+// records the last one per log) in one transaction under an advisory
+// lock, so edges starting together migrate once.
 //
-// Safe for concurrent use, as the engine's Driver contract requires.
+// Safe for concurrent use, as the engine's Driver contract requires; the
+// reader's Read holds its connection for up to PollInterval.
 package postgres

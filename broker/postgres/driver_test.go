@@ -407,16 +407,17 @@ func TestMigrateConcurrently(t *testing.T) {
 	}
 }
 
-// TestDroppedTablesNewEpoch: when the log's tables are dropped under a
-// running node, its next operation creates them again under a new
-// epoch, and its reader reads the new log from its start.
+// TestDroppedTablesNewEpoch: when the log's table is dropped under a
+// running node, its next operation creates the log's tables again (what
+// was left of them goes too) under a new epoch, and its reader reads the
+// new log from its start.
 func TestDroppedTablesNewEpoch(t *testing.T) {
 	t.Parallel()
 	srv := pgtest.Start(t)
 	d := testDriver(t, srv.URL, nil)
 	ctx := ctxFor(t)
 	old, _ := mustAppend(t, d, testMessage(0, "", ""), testMessage(1, "", ""))
-	exec(t, srv.URL, `DROP TABLE `+d.names.log+`, `+d.names.head+`, `+d.names.keys)
+	exec(t, srv.URL, `DROP TABLE `+d.names.log)
 	b, err := d.Read(ctx, old, at(2), 10)
 	if err != nil {
 		t.Fatal(err)
@@ -432,4 +433,39 @@ func TestDroppedTablesNewEpoch(t *testing.T) {
 	if err != nil || b.Epoch != epoch || fmt.Sprint(positions(b.Records)) != "[1]" {
 		t.Fatalf("Read from the old epoch = %+v, %v; want the new log from its start", b, err)
 	}
+}
+
+// TestMigrateUpgrades: a log migrated by an older node (the first step
+// only) gets the later steps, once, and works.
+func TestMigrateUpgrades(t *testing.T) {
+	t.Parallel()
+	srv := pgtest.Start(t)
+	n := newNames(DefaultSchema, tableFor(t))
+	exec(t, srv.URL, migrations[0].sql(n))
+	exec(t, srv.URL, `CREATE TABLE `+n.versions+` (component text PRIMARY KEY, version integer NOT NULL, migrated_at timestamptz NOT NULL DEFAULT now());
+INSERT INTO `+n.versions+` (component, version) VALUES ('`+n.unit+`', 1)`)
+	var epoch string
+	c := connectPG(t, srv.URL)
+	if err := c.QueryRow(ctxFor(t), `SELECT epoch FROM `+n.head).Scan(&epoch); err != nil {
+		t.Fatal(err)
+	}
+	d := testDriver(t, srv.URL, func(c *Config) { c.Table = n.table })
+	e, res := mustAppend(t, d, testMessage(0, "", ""))
+	if e != epoch || res[0].Pos != at(1) {
+		t.Fatalf("append after the upgrade: %s at %v, want %s at 1 (the same log)", e, res[0].Pos, epoch)
+	}
+	var version int
+	if err := c.QueryRow(ctxFor(t), `SELECT version FROM `+n.versions+` WHERE component = $1`, n.unit).Scan(&version); err != nil || version != migrations[len(migrations)-1].version {
+		t.Fatalf("schema version %d, %v; want %d", version, err, migrations[len(migrations)-1].version)
+	}
+}
+
+func connectPG(t *testing.T, url string) *pgx.Conn {
+	t.Helper()
+	c, err := pgx.Connect(ctxFor(t), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close(context.Background()) })
+	return c
 }
