@@ -103,7 +103,7 @@ func open(ctx context.Context, cfg Config, logger *slog.Logger) (*driver, error)
 	}
 	if err := d.migrate(pctx); err != nil {
 		_ = d.Close()
-		if refused(err) {
+		if !outage(err) { // privileges, a schema in the way: nothing to wait for
 			return nil, fmt.Errorf("switchboard/broker/postgres: migrate %s at %s: %w", n.unit, d.addr, err)
 		}
 		return nil, d.unavailable("migrate", err)
@@ -206,6 +206,23 @@ func refused(err error) bool {
 		return false
 	}
 	return strings.HasPrefix(pe.Code, "28") || pe.Code == "3D000" || pe.Code == "42501"
+}
+
+// outage reports whether err is the database being unreachable or
+// unable to serve for now (a connection failed or timed out, a server
+// shutting down, starting up or out of resources) rather than refusing
+// the request itself.
+func outage(err error) bool {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		return true
+	}
+	for _, class := range []string{"08", "53", "57", "58"} {
+		if strings.HasPrefix(pe.Code, class) {
+			return true
+		}
+	}
+	return false
 }
 
 // withSchema runs op; if the log's tables or functions are missing

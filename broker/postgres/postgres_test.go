@@ -298,6 +298,23 @@ func TestUnreachableAtStart(t *testing.T) {
 	}
 }
 
+// TestRefusedAtStart: a database that refuses the connection (here: it
+// does not exist) is a configuration to fix, not an outage: New's error
+// says so and does not wrap ErrUnavailable.
+func TestRefusedAtStart(t *testing.T) {
+	t.Parallel()
+	srv := pgtest.Start(t)
+	url := strings.Replace(srv.URL, "/postgres?", "/nope?", 1)
+	b, err := sbpg.New(context.Background(), sbpg.Config{URL: url}, quiet)
+	if err == nil {
+		b.Close(context.Background())
+		t.Fatal("New succeeded on a database that does not exist")
+	}
+	if errors.Is(err, broker.ErrUnavailable) || !strings.Contains(err.Error(), "refused the connection") || !strings.Contains(err.Error(), `"nope" does not exist`) {
+		t.Errorf("New = %v; want a refusal naming the database, not ErrUnavailable", err)
+	}
+}
+
 // TestRecreatedLog: the log's tables dropped under two running nodes
 // come back under a new epoch: resumes from older ids are recovered
 // false, the readers tell their sessions once and order the old ids
