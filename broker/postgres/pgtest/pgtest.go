@@ -1,15 +1,19 @@
-// Package pgtest starts throwaway PostgreSQL servers for tests: one per
-// call, from Debian's postgresql package (the newest major under
-// /usr/lib/postgresql), initialised in the test's temporary directory,
-// listening on a free loopback port, and shut down when the test ends.
-// Stop, Kill and Start take the same server (same port, same data
-// directory) through an outage or a crash; its data survives both.
+// Package pgtest starts throwaway PostgreSQL servers: one per call,
+// from Debian's postgresql package (the newest major under
+// /usr/lib/postgresql), initialised in a directory of its own, listening
+// on a free port of a local address. Start(t) is for tests: the server
+// lives in the test's temporary directory and is shut down when the test
+// ends. Run is the same outside a test (a program such as the fault
+// suite): the caller owns the directory and calls Close. Stop, Kill and
+// Start take the same server (same port, same data directory) through an
+// outage or a crash; its data survives both. Pause and Resume freeze it
+// (the postmaster and every process it forked), as a hung server.
 //
-// initdb and postgres refuse to run as root: when the test runs as root,
-// the server runs as the postgres user the package creates, and the
+// initdb and postgres refuse to run as root: when this process runs as
+// root, the server runs as the postgres user the package creates, and the
 // directories on the way to its data are made traversable for it. The
-// server is the test binary's child (no pg_ctl daemon): it is killed with
-// the test binary if that dies. fsync is off: the data survives the
+// server is this process's child (no pg_ctl daemon): it is killed with
+// this process if that dies. fsync is off: the data survives the
 // server's shutdowns and crashes (Kill), not the machine's. A missing
 // postgresql package fails the test (CI installs it; nothing is skipped).
 package pgtest
@@ -19,6 +23,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"os"
@@ -37,29 +42,45 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// Server is one PostgreSQL server. Its methods may be called from the
-// test goroutine only, except Running, URL and String.
+// Server is one PostgreSQL server. Its methods may be called from one
+// goroutine at a time (a test's own), except Running, URL and String.
 type Server struct {
-	Addr string // 127.0.0.1:port
+	Addr string // host:port, 127.0.0.1:port unless Config.Host says otherwise
 	// URL is the superuser's connection URL for the "postgres" database:
 	// postgres://postgres@127.0.0.1:port/postgres?sslmode=disable.
 	URL string
-	// Dir is the data directory (owned by the postgres user when the test
-	// runs as root).
+	// Dir is the data directory (owned by the postgres user when this
+	// process runs as root).
 	Dir string
 
-	t      testing.TB
-	bin    string // the directory of initdb and postgres
-	port   int
-	root   string // holds Dir, the socket directory and the log
-	socket string // unix_socket_directories: "" when the path would be too long
-	cred   *syscall.Credential
+	t       testing.TB // nil for a server of Run
+	bin     string     // the directory of initdb and postgres
+	host    string
+	port    int
+	root    string // holds Dir and the socket directory
+	logPath string // the server's output, every start appended
+	socket  string // unix_socket_directories: "" when the path would be too long
+	cred    *syscall.Credential
 
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	exit chan struct{} // closed when cmd has exited
-	log  *os.File
-	dbs  int // databases made by CreateDatabase
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	exit   chan struct{} // closed when cmd has exited
+	log    *os.File
+	paused []int // the processes Pause stopped, postmaster first
+	dbs    int   // databases made by CreateDatabase
+}
+
+// Config is how Run starts a server.
+type Config struct {
+	// Host is the local IP address the server listens on. On another
+	// address than loopback, connections from the host's own subnets
+	// (pg_hba's samenet) are trusted too.
+	// Optional. Default: 127.0.0.1.
+	Host string
+	// LogPath is the file the server's output is appended to, a line
+	// "=== <time> start" before each start's.
+	// Optional. Default: postgres.log in Run's directory.
+	LogPath string
 }
 
 // Timeouts. A start includes crash recovery after Kill, which a busy
@@ -69,39 +90,79 @@ const (
 	stopTimeout  = 30 * time.Second
 )
 
-// Start initialises a data directory and runs a server on a free
-// loopback port, waiting until it accepts connections. The server is
-// shut down (immediately, no checkpoint) in t.Cleanup.
+// Start initialises a data directory in the test's temporary directory
+// and runs a server on a free loopback port, waiting until it accepts
+// connections. The server is shut down (immediately, no checkpoint) in
+// t.Cleanup.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	bin, err := binDir()
+	s, err := Run(context.Background(), t.TempDir(), Config{})
 	if err != nil {
 		t.Fatalf("pgtest: %v", err)
 	}
-	s := &Server{t: t, bin: bin, root: t.TempDir()}
-	s.Dir = filepath.Join(s.root, "data")
+	s.t = t
+	t.Cleanup(s.Close)
+	return s
+}
+
+// Run initialises a data directory in dir (created if missing; it must
+// not hold one already) and runs a server on a free port of cfg.Host,
+// waiting until it accepts connections or ctx ends. When this process
+// runs as root, dir becomes the postgres user's, and its parents must be
+// searchable by that user: Run makes them so below os.TempDir() and
+// refuses elsewhere. The caller calls Close, and removes dir when it
+// wants to.
+func Run(ctx context.Context, dir string, cfg Config) (*Server, error) {
+	bin, err := binDir()
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Host == "" {
+		cfg.Host = "127.0.0.1"
+	}
+	ip := net.ParseIP(cfg.Host)
+	if ip == nil {
+		return nil, fmt.Errorf("Config.Host %q: want an IP address", cfg.Host)
+	}
+	if dir, err = filepath.Abs(dir); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	if cfg.LogPath == "" {
+		cfg.LogPath = filepath.Join(dir, "postgres.log")
+	}
+	s := &Server{bin: bin, host: cfg.Host, root: dir, logPath: cfg.LogPath, Dir: filepath.Join(dir, "data")}
 	if err := s.prepare(); err != nil {
-		t.Fatalf("pgtest: %v", err)
+		return nil, err
 	}
 	if out, err := s.run(filepath.Join(bin, "initdb"), "-D", s.Dir, "-U", "postgres", "--auth=trust",
 		"--no-sync", "--no-instructions", "-E", "UTF8", "--locale=C"); err != nil {
-		t.Fatalf("pgtest: initdb: %v\n%s", err, out)
+		return nil, fmt.Errorf("initdb: %w\n%s", err, out)
 	}
-	t.Cleanup(s.Kill)
+	if !ip.IsLoopback() {
+		// initdb trusts loopback only.
+		if err := appendFile(filepath.Join(s.Dir, "pg_hba.conf"), "host all all samenet trust\n"); err != nil {
+			return nil, err
+		}
+	}
 	// The port was free a moment ago; another process may take it before
 	// the server binds it. Try a few fresh ports.
 	for attempt := 1; ; attempt++ {
-		if s.port, err = freePort(); err != nil {
-			t.Fatalf("pgtest: %v", err)
+		if s.port, err = freePort(s.host); err != nil {
+			return nil, err
 		}
-		s.Addr = "127.0.0.1:" + strconv.Itoa(s.port)
+		s.Addr = net.JoinHostPort(s.host, strconv.Itoa(s.port))
 		s.URL = "postgres://postgres@" + s.Addr + "/postgres?sslmode=disable"
-		out, ok := s.start()
-		if ok {
-			return s
+		err := s.start(ctx)
+		if err == nil {
+			return s, nil
 		}
-		if attempt == 3 || !strings.Contains(out, "could not bind") {
-			t.Fatalf("pgtest: postgres on %s exited at start:\n%s", s.Addr, out)
+		var early *exitedError
+		if !errors.As(err, &early) || attempt == 3 || !strings.Contains(early.out, "could not bind") {
+			s.Close()
+			return nil, err
 		}
 	}
 }
@@ -142,7 +203,7 @@ func (s *Server) prepare() error {
 	if err := os.Chown(s.root, int(uid), int(gid)); err != nil {
 		return err
 	}
-	// t.TempDir's directories are 0700: let the postgres user through
+	// Temporary directories are 0700: let the postgres user through
 	// them (search only, not read), and through nothing else.
 	tmp, err := filepath.Abs(os.TempDir())
 	if err != nil {
@@ -176,8 +237,20 @@ func (s *Server) run(name string, args ...string) (string, error) {
 	return string(out), err
 }
 
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+func appendFile(name, text string) error {
+	f, err := os.OpenFile(name, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(text)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func freePort(host string) (int, error) {
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
 		return 0, err
 	}
@@ -189,19 +262,44 @@ func freePort() (int, error) {
 // minus its terminating NUL.
 const sunPathMax = 107
 
+// exitedError is a start's failure because the server exited before it
+// accepted connections: out is what it wrote meanwhile.
+type exitedError struct {
+	addr, out string
+}
+
+func (e *exitedError) Error() string {
+	return fmt.Sprintf("postgres on %s exited at start:\n%s", e.addr, e.out)
+}
+
 // start runs the server and waits until it accepts connections. If it
-// exits first, start returns its output and false.
-func (s *Server) start() (string, bool) {
-	s.t.Helper()
-	logf, err := os.CreateTemp(s.root, "postgres-*.log")
+// exits first, the error is an *exitedError with its output.
+func (s *Server) start(ctx context.Context) error {
+	logf, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
-		s.t.Fatalf("pgtest: %v", err)
+		return err
+	}
+	// Where this start's output begins, to quote it if it fails.
+	var from int64
+	if fi, err := logf.Stat(); err == nil {
+		from = fi.Size()
+	}
+	fmt.Fprintf(logf, "=== %s start postgres on %s\n", time.Now().Format(time.RFC3339Nano), net.JoinHostPort(s.host, strconv.Itoa(s.port)))
+	output := func() string {
+		f, err := os.Open(s.logPath)
+		if err != nil {
+			return ""
+		}
+		defer f.Close()
+		b, _ := io.ReadAll(io.NewSectionReader(f, from, 1<<20))
+		return string(b)
 	}
 	sock := filepath.Join(s.root, "sock")
 	if len(sock)+len("/.s.PGSQL.65535") > sunPathMax || strings.Contains(sock, `"`) {
-		sock = "" // TCP only: a deep temporary directory, or one the setting cannot spell
+		sock = "" // TCP only: a deep directory, or one the setting cannot spell
 	} else if err := os.MkdirAll(sock, 0o700); err != nil {
-		s.t.Fatalf("pgtest: %v", err)
+		logf.Close()
+		return err
 	} else if s.cred != nil {
 		_ = os.Chown(sock, int(s.cred.Uid), int(s.cred.Gid))
 	}
@@ -210,7 +308,7 @@ func (s *Server) start() (string, bool) {
 	// killed one would only confuse the readiness check.
 	_ = os.Remove(filepath.Join(s.Dir, "postmaster.pid"))
 	cmd := exec.Command(filepath.Join(s.bin, "postgres"), "-D", s.Dir, "-p", strconv.Itoa(s.port),
-		"-c", "listen_addresses=127.0.0.1",
+		"-c", "listen_addresses="+s.host,
 		// A list: quoted, as a test's name may put a comma in the path.
 		"-c", "unix_socket_directories="+quoteList(sock),
 		"-c", "fsync=off", "-c", "full_page_writes=off",
@@ -218,11 +316,11 @@ func (s *Server) start() (string, bool) {
 		"-c", "logging_collector=off", "-c", "log_min_messages=warning")
 	cmd.Dir = s.root
 	cmd.Stdout, cmd.Stderr = logf, logf
-	// Its own process group, killed if the test binary dies.
+	// Its own process group, killed if this process dies.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred, Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
-		s.t.Fatalf("pgtest: start postgres: %v", err)
+		return fmt.Errorf("start postgres: %w", err)
 	}
 	exit := make(chan struct{})
 	go func() {
@@ -230,32 +328,31 @@ func (s *Server) start() (string, bool) {
 		close(exit)
 	}()
 	s.mu.Lock()
-	s.cmd, s.exit, s.log = cmd, exit, logf
+	s.cmd, s.exit, s.log, s.paused = cmd, exit, logf, nil
 	s.mu.Unlock()
 
-	deadline := time.Now().Add(readyTimeout)
+	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
+	defer cancel()
+	// The server's only readiness signal is its pid file (what pg_ctl -w
+	// reads too): poll it.
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
 	for {
 		if s.ready(cmd.Process.Pid) {
-			return "", true
+			return nil
 		}
 		select {
 		case <-exit:
-			out, _ := os.ReadFile(logf.Name())
 			s.mu.Lock()
 			s.cmd = nil
 			s.mu.Unlock()
 			logf.Close()
-			return string(out), false
-		default:
-		}
-		if time.Now().After(deadline) {
+			return &exitedError{addr: s.Addr, out: output()}
+		case <-ctx.Done():
 			s.stop(syscall.SIGQUIT)
-			out, _ := os.ReadFile(logf.Name())
-			s.t.Fatalf("pgtest: postgres on %s not ready within %s:\n%s", s.Addr, readyTimeout, out)
+			return fmt.Errorf("postgres on %s not ready: %w:\n%s", s.Addr, ctx.Err(), output())
+		case <-tick.C:
 		}
-		// The server's only readiness signal is its pid file (what
-		// pg_ctl -w reads too): poll it.
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -296,13 +393,21 @@ func (s *Server) Stop() { s.stop(syscall.SIGINT) }
 // transaction is still there. Idempotent.
 func (s *Server) Kill() { s.stop(syscall.SIGQUIT) }
 
+// Close shuts the server down as Kill does. Start(t) calls it when the
+// test ends; a server of Run needs it called. Idempotent.
+func (s *Server) Close() { s.Kill() }
+
 func (s *Server) stop(sig syscall.Signal) {
 	s.mu.Lock()
-	cmd, exit, logf := s.cmd, s.exit, s.log
-	s.cmd = nil
+	cmd, exit, logf, paused := s.cmd, s.exit, s.log, s.paused
+	s.cmd, s.paused = nil, nil
 	s.mu.Unlock()
 	if cmd == nil {
 		return
+	}
+	// A stopped process acts on no signal but SIGKILL.
+	for _, pid := range paused {
+		_ = syscall.Kill(pid, syscall.SIGCONT)
 	}
 	_ = cmd.Process.Signal(sig)
 	select {
@@ -316,25 +421,134 @@ func (s *Server) stop(sig syscall.Signal) {
 
 // Start starts a stopped (or killed) server again on the same port and
 // data directory, and waits until it accepts connections. It does
-// nothing while the server runs.
+// nothing while the server runs. It fails the test (for a server of
+// Run, it panics): StartContext returns the error instead.
 func (s *Server) Start() {
-	s.t.Helper()
+	if s.t != nil {
+		s.t.Helper()
+	}
+	if err := s.StartContext(context.Background()); err != nil {
+		if s.t == nil {
+			panic("pgtest: " + err.Error())
+		}
+		s.t.Fatalf("pgtest: %v", err)
+	}
+}
+
+// StartContext is Start returning its error: the server did not accept
+// connections before it exited, or before ctx ended (or a minute, for
+// crash recovery on a busy machine).
+func (s *Server) StartContext(ctx context.Context) error {
 	if s.Running() {
-		return
+		return nil
 	}
-	if out, ok := s.start(); !ok {
-		s.t.Fatalf("pgtest: postgres on %s exited at restart:\n%s", s.Addr, out)
-	}
+	return s.start(ctx)
 }
 
 // Restart is Stop, then Start.
 func (s *Server) Restart() {
-	s.t.Helper()
+	if s.t != nil {
+		s.t.Helper()
+	}
 	s.Stop()
 	s.Start()
 }
 
-// Running reports whether the server process is up.
+// Pause stops the server (SIGSTOP) until Resume, the postmaster first so
+// that it forks nothing more, then every process it forked, each of
+// which leads a process group of its own: it keeps its connections open
+// and answers nothing, as a hung server. Stop, Kill and Close resume it
+// first. Pausing a paused or stopped server is an error.
+func (s *Server) Pause() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return errors.New("pgtest: Pause: the server is not running")
+	}
+	if s.paused != nil {
+		return errors.New("pgtest: Pause: the server is paused already")
+	}
+	pm := s.cmd.Process.Pid
+	if err := syscall.Kill(pm, syscall.SIGSTOP); err != nil {
+		return fmt.Errorf("pgtest: Pause: %w", err)
+	}
+	s.paused = []int{pm}
+	// The signal takes effect when the postmaster next runs: wait for
+	// it to be stopped, so that the list of its children is final.
+	deadline := time.Now().Add(stopTimeout)
+	for state, _ := procStat(pm); state != 'T'; state, _ = procStat(pm) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("pgtest: Pause: the postmaster (pid %d) is not stopped after %s (state %q)", pm, stopTimeout, state)
+		}
+		time.Sleep(time.Millisecond) // the kernel has no notification for it
+	}
+	kids, err := children(pm)
+	if err != nil {
+		return fmt.Errorf("pgtest: Pause: %w", err)
+	}
+	for _, pid := range kids {
+		if syscall.Kill(pid, syscall.SIGSTOP) == nil {
+			s.paused = append(s.paused, pid)
+		}
+	}
+	return nil
+}
+
+// Resume continues a paused server: every process Pause stopped, the
+// postmaster last. Resuming a server that is not paused does nothing.
+func (s *Server) Resume() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var first error
+	for i := len(s.paused) - 1; i >= 0; i-- {
+		if err := syscall.Kill(s.paused[i], syscall.SIGCONT); err != nil && !errors.Is(err, syscall.ESRCH) && first == nil {
+			first = fmt.Errorf("pgtest: Resume: pid %d: %w", s.paused[i], err)
+		}
+	}
+	s.paused = nil
+	return first
+}
+
+// procStat reads a process's state letter and parent pid from
+// /proc/<pid>/stat.
+func procStat(pid int) (state byte, ppid int) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, 0
+	}
+	// "pid (comm) state ppid …": comm may hold spaces and parentheses.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0, 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 2 || len(f[0]) != 1 {
+		return 0, 0
+	}
+	ppid, _ = strconv.Atoi(f[1])
+	return f[0][0], ppid
+}
+
+// children lists the processes whose parent is pid.
+func children(pid int) ([]int, error) {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, err
+	}
+	var out []int
+	for _, e := range ents {
+		n, err := strconv.Atoi(e.Name())
+		if err != nil || n == pid {
+			continue
+		}
+		if _, ppid := procStat(n); ppid == pid {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+// Running reports whether the server process is up (paused or not).
 func (s *Server) Running() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
