@@ -77,6 +77,10 @@ type Config struct {
 	// (pg_hba's samenet) are trusted too.
 	// Optional. Default: 127.0.0.1.
 	Host string
+	// Port is the port it listens on.
+	// Optional. Default: a free one (another if that is taken before the
+	// server binds it).
+	Port int
 	// LogPath is the file the server's output is appended to, a line
 	// "=== <time> start" before each start's.
 	// Optional. Default: postgres.log in Run's directory.
@@ -106,7 +110,7 @@ func Start(t testing.TB) *Server {
 }
 
 // Run initialises a data directory in dir (created if missing; it must
-// not hold one already) and runs a server on a free port of cfg.Host,
+// not hold one already) and runs a server on cfg.Host and cfg.Port,
 // waiting until it accepts connections or ctx ends. When this process
 // runs as root, dir becomes the postgres user's, and its parents must be
 // searchable by that user: Run makes them so below os.TempDir() and
@@ -150,8 +154,10 @@ func Run(ctx context.Context, dir string, cfg Config) (*Server, error) {
 	// The port was free a moment ago; another process may take it before
 	// the server binds it. Try a few fresh ports.
 	for attempt := 1; ; attempt++ {
-		if s.port, err = freePort(s.host); err != nil {
-			return nil, err
+		if s.port = cfg.Port; s.port == 0 {
+			if s.port, err = freePort(s.host); err != nil {
+				return nil, err
+			}
 		}
 		s.Addr = net.JoinHostPort(s.host, strconv.Itoa(s.port))
 		s.URL = "postgres://postgres@" + s.Addr + "/postgres?sslmode=disable"
@@ -160,7 +166,7 @@ func Run(ctx context.Context, dir string, cfg Config) (*Server, error) {
 			return s, nil
 		}
 		var early *exitedError
-		if !errors.As(err, &early) || attempt == 3 || !strings.Contains(early.out, "could not bind") {
+		if !errors.As(err, &early) || cfg.Port != 0 || attempt == 3 || !strings.Contains(early.out, "could not bind") {
 			s.Close()
 			return nil, err
 		}

@@ -2,8 +2,10 @@ package pgtest_test
 
 import (
 	"context"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -75,8 +77,8 @@ func TestServer(t *testing.T) {
 	}
 }
 
-// TestRun: a server of Run (outside a test's life) accepts connections,
-// writes its output to Config.LogPath, and is gone after Close, which
+// TestRun: a server of Run (outside a test's life) accepts connections
+// on Config.Port, writes its output to Config.LogPath, and is gone after Close, which
 // may be called twice; Run refuses a directory that holds a server's
 // data already, leaving nothing running.
 func TestRun(t *testing.T) {
@@ -85,11 +87,20 @@ func TestRun(t *testing.T) {
 	defer cancel()
 	dir := t.TempDir()
 	logPath := filepath.Join(t.TempDir(), "server.log")
-	srv, err := pgtest.Run(ctx, dir, pgtest.Config{LogPath: logPath})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	srv, err := pgtest.Run(ctx, dir, pgtest.Config{Port: port, LogPath: logPath})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer srv.Close()
+	if want := "127.0.0.1:" + strconv.Itoa(port); srv.Addr != want {
+		t.Errorf("Addr %s, want %s (Config.Port)", srv.Addr, want)
+	}
 	c, err := pgx.Connect(ctx, srv.URL)
 	if err != nil {
 		t.Fatal(err)
