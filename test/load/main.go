@@ -32,7 +32,7 @@
 // padded constant text) and --compress (WebSocket subscribers offer
 // permessage-deflate; --compress=both measures each server without and
 // with the offer in every run). With the offer, only a sample of about
-// --inflate-sample subscribers (default 50) inflates and is measured; the
+// --inflate-sample subscribers (default 10) inflates and is measured; the
 // others read every byte but drop compressed messages unread, and
 // deliveries/s are extrapolated (sample.go). Every fanout step reports
 // the bytes the subscribers read from their sockets per delivery, next
