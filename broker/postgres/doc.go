@@ -39,6 +39,26 @@
 // records the last one per log) in one transaction under an advisory
 // lock, so edges starting together migrate once.
 //
+// The outbox (Outbox, NewOutbox) is transactional publishing for
+// backends on PostgreSQL, whatever the broker: switchboard_publish(room,
+// data, type) and switchboard_publish_user(user_id, data) insert a
+// publish request into switchboard_outbox and NOTIFY, inside the
+// caller's transaction, so the message exists once it commits and never
+// if it rolls back. Every edge runs a forwarder; the one holding a
+// session advisory lock reads the oldest rows (woken by the
+// notification, polling every PollInterval), publishes each through an
+// OutboxPublisher with the idempotency key "outbox:<epoch>:<id>" (one
+// goroutine per channel, so each room keeps its order), then deletes
+// them. A crash in between leaves the rows, and the next forwarder's
+// publication of them is refused by the broker as a duplicate. A
+// request that can never be published moves to
+// switchboard_outbox_failed. The outbox is migrated as a unit of its own
+// (it may live in a database that is not the log's), and even with the
+// log in the same database a backend's transaction never writes the log
+// itself: it would hold the head's lock, and every node's appends with
+// it, until it ended.
+//
 // Safe for concurrent use, as the engine's Driver contract requires; the
-// reader's Read holds its connection for up to PollInterval.
+// reader's Read holds its connection for up to PollInterval. An Outbox's
+// methods are safe for concurrent use.
 package postgres

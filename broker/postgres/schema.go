@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -196,26 +198,66 @@ func (d *driver) migrate(ctx context.Context) error {
 	defer d.migrating.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, 2*d.cfg.QueryTimeout)
 	defer cancel()
-	tx, err := d.pub.Begin(ctx)
+	n := d.names
+	steps := make([]step, len(migrations))
+	for i, m := range migrations {
+		steps[i] = step{m.version, m.about, m.sql(n)}
+	}
+	return migrateUnit(ctx, d.pub, unit{
+		what: "log", component: n.unit, schema: n.schema, versions: n.versions,
+		tables: []string{n.log, n.head, n.keys},
+		intact: []string{pgx.Identifier{n.schema, n.table}.Sanitize(), pgx.Identifier{n.schema, n.table + "_head"}.Sanitize()},
+		steps:  steps,
+	}, d.log)
+}
+
+// unit is a set of tables and functions migrated together, by versioned
+// steps: the log (migrations), or the outbox (outboxMigrations).
+type unit struct {
+	what      string // for the log lines: "log", "outbox"
+	component string // its key in switchboard_schema_version
+	schema    string // unquoted
+	versions  string // switchboard_schema_version, quoted and qualified
+	// tables are dropped (if present) when a table of intact is missing
+	// although steps were recorded: every step then runs again.
+	tables []string
+	intact []string // qualified, quoted names to_regclass must find
+	steps  []step
+}
+
+// step is a migration with its SQL spelled out.
+type step struct {
+	version int
+	about   string
+	sql     string
+}
+
+// migrateUnit runs the steps of u not yet recorded, all in one
+// transaction under an advisory lock (one migration at a time in the
+// whole database, whichever unit), so nodes starting together migrate
+// once and never see half a schema. A database with a newer version
+// than the last step (a newer node's) is left as it is.
+func migrateUnit(ctx context.Context, db interface {
+	Begin(context.Context) (pgx.Tx, error)
+}, u unit, logger *slog.Logger) error {
+	tx, err := db.Begin(ctx)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	n := d.names
-	// One migration at a time in the whole database, whichever log.
 	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('switchboard_schema', 0))`); err != nil {
 		return err
 	}
 	var hasSchema bool
-	if err := tx.QueryRow(ctx, `SELECT to_regnamespace($1) IS NOT NULL`, n.schema).Scan(&hasSchema); err != nil {
+	if err := tx.QueryRow(ctx, `SELECT to_regnamespace($1) IS NOT NULL`, u.schema).Scan(&hasSchema); err != nil {
 		return err
 	}
 	if !hasSchema {
-		if _, err := tx.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS `+pgx.Identifier{n.schema}.Sanitize()); err != nil {
+		if _, err := tx.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS `+pgx.Identifier{u.schema}.Sanitize()); err != nil {
 			return err
 		}
 	}
-	if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+n.versions+` (
+	if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+u.versions+` (
 	component   text        PRIMARY KEY,
 	version     integer     NOT NULL,
 	migrated_at timestamptz NOT NULL DEFAULT now()
@@ -224,40 +266,40 @@ func (d *driver) migrate(ctx context.Context) error {
 	}
 	var version int
 	var intact bool
-	err = tx.QueryRow(ctx, `SELECT coalesce((SELECT version FROM `+n.versions+` WHERE component = $1), 0),
-	to_regclass($2) IS NOT NULL AND to_regclass($3) IS NOT NULL`,
-		n.unit, pgx.Identifier{n.schema, n.table}.Sanitize(), pgx.Identifier{n.schema, n.table + "_head"}.Sanitize()).Scan(&version, &intact)
+	err = tx.QueryRow(ctx, `SELECT coalesce((SELECT version FROM `+u.versions+` WHERE component = $1), 0),
+	(SELECT bool_and(to_regclass(t) IS NOT NULL) FROM unnest($2::text[]) t)`,
+		u.component, u.intact).Scan(&version, &intact)
 	if err != nil {
 		return err
 	}
 	if version > 0 && !intact {
-		d.log.Warn("the log's tables are gone: creating the log anew, under a new epoch (older ids resume with recovered:false)", "log", n.unit)
-		if _, err := tx.Exec(ctx, `DROP TABLE IF EXISTS `+n.log+`, `+n.head+`, `+n.keys); err != nil {
+		logger.Warn("the "+u.what+"'s tables are gone: creating them anew, under a new epoch", u.what, u.component)
+		if _, err := tx.Exec(ctx, `DROP TABLE IF EXISTS `+strings.Join(u.tables, ", ")); err != nil {
 			return err
 		}
 		version = 0
 	}
 	last := version
-	for _, m := range migrations {
+	for _, m := range u.steps {
 		if m.version <= version {
 			continue
 		}
-		if _, err := tx.Exec(ctx, m.sql(n)); err != nil {
-			return fmt.Errorf("migration %d (%s): %w", m.version, m.about, err)
+		if _, err := tx.Exec(ctx, m.sql); err != nil {
+			return fmt.Errorf("migration %d of the %s (%s): %w", m.version, u.what, m.about, err)
 		}
 		last = m.version
 	}
 	if last == version {
 		return nil // nothing to do (or a newer node's schema): the deferred rollback releases the lock
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO `+n.versions+` (component, version) VALUES ($1, $2)
-ON CONFLICT (component) DO UPDATE SET version = excluded.version, migrated_at = now()`, n.unit, last); err != nil {
+	if _, err := tx.Exec(ctx, `INSERT INTO `+u.versions+` (component, version) VALUES ($1, $2)
+ON CONFLICT (component) DO UPDATE SET version = excluded.version, migrated_at = now()`, u.component, last); err != nil {
 		return err
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return err
 	}
-	d.log.Info("migrated the log's schema", "log", n.unit, "from", version, "to", last)
+	logger.Info("migrated the "+u.what+"'s schema", u.what, u.component, "from", version, "to", last)
 	return nil
 }
 

@@ -1,0 +1,799 @@
+package postgres_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	sbpg "github.com/switchboard-dev/switchboard/broker/postgres"
+	"github.com/switchboard-dev/switchboard/broker/postgres/pgtest"
+	"github.com/switchboard-dev/switchboard/core"
+)
+
+// sink is an OutboxPublisher that records every call. A request whose
+// type is "refused" is refused for good. hook, when set, runs after a
+// call is recorded and decides its outcome.
+type sink struct {
+	mu      sync.Mutex
+	calls   []sinkCall
+	changed chan struct{}
+	hook    func(ctx context.Context, c sinkCall) error
+}
+
+type sinkCall struct {
+	key     string
+	request string
+}
+
+func newSink() *sink { return &sink{changed: make(chan struct{})} }
+
+func (s *sink) Publish(ctx context.Context, request []byte, key string) error {
+	var req struct{ Type string }
+	if err := json.Unmarshal(request, &req); err != nil || req.Type == "refused" {
+		return fmt.Errorf("%w: type refused", sbpg.ErrOutboxRefused)
+	}
+	c := sinkCall{key, string(request)}
+	s.mu.Lock()
+	s.calls = append(s.calls, c)
+	close(s.changed)
+	s.changed = make(chan struct{})
+	hook := s.hook
+	s.mu.Unlock()
+	if hook != nil {
+		return hook(ctx, c)
+	}
+	return nil
+}
+
+// wait waits until cond holds for the calls so far and returns them.
+func (s *sink) wait(t *testing.T, what string, cond func([]sinkCall) bool) []sinkCall {
+	t.Helper()
+	deadline := time.NewTimer(30 * time.Second)
+	defer deadline.Stop()
+	for {
+		s.mu.Lock()
+		calls, changed := slices.Clone(s.calls), s.changed
+		s.mu.Unlock()
+		if cond(calls) {
+			return calls
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			t.Fatalf("timed out waiting for %s; calls: %v", what, calls)
+		}
+	}
+}
+
+// waitN waits for at least n calls.
+func (s *sink) waitN(t *testing.T, n int) []sinkCall {
+	t.Helper()
+	return s.wait(t, fmt.Sprintf("%d publications", n), func(c []sinkCall) bool { return len(c) >= n })
+}
+
+// byData counts the calls per data value of their request.
+func byData(calls []sinkCall) map[string]int {
+	out := map[string]int{}
+	for _, c := range calls {
+		var req struct{ Data json.RawMessage }
+		_ = json.Unmarshal([]byte(c.request), &req)
+		out[compactJSON(req.Data)]++
+	}
+	return out
+}
+
+func compactJSON(raw []byte) string {
+	var b bytes.Buffer
+	if json.Compact(&b, raw) != nil {
+		return string(raw)
+	}
+	return b.String()
+}
+
+// keyID is the outbox row id of a key.
+func keyID(t *testing.T, key string) (string, int64) {
+	t.Helper()
+	parts := strings.Split(key, ":")
+	if len(parts) != 3 || parts[0] != "outbox" {
+		t.Fatalf("key %q, want outbox:<epoch>:<id>", key)
+	}
+	id, err := strconv.ParseInt(parts[2], 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return parts[1], id
+}
+
+// fastOutbox makes failures, takeovers and lost notifications short.
+func fastOutbox(url string) sbpg.OutboxConfig {
+	return sbpg.OutboxConfig{URL: url, PollInterval: 200 * time.Millisecond, TakeoverInterval: 20 * time.Millisecond,
+		RetryBackoff: 10 * time.Millisecond, MaxRetryBackoff: 200 * time.Millisecond}
+}
+
+func startOutbox(t *testing.T, cfg sbpg.OutboxConfig, pub sbpg.OutboxPublisher, logger *slog.Logger) *sbpg.Outbox {
+	t.Helper()
+	if logger == nil {
+		logger = quiet
+	}
+	o, err := sbpg.NewOutbox(context.Background(), cfg, pub, logger)
+	if err != nil {
+		t.Fatalf("NewOutbox: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := o.Close(ctx); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return o
+}
+
+// waitState polls o's state (it has no signal of its own) until want.
+func waitState(t *testing.T, o *sbpg.Outbox, want string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for o.Stats().State != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("outbox %+v, want state %s", o.Stats(), want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// waitForwarded polls o's counter of rows published and deleted.
+func waitForwarded(t *testing.T, o *sbpg.Outbox, n uint64) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for o.Stats().Forwarded < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("outbox %+v, want %d forwarded", o.Stats(), n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// backend is a connection of an application's own.
+func backend(t *testing.T, url string) *pgx.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close(context.Background()) })
+	return c
+}
+
+// inTx runs the statements in one transaction, then commits or rolls
+// back.
+func inTx(t *testing.T, c *pgx.Conn, commit bool, stmts ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	tx, err := c.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range stmts {
+		if _, err := tx.Exec(ctx, s); err != nil {
+			_ = tx.Rollback(ctx)
+			t.Fatalf("%s: %v", s, err)
+		}
+	}
+	if commit {
+		err = tx.Commit(ctx)
+	} else {
+		err = tx.Rollback(ctx)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func pub(room string, n int) string {
+	return fmt.Sprintf(`SELECT switchboard_publish('%s', '{"n":%d}')`, room, n)
+}
+
+func count(t *testing.T, c *pgx.Conn, query string) int {
+	t.Helper()
+	var n int
+	if err := c.QueryRow(context.Background(), query).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+	return n
+}
+
+// TestOutboxCommitRollback: what a transaction publishes is forwarded
+// once after its COMMIT, as the request the server API takes, and never
+// after its ROLLBACK; two rows of one transaction keep their order; a
+// direct message goes to the user's channel; the rows are deleted once
+// published.
+func TestOutboxCommitRollback(t *testing.T) {
+	t.Parallel()
+	srv := pgtest.Start(t)
+	s := newSink()
+	o := startOutbox(t, fastOutbox(srv.URL), s, nil)
+	c := backend(t, srv.URL)
+
+	inTx(t, c, false, pub("orders", 1))
+	inTx(t, c, true, pub("orders", 2))
+	inTx(t, c, true, pub("orders", 3), `SELECT switchboard_publish('orders', '{"n":4}', 'order.paid')`)
+	inTx(t, c, true, `SELECT switchboard_publish_user('alice', '"hi"')`)
+	calls := s.waitN(t, 4)
+	waitForwarded(t, o, 4)
+
+	// The room's lane and the user's run concurrently: the room's calls
+	// are in id order, and every row is published once.
+	want := map[int64]string{
+		2: `{"data": {"n": 2}, "room": "orders"}`,
+		3: `{"data": {"n": 3}, "room": "orders"}`,
+		4: `{"data": {"n": 4}, "room": "orders", "type": "order.paid"}`,
+		5: `{"to": "alice", "data": "hi"}`, // id 1 was rolled back
+	}
+	epoch, last := "", int64(0)
+	for _, call := range calls {
+		e, id := keyID(t, call.key)
+		if epoch != "" && e != epoch {
+			t.Errorf("key %s: another epoch than %s", call.key, epoch)
+		}
+		epoch = e
+		if want[id] != call.request {
+			t.Errorf("row %d published as %s, want %s", id, call.request, want[id])
+		}
+		delete(want, id)
+		if strings.Contains(call.request, "orders") {
+			if id < last {
+				t.Errorf("row %d published after row %d of its room", id, last)
+			}
+			last = id
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("not published: %v", want)
+	}
+	if n := count(t, c, `SELECT count(*) FROM switchboard_outbox`); n != 0 {
+		t.Errorf("%d rows left in the outbox", n)
+	}
+	// Nothing more comes: a later commit is the next call.
+	inTx(t, c, true, pub("orders", 5))
+	calls = s.waitN(t, 5)
+	if len(calls) != 5 || calls[4].request != `{"data": {"n": 5}, "room": "orders"}` || calls[4].key != sbpg.OutboxKey(epoch, 6) {
+		t.Errorf("calls after the marker: %v", calls[4:])
+	}
+	if st := o.Stats(); st.State != sbpg.OutboxForwarding || st.DeadLettered != 0 || st.LastError != "" {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+// TestOutboxLongAndShortTransactions: a transaction that took its id
+// first and commits last is forwarded after the ones that committed
+// before it, never skipped, and nothing is forwarded before its commit.
+func TestOutboxLongAndShortTransactions(t *testing.T) {
+	t.Parallel()
+	srv := pgtest.Start(t)
+	s := newSink()
+	startOutbox(t, fastOutbox(srv.URL), s, nil)
+	long := backend(t, srv.URL)
+	short := backend(t, srv.URL)
+	ctx := context.Background()
+
+	tx, err := long.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var longID int64
+	if err := tx.QueryRow(ctx, `SELECT switchboard_publish('r', '{"n":"long"}')`).Scan(&longID); err != nil {
+		t.Fatal(err)
+	}
+	const shorts = 20
+	for i := range shorts {
+		inTx(t, short, true, pub("r", i))
+	}
+	calls := s.waitN(t, shorts)
+	if byData(calls)[`{"n":"long"}`] != 0 {
+		t.Fatal("the open transaction's message was forwarded before its commit")
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	calls = s.waitN(t, shorts+1)
+	got := byData(calls)
+	for i := range shorts {
+		if got[fmt.Sprintf(`{"n":%d}`, i)] != 1 {
+			t.Errorf("short %d forwarded %d times", i, got[fmt.Sprintf(`{"n":%d}`, i)])
+		}
+	}
+	_, id := keyID(t, calls[shorts].key)
+	if got[`{"n":"long"}`] != 1 || id != longID {
+		t.Errorf("last call %v, want the long transaction's row %d", calls[shorts], longID)
+	}
+}
+
+// TestOutboxTwoForwarders: two edges on one outbox: one forwards, the
+// other stands by; every row is published once, each room in commit
+// order, while transactions commit from several connections. When the
+// forwarder closes, the other takes over, and nothing is lost.
+func TestOutboxTwoForwarders(t *testing.T) {
+	t.Parallel()
+	srv := pgtest.Start(t)
+	s := newSink()
+	a := startOutbox(t, fastOutbox(srv.URL), s, nil)
+	waitState(t, a, sbpg.OutboxForwarding)
+	b := startOutbox(t, fastOutbox(srv.URL), s, nil)
+	waitState(t, b, sbpg.OutboxStandby)
+
+	const rooms, per = 4, 60
+	commitAll := func(from, to int) error {
+		var wg sync.WaitGroup
+		errs := make(chan error, rooms)
+		for r := range rooms {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c, err := pgx.Connect(context.Background(), srv.URL)
+				if err != nil {
+					errs <- err
+					return
+				}
+				defer c.Close(context.Background())
+				for i := from; i < to; i++ {
+					if _, err := c.Exec(context.Background(), fmt.Sprintf(`SELECT switchboard_publish('room%d', '{"n":%d}')`, r, i)); err != nil {
+						errs <- err
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		return <-errs // nil when none
+	}
+	if err := commitAll(0, per/2); err != nil {
+		t.Fatal(err)
+	}
+	calls := s.waitN(t, rooms*per/2)
+	if st := b.Stats(); st.Forwarded != 0 || st.State != sbpg.OutboxStandby {
+		t.Errorf("the standby forwarded: %+v", st)
+	}
+	checkRooms := func(calls []sinkCall, n int, once bool) {
+		t.Helper()
+		seen := map[string]int{}
+		last := map[string]int64{}
+		for _, c := range calls {
+			seen[c.key]++
+			var req struct{ Room string }
+			_ = json.Unmarshal([]byte(c.request), &req)
+			_, id := keyID(t, c.key)
+			if seen[c.key] == 1 && id < last[req.Room] {
+				t.Errorf("%s: id %d after %d", req.Room, id, last[req.Room])
+			}
+			last[req.Room] = max(last[req.Room], id)
+		}
+		if len(seen) != n {
+			t.Errorf("%d keys published, want %d", len(seen), n)
+		}
+		for k, m := range seen {
+			if once && m != 1 {
+				t.Errorf("%s published %d times", k, m)
+			}
+		}
+	}
+	checkRooms(calls, rooms*per/2, true)
+
+	// Failover: the forwarder stops while rows keep coming.
+	done := make(chan error, 1)
+	go func() { done <- commitAll(per/2, per) }()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := a.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	calls = s.wait(t, "every key", func(c []sinkCall) bool {
+		keys := map[string]bool{}
+		for _, x := range c {
+			keys[x.key] = true
+		}
+		return len(keys) == rooms*per
+	})
+	// A row in flight when the forwarder closed may be published again
+	// (with its key): order holds for each key's first publication.
+	checkRooms(calls, rooms*per, false)
+	if st := b.Stats(); st.State != sbpg.OutboxForwarding {
+		t.Errorf("the standby did not take over: %+v", st)
+	}
+}
+
+// terminateForwarder ends the connection of the edge that holds the
+// outbox's lock, as a crash of that edge (or a network cut) would. It
+// may run in a publisher's goroutine: it returns its error.
+func terminateForwarder(url string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return err
+	}
+	defer c.Close(ctx)
+	var n int
+	if err := c.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' AND granted`).Scan(&n); err != nil {
+		return err
+	}
+	if n != 1 {
+		return fmt.Errorf("terminated %d forwarders, want 1", n)
+	}
+	return nil
+}
+
+// TestOutboxCrashAfterPublish: a forwarder that dies after publishing a
+// row and before deleting it leaves the row; the next forwarder publishes
+// it again with the same key (which the broker refuses as a duplicate
+// within its window). The same edge, when it is the next forwarder,
+// remembers the row and deletes it without publishing it again.
+func TestOutboxCrashAfterPublish(t *testing.T) {
+	t.Parallel()
+	t.Run("another edge", func(t *testing.T) {
+		t.Parallel()
+		srv := pgtest.Start(t)
+		s := newSink()
+		var crash sync.Once
+		errs := make(chan error, 1)
+		s.hook = func(ctx context.Context, c sinkCall) error {
+			crash.Do(func() {
+				errs <- terminateForwarder(srv.URL)
+				<-ctx.Done() // hung until its edge is gone
+			})
+			return nil
+		}
+		a := startOutbox(t, fastOutbox(srv.URL), s, nil)
+		waitState(t, a, sbpg.OutboxForwarding)
+		b := startOutbox(t, fastOutbox(srv.URL), s, nil)
+		waitState(t, b, sbpg.OutboxStandby)
+		c := backend(t, srv.URL)
+		inTx(t, c, true, `SELECT switchboard_publish('r', '"crash"')`)
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+		calls := s.waitN(t, 2)
+		if calls[0] != calls[1] {
+			t.Fatalf("the second publication %v differs from the first %v", calls[1], calls[0])
+		}
+		waitForwarded(t, b, 1)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := a.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if st := a.Stats(); st.Forwarded != 0 {
+			t.Errorf("the crashed forwarder counts %d forwarded", st.Forwarded)
+		}
+		if n := count(t, c, `SELECT count(*) FROM switchboard_outbox`); n != 0 {
+			t.Errorf("%d rows left", n)
+		}
+	})
+	t.Run("same edge", func(t *testing.T) {
+		t.Parallel()
+		srv := pgtest.Start(t)
+		s := newSink()
+		var crash sync.Once
+		errs := make(chan error, 1)
+		s.hook = func(ctx context.Context, c sinkCall) error {
+			crash.Do(func() { errs <- terminateForwarder(srv.URL) }) // the delete that follows fails
+			return nil
+		}
+		o := startOutbox(t, fastOutbox(srv.URL), s, nil)
+		c := backend(t, srv.URL)
+		inTx(t, c, true, pub("r", 1))
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+		waitForwarded(t, o, 1)
+		inTx(t, c, true, pub("r", 2))
+		calls := s.waitN(t, 2)
+		if got := byData(calls); got[`{"n":1}`] != 1 || got[`{"n":2}`] != 1 {
+			t.Errorf("calls %v, want each row once", calls)
+		}
+	})
+}
+
+// TestOutboxMigrateConcurrently: edges starting together on a fresh
+// database (with the log's migration alongside) install the outbox
+// once; migrating again changes nothing.
+func TestOutboxMigrateConcurrently(t *testing.T) {
+	t.Parallel()
+	srv := pgtest.Start(t)
+	url := srv.CreateDatabase(t)
+	const edges = 6
+	errs := make(chan error, 2*edges)
+	var wg sync.WaitGroup
+	for i := range edges {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			errs <- sbpg.MigrateOutbox(context.Background(), sbpg.OutboxConfig{URL: url}, quiet)
+		}()
+		go func() {
+			defer wg.Done()
+			if i%2 == 1 {
+				errs <- sbpg.MigrateOutbox(context.Background(), sbpg.OutboxConfig{URL: url, Schema: "app"}, quiet)
+				return
+			}
+			b, err := sbpg.New(context.Background(), sbpg.Config{URL: url, TrimInterval: -1}, quiet)
+			if err == nil {
+				err = b.Close(context.Background())
+			}
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	c := backend(t, url)
+	versions := func() string {
+		rows, err := c.Query(context.Background(), `SELECT component || '=' || version || '@' || migrated_at FROM public.switchboard_schema_version ORDER BY 1`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Join(out, " ")
+	}
+	before := versions()
+	if !strings.Contains(before, "public.switchboard_outbox=2@") || !strings.Contains(before, "public.switchboard_log=2@") {
+		t.Errorf("versions %s", before)
+	}
+	if n := count(t, c, `SELECT count(*) FROM switchboard_outbox_epoch`); n != 1 {
+		t.Errorf("%d epoch rows", n)
+	}
+	if n := count(t, c, `SELECT count(*) FROM app.switchboard_outbox_epoch`); n != 1 {
+		t.Errorf("%d epoch rows in schema app", n)
+	}
+	if err := sbpg.MigrateOutbox(context.Background(), sbpg.OutboxConfig{URL: url}, quiet); err != nil {
+		t.Fatal(err)
+	}
+	if after := versions(); after != before {
+		t.Errorf("migrating again changed %s to %s", before, after)
+	}
+	var id int64
+	if err := c.QueryRow(context.Background(), `SELECT app.switchboard_publish('r', '1')`).Scan(&id); err != nil || id != 1 {
+		t.Errorf("app.switchboard_publish = %d, %v", id, err)
+	}
+}
+
+// TestOutboxRecreated: an outbox dropped under a running forwarder is
+// created again by it, under a new epoch: its ids start again at 1 and
+// their keys differ from the old ones.
+func TestOutboxRecreated(t *testing.T) {
+	t.Parallel()
+	srv := pgtest.Start(t)
+	s := newSink()
+	o := startOutbox(t, fastOutbox(srv.URL), s, nil)
+	c := backend(t, srv.URL)
+	inTx(t, c, true, pub("r", 1))
+	first := s.waitN(t, 1)[0]
+	waitForwarded(t, o, 1)
+	inTx(t, c, true, `DROP TABLE switchboard_outbox`)
+	// The forwarder's next read (a poll) finds it gone and recreates it.
+	deadline := time.Now().Add(30 * time.Second)
+	for count(t, c, `SELECT count(*) FROM pg_tables WHERE tablename = 'switchboard_outbox'`) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the outbox was not recreated: %+v", o.Stats())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	inTx(t, c, true, pub("r", 2))
+	second := s.waitN(t, 2)[1]
+	e1, id1 := keyID(t, first.key)
+	e2, id2 := keyID(t, second.key)
+	if e1 == e2 || id1 != 1 || id2 != 1 {
+		t.Errorf("keys %s then %s: want id 1 under two epochs", first.key, second.key)
+	}
+}
+
+// TestOutboxDeadLetters: a row that can never be published moves to
+// switchboard_outbox_failed with its error, logged once, and the rows
+// after it in its room go on.
+func TestOutboxDeadLetters(t *testing.T) {
+	t.Parallel()
+	srv := pgtest.Start(t)
+	s := newSink()
+	var logs syncBuf
+	o := startOutbox(t, fastOutbox(srv.URL), s, slog.New(slog.NewTextHandler(&logs, nil)))
+	c := backend(t, srv.URL)
+	inTx(t, c, true,
+		`SELECT switchboard_publish('r', '1', 'refused')`,
+		`INSERT INTO switchboard_outbox (request) VALUES ('{"room": "r", "data": 2, "type": "refused"}')`,
+		pub("r", 3))
+	calls := s.waitN(t, 1)
+	if calls[0].request != `{"data": {"n": 3}, "room": "r"}` {
+		t.Errorf("call %v", calls[0])
+	}
+	waitForwarded(t, o, 1)
+	if st := o.Stats(); st.DeadLettered != 2 {
+		t.Errorf("stats %+v, want 2 dead letters", st)
+	}
+	var epoch string
+	if err := c.QueryRow(context.Background(), `SELECT epoch FROM switchboard_outbox_epoch`).Scan(&epoch); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := c.Query(context.Background(), `SELECT epoch || ' ' || id || ' ' || error FROM switchboard_outbox_failed ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := epoch + " 1 switchboard/broker/postgres: outbox request refused: type refused"
+	if len(failed) != 2 || failed[0] != want || !strings.HasPrefix(failed[1], epoch+" 2 ") {
+		t.Errorf("dead letters %q, want 2, the first %q", failed, want)
+	}
+	if n := strings.Count(logs.String(), "can never be published"); n != 2 {
+		t.Errorf("%d log lines about dead letters, want 2:\n%s", n, logs.String())
+	}
+}
+
+// TestOutboxValidatesInSQL: switchboard_publish and
+// switchboard_publish_user refuse, at the call, the names core refuses
+// (and only those), and NULL data, with SQLSTATE 22023.
+func TestOutboxValidatesInSQL(t *testing.T) {
+	t.Parallel()
+	srv := pgtest.Start(t)
+	if err := sbpg.MigrateOutbox(context.Background(), sbpg.OutboxConfig{URL: srv.URL}, quiet); err != nil {
+		t.Fatal(err)
+	}
+	c := backend(t, srv.URL)
+	call := func(sql string, args ...any) error {
+		ctx := context.Background()
+		tx, err := c.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = tx.Rollback(ctx) }()
+		_, err = tx.Exec(ctx, sql, args...)
+		return err
+	}
+	names := []string{"r", "orders", "a-b_c.d:e@f/g=h", "A1", strings.Repeat("x", 128), strings.Repeat("x", 129),
+		"", "with space", "é", "semi;colon", "quote'", "new\nline", "tab\t", "*", "#hash"}
+	types := []string{"message.custom", "a", "a1_.:-", strings.Repeat("t", 32), strings.Repeat("t", 33),
+		"", "A", "1a", "_a", "a b", "a+b", "é"}
+	sqlState := func(err error) string {
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) {
+			return pe.Code
+		}
+		return ""
+	}
+	for _, n := range names {
+		for _, fn := range []struct {
+			sql  string
+			core func(string) error
+		}{
+			{`SELECT switchboard_publish($1, '1')`, core.ValidateRoom},
+			{`SELECT switchboard_publish_user($1, '1')`, core.ValidateUser},
+		} {
+			err := call(fn.sql, n)
+			if want := fn.core(n); (err == nil) != (want == nil) {
+				t.Errorf("%s with %q: %v; core says %v", fn.sql, n, err, want)
+			} else if err != nil && sqlState(err) != "22023" {
+				t.Errorf("%s with %q: %v, want SQLSTATE 22023", fn.sql, n, err)
+			}
+		}
+	}
+	for _, typ := range types {
+		err := call(`SELECT switchboard_publish('r', '1', $1)`, typ)
+		if want := core.ValidateType(typ); (err == nil) != (want == nil) {
+			t.Errorf("type %q: %v; core says %v", typ, err, want)
+		}
+	}
+	for _, sql := range []string{`SELECT switchboard_publish('r', NULL)`, `SELECT switchboard_publish_user('u', NULL)`, `SELECT switchboard_publish(NULL, '1')`} {
+		if err := call(sql); sqlState(err) != "22023" {
+			t.Errorf("%s: %v, want SQLSTATE 22023", sql, err)
+		}
+	}
+	err := call(`SELECT switchboard_publish('bad room', '1')`)
+	if err == nil || !strings.Contains(err.Error(), `switchboard: 'bad room': want 1 to 128 letters, digits and _-.:@/=`) {
+		t.Errorf("message: %v", err)
+	}
+	if err := call(`SELECT switchboard_publish(room => 'r', data => 'null', type => NULL)`); err != nil {
+		t.Errorf("named arguments, JSON null data: %v", err)
+	}
+}
+
+// TestOutboxPostgresRestart: the forwarder notices a restart of
+// PostgreSQL (logged once), reconnects by itself and forwards what was
+// committed before and after it.
+func TestOutboxPostgresRestart(t *testing.T) {
+	t.Parallel()
+	srv := pgtest.Start(t)
+	s := newSink()
+	var logs syncBuf
+	o := startOutbox(t, fastOutbox(srv.URL), s, slog.New(slog.NewTextHandler(&logs, nil)))
+	c := backend(t, srv.URL)
+	inTx(t, c, true, pub("r", 1))
+	waitForwarded(t, o, 1)
+	srv.Kill()
+	waitState(t, o, sbpg.OutboxRetrying)
+	srv.Start()
+	c = backend(t, srv.URL)
+	inTx(t, c, true, pub("r", 2))
+	calls := s.waitN(t, 2)
+	if got := byData(calls); got[`{"n":1}`] != 1 || got[`{"n":2}`] != 1 {
+		t.Errorf("calls %v", calls)
+	}
+	waitState(t, o, sbpg.OutboxForwarding)
+	if n := strings.Count(logs.String(), "outbox: cannot reach postgres"); n != 1 {
+		t.Errorf("%d lines about the outage, want 1:\n%s", n, logs.String())
+	}
+	if !strings.Contains(logs.String(), "outbox: postgres reachable again") {
+		t.Errorf("no line about the recovery:\n%s", logs.String())
+	}
+}
+
+// TestOutboxStart: an unreachable database is not an error at start (the
+// outbox retries); a refusing one is.
+func TestOutboxStart(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	o := startOutbox(t, sbpg.OutboxConfig{URL: "postgres://u@" + addr + "/db"}, newSink(), nil)
+	if st := o.Stats(); st.State != sbpg.OutboxRetrying || !strings.Contains(st.LastError, "connect") {
+		t.Errorf("stats %+v, want retrying", st)
+	}
+	srv := pgtest.Start(t)
+	url := strings.Replace(srv.URL, "/postgres?", "/nope?", 1)
+	if _, err := sbpg.NewOutbox(context.Background(), sbpg.OutboxConfig{URL: url}, newSink(), quiet); err == nil || !strings.Contains(err.Error(), `"nope" does not exist`) {
+		t.Errorf("NewOutbox on a missing database = %v", err)
+	}
+	if _, err := sbpg.NewOutbox(context.Background(), sbpg.OutboxConfig{}, newSink(), quiet); !errors.Is(err, sbpg.ErrInvalidConfig) {
+		t.Errorf("NewOutbox without URL = %v", err)
+	}
+	if err := (sbpg.OutboxConfig{URL: srv.URL, Schema: strings.Repeat("s", 45)}).Validate(); !errors.Is(err, sbpg.ErrInvalidConfig) {
+		t.Errorf("a 45-byte schema: %v", err)
+	}
+}
+
+// syncBuf is a log destination safe for concurrent writes.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
