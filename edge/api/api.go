@@ -173,11 +173,11 @@ type Err struct {
 }
 
 func (a *api) publish(c *fiber.Ctx) error {
-	var req PublishRequest
-	if err := decode(c.Body(), &req); err != nil {
+	req, err := DecodePublishRequest(c.Body())
+	if err != nil {
 		return fail(c, fiber.StatusBadRequest, core.CodeBadRequest, err.Error())
 	}
-	res, status := a.publishOne(c.UserContext(), req)
+	res, status := Publish(c.UserContext(), a.cfg.Node, req)
 	if res.Error != nil {
 		return fail(c, status, res.Error.Code, res.Error.Message)
 	}
@@ -201,14 +201,27 @@ func (a *api) publishBatch(c *fiber.Ctx) error {
 		Results []PublishResult `json:"results"`
 	}{Results: make([]PublishResult, len(req.Messages))}
 	for i, m := range req.Messages {
-		out.Results[i], _ = a.publishOne(c.UserContext(), m)
+		out.Results[i], _ = Publish(c.UserContext(), a.cfg.Node, m)
 	}
 	return c.JSON(out)
 }
 
-// publishOne validates and publishes one message, honouring its
-// idempotency key. The status is the HTTP status the single call uses.
-func (a *api) publishOne(ctx context.Context, req PublishRequest) (PublishResult, int) {
+// DecodePublishRequest parses the body of POST /publish as the API does:
+// one JSON object, no unknown fields.
+func DecodePublishRequest(body []byte) (PublishRequest, error) {
+	var req PublishRequest
+	err := decode(body, &req)
+	return req, err
+}
+
+// Publish validates and publishes one request through node exactly as
+// POST /publish does: the same checks, envelope (default type, ts,
+// compacted data), idempotency key and digest. The outbox forwarder
+// publishes with it. The status is what the call answers: 200 published
+// (Duplicate when the key was: nothing was published again); 400 or 422
+// refused, for good; 202 (not confirmed) or 503 (not accepted): retry
+// with the same key.
+func Publish(ctx context.Context, node *core.Node, req PublishRequest) (PublishResult, int) {
 	env, channel, err := envelopeFor(req)
 	if err != nil {
 		return errResult(err), fiber.StatusBadRequest
@@ -228,7 +241,7 @@ func (a *api) publishOne(ctx context.Context, req PublishRequest) (PublishResult
 	if key != "" {
 		pub.Digest = fingerprint(req)
 	}
-	res, err := a.cfg.Node.PublishKeyed(ctx, pub)
+	res, err := node.PublishKeyed(ctx, pub)
 	if err == nil {
 		return PublishResult{ID: res.ID, Duplicate: res.Duplicate}, fiber.StatusOK
 	}
