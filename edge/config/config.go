@@ -17,6 +17,7 @@ import (
 	"github.com/switchboard-dev/switchboard/adapters/websocket"
 	"github.com/switchboard-dev/switchboard/broker/engine"
 	"github.com/switchboard-dev/switchboard/broker/memory"
+	"github.com/switchboard-dev/switchboard/broker/postgres"
 	"github.com/switchboard-dev/switchboard/core"
 	"github.com/switchboard-dev/switchboard/edge/auth"
 	"github.com/switchboard-dev/switchboard/edge/presence"
@@ -79,6 +80,11 @@ type Config struct {
 	Node core.Config
 	// Broker chooses and configures the log.
 	Broker Broker
+	// Outbox is the database the edge installs switchboard_publish into
+	// and forwards from (transactional publishing, docs/brokers.md); an
+	// empty URL turns it off. Default: the broker's URL with --broker
+	// postgres, off otherwise.
+	Outbox postgres.OutboxConfig
 	// Auth is the JWT configuration; with a key source the edge runs in
 	// production mode (Production).
 	Auth auth.Config
@@ -205,6 +211,14 @@ func Load(args []string, getenv func(string) string, help io.Writer, extra ...fu
 	if c.Broker.URL == "" {
 		c.Broker.URL = defaultBrokerURL[c.Broker.Name]
 	}
+	switch c.Outbox.URL {
+	case "":
+		if c.Broker.Name == "postgres" {
+			c.Outbox.URL = c.Broker.URL
+		}
+	case OutboxOff:
+		c.Outbox.URL = ""
+	}
 	if len(c.AllowedOrigins) == 0 {
 		// Development mode trusts everyone anyway; with JWT the default
 		// makes cross-site WebSocket hijacking impossible.
@@ -292,8 +306,21 @@ func (c Config) validate() error {
 	if err := checkBrokerURL(c.Broker.Name, c.Broker.URL); err != nil {
 		return fmt.Errorf("invalid --broker-url (%s) %q: %s", EnvName("broker-url"), c.Broker.URL, err)
 	}
+	if c.Outbox.URL != "" {
+		if err := checkBrokerURL("postgres", c.Outbox.URL); err != nil {
+			shown := ""
+			if u, perr := url.Parse(c.Outbox.URL); perr == nil {
+				shown = fmt.Sprintf(" %q", u.Redacted())
+			}
+			return fmt.Errorf("invalid --outbox-url (%s)%s: %s, or %s", EnvName("outbox-url"), shown, err, OutboxOff)
+		}
+	}
 	return nil
 }
+
+// OutboxOff, as --outbox-url, turns the outbox off (with --broker
+// postgres, whose URL it defaults to).
+const OutboxOff = "off"
 
 // validatePackages runs each package's Validate on its part, with its
 // defaults applied as it will apply them, and restates a refusal with
@@ -306,6 +333,9 @@ func (c Config) validatePackages() error {
 		c.Presence.WithDefaults().Validate,
 		c.Webhooks.WithDefaults().Validate,
 		c.WebSocket.Validate,
+	}
+	if c.Outbox.URL != "" {
+		checks = append(checks, c.Outbox.WithDefaults().Validate)
 	}
 	if c.Production() {
 		checks = append(checks, c.Auth.WithDefaults().Validate)
@@ -358,6 +388,8 @@ func sectionOf(err error) string {
 		return "Auth"
 	case websocket.ErrInvalidConfig:
 		return "WebSocket"
+	case postgres.ErrInvalidConfig:
+		return "Outbox" // the broker's Config is built by the server, not nested
 	}
 	return ""
 }

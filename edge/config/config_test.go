@@ -56,6 +56,14 @@ func TestLoad(t *testing.T) {
 		{"retention", []string{"--retention-messages", "500", "--retention-age", "2h"}, nil, func(c Config) bool { return c.Broker.RetentionMessages == 500 && c.Broker.RetentionAge == 2*time.Hour }},
 		{"nats default URL", []string{"--broker", "nats"}, nil, func(c Config) bool { return c.Broker.URL == "nats://127.0.0.1:4222" }},
 		{"kafka default URL", []string{"--broker", "kafka"}, nil, func(c Config) bool { return c.Broker.URL == "kafka://127.0.0.1:9092" }},
+		{"no outbox by default", nil, nil, func(c Config) bool { return c.Outbox.URL == "" }},
+		{"outbox on the postgres broker", []string{"--broker", "postgres", "--broker-url", "postgres://u@db:5432/app"}, nil, func(c Config) bool {
+			return c.Outbox.URL == "postgres://u@db:5432/app"
+		}},
+		{"outbox off on the postgres broker", []string{"--broker", "postgres", "--outbox-url", "off"}, nil, func(c Config) bool { return c.Outbox.URL == "" }},
+		{"outbox with redis, from env", []string{"--broker", "redis"}, map[string]string{"SWITCHBOARD_OUTBOX_URL": "postgresql://u@db/app?sslmode=disable"}, func(c Config) bool {
+			return c.Outbox.URL == "postgresql://u@db/app?sslmode=disable" && c.Broker.URL == "redis://127.0.0.1:6379/0"
+		}},
 		{"postgres default URL", []string{"--broker", "postgres"}, nil, func(c Config) bool {
 			return c.Broker.URL == "postgres://postgres@127.0.0.1:5432/postgres"
 		}},
@@ -119,6 +127,10 @@ func TestLoadErrors(t *testing.T) {
 		{[]string{"--broker", "kafka", "--broker-url", "redis://x:1"}, nil, "use kafka://host:9092"},
 		{[]string{"--broker", "postgres", "--broker-url", "redis://x:1"}, nil, "use postgres://"},
 		{[]string{"--broker", "postgres", "--broker-url", "postgres:///db"}, nil, "use postgres://"},
+		{[]string{"--outbox-url", "redis://x:1"}, nil, `invalid --outbox-url (SWITCHBOARD_OUTBOX_URL) "redis://x:1": use postgres://[user[:pass]@]host:5432/db[?sslmode=…], or off`},
+		{[]string{"--broker", "redis", "--outbox-url", "mysql://u:hunter2@h/db"}, nil, `invalid --outbox-url (SWITCHBOARD_OUTBOX_URL) "mysql://u:xxxxx@h/db": use postgres://`},
+		{nil, map[string]string{"SWITCHBOARD_OUTBOX_URL": "postgres://"}, `invalid --outbox-url (SWITCHBOARD_OUTBOX_URL) "postgres:": use postgres://`},
+		{[]string{"--outbox-url", "postgres://u@h:5432/db?sslmode=sideways"}, nil, `invalid --outbox-url (SWITCHBOARD_OUTBOX_URL): cannot parse`},
 		{[]string{"--broker", "redis", "--broker-url", "http://x:1"}, nil, `--broker-url (SWITCHBOARD_BROKER_URL) "http://x:1": scheme "http"`},
 		{[]string{"--broker", "redis", "--broker-url", "redis:///0"}, nil, "no host"},
 		{[]string{"--broker", "redis", "--broker-url", "redis://h:1/zero"}, nil, `database "zero"`},
@@ -173,7 +185,7 @@ func TestLoadErrors(t *testing.T) {
 			if strings.Contains(err.Error(), "\n") {
 				t.Fatalf("error spans lines: %q", err)
 			}
-			for _, field := range []string{"PublicKeyFile", "JWKSURL", "JWKSFile", "Secret:", "Node.", "invalid config"} {
+			for _, field := range []string{"PublicKeyFile", "JWKSURL", "JWKSFile", "Secret:", "Node.", "invalid config", "hunter2"} {
 				if strings.Contains(err.Error(), field) {
 					t.Fatalf("err = %v names %s, not the flag", err, field)
 				}

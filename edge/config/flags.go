@@ -98,8 +98,9 @@ func newFlagSet(c *Config) *flagSet {
 	f.str(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 
 	// The broker.
-	f.str(&c.Broker.Name, "broker", "memory", "broker: memory (embedded, one node), redis (Redis Streams), kafka or nats (JetStream); all but memory let many nodes act as one")
+	f.str(&c.Broker.Name, "broker", "memory", "broker: memory (embedded, one node), redis (Redis Streams), kafka, nats (JetStream) or postgres (a table); all but memory let many nodes act as one")
 	f.str(&c.Broker.URL, "broker-url", "", "broker address: redis://[user:pass@]host:port[/db] (default "+defaultBrokerURL["redis"]+") kafka://host:9092[,host2:9092] (default "+defaultBrokerURL["kafka"]+") nats://host:4222[,nats://host2:4222] (default "+defaultBrokerURL["nats"]+") or postgres://[user[:pass]@]host:5432/db (default "+defaultBrokerURL["postgres"]+"); unused by memory")
+	f.str(&c.Outbox.URL, "outbox-url", "", "PostgreSQL database where the edge installs switchboard_publish() for backends to publish inside their own transactions, and forwards what they commit (exactly once, whatever the broker; docs/brokers.md): postgres://[user[:pass]@]host:5432/db; empty: --broker-url with --broker postgres, else off; "+OutboxOff+": never")
 	f.boolean(&c.Broker.Wait, "broker-wait", false, "if the broker is unreachable at start, serve /healthz, report not ready on /readyz and keep retrying instead of exiting")
 	f.num64(&c.Broker.RetentionMessages, "retention-messages", nats.DefaultMaxMsgs, "redis: messages the stream keeps (XADD MAXLEN ~, approximate); nats: the stream's MaxMsgs; postgres: rows the log table keeps (negative: unbounded)")
 	f.num64(&c.Broker.Engine.IndexBytes, "resume-index-bytes", engine.DefaultIndexBytes, "redis, kafka, nats: memory for each node's index of the recent log, which resumes are served from without reading the broker (negative: no index)")

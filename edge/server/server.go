@@ -53,6 +53,7 @@ type Server struct {
 	mets    *metrics.Metrics
 	node    *core.Node
 	tracker *presence.Tracker
+	outbox  *pgbroker.Outbox // nil without --outbox-url
 	app     *fiber.App
 	admin   *fiber.App           // --admin-addr: /stats and /metrics; nil without
 	dash    *dashboard.Dashboard // nil when not served
@@ -83,6 +84,7 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 		s.openAuth,   // webhooks, then the authentication chain
 		s.startNode,  // core, on the broker, with the chain and metrics
 		s.startPresence,
+		s.startOutbox,     // switchboard_publish, forwarded through the node (--outbox-url)
 		s.mountTransports, // the Fiber app: /ws, /sse, /poll, /send, /client.js, the API, health
 		s.mountAdmin,      // /stats, /metrics and the dashboard, where the configuration allows
 	} {
@@ -97,15 +99,17 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 	return s, nil
 }
 
-// release frees what New built, newest first: the dashboard, then the
-// node (which ends its sessions, says presence's goodbye and closes the
-// broker) or, without one, the broker; then the authentication chain and
-// the webhooks. It reports the node's shutdown error.
+// release frees what New built, newest first: the dashboard, the
+// outbox's forwarder, then the node (which ends its sessions, says
+// presence's goodbye and closes the broker) or, without one, the broker;
+// then the authentication chain and the webhooks. It reports the node's
+// shutdown error.
 func (s *Server) release(ctx context.Context) error {
 	var err error
 	if s.dash != nil {
 		err = s.dash.Close(ctx)
 	}
+	err = errors.Join(err, s.stopOutbox(ctx))
 	switch {
 	case s.node != nil:
 		err = errors.Join(err, s.node.Shutdown(ctx))
@@ -171,6 +175,80 @@ func (s *Server) startPresence() error {
 	return nil
 }
 
+// startOutbox installs switchboard_publish in the outbox's database and
+// forwards what backends commit there, each row published through the
+// node as the server API publishes the same request. An unreachable
+// database does not stop the edge (the forwarder retries and says so);
+// one that refuses the edge's user or the migration does.
+func (s *Server) startOutbox() error {
+	if s.cfg.Outbox.URL == "" {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), brokerStartTimeout)
+	defer cancel()
+	o, err := pgbroker.NewOutbox(ctx, s.cfg.Outbox, outboxPublisher{node: s.node, maxBody: apiMaxBody(s.cfg)}, s.log)
+	if err != nil {
+		return err
+	}
+	s.outbox = o
+	return nil
+}
+
+// stopOutbox stops forwarding, so that another edge takes over at once.
+// Idempotent.
+func (s *Server) stopOutbox(ctx context.Context) error {
+	if s.outbox == nil {
+		return nil
+	}
+	return s.outbox.Close(ctx)
+}
+
+// outboxPublisher publishes an outbox row's request as POST
+// /api/v1/publish publishes the same body: api.Publish validates it and
+// builds the envelope, and the row's key is the idempotency key.
+type outboxPublisher struct {
+	node    *core.Node
+	maxBody int // the server API's bound on a body
+}
+
+var _ pgbroker.OutboxPublisher = outboxPublisher{}
+
+func (p outboxPublisher) Publish(ctx context.Context, request []byte, key string) error {
+	if len(request) > p.maxBody {
+		return fmt.Errorf("%w: request over %d bytes (the server API's bound)", pgbroker.ErrOutboxRefused, p.maxBody)
+	}
+	req, err := api.DecodePublishRequest(request)
+	if err != nil {
+		return fmt.Errorf("%w: %v", pgbroker.ErrOutboxRefused, err)
+	}
+	req.IdempotencyKey = key
+	res, status := api.Publish(ctx, p.node, req)
+	switch {
+	case status == fiber.StatusOK:
+		return nil
+	case res.Error == nil:
+		return fmt.Errorf("publish answered %d", status)
+	case status == fiber.StatusBadRequest || status == fiber.StatusUnprocessableEntity:
+		return fmt.Errorf("%w: %s: %s", pgbroker.ErrOutboxRefused, res.Error.Code, res.Error.Message)
+	}
+	return fmt.Errorf("%s: %s", res.Error.Code, res.Error.Message) // retried with the key
+}
+
+// apiMaxBody bounds a body of the server API, and an outbox request.
+func apiMaxBody(cfg config.Config) int {
+	return max(cfg.Node.MaxMessageSize, api.DefaultMaxBody)
+}
+
+// health is /healthz's answer: the process is alive; it also says what
+// the outbox's forwarder is doing (forwarding, standby, retrying).
+func (s *Server) health(c *fiber.Ctx) error {
+	out := fiber.Map{"status": "ok"}
+	if s.outbox != nil {
+		out["outbox"] = s.outbox.Stats().State
+	}
+	return c.JSON(out)
+}
+
 func (s *Server) mountTransports() error {
 	cfg, node, b, logger := s.cfg, s.node, s.broker, s.log
 	s.app = fiber.New(fiber.Config{
@@ -229,11 +307,9 @@ func (s *Server) mountTransports() error {
 	webclient.Register(s.app)
 	if len(cfg.APIKeys) > 0 {
 		api.Register(s.app, api.Config{Node: node, Keys: cfg.APIKeys, Presence: presenceAPI{s.tracker},
-			MaxBody: max(cfg.Node.MaxMessageSize, api.DefaultMaxBody), Logger: logger})
+			MaxBody: apiMaxBody(cfg), Logger: logger})
 	}
-	s.app.Get("/healthz", func(c *fiber.Ctx) error {
-		return c.JSON(fiber.Map{"status": "ok"})
-	})
+	s.app.Get("/healthz", s.health)
 	s.app.Get("/readyz", func(c *fiber.Ctx) error {
 		if !s.ready.Load() || node.ShuttingDown() {
 			return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "not ready"})
@@ -247,14 +323,19 @@ func (s *Server) mountTransports() error {
 }
 
 func (s *Server) mountAdmin() error {
-	cfg, node, b, logger, tracker, hooks, mets := s.cfg, s.node, s.broker, s.log, s.tracker, s.hooks, s.mets
+	cfg, node, b, logger, tracker, hooks, mets, outbox := s.cfg, s.node, s.broker, s.log, s.tracker, s.hooks, s.mets, s.outbox
 	stats := func(c *fiber.Ctx) error {
 		out := struct {
 			core.Stats
 			Node     string                   `json:"node"`
 			Presence map[string]uint64        `json:"presence"`
 			Webhooks map[string]webhook.Stats `json:"webhooks,omitempty"`
+			Outbox   *pgbroker.OutboxStats    `json:"outbox,omitempty"`
 		}{Stats: node.Stats(), Node: node.ID(), Presence: map[string]uint64{"events_dropped": tracker.Dropped()}}
+		if outbox != nil {
+			st := outbox.Stats()
+			out.Outbox = &st
+		}
 		if hooks != nil {
 			out.Webhooks = map[string]webhook.Stats{}
 			for _, r := range []string{webhook.RouteConnect, webhook.RouteMessage, webhook.RouteDisconnect} {
@@ -275,7 +356,7 @@ func (s *Server) mountAdmin() error {
 	case cfg.AdminAddr != "":
 		s.admin = fiber.New(fiber.Config{DisableStartupMessage: true, AppName: "switchboard-admin", ErrorHandler: errorHandler})
 		admin = s.admin
-		admin.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
+		admin.Get("/healthz", s.health)
 		admin.Get("/stats", stats)
 		admin.Get("/metrics", prom)
 	case !cfg.Production():
@@ -485,6 +566,8 @@ func (c *closeOnce) Close() error {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.shutdownOnce.Do(func() {
 		s.stop()
+		// Another edge forwards the outbox while this one drains.
+		outboxErr := s.stopOutbox(ctx)
 		// Deliver what the broker already accepted before anything ends
 		// a session: stopping the HTTP server ends SSE streams (their
 		// requests' contexts close) before the node's own drain runs.
@@ -499,7 +582,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			appErr = errors.Join(appErr, s.admin.ShutdownWithContext(ctx))
 		}
 		nodeErr := s.release(ctx)
-		s.shutdownErr = errors.Join(appErr, nodeErr)
+		s.shutdownErr = errors.Join(appErr, outboxErr, nodeErr)
 		s.log.Info("shutdown complete", "err", s.shutdownErr)
 	})
 	return s.shutdownErr
