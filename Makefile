@@ -36,13 +36,14 @@ e2e:
 	$(GO) test -race -count=1 ./test/...
 
 ## chaos: the fault-injection suite (test/chaos, docs/reliability.md): a
-## real redis-server (AOF) and nats-server (JetStream files), three edges,
-## WebSocket, SSE and long-poll subscribers that resume on another edge,
-## keyed publishers that retry on another edge, and edge SIGKILL/SIGTERM,
-## broker restart and SIGSTOP, a network partition and stalled readers
-## meanwhile; everything checked against the broker's log. Redis and
-## NATS, 10,000 messages per broker (what CI runs, about 2 minutes);
-## FULL=1: 100,000. Kafka (kfake, whose restart loses its log):
+## real redis-server (AOF), nats-server (JetStream files) and PostgreSQL
+## (pgtest), three edges, WebSocket, SSE and long-poll subscribers that
+## resume on another edge, keyed publishers that retry on another edge,
+## and edge SIGKILL/SIGTERM, broker restart (Postgres: a crash, then a
+## fast shutdown) and SIGSTOP, a network partition and stalled readers
+## meanwhile; everything checked against the broker's log. Redis, NATS
+## and Postgres, 10,000 messages per broker (what CI runs, about 3
+## minutes); FULL=1: 100,000. Kafka (kfake, whose restart loses its log):
 ## go run ./test/chaos --brokers kafka. Report in CHAOS_OUT.
 CHAOS_OUT ?= test/artifacts/chaos
 chaos:

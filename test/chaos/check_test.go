@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -133,7 +134,8 @@ func TestFlags(t *testing.T) {
 	}{
 		{nil, ""},
 		{[]string{"--brokers", "redis", "--messages", "100000"}, ""},
-		{[]string{"--brokers", "postgres"}, "--brokers"},
+		{[]string{"--brokers", "postgres"}, ""},
+		{[]string{"--brokers", "redis,mysql"}, "--brokers"},
 		{[]string{"--faults", "meteor"}, "--faults"},
 		{[]string{"--messages", "0"}, "--messages"},
 		{[]string{"--rooms-per-sub", "30"}, "--rooms-per-sub"},
@@ -306,5 +308,29 @@ func TestAwayMissedTrimmed(t *testing.T) {
 	f := awayMissedTrimmed(results, trimmed, map[string]bool{"missed": true, "had-it": true, "other-room": true})
 	if len(f) != 2 || !strings.Contains(f[0], "had-it") || !strings.Contains(f[1], "other-room") {
 		t.Errorf("failures %q, want had-it and other-room", f)
+	}
+}
+
+// TestPositionHoles: PostgreSQL positions are dense; a log trimmed from
+// its start has none, one with a position missing inside is reported.
+func TestPositionHoles(t *testing.T) {
+	at := func(pos ...string) []entry {
+		var log []entry
+		for _, p := range pos {
+			log = append(log, entry{Pos: p})
+		}
+		return log
+	}
+	for _, c := range []struct {
+		log  []entry
+		want []string
+	}{
+		{nil, nil},
+		{at("7", "8", "9"), nil},
+		{at("1", "2", "4", "5", "9"), []string{"3 to 3", "6 to 8"}},
+	} {
+		if got := positionHoles(c.log); !slices.Equal(got, c.want) {
+			t.Errorf("%v: got %q, want %q", c.log, got, c.want)
+		}
 	}
 }

@@ -2,51 +2,59 @@
 // #15): it starts real processes, injects real faults and checks every
 // subscriber against the broker's log.
 //
-//	make chaos           # 10,000 messages per broker (what CI runs)
+//	make chaos           # Redis, NATS, Postgres: 10,000 messages each (what CI runs)
 //	make chaos FULL=1    # 100,000 messages per broker
 //	go run ./test/chaos --help
 //
 // Per broker (a redis-server with AOF persistence; a nats-server with
 // JetStream file storage, built from the module's nats-server version;
-// with --brokers kafka, kfake in a process of its own, this binary's
-// `kfake` subcommand, which keeps its log in memory: its restart loses
-// the log, the suite reads it just before, and checks that clients are
-// told recovered:false, where what they missed is the broker's loss):
-// three edge processes, one of them with --slow-consumer resume;
-// --subs WebSocket, SSE and long-poll subscribers written to
-// docs/protocol.md, each resuming on the next edge after every
-// disconnect (since= / Last-Event-ID / cursor=); --browsers subscribers
-// (default 3) through the project's own browser client (/client.js) in
-// headless Chromium, one tab in a browser context of its own each, the
-// client forced onto one transport (WebSocket, SSE, long-poll in turn)
-// and left to reconnect and resume by itself (its lastId), reporting
-// every envelope, open (recovered:false), gap and reconnecting to the
-// suite through a runtime binding (page.html); --publishers backends
-// publishing sequence-numbered messages with idempotency keys through
-// POST /api/v1/publish, retrying a failure on the next edge as a
-// careful backend does. While they publish, the faults run in order,
-// each once its share of the messages is accepted: an edge SIGKILLed
-// and restarted, an edge SIGTERMed (drained) and restarted, the broker
-// restarted on its data, the broker stopped (SIGSTOP) for --pause, one
-// edge cut from the broker for --pause (partition: that edge runs in a
-// network namespace the suite creates, reached by clients over one veth
-// pair and reaching the broker over another, whose link goes down:
-// established connections hang, new ones fail with "network is
-// unreachable"; it needs root and iproute2), retention (one subscriber
-// per transport goes away for --pause while the suite trims the log to
-// the newer half of what was accepted meanwhile, as retention would:
-// XTRIM MINID, a JetStream purge, Kafka DeleteRecords; edge 0 restarts,
-// so its resume index starts after the trim, and they come back there:
-// each must be told recovered:false and get what the log still holds,
-// and must have missed some trimmed message), and stalled
-// readers (WebSocket and SSE subscribers that read nothing for --stall
-// while a burst of 1,500 messages of 8 KB is published: more than the
-// kernel's socket buffers take for a reader that does not read, so that
-// their edges' send queues overflow. Two per transport: one in every
-// room, whose edge's policy acts, close or resume (one edge runs
-// --slow-consumer resume); one in the rooms chaos-drop and
-// chaos-conflate only, which every edge gives drop-oldest and conflate
-// with --slow-consumer-rooms).
+// PostgreSQL from Debian's postgresql package, through
+// broker/postgres/pgtest: initialised in a temporary directory, run as
+// the postgres user when the suite runs as root, its log the table
+// switchboard_log; with --brokers kafka, kfake in a process of its own,
+// this binary's `kfake` subcommand, which keeps its log in memory: its
+// restart loses the log, the suite reads it just before, and checks
+// that clients are told recovered:false, where what they missed is the
+// broker's loss): three edge processes, one of them with
+// --slow-consumer resume; --subs WebSocket, SSE and long-poll
+// subscribers written to docs/protocol.md, each resuming on the next
+// edge after every disconnect (since= / Last-Event-ID / cursor=);
+// --browsers subscribers (default 3) through the project's own browser
+// client (/client.js) in headless Chromium, one tab in a browser
+// context of its own each, the client forced onto one transport
+// (WebSocket, SSE, long-poll in turn) and left to reconnect and resume
+// by itself (its lastId), reporting every envelope, open
+// (recovered:false), gap and reconnecting to the suite through a
+// runtime binding (page.html); --publishers backends publishing
+// sequence-numbered messages with idempotency keys through POST
+// /api/v1/publish, retrying a failure on the next edge as a careful
+// backend does. While they publish, the faults run in order, each once
+// its share of the messages is accepted: an edge SIGKILLed and
+// restarted, an edge SIGTERMed (drained) and restarted, the broker
+// restarted on its data (PostgreSQL twice: a crash, an immediate
+// shutdown after which the start recovers from the write-ahead log,
+// then 2 s later a fast shutdown), the broker stopped (SIGSTOP; for
+// PostgreSQL the postmaster and every process it forked, each of which
+// leads a process group of its own) for --pause, one edge cut from the
+// broker for --pause (partition: that edge runs in a network namespace
+// the suite creates, reached by clients over one veth pair and reaching
+// the broker over another, whose link goes down: established
+// connections hang, new ones fail with "network is unreachable"; it
+// needs root and iproute2), retention (one subscriber per transport
+// goes away for --pause while the suite trims the log to the newer half
+// of what was accepted meanwhile, as retention would: XTRIM MINID, a
+// JetStream purge, Kafka DeleteRecords, a DELETE of the log table's
+// oldest rows; edge 0 restarts, so its resume index starts after the
+// trim, and they come back there: each must be told recovered:false and
+// get what the log still holds, and must have missed some trimmed
+// message), and stalled readers (WebSocket and SSE subscribers that
+// read nothing for --stall while a burst of 1,500 messages of 8 KB is
+// published: more than the kernel's socket buffers take for a reader
+// that does not read, so that their edges' send queues overflow. Two
+// per transport: one in every room, whose edge's policy acts, close or
+// resume (one edge runs --slow-consumer resume); one in the rooms
+// chaos-drop and chaos-conflate only, which every edge gives
+// drop-oldest and conflate with --slow-consumer-rooms).
 //
 // The edges run with --send-queue 32, so that overflow happens at this
 // scale, and with --retention-messages above the run's messages: the
@@ -69,7 +77,9 @@
 // run with --browsers 0. Their rows are browser-websocket, browser-sse
 // and browser-longpoll.
 //
-// Then the log is read from the broker itself and every subscriber is
+// Then the log is read from the broker itself (PostgreSQL: the table in
+// position order, each row's Watermill message decoded from its payload
+// and metadata; its positions must have no hole) and every subscriber is
 // checked against it: expected, received, lost without a signal, lost
 // with one (recovered:false or gap), duplicates by id and by sequence,
 // reordering, signals with nothing missing, reconnects and latency, per

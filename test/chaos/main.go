@@ -51,7 +51,7 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("chaos", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	brokers := fs.String("brokers", "redis,nats", "brokers to run on, comma-separated: redis, nats, kafka (kfake in a process of its own: a restart loses its log)")
+	brokers := fs.String("brokers", "redis,nats,postgres", "brokers to run on, comma-separated: redis, nats, postgres (Debian's postgresql), kafka (kfake in a process of its own: a restart loses its log)")
 	faults := fs.String("faults", strings.Join(allFaults, ","), "faults to inject, in this order, spread over the publishing: "+strings.Join(allFaults, ", "))
 	fs.Int64Var(&o.messages, "messages", 10000, "messages published per broker (the full run: 100000)")
 	fs.DurationVar(&o.duration, "duration", 40*time.Second, "how long the publishing takes (the rate is messages/duration)")
@@ -72,8 +72,8 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	o.brokers = splitList(*brokers)
 	o.faults = splitList(*faults)
 	for _, b := range o.brokers {
-		if b != "redis" && b != "nats" && b != "kafka" {
-			return o, fmt.Errorf("--brokers: %q is not one of redis, nats, kafka", b)
+		if b != "redis" && b != "nats" && b != "kafka" && b != "postgres" {
+			return o, fmt.Errorf("--brokers: %q is not one of redis, nats, postgres, kafka", b)
 		}
 	}
 	for _, f := range o.faults {

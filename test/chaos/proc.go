@@ -142,9 +142,26 @@ func (p *proc) signalRunning(sig syscall.Signal, paused bool) error {
 	return syscall.Kill(-p.cmd.Process.Pid, sig)
 }
 
+// restart stops the process, SIGKILL if crash, else SIGTERM with 30 s
+// to exit, and starts it again.
+func (p *proc) restart(ctx context.Context, crash bool) error {
+	if crash {
+		p.stop(syscall.SIGKILL, 0)
+	} else {
+		p.stop(syscall.SIGTERM, 30*time.Second)
+	}
+	return p.start(ctx)
+}
+
+// close stops the process for good (SIGTERM, then SIGKILL after 20 s).
+func (p *proc) close() { p.stop(syscall.SIGTERM, 20*time.Second) }
+
 // logTail is the last n bytes of the process's log.
-func (p *proc) logTail(n int) string {
-	b, err := os.ReadFile(p.logPath)
+func (p *proc) logTail(n int) string { return tailFile(p.logPath, n) }
+
+// tailFile is the last n bytes of a file, from a line's start.
+func tailFile(path string, n int) string {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return ""
 	}

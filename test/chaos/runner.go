@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -51,7 +52,7 @@ var transports = []string{"websocket", "sse", "longpoll"}
 func runBroker(ctx context.Context, o options, broker string, b bins, status func(string, ...any)) (*result, error) {
 	dir := filepath.Join(o.out, broker)
 	_ = os.RemoveAll(dir)
-	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
 	// With the partition fault, edge 2 lives in a network namespace and
@@ -66,15 +67,15 @@ func runBroker(ctx context.Context, o options, broker string, b bins, status fun
 		defer part.close()
 		host = part.brokerIP
 	}
-	bp, url, err := brokerProc(broker, b, dir, host)
+	bp, baddr, url, err := brokerProc(broker, b, dir, host)
 	if err != nil {
 		return nil, err
 	}
-	status("%s: starting %s on %s", broker, bp.name, bp.addr)
+	status("%s: starting %s on %s", broker, broker, baddr)
+	defer bp.close()
 	if err := bp.start(ctx); err != nil {
 		return nil, fmt.Errorf("%w\n%s", err, bp.logTail(2000))
 	}
-	defer bp.stop(syscall.SIGTERM, 20*time.Second)
 
 	edges := make([]*proc, 3)
 	addrs := make([]string, 3)
@@ -219,7 +220,7 @@ func runBroker(ctx context.Context, o options, broker string, b bins, status fun
 	// Faults, in order, each once a share of the messages is accepted.
 	var phases []phase
 	var faultErr error
-	fenv := &faultEnv{o: o, broker: broker, url: url, bp: bp, edges: edges, subs: subs, pub: pub, part: part}
+	fenv := &faultEnv{o: o, broker: broker, addr: baddr, url: url, bp: bp, edges: edges, subs: subs, pub: pub, part: part}
 	for i, f := range o.faults {
 		want := o.messages * int64(i+1) / int64(len(o.faults)+1)
 		if !waitAccepted(pubCtx, pub, want) {
@@ -241,10 +242,14 @@ func runBroker(ctx context.Context, o options, broker string, b bins, status fun
 
 	// The log, read from the broker itself.
 	readCtx, cancelRead := context.WithTimeout(ctx, time.Minute)
-	final, err := readLog(readCtx, broker, bp.addr, url)
+	final, err := readLog(readCtx, broker, baddr, url)
 	cancelRead()
 	if err != nil {
 		return nil, fmt.Errorf("reading the log: %w", err)
+	}
+	var holes []string
+	if broker == "postgres" {
+		holes = positionHoles(final)
 	}
 	final = onlyRooms(final, rooms)
 	// What the broker lost in a restart (kfake) comes first: it was
@@ -312,6 +317,9 @@ func runBroker(ctx context.Context, o options, broker string, b bins, status fun
 	if contains(o.faults, "retention") {
 		r.Failures = append(r.Failures, awayMissedTrimmed(results, trimmed, awayNames(subs))...)
 	}
+	if len(holes) > 0 {
+		r.Failures = append(r.Failures, fmt.Sprintf("the log's positions have holes (positions %s)", strings.Join(holes, ", ")))
+	}
 	if pubErr != nil {
 		r.Failures = append(r.Failures, "publishing: "+pubErr.Error())
 	}
@@ -333,18 +341,50 @@ func dedupe(s []string) []string {
 	return out
 }
 
-// brokerProc describes the broker process: redis-server with AOF
-// persistence, or nats-server with JetStream file storage, both keeping
-// their data in dir/data across restarts.
-func brokerProc(broker string, b bins, dir, host string) (*proc, string, error) {
+// brokerServer is the broker as the suite starts it and the faults act
+// on it: one process (*proc), or PostgreSQL's postmaster and the
+// processes it forks (*pgServer). The suite's goroutine calls its
+// methods.
+type brokerServer interface {
+	// start starts it, and starts it again on its data after restart's
+	// shutdown, waiting until it accepts connections.
+	start(ctx context.Context) error
+	// restart shuts it down (crash: abruptly, as a crash would) and
+	// starts it on its data.
+	restart(ctx context.Context, crash bool) error
+	// pause stops it (SIGSTOP) until resume: it keeps its connections
+	// and answers nothing, as a hung broker.
+	pause() error
+	resume() error
+	// close shuts it down for good.
+	close()
+	logTail(n int) string
+}
+
+var (
+	_ brokerServer = (*proc)(nil)
+	_ brokerServer = (*pgServer)(nil)
+)
+
+// brokerProc describes the broker and returns it with its address and
+// the edges' URL: redis-server with AOF persistence, nats-server with
+// JetStream file storage, both keeping their data in dir/data across
+// restarts; kfake, which keeps none; PostgreSQL (pgtest), which keeps
+// its data in a temporary directory of its own.
+func brokerProc(broker string, b bins, dir, host string) (brokerServer, string, string, error) {
 	free, err := freeAddr()
 	if err != nil {
-		return nil, "", err
+		return nil, "", "", err
 	}
 	_, port, _ := net.SplitHostPort(free)
 	addr := net.JoinHostPort(host, port)
 	p := &proc{name: broker, addr: addr, logPath: filepath.Join(dir, broker+".log")}
 	data := filepath.Join(dir, "data")
+	if broker == "redis" || broker == "nats" {
+		if err := os.MkdirAll(data, 0o755); err != nil {
+			return nil, "", "", err
+		}
+	}
 	switch broker {
 	case "redis":
 		p.bin = b.redis
@@ -353,16 +393,23 @@ func brokerProc(broker string, b bins, dir, host string) (*proc, string, error) 
 			// Bound to loopback or to the suite's own veth address:
 			// accept the edges there without a password.
 			"--protected-mode", "no"}
-		return p, "redis://" + addr + "/0", nil
+		return p, addr, "redis://" + addr + "/0", nil
 	case "kafka":
 		p.bin, p.args = b.self, []string{"kfake", "--addr", addr}
-		return p, "kafka://" + addr, nil
+		return p, addr, "kafka://" + addr, nil
 	case "nats":
 		p.bin = b.nats
 		p.args = []string{"-js", "-sd", data, "-a", host, "-p", port}
-		return p, "nats://" + addr, nil
+		return p, addr, "nats://" + addr, nil
+	case "postgres":
+		n, _ := strconv.Atoi(port)
+		pg, err := newPGServer(host, n, p.logPath)
+		if err != nil {
+			return nil, "", "", err
+		}
+		return pg, addr, "postgres://postgres@" + addr + "/postgres?sslmode=disable", nil
 	}
-	return nil, "", fmt.Errorf("unknown broker %q", broker)
+	return nil, "", "", fmt.Errorf("unknown broker %q", broker)
 }
 
 func readLog(ctx context.Context, broker, addr, url string) ([]entry, error) {
@@ -371,6 +418,8 @@ func readLog(ctx context.Context, broker, addr, url string) ([]entry, error) {
 		return readRedisLog(ctx, addr)
 	case "kafka":
 		return readKafkaLog(ctx, addr)
+	case "postgres":
+		return readPostgresLog(ctx, url)
 	}
 	return readNATSLog(ctx, url)
 }
@@ -415,13 +464,17 @@ func waitAccepted(ctx context.Context, p *publisher, n int64) bool {
 	return true
 }
 
-// inject runs one fault to its end.
+// restartGap is how long PostgreSQL runs between the broker-restart
+// fault's crash and its fast shutdown.
+const restartGap = 2 * time.Second
+
 // faultEnv is what the faults act on.
 type faultEnv struct {
 	o      options
-	broker string // redis, nats, kafka
+	broker string // redis, nats, kafka, postgres
+	addr   string // the broker's
 	url    string
-	bp     *proc
+	bp     brokerServer
 	edges  []*proc
 	subs   []*subscriber
 	pub    *publisher
@@ -470,15 +523,23 @@ func inject(ctx context.Context, fault string, env *faultEnv) (dataLoss bool, er
 			// (what is accepted between the read and the kill is lost
 			// without a record).
 			rctx, cancel := context.WithTimeout(ctx, time.Minute)
-			log, err := readLog(rctx, env.broker, bp.addr, env.url)
+			log, err := readLog(rctx, env.broker, env.addr, env.url)
 			cancel()
 			if err != nil {
 				return false, fmt.Errorf("reading the log before the restart: %w", err)
 			}
 			env.lost = append(env.lost, log...)
 		}
-		bp.stop(syscall.SIGTERM, 30*time.Second)
-		return env.broker == "kafka", bp.start(ctx)
+		if env.broker == "postgres" {
+			// Two restarts: a crash first (an immediate shutdown,
+			// nothing written: the start recovers from the write-ahead
+			// log), then, after a while of traffic, a fast shutdown.
+			if err := bp.restart(ctx, true); err != nil {
+				return false, err
+			}
+			hold(restartGap)
+		}
+		return env.broker == "kafka", bp.restart(ctx, false)
 	case "broker-pause":
 		if err := bp.pause(); err != nil {
 			return false, err
@@ -664,7 +725,7 @@ func retention(ctx context.Context, env *faultEnv, hold func(time.Duration)) err
 	// trimmed messages and kept ones.
 	keep := max(1, int(env.pub.accepted.Load()-left)/2)
 	rctx, cancel := context.WithTimeout(ctx, time.Minute)
-	trimmed, err := trimLog(rctx, env.broker, env.bp.addr, env.url, keep)
+	trimmed, err := trimLog(rctx, env.broker, env.addr, env.url, keep)
 	cancel()
 	if err != nil {
 		return err

@@ -16,7 +16,8 @@ import (
 
 // trimLog removes every record of the log but the newest keep, as the
 // broker's own retention would (XTRIM MINID, a JetStream purge up to a
-// sequence, Kafka DeleteRecords), and returns what it removed, oldest
+// sequence, Kafka DeleteRecords, a DELETE of the table's oldest rows),
+// and returns what it removed, oldest
 // first. Records appended meanwhile are newer than what it removes.
 func trimLog(ctx context.Context, broker, addr, url string, keep int) ([]entry, error) {
 	log, err := readLog(ctx, broker, addr, url)
@@ -66,6 +67,10 @@ func trimLog(ctx context.Context, broker, addr, url string, keep int) ([]entry, 
 		}
 		if err != nil {
 			return nil, fmt.Errorf("DeleteRecords below %d: %w", off, err)
+		}
+	case "postgres":
+		if err := trimPostgres(ctx, url, from); err != nil {
+			return nil, err
 		}
 	default:
 		return nil, fmt.Errorf("trim: unknown broker %q", broker)
