@@ -386,10 +386,14 @@ func runStep(ctx context.Context, o options, t *edgeTarget, out *output, f *flee
 	st.startNS.Store(start.UnixNano())
 	var lastDelivered int64
 	lastAt := start
+	perDelivery, unit := 1.0, "delivered/s"
+	if f.sample != nil && f.offerDeflate {
+		perDelivery, unit = float64(o.subs)/float64(sum(measured)), "delivered/s (extrapolated)"
+	}
 	counts, err := pub.run(ctx, tag, rate, o.duration, func(el time.Duration, sent int64) {
 		d := st.delivered.Load()
 		now := time.Now()
-		bar.set(int64(el/time.Second), fmt.Sprintf("%s: %.0f delivered/s", desc, float64(d-lastDelivered)/now.Sub(lastAt).Seconds()))
+		bar.set(int64(el/time.Second), fmt.Sprintf("%s: %.0f %s", desc, float64(d-lastDelivered)*perDelivery/now.Sub(lastAt).Seconds(), unit))
 		lastDelivered, lastAt = d, now
 	})
 	bar.done()
