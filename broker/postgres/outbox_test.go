@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -796,4 +797,34 @@ func (s *syncBuf) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestOutboxFromDatabaseSQL runs Example_databaseSQL's payOrder against a
+// real database: through database/sql, the order's update and its
+// message commit together, and the message is forwarded as the request
+// the server API takes.
+func TestOutboxFromDatabaseSQL(t *testing.T) {
+	t.Parallel()
+	srv := pgtest.Start(t)
+	s := newSink()
+	startOutbox(t, fastOutbox(srv.URL), s, nil)
+	c := backend(t, srv.URL)
+	inTx(t, c, true, `CREATE TABLE orders (id bigint PRIMARY KEY, status text NOT NULL)`, `INSERT INTO orders VALUES (42, 'new')`)
+	db, err := sql.Open("pgx", srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := payOrder(ctx, db, 42); err != nil {
+		t.Fatal(err)
+	}
+	call := s.waitN(t, 1)[0]
+	if want := `{"data": {"order": 42, "status": "paid"}, "room": "orders:42", "type": "order.paid"}`; call.request != want {
+		t.Errorf("request %s, want %s", call.request, want)
+	}
+	if n := count(t, c, `SELECT count(*) FROM orders WHERE status = 'paid'`); n != 1 {
+		t.Errorf("%d paid orders", n)
+	}
 }

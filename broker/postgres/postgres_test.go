@@ -206,8 +206,8 @@ func sameIDs(a, b []*core.Envelope) bool {
 	return strings.Join(ids(a), ",") == strings.Join(ids(b), ",")
 }
 
-// sql runs statements on the server as its superuser.
-func sql(t *testing.T, url, stmt string, args ...any) {
+// execSQL runs statements on the server as its superuser.
+func execSQL(t *testing.T, url, stmt string, args ...any) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -330,7 +330,7 @@ func TestRecreatedLog(t *testing.T) {
 	recB.waitFor(t, e1.ID)
 	old := a.Epoch()
 
-	sql(t, srv.URL, `DROP TABLE switchboard_log, switchboard_log_head, switchboard_log_keys`)
+	execSQL(t, srv.URL, `DROP TABLE switchboard_log, switchboard_log_head, switchboard_log_keys`)
 	e2 := publish(t, b, "r", 2) // creates the log anew
 	if strings.HasPrefix(e2.ID, old+"-") {
 		t.Fatalf("after the drop the id %s still has epoch %s", e2.ID, old)
@@ -369,7 +369,7 @@ func TestHistoryAfterTrim(t *testing.T) {
 			for i := range 30 {
 				all = append(all, publish(t, b, "r", i))
 			}
-			sql(t, srv.URL, `SELECT `+cfg.Table+`_trim(10, NULL)`)
+			execSQL(t, srv.URL, `SELECT `+cfg.Table+`_trim(10, NULL)`)
 			res := history(t, b, all[0].ID, 100, "r")
 			if res.Recovered || !sameIDs(res.Envelopes, all[20:]) {
 				t.Errorf("since the first of 30 with 10 kept: recovered %v %v, want false and the newest 10", res.Recovered, ids(res.Envelopes))
