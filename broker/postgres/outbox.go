@@ -423,6 +423,13 @@ func (o *Outbox) forwardBatch(conn *pgx.Conn) (batchResult, error) {
 	if epoch != o.epoch {
 		o.epoch, o.published = epoch, map[int64]bool{}
 	}
+	// Ids are never reused within an epoch: what this edge published
+	// below the oldest row left was deleted (by another edge, say).
+	for id := range o.published {
+		if len(rows) == 0 || id < rows[0].id {
+			delete(o.published, id)
+		}
+	}
 	if len(rows) == 0 {
 		return batchResult{}, nil
 	}

@@ -423,8 +423,9 @@ func TestOutboxTwoForwarders(t *testing.T) {
 }
 
 // terminateForwarder ends the connection of the edge that holds the
-// outbox's lock, as a crash of that edge (or a network cut) would. It
-// may run in a publisher's goroutine: it returns its error.
+// outbox's lock, as a crash of that edge (or a network cut) would, and
+// waits until its server process is gone (so is the lock). It may run in
+// a publisher's goroutine: it returns its error.
 func terminateForwarder(url string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -434,7 +435,7 @@ func terminateForwarder(url string) error {
 	}
 	defer c.Close(ctx)
 	var n int
-	if err := c.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' AND granted`).Scan(&n); err != nil {
+	if err := c.QueryRow(ctx, `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 20000)) FROM pg_locks WHERE locktype = 'advisory' AND granted`).Scan(&n); err != nil {
 		return err
 	}
 	if n != 1 {
