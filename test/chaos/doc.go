@@ -49,8 +49,10 @@
 // get what the log still holds, and must have missed some trimmed
 // message), and stalled readers (WebSocket and SSE subscribers that
 // read nothing for --stall while a burst of 1,500 messages of 8 KB is
-// published: more than the kernel's socket buffers take for a reader
-// that does not read, so that their edges' send queues overflow. Two
+// published, and longer if the burst takes longer, until drop-oldest
+// and conflate have acted (at most --stall more): more than the
+// kernel's socket buffers take for a reader that does not read, so that
+// their edges' send queues overflow. Two
 // per transport: one in every room, whose edge's policy acts, close or
 // resume (one edge runs --slow-consumer resume); one in the rooms
 // chaos-drop and chaos-conflate only, which every edge gives

@@ -61,7 +61,7 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.roomsPer, "rooms-per-sub", 3, "rooms each subscriber is in")
 	fs.IntVar(&o.publishers, "publishers", 16, "concurrent publishing backends")
 	fs.DurationVar(&o.pause, "pause", 8*time.Second, "broker-pause, partition: how long the broker is stopped (SIGSTOP), or one edge cut from it")
-	fs.DurationVar(&o.stall, "stall", 5*time.Second, "stall: how long stalled readers read nothing")
+	fs.DurationVar(&o.stall, "stall", 5*time.Second, "stall: how long stalled readers read nothing (longer while the stall's burst is published, until every policy acted)")
 	fs.DurationVar(&o.catchup, "catchup", 90*time.Second, "after the last publish, how long every subscriber has to receive everything")
 	fs.StringVar(&o.out, "out", "test/artifacts/chaos", "directory for the report (results.jsonl, report.md, timeline.html) and the processes' logs")
 	fs.StringVar(&o.edgeBin, "edge-bin", "", "switchboard binary (default: built from ./edge)")

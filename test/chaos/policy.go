@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 )
 
 // policyRooms are the rooms whose slow-consumer policy loses messages by
@@ -45,6 +46,23 @@ func policyOf(room string) string {
 		}
 	}
 	return ""
+}
+
+// policiesActed polls the edges' counters until drop-oldest and conflate
+// have both acted, or wait has passed, and returns the last counters.
+func policiesActed(ctx context.Context, edges []*proc, wait time.Duration) (map[string]uint64, error) {
+	deadline := time.Now().Add(wait)
+	for {
+		sum, err := policyCounters(ctx, edges)
+		if err != nil || (sum["dropped"] > 0 && sum["conflated"] > 0) || time.Now().After(deadline) {
+			return sum, err
+		}
+		select {
+		case <-ctx.Done():
+			return sum, ctx.Err()
+		case <-time.After(100 * time.Millisecond): // the counters have no notification
+		}
+	}
 }
 
 // policyCounters sums the edges' slow-consumer counters from /stats: how

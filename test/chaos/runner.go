@@ -555,18 +555,25 @@ func inject(ctx context.Context, fault string, env *faultEnv) (dataLoss bool, er
 	case "retention":
 		return false, retention(ctx, env, hold)
 	case "stall":
+		release := make(chan struct{})
 		for _, s := range env.subs {
 			if s.slow {
-				s.stall <- o.stall
+				s.stall <- release
 			}
 		}
 		// A burst of large messages meanwhile, more than the kernel
-		// buffers for a reader that reads nothing.
+		// buffers for a reader that reads nothing. The readers stay
+		// stalled for --stall, and until the whole burst is published
+		// and drop-oldest and conflate have acted (at most --stall
+		// more): on a busy machine the burst takes longer than --stall,
+		// and readers that read again while it is published would
+		// never fill a send queue.
 		end := time.Now().Add(o.stall) // the fault's length
 		env.pub.burst(ctx, 8)
 		hold(time.Until(end))
 		var err error
-		env.policies, err = policyCounters(ctx, edges)
+		env.policies, err = policiesActed(ctx, edges, o.stall)
+		close(release)
 		return false, err
 	}
 	return false, errors.New("unknown fault")

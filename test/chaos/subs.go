@@ -48,11 +48,12 @@ type subscriber struct {
 	rooms     []string
 	edges     []string // edge addresses, tried in turn
 
-	// stall, when a value arrives, stops reading for that long
-	// (WebSocket and SSE): a stalled reader (slow: one that may be
-	// stalled; it is in every room, so that the stall's burst, more than
-	// the kernel's socket buffers hold, lands on its edge's send queue).
-	stall chan time.Duration
+	// stall, when a channel arrives, stops reading until that channel
+	// is closed (WebSocket and SSE): a stalled reader (slow: one that may
+	// be stalled; it is in every room, so that the stall's burst, more
+	// than the kernel's socket buffers hold, lands on its edge's send
+	// queue).
+	stall chan (<-chan struct{})
 	slow  bool
 	// leave, when a request arrives, ends the connection (or poll) at
 	// once and keeps the subscriber away until the request's back is
@@ -74,7 +75,7 @@ type subscriber struct {
 func newSubscriber(name, transport string, rooms, edges []string) *subscriber {
 	return &subscriber{
 		name: name, transport: transport, user: name, rooms: rooms, edges: edges,
-		stall: make(chan time.Duration, 1), leave: make(chan leaveReq, 1), errs: map[string]int{}, ready: make(chan struct{}),
+		stall: make(chan (<-chan struct{}), 1), leave: make(chan leaveReq, 1), errs: map[string]int{}, ready: make(chan struct{}),
 	}
 }
 
@@ -224,13 +225,13 @@ func (s *subscriber) since() string {
 	return s.lastID
 }
 
-// maybeStall blocks for a requested stall.
+// maybeStall blocks for a requested stall, until it is released.
 func (s *subscriber) maybeStall(ctx context.Context) {
 	select {
-	case d := <-s.stall:
+	case release := <-s.stall:
 		select {
 		case <-ctx.Done():
-		case <-time.After(d):
+		case <-release:
 		}
 	default:
 	}
