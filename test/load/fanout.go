@@ -253,12 +253,18 @@ func fanoutOnce(ctx context.Context, o options, t *edgeTarget, out *output, run 
 	for step := range steps {
 		// A step during which other processes used more than
 		// --max-other-cpu is measured again (a fresh payload tag per
-		// attempt, so late deliveries of the old one are not counted).
+		// attempt, so late deliveries of the old one are not counted),
+		// unless it lost subscribers: the next attempt would measure a
+		// smaller fleet, so the step stands, marked disturbed.
 		var res *fanoutResult
 		var err error
 		for attempt := range maxAttempts {
 			res, err = runStep(ctx, o, t, out, f, pub, prefix, run, step, step*maxAttempts+attempt, rate, members, measured)
 			if err != nil || o.maxOther < 0 || res.Server == nil || res.Machine.OtherCores <= o.maxOther {
+				break
+			}
+			if res.Disconnects > 0 || res.ServerSlowClosed > 0 {
+				res.Disturbed = true
 				break
 			}
 			res.Disturbed = true
