@@ -1077,9 +1077,23 @@ func TestPublishRightAfterReplacement(t *testing.T) {
 			if err := js.DeleteStream(ctx, cfg.Stream); err != nil {
 				t.Fatal(err)
 			}
-			// The node's reader may create it first, as after a loss.
-			if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: cfg.Stream, Subjects: []string{cfg.Subject + ".>"}}); err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-				t.Fatal(err)
+			// The node's reader may create it first, as after a loss. When
+			// both create it at once, nats-server may refuse one with a 500
+			// ("error creating store for stream") rather than "already in
+			// use": then the stream is there, or about to be.
+			for {
+				_, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: cfg.Stream, Subjects: []string{cfg.Subject + ".>"}})
+				if err == nil || errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+					break
+				}
+				if _, serr := js.Stream(ctx, cfg.Stream); serr == nil {
+					break
+				}
+				select { // poll the server: nothing signals the other create's end
+				case <-ctx.Done():
+					t.Fatal(err)
+				case <-time.After(10 * time.Millisecond):
+				}
 			}
 			for range tt.after { // not Switchboard messages: the reader skips them
 				if _, err := js.Publish(ctx, cfg.Subject+".other", []byte("x")); err != nil {
