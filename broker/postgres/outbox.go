@@ -85,6 +85,7 @@ type Outbox struct {
 	n    outboxNames
 	pub  OutboxPublisher
 	log  *slog.Logger
+	base *slog.Logger // without the outbox attribute: migrateUnit adds its own
 	addr string
 	conn *pgx.ConnConfig
 
@@ -173,6 +174,7 @@ func newOutbox(cfg OutboxConfig, pub OutboxPublisher, logger *slog.Logger) (*Out
 	o := &Outbox{
 		cfg: cfg, n: n, pub: pub,
 		log:  logger.With("outbox", n.unit),
+		base: logger,
 		addr: net.JoinHostPort(cc.Host, strconv.Itoa(int(cc.Port))),
 		life: life, endLife: endLife, done: make(chan struct{}),
 		stats:     OutboxStats{State: OutboxStarting},
@@ -232,7 +234,7 @@ func (o *Outbox) connect(ctx context.Context) (*pgx.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := migrateUnit(ctx, c, o.n.schemaUnit(), o.log); err != nil {
+	if err := migrateUnit(ctx, c, o.n.schemaUnit(), o.base); err != nil {
 		o.closeConn(c)
 		return nil, err
 	}
@@ -581,7 +583,7 @@ func (o *Outbox) withSchema(conn *pgx.Conn, op func(ctx context.Context) error) 
 	if !undefined(err) {
 		return err
 	}
-	if merr := o.query(func(ctx context.Context) error { return migrateUnit(ctx, conn, o.n.schemaUnit(), o.log) }); merr != nil {
+	if merr := o.query(func(ctx context.Context) error { return migrateUnit(ctx, conn, o.n.schemaUnit(), o.base) }); merr != nil {
 		return errors.Join(err, merr)
 	}
 	return o.query(op)
