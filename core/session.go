@@ -34,7 +34,7 @@ type Session struct {
 	// eventful: lifecycle events are reported (not for Ephemeral
 	// transports or stateless requests).
 	eventful bool
-	start    int64 // unix nanos
+	start    int64           // unix nanos
 	ctx      context.Context // cancelled when the session ends
 	cancel   context.CancelFunc
 
@@ -53,17 +53,17 @@ type Session struct {
 	head, n    int
 	max        int
 	recovering bool
-	stateless  bool   // a HandleStateless request: never joins or leaves
-	pending    []item // live frames held while history is fetched
-	lastID     string // id of the newest broker message queued: where a resume pause starts
-	floor      string // drop live broker messages at or before this id (delivery lagged a resume)
+	stateless  bool    // a HandleStateless request: never joins or leaves
+	pending    []item  // live frames held while history is fetched
+	lastID     string  // id of the newest broker message queued: where a resume pause starts
+	floor      string  // drop live broker messages at or before this id (delivery lagged a resume)
 	replay     *Replay // what the session replayed at connect; nil until then
-	paged      bool   // the replay was a page with more to follow: live broker messages are dropped
-	replayN    int    // replayed items in the queue: they do not count against max
-	pause      *pause // the resume policy's state; nil when not paused
-	writing    bool   // a writer goroutine is running, or the session is in the writer pool
-	owed       bool   // TryWriteMany left bytes for FlushPending
-	writer     func() // s.writeLoop, bound once by wakeLocked
+	paged      bool    // the replay was a page with more to follow: live broker messages are dropped
+	replayN    int     // replayed items in the queue: they do not count against max
+	pause      *pause  // the resume policy's state; nil when not paused
+	writing    bool    // a writer goroutine is running, or the session is in the writer pool
+	owed       bool    // TryWriteMany left bytes for FlushPending
+	writer     func()  // s.writeLoop, bound once by wakeLocked
 	pingDue    bool
 	closing    *Disconnect // set once: the session is ending
 	closed     bool        // the transport has been closed
