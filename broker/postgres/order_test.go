@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/switchboard-dev/switchboard/broker"
+	"github.com/switchboard-dev/switchboard/broker/brokertest"
 	"github.com/switchboard-dev/switchboard/broker/engine"
 	sbpg "github.com/switchboard-dev/switchboard/broker/postgres"
 	"github.com/switchboard-dev/switchboard/broker/postgres/pgtest"
@@ -120,7 +121,7 @@ func TestAppendWaitsForOpenAppend(t *testing.T) {
 	defer cancel()
 	table := tableFor(t)
 	b := newBroker(t, sbpg.Config{URL: srv.URL + "&application_name=sb_waits", Table: table})
-	rec := start(t, b)
+	rec := brokertest.Listen(t, b)
 	head := posOf(t, publish(t, b, "r", 0).ID)
 
 	slow, observer := connect(t, srv.URL), connect(t, srv.URL)
@@ -178,7 +179,7 @@ func TestAppendWaitsForOpenAppend(t *testing.T) {
 	if got := posOf(t, second.ID); got != head+2 {
 		t.Fatalf("the waiting append got position %d, want %d (right after the open one)", got, head+2)
 	}
-	got := rec.waitFor(t, second.ID)
+	got := rec.WaitFor(t, second.ID, waitTime)
 	var data []string
 	for _, e := range got[1:] {
 		data = append(data, string(e.Data))
@@ -201,8 +202,8 @@ func TestReaderNeverSkips(t *testing.T) {
 	table := tableFor(t)
 	cfg := sbpg.Config{URL: srv.URL, Table: table, PollInterval: 20 * time.Millisecond}
 	a, other := newBroker(t, cfg), newBroker(t, cfg)
-	rec := start(t, a)
-	start(t, other)
+	rec := brokertest.Listen(t, a)
+	brokertest.Listen(t, other)
 	base := posOf(t, publish(t, a, "r", 0).ID)
 
 	// The naive reader: whatever it sees must be the next positions.
@@ -325,8 +326,8 @@ func TestReaderNeverSkips(t *testing.T) {
 	}
 
 	marker := publish(t, a, "r", -1)
-	got := rec.waitFor(t, marker.ID)[1:] // after the first publication
-	got = got[:len(got)-1]               // before the marker
+	got := rec.WaitFor(t, marker.ID, waitTime)[1:] // after the first publication
+	got = got[:len(got)-1]                         // before the marker
 	if len(got) != len(committed) {
 		t.Errorf("delivered %d messages, %d were committed", len(got), len(committed))
 	}

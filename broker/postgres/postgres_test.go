@@ -11,7 +11,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -109,63 +108,8 @@ func newBroker(t testing.TB, cfg sbpg.Config) *engine.Broker {
 	return b
 }
 
-// recorder collects deliveries and signals each one.
-type recorder struct {
-	mu      sync.Mutex
-	got     []*core.Envelope
-	gaps    int
-	changed chan struct{}
-}
-
-func (r *recorder) deliver(d core.Delivery) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if d.Gap {
-		r.gaps++
-	} else {
-		r.got = append(r.got, d.Envelope)
-	}
-	close(r.changed)
-	r.changed = make(chan struct{})
-}
-
-func (r *recorder) gapCount() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.gaps
-}
-
-// waitFor waits until the envelope with id was delivered and returns
-// every delivery so far.
-func (r *recorder) waitFor(t *testing.T, id string) []*core.Envelope {
-	t.Helper()
-	deadline := time.NewTimer(20 * time.Second)
-	defer deadline.Stop()
-	for {
-		r.mu.Lock()
-		got, changed := append([]*core.Envelope(nil), r.got...), r.changed
-		r.mu.Unlock()
-		for _, e := range got {
-			if e.ID == id {
-				return got
-			}
-		}
-		select {
-		case <-changed:
-		case <-deadline.C:
-			t.Fatalf("%s not delivered within 20s; got %v", id, ids(got))
-		}
-	}
-}
-
-func start(t *testing.T, b *engine.Broker) *recorder {
-	t.Helper()
-	r := &recorder{changed: make(chan struct{})}
-	if err := b.Start(context.Background(), r.deliver); err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	return r
-}
+// waitTime bounds a test's wait for one delivery.
+const waitTime = 20 * time.Second
 
 func msg(room string, i int) *core.Envelope {
 	return &core.Envelope{V: core.Version, Type: core.TypeMessage, Room: room, From: "t",
@@ -324,10 +268,10 @@ func TestRecreatedLog(t *testing.T) {
 	srv := pgtest.Start(t)
 	cfg := sbpg.Config{URL: srv.URL, PollInterval: 50 * time.Millisecond, Engine: fast}
 	a, b := newBroker(t, cfg), newBroker(t, cfg)
-	recA, recB := start(t, a), start(t, b)
+	recA, recB := brokertest.Listen(t, a), brokertest.Listen(t, b)
 	e0 := publish(t, a, "r", 0)
 	e1 := publish(t, a, "r", 1)
-	recB.waitFor(t, e1.ID)
+	recB.WaitFor(t, e1.ID, waitTime)
 	old := a.Epoch()
 
 	execSQL(t, srv.URL, `DROP TABLE switchboard_log, switchboard_log_head, switchboard_log_keys`)
@@ -335,16 +279,16 @@ func TestRecreatedLog(t *testing.T) {
 	if strings.HasPrefix(e2.ID, old+"-") {
 		t.Fatalf("after the drop the id %s still has epoch %s", e2.ID, old)
 	}
-	for _, r := range []*recorder{recA, recB} {
-		if got := r.waitFor(t, e2.ID); !sameIDs(got, []*core.Envelope{e0, e1, e2}) {
+	for _, r := range []*brokertest.Recorder{recA, recB} {
+		if got := r.WaitFor(t, e2.ID, waitTime); !sameIDs(got, []*core.Envelope{e0, e1, e2}) {
 			t.Errorf("delivered %v", ids(got))
 		}
 	}
 	if res := history(t, a, e1.ID, 10, "r"); res.Recovered || !sameIDs(res.Envelopes, []*core.Envelope{e2}) {
 		t.Errorf("resume across the drop: recovered %v %v, want false and [%s]", res.Recovered, ids(res.Envelopes), e2.ID)
 	}
-	brokertest.CheckRecreated(t, a, e1.ID, e2.ID, recA.gapCount())
-	brokertest.CheckRecreated(t, b, e1.ID, e2.ID, recB.gapCount())
+	brokertest.CheckRecreated(t, a, e1.ID, e2.ID, recA.Gaps())
+	brokertest.CheckRecreated(t, b, e1.ID, e2.ID, recB.Gaps())
 	e3 := publish(t, a, "r", 3)
 	if res := history(t, b, e2.ID, 10, "r"); !res.Recovered || !sameIDs(res.Envelopes, []*core.Envelope{e3}) {
 		t.Errorf("resume within the new epoch: recovered %v %v", res.Recovered, ids(res.Envelopes))
@@ -364,7 +308,7 @@ func TestHistoryAfterTrim(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := sbpg.Config{URL: srv.URL, Table: tableFor(t), MaxMsgs: 10, TrimInterval: -1, Engine: tt.idx}
 			b := newBroker(t, cfg)
-			start(t, b)
+			brokertest.Listen(t, b)
 			var all []*core.Envelope
 			for i := range 30 {
 				all = append(all, publish(t, b, "r", i))
@@ -387,7 +331,7 @@ func TestTrimmerRuns(t *testing.T) {
 	t.Parallel()
 	srv := pgtest.Start(t)
 	b := newBroker(t, sbpg.Config{URL: srv.URL, MaxMsgs: 3, TrimInterval: 10 * time.Millisecond})
-	start(t, b)
+	brokertest.Listen(t, b)
 	for i := range 10 {
 		publish(t, b, "r", i)
 	}
