@@ -3,7 +3,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: run build test vet lint unit e2e chaos bench bench-core bench-tools bench-brokers fuzz idlecost clean
+.PHONY: run build test vet lint unit e2e chaos bench bench-core bench-tools bench-brokers fuzz idlecost client client-tools clean
 
 ## run: the edge on :8080 with the in-memory broker (development mode)
 run:
@@ -88,6 +88,19 @@ fuzz:
 ## idlecost: what 10,000 idle WebSocket connections cost the server
 idlecost: build
 	$(GO) -C test/load run ./idlecost --server-bin $(abspath bin/switchboard) --conns 10000
+
+## client: the browser client's generated files (edge/webclient: client.js,
+## client.d.ts, client.legacy.js) compiled again from client.ts with the
+## pinned TypeScript; commit them with client.ts (a test fails when they
+## are stale)
+client: client-tools
+	node edge/webclient/_build/build.mjs edge/webclient
+
+## client-tools: the pinned TypeScript 5.9 (ES5 output) and acorn in
+## edge/webclient/_build/node_modules, installed only when missing or
+## not at their pinned versions
+client-tools:
+	edge/webclient/_build/install.sh
 
 clean:
 	rm -rf bin

@@ -1,15 +1,28 @@
+// Code generated from client.ts by make client (edge/webclient/_build/build.mjs, TypeScript 5.9.3). DO NOT EDIT.
 // Switchboard browser client: WebSocket with automatic fallback to
 // Server-Sent Events and HTTP long-poll, reconnect with backoff and
 // jitter, and resume from the last message id on every transport.
-// Dependency-free. Served by the edge as an ES module at /client.js and as
-// a classic script at /client.global.js (window.Switchboard). Documented in
-// docs/client.md; types in /client.d.ts.
-
+// Dependency-free. Documented in docs/client.md.
+//
+// This is the one source of three builds (make client): the ES module
+// /client.js with its declarations /client.d.ts, the classic script
+// /client.global.js (window.Switchboard), and the ES5 classic script
+// /client.legacy.js. It must run on an ES5 engine with XMLHttpRequest
+// and JSON: it is type-checked against the ES5 library only (Map, Set,
+// Object.assign, Array.from, Symbol, Promise, String#startsWith... do not
+// compile), and every browser API beyond those (WebSocket, EventSource,
+// fetch, AbortController, Promise, sessionStorage, addEventListener) is
+// looked up at run time with typeof and has a fallback. The internals use
+// callbacks, never async/await (downlevelled, it needs a global Promise);
+// the public methods return a promise when Promise exists and take a
+// Node-style callback in every build.
 const TRANSPORTS = ["websocket", "sse", "longpoll"];
 const NAME_RE = /^[A-Za-z0-9_\-.:@/=]{1,128}$/;
 const SEEN = 1024; // ids remembered to drop a duplicate at a resume seam
 const STORAGE_KEY = "switchboard:transport:";
-
+// An XHR stream keeps its whole response in memory: past this many
+// characters it is reopened (resuming from the last id, nothing lost).
+const XHR_STREAM_MAX = 256 * 1024;
 const defaults = {
   rooms: [],
   token: undefined,
@@ -25,295 +38,386 @@ const defaults = {
   remember: true,
   autoConnect: true,
 };
-
 /** A request the server refused, or one whose outcome is unknown. */
 class SwitchboardError extends Error {
   constructor(code, message, envelope) {
     super(message);
+    // Compiled to ES5, Error's constructor returns a plain Error: give it
+    // this class's prototype so instanceof works.
+    inherit(this, SwitchboardError.prototype);
     this.name = "SwitchboardError";
     this.code = code;
     this.envelope = envelope;
   }
 }
-
 /** connect(url, options) creates a Client and starts connecting. */
 function connect(url, options) {
   return new Client(url, options);
 }
-
 class Client {
   constructor(url, options) {
-    const o = Object.assign({}, defaults, options || {});
-    o.backoff = Object.assign({}, defaults.backoff, (options && options.backoff) || {});
-    for (const t of o.transports) {
-      if (TRANSPORTS.indexOf(t) < 0) throw new TypeError(`switchboard: unknown transport "${t}" (use ${TRANSPORTS.join(", ")})`);
+    const o = extend(extend({}, defaults), options);
+    o.backoff = extend(extend({}, defaults.backoff), options && options.backoff);
+    for (let i = 0; i < o.transports.length; i++) {
+      const t = o.transports[i];
+      if (indexOf(TRANSPORTS, t) < 0)
+        throw new TypeError('switchboard: unknown transport "' + t + '" (use ' + TRANSPORTS.join(", ") + ")");
     }
-    if (!o.transports.length) throw new TypeError("switchboard: transports is empty");
-    for (const r of o.rooms) checkName("room", r);
+    if (!o.transports.length)
+      throw new TypeError("switchboard: transports is empty");
+    for (let i = 0; i < o.rooms.length; i++) {
+      const err = nameError("room", o.rooms[i]);
+      if (err)
+        throw err;
+    }
     this._o = o;
     this._base = baseURL(url);
-    this._rooms = new Set(o.rooms);
-    this._handlers = new Map();
-    this._pending = new Map();
+    this._rooms = [];
+    for (let i = 0; i < o.rooms.length; i++)
+      addTo(this._rooms, o.rooms[i]);
+    this._handlers = {};
+    this._pending = {};
     this._ref = 0;
-    this._seen = new Set();
+    this._seen = {};
     this._seenOrder = [];
     this._since = o.since || "";
     this._order = this._transportOrder();
     this._idx = 0;
-    this._opened = new Set(); // transports that reached "open" in this client
-    this._fails = 0; // attempts since the last stable connection
-    this._tFails = 0; // failures before open on the current transport
+    this._opened = {};
+    this._fails = 0;
+    this._tFails = 0;
     this._conn = null;
-    this._timer = null;
+    this._timer = undefined;
     this._waiters = [];
     this._gen = 0;
-    this._refreshTimer = null;
-    /** "idle" | "connecting" | "open" | "reconnecting" | "closed" */
-    this.state = "idle";
-    /** The transport in use (or being tried): "websocket" | "sse" | "longpoll". */
-    this.transport = this._order[0];
-    /** The user id the server assigned (WebSocket and SSE welcome). */
-    this.user = "";
+    this._refreshTimer = undefined;
+    this._online = undefined;
+    this._state = "idle";
+    this._transport = this._order[0];
+    this._user = "";
     if (typeof addEventListener === "function") {
-      this._online = () => { if (this.state === "reconnecting") this._retryNow(); };
+      this._online = () => {
+        if (this._state === "reconnecting")
+          this._retryNow();
+      };
       addEventListener("online", this._online);
     }
     // Connect after the caller's synchronous code, so handlers attached
     // right after connect() see the first events.
-    if (o.autoConnect) Promise.resolve().then(() => this.connect());
+    if (o.autoConnect)
+      defer(() => this.connect());
   }
-
+  /** "idle" | "connecting" | "open" | "reconnecting" | "closed" */
+  get state() {
+    return this._state;
+  }
+  /** The transport in use (or being tried). */
+  get transport() {
+    return this._transport;
+  }
+  /** The browser API the transport in use (or being tried) runs on; "" before the first attempt. */
+  get via() {
+    return this._conn ? this._conn.via : "";
+  }
+  /** The user id the server assigned (WebSocket and SSE welcome). */
+  get user() {
+    return this._user;
+  }
   /** The id of the last message received: what a resume starts after. */
-  get lastId() { return this._since; }
-
+  get lastId() {
+    return this._since;
+  }
   /** The rooms this client is in (resubscribed on every reconnect). */
-  get rooms() { return Array.from(this._rooms); }
-
+  get rooms() {
+    return this._rooms.slice();
+  }
   /** Starts connecting; a no-op unless idle. */
   connect() {
-    if (this.state !== "idle") return this;
+    if (this._state !== "idle")
+      return this;
     this._attempt();
     return this;
   }
-
-  /**
-   * on(type, fn) calls fn(envelope) for server envelopes of that type
-   * ("message", "direct", "error", "gap", custom types, "*" for all), or
-   * fn(detail) for the state events connecting, open, fallback,
-   * reconnecting, closed and state. Returns a function that removes fn.
-   */
   on(type, fn) {
-    if (!this._handlers.has(type)) this._handlers.set(type, new Set());
-    this._handlers.get(type).add(fn);
+    const list = this._handlers[type] || (this._handlers[type] = []);
+    addTo(list, fn);
     return () => this.off(type, fn);
   }
-
   off(type, fn) {
-    const set = this._handlers.get(type);
-    if (set) set.delete(fn);
+    const list = this._handlers[type];
+    if (list)
+      removeFrom(list, fn);
   }
-
-  /** Joins a room; resolves once the server has it. */
-  async join(room) {
-    checkName("room", room);
-    if (this.state === "closed") throw closedError();
-    if (this._rooms.has(room)) return { room };
-    if (this._isOpen("websocket")) {
-      this._rooms.add(room);
-      try {
-        return await this._request({ type: "join", room });
-      } catch (e) {
-        if (e.code !== "disconnected") this._rooms.delete(room);
-        throw e;
+  join(room, callback) {
+    return settle(callback, (done) => {
+      const bad = nameError("room", room);
+      if (bad)
+        return done(bad);
+      if (this._state === "closed")
+        return done(closedError());
+      if (indexOf(this._rooms, room) >= 0)
+        return done(null, { room });
+      addTo(this._rooms, room);
+      if (this._isOpen("websocket")) {
+        this._request({ type: "join", room }, true, (err, ack) => {
+          if (err && err.code !== "disconnected")
+            removeFrom(this._rooms, room);
+          done(err, ack);
+        });
+        return;
       }
-    }
-    this._rooms.add(room);
-    return this._applyRooms(room);
+      this._applyRooms(room, done);
+    });
   }
-
-  /** Leaves a room. */
-  async leave(room) {
-    checkName("room", room);
-    if (!this._rooms.has(room)) return { room };
-    this._rooms.delete(room);
-    if (this._isOpen("websocket")) return this._request({ type: "leave", room });
-    return this._applyRooms(room);
+  leave(room, callback) {
+    return settle(callback, (done) => {
+      const bad = nameError("room", room);
+      if (bad)
+        return done(bad);
+      if (indexOf(this._rooms, room) < 0)
+        return done(null, { room });
+      removeFrom(this._rooms, room);
+      if (this._isOpen("websocket"))
+        this._request({ type: "leave", room }, true, done);
+      else
+        this._applyRooms(room, done);
+    });
   }
-
   // _applyRooms makes the server see the current room list when it cannot
   // be changed in-band: an open SSE or long-poll stream, or any attempt in
-  // flight (its URL was built with the old list), is reopened and the
-  // promise settles when the new one opens. With no connection (idle,
-  // waiting to reconnect) the next attempt carries the list.
-  async _applyRooms(room) {
-    if (this.state === "connecting" || this.state === "open") await this._reopen();
-    return { room };
+  // flight (its URL was built with the old list), is reopened and done is
+  // called when the new one opens. With no connection (idle, waiting to
+  // reconnect) the next attempt carries the list.
+  _applyRooms(room, done) {
+    if (this._state === "connecting" || this._state === "open") {
+      this._reopen((err) => done(err, err ? undefined : { room }));
+    }
+    else
+      done(null, { room });
   }
-
-  /** Publishes data to a room this client has joined; resolves with {room, id}. */
-  publish(room, data) {
-    checkName("room", room);
-    return this._request({ type: "publish", room, data });
+  publish(room, data, callback) {
+    return settle(callback, (done) => {
+      const bad = nameError("room", room);
+      if (bad)
+        done(bad);
+      else
+        this._request({ type: "publish", room, data }, true, done);
+    });
   }
-
-  /** Sends data privately to every connection of user `to`; resolves with {to, id}. */
-  direct(to, data) {
-    checkName("user", to);
-    return this._request({ type: "direct", to, data });
+  direct(to, data, callback) {
+    return settle(callback, (done) => {
+      const bad = nameError("user", to);
+      if (bad)
+        done(bad);
+      else
+        this._request({ type: "direct", to, data }, true, done);
+    });
   }
-
-  /**
-   * Sends any envelope (for custom types registered on the server). With
-   * {reply: true} (the default) resolves with the reply envelope's data.
-   */
-  send(envelope, opts) {
+  send(envelope, opts, callback) {
     const reply = !opts || opts.reply !== false;
-    return this._request(Object.assign({}, envelope), reply);
+    return settle(callback, (done) => this._request(extend({}, envelope), reply, done));
   }
-
-  /** Closes the client for good; pending requests are rejected. */
+  /** Closes the client for good; pending requests fail with "closed". */
   close() {
-    if (this.state === "closed") return;
+    if (this._state === "closed")
+      return;
     clearTimeout(this._timer);
     this._drop(this._conn);
     this._conn = null;
-    this._rejectPending(closedError());
-    this._rejectWaiters(closedError());
+    this._failPending(closedError());
+    this._failWaiters(closedError());
     clearTimeout(this._refreshTimer);
-    if (this._online) removeEventListener("online", this._online);
+    if (this._online)
+      removeEventListener("online", this._online);
     this._setState("closed", { code: 1000, reason: "closed by client" });
   }
-
   // --- connection management ---
-
   _transportOrder() {
     const order = this._o.transports.slice();
-    const remembered = this._recall();
-    const i = order.indexOf(remembered);
-    if (i > 0) order.unshift(order.splice(i, 1)[0]);
+    const i = indexOf(order, this._recall());
+    if (i > 0)
+      order.unshift(order.splice(i, 1)[0]);
     return order;
   }
-
   _recall() {
-    if (!this._o.remember) return "";
-    try { return sessionStorage.getItem(STORAGE_KEY + this._base.host) || ""; } catch (e) { return ""; }
+    if (!this._o.remember)
+      return "";
+    try {
+      return sessionStorage.getItem(STORAGE_KEY + this._base.host) || "";
+    }
+    catch (e) {
+      return "";
+    }
   }
-
   _remember(t) {
-    if (!this._o.remember) return;
-    try { sessionStorage.setItem(STORAGE_KEY + this._base.host, t); } catch (e) { /* storage unavailable */ }
+    if (!this._o.remember)
+      return;
+    try {
+      sessionStorage.setItem(STORAGE_KEY + this._base.host, t);
+    }
+    catch (e) {
+      /* storage unavailable */
+    }
   }
-
   _isOpen(t) {
-    return this.state === "open" && this._conn && this._conn.name === t;
+    return this._state === "open" && !!this._conn && this._conn.name === t;
   }
-
-  async _attempt() {
-    this._timer = null;
-    if (this.state === "closed") return;
+  _attempt() {
+    this._timer = undefined;
+    if (this._state === "closed")
+      return;
     const gen = ++this._gen; // a newer attempt (reopen, retry) supersedes this one
     const name = this._order[this._idx];
-    this.transport = name;
+    this._transport = name;
     this._setState("connecting", { transport: name });
-    let token;
-    try {
-      token = await this._token();
-    } catch (e) {
-      if (gen !== this._gen || this.state === "closed") return;
-      // The credentials are the problem, not the transport: back off and
-      // retry the same one.
-      this._schedule(this._delay(this._fails++), { code: 4001, reason: e.message });
-      return;
-    }
-    if (gen !== this._gen || this.state === "closed") return;
-    const params = { rooms: this.rooms.join(","), since: this._since, token, user: this._o.user };
-    const conn = { name, opened: false, openedAt: 0, closed: false };
+    this._token((err, token) => {
+      if (gen !== this._gen || this._state === "closed")
+        return;
+      if (err) {
+        // The credentials are the problem, not the transport: back off
+        // and retry the same one.
+        this._schedule(this._delay(this._fails++), { code: 4001, reason: err.message });
+        return;
+      }
+      this._open(name, { rooms: this._rooms.join(","), since: this._since, token, user: this._o.user });
+    });
+  }
+  _open(name, params) {
+    const conn = { name, via: name === "websocket" ? "websocket" : "xhr", opened: false, openedAt: 0, closed: false, lastSeen: 0 };
     this._conn = conn;
     const cb = {
       open: (welcome) => this._onOpen(conn, welcome),
-      envelope: (env) => { if (this._conn === conn && !conn.closed) this._dispatch(env); },
+      envelope: (env) => {
+        if (this._conn === conn && !conn.closed)
+          this._dispatch(env);
+      },
       close: (info) => this._onClose(conn, info),
     };
     conn.openTimer = setTimeout(() => {
-      if (!conn.opened && !conn.closed) this._onClose(conn, { code: 1006, reason: "no answer within " + this._o.connectTimeout + " ms" });
+      if (!conn.opened && !conn.closed)
+        this._onClose(conn, { code: 1006, reason: "no answer within " + this._o.connectTimeout + " ms" });
     }, this._o.connectTimeout);
     try {
-      if (name === "websocket") openWebSocket(this, conn, params, cb);
-      else if (name === "sse") openSSE(this, conn, params, cb);
-      else openLongPoll(this, conn, params, cb);
-    } catch (e) {
-      this._onClose(conn, { code: 1006, reason: String(e && e.message || e) });
+      if (name === "websocket")
+        openWebSocket(this, conn, params, cb);
+      else if (name === "sse")
+        openStream(this, conn, params, cb);
+      else
+        openLongPoll(this, conn, params, cb);
+    }
+    catch (e) {
+      this._onClose(conn, { code: 1006, reason: errText(e) });
     }
   }
-
-  // _token resolves the token option, bounded by connectTimeout so a
+  // _token gets the token option's value, bounded by connectTimeout so a
   // callback that never settles cannot stall the client.
-  _token() {
+  _token(done) {
     const t = this._o.token;
-    if (typeof t !== "function") return Promise.resolve(t);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new SwitchboardError("token", "token callback gave no token within " + this._o.connectTimeout + " ms")), this._o.connectTimeout);
-      Promise.resolve().then(() => t()).then(
-        (v) => { clearTimeout(timer); resolve(v); },
-        (e) => { clearTimeout(timer); reject(new SwitchboardError("token", "token callback failed: " + (e && e.message || e))); },
-      );
-    });
+    if (typeof t !== "function")
+      return done(null, t);
+    const ms = this._o.connectTimeout;
+    let finished = false;
+    let timer;
+    const finish = (err, token) => {
+      if (finished)
+        return;
+      finished = true;
+      clearTimeout(timer);
+      done(err, token);
+    };
+    const fail = (e) => finish(new SwitchboardError("token", "token callback failed: " + errText(e)));
+    try {
+      if (t.length > 0) {
+        t((e, v) => (e ? fail(e) : finish(null, v)));
+      }
+      else {
+        const v = t();
+        if (v && typeof v.then === "function")
+          v.then((x) => finish(null, x), fail);
+        else
+          finish(null, v);
+      }
+    }
+    catch (e) {
+      fail(e);
+    }
+    if (!finished)
+      timer = setTimeout(() => finish(new SwitchboardError("token", "token callback gave no token within " + ms + " ms")), ms);
   }
-
   _onOpen(conn, welcome) {
-    if (this._conn !== conn || conn.closed || conn.opened) return;
+    if (this._conn !== conn || conn.closed || conn.opened)
+      return;
     conn.opened = true;
     conn.openedAt = Date.now();
     clearTimeout(conn.openTimer);
     this._tFails = 0;
-    this._opened.add(conn.name);
+    this._opened[conn.name] = true;
     // Remember a transport only if nothing the caller prefers has worked
     // here: a temporary downgrade (a restart) must not stick.
     const pref = this._o.transports;
-    if (!pref.slice(0, pref.indexOf(conn.name)).some((t) => this._opened.has(t))) this._remember(conn.name);
-    if (welcome && welcome.user) this.user = welcome.user;
-    const recovered = welcome ? welcome.recovered : undefined;
-    this._setState("open", { transport: conn.name, recovered, rooms: welcome && welcome.rooms });
-    if (recovered === false) this._emit("gap", { v: 1, type: "gap", data: { recovered: false } });
-    this._scheduleRefresh(welcome && welcome.expires);
+    let better = false;
+    for (let i = 0; i < indexOf(pref, conn.name); i++)
+      better = better || !!this._opened[pref[i]];
+    if (!better)
+      this._remember(conn.name);
+    if (welcome.user)
+      this._user = welcome.user;
+    const recovered = welcome.recovered;
+    this._setState("open", { transport: conn.name, via: conn.via, recovered, rooms: welcome.rooms });
+    if (recovered === false)
+      this._emit("gap", { v: 1, type: "gap", data: { recovered: false } });
+    this._scheduleRefresh(welcome.expires);
     const waiters = this._waiters;
     this._waiters = [];
-    for (const w of waiters) { clearTimeout(w.timer); w.resolve(); }
+    for (let i = 0; i < waiters.length; i++) {
+      clearTimeout(waiters[i].timer);
+      waiters[i].done(null);
+    }
   }
-
   // _scheduleRefresh gets a new token from the token callback before the
   // server's expiry (welcome.expires, unix seconds): sent in-band over
   // WebSocket ({type: "refresh"}), by reopening an SSE stream (resuming,
   // so nothing is lost); long-poll sends a fresh token with every poll.
   _scheduleRefresh(expires) {
     clearTimeout(this._refreshTimer);
-    if (!expires || typeof this._o.token !== "function") return;
+    if (!expires || typeof this._o.token !== "function")
+      return;
     const left = expires * 1000 - Date.now();
     const at = Math.max(1000, Math.min(left - 30000, left * 0.8));
-    this._refreshTimer = setTimeout(async () => {
-      if (this.state !== "open" || !this._conn) return;
-      if (this._conn.name === "sse") { this._reopen().catch(() => {}); return; }
-      if (this._conn.name !== "websocket") return;
-      try {
-        const token = await this._token();
-        const d = await this._request({ type: "refresh", data: { token } });
-        this._scheduleRefresh(d && d.expires);
-      } catch (e) {
-        this._emit("error", { v: 1, type: "error", data: { code: e.code || "token", message: "token refresh failed: " + e.message } });
-      }
+    const failed = (e) => {
+      this._emit("error", { v: 1, type: "error", data: { code: e.code || "token", message: "token refresh failed: " + e.message } });
+    };
+    this._refreshTimer = setTimeout(() => {
+      const conn = this._conn;
+      if (this._state !== "open" || !conn)
+        return;
+      if (conn.name === "sse")
+        return this._reopen(noop);
+      if (conn.name !== "websocket")
+        return;
+      this._token((err, token) => {
+        if (err)
+          return failed(err);
+        this._request({ type: "refresh", data: { token } }, true, (err2, d) => {
+          if (err2)
+            failed(err2);
+          else
+            this._scheduleRefresh(d && d.expires);
+        });
+      });
     }, at);
   }
-
   _onClose(conn, info) {
-    if (conn.closed) return;
+    if (conn.closed)
+      return;
     conn.closed = true;
     clearTimeout(conn.openTimer);
     this._drop(conn);
-    if (this._conn !== conn || this.state === "closed") return;
+    if (this._conn !== conn || this._state === "closed")
+      return;
     this._conn = null;
     clearTimeout(this._refreshTimer);
-    this._rejectPending(new SwitchboardError("disconnected", "connection lost before the reply: the request may or may not have taken effect"), conn);
+    this._failPending(new SwitchboardError("disconnected", "connection lost before the reply: the request may or may not have taken effect"), conn);
     const refreshable = typeof this._o.token === "function";
     if (info.code === 4001 && refreshable) {
       // New credentials may work: ask the callback again, same transport.
@@ -323,32 +427,39 @@ class Client {
     // 1000: the server ended it deliberately; 4010: a backend
     // disconnected this client; 4403: the connect webhook refused it.
     if (info.code === 1000 || info.code === 4001 || info.code === 4010 || info.code === 4403 || info.reconnect === false) {
-      this._rejectWaiters(new SwitchboardError(info.code === 4001 ? "unauthorized" : "closed", info.reason || "closed"));
-      if (this._online) removeEventListener("online", this._online);
-      this._rejectPending(closedError());
+      this._failWaiters(new SwitchboardError(info.code === 4001 ? "unauthorized" : "closed", info.reason || "closed"));
+      if (this._online)
+        removeEventListener("online", this._online);
+      this._failPending(closedError());
       this._setState("closed", info);
       return;
     }
     if (conn.opened) {
-      if (Date.now() - conn.openedAt >= this._o.stableAfter) this._fails = 0;
+      if (Date.now() - conn.openedAt >= this._o.stableAfter)
+        this._fails = 0;
       // After a downgrade, try the preferred transport that worked here
       // before again (it was down, not blocked).
-      const best = this._o.transports.find((t) => this._opened.has(t));
-      if (best && best !== conn.name) this._idx = this._order.indexOf(best);
+      const pref = this._o.transports;
+      for (let i = 0; i < pref.length; i++) {
+        if (!this._opened[pref[i]])
+          continue;
+        if (pref[i] !== conn.name)
+          this._idx = indexOf(this._order, pref[i]);
+        break;
+      }
       this._schedule(this._delay(this._fails++), info);
       return;
     }
-    this._failed(conn, info);
+    this._failed(info);
   }
-
   // _failed handles an attempt that ended before it opened: fall back to
   // the next transport at once if this one never worked (or failed three
   // times in a row), else retry it with backoff.
-  _failed(conn, info) {
+  _failed(info) {
     this._fails++;
     this._tFails++;
     const name = this._order[this._idx];
-    const limit = this._opened.has(name) ? 3 : 1;
+    const limit = this._opened[name] ? 3 : 1;
     if (this._tFails >= limit && this._order.length > 1) {
       const next = (this._idx + 1) % this._order.length;
       this._tFails = 0;
@@ -361,213 +472,225 @@ class Client {
     }
     this._schedule(this._delay(this._fails - 1), info);
   }
-
   _delay(n) {
     const b = this._o.backoff;
     const cap = Math.min(b.max, b.initial * Math.pow(b.factor, Math.min(n, 30)));
     return Math.floor(Math.random() * cap);
   }
-
   _schedule(ms, info) {
-    this._gen++; // an attempt still awaiting its token is superseded
+    this._gen++; // an attempt still waiting for its token is superseded
     this._setState("reconnecting", { transport: this._order[this._idx], delay: ms, code: info.code, reason: info.reason });
     clearTimeout(this._timer);
     this._timer = setTimeout(() => this._attempt(), ms);
   }
-
   _retryNow() {
     clearTimeout(this._timer);
     this._attempt();
   }
-
   // _reopen restarts the connection at once with the current rooms and
-  // resolves when it is open (rejects after connectTimeout +
+  // calls done when it is open (with an error after connectTimeout +
   // requestTimeout, or on close). The room list survives either way.
-  _reopen() {
-    const p = new Promise((resolve, reject) => {
-      const w = { resolve, reject };
-      w.timer = setTimeout(() => {
-        this._waiters = this._waiters.filter((x) => x !== w);
-        reject(new SwitchboardError("timeout", "not connected yet; the room list is kept for the next connection"));
-      }, this._o.connectTimeout + this._o.requestTimeout);
-      this._waiters.push(w);
-    });
+  _reopen(done) {
+    const w = {
+      done,
+      timer: setTimeout(() => {
+        removeFrom(this._waiters, w);
+        done(new SwitchboardError("timeout", "not connected yet; the room list is kept for the next connection"));
+      }, this._o.connectTimeout + this._o.requestTimeout),
+    };
+    this._waiters.push(w);
+    this._restart();
+  }
+  // _restart drops the connection (or the attempt in flight) and starts
+  // a new attempt at once; it resumes from lastId like any reconnect.
+  _restart() {
     const conn = this._conn;
     this._conn = null;
     this._drop(conn);
     clearTimeout(this._timer);
     this._attempt();
-    return p;
   }
-
   _drop(conn) {
-    if (!conn) return;
+    if (!conn)
+      return;
     conn.closed = true;
     clearTimeout(conn.openTimer);
-    if (conn.stop) conn.stop();
+    if (conn.stop)
+      conn.stop();
   }
-
   _setState(state, detail) {
-    this.state = state;
-    const d = Object.assign({ state, transport: this.transport }, detail || {});
+    this._state = state;
+    const d = extend({ state, transport: this._transport }, detail);
     this._emit(state, d);
     this._emit("state", d);
   }
-
   _emit(type, arg) {
-    const set = this._handlers.get(type);
-    if (!set) return;
-    for (const fn of Array.from(set)) {
-      try { fn(arg); } catch (e) { setTimeout(() => { throw e; }); }
+    const list = this._handlers[type];
+    if (!list)
+      return;
+    const fns = list.slice();
+    for (let i = 0; i < fns.length; i++) {
+      try {
+        fns[i](arg);
+      }
+      catch (e) {
+        setTimeout(() => {
+          throw e;
+        }, 0);
+      }
     }
   }
-
   // --- envelopes ---
-
   _dispatch(env) {
-    if (!env || typeof env.type !== "string") return;
+    if (!env || typeof env.type !== "string")
+      return;
     if (env.id) {
-      if (this._seen.has(env.id)) return; // a resume seam: delivered already
-      this._seen.add(env.id);
+      if (this._seen[env.id])
+        return; // a resume seam: delivered already
+      this._seen[env.id] = true;
       this._seenOrder.push(env.id);
-      if (this._seenOrder.length > SEEN) this._seen.delete(this._seenOrder.shift());
+      if (this._seenOrder.length > SEEN)
+        delete this._seen[this._seenOrder.shift()];
       this._since = env.id;
     }
     if (env.ref && (env.type === "ack" || env.type === "error" || env.type === "pong")) {
-      const p = this._pending.get(env.ref);
+      const p = this._pending[env.ref];
       if (p) {
-        this._pending.delete(env.ref);
+        delete this._pending[env.ref];
         clearTimeout(p.timer);
         if (env.type === "error") {
-          const d = env.data || {};
-          p.reject(new SwitchboardError(d.code || "internal", d.message || "request failed", env));
-        } else p.resolve(env.data === undefined ? {} : env.data);
+          const d = (env.data || {});
+          p.done(new SwitchboardError(d.code || "internal", d.message || "request failed", env));
+        }
+        else
+          p.done(null, env.data === undefined ? {} : env.data);
         return;
       }
-      if (env.type === "pong") return;
+      if (env.type === "pong")
+        return;
     }
-    if (env.type === "welcome") return;
+    if (env.type === "welcome")
+      return;
     this._emit(env.type, env);
     this._emit("*", env);
   }
-
   // _request sends one envelope: over the WebSocket when it is open,
   // otherwise with POST /send (stateless, any node, the same rooms and
   // credentials as the stream).
-  _request(fields, wantReply = true) {
-    if (this.state === "closed") return Promise.reject(closedError());
-    const env = Object.assign({ v: 1 }, fields);
-    if (wantReply) env.ref = "c" + (++this._ref);
-    if (this._isOpen("websocket")) {
-      const conn = this._conn;
-      return new Promise((resolve, reject) => {
-        if (wantReply) {
-          const timer = setTimeout(() => {
-            this._pending.delete(env.ref);
-            reject(new SwitchboardError("timeout", "no reply within " + this._o.requestTimeout + " ms"));
-          }, this._o.requestTimeout);
-          this._pending.set(env.ref, { resolve, reject, timer, conn });
-        }
-        try {
-          conn.send(JSON.stringify(env));
-        } catch (e) {
-          const p = this._pending.get(env.ref);
-          if (p) clearTimeout(p.timer);
-          this._pending.delete(env.ref);
-          reject(new SwitchboardError("disconnected", String(e)));
-          return;
-        }
-        if (!wantReply) resolve({});
-      });
+  _request(fields, wantReply, done) {
+    if (this._state === "closed")
+      return done(closedError());
+    const env = extend({ v: 1 }, fields);
+    const ref = wantReply ? "c" + ++this._ref : "";
+    if (ref)
+      env.ref = ref;
+    const conn = this._conn;
+    if (!conn || !this._isOpen("websocket"))
+      return this._post(env, done);
+    if (ref) {
+      const timer = setTimeout(() => {
+        delete this._pending[ref];
+        done(new SwitchboardError("timeout", "no reply within " + this._o.requestTimeout + " ms"));
+      }, this._o.requestTimeout);
+      this._pending[ref] = { done, timer, conn };
     }
-    return this._post(env);
-  }
-
-  async _post(env) {
-    const token = await this._token();
-    // In development mode the server trusts ?user=: post as the user the
-    // stream was given, so "from" matches client.user.
-    const url = endpoint(this._base, "send", { user: this._o.user || this.user, rooms: this.rooms.join(",") });
-    const headers = { "Content-Type": "application/json" };
-    if (token) headers.Authorization = "Bearer " + token;
-    const ctl = typeof AbortController === "function" ? new AbortController() : null;
-    const timer = setTimeout(() => ctl && ctl.abort(), this._o.requestTimeout);
-    let res, body;
     try {
-      res = await fetch(url, {
-        method: "POST",
-        body: JSON.stringify(env),
-        headers,
-        signal: ctl ? ctl.signal : undefined,
-        cache: "no-store",
+      conn.send(JSON.stringify(env));
+    }
+    catch (e) {
+      const p = ref ? this._pending[ref] : undefined;
+      if (p) {
+        clearTimeout(p.timer);
+        delete this._pending[ref];
+      }
+      return done(new SwitchboardError("disconnected", errText(e)));
+    }
+    if (!ref)
+      done(null, {});
+  }
+  _post(env, done) {
+    this._token((err, token) => {
+      if (err)
+        return done(err);
+      // In development mode the server trusts ?user=: post as the user
+      // the stream was given, so "from" matches client.user.
+      const url = endpoint(this._base, "send", { user: this._o.user || this._user, rooms: this._rooms.join(",") });
+      const headers = { "Content-Type": "application/json" };
+      if (token)
+        headers.Authorization = "Bearer " + token;
+      httpRequest("POST", url, headers, JSON.stringify(env), this._o.requestTimeout, (herr, status, body) => {
+        if (herr)
+          return done(new SwitchboardError(herr.code, "POST /send failed: " + herr.message + " (the request may or may not have taken effect)"));
+        const reply = isArray(body) ? body[0] : body;
+        if (reply && reply.type === "error") {
+          const d = reply.data || {};
+          return done(new SwitchboardError(d.code || "http_" + status, d.message || "request failed", reply));
+        }
+        if (reply && reply.error)
+          return done(new SwitchboardError(reply.error.code || "http_" + status, reply.error.message || "request failed"));
+        if ((status < 200 || status > 299) && status !== 202)
+          return done(new SwitchboardError("http_" + status, "POST /send answered " + status));
+        done(null, reply && reply.data !== undefined ? reply.data : {});
       });
-      body = await res.json();
-    } catch (e) {
-      throw new SwitchboardError(ctl && ctl.signal.aborted ? "timeout" : "network", "POST /send failed: " + (e && e.message || e) + " (the request may or may not have taken effect)");
-    } finally {
-      clearTimeout(timer);
-    }
-    const reply = Array.isArray(body) ? body[0] : body;
-    if (reply && reply.type === "error") {
-      const d = reply.data || {};
-      throw new SwitchboardError(d.code || "http_" + res.status, d.message || "request failed", reply);
-    }
-    if (reply && reply.error) throw new SwitchboardError(reply.error.code || "http_" + res.status, reply.error.message || "request failed");
-    if (!res.ok && res.status !== 202) throw new SwitchboardError("http_" + res.status, "POST /send answered " + res.status);
-    return reply && reply.data !== undefined ? reply.data : {};
+    });
   }
-
-  _rejectPending(err, conn) {
-    for (const [ref, p] of this._pending) {
-      if (conn && p.conn !== conn) continue;
-      this._pending.delete(ref);
+  _failPending(err, conn) {
+    for (const ref in this._pending) {
+      if (!has(this._pending, ref))
+        continue;
+      const p = this._pending[ref];
+      if (conn && p.conn !== conn)
+        continue;
+      delete this._pending[ref];
       clearTimeout(p.timer);
-      p.reject(err);
+      p.done(err);
     }
   }
-
-  _rejectWaiters(err) {
+  _failWaiters(err) {
     const waiters = this._waiters;
     this._waiters = [];
-    for (const w of waiters) { clearTimeout(w.timer); w.reject(err); }
+    for (let i = 0; i < waiters.length; i++) {
+      clearTimeout(waiters[i].timer);
+      waiters[i].done(err);
+    }
   }
 }
-
 // --- transports: each opens one connection attempt and reports through
 // cb.open(welcomeData), cb.envelope(env) and cb.close({code, reason,
 // reconnect}); conn.stop() abandons it. ---
-
 function openWebSocket(client, conn, params, cb) {
-  if (typeof WebSocket !== "function") throw new Error("WebSocket is not available in this browser");
+  if (typeof WebSocket !== "function" && typeof WebSocket !== "object")
+    throw new Error("WebSocket is not available in this browser");
   // The token travels as a subprotocol, not in the URL (which proxies
   // log); the server selects "switchboard.v1".
-  const { token, ...query } = params;
-  const ws = token
-    ? new WebSocket(endpoint(client._base, "ws", query, true), ["switchboard.v1", "switchboard.token." + token])
-    : new WebSocket(endpoint(client._base, "ws", query, true));
-  let pingTimer = null;
+  const url = endpoint(client._base, "ws", { rooms: params.rooms, since: params.since, user: params.user }, true);
+  const ws = params.token ? new WebSocket(url, ["switchboard.v1", "switchboard.token." + params.token]) : new WebSocket(url);
+  let pingTimer;
+  conn.via = "websocket";
   conn.lastSeen = Date.now();
   conn.send = (s) => {
-    if (ws.readyState !== 1) throw new Error("socket not open");
+    if (ws.readyState !== 1)
+      throw new Error("socket not open");
     ws.send(s);
   };
   conn.stop = () => {
     clearInterval(pingTimer);
     ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
-    try { ws.close(1000); } catch (e) { /* already closing */ }
+    try {
+      ws.close(1000);
+    }
+    catch (e) {
+      /* already closing */
+    }
   };
   ws.onmessage = (ev) => {
     conn.lastSeen = Date.now();
-    if (typeof ev.data !== "string") return;
-    for (const line of ev.data.split("\n")) {
-      if (!line.trim()) continue;
-      let env;
-      try { env = JSON.parse(line); } catch (e) { continue; }
-      if (env.type === "welcome" && !conn.opened) {
-        cb.open(env.data || {});
-        continue;
-      }
-      cb.envelope(env);
+    if (typeof ev.data !== "string")
+      return;
+    const lines = ev.data.split("\n");
+    for (let i = 0; i < lines.length; i++) {
+      if (!conn.closed)
+        onEnvelope(conn, cb, lines[i]);
     }
   };
   ws.onclose = (ev) => {
@@ -587,135 +710,447 @@ function openWebSocket(client, conn, params, cb) {
     let pingAt = 0; // when the unanswered ping went out; 0: none
     pingTimer = setInterval(() => {
       const now = Date.now();
-      if (pingAt && conn.lastSeen >= pingAt) pingAt = 0; // answered (or other traffic)
+      if (pingAt && conn.lastSeen >= pingAt)
+        pingAt = 0; // answered (or other traffic)
       if (pingAt) {
         if (now - pingAt >= wait) {
           conn.stop();
           cb.close({ code: 4009, reason: "no traffic from the server", reconnect: true });
         }
-      } else if (now - conn.lastSeen >= every - tick && ws.readyState === 1) {
-        ws.send(JSON.stringify({ v: 1, type: "ping", ref: "p" + (++client._ref) }));
+      }
+      else if (now - conn.lastSeen >= every - tick && ws.readyState === 1) {
+        ws.send(JSON.stringify({ v: 1, type: "ping", ref: "p" + ++client._ref }));
         pingAt = now;
       }
     }, tick);
   }
 }
-
-function openSSE(client, conn, params, cb) {
-  if (typeof EventSource !== "function") throw new Error("EventSource is not available in this browser");
+// openStream reads GET /sse with EventSource, or, in a browser without
+// it, with an XMLHttpRequest whose response is read as it grows
+// (readyState 3). A browser that buffers the response shows nothing
+// before connectTimeout, so the client falls back to long-poll as it
+// does behind a proxy that buffers event streams.
+function openStream(client, conn, params, cb) {
+  if (typeof EventSource === "function" || typeof EventSource === "object") {
+    openEventSource(client, conn, params, cb);
+    return;
+  }
+  if (typeof XMLHttpRequest === "undefined")
+    throw new Error("neither EventSource nor XMLHttpRequest is available in this browser");
+  conn.via = "xhr";
+  // The token goes in a header, which EventSource cannot send.
+  const xhr = new XMLHttpRequest();
+  xhr.open("GET", endpoint(client._base, "sse", { rooms: params.rooms, since: params.since, user: params.user }), true);
+  if (params.token)
+    xhr.setRequestHeader("Authorization", "Bearer " + params.token);
+  let seen = 0; // characters of the response read
+  let buf = ""; // the start of a line not yet complete
+  let event = "";
+  let data = [];
+  let ended = false;
+  conn.stop = () => {
+    ended = true;
+    xhr.onreadystatechange = noop;
+    xhr.onprogress = null;
+    try {
+      xhr.abort();
+    }
+    catch (e) {
+      /* already done */
+    }
+  };
+  const read = () => {
+    if (ended || xhr.readyState < 3 || xhr.status !== 200)
+      return;
+    let text;
+    try {
+      text = xhr.responseText;
+    }
+    catch (e) {
+      return; // not readable before the end (old Internet Explorer)
+    }
+    if (text.length <= seen)
+      return;
+    buf += text.substring(seen);
+    seen = text.length;
+    conn.lastSeen = Date.now();
+    let i;
+    while (!conn.closed && (i = buf.indexOf("\n")) >= 0) {
+      let line = buf.substring(0, i);
+      buf = buf.substring(i + 1);
+      if (line.charAt(line.length - 1) === "\r")
+        line = line.substring(0, line.length - 1);
+      if (line === "") {
+        if (data.length)
+          onStreamEvent(conn, cb, event || "message", data.join("\n"));
+        event = "";
+        data = [];
+        continue;
+      }
+      const c = line.indexOf(":");
+      if (c === 0)
+        continue; // a comment: the server's heartbeat
+      const field = c < 0 ? line : line.substring(0, c);
+      let value = c < 0 ? "" : line.substring(c + 1);
+      if (value.charAt(0) === " ")
+        value = value.substring(1);
+      if (field === "data")
+        data.push(value);
+      else if (field === "event")
+        event = value;
+    }
+    if (!conn.closed && conn.opened && seen > XHR_STREAM_MAX && !buf && !data.length && client._conn === conn)
+      client._restart();
+  };
+  xhr.onreadystatechange = () => {
+    read();
+    if (ended || conn.closed || xhr.readyState !== 4)
+      return;
+    ended = true;
+    const status = xhr.status;
+    if (status === 200) {
+      cb.close({ code: 1006, reason: conn.opened ? "stream dropped" : "stream ended before the welcome", reconnect: true });
+      return;
+    }
+    cb.close(httpClose(status, errorBody(xhr.responseText), "stream"));
+  };
+  xhr.onprogress = read;
+  xhr.send();
+}
+function openEventSource(client, conn, params, cb) {
+  conn.via = "eventsource";
   // Reconnects are ours (with since=), not EventSource's.
   const es = new EventSource(endpoint(client._base, "sse", params));
   conn.stop = () => es.close();
-  es.onmessage = (ev) => {
-    let env;
-    try { env = JSON.parse(ev.data); } catch (e) { return; }
-    if (env.type === "welcome" && !conn.opened) {
-      cb.open(env.data || {});
-      return;
-    }
-    cb.envelope(env);
-  };
-  es.addEventListener("close", (ev) => {
-    let d = {};
-    try { d = JSON.parse(ev.data); } catch (e) { /* keep defaults */ }
-    es.close();
-    cb.close({ code: d.code || 1006, reason: d.reason || "", reconnect: d.reconnect !== false });
-  });
+  es.onmessage = (ev) => onStreamEvent(conn, cb, "message", ev.data);
+  es.addEventListener("close", (ev) => onStreamEvent(conn, cb, "close", ev.data));
   es.onerror = () => {
     es.close();
     cb.close({ code: 1006, reason: conn.opened ? "stream dropped" : "stream failed (refused, unauthorized or blocked)", reconnect: true });
   };
 }
-
+// onStreamEvent handles one event of an event stream: a "close" event
+// ends the connection with the server's code; a message is an envelope.
+function onStreamEvent(conn, cb, event, data) {
+  if (event === "message") {
+    onEnvelope(conn, cb, data);
+    return;
+  }
+  if (event !== "close")
+    return;
+  let d = {};
+  try {
+    d = JSON.parse(data) || {};
+  }
+  catch (e) {
+    /* keep defaults */
+  }
+  if (conn.stop)
+    conn.stop();
+  cb.close({ code: d.code || 1006, reason: d.reason || "", reconnect: d.reconnect !== false });
+}
+// onEnvelope parses one envelope: the first welcome opens the connection.
+function onEnvelope(conn, cb, text) {
+  if (!text || !/\S/.test(text))
+    return;
+  let env;
+  try {
+    env = JSON.parse(text);
+  }
+  catch (e) {
+    return;
+  }
+  if (!env)
+    return;
+  if (env.type === "welcome" && !conn.opened) {
+    cb.open((env.data || {}));
+    return;
+  }
+  cb.envelope(env);
+}
 function openLongPoll(client, conn, params, cb) {
-  if (typeof fetch !== "function") throw new Error("fetch is not available in this browser");
-  let ctl = null;
-  conn.stop = () => { if (ctl) ctl.abort(); };
+  if (httpVia() === "")
+    throw new Error("neither fetch nor XMLHttpRequest is available in this browser");
+  conn.via = httpVia();
+  let abort = null;
+  conn.stop = () => {
+    if (abort)
+      abort();
+  };
   let cursor = params.since || "";
   let token = params.token;
-  const loop = async () => {
-    let first = true;
-    while (!conn.closed) {
-      // The first poll answers at once, so a working transport is known
-      // within connectTimeout; later ones wait for messages.
-      const wait = first ? 0 : client._o.pollWait;
-      const url = endpoint(client._base, "poll", { rooms: params.rooms, cursor, wait: String(wait), user: params.user });
-      const headers = token ? { Authorization: "Bearer " + token } : {};
-      ctl = typeof AbortController === "function" ? new AbortController() : null;
-      const guard = setTimeout(() => ctl && ctl.abort(), (wait + 15) * 1000);
-      let res, body;
-      try {
-        res = await fetch(url, { signal: ctl ? ctl.signal : undefined, cache: "no-store", headers });
-        body = await res.json();
-      } catch (e) {
-        if (!conn.closed) cb.close({ code: 1006, reason: "poll failed: " + (e && e.message || e) });
+  let first = true;
+  const poll = () => {
+    if (conn.closed)
+      return;
+    // The first poll answers at once, so a working transport is known
+    // within connectTimeout; later ones wait for messages.
+    const wait = first ? 0 : client._o.pollWait;
+    const url = endpoint(client._base, "poll", { rooms: params.rooms, cursor, wait: String(wait), user: params.user });
+    const headers = token ? { Authorization: "Bearer " + token } : {};
+    abort = httpRequest("GET", url, headers, null, (wait + 15) * 1000, (err, status, body) => {
+      abort = null;
+      if (conn.closed)
         return;
-      } finally {
-        clearTimeout(guard);
+      if (err) {
+        cb.close({ code: 1006, reason: "poll failed: " + err.message });
+        return;
       }
-      if (conn.closed) return;
-      if (!res.ok) {
-        const err = (body && body.error) || {};
-        const code = res.status === 401 ? 4001 : res.status === 503 ? 1012 : 1011;
-        cb.close({ code, reason: err.message || "poll answered " + res.status, reconnect: res.status !== 400 });
+      if (status < 200 || status > 299 || !body) {
+        cb.close(httpClose(status, (body && body.error && body.error.message) || "", "poll"));
         return;
       }
       if (first) {
         cb.open({ recovered: params.since ? body.recovered !== false : undefined, rooms: params.rooms ? params.rooms.split(",") : [] });
         // Errors about the request (a bad room) come with every poll:
         // report them once.
-        for (const e of body.errors || []) cb.envelope(e);
-      } else if (body.recovered === false) {
+        const errors = body.errors || [];
+        for (let i = 0; i < errors.length; i++)
+          cb.envelope(errors[i]);
+      }
+      else if (body.recovered === false) {
         client._emit("gap", { v: 1, type: "gap", data: { recovered: false } });
       }
       first = false;
       const messages = body.messages || [];
-      for (const m of messages) cb.envelope(m);
+      for (let i = 0; i < messages.length; i++)
+        cb.envelope(messages[i]);
       // A handler may have reopened the stream (join): the rest of this
       // batch was not delivered, so the position must not move past it.
-      if (conn.closed || client._conn !== conn) return;
+      if (conn.closed || client._conn !== conn)
+        return;
       cursor = body.cursor || "";
       // With no message, the cursor is the log's head (or empty after a
       // gap): a switch to another transport resumes from there.
-      if (!messages.length) client._since = cursor;
-      if (typeof client._o.token === "function") {
-        try { token = await client._token(); } catch (e) { cb.close({ code: 4001, reason: e.message }); return; }
+      if (!messages.length)
+        client._since = cursor;
+      if (typeof client._o.token !== "function")
+        return poll();
+      client._token((terr, t) => {
+        if (conn.closed)
+          return;
+        if (terr)
+          return cb.close({ code: 4001, reason: terr.message });
+        token = t;
+        poll();
+      });
+    });
+  };
+  poll();
+}
+// httpClose is the close info for an HTTP answer refusing a stream or a
+// poll: 401 is 4001 (unauthorized), 503 is 1012 (restarting), 400 ends
+// the client; status 0 is a request that never got an answer.
+function httpClose(status, message, what) {
+  const code = status === 401 ? 4001 : status === 503 ? 1012 : status ? 1011 : 1006;
+  return { code, reason: message || (status ? what + " answered " + status : what + " failed (unreachable, refused or blocked)"), reconnect: status !== 400 };
+}
+function errorBody(text) {
+  try {
+    const b = JSON.parse(text);
+    return (b && b.error && b.error.message) || "";
+  }
+  catch (e) {
+    return "";
+  }
+}
+function httpVia() {
+  if (typeof fetch === "function" && typeof Promise === "function")
+    return "fetch";
+  return typeof XMLHttpRequest === "undefined" ? "" : "xhr";
+}
+// httpRequest sends one request and calls done once with the status and
+// the JSON body (undefined if empty, or not JSON on an error status), or
+// with an error: no answer within timeout ms, or none at all. It returns
+// a function that abandons the request (done is then never called).
+function httpRequest(method, url, headers, body, timeout, done) {
+  let finished = false;
+  let cancel = noop;
+  const finish = (err, status, text) => {
+    if (finished)
+      return;
+    finished = true;
+    clearTimeout(timer);
+    if (err)
+      return done(err, status, undefined);
+    let parsed;
+    if (text) {
+      try {
+        parsed = JSON.parse(text);
+      }
+      catch (e) {
+        if (status >= 200 && status < 300)
+          return done({ code: "network", message: "the answer is not JSON" }, status, undefined);
       }
     }
+    done(null, status, parsed);
   };
-  loop();
+  const timer = setTimeout(() => {
+    cancel();
+    finish({ code: "timeout", message: "no answer within " + timeout + " ms" }, 0, "");
+  }, timeout);
+  if (httpVia() === "fetch") {
+    const ctl = typeof AbortController === "function" ? new AbortController() : null;
+    cancel = () => {
+      if (ctl)
+        ctl.abort();
+    };
+    fetch(url, { method, body, headers, signal: ctl ? ctl.signal : undefined, cache: "no-store" })
+      .then((res) => res.text().then((text) => ({ status: res.status, text })))
+      .then((r) => finish(null, r.status, r.text), (e) => finish({ code: "network", message: errText(e) }, 0, ""));
+  }
+  else if (typeof XMLHttpRequest === "undefined") {
+    finish({ code: "network", message: "neither fetch nor XMLHttpRequest is available" }, 0, "");
+  }
+  else {
+    const xhr = new XMLHttpRequest();
+    cancel = () => {
+      xhr.onreadystatechange = noop;
+      try {
+        xhr.abort();
+      }
+      catch (e) {
+        /* already done */
+      }
+    };
+    xhr.open(method, url, true);
+    for (const k in headers)
+      if (has(headers, k))
+        xhr.setRequestHeader(k, headers[k]);
+    xhr.onreadystatechange = () => {
+      if (xhr.readyState !== 4)
+        return;
+      if (xhr.status)
+        finish(null, xhr.status, xhr.responseText);
+      else
+        finish({ code: "network", message: "no answer (unreachable, refused or blocked)" }, 0, "");
+    };
+    xhr.send(body);
+  }
+  return () => {
+    finished = true;
+    clearTimeout(timer);
+    cancel();
+  };
 }
-
 // --- helpers ---
-
+// settle runs start with a Node-style done callback and gives its
+// outcome to callback, always asynchronously; without a callback it
+// returns a promise of it, or, with no Promise in the engine, nothing.
+function settle(callback, start) {
+  if (typeof callback === "function") {
+    let sync = true;
+    let called = false;
+    start((err, v) => {
+      if (called)
+        return;
+      called = true;
+      if (sync)
+        setTimeout(() => callback(err, v), 0);
+      else
+        callback(err, v);
+    });
+    sync = false;
+    return;
+  }
+  if (typeof Promise !== "function") {
+    start(noop);
+    return;
+  }
+  return new Promise((resolve, reject) => start((err, v) => (err ? reject(err) : resolve(v))));
+}
+// defer runs fn after the current synchronous code: as a microtask where
+// there is Promise, else as a timer.
+function defer(fn) {
+  if (typeof Promise === "function")
+    Promise.resolve().then(fn);
+  else
+    setTimeout(fn, 0);
+}
+// inherit gives o the prototype p (Object.setPrototypeOf is ES2015;
+// __proto__ is what older engines have, where they have anything).
+function inherit(o, p) {
+  if (Object.getPrototypeOf(o) === p)
+    return;
+  const set = Object.setPrototypeOf;
+  if (set)
+    set(o, p);
+  else
+    o.__proto__ = p;
+}
+function noop() { }
+function has(o, k) {
+  return Object.prototype.hasOwnProperty.call(o, k);
+}
+// extend copies src's own properties onto target (Object.assign is ES2015).
+function extend(target, src) {
+  if (src)
+    for (const k in src)
+      if (has(src, k))
+        target[k] = src[k];
+  return target;
+}
+function indexOf(list, x) {
+  for (let i = 0; i < list.length; i++)
+    if (list[i] === x)
+      return i;
+  return -1;
+}
+function addTo(list, x) {
+  if (indexOf(list, x) < 0)
+    list.push(x);
+}
+function removeFrom(list, x) {
+  const i = indexOf(list, x);
+  if (i >= 0)
+    list.splice(i, 1);
+}
+function isArray(x) {
+  return Object.prototype.toString.call(x) === "[object Array]";
+}
+function errText(e) {
+  return String((e && e.message) || e);
+}
+// baseURL resolves url against the page (no URL API: ES5 engines lack
+// it) to an absolute http(s) URL ending in "/", without query or
+// fragment. Dot segments are left for the browser to resolve.
 function baseURL(url) {
   const here = typeof location !== "undefined" ? location.href : "http://localhost/";
-  const u = new URL(url || "/", here);
-  if (u.protocol === "ws:") u.protocol = "http:";
-  if (u.protocol === "wss:") u.protocol = "https:";
-  if (!u.pathname.endsWith("/")) u.pathname += "/";
-  u.search = "";
-  u.hash = "";
-  return u;
+  const page = /^([a-z][a-z0-9+.\-]*:)\/\/([^\/?#]*)([^?#]*)/i.exec(here) || ["", "http:", "localhost", "/"];
+  let u = (url || "/").replace(/[?#].*$/, "");
+  if (/^\/\//.test(u))
+    u = page[1] + u;
+  else if (/^\//.test(u))
+    u = page[1] + "//" + page[2] + u;
+  else if (!/^[a-z][a-z0-9+.\-]*:/i.test(u))
+    u = page[1] + "//" + page[2] + page[3].replace(/[^\/]*$/, "") + u;
+  const m = /^([a-z][a-z0-9+.\-]*):\/\/([^\/]*)(.*)$/i.exec(u);
+  if (!m)
+    throw new TypeError("switchboard: not a URL: " + url);
+  const scheme = m[1].toLowerCase() === "wss" || m[1].toLowerCase() === "https" ? "https" : "http";
+  let path = m[3] || "/";
+  if (path.charAt(path.length - 1) !== "/")
+    path += "/";
+  return { href: scheme + "://" + m[2] + path, host: m[2] };
 }
-
 function endpoint(base, path, params, ws) {
-  const u = new URL(path, base);
-  for (const k of Object.keys(params)) {
-    if (params[k] !== undefined && params[k] !== null && params[k] !== "") u.searchParams.set(k, params[k]);
+  let u = base.href + path;
+  let sep = "?";
+  for (const k in params) {
+    const v = params[k];
+    if (!has(params, k) || v === undefined || v === null || v === "")
+      continue;
+    u += sep + encodeURIComponent(k) + "=" + encodeURIComponent(v);
+    sep = "&";
   }
-  if (ws) u.protocol = u.protocol === "https:" ? "wss:" : "ws:";
-  return u.toString();
+  return ws ? u.replace(/^http/, "ws") : u;
 }
-
-function checkName(what, s) {
-  if (typeof s !== "string" || !NAME_RE.test(s)) {
-    throw new SwitchboardError(what === "room" ? "invalid_room" : "invalid_user", `${what} must be 1-128 characters of letters, digits and _ - . : @ / = (got ${JSON.stringify(s)})`);
-  }
+function nameError(what, s) {
+  if (typeof s === "string" && NAME_RE.test(s))
+    return null;
+  return new SwitchboardError(what === "room" ? "invalid_room" : "invalid_user", what + " must be 1-128 characters of letters, digits and _ - . : @ / = (got " + JSON.stringify(s) + ")");
 }
-
 function closedError() {
   return new SwitchboardError("closed", "the client is closed");
 }
-
 export { connect, Client, SwitchboardError };

@@ -18,6 +18,9 @@ var module []byte
 //go:embed client.d.ts
 var types []byte
 
+//go:embed client.legacy.js
+var legacy []byte
+
 // exportLine is the module's only export statement; the classic build
 // replaces it with a global.
 const exportLine = "export { connect, Client, SwitchboardError };\n"
@@ -27,6 +30,10 @@ func Module() []byte { return module }
 
 // Types returns the TypeScript declarations.
 func Types() []byte { return types }
+
+// Legacy returns the ES5 classic-script build (window.Switchboard), for
+// engines without ES2015, Promise, fetch, WebSocket or EventSource.
+func Legacy() []byte { return legacy }
 
 // Classic returns the classic-script build: the module wrapped in a
 // function that assigns window.Switchboard = {connect, Client,
@@ -60,6 +67,7 @@ const (
 	PathModule  = "/client.js"
 	PathClassic = "/client.global.js"
 	PathTypes   = "/client.d.ts"
+	PathLegacy  = "/client.legacy.js"
 )
 
 // Register serves the client on app. The files are public and may be
@@ -71,6 +79,7 @@ func Register(app *fiber.App) {
 	app.Get(PathModule, asset(module, "text/javascript; charset=utf-8"))
 	app.Get(PathClassic, asset(classic, "text/javascript; charset=utf-8"))
 	app.Get(PathTypes, asset(types, "application/typescript; charset=utf-8"))
+	app.Get(PathLegacy, asset(legacy, "text/javascript; charset=utf-8"))
 }
 
 // asset serves body, gzipped (compressed once, here) when the client

@@ -1,7 +1,10 @@
 package webclient
 
 import (
+	"bytes"
 	"compress/gzip"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net/http/httptest"
 	"os"
@@ -81,6 +84,7 @@ func TestRegisterServesWithETag(t *testing.T) {
 		{PathModule, "text/javascript; charset=utf-8", Module()},
 		{PathClassic, "text/javascript; charset=utf-8", Classic()},
 		{PathTypes, "application/typescript; charset=utf-8", Types()},
+		{PathLegacy, "text/javascript; charset=utf-8", Legacy()},
 	} {
 		res, err := app.Test(httptest.NewRequest("GET", tc.path, nil))
 		if err != nil {
@@ -153,5 +157,169 @@ func TestTypesCheck(t *testing.T) {
 	out, err := check("misuse.ts")
 	if err == nil || !strings.Contains(out, "carrier-pigeon") || !strings.Contains(out, "misuse.ts(3") {
 		t.Fatalf("tsc accepted misuse.ts or missed an error: %v\n%s", err, out)
+	}
+}
+
+// buildTools returns node and the directory of the pinned build tools
+// (_build: TypeScript 5.9 and acorn), failing the test, not skipping it,
+// when either is missing.
+func buildTools(t *testing.T) (node, dir string) {
+	t.Helper()
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatalf("node not found: the client is built and checked with Node: %v", err)
+	}
+	dir, err = filepath.Abs("_build")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pkg := range []string{"typescript", "acorn"} {
+		if _, err := os.Stat(filepath.Join(dir, "node_modules", pkg, "package.json")); err != nil {
+			t.Fatalf("the pinned %s is not installed in %s (run make client-tools; .ci/run does it): %v", pkg, dir, err)
+		}
+	}
+	return node, dir
+}
+
+// TestGeneratedUpToDate compiles client.ts again, into a temporary
+// directory, and fails when the committed client.js, client.d.ts or
+// client.legacy.js differ from what it compiles to: edit client.ts and
+// run make client, never the generated files.
+func TestGeneratedUpToDate(t *testing.T) {
+	node, dir := buildTools(t)
+	out := t.TempDir()
+	if b, err := exec.Command(node, filepath.Join(dir, "build.mjs"), out).CombinedOutput(); err != nil {
+		t.Fatalf("build.mjs: %v\n%s", err, b)
+	}
+	for name, committed := range map[string][]byte{"client.js": Module(), "client.d.ts": Types(), "client.legacy.js": Legacy()} {
+		built, err := os.ReadFile(filepath.Join(out, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(built, committed) {
+			t.Errorf("%s is stale: it differs from what client.ts compiles to (%d bytes, committed %d); run make client", name, len(built), len(committed))
+		}
+	}
+}
+
+// legacyBudget is the most /client.legacy.js may weigh, gzipped as the
+// edge serves it.
+const legacyBudget = 10 * 1024
+
+// TestLegacyServedES5 fetches /client.legacy.js as a browser does
+// (gzipped) and parses it with acorn as an ES5 script: any later syntax
+// fails. It also holds the gzipped size to the budget.
+func TestLegacyServedES5(t *testing.T) {
+	node, dir := buildTools(t)
+	app := fiber.New()
+	Register(app)
+	req := httptest.NewRequest("GET", PathLegacy, nil)
+	req.Header.Set("Accept-Encoding", "gzip")
+	res, err := app.Test(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gz, _ := io.ReadAll(res.Body)
+	if res.StatusCode != 200 || res.Header.Get("Content-Encoding") != "gzip" {
+		t.Fatalf("GET %s: %d %v", PathLegacy, res.StatusCode, res.Header)
+	}
+	t.Logf("%s: %d bytes, %d gzipped (budget %d)", PathLegacy, len(Legacy()), len(gz), legacyBudget)
+	if len(gz) > legacyBudget {
+		t.Errorf("%s is %d bytes gzipped, over the %d-byte budget", PathLegacy, len(gz), legacyBudget)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(gz))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, _ := io.ReadAll(zr)
+	file := filepath.Join(t.TempDir(), "client.legacy.js")
+	if err := os.WriteFile(file, src, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	script := `
+const acorn = require(process.argv[1]);
+const fs = require("fs");
+const check = (f, v) => { try { acorn.parse(fs.readFileSync(f, "utf8"), { ecmaVersion: v, sourceType: "script" }); return "ok"; } catch (e) { return e.message; } };
+console.log(JSON.stringify({ legacy: check(process.argv[2], 5), modern: check(process.argv[3], 5) }));
+`
+	modern := filepath.Join(t.TempDir(), "client.global.js")
+	if err := os.WriteFile(modern, Classic(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(node, "-e", script, filepath.Join(dir, "node_modules", "acorn"), file, modern).CombinedOutput()
+	if err != nil {
+		t.Fatalf("node: %v\n%s", err, out)
+	}
+	var got struct{ Legacy, Modern string }
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("node said %s", out)
+	}
+	if got.Legacy != "ok" {
+		t.Errorf("%s is not ES5: %s", PathLegacy, got.Legacy)
+	}
+	// The check can fail: the modern classic build is not ES5.
+	if got.Modern == "ok" {
+		t.Errorf("acorn with ecmaVersion 5 accepted %s, which is ES2020: the check proves nothing", PathClassic)
+	}
+}
+
+// TestLegacyRunsWithoutES2015 runs the legacy build in a Node vm context
+// stripped of ES2015+ globals and methods (testdata/strip-es2015.js:
+// Promise, Map, Set, Symbol, Object.assign, Array.from, ...) and uses the
+// API that needs no network: options are validated, requests take
+// Node-style callbacks (called asynchronously), errors are
+// SwitchboardErrors, close fails what is pending.
+func TestLegacyRunsWithoutES2015(t *testing.T) {
+	node, _ := buildTools(t)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "client.legacy.js")
+	if err := os.WriteFile(file, Legacy(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	script := `
+const vm = await import("node:vm");
+const fs = await import("node:fs");
+const ctx = vm.createContext({ setTimeout, clearTimeout, setInterval, clearInterval });
+vm.runInContext(fs.readFileSync(process.argv[1], "utf8"), ctx);
+vm.runInContext("if (typeof Promise !== 'undefined' || typeof Map !== 'undefined' || Object.assign || [].includes) throw new Error('not stripped')", ctx);
+vm.runInContext(fs.readFileSync(process.argv[2], "utf8"), ctx);
+const out = await new Promise((resolve) => { ctx.done = resolve; vm.runInContext(` + "`" + `
+var S = Switchboard, out = {};
+var c = S.connect("https://push.example.com/base", { autoConnect: false, rooms: ["a"] });
+out.state = c.state; out.rooms = c.rooms.join();
+try { new S.Client("/", { transports: ["carrier-pigeon"] }); out.badTransport = "accepted"; } catch (e) { out.badTransport = e instanceof TypeError; }
+out.returned = String(c.join("no spaces", function (err, ack) {
+  out.joinErr = err.code; out.isSwitchboardError = err instanceof S.SwitchboardError && err instanceof Error; out.ack = ack;
+  c.publish("a", 1, function (err) {
+    out.publishErr = err.code; out.asyncCallback = out.sync === false;
+    c.close();
+    out.closed = c.state;
+    c.publish("a", 1, function (err) { out.afterClose = err.code; done(out); });
+  });
+}));
+out.noPromise = c.publish("a", 1) === undefined;
+out.sync = false;
+` + "`" + `, ctx); });
+console.log(JSON.stringify(out));
+`
+	cmd := exec.Command(node, "--input-type=module", "-e", script, filepath.Join("testdata", "strip-es2015.js"), file)
+	b, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("node: %v\n%s", err, b)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatalf("node said %s", b)
+	}
+	want := map[string]any{
+		"state": "idle", "rooms": "a", "badTransport": true, "returned": "undefined",
+		"joinErr": "invalid_room", "isSwitchboardError": true, "ack": nil,
+		"publishErr": "network", "asyncCallback": true, "noPromise": true,
+		"closed": "closed", "afterClose": "closed",
+	}
+	for k, w := range want {
+		if fmt.Sprint(got[k]) != fmt.Sprint(w) {
+			t.Errorf("%s = %v, want %v (all: %s)", k, got[k], w, b)
+		}
 	}
 }
