@@ -438,3 +438,38 @@ func TestPrivateMessageShownToSender(t *testing.T) {
 		t.Fatalf("errors on the page: %v", errs)
 	}
 }
+
+// TestLegacySwitch: ?legacy=1 (the "legacy client" box) runs the page on
+// the ES5 build, /client.legacy.js, through the client's callback form;
+// the page shows which client it runs, and unticking the box reloads it
+// on the ES module.
+func TestLegacySwitch(t *testing.T) {
+	r := startChat(t, "--addr", "127.0.0.1:0", "--log-level", "warn")
+	ctx := browsertest.Start(t)
+	if err := chromedp.Do(ctx, chromedp.Navigate("http://"+r.addr+"/?user=ann&rooms=lobby&legacy=1")); err != nil {
+		t.Fatalf("navigate: %v", err)
+	}
+	until(t, ctx, "connected on the legacy client", `window.chat.client && window.chat.client.state === "open"`)
+	if got := eval[string](t, ctx, `[window.chat.build, document.getElementById("build").textContent, typeof window.Switchboard, String(document.getElementById("legacy").checked), document.getElementById("via").textContent].join(" ")`); got != "legacy legacy object true websocket" {
+		t.Fatalf("build, badge, window.Switchboard, box, via: %q", got)
+	}
+	// The callback form: a private message is acknowledged and shown.
+	sendPrivately(t, ctx, "bob", "from the legacy client")
+	until(t, ctx, "own private message in the log", `window.chat.sent.some(m => m.data === "from the legacy client")`)
+	if n := directLines(t, ctx, "(private) ann → bob: from the legacy client"); n != 1 {
+		t.Fatalf("the private message is shown %d times, want once", n)
+	}
+
+	// Unticking the box reloads the page on the module: a click, and the
+	// navigation it starts loaded.
+	if _, err := chromedp.RunResponse(ctx, chromedp.Click("#legacy")); err != nil {
+		t.Fatalf("untick the box: %v", err)
+	}
+	until(t, ctx, "reloaded on the module", `location.search.includes("legacy=0") && window.chat && window.chat.client && window.chat.client.state === "open"`)
+	if got := eval[string](t, ctx, `window.chat.build + " " + typeof window.Switchboard + " " + document.getElementById("legacy").checked`); got != "module undefined false" {
+		t.Fatalf("after unticking: build, window.Switchboard, box: %q", got)
+	}
+	if errs := eval[[]string](t, ctx, `window.chat.errors`); len(errs) != 0 {
+		t.Fatalf("errors on the page: %v", errs)
+	}
+}

@@ -11,6 +11,7 @@ package browsertest
 
 import (
 	"context"
+	"fmt"
 	"os/exec"
 	"testing"
 	"time"
@@ -71,4 +72,31 @@ func Eval[T any](t testing.TB, ctx context.Context, expr string) T {
 		t.Fatalf("evaluate %s: %v", expr, err)
 	}
 	return v
+}
+
+// PollEval waits until the JavaScript expression is truthy on the page,
+// for at most timeout, like Poll, but evaluating it from Go every 20 ms:
+// Poll runs on the page's Promise, which a page imitating an old browser
+// may have deleted. The expression must not throw.
+func PollEval(ctx context.Context, expr string, timeout time.Duration) error {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool]("!!("+expr+")"))
+		if err != nil {
+			return err
+		}
+		if ok {
+			return nil
+		}
+		select {
+		case <-tick.C:
+		case <-deadline.C:
+			return fmt.Errorf("%s: still false after %v", expr, timeout)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }

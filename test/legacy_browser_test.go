@@ -1,0 +1,189 @@
+package test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchboard-dev/switchboard/broker/redis/redistest"
+	"github.com/switchboard-dev/switchboard/edge/config"
+	"github.com/switchboard-dev/switchboard/test/browsertest"
+)
+
+// The legacy client's browser tests: the chat page with its "legacy
+// client" switch (?legacy=1, which loads the ES5 build /client.legacy.js)
+// in headless Chromium, with the browser APIs an old engine lacks
+// deleted before the page runs. No test here uses chromedp's Poll, which
+// needs the page's Promise: they wait with browsertest.PollEval.
+
+// legacyWait bounds every wait in these tests: a bound on a hang, not a
+// deadline a loaded machine could miss.
+const legacyWait = 60 * time.Second
+
+// es5Floor is a page script leaving Chromium with what the legacy build
+// may assume: ES5, XMLHttpRequest and JSON. It deletes WebSocket,
+// EventSource, fetch and Promise, and the rest of ES2015+ that
+// edge/webclient/testdata/strip-es2015.js lists (Map, Set, Symbol,
+// Object.assign, Array.from, URL, AbortController, ...): the list the
+// package's Node test runs the build without.
+func es5Floor(t *testing.T) string {
+	t.Helper()
+	strip, err := os.ReadFile(filepath.Join("..", "edge", "webclient", "testdata", "strip-es2015.js"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(strip) + "\ndelete window.WebSocket; delete window.EventSource;\n"
+}
+
+// legacyUntil waits for the JavaScript expression to be truthy on the page.
+func legacyUntil(t *testing.T, ctx context.Context, what, expr string) {
+	t.Helper()
+	if err := browsertest.PollEval(ctx, expr, legacyWait); err != nil {
+		t.Fatalf("waiting for %s (%s): %v\npage state: %s", what, expr, err, pageState(ctx))
+	}
+}
+
+// roomMessages is a page expression: the data of the messages the chat
+// page shows for room, in order, as one comma-separated string (ES5).
+func roomMessages(room string) string {
+	return fmt.Sprintf(`(function () { var out = [], m = window.chat.messages; for (var i = 0; i < m.length; i++) if (m[i].room === %q) out.push(m[i].data); return out.join(","); })()`, room)
+}
+
+// legacyHas is hasMessage in ES5: the page shows a message with data d.
+func legacyHas(d string) string {
+	return fmt.Sprintf(`(function () { var m = window.chat.messages; for (var i = 0; i < m.length; i++) if (m[i].data === %q) return true; return false; })()`, d)
+}
+
+// TestLegacyBrowser: the legacy build, in the chat page, in Chromium
+// reduced to each floor it supports. On every path it connects over the
+// expected transport and browser API, receives a room message and a
+// direct message, publishes what the user types (shown once), and
+// survives a restart of its edge while another edge on the same Redis
+// keeps publishing: every message shown exactly once, in order.
+func TestLegacyBrowser(t *testing.T) {
+	rs := redistest.Start(t)
+	redis := func(c *config.Config) { c.Broker.Name, c.Broker.URL = "redis", rs.URL }
+	floor := es5Floor(t)
+	cases := []struct {
+		name       string
+		script     string // run before the page
+		transports string // the page's transports; "" for the default
+		transport  string // the transport it must use
+		via        string // and the browser API under it
+		fallbacks  string
+	}{
+		{"no WebSocket EventSource fetch Promise: SSE streamed over XHR", floor, "", "sse", "xhr", "websocket>sse"},
+		{"no WebSocket EventSource fetch Promise: long-poll over XHR", floor, "longpoll", "longpoll", "xhr", ""},
+		{"no WebSocket: SSE over EventSource", "delete window.WebSocket;", "", "sse", "eventsource", "websocket>sse"},
+		{"nothing deleted: WebSocket", "", "", "websocket", "websocket", ""},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			room := fmt.Sprintf("legacy-%d", i)
+			a := startChat(t, redis)
+			b := startChat(t, redis) // the publisher's edge, never restarted
+			ctx := newBrowser(t)
+			query := url.Values{"legacy": {"1"}, "user": {"alice"}, "rooms": {"lobby," + room}}
+			if tc.transports != "" {
+				query.Set("transports", tc.transports)
+			}
+			open(t, ctx, a, query, tc.script)
+			legacyUntil(t, ctx, "open", `window.chat.client && window.chat.client.state === "open"`)
+			if got := eval[string](t, ctx, `window.chat.build + " " + window.chat.client.transport + " " + window.chat.client.via`); got != "legacy "+tc.transport+" "+tc.via {
+				t.Fatalf("build, transport and API: %q, want %q", got, "legacy "+tc.transport+" "+tc.via)
+			}
+			if got := eval[string](t, ctx, `window.chat.fallbacks.join(",")`); got != tc.fallbacks {
+				t.Fatalf("fallbacks %q, want %q", got, tc.fallbacks)
+			}
+			if tc.script == floor {
+				missing := eval[string](t, ctx, `[typeof WebSocket, typeof EventSource, typeof fetch, typeof Promise, typeof Map, typeof Symbol, typeof Object.assign].join(",")`)
+				if missing != strings.TrimSuffix(strings.Repeat("undefined,", 7), ",") {
+					t.Fatalf("the page still has some of WebSocket, EventSource, fetch, Promise, Map, Symbol, Object.assign: %s", missing)
+				}
+			}
+
+			// A room message and a direct message from bob.
+			a.send(t, "bob", "lobby", `{"v":1,"type":"publish","room":"lobby","data":"hi alice"}`)
+			legacyUntil(t, ctx, "room message", legacyHas("hi alice"))
+			a.send(t, "bob", "", `{"v":1,"type":"direct","to":"alice","data":"psst"}`)
+			legacyUntil(t, ctx, "direct message", `(function () { var m = window.chat.messages; for (var i = 0; i < m.length; i++) if (m[i].data === "psst" && m[i].to === "alice" && m[i].from === "bob") return true; return false; })()`)
+			// What alice types is published (over the WebSocket, or POST
+			// /send over XHR) and comes back on her stream.
+			submit(t, ctx, "text", "typed on "+tc.transport)
+			legacyUntil(t, ctx, "own message", legacyHas("typed on "+tc.transport))
+			if got := eval[string](t, ctx, roomMessages("lobby")); got != "hi alice,typed on "+tc.transport {
+				t.Fatalf("lobby shows %q", got)
+			}
+
+			// The restart: messages before, during and after it, each
+			// shown once, in order.
+			const total, before = 40, 10
+			msg := func(i int) string { return fmt.Sprintf("m%03d", i) }
+			publish := func(i int) error {
+				body := fmt.Sprintf(`{"v":1,"type":"publish","room":%q,"data":%q}`, room, msg(i))
+				resp, err := http.Post("http://"+b.addr+"/send?"+q("user", "bob", "rooms", room), "application/json", strings.NewReader(body))
+				if err != nil {
+					return err
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					return fmt.Errorf("publish %d: HTTP %d", i, resp.StatusCode)
+				}
+				return nil
+			}
+			for i := 1; i <= before; i++ {
+				if err := publish(i); err != nil {
+					t.Fatal(err)
+				}
+			}
+			legacyUntil(t, ctx, "the first messages", legacyHas(msg(before)))
+			pubErr := make(chan error, 1)
+			go func() {
+				tick := time.NewTicker(15 * time.Millisecond)
+				defer tick.Stop()
+				for i := before + 1; i <= total; i++ {
+					<-tick.C
+					if err := publish(i); err != nil {
+						pubErr <- err
+						return
+					}
+				}
+				pubErr <- nil
+			}()
+			a.restart()
+			if err := <-pubErr; err != nil {
+				t.Fatal(err)
+			}
+			legacyUntil(t, ctx, "every message", legacyHas(msg(total)))
+			legacyUntil(t, ctx, "open again", `window.chat.client.state === "open"`)
+			want := make([]string, total)
+			for i := range want {
+				want[i] = msg(i + 1)
+			}
+			if got := eval[string](t, ctx, roomMessages(room)); got != strings.Join(want, ",") {
+				t.Fatalf("messages shown:\n got %s\nwant %s", got, strings.Join(want, ","))
+			}
+			// A stream open across the restart ends and reconnects; a
+			// long-poll client notices only if a poll was in flight
+			// (TestBrowserEdgeRestart says more).
+			if states := eval[string](t, ctx, `window.chat.states.join(",")`); tc.transport != "longpoll" && !strings.Contains(states, "reconnecting") {
+				t.Fatalf("the client never reconnected: %s", states)
+			}
+			if got := eval[string](t, ctx, `window.chat.client.transport + " " + window.chat.client.via`); got != tc.transport+" "+tc.via {
+				t.Fatalf("ended on %s, want %s %s", got, tc.transport, tc.via)
+			}
+			if errs := eval[[]string](t, ctx, `window.chat.errors`); len(errs) != 0 {
+				t.Fatalf("errors on the page: %v", errs)
+			}
+			if i == 0 {
+				screenshot(t, ctx, "chat-legacy-es5")
+			}
+		})
+	}
+}
