@@ -178,6 +178,9 @@ func TestLegacyBrowser(t *testing.T) {
 			if got := eval[string](t, ctx, `window.chat.client.transport + " " + window.chat.client.via`); got != tc.transport+" "+tc.via {
 				t.Fatalf("ended on %s, want %s %s", got, tc.transport, tc.via)
 			}
+			if tc.transport == "sse" && tc.via == "xhr" {
+				recycledXHRStream(t, ctx, b, room)
+			}
 			if errs := eval[[]string](t, ctx, `window.chat.errors`); len(errs) != 0 {
 				t.Fatalf("errors on the page: %v", errs)
 			}
@@ -185,5 +188,35 @@ func TestLegacyBrowser(t *testing.T) {
 				screenshot(t, ctx, "chat-legacy-es5")
 			}
 		})
+	}
+}
+
+// recycledXHRStream: an XHR stream keeps its whole response in memory, so
+// past 256 KiB the client reopens it, resuming from its last id. 48
+// messages of 8 KB through the page's open stream make it reopen at
+// least once, without a reconnect (no backoff, no "reconnecting"), and
+// every message is shown once, in order.
+func recycledXHRStream(t *testing.T, ctx context.Context, pub *chatEdge, room string) {
+	t.Helper()
+	connecting := eval[int](t, ctx, `window.chat.states.filter(function (s) { return s.indexOf("connecting:") === 0; }).length`)
+	reconnecting := eval[int](t, ctx, `window.chat.states.filter(function (s) { return s.indexOf("reconnecting:") === 0; }).length`)
+	const n = 48
+	pad := strings.Repeat("x", 8000)
+	want := make([]string, n)
+	for i := range want {
+		want[i] = fmt.Sprintf("big%02d", i)
+		pub.send(t, "bob", room, fmt.Sprintf(`{"v":1,"type":"publish","room":%q,"data":%q}`, room, want[i]+pad))
+	}
+	legacyUntil(t, ctx, "every large message", legacyHas(want[n-1]+pad))
+	legacyUntil(t, ctx, "open", `window.chat.client.state === "open"`)
+	got := eval[string](t, ctx, fmt.Sprintf(`(function () { var out = [], m = window.chat.messages; for (var i = 0; i < m.length; i++) if (m[i].room === %q && m[i].data.length > 8000) out.push(m[i].data.slice(0, 5)); return out.join(","); })()`, room))
+	if got != strings.Join(want, ",") {
+		t.Fatalf("large messages shown:\n got %s\nwant %s", got, strings.Join(want, ","))
+	}
+	if c := eval[int](t, ctx, `window.chat.states.filter(function (s) { return s.indexOf("connecting:") === 0; }).length`); c <= connecting {
+		t.Fatalf("the XHR stream was not reopened after %d KB (connecting %d times before and after)", n*8, c)
+	}
+	if r := eval[int](t, ctx, `window.chat.states.filter(function (s) { return s.indexOf("reconnecting:") === 0; }).length`); r != reconnecting {
+		t.Fatalf("reopening the XHR stream went through a reconnect: %v", eval[[]string](t, ctx, `window.chat.states`))
 	}
 }
