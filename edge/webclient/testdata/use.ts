@@ -7,3 +7,7 @@ c.publish("a", { x: 1 }).then((ack) => ack.id).catch((e: SwitchboardError) => e.
 c.send({ type: "typing", room: "a" }, { reply: false });
 const s: "idle" | "connecting" | "open" | "reconnecting" | "closed" = c.state;
 c.close();
+c.publish("a", 1, (err, ack) => console.log(err ? err.code : ack?.id));
+c.join("b", (err: SwitchboardError | null) => console.log(err && err.message));
+const legacy = connect(undefined, { token: (done: (err: unknown, token?: string) => void) => done(null, "t") });
+const via: "websocket" | "eventsource" | "xhr" | "fetch" | "" = legacy.via;
