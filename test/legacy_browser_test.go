@@ -220,3 +220,81 @@ func recycledXHRStream(t *testing.T, ctx context.Context, pub *chatEdge, room st
 		t.Fatalf("reopening the XHR stream went through a reconnect: %v", eval[[]string](t, ctx, `window.chat.states`))
 	}
 }
+
+// TestLegacyBrowserClientAPI drives the legacy build directly, on a blank
+// page at the ES5 floor, against an edge in JWT mode, over SSE streamed
+// over XHR and over long-poll over XHR: the token travels in an
+// Authorization header, so a bad one is seen as 401 and ends the client
+// (4001) instead of being mistaken for a blocked stream; a token
+// callback in the Node-style form is asked; requests take callbacks and
+// fail with the server's codes; join reopens the stream with the new
+// room.
+func TestLegacyBrowserClientAPI(t *testing.T) {
+	const secret = "legacy-browser-test-secret-0123456789"
+	e := startChat(t, func(c *config.Config) { c.Auth.Secret = []byte(secret) })
+	good := token(t, secret, "carol", time.Now().Add(time.Hour))
+	floor := es5Floor(t)
+	for _, transport := range []string{"sse", "longpoll"} {
+		t.Run(transport, func(t *testing.T) {
+			ctx := newBrowser(t)
+			open(t, ctx, e, url.Values{"autoconnect": {"0"}}, floor) // the chat page, which loads the module but does not connect
+			legacyUntil(t, ctx, "the page", `window.chat && document.readyState === "complete"`)
+			eval[bool](t, ctx, `(function () { var s = document.createElement("script"); s.src = "/client.legacy.js"; document.head.appendChild(s); return true; })()`)
+			legacyUntil(t, ctx, "window.Switchboard", `typeof window.Switchboard === "object"`)
+			eval[bool](t, ctx, fmt.Sprintf(`(function () {
+  var S = window.Switchboard, out = window.out = {}, T = %[1]d, transports = [%[2]q];
+  var bad = S.connect(location.origin, { token: "not-a-jwt", rooms: ["r"], transports: transports, connectTimeout: T, requestTimeout: T });
+  var states = [];
+  bad.on("state", function (d) {
+    states.push(d.state + (d.code ? ":" + d.code : ""));
+    if (d.state === "closed") { out.badStates = states.join(","); good(); }
+  });
+  function good() {
+    var calls = 0;
+    var c = S.connect(location.origin, { rooms: ["r"], transports: transports, connectTimeout: T, requestTimeout: T,
+      token: function (done) { calls++; setTimeout(function () { done(null, %[3]q); }, 0); } });
+    c.on("open", function (d) {
+      if (out.via) return;
+      out.via = d.transport + " " + d.via; out.user = c.user; out.asked = calls > 0;
+      c.publish("elsewhere", 1, function (err) {
+        out.notJoined = err && err.code;
+        c.on("message", function (env) {
+          if (env.data !== "x") return;
+          out.got = env.room + ":" + env.data;
+          c.direct("not a user", 1, function (err) {
+            out.badUser = err && err.code;
+            c.close();
+            out.closed = c.state;
+            c.publish("r", 1, function (err) { out.afterClose = err && err.code; out.done = true; });
+          });
+        });
+        c.join("s", function (err, ack) {
+          out.join = err ? err.code : ack.room;
+          c.publish("s", "x", function (err, ack) { out.ackHasId = !err && typeof ack.id === "string" && ack.id.length > 0; });
+        });
+      });
+    });
+  }
+  return true;
+})()`, browserTimeout.Milliseconds(), transport, good))
+			legacyUntil(t, ctx, "the script's end", `window.out.done === true`)
+			got := eval[map[string]any](t, ctx, `window.out`)
+			wantFields(t, got, map[string]any{
+				"badStates":  "connecting,closed:4001",
+				"via":        transport + " xhr",
+				"asked":      true,
+				"notJoined":  "not_joined",
+				"join":       "s",
+				"ackHasId":   true,
+				"got":        "s:x",
+				"badUser":    "invalid_user",
+				"closed":     "closed",
+				"afterClose": "closed",
+			})
+			if transport == "sse" {
+				// The welcome names the user on a stream; long-poll has none.
+				wantFields(t, got, map[string]any{"user": "carol"})
+			}
+		})
+	}
+}
