@@ -21,9 +21,14 @@
 // every append until it ended.
 //
 // Readers wake on LISTEN/NOTIFY: an append notifies "<Schema>.<Table>"
-// with the new head when it commits; each node's reader has its own
-// connection that listens, queries, then waits for a notification, and
-// queries every PollInterval anyway, in case one was lost.
+// with the new head when it commits, and with its records when they fit
+// in a notification (under 8000 bytes; notifications arrive in commit
+// order, which is position order). Each node's reader has its own
+// connection that listens, queries, then waits for a notification; a
+// reader following the log delivers the records a notification carried
+// without a query, queries for the others, and queries every
+// PollInterval anyway, in case a notification was lost. A delivery on a
+// live log is then one notification, not a notification and a query.
 //
 // The epoch is a random id in the head row, made with the log's tables:
 // a log dropped and created again (by New, or by a running node that

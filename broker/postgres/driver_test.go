@@ -1,11 +1,13 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"maps"
 	"regexp"
 	"strings"
 	"sync"
@@ -214,18 +216,7 @@ func TestReadPollsWhenNotifyIsLost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	msg := testMessage(0, "", "")
-	md, _ := encodeMetadata(msg)
-	err = pgx.BeginFunc(ctx, d.pub, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `INSERT INTO `+d.names.log+` (pos, uuid, payload, metadata) VALUES (1, $1, $2, $3)`, msg.UUID, msg.Payload, md); err != nil {
-			return err
-		}
-		_, err := tx.Exec(ctx, `UPDATE `+d.names.head+` SET pos = 1`)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	msg := appendSilently(t, d, 1)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		b, err := d.Read(ctx, epoch, head, 10)
@@ -234,6 +225,179 @@ func TestReadPollsWhenNotifyIsLost(t *testing.T) {
 		}
 		if len(b.Records) > 0 {
 			if fmt.Sprint(positions(b.Records)) != "[1]" || b.Records[0].Msg.UUID != msg.UUID {
+				t.Fatalf("Read = %v", positions(b.Records))
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a record without a notification was not read within 20s")
+		}
+	}
+}
+
+// appendSilently appends a record at pos without the append function,
+// so without a notification (as if it was lost).
+func appendSilently(t *testing.T, d *driver, pos int64) *message.Message {
+	t.Helper()
+	ctx := ctxFor(t)
+	msg := testMessage(int(pos), "", "")
+	md, _ := encodeMetadata(msg)
+	err := pgx.BeginFunc(ctx, d.pub, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO `+d.names.log+` (pos, uuid, payload, metadata) VALUES ($1, $2, $3, $4)`, pos, msg.UUID, msg.Payload, md); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `UPDATE `+d.names.head+` SET pos = $1`, pos)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return msg
+}
+
+// follow runs a Read from after while appending msgs in one append, as
+// a reader following the live log does, and returns what it read.
+func follow(t *testing.T, d *driver, epoch string, after engine.Pos, max int, msgs ...*message.Message) []engine.Record {
+	t.Helper()
+	ctx := ctxFor(t)
+	type result struct {
+		b   engine.Batch
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		b, err := d.Read(ctx, epoch, after, max)
+		done <- result{b, err}
+	}()
+	if len(msgs) > 0 {
+		mustAppend(t, d, msgs...)
+	}
+	r := <-done
+	if r.err != nil || r.b.Epoch != epoch || r.b.Gap {
+		t.Fatalf("Read after %d = %+v, %v", after.Lo, r.b, r.err)
+	}
+	return r.b.Records
+}
+
+// sameRecords fails unless got are the log's records, as a query reads
+// them, field by field.
+func sameRecords(t *testing.T, d *driver, got []engine.Record) {
+	t.Helper()
+	if len(got) == 0 {
+		t.Fatal("no records")
+	}
+	c, err := d.Range(ctxFor(t), engine.Pos{Lo: got[0].Pos.Lo - 1}, len(got))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Records) != len(got) {
+		t.Fatalf("the log has %d records from %d, Read returned %d", len(c.Records), got[0].Pos.Lo, len(got))
+	}
+	for i, w := range c.Records {
+		g := got[i]
+		switch {
+		case g.Pos != w.Pos || g.Err != nil || g.Size != w.Size:
+			t.Fatalf("record %d: pos %d err %v size %d, want pos %d size %d", i, g.Pos.Lo, g.Err, g.Size, w.Pos.Lo, w.Size)
+		case g.Msg.UUID != w.Msg.UUID || !bytes.Equal(g.Msg.Payload, w.Msg.Payload) || !maps.Equal(g.Msg.Metadata, w.Msg.Metadata):
+			t.Fatalf("record at %d: read %q %q %v, the log has %q %q %v", g.Pos.Lo,
+				g.Msg.UUID, g.Msg.Payload, g.Msg.Metadata, w.Msg.UUID, w.Msg.Payload, w.Msg.Metadata)
+		}
+	}
+}
+
+// TestReadFollowsNotifications: a reader following a live log gets
+// small appends' records from their notifications, with no query, each
+// exactly as the log holds it (any byte in a payload, any text in a
+// uuid or metadata); an append too large for a notification is read by
+// a query; a notified batch larger than Read's max comes in parts; and
+// a notification lost is made good by the poll.
+func TestReadFollowsNotifications(t *testing.T) {
+	t.Parallel()
+	srv := pgtest.Start(t)
+	d := testDriver(t, srv.URL, func(c *Config) { c.PollInterval = time.Hour })
+	ctx := ctxFor(t)
+	epoch, at, err := d.Head(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	every := make([]byte, 256)
+	for i := range every {
+		every[i] = byte(i)
+	}
+	odd := message.NewMessage(`uuid with spaces, "quotes", \\ and 
+ a newline`, every)
+	odd.Metadata.Set("switchboard_channel", "room:r")
+	odd.Metadata.Set("note", "ünïcode \"quoted\" \\ \n\t and a {brace}")
+	appends := [][]*message.Message{
+		{odd},
+		{message.NewMessage("nnnn", bytes.Repeat([]byte("n"), 1000))}, // base64 full of 'n'
+		{message.NewMessage("empty", []byte{})},
+		{testMessage(1, "", ""), testMessage(2, "k", "d"), testMessage(3, "", "")},
+	}
+	for i := range 20 {
+		appends = append(appends, []*message.Message{testMessage(10+i, "", "")})
+	}
+	for _, msgs := range appends {
+		got := follow(t, d, epoch, at, 100, msgs...)
+		if len(got) != len(msgs) || got[0].Pos.Lo != at.Lo+1 {
+			t.Fatalf("read %v after %d, want %d records", positions(got), at.Lo, len(msgs))
+		}
+		sameRecords(t, d, got)
+		at = got[len(got)-1].Pos
+	}
+	// Only the first Read queried (and found nothing): every record came
+	// with its notification.
+	if q := d.listen.queries.Load(); q != 1 {
+		t.Fatalf("%d read queries for %d appends, want 1 (the first Read's)", q, len(appends))
+	}
+
+	big := message.NewMessage("big", bytes.Repeat([]byte("x"), notifyMax))
+	got := follow(t, d, epoch, at, 100, big)
+	if len(got) != 1 || got[0].Msg.UUID != "big" {
+		t.Fatalf("read %v, want the large record", positions(got))
+	}
+	sameRecords(t, d, got)
+	at = got[0].Pos
+	if q := d.listen.queries.Load(); q != 2 {
+		t.Fatalf("%d read queries, want 2: a record too large for its notification is queried", q)
+	}
+
+	// Five records in one notification, read two at a time.
+	var five []*message.Message
+	for i := range 5 {
+		five = append(five, testMessage(100+i, "", ""))
+	}
+	var parts [][]uint64
+	for n := 0; n < 5; {
+		var got []engine.Record
+		if n == 0 {
+			got = follow(t, d, epoch, at, 2, five...)
+		} else {
+			got = follow(t, d, epoch, at, 2)
+		}
+		sameRecords(t, d, got)
+		parts = append(parts, positions(got))
+		n += len(got)
+		at = got[len(got)-1].Pos
+	}
+	if b := at.Lo; fmt.Sprint(parts) != fmt.Sprint([][]uint64{{b - 4, b - 3}, {b - 2, b - 1}, {b}}) {
+		t.Fatalf("read %v, want the five in parts of two", parts)
+	}
+	if q := d.listen.queries.Load(); q != 2 {
+		t.Fatalf("%d read queries, want still 2", q)
+	}
+
+	// Caught up, a lost notification is still found by the poll.
+	d.cfg.PollInterval = 50 * time.Millisecond
+	msg := appendSilently(t, d, int64(at.Lo)+1)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		b, err := d.Read(ctx, epoch, at, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b.Records) > 0 {
+			if len(b.Records) != 1 || b.Records[0].Msg.UUID != msg.UUID {
 				t.Fatalf("Read = %v", positions(b.Records))
 			}
 			return

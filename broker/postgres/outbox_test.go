@@ -564,7 +564,7 @@ func TestOutboxMigrateConcurrently(t *testing.T) {
 		return strings.Join(out, " ")
 	}
 	before := versions()
-	if !strings.Contains(before, "public.switchboard_outbox=2@") || !strings.Contains(before, "public.switchboard_log=2@") {
+	if !strings.Contains(before, "public.switchboard_outbox=2@") || !strings.Contains(before, fmt.Sprintf("public.switchboard_log=%d@", sbpg.LogSchemaVersion)) {
 		t.Errorf("versions %s", before)
 	}
 	if n := count(t, c, `SELECT count(*) FROM switchboard_outbox_epoch`); n != 1 {

@@ -2,10 +2,13 @@ package postgres
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -27,22 +30,135 @@ type listener struct {
 	conn   *pgx.Conn
 	closed bool
 
-	// What notifications said, written by OnNotification during the
-	// connection's reads (Read's goroutine, mu held).
-	pending bool   // a notification arrived since the last query began
-	noted   string // its epoch
-	notedAt int64  // its position: the head after the append it announces
+	// What notifications said since the last query began, in commit
+	// order, written by OnNotification during the connection's reads
+	// (Read's goroutine, mu held).
+	notes []note
+
+	// caught is where the last Read left the reader: every record up to
+	// the head its query saw, on this connection, with no notification
+	// of a later append read since. A Read from there waits for the
+	// next notification at once instead of querying a head it knows.
+	caught struct {
+		ok    bool
+		epoch string
+		pos   int64
+	}
+
+	queries atomic.Int64 // read queries run, for tests
 }
 
 func (l *listener) init(d *driver, cfg *pgx.ConnConfig) {
 	l.d = d
 	l.cfg = cfg.Copy()
 	l.cfg.OnNotification = func(_ *pgconn.PgConn, n *pgconn.Notification) {
-		l.pending = true
-		epoch, pos, _ := strings.Cut(n.Payload, " ")
-		l.noted = epoch
-		l.notedAt, _ = strconv.ParseInt(pos, 10, 64)
+		if len(l.notes) == maxNotes {
+			// A reader this far behind queries; the last note says
+			// there is more.
+			l.notes[0] = l.notes[len(l.notes)-1]
+			l.notes = l.notes[:1]
+			l.notes[0].recs = nil
+		}
+		l.notes = append(l.notes, parseNote(n.Payload))
 	}
+}
+
+// note is one append's notification: the log's epoch, its head after
+// the append and, when they fitted, the append's records (appendV3).
+type note struct {
+	epoch string
+	last  int64
+	recs  []engine.Record // nil: not carried, or not understood
+}
+
+// maxNotes bounds the notes kept between queries.
+const maxNotes = 256
+
+// parseNote reads "<epoch> <last>[ <records>]". A payload it does not
+// understand gives a note of an unknown position, which only makes the
+// reader query.
+func parseNote(payload string) note {
+	epoch, rest, _ := strings.Cut(payload, " ")
+	last, recs, _ := strings.Cut(rest, " ")
+	n := note{epoch: epoch}
+	n.last, _ = strconv.ParseInt(last, 10, 64)
+	if recs != "" {
+		n.recs = parseRecords(recs, n.last)
+	}
+	return n
+}
+
+// parseRecords decodes appendV3's JSON array of [pos, uuid, payload in
+// base64, metadata]: nil unless it is consecutive positions ending at
+// last, each well formed.
+func parseRecords(s string, last int64) []engine.Record {
+	var raw [][4]json.RawMessage
+	if json.Unmarshal([]byte(s), &raw) != nil || len(raw) == 0 {
+		return nil
+	}
+	recs := make([]engine.Record, len(raw))
+	for i, r := range raw {
+		var pos int64
+		var uuid, payload string
+		if json.Unmarshal(r[0], &pos) != nil || json.Unmarshal(r[1], &uuid) != nil || json.Unmarshal(r[2], &payload) != nil {
+			return nil
+		}
+		if pos != last-int64(len(raw)-1-i) {
+			return nil
+		}
+		b, err := base64.StdEncoding.DecodeString(payload)
+		if err != nil {
+			return nil
+		}
+		recs[i] = decode(pos, uuid, b, r[3])
+	}
+	return recs
+}
+
+// take returns the records that notes carry from after+1 on, at most
+// max, and forgets the notes it used up; nil if the next record after
+// `after` is not in a note (the reader then queries).
+func (l *listener) take(epoch string, after engine.Pos, max int) []engine.Record {
+	var out []engine.Record
+	for len(l.notes) > 0 && len(out) < max {
+		n := &l.notes[0]
+		if n.epoch != epoch || after.Hi != 0 {
+			break
+		}
+		if n.last <= int64(after.Lo) {
+			l.notes = l.notes[1:] // seen already
+			continue
+		}
+		i := 0
+		for i < len(n.recs) && n.recs[i].Pos.Lo <= after.Lo {
+			i++
+		}
+		if i == len(n.recs) || n.recs[i].Pos.Lo != after.Lo+1 {
+			break // not carried, or not the next record
+		}
+		k := min(len(n.recs), i+max-len(out))
+		out = append(out, n.recs[i:k]...)
+		after = n.recs[k-1].Pos
+		if k < len(n.recs) {
+			n.recs = n.recs[k:]
+			break
+		}
+		l.notes = l.notes[1:]
+	}
+	if len(l.notes) == 0 {
+		l.notes = nil // let the used-up array go
+	}
+	return out
+}
+
+// announced forgets the notes of appends a query's result included
+// (epoch, up to head), and reports whether none is left: nothing was
+// appended after the query's snapshot.
+func (l *listener) announced(epoch string, head int64) bool {
+	for len(l.notes) > 0 && l.notes[0].epoch == epoch && l.notes[0].last <= head {
+		l.notes = l.notes[1:]
+	}
+	return len(l.notes) == 0
 }
 
 // connect opens the connection and LISTENs, unless it is open.
@@ -75,6 +191,8 @@ func (l *listener) connectLocked(ctx context.Context) error {
 
 // drop closes the connection after a failure (with mu held).
 func (l *listener) drop() {
+	l.caught.ok = false // a new connection may have missed notifications
+	l.notes = nil
 	if l.conn != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		_ = l.conn.Close(ctx)
@@ -92,12 +210,20 @@ func (l *listener) close() {
 
 // Read returns the records after `after` (from the new log's start when
 // the log is no longer epoch), waiting up to PollInterval for a
-// notification when there are none. The query and the wait share the
-// connection that LISTENs, and the query comes after LISTEN, so an
-// append committed after the query's snapshot has its notification on
-// the way: nothing waits a PollInterval for a record that is there. The
-// query after the wait's end is the fallback poll for a notification
-// lost.
+// notification when there are none.
+//
+// Records a notification carried (appendV3) are returned without a
+// query when they are the next ones. Otherwise Read queries. The query
+// and the wait share the connection that LISTENs, and the query comes
+// after LISTEN, so an append committed after the query's snapshot has
+// its notification on the way: nothing waits a PollInterval for a
+// record that is there. The query after the wait's end is the fallback
+// poll for a notification lost.
+//
+// A Read that continues where the last one caught up with the head (see
+// listener.caught) starts with the wait: the query it would run first
+// could only find the head it already knows, and any later append's
+// notification is on this connection.
 func (d *driver) Read(ctx context.Context, epoch string, after engine.Pos, max int) (engine.Batch, error) {
 	l := &d.listen
 	l.mu.Lock()
@@ -112,39 +238,55 @@ func (d *driver) Read(ctx context.Context, epoch string, after engine.Pos, max i
 		return engine.Batch{}, d.unavailable("read", err)
 	}
 	deadline := time.Now().Add(d.cfg.PollInterval)
+	wait := l.caught.ok && l.caught.epoch == epoch && after.Hi == 0 && after.Lo == uint64(l.caught.pos) && len(l.notes) == 0
+	l.caught.ok = false
 	for {
-		l.pending = false
-		qctx, qcancel := d.timeout(ctx)
-		var r rows
-		err := d.withSchema(qctx, func() (err error) {
-			r, err = d.query(qctx, l.conn, d.readSQL, int64(after.Lo), max, epoch)
-			return err
-		})
-		qcancel()
-		if err != nil {
-			l.drop()
-			if ctx.Err() != nil {
-				return engine.Batch{}, ctx.Err()
+		if recs := l.take(epoch, after, max); len(recs) > 0 {
+			if len(l.notes) == 0 {
+				l.caught.ok, l.caught.epoch, l.caught.pos = true, epoch, int64(recs[len(recs)-1].Pos.Lo)
 			}
-			return engine.Batch{}, d.unavailable("read", err)
+			return engine.Batch{Epoch: epoch, Records: recs}, nil
 		}
-		if r.epoch != epoch {
-			after = engine.Pos{} // the new log, from its start
+		if !wait {
+			l.notes = l.notes[:0] // the query sees what they announced
+			l.queries.Add(1)
+			qctx, qcancel := d.timeout(ctx)
+			var r rows
+			err := d.withSchema(qctx, func() (err error) {
+				r, err = d.query(qctx, l.conn, d.readSQL, int64(after.Lo), max, epoch)
+				return err
+			})
+			qcancel()
+			if err != nil {
+				l.drop()
+				if ctx.Err() != nil {
+					return engine.Batch{}, ctx.Err()
+				}
+				return engine.Batch{}, d.unavailable("read", err)
+			}
+			if r.epoch != epoch {
+				after = engine.Pos{} // the new log, from its start
+			}
+			announced := l.announced(r.epoch, r.head)
+			if len(r.recs) > 0 || r.epoch != epoch {
+				if n := len(r.recs); announced && n > 0 && r.recs[n-1].Pos.Lo == uint64(r.head) {
+					l.caught.ok, l.caught.epoch, l.caught.pos = true, r.epoch, r.head
+				}
+				return engine.Batch{Epoch: r.epoch, Records: r.recs, Gap: len(r.recs) > 0 && missing(after, r.head, r.recs)}, nil
+			}
+			if !announced {
+				continue // an append committed after the query's snapshot
+			}
+			if !time.Now().Before(deadline) {
+				if r.head == int64(after.Lo) {
+					l.caught.ok, l.caught.epoch, l.caught.pos = true, epoch, r.head
+				}
+				return engine.Batch{Epoch: epoch}, nil
+			}
 		}
-		if len(r.recs) > 0 || r.epoch != epoch {
-			return engine.Batch{Epoch: r.epoch, Records: r.recs, Gap: len(r.recs) > 0 && missing(after, r.head, r.recs)}, nil
-		}
-		if l.pending && l.noted == r.epoch && l.notedAt <= r.head {
-			l.pending = false // announced what the query saw
-		}
-		if l.pending {
-			continue // an append committed after the query's snapshot
-		}
-		if !time.Now().Before(deadline) {
-			return engine.Batch{Epoch: epoch}, nil
-		}
+		wait = false
 		wctx, wcancel := context.WithDeadline(ctx, deadline)
-		err = l.conn.PgConn().WaitForNotification(wctx)
+		err := l.conn.PgConn().WaitForNotification(wctx)
 		wcancel()
 		switch {
 		case err == nil:

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -63,6 +64,7 @@ type migration struct {
 var migrations = []migration{
 	{1, "the log, its head (epoch and last position) and its idempotency keys", tablesV1},
 	{2, "append and trim", functionsV2},
+	{3, "append notifies its records when they fit in a notification", appendV3},
 }
 
 // tablesV1: the log (Watermill's message fields, as watermill-sql keeps
@@ -109,8 +111,15 @@ CREATE INDEX IF NOT EXISTS ` + n.keysExpiry + ` ON ` + n.keys + ` (expires_at);
 // always the positions from its oldest to the head without a hole; it
 // skips when another node is trimming.
 func functionsV2(n names) string {
-	return `
-CREATE OR REPLACE FUNCTION ` + n.appendFn + `(
+	notify := "\t\tPERFORM pg_notify('" + n.unit + "', v_epoch || ' ' || v_last);\n"
+	return "\n" + appendFunction(n, "", notify) + "\n" + trimFunction(n)
+}
+
+// appendFunction is the append function's SQL with vars declared and
+// notify run after the head's update (in a step's own words: a shipped
+// step's text never changes).
+func appendFunction(n names, vars, notify string) string {
+	return `CREATE OR REPLACE FUNCTION ` + n.appendFn + `(
 	p_uuids text[], p_payloads bytea[], p_metadata jsonb[], p_keys text[], p_digests text[], p_window interval)
 RETURNS TABLE (pos bigint, duplicate boolean, digest text, epoch text)
 LANGUAGE plpgsql AS $fn$
@@ -126,7 +135,7 @@ DECLARE
 	v_digest  text[] := '{}';
 	v_fpos    bigint;
 	v_fdigest text;
-BEGIN
+` + vars + `BEGIN
 	SELECT h.epoch, h.pos INTO v_epoch, v_last FROM ` + n.head + ` h FOR NO KEY UPDATE;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'switchboard: % has no row: drop the log''s tables to create the log again', '` + n.unit + `_head';
@@ -154,13 +163,16 @@ BEGIN
 	WHERE t.f;
 	IF FOUND THEN
 		UPDATE ` + n.head + ` SET pos = v_last;
-		PERFORM pg_notify('` + n.unit + `', v_epoch || ' ' || v_last);
-	END IF;
+` + notify + `	END IF;
 	RETURN QUERY SELECT t.p, t.d, t.g, v_epoch FROM unnest(v_pos, v_dup, v_digest) AS t(p, d, g);
 END
 $fn$;
+`
+}
 
-CREATE OR REPLACE FUNCTION ` + n.trimFn + `(p_max_msgs bigint, p_max_age interval)
+// trimFunction is the trim function's SQL.
+func trimFunction(n names) string {
+	return `CREATE OR REPLACE FUNCTION ` + n.trimFn + `(p_max_msgs bigint, p_max_age interval)
 RETURNS bigint
 LANGUAGE plpgsql AS $fn$
 #variable_conflict use_column
@@ -188,6 +200,39 @@ END
 $fn$;
 `
 }
+
+// appendV3: the notification carries the append's records when they fit
+// (PostgreSQL refuses payloads from 8000 bytes): "<epoch> <last>
+// <records>", the records a JSON array of [pos, uuid, payload in base64,
+// metadata], so a reader that follows the log delivers them without a
+// query. Larger appends notify "<epoch> <last>" as before, and the
+// reader queries. (A node of an older version reads the longer payload
+// as a notification of an unknown position and queries: it only waits
+// a PollInterval for an append that committed during its query.)
+func appendV3(n names) string {
+	vars := "\tv_size    bigint := 0;\n\tv_note    text;\n\tv_recs    text;\n"
+	notify := `		v_note := v_epoch || ' ' || v_last;
+		SELECT coalesce(sum(octet_length(t.b) * 4 / 3 + octet_length(t.u) + octet_length(t.m::text) + 32), 0) INTO v_size
+		FROM unnest(p_uuids, p_payloads, p_metadata, v_fresh) AS t(u, b, m, f) WHERE t.f;
+		IF v_size < ` + strconv.Itoa(notifyRecordsMax) + ` THEN
+			SELECT json_agg(json_build_array(t.p, t.u, translate(encode(t.b, 'base64'), E'\n', ''), t.m) ORDER BY t.p)::text INTO v_recs
+			FROM unnest(v_pos, p_uuids, p_payloads, p_metadata, v_fresh) AS t(p, u, b, m, f) WHERE t.f;
+			IF octet_length(v_note) + 1 + octet_length(v_recs) < ` + strconv.Itoa(notifyMax) + ` THEN
+				v_note := v_note || ' ' || v_recs;
+			END IF;
+		END IF;
+		PERFORM pg_notify('` + n.unit + `', v_note);
+`
+	return "\n" + appendFunction(n, vars, notify)
+}
+
+// A notification's payload is below notifyMax bytes (PostgreSQL's limit
+// is 8000); records go into it when their estimated size is below
+// notifyRecordsMax.
+const (
+	notifyMax        = 7900
+	notifyRecordsMax = 7000
+)
 
 // migrate brings the log's schema to the last migration, creating the
 // log if it has none yet. If the log's tables (the log or its head) are
