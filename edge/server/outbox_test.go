@@ -90,6 +90,23 @@ func TestOutboxPublishesAsTheAPI(t *testing.T) {
 	if health["status"] != "ok" || health["outbox"] != "forwarding" {
 		t.Errorf("/healthz %v", health)
 	}
+	resp, err := srv.App().Test(httptest.NewRequest("GET", "/metrics", nil), -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, line := range []string{
+		"switchboard_outbox_forwarded_total 2",
+		"switchboard_outbox_dead_letters_total 4",
+		"switchboard_outbox_retries_total 0",
+		`switchboard_outbox_state{state="forwarding"} 1`,
+		`switchboard_outbox_state{state="standby"} 0`,
+	} {
+		if !strings.Contains(string(body), "\n"+line+"\n") {
+			t.Errorf("/metrics has no line %q", line)
+		}
+	}
 }
 
 // TestOutboxRefusedAtStart: a database that refuses the edge stops New

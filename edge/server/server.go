@@ -345,7 +345,7 @@ func (s *Server) mountAdmin() error {
 		return c.JSON(out)
 	}
 	eng, _ := b.(*engine.Broker) // redis, kafka, nats: the log engine's own figures
-	mets.Attach(node, func(ch chan<- prometheus.Metric) { extraMetrics(ch, tracker, hooks, eng) })
+	mets.Attach(node, func(ch chan<- prometheus.Metric) { extraMetrics(ch, tracker, hooks, eng, outbox) })
 	prom := adaptor.HTTPHandler(promhttp.HandlerFor(mets.Registry, promhttp.HandlerOpts{}))
 	// /stats and /metrics live on the admin listener when there is one
 	// (--admin-addr), so they are not exposed publicly. On the public
@@ -612,13 +612,30 @@ var (
 	descHistory         = prometheus.NewDesc("switchboard_history_total", "History reads (resumes, the history API) by where they were answered: the resume index alone, or the broker's log for a position older than it.", []string{"source"}, nil)
 	descHistoryEntries  = prometheus.NewDesc("switchboard_history_log_entries_read_total", "Log entries History read from the broker (positions older than the resume index).", nil, nil)
 	descIndexEntries    = prometheus.NewDesc("switchboard_resume_index_entries", "Messages in this node's resume index.", nil, nil)
+	descOutboxForwarded = prometheus.NewDesc("switchboard_outbox_forwarded_total", "Outbox rows (switchboard_publish) this edge published and deleted.", nil, nil)
+	descOutboxDead      = prometheus.NewDesc("switchboard_outbox_dead_letters_total", "Outbox rows this edge moved to switchboard_outbox_failed because they can never be published.", nil, nil)
+	descOutboxRetries   = prometheus.NewDesc("switchboard_outbox_retries_total", "Outbox batches whose publication failed and was retried.", nil, nil)
+	descOutboxState     = prometheus.NewDesc("switchboard_outbox_state", "1 for the outbox forwarder's current state (starting, standby, forwarding, retrying, closed), 0 for the others.", []string{"state"}, nil)
 	descIndexBytes      = prometheus.NewDesc("switchboard_resume_index_bytes", "Estimated bytes of this node's resume index (bounded by --resume-index-bytes).", nil, nil)
 )
 
 // extraMetrics adds the counters kept outside core. eng is nil on the
-// memory broker.
-func extraMetrics(ch chan<- prometheus.Metric, t *presence.Tracker, hooks *webhooks, eng *engine.Broker) {
+// memory broker, outbox without --outbox-url.
+func extraMetrics(ch chan<- prometheus.Metric, t *presence.Tracker, hooks *webhooks, eng *engine.Broker, outbox *pgbroker.Outbox) {
 	ch <- prometheus.MustNewConstMetric(descPresenceDropped, prometheus.CounterValue, float64(t.Dropped()))
+	if outbox != nil {
+		st := outbox.Stats()
+		ch <- prometheus.MustNewConstMetric(descOutboxForwarded, prometheus.CounterValue, float64(st.Forwarded))
+		ch <- prometheus.MustNewConstMetric(descOutboxDead, prometheus.CounterValue, float64(st.DeadLettered))
+		ch <- prometheus.MustNewConstMetric(descOutboxRetries, prometheus.CounterValue, float64(st.Retries))
+		for _, state := range []string{pgbroker.OutboxStarting, pgbroker.OutboxStandby, pgbroker.OutboxForwarding, pgbroker.OutboxRetrying, pgbroker.OutboxClosed} {
+			v := 0.0
+			if st.State == state {
+				v = 1
+			}
+			ch <- prometheus.MustNewConstMetric(descOutboxState, prometheus.GaugeValue, v, state)
+		}
+	}
 	if eng != nil {
 		st := eng.Stats()
 		ch <- prometheus.MustNewConstMetric(descHistory, prometheus.CounterValue, float64(st.HistoryFromIndex), "index")
