@@ -339,6 +339,10 @@ class Client {
       }
     }
     catch (e) {
+      // Thrown after the token was given: by the code it was given to,
+      // which must not be mistaken for the token function (and swallowed).
+      if (finished)
+        throw e;
       fail(e);
     }
     if (!finished)
@@ -584,9 +588,16 @@ class Client {
     const ref = wantReply ? "c" + ++this._ref : "";
     if (ref)
       env.ref = ref;
+    let line;
+    try {
+      line = JSON.stringify(env);
+    }
+    catch (e) {
+      return done(new SwitchboardError("bad_request", "the envelope is not JSON: " + errText(e)));
+    }
     const conn = this._conn;
     if (!conn || !this._isOpen("websocket"))
-      return this._post(env, done);
+      return this._post(line, done);
     if (ref) {
       const timer = setTimeout(() => {
         delete this._pending[ref];
@@ -595,7 +606,7 @@ class Client {
       this._pending[ref] = { done, timer, conn };
     }
     try {
-      conn.send(JSON.stringify(env));
+      conn.send(line);
     }
     catch (e) {
       const p = ref ? this._pending[ref] : undefined;
@@ -608,7 +619,7 @@ class Client {
     if (!ref)
       done(null, {});
   }
-  _post(env, done) {
+  _post(line, done) {
     this._token((err, token) => {
       if (err)
         return done(err);
@@ -618,7 +629,7 @@ class Client {
       const headers = { "Content-Type": "application/json" };
       if (token)
         headers.Authorization = "Bearer " + token;
-      httpRequest("POST", url, headers, JSON.stringify(env), this._o.requestTimeout, (herr, status, body) => {
+      httpRequest("POST", url, headers, line, this._o.requestTimeout, (herr, status, body) => {
         if (herr)
           return done(new SwitchboardError(herr.code, "POST /send failed: " + herr.message + " (the request may or may not have taken effect)"));
         const reply = isArray(body) ? body[0] : body;

@@ -349,6 +349,8 @@ finish(null, v);
 }
 }
 catch (e) {
+if (finished)
+throw e;
 fail(e);
 }
 if (!finished)
@@ -575,9 +577,16 @@ var env = extend({ v: 1 }, fields);
 var ref = wantReply ? "c" + ++this._ref : "";
 if (ref)
 env.ref = ref;
+var line;
+try {
+line = JSON.stringify(env);
+}
+catch (e) {
+return done(new SwitchboardError("bad_request", "the envelope is not JSON: " + errText(e)));
+}
 var conn = this._conn;
 if (!conn || !this._isOpen("websocket"))
-return this._post(env, done);
+return this._post(line, done);
 if (ref) {
 var timer = setTimeout(function () {
 delete _this._pending[ref];
@@ -586,7 +595,7 @@ done(new SwitchboardError("timeout", "no reply within " + _this._o.requestTimeou
 this._pending[ref] = { done: done, timer: timer, conn: conn };
 }
 try {
-conn.send(JSON.stringify(env));
+conn.send(line);
 }
 catch (e) {
 var p = ref ? this._pending[ref] : undefined;
@@ -599,7 +608,7 @@ return done(new SwitchboardError("disconnected", errText(e)));
 if (!ref)
 done(null, {});
 };
-Client.prototype._post = function (env, done) {
+Client.prototype._post = function (line, done) {
 var _this = this;
 this._token(function (err, token) {
 if (err)
@@ -608,7 +617,7 @@ var url = endpoint(_this._base, "send", { user: _this._o.user || _this._user, ro
 var headers = { "Content-Type": "application/json" };
 if (token)
 headers.Authorization = "Bearer " + token;
-httpRequest("POST", url, headers, JSON.stringify(env), _this._o.requestTimeout, function (herr, status, body) {
+httpRequest("POST", url, headers, line, _this._o.requestTimeout, function (herr, status, body) {
 if (herr)
 return done(new SwitchboardError(herr.code, "POST /send failed: " + herr.message + " (the request may or may not have taken effect)"));
 var reply = isArray(body) ? body[0] : body;

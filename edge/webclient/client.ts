@@ -559,6 +559,9 @@ class Client {
         else finish(null, v as string);
       }
     } catch (e) {
+      // Thrown after the token was given: by the code it was given to,
+      // which must not be mistaken for the token function (and swallowed).
+      if (finished) throw e;
       fail(e);
     }
     if (!finished) timer = setTimeout(() => finish(new SwitchboardError("token", "token callback gave no token within " + ms + " ms")), ms);
@@ -801,8 +804,14 @@ class Client {
     const env: Dict<unknown> = extend({ v: 1 }, fields);
     const ref = wantReply ? "c" + ++this._ref : "";
     if (ref) env.ref = ref;
+    let line: string;
+    try {
+      line = JSON.stringify(env);
+    } catch (e) {
+      return done(new SwitchboardError("bad_request", "the envelope is not JSON: " + errText(e)));
+    }
     const conn = this._conn;
-    if (!conn || !this._isOpen("websocket")) return this._post(env, done);
+    if (!conn || !this._isOpen("websocket")) return this._post(line, done);
     if (ref) {
       const timer = setTimeout(() => {
         delete this._pending[ref];
@@ -811,7 +820,7 @@ class Client {
       this._pending[ref] = { done, timer, conn };
     }
     try {
-      (conn.send as (s: string) => void)(JSON.stringify(env));
+      (conn.send as (s: string) => void)(line);
     } catch (e) {
       const p = ref ? this._pending[ref] : undefined;
       if (p) {
@@ -824,7 +833,7 @@ class Client {
   }
 
   /** @internal */
-  _post(env: Dict<unknown>, done: Callback<any>): void {
+  _post(line: string, done: Callback<any>): void {
     this._token((err, token) => {
       if (err) return done(err);
       // In development mode the server trusts ?user=: post as the user
@@ -832,7 +841,7 @@ class Client {
       const url = endpoint(this._base, "send", { user: this._o.user || this._user, rooms: this._rooms.join(",") });
       const headers: Dict<string> = { "Content-Type": "application/json" };
       if (token) headers.Authorization = "Bearer " + token;
-      httpRequest("POST", url, headers, JSON.stringify(env), this._o.requestTimeout, (herr, status, body) => {
+      httpRequest("POST", url, headers, line, this._o.requestTimeout, (herr, status, body) => {
         if (herr) return done(new SwitchboardError(herr.code, "POST /send failed: " + herr.message + " (the request may or may not have taken effect)"));
         const reply = isArray(body) ? body[0] : body;
         if (reply && reply.type === "error") {

@@ -51,6 +51,17 @@ let threw = "";
 try { new m.Client("/", { transports: ["carrier-pigeon"] }); } catch (e) { threw = e.message; }
 if (!threw.includes("carrier-pigeon")) throw new Error("bad transport accepted");
 try { await c.join("no spaces"); throw new Error("bad room accepted"); } catch (e) { if (e.code !== "invalid_room") throw e; }
+// Data that is not JSON fails the request at once, whatever the token
+// form, in both the promise and the callback form (with a token function
+// it once left both unsettled: the error was taken for the token's).
+const cyclic = {}; cyclic.self = cyclic;
+for (const token of ["t", () => "t", (done) => done(null, "t")]) {
+  const k = new m.Client("http://127.0.0.1:1/", { autoConnect: false, token });
+  try { await k.publish("a", cyclic); throw new Error("cyclic data published"); } catch (e) { if (e.code !== "bad_request") throw e; }
+  const code = await new Promise((resolve) => k.publish("a", cyclic, (e) => resolve(e && e.code)));
+  if (code !== "bad_request") throw new Error("callback form: " + code);
+  k.close();
+}
 c.close();
 if (c.state !== "closed") throw new Error("after close: " + c.state);
 console.log("ok");
