@@ -169,62 +169,8 @@ func (r *restartableCluster) stop() {
 	}
 }
 
-// recorder collects deliveries and signals each one.
-type recorder struct {
-	mu      sync.Mutex
-	got     []core.Delivery
-	gaps    int // gap deliveries: the log lost what may not have been delivered
-	changed chan struct{}
-}
-
-func (r *recorder) gapCount() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.gaps
-}
-
-func newRecorder() *recorder { return &recorder{changed: make(chan struct{})} }
-
-func (r *recorder) deliver(d core.Delivery) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if d.Gap {
-		r.gaps++
-		return
-	}
-	r.got = append(r.got, d)
-	close(r.changed)
-	r.changed = make(chan struct{})
-}
-
-// waitN waits until n deliveries arrived and returns them all.
-func (r *recorder) waitN(t *testing.T, n int) []core.Delivery {
-	t.Helper()
-	timeout := time.NewTimer(10 * time.Second)
-	defer timeout.Stop()
-	for {
-		r.mu.Lock()
-		got, changed := append([]core.Delivery(nil), r.got...), r.changed
-		r.mu.Unlock()
-		if len(got) >= n {
-			return got
-		}
-		select {
-		case <-changed:
-		case <-timeout.C:
-			t.Fatalf("%d deliveries within 10s, want %d", len(got), n)
-		}
-	}
-}
-
-func start(t *testing.T, b *engine.Broker) *recorder {
-	t.Helper()
-	rec := newRecorder()
-	if err := b.Start(context.Background(), rec.deliver); err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	return rec
-}
+// waitTime bounds a test's wait for deliveries.
+const waitTime = 10 * time.Second
 
 func publish(t *testing.T, b *engine.Broker, channel string, i int) string {
 	t.Helper()
@@ -253,14 +199,6 @@ func ids(envs []*core.Envelope) []string {
 	out := make([]string, len(envs))
 	for i, e := range envs {
 		out[i] = e.ID
-	}
-	return out
-}
-
-func deliveredIDs(ds []core.Delivery) []string {
-	out := make([]string, len(ds))
-	for i, d := range ds {
-		out[i] = d.Envelope.ID
 	}
 	return out
 }
@@ -301,7 +239,7 @@ func TestTwoNodesReceiveEverything(t *testing.T) {
 	cluster := newCluster(t)
 	cfg := config(cluster.ListenAddrs(), "two-nodes")
 	b1, b2 := newBroker(t, cfg), newBroker(t, cfg)
-	r1, r2 := start(t, b1), start(t, b2)
+	r1, r2 := brokertest.Listen(t, b1), brokertest.Listen(t, b2)
 	var want []string
 	for i := range 20 {
 		b := b1
@@ -310,8 +248,8 @@ func TestTwoNodesReceiveEverything(t *testing.T) {
 		}
 		want = append(want, publish(t, b, core.RoomChannel("r"+strconv.Itoa(i%3)), i))
 	}
-	for n, r := range []*recorder{r1, r2} {
-		got := deliveredIDs(r.waitN(t, len(want)))
+	for n, r := range []*brokertest.Recorder{r1, r2} {
+		got := ids(r.WaitN(t, len(want), waitTime))
 		if strings.Join(got, " ") != strings.Join(want, " ") {
 			t.Errorf("node %d delivered %v, want %v", n+1, got, want)
 		}
@@ -327,16 +265,16 @@ func TestRestartDoesNotReplay(t *testing.T) {
 	cfg := config(cluster.ListenAddrs(), "restart")
 	room := core.RoomChannel("r")
 	b1 := newBroker(t, cfg)
-	start(t, b1)
+	brokertest.Listen(t, b1)
 	old := []string{publish(t, b1, room, 0), publish(t, b1, room, 1), publish(t, b1, room, 2)}
 	if err := b1.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 
 	b2 := newBroker(t, cfg)
-	r2 := start(t, b2)
+	r2 := brokertest.Listen(t, b2)
 	fresh := publish(t, b2, room, 3)
-	got := deliveredIDs(r2.waitN(t, 1))
+	got := ids(r2.WaitN(t, 1, waitTime))
 	if len(got) != 1 || got[0] != fresh {
 		t.Fatalf("restarted node delivered %v, want only %s", got, fresh)
 	}
@@ -355,7 +293,7 @@ func TestRetentionGap(t *testing.T) {
 	cfg := config(cluster.ListenAddrs(), "retention")
 	cfg.Engine.IndexBytes = -1
 	b := newBroker(t, cfg)
-	start(t, b)
+	brokertest.Listen(t, b)
 	room := core.RoomChannel("r")
 	var all []string
 	for i := range 6 {
@@ -403,7 +341,7 @@ func TestKeyedAcrossNodes(t *testing.T) {
 	cluster := newCluster(t)
 	cfg := config(cluster.ListenAddrs(), "keyed")
 	b1, b2 := newBroker(t, cfg), newBroker(t, cfg)
-	r1, r2 := start(t, b1), start(t, b2)
+	r1, r2 := brokertest.Listen(t, b1), brokertest.Listen(t, b2)
 	room := core.RoomChannel("r")
 	const rounds = 5
 	var want []string
@@ -435,13 +373,13 @@ func TestKeyedAcrossNodes(t *testing.T) {
 	// A last message unkeyed: once it is delivered, everything before it is.
 	last := publish(t, b1, room, rounds)
 	want = append(want, last)
-	for n, r := range []*recorder{r1, r2} {
-		got := r.waitN(t, len(want))
-		for len(got) > 0 && got[len(got)-1].Envelope.ID != last {
-			got = r.waitN(t, len(got)+1)
+	for n, r := range []*brokertest.Recorder{r1, r2} {
+		got := r.WaitN(t, len(want), waitTime)
+		for len(got) > 0 && got[len(got)-1].ID != last {
+			got = r.WaitN(t, len(got)+1, waitTime)
 		}
-		if strings.Join(deliveredIDs(got), " ") != strings.Join(want, " ") {
-			t.Errorf("node %d delivered %v, want %v", n+1, deliveredIDs(got), want)
+		if strings.Join(ids(got), " ") != strings.Join(want, " ") {
+			t.Errorf("node %d delivered %v, want %v", n+1, ids(got), want)
 		}
 	}
 }
@@ -456,7 +394,7 @@ func TestTopicRecreated(t *testing.T) {
 	cluster := newCluster(t)
 	cfg := config(cluster.ListenAddrs(), "recreated")
 	b := newBroker(t, cfg)
-	rec := start(t, b)
+	rec := brokertest.Listen(t, b)
 	room := core.RoomChannel("r")
 	keyed := func(i int) (core.Published, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -469,7 +407,7 @@ func TestTopicRecreated(t *testing.T) {
 		t.Fatalf("keyed publish = %+v, %v", first, err)
 	}
 	old := []string{first.ID, publish(t, b, room, 1)}
-	rec.waitN(t, 2) // read before the topic goes
+	rec.WaitN(t, 2, waitTime) // read before the topic goes
 	oldEpoch := b.Epoch()
 
 	if err := cluster.DeleteTopic(cfg.Topic); err != nil {
@@ -480,7 +418,7 @@ func TestTopicRecreated(t *testing.T) {
 		t.Fatal(err)
 	}
 	fresh := publish(t, b, room, 2)
-	if got := deliveredIDs(rec.waitN(t, 3)); got[2] != fresh {
+	if got := ids(rec.WaitN(t, 3, waitTime)); got[2] != fresh {
 		t.Fatalf("delivered %v, want %s third", got, fresh)
 	}
 	if b.Epoch() == oldEpoch || !strings.HasPrefix(fresh, b.Epoch()+"-") {
@@ -493,7 +431,7 @@ func TestTopicRecreated(t *testing.T) {
 		t.Errorf("since an id of the old topic: recovered %v %v, want false and [%s]", h.Recovered, ids(h.Envelopes), fresh)
 	}
 	// The reader was in both logs: one gap, and the old one's ids first.
-	brokertest.CheckRecreated(t, b, old[1], fresh, rec.gapCount())
+	brokertest.CheckRecreated(t, b, old[1], fresh, rec.Gaps())
 	if _, ok := b.After("zz9-1", fresh); ok {
 		t.Errorf("After compared an id of an epoch the reader was never in")
 	}
@@ -517,7 +455,7 @@ func TestOutageAndRecovery(t *testing.T) {
 	cluster := newRestartableCluster(t)
 	cfg := config(cluster.addrs(), "outage")
 	b := newBroker(t, cfg)
-	rec := start(t, b)
+	rec := brokertest.Listen(t, b)
 	room := core.RoomChannel("r")
 	before := publish(t, b, room, 0)
 	if err := b.Healthy(); err != nil {
@@ -551,7 +489,7 @@ func TestOutageAndRecovery(t *testing.T) {
 
 	cluster.start()
 	after := publish(t, b, room, 1)
-	got := deliveredIDs(rec.waitN(t, 2))
+	got := ids(rec.WaitN(t, 2, waitTime))
 	if got[len(got)-1] != after {
 		t.Fatalf("after recovery delivered %v, want %s last", got, after)
 	}
@@ -571,7 +509,7 @@ func TestMalformedRecordSkipped(t *testing.T) {
 	cluster := newCluster(t)
 	cfg := config(cluster.ListenAddrs(), "malformed")
 	b := newBroker(t, cfg)
-	rec := start(t, b)
+	rec := brokertest.Listen(t, b)
 	room := core.RoomChannel("r")
 	first := publish(t, b, room, 0)
 
@@ -584,7 +522,7 @@ func TestMalformedRecordSkipped(t *testing.T) {
 		t.Fatal(err)
 	}
 	last := publish(t, b, room, 1)
-	got := deliveredIDs(rec.waitN(t, 2))
+	got := ids(rec.WaitN(t, 2, waitTime))
 	if strings.Join(got, " ") != first+" "+last {
 		t.Fatalf("delivered %v, want %s %s", got, first, last)
 	}
@@ -601,7 +539,7 @@ func TestWaitDeliveredAndAfter(t *testing.T) {
 	cluster := newCluster(t)
 	cfg := config(cluster.ListenAddrs(), "positions")
 	b := newBroker(t, cfg)
-	start(t, b)
+	brokertest.Listen(t, b)
 	room := core.RoomChannel("r")
 	a, c := publish(t, b, room, 0), publish(t, b, room, 1)
 	if after, ok := b.After(c, a); !ok || !after {
@@ -700,7 +638,7 @@ func TestLateNodeKnowsKeys(t *testing.T) {
 	cluster := newCluster(t)
 	cfg := config(cluster.ListenAddrs(), "latekeys")
 	b1 := newBroker(t, cfg)
-	start(t, b1)
+	brokertest.Listen(t, b1)
 	room := core.RoomChannel("r")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -736,7 +674,7 @@ func TestLateNodeKnowsKeys(t *testing.T) {
 	last := publish(t, b1, room, 1)
 
 	b2 := newBroker(t, cfg) // started after both copies
-	start(t, b2)
+	brokertest.Listen(t, b2)
 	for _, b := range []*engine.Broker{b1, b2} {
 		h := history(t, b, first.ID, 10, room)
 		if !h.Recovered || strings.Join(ids(h.Envelopes), " ") != last {

@@ -9,6 +9,7 @@ import (
 	wkafka "github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 
 	"github.com/switchboard-dev/switchboard/broker"
+	"github.com/switchboard-dev/switchboard/broker/brokertest"
 	"github.com/switchboard-dev/switchboard/core"
 )
 
@@ -34,7 +35,7 @@ func TestWatermillAppOnTheTopic(t *testing.T) {
 	cluster := newCluster(t)
 	cfg := config(cluster.ListenAddrs(), "watermill")
 	b := newBroker(t, cfg)
-	rec := start(t, b)
+	rec := brokertest.Listen(t, b)
 	wlog := broker.WatermillLogger(quiet)
 
 	pub, err := wkafka.NewPublisher(wkafka.PublisherConfig{
@@ -49,7 +50,8 @@ func TestWatermillAppOnTheTopic(t *testing.T) {
 	if err := pub.Publish(cfg.Topic, broker.NewMessage(core.RoomChannel("w"), sent)); err != nil {
 		t.Fatalf("watermill-kafka Publish: %v", err)
 	}
-	got := rec.waitN(t, 1)[0]
+	rec.WaitN(t, 1, waitTime)
+	got := rec.Deliveries()[0] // with its channel
 	if got.Channel != core.RoomChannel("w") || string(got.Envelope.Data) != string(sent.Data) ||
 		got.Envelope.Trace["traceparent"] != sent.Trace["traceparent"] || got.Envelope.ID == "" {
 		t.Fatalf("delivered %s %+v, want room:w %+v with an id", got.Channel, got.Envelope, sent)

@@ -118,85 +118,8 @@ func TestConformance(t *testing.T) {
 	}
 }
 
-// recorder collects deliveries and signals each one.
-type recorder struct {
-	mu      sync.Mutex
-	got     []core.Delivery
-	gaps    int // gap deliveries: the log lost what may not have been delivered
-	changed chan struct{}
-}
-
-func (r *recorder) gapCount() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.gaps
-}
-
-func newRecorder() *recorder { return &recorder{changed: make(chan struct{})} }
-
-func (r *recorder) deliver(d core.Delivery) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if d.Gap {
-		r.gaps++
-		return
-	}
-	r.got = append(r.got, d)
-	close(r.changed)
-	r.changed = make(chan struct{})
-}
-
-// waitN waits until n deliveries arrived and returns them all.
-func (r *recorder) waitN(t *testing.T, n int) []core.Delivery {
-	t.Helper()
-	timeout := time.NewTimer(10 * time.Second)
-	defer timeout.Stop()
-	for {
-		r.mu.Lock()
-		got, changed := append([]core.Delivery(nil), r.got...), r.changed
-		r.mu.Unlock()
-		if len(got) >= n {
-			return got
-		}
-		select {
-		case <-changed:
-		case <-timeout.C:
-			t.Fatalf("%d deliveries within 10s, want %d", len(got), n)
-		}
-	}
-}
-
-// waitFor waits until the message id is delivered and returns every
-// delivery so far.
-func (r *recorder) waitFor(t *testing.T, id string) []core.Delivery {
-	t.Helper()
-	timeout := time.NewTimer(10 * time.Second)
-	defer timeout.Stop()
-	for {
-		r.mu.Lock()
-		got, changed := append([]core.Delivery(nil), r.got...), r.changed
-		r.mu.Unlock()
-		for _, d := range got {
-			if d.Envelope.ID == id {
-				return got
-			}
-		}
-		select {
-		case <-changed:
-		case <-timeout.C:
-			t.Fatalf("%s not delivered within 10s; delivered %v", id, deliveredIDs(got))
-		}
-	}
-}
-
-func start(t *testing.T, b *engine.Broker) *recorder {
-	t.Helper()
-	rec := newRecorder()
-	if err := b.Start(context.Background(), rec.deliver); err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	return rec
-}
+// waitTime bounds a test's wait for deliveries.
+const waitTime = 10 * time.Second
 
 func publish(t *testing.T, b *engine.Broker, channel string, i int) string {
 	t.Helper()
@@ -225,14 +148,6 @@ func ids(envs []*core.Envelope) []string {
 	out := make([]string, len(envs))
 	for i, e := range envs {
 		out[i] = e.ID
-	}
-	return out
-}
-
-func deliveredIDs(ds []core.Delivery) []string {
-	out := make([]string, len(ds))
-	for i, d := range ds {
-		out[i] = d.Envelope.ID
 	}
 	return out
 }
@@ -289,7 +204,7 @@ func TestTwoNodesReceiveEverything(t *testing.T) {
 	srv := natstest.Start(t)
 	cfg := config(srv.URL, "TWO")
 	b1, b2 := newBroker(t, cfg), newBroker(t, cfg)
-	r1, r2 := start(t, b1), start(t, b2)
+	r1, r2 := brokertest.Listen(t, b1), brokertest.Listen(t, b2)
 	var want []string
 	for i := range 20 {
 		b := b1
@@ -298,8 +213,8 @@ func TestTwoNodesReceiveEverything(t *testing.T) {
 		}
 		want = append(want, publish(t, b, core.RoomChannel("r"+strconv.Itoa(i%3)), i))
 	}
-	for n, r := range []*recorder{r1, r2} {
-		got := deliveredIDs(r.waitN(t, len(want)))
+	for n, r := range []*brokertest.Recorder{r1, r2} {
+		got := ids(r.WaitN(t, len(want), waitTime))
 		if strings.Join(got, " ") != strings.Join(want, " ") {
 			t.Errorf("node %d delivered %v, want %v", n+1, got, want)
 		}
@@ -315,16 +230,16 @@ func TestRestartDoesNotReplay(t *testing.T) {
 	cfg := config(srv.URL, "RESTART")
 	room := core.RoomChannel("r")
 	b1 := newBroker(t, cfg)
-	start(t, b1)
+	brokertest.Listen(t, b1)
 	old := []string{publish(t, b1, room, 0), publish(t, b1, room, 1), publish(t, b1, room, 2)}
 	if err := b1.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 
 	b2 := newBroker(t, cfg)
-	r2 := start(t, b2)
+	r2 := brokertest.Listen(t, b2)
 	fresh := publish(t, b2, room, 3)
-	got := deliveredIDs(r2.waitN(t, 1))
+	got := ids(r2.WaitN(t, 1, waitTime))
 	if len(got) != 1 || got[0] != fresh {
 		t.Fatalf("restarted node delivered %v, want only %s", got, fresh)
 	}
@@ -343,7 +258,7 @@ func TestRetentionGap(t *testing.T) {
 	cfg := config(srv.URL, "RETENTION")
 	cfg.MaxMsgs = 4
 	b := newBroker(t, cfg)
-	start(t, b)
+	brokertest.Listen(t, b)
 	a, c := core.RoomChannel("a"), core.RoomChannel("c")
 	var all, onA []string
 	for i := range 8 {
@@ -388,10 +303,10 @@ func TestStreamRecreated(t *testing.T) {
 	srv := natstest.Start(t)
 	cfg := config(srv.URL, "RECREATED")
 	b := newBroker(t, cfg)
-	rec := start(t, b)
+	rec := brokertest.Listen(t, b)
 	room := core.RoomChannel("r")
 	old := []string{publish(t, b, room, 0), publish(t, b, room, 1)}
-	rec.waitN(t, 2) // a publish returns once appended: read them before the stream goes
+	rec.WaitN(t, 2, waitTime) // a publish returns once appended: read them before the stream goes
 	oldEpoch := b.Epoch()
 
 	js := jsClient(t, srv.URL)
@@ -420,7 +335,7 @@ func TestStreamRecreated(t *testing.T) {
 	if !strings.HasPrefix(fresh, b.Epoch()+"-") || fresh == old[0] {
 		t.Fatalf("after recreation: epoch %s (was %s), new id %s", b.Epoch(), oldEpoch, fresh)
 	}
-	if got := deliveredIDs(rec.waitN(t, 3)); got[2] != fresh {
+	if got := ids(rec.WaitN(t, 3, waitTime)); got[2] != fresh {
 		t.Fatalf("delivered %v, want %s third", got, fresh)
 	}
 	// The old stream is gone: not recovered, and everything of the new
@@ -430,7 +345,7 @@ func TestStreamRecreated(t *testing.T) {
 		t.Errorf("since an id of the old stream: recovered %v %v, want false and [%s]", h.Recovered, ids(h.Envelopes), fresh)
 	}
 	// The reader was in both logs: one gap, and the old one's ids first.
-	brokertest.CheckRecreated(t, b, old[1], fresh, rec.gapCount())
+	brokertest.CheckRecreated(t, b, old[1], fresh, rec.Gaps())
 	wctx, wcancel := context.WithTimeout(context.Background(), time.Second)
 	defer wcancel()
 	if err := b.WaitDelivered(wctx, old[1]); err != nil {
@@ -447,7 +362,7 @@ func TestOutageAndRecovery(t *testing.T) {
 	srv := natstest.Start(t)
 	cfg := config(srv.URL, "OUTAGE")
 	b := newBroker(t, cfg)
-	rec := start(t, b)
+	rec := brokertest.Listen(t, b)
 	room := core.RoomChannel("r")
 	before := publish(t, b, room, 0)
 	if err := b.Healthy(); err != nil {
@@ -492,7 +407,7 @@ func TestOutageAndRecovery(t *testing.T) {
 	}
 	t.Logf("healthy again %s after the restart", time.Since(began).Round(time.Millisecond))
 	after := publish(t, b, room, 1)
-	got := deliveredIDs(rec.waitN(t, 2))
+	got := ids(rec.WaitN(t, 2, waitTime))
 	if len(got) != 2 || got[0] != before || got[1] != after {
 		t.Fatalf("after recovery delivered %v, want [%s %s]", got, before, after)
 	}
@@ -510,7 +425,7 @@ func TestOutageResumesFromLastDelivered(t *testing.T) {
 	srv := natstest.Start(t)
 	cfg := config(srv.URL, "RESUME")
 	b := newBroker(t, cfg)
-	rec := start(t, b)
+	rec := brokertest.Listen(t, b)
 	room := core.RoomChannel("r")
 	first := publish(t, b, room, 0)
 	srv.Shutdown()
@@ -518,12 +433,12 @@ func TestOutageResumesFromLastDelivered(t *testing.T) {
 
 	// Another node publishes while b may still be reconnecting.
 	other := newBroker(t, cfg)
-	start(t, other)
+	brokertest.Listen(t, other)
 	want := []string{first}
 	for i := 1; i <= 5; i++ {
 		want = append(want, publish(t, other, room, i))
 	}
-	got := deliveredIDs(rec.waitN(t, len(want)))
+	got := ids(rec.WaitN(t, len(want), waitTime))
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Fatalf("delivered %v, want %v", got, want)
 	}
@@ -536,7 +451,7 @@ func TestMalformedMessageSkipped(t *testing.T) {
 	srv := natstest.Start(t)
 	cfg := config(srv.URL, "MALFORMED")
 	b := newBroker(t, cfg)
-	rec := start(t, b)
+	rec := brokertest.Listen(t, b)
 	room := core.RoomChannel("r")
 	first := publish(t, b, room, 0)
 
@@ -547,7 +462,7 @@ func TestMalformedMessageSkipped(t *testing.T) {
 		t.Fatal(err)
 	}
 	last := publish(t, b, room, 1)
-	got := deliveredIDs(rec.waitN(t, 2))
+	got := ids(rec.WaitN(t, 2, waitTime))
 	if strings.Join(got, " ") != first+" "+last {
 		t.Fatalf("delivered %v, want %s %s", got, first, last)
 	}
@@ -563,7 +478,7 @@ func TestManyChannelsHistory(t *testing.T) {
 	t.Parallel()
 	srv := natstest.Start(t)
 	b := newBroker(t, config(srv.URL, "MANY"))
-	start(t, b)
+	brokertest.Listen(t, b)
 	since := publish(t, b, core.RoomChannel("x"), 0)
 	var channels, want []string
 	for i := range 100 {
@@ -599,7 +514,7 @@ func TestWaitDeliveredAndAfter(t *testing.T) {
 	t.Parallel()
 	srv := natstest.Start(t)
 	b := newBroker(t, config(srv.URL, "POSITIONS"))
-	start(t, b)
+	brokertest.Listen(t, b)
 	room := core.RoomChannel("r")
 	a, c := publish(t, b, room, 0), publish(t, b, room, 1)
 	if after, ok := b.After(c, a); !ok || !after {
@@ -764,10 +679,10 @@ func TestMemoryStreamLostOnRestart(t *testing.T) {
 	cfg := config(srv.URL, "MEMORY")
 	cfg.Storage = "memory"
 	b := newBroker(t, cfg)
-	rec := start(t, b)
+	rec := brokertest.Listen(t, b)
 	room := core.RoomChannel("r")
 	old := publish(t, b, room, 0)
-	rec.waitN(t, 1) // a publish returns once appended: read it before the stream goes
+	rec.WaitN(t, 1, waitTime) // a publish returns once appended: read it before the stream goes
 	oldEpoch := b.Epoch()
 	srv.Shutdown()
 	srv.Restart()
@@ -782,7 +697,7 @@ func TestMemoryStreamLostOnRestart(t *testing.T) {
 		}
 	}
 	fresh := publish(t, b, room, 1)
-	if got := deliveredIDs(rec.waitN(t, 2)); got[1] != fresh || !strings.HasPrefix(fresh, b.Epoch()+"-") {
+	if got := ids(rec.WaitN(t, 2, waitTime)); got[1] != fresh || !strings.HasPrefix(fresh, b.Epoch()+"-") {
 		t.Fatalf("delivered %v, want %s (epoch %s) second", got, fresh, b.Epoch())
 	}
 	if h := history(t, b, old, 10, room); h.Recovered || strings.Join(ids(h.Envelopes), " ") != fresh {
@@ -811,7 +726,7 @@ func TestKeyedRefusedByTheStream(t *testing.T) {
 	cfg := config(srv.URL, "KEYED")
 	room := core.RoomChannel("r")
 	b1 := newBroker(t, cfg)
-	start(t, b1)
+	brokertest.Listen(t, b1)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	env := func(i int) *core.Envelope {
@@ -823,7 +738,7 @@ func TestKeyedRefusedByTheStream(t *testing.T) {
 	}
 
 	b2 := newBroker(t, cfg) // its reader starts after the first publish
-	rec2 := start(t, b2)
+	rec2 := brokertest.Listen(t, b2)
 	again, err := b2.Publish(ctx, core.Publication{Channel: room, Envelope: env(0), Key: "order-42", Digest: "d"})
 	if err != nil || !again.Duplicate || again.ID != first.ID {
 		t.Fatalf("the same key on another node = %+v, %v; want Duplicate with %s", again, err, first.ID)
@@ -831,12 +746,12 @@ func TestKeyedRefusedByTheStream(t *testing.T) {
 	// The stream keeps the first request's digest with it: a node that
 	// never read it still tells a reused key from a retry.
 	b3 := newBroker(t, cfg)
-	start(t, b3)
+	brokertest.Listen(t, b3)
 	if res, err := b3.Publish(ctx, core.Publication{Channel: room, Envelope: env(7), Key: "order-42", Digest: "another request"}); !errors.Is(err, core.ErrKeyReused) {
 		t.Fatalf("the same key for another request = %+v, %v; want core.ErrKeyReused", res, err)
 	}
 	other := publish(t, b2, room, 1)
-	if got := deliveredIDs(rec2.waitN(t, 1)); len(got) != 1 || got[0] != other {
+	if got := ids(rec2.WaitN(t, 1, waitTime)); len(got) != 1 || got[0] != other {
 		t.Fatalf("the second node delivered %v, want only %s", got, other)
 	}
 
@@ -866,7 +781,7 @@ func TestKeyedBatch(t *testing.T) {
 	srv := natstest.Start(t)
 	cfg := config(srv.URL, "KEYEDBATCH")
 	b := newBroker(t, cfg)
-	rec := start(t, b)
+	rec := brokertest.Listen(t, b)
 	room := core.RoomChannel("r")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -904,7 +819,7 @@ func TestKeyedBatch(t *testing.T) {
 		t.Fatalf("%d publishes reported not Duplicate, want 1", fresh)
 	}
 	last := publish(t, b, room, 99)
-	if got := deliveredIDs(rec.waitN(t, 2)); strings.Join(got, " ") != id+" "+last {
+	if got := ids(rec.WaitN(t, 2, waitTime)); strings.Join(got, " ") != id+" "+last {
 		t.Fatalf("delivered %v, want [%s %s]", got, id, last)
 	}
 	s, err := jsClient(t, srv.URL).Stream(ctx, cfg.Stream)
@@ -924,7 +839,7 @@ func TestWatermillPublisherInterop(t *testing.T) {
 	srv := natstest.Start(t)
 	cfg := config(srv.URL, "INTEROP")
 	b := newBroker(t, cfg)
-	rec := start(t, b)
+	rec := brokertest.Listen(t, b)
 	room := core.RoomChannel("r")
 
 	pub, err := wnats.NewPublisher(wnats.PublisherConfig{URL: srv.URL, JetStream: wnats.JetStreamConfig{TrackMsgId: true}}, watermill.NopLogger{})
@@ -938,9 +853,10 @@ func TestWatermillPublisherInterop(t *testing.T) {
 		t.Fatal(err)
 	}
 	after := publish(t, b, room, 1)
-	got := rec.waitN(t, 2)
+	envs := rec.WaitN(t, 2, waitTime)
+	got := rec.Deliveries() // with their channels
 	if string(got[0].Envelope.Data) != `"from watermill"` || got[0].Channel != room || got[1].Envelope.ID != after {
-		t.Fatalf("delivered %v %q, want the Watermill message then %s", deliveredIDs(got), got[0].Envelope.Data, after)
+		t.Fatalf("delivered %v %q, want the Watermill message then %s", ids(envs), got[0].Envelope.Data, after)
 	}
 }
 
@@ -956,10 +872,10 @@ func TestSlowReaderGap(t *testing.T) {
 	cfg.Engine.ReadCount = 1 // the reader's consumer pulls one message at a time
 	room := core.RoomChannel("r")
 	fast := newBroker(t, cfg)
-	start(t, fast)
+	brokertest.Listen(t, fast)
 
 	slow := newBroker(t, cfg)
-	rec := newRecorder()
+	rec := new(brokertest.Recorder)
 	gate, stalled := make(chan struct{}), make(chan struct{})
 	var once sync.Once
 	if err := slow.Start(context.Background(), func(d core.Delivery) {
@@ -967,7 +883,7 @@ func TestSlowReaderGap(t *testing.T) {
 			close(stalled)
 			<-gate // the first delivery stalls the slow node's reader
 		})
-		rec.deliver(d)
+		rec.Deliver(d)
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -983,7 +899,7 @@ func TestSlowReaderGap(t *testing.T) {
 	}
 	close(gate)
 	kept := all[len(all)-4:]
-	got := deliveredIDs(rec.waitFor(t, kept[len(kept)-1]))
+	got := ids(rec.WaitFor(t, kept[len(kept)-1], waitTime))
 	if len(got) >= len(all) || got[0] != all[0] || !strings.HasSuffix(strings.Join(got, " "), strings.Join(kept, " ")) {
 		t.Fatalf("the slow node delivered %v: want %s first, then a gap, then %v", got, all[0], kept)
 	}
@@ -1012,7 +928,7 @@ func TestConsumersDeleted(t *testing.T) {
 	cfg := config(srv.URL, "CONSUMERS")
 	cfg.Engine.IndexBytes = -1 // every History reads the stream
 	b := newBroker(t, cfg)
-	start(t, b)
+	brokertest.Listen(t, b)
 	room := core.RoomChannel("r")
 	first := publish(t, b, room, 0)
 	last := publish(t, b, room, 1)
@@ -1064,12 +980,12 @@ func TestPublishRightAfterReplacement(t *testing.T) {
 			srv := natstest.Start(t)
 			cfg := config(srv.URL, "REPLACED")
 			b := newBroker(t, cfg)
-			rec := start(t, b)
+			rec := brokertest.Listen(t, b)
 			room := core.RoomChannel("r")
 			for i := range tt.before {
 				publish(t, b, room, i)
 			}
-			rec.waitN(t, tt.before)
+			rec.WaitN(t, tt.before, waitTime)
 
 			js := jsClient(t, srv.URL)
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -1101,7 +1017,7 @@ func TestPublishRightAfterReplacement(t *testing.T) {
 				}
 			}
 			id := publish(t, b, room, 100)
-			got := deliveredIDs(rec.waitFor(t, id))
+			got := ids(rec.WaitFor(t, id, waitTime))
 			if got[len(got)-1] != id || len(got) != tt.before+1 {
 				t.Fatalf("published %s, delivered %v", id, got)
 			}

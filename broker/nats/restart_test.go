@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/switchboard-dev/switchboard/broker"
+	"github.com/switchboard-dev/switchboard/broker/brokertest"
 	"github.com/switchboard-dev/switchboard/broker/engine"
 	"github.com/switchboard-dev/switchboard/broker/nats/natstest"
 	"github.com/switchboard-dev/switchboard/core"
@@ -28,15 +29,15 @@ func TestRestartBeforeTheStreamIsLoaded(t *testing.T) {
 	srv := natstest.Start(t)
 	cfg := config(srv.URL, "NOTLOADED")
 	a := newBroker(t, cfg)
-	recA := start(t, a)
+	recA := brokertest.Listen(t, a)
 	room := core.RoomChannel("r")
 	var want []string
 	for i := range 5 {
 		want = append(want, publish(t, a, room, i))
 	}
-	recA.waitFor(t, want[len(want)-1])
+	recA.WaitFor(t, want[len(want)-1], waitTime)
 	b := newBroker(t, cfg) // its index starts at the head: history before it reads the stream
-	start(t, b)
+	brokertest.Listen(t, b)
 	epoch := a.Epoch()
 
 	srv.Shutdown()
@@ -82,7 +83,7 @@ func TestRestartBeforeTheStreamIsLoaded(t *testing.T) {
 		}
 	}
 	want = append(want, publish(t, a, room, 5))
-	if got := deliveredIDs(recA.waitFor(t, want[len(want)-1])); !slices.Equal(got, want) {
+	if got := ids(recA.WaitFor(t, want[len(want)-1], waitTime)); !slices.Equal(got, want) {
 		t.Errorf("the reader delivered %v across the restart, want %v", got, want)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard-dev/switchboard/broker/brokertest"
 	"github.com/switchboard-dev/switchboard/broker/engine"
 	sbredis "github.com/switchboard-dev/switchboard/broker/redis"
 	"github.com/switchboard-dev/switchboard/broker/redis/redistest"
@@ -33,7 +34,7 @@ func TestResumeCost(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			b := newBroker(t, sbredis.Config{URL: srv.URL, Stream: streamFor(t), Engine: tt.engine})
-			start(t, b)
+			brokertest.Listen(t, b)
 			var since string
 			var mine []*core.Envelope
 			for i := range perRoom {
@@ -73,7 +74,7 @@ func TestResumeCost(t *testing.T) {
 func TestHistoryStormQueues(t *testing.T) {
 	srv := redistest.Start(t)
 	b := newBroker(t, sbredis.Config{URL: srv.URL, Stream: streamFor(t), Engine: engine.Config{IndexBytes: -1, HistoryReads: 1}})
-	start(t, b)
+	brokertest.Listen(t, b)
 	first := publish(t, b, "a", 0)
 	var want []*core.Envelope
 	for i := 1; i <= 20; i++ {
@@ -117,7 +118,7 @@ func TestLateNodeBackfills(t *testing.T) {
 	srv := redistest.Start(t)
 	cfg := sbredis.Config{URL: srv.URL, Stream: streamFor(t)}
 	early := newBroker(t, cfg)
-	start(t, early)
+	brokertest.Listen(t, early)
 	var first string
 	want := map[string][]*core.Envelope{}
 	for i := range 10 {
@@ -131,7 +132,7 @@ func TestLateNodeBackfills(t *testing.T) {
 		}
 	}
 	late := newBroker(t, cfg)
-	start(t, late)
+	brokertest.Listen(t, late)
 
 	for i, room := range []string{"a", "b", "c"} {
 		before := late.Stats()

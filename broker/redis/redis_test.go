@@ -110,68 +110,8 @@ func newBroker(t testing.TB, cfg sbredis.Config) *engine.Broker {
 	return b
 }
 
-// recorder collects deliveries and signals each one.
-type recorder struct {
-	mu      sync.Mutex
-	got     []*core.Envelope
-	gaps    int // gap deliveries: the log lost what may not have been delivered
-	changed chan struct{}
-}
-
-func (r *recorder) gapCount() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.gaps
-}
-
-func newRecorder() *recorder { return &recorder{changed: make(chan struct{})} }
-
-func (r *recorder) deliver(d core.Delivery) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if d.Gap {
-		r.gaps++
-		return
-	}
-	r.got = append(r.got, d.Envelope)
-	close(r.changed)
-	r.changed = make(chan struct{})
-}
-
-// waitN waits until at least n envelopes arrived and returns them all.
-func (r *recorder) waitN(t *testing.T, n int, timeout time.Duration) []*core.Envelope {
-	t.Helper()
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	for {
-		r.mu.Lock()
-		got, changed := append([]*core.Envelope(nil), r.got...), r.changed
-		r.mu.Unlock()
-		if len(got) >= n {
-			return got
-		}
-		select {
-		case <-changed:
-		case <-deadline.C:
-			t.Fatalf("%d deliveries within %s, want %d", len(got), timeout, n)
-		}
-	}
-}
-
-func (r *recorder) all() []*core.Envelope {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]*core.Envelope(nil), r.got...)
-}
-
-func start(t *testing.T, b *engine.Broker) *recorder {
-	t.Helper()
-	r := newRecorder()
-	if err := b.Start(context.Background(), r.deliver); err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	return r
-}
+// waitTime bounds a test's wait for deliveries.
+const waitTime = 10 * time.Second
 
 func msg(room string, i int) *core.Envelope {
 	return &core.Envelope{V: core.Version, Type: core.TypeMessage, Room: room, From: "t",
@@ -290,7 +230,7 @@ func TestTwoNodesTotalOrder(t *testing.T) {
 	srv := redistest.Start(t)
 	cfg := sbredis.Config{URL: srv.URL}
 	n1, n2 := newBroker(t, cfg), newBroker(t, cfg)
-	r1, r2 := start(t, n1), start(t, n2)
+	r1, r2 := brokertest.Listen(t, n1), brokertest.Listen(t, n2)
 	const each = 40
 	errs := make(chan error, 2)
 	for i, n := range []*engine.Broker{n1, n2} {
@@ -310,7 +250,7 @@ func TestTwoNodesTotalOrder(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	g1, g2 := r1.waitN(t, 2*each, 10*time.Second), r2.waitN(t, 2*each, 10*time.Second)
+	g1, g2 := r1.WaitN(t, 2*each, waitTime), r2.WaitN(t, 2*each, waitTime)
 	if !sameIDs(g1, g2) {
 		t.Fatalf("the nodes delivered different sequences:\n%v\n%v", ids(g1), ids(g2))
 	}
@@ -328,7 +268,7 @@ func TestRestartNoReplay(t *testing.T) {
 	srv := redistest.Start(t)
 	cfg := sbredis.Config{URL: srv.URL}
 	old := newBroker(t, cfg)
-	start(t, old)
+	brokertest.Listen(t, old)
 	var before []*core.Envelope
 	for i := range 5 {
 		before = append(before, publish(t, old, "r", i))
@@ -338,11 +278,11 @@ func TestRestartNoReplay(t *testing.T) {
 	}
 
 	b := newBroker(t, cfg)
-	rec := start(t, b)
+	rec := brokertest.Listen(t, b)
 	after := publish(t, b, "r", 5)
 	// The reader reads in order from where Start pinned it: anything
 	// replayed would arrive before after.
-	if got := rec.waitN(t, 1, 10*time.Second); len(got) != 1 || got[0].ID != after.ID {
+	if got := rec.WaitN(t, 1, waitTime); len(got) != 1 || got[0].ID != after.ID {
 		t.Fatalf("restarted node delivered %v, want only %s", ids(got), after.ID)
 	}
 	res := history(t, b, before[1].ID, 100, "r")
@@ -357,7 +297,7 @@ func TestFlushChangesEpoch(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t)
 	b := newBroker(t, sbredis.Config{URL: srv.URL})
-	rec := start(t, b)
+	rec := brokertest.Listen(t, b)
 	e0 := publish(t, b, "r", 0)
 	e1 := publish(t, b, "r", 1)
 	if res := history(t, b, e0.ID, 10, "r"); !res.Recovered || !sameIDs(res.Envelopes, []*core.Envelope{e1}) {
@@ -371,7 +311,7 @@ func TestFlushChangesEpoch(t *testing.T) {
 		t.Fatal(err)
 	}
 	e2 := publish(t, b, "r", 2)
-	rec.waitN(t, 3, 10*time.Second) // the reader has read e2: it is in the new epoch
+	rec.WaitN(t, 3, waitTime) // the reader has read e2: it is in the new epoch
 	if strings.HasPrefix(e2.ID, oldEpoch+"-") || b.Epoch() == oldEpoch {
 		t.Fatalf("after FLUSHALL the id %s still has epoch %s", e2.ID, oldEpoch)
 	}
@@ -379,7 +319,7 @@ func TestFlushChangesEpoch(t *testing.T) {
 		t.Errorf("resume across the flush: recovered %v with %v, want false and [%s] (the new log from its start)", res.Recovered, ids(res.Envelopes), e2.ID)
 	}
 	// The reader was in both logs: one gap, and the old one's ids first.
-	brokertest.CheckRecreated(t, b, e1.ID, e2.ID, rec.gapCount())
+	brokertest.CheckRecreated(t, b, e1.ID, e2.ID, rec.Gaps())
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	if err := b.WaitDelivered(ctx, e1.ID); err != nil {
@@ -389,7 +329,7 @@ func TestFlushChangesEpoch(t *testing.T) {
 	if res := history(t, b, e2.ID, 10, "r"); !res.Recovered || !sameIDs(res.Envelopes, []*core.Envelope{e3}) {
 		t.Errorf("resume within the new epoch: recovered %v %v", res.Recovered, ids(res.Envelopes))
 	}
-	if got := rec.all(); !sameIDs(got, []*core.Envelope{e0, e1, e2, e3}) {
+	if got := rec.All(); !sameIDs(got, []*core.Envelope{e0, e1, e2, e3}) {
 		t.Errorf("delivered %v", ids(got))
 	}
 }
@@ -401,7 +341,7 @@ func TestRetention(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t)
 	b := newBroker(t, sbredis.Config{URL: srv.URL, MaxLen: 10})
-	start(t, b)
+	brokertest.Listen(t, b)
 	var all []*core.Envelope
 	for i := range 400 { // MAXLEN ~ trims whole nodes of 100 entries
 		all = append(all, publish(t, b, "r", i))
@@ -430,7 +370,7 @@ func TestHistoryPaging(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t)
 	b := newBroker(t, sbredis.Config{URL: srv.URL, MaxLen: -1})
-	start(t, b)
+	brokertest.Listen(t, b)
 	first := publish(t, b, "mine", -1)
 	// 2500 entries of another room through a pipeline, then ours.
 	c := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
@@ -497,7 +437,7 @@ func TestServerOutage(t *testing.T) {
 	cfg := fastReconnect
 	cfg.URL = srv.URL
 	b := newBroker(t, cfg)
-	rec := start(t, b)
+	rec := brokertest.Listen(t, b)
 	e0 := publish(t, b, "r", 0)
 	if err := b.Healthy(); err != nil {
 		t.Fatalf("Healthy before the outage: %v", err)
@@ -521,7 +461,7 @@ func TestServerOutage(t *testing.T) {
 	srv.Restart()
 	waitHealth(t, b, true, 10*time.Second)
 	e2 := publish(t, b, "r", 2)
-	if got := rec.waitN(t, 2, 10*time.Second); !sameIDs(got, []*core.Envelope{e0, e2}) {
+	if got := rec.WaitN(t, 2, waitTime); !sameIDs(got, []*core.Envelope{e0, e2}) {
 		t.Fatalf("delivered %v, want %v", ids(got), ids([]*core.Envelope{e0, e2}))
 	}
 	if strings.SplitN(e2.ID, "-", 2)[0] == strings.SplitN(e0.ID, "-", 2)[0] {
@@ -543,12 +483,12 @@ func TestReaderOutageLosesNothing(t *testing.T) {
 	cut.URL = "redis://" + px.addr
 	a := newBroker(t, cut)
 	other := newBroker(t, sbredis.Config{URL: srv.URL})
-	recA := start(t, a)
-	start(t, other)
+	recA := brokertest.Listen(t, a)
+	brokertest.Listen(t, other)
 
 	var want []*core.Envelope
 	want = append(want, publish(t, other, "r", 0))
-	recA.waitN(t, 1, 10*time.Second)
+	recA.WaitN(t, 1, waitTime)
 
 	px.down()
 	waitHealth(t, a, false, 5*time.Second)
@@ -564,7 +504,7 @@ func TestReaderOutageLosesNothing(t *testing.T) {
 	px.up()
 	waitHealth(t, a, true, 10*time.Second)
 	want = append(want, publish(t, a, "r", 21))
-	got := recA.waitN(t, len(want), 10*time.Second)
+	got := recA.WaitN(t, len(want), waitTime)
 	if !sameIDs(got, want) {
 		t.Fatalf("after the outage the node delivered\n%v\nwant\n%v", ids(got), ids(want))
 	}
@@ -578,7 +518,7 @@ func TestPublishLifecycle(t *testing.T) {
 	if _, err := publishTo(b, context.Background(), core.RoomChannel("r"), msg("r", 0)); err == nil {
 		t.Error("Publish before Start succeeded")
 	}
-	start(t, b)
+	brokertest.Listen(t, b)
 	if err := b.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
