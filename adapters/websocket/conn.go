@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unicode/utf8"
@@ -43,8 +44,9 @@ type conn struct {
 	// detached mode only
 	raw    syscall.RawConn
 	poll   *poller
-	gen    uint32 // registration generation, set by the poller
-	readFn func() // c.readable, bound once so starting it does not allocate
+	gen    uint32       // registration generation, set by the poller
+	wfd    atomic.Int32 // raw's fd + 1 once registered, 0 before: TryWriteMany writes to it under mu while !closed
+	readFn func()       // c.readable, bound once so starting it does not allocate
 
 	wmu       sync.Mutex
 	wdeadline int64 // unix nanos of the write deadline currently set on nc
@@ -143,11 +145,15 @@ func (c *conn) appendFrame(b []byte, frames [][]byte) (_ []byte, start int) {
 // write first writes it. A connection read by a goroutine (TLS, other
 // systems) holds the frames for FlushPending instead, as does one whose
 // write lock is busy (the reader answering a ping).
+//
+// The write goes straight to the socket's fd under c.mu: closeSocket
+// marks the connection closed under c.mu before closing the socket, so
+// the fd cannot be closed (and its number reused) during the write.
+// Holding c.mu costs less than the runtime's own fd reference (RawConn),
+// and a non-blocking write holds it only for as long as the kernel takes.
 func (c *conn) TryWriteMany(frames [][]byte) (bool, error) {
-	c.mu.Lock()
-	raw := c.raw
-	c.mu.Unlock()
-	if raw == nil || !c.wmu.TryLock() {
+	wfd := c.wfd.Load()
+	if wfd == 0 || !c.wmu.TryLock() {
 		c.held = append(c.held[:0], frames...)
 		return false, nil
 	}
@@ -164,7 +170,12 @@ func (c *conn) TryWriteMany(frames [][]byte) (bool, error) {
 	bp := getBuf()
 	buf, start := c.appendFrame((*bp)[:0], frames)
 	b := buf[start:]
-	n, err := tryWrite(raw, b)
+	n, err := 0, net.ErrClosed
+	c.mu.Lock()
+	if !c.closed {
+		n, err = tryWrite(int(wfd-1), b)
+	}
+	c.mu.Unlock()
 	if err == nil && n < len(b) {
 		c.rest = append([]byte(nil), b[n:]...)
 	}
@@ -613,9 +624,11 @@ func (c *conn) detach(buffered func(fn func([]byte)) error, tc *net.TCPConn, p *
 	}
 	c.raw, c.poll, c.readFn = rc, p, c.readable
 	var aerr error
-	if err := rc.Control(func(fd uintptr) { aerr = p.add(c, int(fd)) }); err != nil || aerr != nil {
+	var wfd int32
+	if err := rc.Control(func(fd uintptr) { wfd, aerr = int32(fd)+1, p.add(c, int(fd)) }); err != nil || aerr != nil {
 		c.raw, c.poll, c.readFn = nil, nil, nil
 		return false
 	}
+	c.wfd.Store(wfd)
 	return true
 }

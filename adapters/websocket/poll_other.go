@@ -2,10 +2,7 @@
 
 package websocket
 
-import (
-	"errors"
-	"syscall"
-)
+import "errors"
 
 // errNoPoller means the connection must be read by a goroutine.
 var errNoPoller = errors.New("websocket: no poller on this system")
@@ -24,4 +21,4 @@ func (p *poller) remove(c *conn, fd int)      {}
 func (c *conn) readable() {}
 
 // tryWrite is never called without a poller (no connection is detached).
-func tryWrite(raw syscall.RawConn, b []byte) (int, error) { return 0, errNoPoller }
+func tryWrite(fd int, b []byte) (int, error) { return 0, errNoPoller }
