@@ -20,6 +20,7 @@ type writers struct {
 	work chan *Session
 	stop chan struct{}
 	once sync.Once
+	n    int // workers started
 	wg   sync.WaitGroup
 }
 
@@ -49,29 +50,39 @@ func (w *writers) submit(s *Session) bool {
 }
 
 func (w *writers) start() {
-	for range runtime.GOMAXPROCS(0) {
+	w.n = runtime.GOMAXPROCS(0)
+	for range w.n {
 		w.wg.Go(w.run)
 	}
 }
 
+// run writes the sessions queued until close sends it nil. A plain
+// receive, not a select with stop: it is taken once per recipient of
+// every message, and a select costs several times as much.
 func (w *writers) run() {
-	for {
-		select {
-		case s := <-w.work:
-			s.writeQueued()
-		case <-w.stop:
+	for s := range w.work {
+		if s == nil {
 			return
 		}
+		s.writeQueued()
 	}
 }
 
-// close stops the workers. Every session has ended: none is queued.
+// close stops the workers. Every session has ended: none is queued, and
+// none is submitted from now on, so each worker's nil is the next thing
+// it receives.
 func (w *writers) close() {
-	w.once.Do(func() {}) // a pool never started stays stopped
+	started := true
+	w.once.Do(func() { started = false }) // a pool never started stays stopped
 	select {
 	case <-w.stop:
 	default:
 		close(w.stop)
+		if started {
+			for range w.n {
+				w.work <- nil
+			}
+		}
 	}
 	w.wg.Wait()
 }
