@@ -677,8 +677,9 @@ func TestBrowserClientLongPollHandlerJoins(t *testing.T) {
 	wantFields(t, got, map[string]any{"seen": "invite,after1,after2,end"})
 }
 
-// TestBrowserClientTokenCallback: with a token callback, a refused token
-// is not terminal (the callback is asked again, on the same transport),
+// TestBrowserClientTokenCallback: with a token callback (here one that
+// declares a parameter and returns a promise), a refused token is not
+// terminal (the callback is asked again, on the same transport),
 // and an expiring token is refreshed in-band over WebSocket before the
 // server's deadline, so the connection never drops.
 func TestBrowserClientTokenCallback(t *testing.T) {
@@ -690,7 +691,10 @@ func TestBrowserClientTokenCallback(t *testing.T) {
 			got := runClient(t, e, fmt.Sprintf(`
   const tokens = ["garbage", %q];
   let calls = 0;
-  const c = connect(location.origin, { transports: [%q], token: () => tokens[Math.min(calls++, 1)], backoff: { initial: 50 } });
+  // A getToken(force) returning a promise: the parameter does not make
+  // it the callback form.
+  const getToken = (force) => Promise.resolve(tokens[Math.min(calls++, 1)]);
+  const c = connect(location.origin, { transports: [%q], token: getToken, backoff: { initial: 50 } });
   const fallbacks = [];
   c.on("fallback", (d) => fallbacks.push(d.from));
   await waitState(c, "open");

@@ -22,11 +22,12 @@ export interface Envelope<D = unknown> {
 /** A Node-style callback: err is null on success. */
 export type Callback<T> = (err: SwitchboardError | null, result?: T) => void;
 /**
- * A JWT, or a function giving one: returning it (or a promise of it), or,
- * when the function declares a parameter, passing it to that Node-style
- * callback (for engines without Promise).
+ * A JWT, or a function giving one. The function is called with a
+ * Node-style callback: it returns the token (or a promise of it), or
+ * returns nothing and passes the token to the callback (for engines
+ * without Promise). Whichever comes first is used.
  */
-export type TokenSource = string | (() => string | PromiseLike<string>) | ((done: (err: unknown, token?: string) => void) => void);
+export type TokenSource = string | (() => string | PromiseLike<string>) | ((done: (err: unknown, token?: string) => void) => string | PromiseLike<string> | void);
 export interface Options {
     /** Rooms to join on every connect. Default []. */
     rooms?: string[];

@@ -327,16 +327,15 @@ class Client {
     };
     const fail = (e) => finish(new SwitchboardError("token", "token callback failed: " + errText(e)));
     try {
-      if (t.length > 0) {
-        t((e, v) => (e ? fail(e) : finish(null, v)));
-      }
-      else {
-        const v = t();
-        if (v && typeof v.then === "function")
-          v.then((x) => finish(null, x), fail);
-        else
-          finish(null, v);
-      }
+      // Every function gets the callback, whatever it declares (a
+      // getToken(force) returning a promise must keep working); what it
+      // returns wins unless that is undefined, and then the callback
+      // does. Whichever settles first is used.
+      const v = t((e, x) => (e ? fail(e) : finish(null, x)));
+      if (v && typeof v.then === "function")
+        v.then((x) => finish(null, x), fail);
+      else if (v !== undefined)
+        finish(null, v);
     }
     catch (e) {
       // Thrown after the token was given: by the code it was given to,

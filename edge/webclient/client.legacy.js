@@ -337,16 +337,11 @@ done(err, token);
 };
 var fail = function (e) { return finish(new SwitchboardError("token", "token callback failed: " + errText(e))); };
 try {
-if (t.length > 0) {
-t(function (e, v) { return (e ? fail(e) : finish(null, v)); });
-}
-else {
-var v = t();
+var v = t(function (e, x) { return (e ? fail(e) : finish(null, x)); });
 if (v && typeof v.then === "function")
 v.then(function (x) { return finish(null, x); }, fail);
-else
+else if (v !== undefined)
 finish(null, v);
-}
 }
 catch (e) {
 if (finished)

@@ -44,14 +44,15 @@ export interface Envelope<D = unknown> {
 export type Callback<T> = (err: SwitchboardError | null, result?: T) => void;
 
 /**
- * A JWT, or a function giving one: returning it (or a promise of it), or,
- * when the function declares a parameter, passing it to that Node-style
- * callback (for engines without Promise).
+ * A JWT, or a function giving one. The function is called with a
+ * Node-style callback: it returns the token (or a promise of it), or
+ * returns nothing and passes the token to the callback (for engines
+ * without Promise). Whichever comes first is used.
  */
 export type TokenSource =
   | string
   | (() => string | PromiseLike<string>)
-  | ((done: (err: unknown, token?: string) => void) => void);
+  | ((done: (err: unknown, token?: string) => void) => string | PromiseLike<string> | void);
 
 export interface Options {
   /** Rooms to join on every connect. Default []. */
@@ -551,13 +552,13 @@ class Client {
     };
     const fail = (e: unknown) => finish(new SwitchboardError("token", "token callback failed: " + errText(e)));
     try {
-      if (t.length > 0) {
-        (t as (done: (err: unknown, token?: string) => void) => void)((e, v) => (e ? fail(e) : finish(null, v)));
-      } else {
-        const v = (t as () => string | PromiseLike<string>)();
-        if (v && typeof (v as PromiseLike<string>).then === "function") (v as PromiseLike<string>).then((x) => finish(null, x), fail);
-        else finish(null, v as string);
-      }
+      // Every function gets the callback, whatever it declares (a
+      // getToken(force) returning a promise must keep working); what it
+      // returns wins unless that is undefined, and then the callback
+      // does. Whichever settles first is used.
+      const v = (t as (done: (err: unknown, token?: string) => void) => unknown)((e, x) => (e ? fail(e) : finish(null, x)));
+      if (v && typeof (v as PromiseLike<string>).then === "function") (v as PromiseLike<string>).then((x) => finish(null, x), fail);
+      else if (v !== undefined) finish(null, v as string);
     } catch (e) {
       // Thrown after the token was given: by the code it was given to,
       // which must not be mistaken for the token function (and swallowed).

@@ -62,6 +62,51 @@ for (const token of ["t", () => "t", (done) => done(null, "t")]) {
   if (code !== "bad_request") throw new Error("callback form: " + code);
   k.close();
 }
+// Every form of token function is used, whatever it declares: a
+// getToken(force) returning a promise or a string is not taken for the
+// callback form (it once was, and never connected); the callback form
+// returns nothing; the first answer wins; failures are code "token".
+const http = await import("node:http");
+const auths = [];
+const srv = http.createServer((req, res) => {
+  auths.push(req.headers.authorization || "");
+  req.resume();
+  req.on("end", () => { res.setHeader("Content-Type", "application/json"); res.end('{"v":1,"type":"ack","data":{"id":"1"}}'); });
+});
+await new Promise((resolve) => srv.listen(0, "127.0.0.1", resolve));
+const base = "http://127.0.0.1:" + srv.address().port + "/";
+const forms = {
+  "string": "t",
+  "() => string": () => "t",
+  "() => promise": () => Promise.resolve("t"),
+  "async () => string": async () => "t",
+  "(force) => promise": (force) => Promise.resolve("t"),
+  "function getToken(force) string": function getToken(force) { return "t"; },
+  "(done) => done, sync": (done) => { done(null, "t"); },
+  "(done) => done, later": (done) => { setTimeout(() => done(null, "t"), 1); },
+  "(done) => done, then a string": (done) => { done(null, "t"); return "not this"; },
+  "(done) => a promise, then done": (done) => { setTimeout(() => done(null, "not this"), 1); return Promise.resolve("t"); },
+};
+for (const name of Object.keys(forms)) {
+  const k = new m.Client(base, { autoConnect: false, token: forms[name] });
+  const before = auths.length;
+  try { await k.publish("a", 1); } catch (e) { throw new Error(name + ": " + e.code + " " + e.message); }
+  if (auths.length !== before + 1 || auths[before] !== "Bearer t") throw new Error(name + ": sent " + JSON.stringify(auths.slice(before)));
+  k.close();
+}
+const failing = {
+  "(force) => rejected promise": (force) => Promise.reject(new Error("no")),
+  "(done) => done(error)": (done) => { done(new Error("no")); },
+  "() => throws": () => { throw new Error("no"); },
+};
+for (const name of Object.keys(failing)) {
+  const k = new m.Client(base, { autoConnect: false, token: failing[name] });
+  const before = auths.length;
+  try { await k.publish("a", 1); throw new Error(name + ": published"); } catch (e) { if (e.code !== "token") throw new Error(name + ": " + e.code + " " + e.message); }
+  if (auths.length !== before) throw new Error(name + ": sent a request");
+  k.close();
+}
+srv.close();
 c.close();
 if (c.state !== "closed") throw new Error("after close: " + c.state);
 console.log("ok");

@@ -11,3 +11,7 @@ c.publish("a", 1, (err, ack) => console.log(err ? err.code : ack?.id));
 c.join("b", (err: SwitchboardError | null) => console.log(err && err.message));
 const legacy = connect(undefined, { token: (done: (err: unknown, token?: string) => void) => done(null, "t") });
 const via: "websocket" | "eventsource" | "xhr" | "fetch" | "" = legacy.via;
+// A token function with a parameter of its own still returns its token.
+const auth = { getToken: async (force?: boolean) => (force ? "fresh" : "cached") };
+connect(undefined, { token: auth.getToken });
+connect(undefined, { token: function (done: (err: unknown, token?: string) => void) { setTimeout(() => done(null, "t"), 0); } });
