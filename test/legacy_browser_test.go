@@ -298,3 +298,43 @@ func TestLegacyBrowserClientAPI(t *testing.T) {
 		})
 	}
 }
+
+// TestLegacyBrowserPollThrows: at the ES5 floor long-poll runs over XHR,
+// whose setRequestHeader throws at once on a header value it refuses. A
+// token function that gives such a token for a later poll once made that
+// poll throw and the loop stop, the client still "open" and deaf until
+// the abandoned request's timeout fired (pollWait + 15 s); the poll now
+// fails at once as a network failure does, the client reconnects (with
+// backoff, asking for a token again) and receives what is published.
+func TestLegacyBrowserPollThrows(t *testing.T) {
+	const secret = "legacy-browser-test-secret-0123456789"
+	e := startChat(t, func(c *config.Config) { c.Auth.Secret = []byte(secret) })
+	good := token(t, secret, "carol", time.Now().Add(time.Hour))
+	ctx := newBrowser(t)
+	open(t, ctx, e, url.Values{"autoconnect": {"0"}}, es5Floor(t))
+	legacyUntil(t, ctx, "the page", `window.chat && document.readyState === "complete"`)
+	eval[bool](t, ctx, `(function () { var s = document.createElement("script"); s.src = "/client.legacy.js"; document.head.appendChild(s); return true; })()`)
+	legacyUntil(t, ctx, "window.Switchboard", `typeof window.Switchboard === "object"`)
+	eval[bool](t, ctx, fmt.Sprintf(`(function () {
+  var S = window.Switchboard, out = window.out = { states: [] }, T = %[1]d, calls = 0;
+  var c = S.connect(location.origin, { rooms: ["r"], transports: ["longpoll"], connectTimeout: T, requestTimeout: T, backoff: { initial: 50 },
+    token: function (done) { calls++; done(null, calls === 2 ? "bad\ntoken" : %[2]q); } });
+  c.on("state", function (d) {
+    out.states.push(d.state + (d.code ? ":" + d.code + " " + d.reason : ""));
+    if (d.state !== "open" || calls < 3 || out.published) return;
+    out.published = true;
+    c.on("message", function (env) { if (env.data === "after") { out.got = env.data; out.via = c.transport + " " + c.via; c.close(); out.done = true; } });
+    c.publish("r", "after", function (err) { out.publishErr = err && err.code; });
+  });
+  return true;
+})()`, browserTimeout.Milliseconds(), good))
+	legacyUntil(t, ctx, "the script's end", `window.out.done === true`)
+	got := eval[map[string]any](t, ctx, `window.out`)
+	wantFields(t, got, map[string]any{"got": "after", "via": "longpoll xhr", "publishErr": nil})
+	states := fmt.Sprint(got["states"])
+	// Before, the poll's own timeout (pollWait + 15 s) ended it at last:
+	// "no answer within 40000 ms", the client deaf until then.
+	if !strings.Contains(states, "reconnecting:1006 poll failed:") || strings.Contains(states, "no answer") {
+		t.Fatalf("the refused header did not end the poll at once as a network failure: states %s", states)
+	}
+}

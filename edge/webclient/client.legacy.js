@@ -969,6 +969,7 @@ xhr_1.abort();
 catch (e) {
 }
 };
+try {
 xhr_1.open(method, url, true);
 for (var k in headers)
 if (has(headers, k))
@@ -982,6 +983,11 @@ else
 finish({ code: "network", message: "no answer (unreachable, refused or blocked)" }, 0, "");
 };
 xhr_1.send(body);
+}
+catch (e) {
+cancel();
+setTimeout(function () { return finish({ code: "network", message: errText(e) }, 0, ""); }, 0);
+}
 }
 return function () {
 finished = true;

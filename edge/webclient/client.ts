@@ -1170,8 +1170,9 @@ function httpVia(): Via | "" {
 
 // httpRequest sends one request and calls done once with the status and
 // the JSON body (undefined if empty, or not JSON on an error status), or
-// with an error: no answer within timeout ms, or none at all. It returns
-// a function that abandons the request (done is then never called).
+// with an error: no answer within timeout ms, or none at all, or a
+// request the browser refused to send (it never throws). It returns a
+// function that abandons the request (done is then never called).
 function httpRequest(method: string, url: string, headers: Dict<string>, body: string | null, timeout: number, done: (err: HttpError | null, status: number, body: any) => void): () => void {
   let finished = false;
   let cancel = noop;
@@ -1217,14 +1218,22 @@ function httpRequest(method: string, url: string, headers: Dict<string>, body: s
         /* already done */
       }
     };
-    xhr.open(method, url, true);
-    for (const k in headers) if (has(headers, k)) xhr.setRequestHeader(k, headers[k]);
-    xhr.onreadystatechange = () => {
-      if (xhr.readyState !== 4) return;
-      if (xhr.status) finish(null, xhr.status, xhr.responseText);
-      else finish({ code: "network", message: "no answer (unreachable, refused or blocked)" }, 0, "");
-    };
-    xhr.send(body);
+    try {
+      xhr.open(method, url, true);
+      for (const k in headers) if (has(headers, k)) xhr.setRequestHeader(k, headers[k]);
+      xhr.onreadystatechange = () => {
+        if (xhr.readyState !== 4) return;
+        if (xhr.status) finish(null, xhr.status, xhr.responseText);
+        else finish({ code: "network", message: "no answer (unreachable, refused or blocked)" }, 0, "");
+      };
+      xhr.send(body);
+    } catch (e) {
+      // setRequestHeader throws at once on a value it refuses (a token
+      // with a line break): a failed request, as fetch reports it, not
+      // an exception out of a poll loop, which would stop it silently.
+      cancel();
+      setTimeout(() => finish({ code: "network", message: errText(e) }, 0, ""), 0);
+    }
   }
   return () => {
     finished = true;
