@@ -178,19 +178,44 @@ const heldTimeout = time.Hour
 
 // holdTimers is a page script that holds every timer of exactly
 // heldTimeout instead of starting it: window.fireHeld() runs the oldest
-// one still pending and reports whether there was one.
+// one still pending and reports whether there was one. It is ES5, so it
+// also runs at the legacy tests' ES5 floor (after es5Floor's script).
 var holdTimers = fmt.Sprintf(`
-(() => {
-  const held = [], realSet = window.setTimeout, realClear = window.clearTimeout;
-  window.setTimeout = (fn, ms, ...args) => {
-    if (ms !== %d) return realSet(fn, ms, ...args);
-    const t = { id: "held" + held.length, fn, done: false };
+(function () {
+  var held = [], realSet = window.setTimeout, realClear = window.clearTimeout;
+  window.setTimeout = function (fn, ms) {
+    if (ms !== %d) return realSet.apply(window, arguments);
+    var t = { id: "held" + held.length, fn: fn, done: false };
     held.push(t);
     return t.id;
   };
-  window.clearTimeout = (id) => { const t = held.find((t) => t.id === id); if (t) t.done = true; else realClear(id); };
-  window.fireHeld = () => { const t = held.find((t) => !t.done); if (!t) return false; t.done = true; t.fn(); return true; };
+  window.clearTimeout = function (id) {
+    for (var i = 0; i < held.length; i++) if (held[i].id === id) { held[i].done = true; return; }
+    realClear(id);
+  };
+  window.fireHeld = function () {
+    for (var i = 0; i < held.length; i++) if (!held[i].done) { held[i].done = true; held[i].fn(); return true; }
+    return false;
+  };
 })();`, heldTimeout.Milliseconds())
+
+// fireWhenSwallowed waits for the hostile proxy to swallow n requests and,
+// after each, fires the page's held connect timer guarding it (see
+// holdTimers), so a silent transport is given up at once while a slow but
+// working one is never mistaken for it.
+func fireWhenSwallowed(t *testing.T, ctx context.Context, swallowed <-chan string, n int) {
+	t.Helper()
+	for range n {
+		select {
+		case p := <-swallowed:
+			if !eval[bool](t, ctx, `window.fireHeld()`) {
+				t.Fatalf("the proxy swallowed %s, but the page has no connect timer pending", p)
+			}
+		case <-time.After(waitFor):
+			t.Fatalf("the proxy swallowed nothing within %s; page: %s", waitFor, pageState(ctx))
+		}
+	}
+}
 
 // newBrowser starts headless Chromium with a fresh profile; it is killed
 // when the test ends.
@@ -366,16 +391,7 @@ func TestBrowserFallback(t *testing.T) {
 			// attempt it guards, so a slow but working transport is
 			// never mistaken for a silent one.
 			open(t, ctx, page, url.Values{"user": {"alice"}, "rooms": {"lobby"}, "connectTimeout": {fmt.Sprint(heldTimeout.Milliseconds())}}, tc.script+holdTimers)
-			for range tc.holds {
-				select {
-				case p := <-swallowed:
-					if !eval[bool](t, ctx, `window.fireHeld()`) {
-						t.Fatalf("the proxy swallowed %s, but the page has no connect timer pending", p)
-					}
-				case <-time.After(waitFor):
-					t.Fatalf("the proxy swallowed nothing within %s; page: %s", waitFor, pageState(ctx))
-				}
-			}
+			fireWhenSwallowed(t, ctx, swallowed, len(tc.holds))
 			until(t, ctx, "open over "+tc.want, fmt.Sprintf(`window.chat.client.state === "open" && window.chat.client.transport === %q`, tc.want))
 			if got := eval[string](t, ctx, `window.chat.fallbacks.join(",")`); got != tc.fallbacks {
 				t.Fatalf("fallbacks %q, want %q", got, tc.fallbacks)

@@ -338,3 +338,34 @@ func TestLegacyBrowserPollThrows(t *testing.T) {
 		t.Fatalf("the refused header did not end the poll at once as a network failure: states %s", states)
 	}
 }
+
+// TestLegacyBrowserSilentStream: at the ES5 floor, behind a proxy that
+// takes /sse and never answers (as one that buffers event streams does),
+// the stream streamed over XHR shows nothing; when connectTimeout runs out
+// (the test's clock: holdTimers) the client falls back to long-poll over
+// XHR, and receives, publishes and sees its own message there.
+func TestLegacyBrowserSilentStream(t *testing.T) {
+	e := startChat(t, nil)
+	page, swallowed := hostileProxy(t, e, "/sse")
+	ctx := newBrowser(t)
+	query := url.Values{"legacy": {"1"}, "user": {"alice"}, "rooms": {"lobby"}, "connectTimeout": {fmt.Sprint(heldTimeout.Milliseconds())}}
+	open(t, ctx, page, query, es5Floor(t)+holdTimers)
+	fireWhenSwallowed(t, ctx, swallowed, 1)
+	legacyUntil(t, ctx, "open", `window.chat.client && window.chat.client.state === "open"`)
+	if got := eval[string](t, ctx, `window.chat.build + " " + window.chat.client.transport + " " + window.chat.client.via`); got != "legacy longpoll xhr" {
+		t.Fatalf("build, transport and API: %q, want %q", got, "legacy longpoll xhr")
+	}
+	if got := eval[string](t, ctx, `window.chat.fallbacks.join(",")`); got != "websocket>sse,sse>longpoll" {
+		t.Fatalf("fallbacks %q, want %q", got, "websocket>sse,sse>longpoll")
+	}
+	e.send(t, "bob", "lobby", `{"v":1,"type":"publish","room":"lobby","data":"hi alice"}`)
+	legacyUntil(t, ctx, "room message", legacyHas("hi alice"))
+	submit(t, ctx, "text", "typed on longpoll")
+	legacyUntil(t, ctx, "own message", legacyHas("typed on longpoll"))
+	if got := eval[string](t, ctx, roomMessages("lobby")); got != "hi alice,typed on longpoll" {
+		t.Fatalf("lobby shows %q", got)
+	}
+	if errs := eval[[]string](t, ctx, `window.chat.errors`); len(errs) != 0 {
+		t.Fatalf("errors on the page: %v", errs)
+	}
+}
