@@ -447,53 +447,9 @@ func TestBrowserEdgeRestart(t *testing.T) {
 			open(t, ctx, a, url.Values{"user": {"alice"}, "rooms": {room}, "transports": {transport}}, "")
 			until(t, ctx, "open", fmt.Sprintf(`window.chat.client.state === "open" && window.chat.client.transport === %q`, transport))
 
-			const total, before = 60, 20
-			msg := func(i int) string { return fmt.Sprintf("m%03d", i) }
-			publish := func(i int) error {
-				body := fmt.Sprintf(`{"v":1,"type":"publish","room":%q,"data":%q}`, room, msg(i))
-				resp, err := http.Post("http://"+b.addr+"/send?"+q("user", "bob", "rooms", room), "application/json", strings.NewReader(body))
-				if err != nil {
-					return err
-				}
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusOK {
-					return fmt.Errorf("publish %d: HTTP %d", i, resp.StatusCode)
-				}
-				return nil
-			}
-			for i := 1; i <= before; i++ {
-				if err := publish(i); err != nil {
-					t.Fatal(err)
-				}
-			}
-			until(t, ctx, "first messages", hasMessage(msg(before)))
-
-			// Keep publishing, paced, while a restarts.
-			pubErr := make(chan error, 1)
-			go func() {
-				tick := time.NewTicker(15 * time.Millisecond)
-				defer tick.Stop()
-				for i := before + 1; i <= total; i++ {
-					<-tick.C
-					if err := publish(i); err != nil {
-						pubErr <- err
-						return
-					}
-				}
-				pubErr <- nil
-			}()
-			a.restart()
-			if err := <-pubErr; err != nil {
-				t.Fatal(err)
-			}
-			until(t, ctx, "every message", hasMessage(msg(total)))
-			until(t, ctx, "open again", `window.chat.client.state === "open"`)
+			want := publishAcrossRestart(t, ctx, a, b, room, 60, 20, until, hasMessage)
 
 			got := eval[[]string](t, ctx, `window.chat.messages.map(m => m.data)`)
-			want := make([]string, total)
-			for i := range want {
-				want[i] = msg(i + 1)
-			}
 			if strings.Join(got, ",") != strings.Join(want, ",") {
 				t.Fatalf("messages shown:\n got %v\nwant %v", got, want)
 			}
@@ -515,6 +471,61 @@ func TestBrowserEdgeRestart(t *testing.T) {
 			}
 		})
 	}
+}
+
+// publishAcrossRestart publishes m001 to m<total> to room through pub,
+// as bob (development mode): the first before of them, waiting until the
+// page shows the last of those, then the rest every 15 ms while restarted
+// restarts (SIGTERM's shutdown, then a new edge on the same address). It
+// returns when the page shows the last message and is open again, with
+// the messages in order. wait is the page's wait (until, or legacyUntil
+// where the page has no Promise) and shows the page expression "a message
+// with data d is shown" (hasMessage, or legacyHas in ES5).
+func publishAcrossRestart(t *testing.T, ctx context.Context, restarted, pub *chatEdge, room string, total, before int,
+	wait func(t *testing.T, ctx context.Context, what, expr string), shows func(d string) string) []string {
+	t.Helper()
+	msgs := make([]string, total)
+	for i := range msgs {
+		msgs[i] = fmt.Sprintf("m%03d", i+1)
+	}
+	publish := func(i int) error {
+		body := fmt.Sprintf(`{"v":1,"type":"publish","room":%q,"data":%q}`, room, msgs[i])
+		resp, err := http.Post("http://"+pub.addr+"/send?"+q("user", "bob", "rooms", room), "application/json", strings.NewReader(body))
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("publish %s: HTTP %d", msgs[i], resp.StatusCode)
+		}
+		return nil
+	}
+	for i := range before {
+		if err := publish(i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wait(t, ctx, "the first messages", shows(msgs[before-1]))
+	pubErr := make(chan error, 1)
+	go func() {
+		tick := time.NewTicker(15 * time.Millisecond)
+		defer tick.Stop()
+		for i := before; i < total; i++ {
+			<-tick.C
+			if err := publish(i); err != nil {
+				pubErr <- err
+				return
+			}
+		}
+		pubErr <- nil
+	}()
+	restarted.restart()
+	if err := <-pubErr; err != nil {
+		t.Fatal(err)
+	}
+	wait(t, ctx, "every message", shows(msgs[total-1]))
+	wait(t, ctx, "open again", `window.chat.client.state === "open"`)
+	return msgs
 }
 
 // TestBrowserClientAPI drives the client library directly (not through

@@ -3,7 +3,6 @@ package test
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -123,49 +122,7 @@ func TestLegacyBrowser(t *testing.T) {
 
 			// The restart: messages before, during and after it, each
 			// shown once, in order.
-			const total, before = 40, 10
-			msg := func(i int) string { return fmt.Sprintf("m%03d", i) }
-			publish := func(i int) error {
-				body := fmt.Sprintf(`{"v":1,"type":"publish","room":%q,"data":%q}`, room, msg(i))
-				resp, err := http.Post("http://"+b.addr+"/send?"+q("user", "bob", "rooms", room), "application/json", strings.NewReader(body))
-				if err != nil {
-					return err
-				}
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusOK {
-					return fmt.Errorf("publish %d: HTTP %d", i, resp.StatusCode)
-				}
-				return nil
-			}
-			for i := 1; i <= before; i++ {
-				if err := publish(i); err != nil {
-					t.Fatal(err)
-				}
-			}
-			legacyUntil(t, ctx, "the first messages", legacyHas(msg(before)))
-			pubErr := make(chan error, 1)
-			go func() {
-				tick := time.NewTicker(15 * time.Millisecond)
-				defer tick.Stop()
-				for i := before + 1; i <= total; i++ {
-					<-tick.C
-					if err := publish(i); err != nil {
-						pubErr <- err
-						return
-					}
-				}
-				pubErr <- nil
-			}()
-			a.restart()
-			if err := <-pubErr; err != nil {
-				t.Fatal(err)
-			}
-			legacyUntil(t, ctx, "every message", legacyHas(msg(total)))
-			legacyUntil(t, ctx, "open again", `window.chat.client.state === "open"`)
-			want := make([]string, total)
-			for i := range want {
-				want[i] = msg(i + 1)
-			}
+			want := publishAcrossRestart(t, ctx, a, b, room, 40, 10, legacyUntil, legacyHas)
 			if got := eval[string](t, ctx, roomMessages(room)); got != strings.Join(want, ",") {
 				t.Fatalf("messages shown:\n got %s\nwant %s", got, strings.Join(want, ","))
 			}
