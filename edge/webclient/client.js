@@ -1,27 +1,9 @@
 // Code generated from client.ts by make client (edge/webclient/_build/build.mjs, TypeScript 5.9.3). DO NOT EDIT.
-// Switchboard browser client: WebSocket with automatic fallback to
-// Server-Sent Events and HTTP long-poll, reconnect with backoff and
-// jitter, and resume from the last message id on every transport.
-// Dependency-free. Documented in docs/client.md.
-//
-// This is the one source of three builds (make client): the ES module
-// /client.js with its declarations /client.d.ts, the classic script
-// /client.global.js (window.Switchboard), and the ES5 classic script
-// /client.legacy.js. It must run on an ES5 engine with XMLHttpRequest
-// and JSON: it is type-checked against the ES5 library only (Map, Set,
-// Object.assign, Array.from, Symbol, Promise, String#startsWith... do not
-// compile), and every browser API beyond those (WebSocket, EventSource,
-// fetch, AbortController, Promise, sessionStorage, addEventListener) is
-// looked up at run time with typeof and has a fallback. The internals use
-// callbacks, never async/await (downlevelled, it needs a global Promise);
-// the public methods return a promise when Promise exists and take a
-// Node-style callback in every build.
+// Source: edge/webclient/client.ts. API docs: /client.d.ts, docs/client.md.
 const TRANSPORTS = ["websocket", "sse", "longpoll"];
 const NAME_RE = /^[A-Za-z0-9_\-.:@/=]{1,128}$/;
-const SEEN = 1024; // ids remembered to drop a duplicate at a resume seam
+const SEEN = 1024;
 const STORAGE_KEY = "switchboard:transport:";
-// An XHR stream keeps its whole response in memory: past this many
-// characters it is reopened (resuming from the last id, nothing lost).
 const XHR_STREAM_MAX = 256 * 1024;
 const defaults = {
   rooms: [],
@@ -38,19 +20,15 @@ const defaults = {
   remember: true,
   autoConnect: true,
 };
-/** A request the server refused, or one whose outcome is unknown. */
 class SwitchboardError extends Error {
   constructor(code, message, envelope) {
     super(message);
-    // Compiled to ES5, Error's constructor returns a plain Error: give it
-    // this class's prototype so instanceof works.
     inherit(this, SwitchboardError.prototype);
     this.name = "SwitchboardError";
     this.code = code;
     this.envelope = envelope;
   }
 }
-/** connect(url, options) creates a Client and starts connecting. */
 function connect(url, options) {
   return new Client(url, options);
 }
@@ -102,36 +80,27 @@ class Client {
       };
       addEventListener("online", this._online);
     }
-    // Connect after the caller's synchronous code, so handlers attached
-    // right after connect() see the first events.
     if (o.autoConnect)
       defer(() => this.connect());
   }
-  /** "idle" | "connecting" | "open" | "reconnecting" | "closed" */
   get state() {
     return this._state;
   }
-  /** The transport in use (or being tried). */
   get transport() {
     return this._transport;
   }
-  /** The browser API the transport in use (or being tried) runs on; "" before the first attempt. */
   get via() {
     return this._conn ? this._conn.via : "";
   }
-  /** The user id the server assigned (WebSocket and SSE welcome). */
   get user() {
     return this._user;
   }
-  /** The id of the last message received: what a resume starts after. */
   get lastId() {
     return this._since;
   }
-  /** The rooms this client is in (resubscribed on every reconnect). */
   get rooms() {
     return this._rooms.slice();
   }
-  /** Starts connecting; a no-op unless idle. */
   connect() {
     if (this._state !== "idle")
       return this;
@@ -183,11 +152,6 @@ class Client {
         this._applyRooms(room, done);
     });
   }
-  // _applyRooms makes the server see the current room list when it cannot
-  // be changed in-band: an open SSE or long-poll stream, or any attempt in
-  // flight (its URL was built with the old list), is reopened and done is
-  // called when the new one opens. With no connection (idle, waiting to
-  // reconnect) the next attempt carries the list.
   _applyRooms(room, done) {
     if (this._state === "connecting" || this._state === "open") {
       this._reopen((err) => done(err, err ? undefined : { room }));
@@ -217,7 +181,6 @@ class Client {
     const reply = !opts || opts.reply !== false;
     return settle(callback, (done) => this._request(extend({}, envelope), reply, done));
   }
-  /** Closes the client for good; pending requests fail with "closed". */
   close() {
     if (this._state === "closed")
       return;
@@ -231,7 +194,6 @@ class Client {
       removeEventListener("online", this._online);
     this._setState("closed", { code: 1000, reason: "closed by client" });
   }
-  // --- connection management ---
   _transportOrder() {
     const order = this._o.transports.slice();
     const i = indexOf(order, this._recall());
@@ -256,7 +218,6 @@ class Client {
       sessionStorage.setItem(STORAGE_KEY + this._base.host, t);
     }
     catch (e) {
-      /* storage unavailable */
     }
   }
   _isOpen(t) {
@@ -266,7 +227,7 @@ class Client {
     this._timer = undefined;
     if (this._state === "closed")
       return;
-    const gen = ++this._gen; // a newer attempt (reopen, retry) supersedes this one
+    const gen = ++this._gen;
     const name = this._order[this._idx];
     this._transport = name;
     this._setState("connecting", { transport: name });
@@ -274,8 +235,6 @@ class Client {
       if (gen !== this._gen || this._state === "closed")
         return;
       if (err) {
-        // The credentials are the problem, not the transport: back off
-        // and retry the same one.
         this._schedule(this._delay(this._fails++), { code: 4001, reason: err.message });
         return;
       }
@@ -309,8 +268,6 @@ class Client {
       this._onClose(conn, { code: 1006, reason: errText(e) });
     }
   }
-  // _token gets the token option's value, bounded by connectTimeout so a
-  // callback that never settles cannot stall the client.
   _token(done) {
     const t = this._o.token;
     if (typeof t !== "function")
@@ -327,10 +284,6 @@ class Client {
     };
     const fail = (e) => finish(new SwitchboardError("token", "token callback failed: " + errText(e)));
     try {
-      // Every function gets the callback, whatever it declares (a
-      // getToken(force) returning a promise must keep working); what it
-      // returns wins unless that is undefined, and then the callback
-      // does. Whichever settles first is used.
       const v = t((e, x) => (e ? fail(e) : finish(null, x)));
       if (v && typeof v.then === "function")
         v.then((x) => finish(null, x), fail);
@@ -338,8 +291,6 @@ class Client {
         finish(null, v);
     }
     catch (e) {
-      // Thrown after the token was given: by the code it was given to,
-      // which must not be mistaken for the token function (and swallowed).
       if (finished)
         throw e;
       fail(e);
@@ -355,8 +306,6 @@ class Client {
     clearTimeout(conn.openTimer);
     this._tFails = 0;
     this._opened[conn.name] = true;
-    // Remember a transport only if nothing the caller prefers has worked
-    // here: a temporary downgrade (a restart) must not stick.
     const pref = this._o.transports;
     let better = false;
     for (let i = 0; i < indexOf(pref, conn.name); i++)
@@ -377,10 +326,6 @@ class Client {
       waiters[i].done(null);
     }
   }
-  // _scheduleRefresh gets a new token from the token callback before the
-  // server's expiry (welcome.expires, unix seconds): sent in-band over
-  // WebSocket ({type: "refresh"}), by reopening an SSE stream (resuming,
-  // so nothing is lost); long-poll sends a fresh token with every poll.
   _scheduleRefresh(expires) {
     clearTimeout(this._refreshTimer);
     if (!expires || typeof this._o.token !== "function")
@@ -423,12 +368,9 @@ class Client {
     this._failPending(new SwitchboardError("disconnected", "connection lost before the reply: the request may or may not have taken effect"), conn);
     const refreshable = typeof this._o.token === "function";
     if (info.code === 4001 && refreshable) {
-      // New credentials may work: ask the callback again, same transport.
       this._schedule(this._delay(this._fails++), info);
       return;
     }
-    // 1000: the server ended it deliberately; 4010: a backend
-    // disconnected this client; 4403: the connect webhook refused it.
     if (info.code === 1000 || info.code === 4001 || info.code === 4010 || info.code === 4403 || info.reconnect === false) {
       this._failWaiters(new SwitchboardError(info.code === 4001 ? "unauthorized" : "closed", info.reason || "closed"));
       if (this._online)
@@ -440,8 +382,6 @@ class Client {
     if (conn.opened) {
       if (Date.now() - conn.openedAt >= this._o.stableAfter)
         this._fails = 0;
-      // After a downgrade, try the preferred transport that worked here
-      // before again (it was down, not blocked).
       const pref = this._o.transports;
       for (let i = 0; i < pref.length; i++) {
         if (!this._opened[pref[i]])
@@ -455,9 +395,6 @@ class Client {
     }
     this._failed(info);
   }
-  // _failed handles an attempt that ended before it opened: fall back to
-  // the next transport at once if this one never worked (or failed three
-  // times in a row), else retry it with backoff.
   _failed(info) {
     this._fails++;
     this._tFails++;
@@ -481,7 +418,7 @@ class Client {
     return Math.floor(Math.random() * cap);
   }
   _schedule(ms, info) {
-    this._gen++; // an attempt still waiting for its token is superseded
+    this._gen++;
     this._setState("reconnecting", { transport: this._order[this._idx], delay: ms, code: info.code, reason: info.reason });
     clearTimeout(this._timer);
     this._timer = setTimeout(() => this._attempt(), ms);
@@ -490,9 +427,6 @@ class Client {
     clearTimeout(this._timer);
     this._attempt();
   }
-  // _reopen restarts the connection at once with the current rooms and
-  // calls done when it is open (with an error after connectTimeout +
-  // requestTimeout, or on close). The room list survives either way.
   _reopen(done) {
     const w = {
       done,
@@ -504,8 +438,6 @@ class Client {
     this._waiters.push(w);
     this._restart();
   }
-  // _restart drops the connection (or the attempt in flight) and starts
-  // a new attempt at once; it resumes from lastId like any reconnect.
   _restart() {
     const conn = this._conn;
     this._conn = null;
@@ -543,13 +475,12 @@ class Client {
       }
     }
   }
-  // --- envelopes ---
   _dispatch(env) {
     if (!env || typeof env.type !== "string")
       return;
     if (env.id) {
       if (this._seen[env.id])
-        return; // a resume seam: delivered already
+        return;
       this._seen[env.id] = true;
       this._seenOrder.push(env.id);
       if (this._seenOrder.length > SEEN)
@@ -577,9 +508,6 @@ class Client {
     this._emit(env.type, env);
     this._emit("*", env);
   }
-  // _request sends one envelope: over the WebSocket when it is open,
-  // otherwise with POST /send (stateless, any node, the same rooms and
-  // credentials as the stream).
   _request(fields, wantReply, done) {
     if (this._state === "closed")
       return done(closedError());
@@ -622,8 +550,6 @@ class Client {
     this._token((err, token) => {
       if (err)
         return done(err);
-      // In development mode the server trusts ?user=: post as the user
-      // the stream was given, so "from" matches client.user.
       const url = endpoint(this._base, "send", { user: this._o.user || this._user, rooms: this._rooms.join(",") });
       const headers = { "Content-Type": "application/json" };
       if (token)
@@ -665,14 +591,9 @@ class Client {
     }
   }
 }
-// --- transports: each opens one connection attempt and reports through
-// cb.open(welcomeData), cb.envelope(env) and cb.close({code, reason,
-// reconnect}); conn.stop() abandons it. ---
 function openWebSocket(client, conn, params, cb) {
   if (typeof WebSocket !== "function" && typeof WebSocket !== "object")
     throw new Error("WebSocket is not available in this browser");
-  // The token travels as a subprotocol, not in the URL (which proxies
-  // log); the server selects "switchboard.v1".
   const url = endpoint(client._base, "ws", { rooms: params.rooms, since: params.since, user: params.user }, true);
   const ws = params.token ? new WebSocket(url, ["switchboard.v1", "switchboard.token." + params.token]) : new WebSocket(url);
   let pingTimer;
@@ -690,7 +611,6 @@ function openWebSocket(client, conn, params, cb) {
       ws.close(1000);
     }
     catch (e) {
-      /* already closing */
     }
   };
   ws.onmessage = (ev) => {
@@ -708,20 +628,15 @@ function openWebSocket(client, conn, params, cb) {
     const code = ev.code || 1006;
     cb.close({ code, reason: ev.reason || (code === 1006 ? "connection failed or dropped" : ""), reconnect: code !== 4001 && code !== 1000 });
   };
-  // Browsers hide WebSocket pings: after pingInterval without traffic,
-  // send an application ping, and give up on the socket only when
-  // nothing at all arrives within requestTimeout of that ping. The check
-  // runs often enough that the ping goes out within pingInterval of the
-  // last traffic, whatever the two settings.
   const every = client._o.pingInterval;
   const wait = client._o.requestTimeout;
   if (every > 0) {
     const tick = Math.max(100, Math.floor(Math.min(every, wait) / 4));
-    let pingAt = 0; // when the unanswered ping went out; 0: none
+    let pingAt = 0;
     pingTimer = setInterval(() => {
       const now = Date.now();
       if (pingAt && conn.lastSeen >= pingAt)
-        pingAt = 0; // answered (or other traffic)
+        pingAt = 0;
       if (pingAt) {
         if (now - pingAt >= wait) {
           conn.stop();
@@ -735,11 +650,6 @@ function openWebSocket(client, conn, params, cb) {
     }, tick);
   }
 }
-// openStream reads GET /sse with EventSource, or, in a browser without
-// it, with an XMLHttpRequest whose response is read as it grows
-// (readyState 3). A browser that buffers the response shows nothing
-// before connectTimeout, so the client falls back to long-poll as it
-// does behind a proxy that buffers event streams.
 function openStream(client, conn, params, cb) {
   if (typeof EventSource === "function" || typeof EventSource === "object") {
     openEventSource(client, conn, params, cb);
@@ -748,13 +658,12 @@ function openStream(client, conn, params, cb) {
   if (typeof XMLHttpRequest === "undefined")
     throw new Error("neither EventSource nor XMLHttpRequest is available in this browser");
   conn.via = "xhr";
-  // The token goes in a header, which EventSource cannot send.
   const xhr = new XMLHttpRequest();
   xhr.open("GET", endpoint(client._base, "sse", { rooms: params.rooms, since: params.since, user: params.user }), true);
   if (params.token)
     xhr.setRequestHeader("Authorization", "Bearer " + params.token);
-  let seen = 0; // characters of the response read
-  let buf = ""; // the start of a line not yet complete
+  let seen = 0;
+  let buf = "";
   let event = "";
   let data = [];
   let ended = false;
@@ -766,7 +675,6 @@ function openStream(client, conn, params, cb) {
       xhr.abort();
     }
     catch (e) {
-      /* already done */
     }
   };
   const read = () => {
@@ -777,7 +685,7 @@ function openStream(client, conn, params, cb) {
       text = xhr.responseText;
     }
     catch (e) {
-      return; // not readable before the end (old Internet Explorer)
+      return;
     }
     if (text.length <= seen)
       return;
@@ -799,7 +707,7 @@ function openStream(client, conn, params, cb) {
       }
       const c = line.indexOf(":");
       if (c === 0)
-        continue; // a comment: the server's heartbeat
+        continue;
       const field = c < 0 ? line : line.substring(0, c);
       let value = c < 0 ? "" : line.substring(c + 1);
       if (value.charAt(0) === " ")
@@ -829,7 +737,6 @@ function openStream(client, conn, params, cb) {
 }
 function openEventSource(client, conn, params, cb) {
   conn.via = "eventsource";
-  // Reconnects are ours (with since=), not EventSource's.
   const es = new EventSource(endpoint(client._base, "sse", params));
   conn.stop = () => es.close();
   es.onmessage = (ev) => onStreamEvent(conn, cb, "message", ev.data);
@@ -839,8 +746,6 @@ function openEventSource(client, conn, params, cb) {
     cb.close({ code: 1006, reason: conn.opened ? "stream dropped" : "stream failed (refused, unauthorized or blocked)", reconnect: true });
   };
 }
-// onStreamEvent handles one event of an event stream: a "close" event
-// ends the connection with the server's code; a message is an envelope.
 function onStreamEvent(conn, cb, event, data) {
   if (event === "message") {
     onEnvelope(conn, cb, data);
@@ -853,13 +758,11 @@ function onStreamEvent(conn, cb, event, data) {
     d = JSON.parse(data) || {};
   }
   catch (e) {
-    /* keep defaults */
   }
   if (conn.stop)
     conn.stop();
   cb.close({ code: d.code || 1006, reason: d.reason || "", reconnect: d.reconnect !== false });
 }
-// onEnvelope parses one envelope: the first welcome opens the connection.
 function onEnvelope(conn, cb, text) {
   if (!text || !/\S/.test(text))
     return;
@@ -893,8 +796,6 @@ function openLongPoll(client, conn, params, cb) {
   const poll = () => {
     if (conn.closed)
       return;
-    // The first poll answers at once, so a working transport is known
-    // within connectTimeout; later ones wait for messages.
     const wait = first ? 0 : client._o.pollWait;
     const url = endpoint(client._base, "poll", { rooms: params.rooms, cursor, wait: String(wait), user: params.user });
     const headers = token ? { Authorization: "Bearer " + token } : {};
@@ -912,8 +813,6 @@ function openLongPoll(client, conn, params, cb) {
       }
       if (first) {
         cb.open({ recovered: params.since ? body.recovered !== false : undefined, rooms: params.rooms ? params.rooms.split(",") : [] });
-        // Errors about the request (a bad room) come with every poll:
-        // report them once.
         const errors = body.errors || [];
         for (let i = 0; i < errors.length; i++)
           cb.envelope(errors[i]);
@@ -925,13 +824,9 @@ function openLongPoll(client, conn, params, cb) {
       const messages = body.messages || [];
       for (let i = 0; i < messages.length; i++)
         cb.envelope(messages[i]);
-      // A handler may have reopened the stream (join): the rest of this
-      // batch was not delivered, so the position must not move past it.
       if (conn.closed || client._conn !== conn)
         return;
       cursor = body.cursor || "";
-      // With no message, the cursor is the log's head (or empty after a
-      // gap): a switch to another transport resumes from there.
       if (!messages.length)
         client._since = cursor;
       if (typeof client._o.token !== "function")
@@ -948,9 +843,6 @@ function openLongPoll(client, conn, params, cb) {
   };
   poll();
 }
-// httpClose is the close info for an HTTP answer refusing a stream or a
-// poll: 401 is 4001 (unauthorized), 503 is 1012 (restarting), 400 ends
-// the client; status 0 is a request that never got an answer.
 function httpClose(status, message, what) {
   const code = status === 401 ? 4001 : status === 503 ? 1012 : status ? 1011 : 1006;
   return { code, reason: message || (status ? what + " answered " + status : what + " failed (unreachable, refused or blocked)"), reconnect: status !== 400 };
@@ -969,11 +861,6 @@ function httpVia() {
     return "fetch";
   return typeof XMLHttpRequest === "undefined" ? "" : "xhr";
 }
-// httpRequest sends one request and calls done once with the status and
-// the JSON body (undefined if empty, or not JSON on an error status), or
-// with an error: no answer within timeout ms, or none at all, or a
-// request the browser refused to send (it never throws). It returns a
-// function that abandons the request (done is then never called).
 function httpRequest(method, url, headers, body, timeout, done) {
   let finished = false;
   let cancel = noop;
@@ -1021,7 +908,6 @@ function httpRequest(method, url, headers, body, timeout, done) {
         xhr.abort();
       }
       catch (e) {
-        /* already done */
       }
     };
     try {
@@ -1040,9 +926,6 @@ function httpRequest(method, url, headers, body, timeout, done) {
       xhr.send(body);
     }
     catch (e) {
-      // setRequestHeader throws at once on a value it refuses (a token
-      // with a line break): a failed request, as fetch reports it, not
-      // an exception out of a poll loop, which would stop it silently.
       cancel();
       setTimeout(() => finish({ code: "network", message: errText(e) }, 0, ""), 0);
     }
@@ -1053,10 +936,6 @@ function httpRequest(method, url, headers, body, timeout, done) {
     cancel();
   };
 }
-// --- helpers ---
-// settle runs start with a Node-style done callback and gives its
-// outcome to callback, always asynchronously; without a callback it
-// returns a promise of it, or, with no Promise in the engine, nothing.
 function settle(callback, start) {
   if (typeof callback === "function") {
     let sync = true;
@@ -1079,16 +958,12 @@ function settle(callback, start) {
   }
   return new Promise((resolve, reject) => start((err, v) => (err ? reject(err) : resolve(v))));
 }
-// defer runs fn after the current synchronous code: as a microtask where
-// there is Promise, else as a timer.
 function defer(fn) {
   if (typeof Promise === "function")
     Promise.resolve().then(fn);
   else
     setTimeout(fn, 0);
 }
-// inherit gives o the prototype p (Object.setPrototypeOf is ES2015;
-// __proto__ is what older engines have, where they have anything).
 function inherit(o, p) {
   if (Object.getPrototypeOf(o) === p)
     return;
@@ -1102,7 +977,6 @@ function noop() { }
 function has(o, k) {
   return Object.prototype.hasOwnProperty.call(o, k);
 }
-// extend copies src's own properties onto target (Object.assign is ES2015).
 function extend(target, src) {
   if (src)
     for (const k in src)
@@ -1131,9 +1005,6 @@ function isArray(x) {
 function errText(e) {
   return String((e && e.message) || e);
 }
-// baseURL resolves url against the page (no URL API: ES5 engines lack
-// it) to an absolute http(s) URL ending in "/", without query or
-// fragment. Dot segments are left for the browser to resolve.
 function baseURL(url) {
   const here = typeof location !== "undefined" ? location.href : "http://localhost/";
   const page = /^([a-z][a-z0-9+.\-]*:)\/\/([^\/?#]*)([^?#]*)/i.exec(here) || ["", "http:", "localhost", "/"];

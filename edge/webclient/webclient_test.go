@@ -159,7 +159,9 @@ func TestRegisterServesWithETag(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		zr, err := gzip.NewReader(zres.Body)
+		gz, _ := io.ReadAll(zres.Body)
+		t.Logf("%s: %d bytes, %d gzipped", tc.path, len(tc.body), len(gz))
+		zr, err := gzip.NewReader(bytes.NewReader(gz))
 		if err != nil || zres.Header.Get("Content-Encoding") != "gzip" {
 			t.Fatalf("%s gzip: %v %v", tc.path, err, zres.Header)
 		}
@@ -255,6 +257,35 @@ func TestGeneratedUpToDate(t *testing.T) {
 		if !bytes.Equal(built, committed) {
 			t.Errorf("%s is stale: it differs from what client.ts compiles to (%d bytes, committed %d); run make client", name, len(built), len(committed))
 		}
+	}
+}
+
+// TestBuildRefusesMultilineTemplates runs build.mjs on a source with a
+// template literal spanning lines: re-indenting the output line by line
+// would change its text, so the build must fail and say why.
+func TestBuildRefusesMultilineTemplates(t *testing.T) {
+	node, dir := buildTools(t)
+	tmp := t.TempDir()
+	build := filepath.Join(tmp, "_build")
+	if err := os.MkdirAll(build, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	script, err := os.ReadFile(filepath.Join(dir, "build.mjs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := "function connect(): string {\n    return `one\n    two`;\n}\nclass Client {}\nclass SwitchboardError {}\n" + exportLine
+	for name, body := range map[string]string{filepath.Join(build, "build.mjs"): string(script), filepath.Join(tmp, "client.ts"): src} {
+		if err := os.WriteFile(name, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(filepath.Join(dir, "node_modules"), filepath.Join(build, "node_modules")); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(node, filepath.Join(build, "build.mjs"), filepath.Join(tmp, "out")).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "template literals spanning lines") {
+		t.Fatalf("build.mjs accepted a template literal spanning lines: %v\n%s", err, out)
 	}
 }
 

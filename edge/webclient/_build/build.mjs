@@ -3,10 +3,13 @@
 //
 //   node build.mjs OUTDIR
 //
-// writes OUTDIR/client.js (ES2020 module, comments kept), client.d.ts and
-// client.legacy.js (ES5 classic script defining window.Switchboard,
-// comments removed). It type-checks first, against the ES5 library and
-// the DOM only, so an ES2015 built-in in the source fails the build.
+// writes OUTDIR/client.js (ES2020 module), client.d.ts (the declarations,
+// with their doc comments) and client.legacy.js (ES5 classic script
+// defining window.Switchboard). Both scripts drop the source's comments:
+// browsers download them, and the API is documented in client.d.ts and
+// docs/client.md, the code in client.ts. It type-checks first, against
+// the ES5 library and the DOM only, so an ES2015 built-in in the source
+// fails the build.
 // make client runs it into edge/webclient; the package's tests run it
 // into a temporary directory and compare (see ../doc.go).
 import fs from "node:fs";
@@ -59,7 +62,10 @@ function emit(options) {
   return files;
 }
 
-const modern = emit({ target: ts.ScriptTarget.ES2020, module: ts.ModuleKind.ES2020, declaration: true, stripInternal: true, outDir: "/out" });
+// removeComments would strip the declarations' docs too: they are
+// emitted on their own.
+const modern = emit({ target: ts.ScriptTarget.ES2020, module: ts.ModuleKind.ES2020, removeComments: true, outDir: "/out" });
+const types = emit({ target: ts.ScriptTarget.ES2020, module: ts.ModuleKind.ES2020, declaration: true, emitDeclarationOnly: true, stripInternal: true, outDir: "/out" });
 const legacy = emit({ target: ts.ScriptTarget.ES5, module: ts.ModuleKind.ES2015, removeComments: true, outDir: "/out" });
 
 // withoutExport returns the module without its one export statement, the
@@ -74,13 +80,29 @@ function withoutExport(js, what) {
 }
 withoutExport(modern[".js"], "ES2020"); // the classic build (webclient.go) relies on it
 
-// The modern module keeps its comments, indented by two spaces as the
-// repository's JavaScript is; the ES5 build drops the indentation too
-// (safe: ES5 has no template literals, and a string spanning lines,
-// which would need a line continuation, fails the build).
-const modernJS = modern[".js"]
-  .replace(/^ *\/\*\* @internal \*\/\n/gm, "")
-  .replace(/^( {4})+/gm, (m) => " ".repeat(m.length / 2));
+// The modern module is indented by two spaces, as the repository's
+// JavaScript is; the ES5 build drops the indentation (ES5 has no
+// template literals, and a string spanning lines, which would need a
+// line continuation, fails the build). Both rewrite leading whitespace
+// line by line, which would change the text of a template literal
+// spanning lines: the source may have none.
+function noMultilineTemplates(js, what) {
+  const sf = ts.createSourceFile("client.js", js, ts.ScriptTarget.ES2020, true, ts.ScriptKind.JS);
+  const bad = [];
+  const visit = (node) => {
+    if ((ts.isNoSubstitutionTemplateLiteral(node) || ts.isTemplateExpression(node)) && node.getText(sf).includes("\n")) {
+      bad.push(sf.getLineAndCharacterOfPosition(node.getStart(sf)).line + 1);
+    }
+    ts.forEachChild(node, visit);
+  };
+  visit(sf);
+  if (bad.length) {
+    console.error(`build: the ${what} output has template literals spanning lines (output lines ${bad.join(", ")}), which re-indenting would change; write them with "\\n" in client.ts`);
+    process.exit(1);
+  }
+}
+noMultilineTemplates(modern[".js"], "ES2020");
+const modernJS = modern[".js"].replace(/^( {4})+/gm, (m) => " ".repeat(m.length / 2));
 let legacyBody = withoutExport(legacy[".js"], "ES5");
 if (/\\\n/.test(legacyBody)) {
   console.error("build: the ES5 output has a line continuation; its indentation cannot be stripped safely");
@@ -97,6 +119,6 @@ const legacyJS =
   "})(typeof window !== \"undefined\" ? window : this);\n";
 
 fs.mkdirSync(out, { recursive: true });
-fs.writeFileSync(path.join(out, "client.js"), generated + modernJS);
-fs.writeFileSync(path.join(out, "client.d.ts"), generated + modern[".dts"]);
+fs.writeFileSync(path.join(out, "client.js"), generated + "// Source: edge/webclient/client.ts. API docs: /client.d.ts, docs/client.md.\n" + modernJS);
+fs.writeFileSync(path.join(out, "client.d.ts"), generated + types[".dts"]);
 fs.writeFileSync(path.join(out, "client.legacy.js"), legacyJS);
