@@ -195,15 +195,22 @@ func (c *conn) readable() {
 }
 
 // tryWrite writes b to the socket fd without waiting: the bytes the
-// kernel took now (none when its send buffer is full). The socket is
-// non-blocking, so the call returns at once: a raw system call, without
-// telling the scheduler, which would cost more than the write itself on
-// the fan-out path. MSG_NOSIGNAL: a gone client is an error, not SIGPIPE.
+// kernel took now (none when its send buffer is full). sendto, not
+// write: straight to the socket layer, past vfs_write and fdget_pos
+// (3-4% of the edge's CPU at 1,000 x 100 msg/s under perf).
+// MSG_NOSIGNAL: a gone client is an error, not SIGPIPE.
+//
+// A scheduler-aware system call, although the socket never blocks: the
+// raw one was measured and reverted, because while a worker is in a
+// system call the runtime may hand its CPU to the publishing goroutines,
+// and without that, when the writers are saturated (5,000 subscribers
+// at 100 msg/s on one core), new messages waited longer to be queued:
+// p50 75.5 ms against 63.4 ms, CPU per delivery unchanged.
 func tryWrite(fd int, b []byte) (int, error) {
 	if len(b) == 0 {
 		return 0, nil
 	}
-	n, _, errno := syscall.RawSyscall6(syscall.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)),
+	n, _, errno := syscall.Syscall6(syscall.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)),
 		syscall.MSG_DONTWAIT|syscall.MSG_NOSIGNAL, 0, 0)
 	switch errno {
 	case 0:
