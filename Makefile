@@ -13,8 +13,9 @@ run:
 build:
 	$(GO) build -o bin/switchboard ./edge
 
-## test: vet, then every test with the race detector
-test: vet
+## test: vet, then every test with the race detector (client-tools
+## first: a test rebuilds the browser client and compares)
+test: vet client-tools
 	$(GO) test -race -count=1 -timeout 10m $(PKGS)
 
 vet:
