@@ -345,14 +345,23 @@ func TestReadFollowsNotifications(t *testing.T) {
 		sameRecords(t, d, got)
 		at = got[len(got)-1].Pos
 	}
+	// A notification of what the reader has read already (as when one
+	// arrives after the query that saw its append) is no news: the
+	// reader waits on instead of querying.
+	exec(t, d.cfg.URL, `SELECT pg_notify($1, $2)`, d.names.unit, fmt.Sprintf("%s %d", epoch, at.Lo))
+	got := follow(t, d, epoch, at, 100, testMessage(99, "", ""))
+	if len(got) != 1 || got[0].Pos.Lo != at.Lo+1 {
+		t.Fatalf("read %v after %d, want the next record", positions(got), at.Lo)
+	}
+	at = got[0].Pos
 	// Only the first Read queried (and found nothing): every record came
 	// with its notification.
 	if q := d.listen.queries.Load(); q != 1 {
-		t.Fatalf("%d read queries for %d appends, want 1 (the first Read's)", q, len(appends))
+		t.Fatalf("%d read queries for %d appends, want 1 (the first Read's)", q, len(appends)+1)
 	}
 
 	big := message.NewMessage("big", bytes.Repeat([]byte("x"), notifyMax))
-	got := follow(t, d, epoch, at, 100, big)
+	got = follow(t, d, epoch, at, 100, big)
 	if len(got) != 1 || got[0].Msg.UUID != "big" {
 		t.Fatalf("read %v, want the large record", positions(got))
 	}

@@ -223,7 +223,9 @@ func (l *listener) close() {
 // A Read that continues where the last one caught up with the head (see
 // listener.caught) starts with the wait: the query it would run first
 // could only find the head it already knows, and any later append's
-// notification is on this connection.
+// notification is on this connection. A notification of records it has
+// read already (one that arrives after the query that saw its append)
+// does not make it query either.
 func (d *driver) Read(ctx context.Context, epoch string, after engine.Pos, max int) (engine.Batch, error) {
 	l := &d.listen
 	l.mu.Lock()
@@ -238,16 +240,22 @@ func (d *driver) Read(ctx context.Context, epoch string, after engine.Pos, max i
 		return engine.Batch{}, d.unavailable("read", err)
 	}
 	deadline := time.Now().Add(d.cfg.PollInterval)
-	wait := l.caught.ok && l.caught.epoch == epoch && after.Hi == 0 && after.Lo == uint64(l.caught.pos) && len(l.notes) == 0
+	// atHead: the head is known to be `after`, and every notification
+	// read since said nothing newer. Then only a notification can bring
+	// news: wait for it rather than query.
+	atHead := l.caught.ok && l.caught.epoch == epoch && after.Hi == 0 && after.Lo == uint64(l.caught.pos) && len(l.notes) == 0
 	l.caught.ok = false
 	for {
+		// take forgets notes of what was read already (a notification
+		// that arrives after a query saw its append), so only news is
+		// left in l.notes.
 		if recs := l.take(epoch, after, max); len(recs) > 0 {
 			if len(l.notes) == 0 {
 				l.caught.ok, l.caught.epoch, l.caught.pos = true, epoch, int64(recs[len(recs)-1].Pos.Lo)
 			}
 			return engine.Batch{Epoch: epoch, Records: recs}, nil
 		}
-		if !wait {
+		if !atHead || len(l.notes) > 0 {
 			l.notes = l.notes[:0] // the query sees what they announced
 			l.queries.Add(1)
 			qctx, qcancel := d.timeout(ctx)
@@ -275,16 +283,17 @@ func (d *driver) Read(ctx context.Context, epoch string, after engine.Pos, max i
 				return engine.Batch{Epoch: r.epoch, Records: r.recs, Gap: len(r.recs) > 0 && missing(after, r.head, r.recs)}, nil
 			}
 			if !announced {
+				atHead = false
 				continue // an append committed after the query's snapshot
 			}
+			atHead = r.head == int64(after.Lo)
 			if !time.Now().Before(deadline) {
-				if r.head == int64(after.Lo) {
+				if atHead {
 					l.caught.ok, l.caught.epoch, l.caught.pos = true, epoch, r.head
 				}
 				return engine.Batch{Epoch: epoch}, nil
 			}
 		}
-		wait = false
 		wctx, wcancel := context.WithDeadline(ctx, deadline)
 		err := l.conn.PgConn().WaitForNotification(wctx)
 		wcancel()
@@ -295,6 +304,7 @@ func (d *driver) Read(ctx context.Context, epoch string, after engine.Pos, max i
 		case pgconn.Timeout(err) && !l.conn.IsClosed():
 			// PollInterval passed without a notification: query once
 			// more (the fallback poll), then return.
+			atHead = false
 		default:
 			l.drop()
 			return engine.Batch{}, d.unavailable("read", err)
