@@ -417,6 +417,44 @@ func TestReadFollowsNotifications(t *testing.T) {
 	}
 }
 
+// TestParseNote: a notification the reader cannot fully read carries no
+// records (the reader then queries); it never yields a record the engine
+// would skip as malformed.
+func TestParseNote(t *testing.T) {
+	md := `{"switchboard_channel":"room:r"}`
+	for _, c := range []struct {
+		name, payload string
+		last          int64
+		recs          int
+	}{
+		{"head only", "e1 7", 7, 0},
+		{"one record", `e1 7 [[7,"u","eyJ2IjoxfQ==",` + md + `]]`, 7, 1},
+		{"two records", `e1 8 [[7,"u","eyJ2IjoxfQ==",` + md + `],[8,"w","",` + md + `]]`, 8, 2},
+		{"base64 broken by a newline", "e1 7 [[7,\"u\",\"eyJ2\\nIjoxfQ==\"," + md + "]]", 7, 1},
+		{"not ending at last", `e1 8 [[7,"u","eyJ2IjoxfQ==",` + md + `]]`, 8, 0},
+		{"not consecutive", `e1 9 [[7,"u","",` + md + `],[9,"w","",` + md + `]]`, 9, 0},
+		{"bad base64", `e1 7 [[7,"u","%%",` + md + `]]`, 7, 0},
+		{"metadata missing", `e1 7 [[7,"u","eyJ2IjoxfQ=="]]`, 7, 0},
+		{"metadata not an object", `e1 7 [[7,"u","eyJ2IjoxfQ==",[1]]]`, 7, 0},
+		{"uuid not a string", `e1 7 [[7,1,"eyJ2IjoxfQ==",` + md + `]]`, 7, 0},
+		{"not JSON", "e1 7 [[7,", 7, 0},
+		{"empty array", "e1 7 []", 7, 0},
+		{"position unreadable", "e1 x", 0, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			n := parseNote(c.payload)
+			if n.epoch != "e1" || n.last != c.last || len(n.recs) != c.recs {
+				t.Fatalf("parseNote = %q %d with %d records, want e1 %d with %d", n.epoch, n.last, len(n.recs), c.last, c.recs)
+			}
+			for _, r := range n.recs {
+				if r.Err != nil || r.Msg == nil {
+					t.Fatalf("record at %d: %v", r.Pos.Lo, r.Err)
+				}
+			}
+		})
+	}
+}
+
 // TestTrimAndGaps: trimming by count and by age deletes the oldest
 // records; Range after a deleted position reports Trimmed and Read a
 // Gap, from a position still retained neither; expired keys go too.

@@ -90,7 +90,7 @@ func parseNote(payload string) note {
 
 // parseRecords decodes appendV3's JSON array of [pos, uuid, payload in
 // base64, metadata]: nil unless it is consecutive positions ending at
-// last, each well formed.
+// last, each well formed (what it cannot read, the reader queries).
 func parseRecords(s string, last int64) []engine.Record {
 	var raw [][4]json.RawMessage
 	if json.Unmarshal([]byte(s), &raw) != nil || len(raw) == 0 {
@@ -110,7 +110,9 @@ func parseRecords(s string, last int64) []engine.Record {
 		if err != nil {
 			return nil
 		}
-		recs[i] = decode(pos, uuid, b, r[3])
+		if recs[i] = decode(pos, uuid, b, r[3]); recs[i].Err != nil {
+			return nil // the log's row is read by a query, not skipped
+		}
 	}
 	return recs
 }
