@@ -178,30 +178,15 @@ func TestReadWakesOnNotify(t *testing.T) {
 	t.Parallel()
 	srv := pgtest.Start(t)
 	d := testDriver(t, srv.URL, func(c *Config) { c.PollInterval = time.Hour })
-	ctx := ctxFor(t)
-	epoch, head, err := d.Head(ctx)
+	epoch, head, err := d.Head(ctxFor(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	type result struct {
-		b   engine.Batch
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		b, err := d.Read(ctx, epoch, head, 10)
-		done <- result{b, err}
-	}()
 	// Whether the Read is already waiting or still querying, it must see
-	// the append: by its query or by the notification.
-	mustAppend(t, d, testMessage(0, "", ""))
-	select {
-	case r := <-done:
-		if r.err != nil || fmt.Sprint(positions(r.b.Records)) != "[1]" || r.b.Gap {
-			t.Fatalf("Read = %+v, %v; want the record at 1", r.b, r.err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("Read did not return 20s after an append: the notification did not wake it")
+	// the append: by its query or by the notification (follow's Read
+	// fails with its context, long before the hour's poll).
+	if got := follow(t, d, epoch, head, 10, testMessage(0, "", "")); fmt.Sprint(positions(got)) != "[1]" {
+		t.Fatalf("Read = %v, want the record at 1", positions(got))
 	}
 }
 
@@ -216,16 +201,24 @@ func TestReadPollsWhenNotifyIsLost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	msg := appendSilently(t, d, 1)
+	readSilent(t, d, epoch, head)
+}
+
+// readSilent appends a record after `after` without a notification (as
+// if it was lost) and fails unless Reads from after find it within 20 s:
+// the fallback poll.
+func readSilent(t *testing.T, d *driver, epoch string, after engine.Pos) {
+	t.Helper()
+	msg := appendSilently(t, d, int64(after.Lo)+1)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		b, err := d.Read(ctx, epoch, head, 10)
+		b, err := d.Read(ctxFor(t), epoch, after, 10)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if len(b.Records) > 0 {
-			if fmt.Sprint(positions(b.Records)) != "[1]" || b.Records[0].Msg.UUID != msg.UUID {
-				t.Fatalf("Read = %v", positions(b.Records))
+			if len(b.Records) != 1 || b.Records[0].Pos.Lo != after.Lo+1 || b.Records[0].Msg.UUID != msg.UUID {
+				t.Fatalf("Read = %v, want the record at %d", positions(b.Records), after.Lo+1)
 			}
 			return
 		}
@@ -398,23 +391,7 @@ func TestReadFollowsNotifications(t *testing.T) {
 
 	// Caught up, a lost notification is still found by the poll.
 	d.cfg.PollInterval = 50 * time.Millisecond
-	msg := appendSilently(t, d, int64(at.Lo)+1)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		b, err := d.Read(ctx, epoch, at, 10)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(b.Records) > 0 {
-			if len(b.Records) != 1 || b.Records[0].Msg.UUID != msg.UUID {
-				t.Fatalf("Read = %v", positions(b.Records))
-			}
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("a record without a notification was not read within 20s")
-		}
-	}
+	readSilent(t, d, epoch, at)
 }
 
 // TestParseNote: a notification the reader cannot fully read carries no
