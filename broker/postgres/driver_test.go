@@ -416,12 +416,24 @@ func TestParseNote(t *testing.T) {
 		{"uuid not a string", `e1 7 [[7,1,"eyJ2IjoxfQ==",` + md + `]]`, 7, 0},
 		{"not JSON", "e1 7 [[7,", 7, 0},
 		{"empty array", "e1 7 []", 7, 0},
-		{"position unreadable", "e1 x", 0, 0},
+		{"position unreadable", "e1 x", unknownPos, 0},
+		{"position unreadable, records after it", `e1 x [[7,"u","eyJ2IjoxfQ==",` + md + `]]`, unknownPos, 0},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			n := parseNote(c.payload)
 			if n.epoch != "e1" || n.last != c.last || len(n.recs) != c.recs {
 				t.Fatalf("parseNote = %q %d with %d records, want e1 %d with %d", n.epoch, n.last, len(n.recs), c.last, c.recs)
+			}
+			// Whatever the payload, the reader never takes it for an
+			// append it has read already: it delivers the records it
+			// carries, or it is news that makes the reader query.
+			l := &listener{notes: []note{n}}
+			after := c.last - int64(max(c.recs, 1))
+			if recs := l.take("e1", at(after), 100); len(recs) != c.recs {
+				t.Fatalf("take after %d = %d records, want %d", after, len(recs), c.recs)
+			}
+			if c.recs == 0 && l.announced("e1", 6) {
+				t.Fatalf("a query that saw the head at 6 took the note as announced")
 			}
 			for _, r := range n.recs {
 				if r.Err != nil || r.Msg == nil {
@@ -434,7 +446,9 @@ func TestParseNote(t *testing.T) {
 
 // TestTrimAndGaps: trimming by count and by age deletes the oldest
 // records; Range after a deleted position reports Trimmed and Read a
-// Gap, from a position still retained neither; expired keys go too.
+// Gap, from a position still retained neither; Read from the log's start
+// (a reader that has read nothing of it) reports the records trimmed
+// before it read them; expired keys go too.
 func TestTrimAndGaps(t *testing.T) {
 	t.Parallel()
 	srv := pgtest.Start(t)
@@ -450,10 +464,11 @@ func TestTrimAndGaps(t *testing.T) {
 	}
 	for _, c := range []struct {
 		after   uint64
-		trimmed bool
+		trimmed bool // Range's: from 0 is from wherever the log starts now
 		first   uint64
+		gap     bool // Read's: from 0 is from the log's first position, 1
 	}{
-		{0, false, 16}, {3, true, 16}, {14, true, 16}, {15, false, 16}, {18, false, 19}, {20, false, 0},
+		{0, false, 16, true}, {3, true, 16, true}, {14, true, 16, true}, {15, false, 16, false}, {18, false, 19, false}, {20, false, 0, false},
 	} {
 		chunk, err := d.Range(ctx, at(int64(c.after)), 100)
 		if err != nil {
@@ -470,8 +485,8 @@ func TestTrimAndGaps(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if b.Gap != (c.trimmed && len(b.Records) > 0) {
-			t.Errorf("Read after %d: Gap %v", c.after, b.Gap)
+		if b.Gap != c.gap {
+			t.Errorf("Read after %d: Gap %v, want %v", c.after, b.Gap, c.gap)
 		}
 	}
 

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -74,6 +75,9 @@ type note struct {
 // maxNotes bounds the notes kept between queries.
 const maxNotes = 256
 
+// unknownPos is the head of a note whose position does not parse.
+const unknownPos = math.MaxInt64
+
 // parseNote reads "<epoch> <last>[ <records>]". A payload it does not
 // understand gives a note of an unknown position, which only makes the
 // reader query.
@@ -81,7 +85,12 @@ func parseNote(payload string) note {
 	epoch, rest, _ := strings.Cut(payload, " ")
 	last, recs, _ := strings.Cut(rest, " ")
 	n := note{epoch: epoch}
-	n.last, _ = strconv.ParseInt(last, 10, 64)
+	var err error
+	if n.last, err = strconv.ParseInt(last, 10, 64); err != nil {
+		// Newer than any position: news, never taken for a record
+		// read already.
+		return note{epoch: epoch, last: unknownPos}
+	}
 	if recs != "" {
 		n.recs = parseRecords(recs, n.last)
 	}
@@ -282,7 +291,10 @@ func (d *driver) Read(ctx context.Context, epoch string, after engine.Pos, max i
 				if n := len(r.recs); announced && n > 0 && r.recs[n-1].Pos.Lo == uint64(r.head) {
 					l.caught.ok, l.caught.epoch, l.caught.pos = true, r.epoch, r.head
 				}
-				return engine.Batch{Epoch: r.epoch, Records: r.recs, Gap: len(r.recs) > 0 && missing(after, r.head, r.recs)}, nil
+				// Positions start at 1 in every epoch: a reader that
+				// has read nothing of this log (after 0) and finds 16
+				// first lost 1 to 15 to retention, as any other would.
+				return engine.Batch{Epoch: r.epoch, Records: r.recs, Gap: len(r.recs) > 0 && (r.recs[0].Pos.Lo != after.Lo+1 || missing(after, r.head, r.recs))}, nil
 			}
 			if !announced {
 				atHead = false
