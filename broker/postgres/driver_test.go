@@ -444,6 +444,51 @@ func TestParseNote(t *testing.T) {
 	}
 }
 
+// TestReadBoundsBytes: the reader reads large records a few at a time
+// (readBytesMax of payloads after the first record, which always comes),
+// in order and all of them, while history pages (Range) stay whole.
+func TestReadBoundsBytes(t *testing.T) {
+	t.Parallel()
+	srv := pgtest.Start(t)
+	d := testDriver(t, srv.URL, nil)
+	ctx := ctxFor(t)
+	big := func(i, size int) *message.Message {
+		m := testMessage(i, "", "")
+		m.Payload = bytes.Repeat([]byte{byte('a' + i)}, size)
+		return m
+	}
+	const mib = 1 << 20
+	var msgs []*message.Message
+	for i := range 6 {
+		msgs = append(msgs, big(i, mib))
+	}
+	msgs = append(msgs, big(6, 5*mib)) // larger than the bound alone
+	epoch, _ := mustAppend(t, d, msgs...)
+	for _, c := range []struct {
+		after, first, last uint64
+	}{
+		{0, 1, 4}, // 4 MiB before the 5th record: it waits for the next read
+		{4, 5, 7}, // 2 MiB before the 7th, which is read whatever its size
+	} {
+		b, err := d.Read(ctx, epoch, at(int64(c.after)), 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := len(b.Records); n == 0 || b.Records[0].Pos.Lo != c.first || b.Records[n-1].Pos.Lo != c.last || b.Gap {
+			t.Fatalf("Read after %d = %d records (gap %v), want %d to %d", c.after, n, b.Gap, c.first, c.last)
+		}
+		for _, r := range b.Records {
+			if i := int(r.Pos.Lo - 1); !bytes.Equal(r.Msg.Payload, msgs[i].Payload) {
+				t.Fatalf("record %d: payload of %d bytes is not message %d's", r.Pos.Lo, len(r.Msg.Payload), i)
+			}
+		}
+	}
+	chunk, err := d.Range(ctx, engine.Pos{}, 100)
+	if err != nil || len(chunk.Records) != 7 {
+		t.Fatalf("Range from the start = %d records, %v; want all 7", len(chunk.Records), err)
+	}
+}
+
 // TestTrimAndGaps: trimming by count and by age deletes the oldest
 // records; Range after a deleted position reports Trimmed and Read a
 // Gap, from a position still retained neither; Read from the log's start

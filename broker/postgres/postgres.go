@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"strconv"
 	"strings"
@@ -153,6 +154,10 @@ func (d *driver) pool(size int) (*pgxpool.Pool, error) {
 	return pgxpool.NewWithConfig(context.Background(), pc)
 }
 
+// readBytesMax bounds the payload bytes of one read of the reader (the
+// first record is read whatever its size).
+const readBytesMax = 4 << 20
+
 // pingIdle is how long a pooled connection may be idle before
 // it is pinged (history reads are also retried: see readOnly).
 const pingIdle = 100 * time.Millisecond
@@ -162,17 +167,27 @@ func (d *driver) statements() {
 	n := d.names
 	// One statement, one snapshot: the head and the records after a
 	// position. The records are the positions up to the head, every one
-	// of them, except what trimming deleted (always the oldest).
-	read := func(after string) string {
+	// of them, except what trimming deleted (always the oldest), up to
+	// $2 records and, past the first record, fewer than `bytes` bytes of
+	// payloads.
+	read := func(after string, bytes int64) string {
 		return `SELECT h.epoch, h.pos, l.pos, l.uuid, l.payload, l.metadata
 FROM (SELECT epoch, pos FROM ` + n.head + ` LIMIT 1) h LEFT JOIN LATERAL (
-	SELECT r.pos, r.uuid, r.payload, r.metadata FROM ` + n.log + ` r
-	WHERE r.pos > ` + after + ` ORDER BY r.pos LIMIT $2) l ON true
+	SELECT s.pos, s.uuid, s.payload, s.metadata FROM (
+		SELECT w.pos, w.uuid, w.payload, w.metadata,
+			sum(octet_length(w.payload)) OVER (ORDER BY w.pos) - octet_length(w.payload) AS before
+		FROM (SELECT r.pos, r.uuid, r.payload, r.metadata FROM ` + n.log + ` r
+			WHERE r.pos > ` + after + ` ORDER BY r.pos LIMIT $2) w) s
+	WHERE s.before < ` + strconv.FormatInt(bytes, 10) + `) l ON true
 ORDER BY l.pos`
 	}
-	// The reader reads the new log from its start when the epoch changed.
-	d.readSQL = read(`CASE WHEN h.epoch = $3 THEN $1::bigint ELSE 0 END`)
-	d.rangeSQL = read(`$1::bigint`)
+	// The reader reads the new log from its start when the epoch changed,
+	// and at most readBytesMax at once: ReadCount large messages would
+	// otherwise be one transfer that QueryTimeout cuts off every time it
+	// is tried again. History pages are not bounded (the engine takes a
+	// short page for the log's end).
+	d.readSQL = read(`CASE WHEN h.epoch = $3 THEN $1::bigint ELSE 0 END`, readBytesMax)
+	d.rangeSQL = read(`$1::bigint`, math.MaxInt64)
 	d.headSQL = `SELECT h.epoch, h.pos FROM ` + n.head + ` h`
 	d.sinceSQL = `SELECT coalesce((SELECT min(l.pos) - 1 FROM ` + n.log + ` l WHERE l.created_at >= $1),
 	(SELECT h.pos FROM ` + n.head + ` h))`
