@@ -444,6 +444,38 @@ func TestParseNote(t *testing.T) {
 	}
 }
 
+// TestHeadWentBack: a head below the reader's position under the same
+// epoch (a failover to a standby that lost the last commits) is logged as
+// an error, once, instead of going unnoticed while the reader skips the
+// positions handed out again.
+func TestHeadWentBack(t *testing.T) {
+	t.Parallel()
+	srv := pgtest.Start(t)
+	var logs bytes.Buffer // written by Read only, on this goroutine
+	cfg := Config{URL: srv.URL, Table: tableFor(t), TrimInterval: -1, PollInterval: 50 * time.Millisecond}
+	cfg.setDefaults()
+	d, err := open(context.Background(), cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Close() })
+	ctx := ctxFor(t)
+	epoch, _ := mustAppend(t, d, testMessage(0, "", ""), testMessage(1, "", ""), testMessage(2, "", ""), testMessage(3, "", ""))
+	if _, err := d.Read(ctx, epoch, at(2), 100); err != nil || strings.Contains(logs.String(), "went back") {
+		t.Fatalf("Read behind the head: %v, logged %q", err, logs.String())
+	}
+	exec(t, srv.URL, `DELETE FROM `+d.names.log+` WHERE pos > 2`)
+	exec(t, srv.URL, `UPDATE `+d.names.head+` SET pos = 2`)
+	for range 2 {
+		if _, err := d.Read(ctx, epoch, at(4), 100); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := strings.Count(logs.String(), "went back"); n != 1 || !strings.Contains(logs.String(), "head=2 reader=4") {
+		t.Fatalf("logged %d times (want 1, with head=2 reader=4): %s", n, logs.String())
+	}
+}
+
 // TestReadBoundsBytes: the reader reads large records a few at a time
 // (readBytesMax of payloads after the first record, which always comes),
 // in order and all of them, while history pages (Range) stay whole.

@@ -47,6 +47,10 @@ type listener struct {
 	}
 
 	queries atomic.Int64 // read queries run, for tests
+
+	// wentBack is the head last reported below the reader's position
+	// under the same epoch (logged once per head).
+	wentBack int64
 }
 
 func (l *listener) init(d *driver, cfg *pgx.ConnConfig) {
@@ -285,6 +289,10 @@ func (d *driver) Read(ctx context.Context, epoch string, after engine.Pos, max i
 			}
 			if r.epoch != epoch {
 				after = engine.Pos{} // the new log, from its start
+			} else if r.head < int64(after.Lo) && r.head != l.wentBack {
+				l.wentBack = r.head
+				d.log.Error("the log's head went back under the same epoch: its positions up to this node's are handed out again and this node skips them (a failover to a standby that lost commits, a restore, synchronous_commit off and a crash?); drop the log's tables to start it under a new epoch",
+					"head", r.head, "reader", after.Lo, "epoch", epoch)
 			}
 			announced := l.announced(r.epoch, r.head)
 			if len(r.recs) > 0 || r.epoch != epoch {
