@@ -103,8 +103,9 @@ type Outbox struct {
 	pending   bool           // a notification arrived since the last read of the outbox began
 	epoch     string         // the outbox's epoch, as last read
 	published map[int64]bool // rows of epoch published but not known to be deleted
+	backoff   time.Duration  // before the next retry of lanes whose publication failed
 
-	claimSQL, lockSQL, doneSQL string
+	claimSQL, skipSQL, lockSQL, doneSQL string
 }
 
 // NewOutbox validates cfg, connects to the database, installs or
@@ -179,6 +180,7 @@ func newOutbox(cfg OutboxConfig, pub OutboxPublisher, logger *slog.Logger) (*Out
 		life: life, endLife: endLife, done: make(chan struct{}),
 		stats:     OutboxStats{State: OutboxStarting},
 		published: map[int64]bool{},
+		backoff:   cfg.RetryBackoff,
 	}
 	o.conn = outboxConnConfig(cc, cfg)
 	o.conn.OnNotification = func(*pgconn.PgConn, *pgconn.Notification) { o.pending = true }
@@ -186,6 +188,15 @@ func newOutbox(cfg OutboxConfig, pub OutboxPublisher, logger *slog.Logger) (*Out
 	o.claimSQL = `SELECT e.epoch, o.id, o.request::text
 FROM (SELECT epoch FROM ` + n.epoch + ` LIMIT 1) e LEFT JOIN LATERAL (
 	SELECT r.id, r.request FROM ` + n.outbox + ` r ORDER BY r.id LIMIT $1) o ON true
+ORDER BY o.id`
+	// The same, without the rows of lanes whose publication failed: $2
+	// names the lanes (as lanes does), $3 rows of theirs outboxLane does
+	// not know.
+	o.skipSQL = `SELECT e.epoch, o.id, o.request::text
+FROM (SELECT epoch FROM ` + n.epoch + ` LIMIT 1) e LEFT JOIN LATERAL (
+	SELECT r.id, r.request FROM ` + n.outbox + ` r
+	WHERE NOT coalesce(` + outboxLane("r") + ` = ANY($2::text[]), false) AND r.id <> ALL($3::bigint[])
+	ORDER BY r.id LIMIT $1) o ON true
 ORDER BY o.id`
 	// One statement: the published rows go, the refused ones move to
 	// the dead letters, unless the outbox was recreated since they were
@@ -305,6 +316,12 @@ func (o *Outbox) wait(d time.Duration) bool {
 // LISTENs before every read of the outbox, so a commit after a read's
 // snapshot has its notification on the way: the wait that follows ends
 // at once.
+//
+// A lane (a room, a user) whose publication fails is skipped, by the
+// reads too, until its retry: the other lanes' rows keep coming however
+// many of its rows wait, and a notification is answered at once while it
+// waits. The lanes that failed are retried together, after a backoff
+// that doubles while they go on failing.
 func (o *Outbox) session(conn *pgx.Conn) error {
 	for {
 		var got bool
@@ -327,28 +344,39 @@ func (o *Outbox) session(conn *pgx.Conn) error {
 		return err
 	}
 	o.setState(OutboxForwarding)
-	backoff := o.cfg.RetryBackoff
+	var (
+		skip    skipped
+		retryAt time.Time // when the skipped lanes are tried again
+	)
 	for {
+		if len(skip.lanes) > 0 && !time.Now().Before(retryAt) {
+			skip = skipped{} // their turn: retried where each stopped
+		}
+		waiting := len(skip.lanes) > 0
 		o.pending = false
-		res, err := o.forwardBatch(conn)
+		res, err := o.forwardBatch(conn, &skip)
 		if err != nil {
 			return err
 		}
-		if res.stuck {
-			if res.progress > 0 {
-				backoff = o.cfg.RetryBackoff
-			}
-			if !o.wait(backoff) {
-				return o.life.Err()
-			}
-			backoff = min(2*backoff, o.cfg.MaxRetryBackoff)
-			continue
+		if res.failed && !waiting { // the first to fail since the last retry
+			retryAt = time.Now().Add(o.backoff)
+			o.backoff = min(2*o.backoff, o.cfg.MaxRetryBackoff)
 		}
-		backoff = o.cfg.RetryBackoff
 		if res.full || o.pending {
 			continue
 		}
-		wctx, cancel := context.WithTimeout(o.life, o.cfg.PollInterval)
+		// The outbox was read to its end.
+		wait := o.cfg.PollInterval
+		if len(skip.lanes) > 0 {
+			wait = min(wait, time.Until(retryAt))
+			if wait <= 0 {
+				continue
+			}
+		} else {
+			o.backoff = o.cfg.RetryBackoff
+			o.recovered()
+		}
+		wctx, cancel := context.WithTimeout(o.life, wait)
 		err = conn.PgConn().WaitForNotification(wctx)
 		cancel()
 		switch {
@@ -356,8 +384,8 @@ func (o *Outbox) session(conn *pgx.Conn) error {
 		case o.life.Err() != nil:
 			return o.life.Err()
 		case pgconn.Timeout(err) && !conn.IsClosed():
-			// PollInterval passed without a notification: read the
-			// outbox anyway (the fallback poll).
+			// The wait passed without a notification: read the outbox
+			// anyway (the fallback poll, or a retry).
 		default:
 			return err
 		}
@@ -377,29 +405,57 @@ type outboxRow struct {
 	request []byte
 }
 
+// skipped are the lanes whose publication failed, waiting for their
+// retry: reads leave their rows out, so that they never fill a batch.
+type skipped struct {
+	lanes map[string]bool
+	// ids are rows of those lanes that outboxLane does not recognise
+	// (read once, then left out by id).
+	ids []int64
+}
+
 type batchResult struct {
 	full     bool // as many rows as BatchSize: more may wait
 	progress int  // rows published or moved to the dead letters
-	stuck    bool // a publication failed: retry after a backoff
+	failed   bool // a publication failed: its lane is skipped until its retry
 }
 
-// forwardBatch reads the oldest rows, publishes them (a lane per
-// channel, in order within each), then deletes the published ones and
-// moves the refused ones to the dead letters in one statement. A lane
-// whose publication fails stops there, so that its later rows wait for
-// it; the other lanes go on.
+// forwardBatch reads the oldest rows, leaving out skip's, publishes them
+// (a lane per channel, in order within each), then deletes the
+// published ones and moves the refused ones to the dead letters in one
+// statement. A lane whose publication fails stops there, so that its
+// later rows wait for it, and joins skip; the other lanes go on.
+//
+// Every read starts at the oldest row, in a snapshot of its own, so a
+// lane's rows come in the order of its commits: a lane either has all
+// its rows left out or its oldest ones read.
 //
 // A crash after a publication and before the delete leaves the row: the
 // next forwarder (another edge, or this one) publishes it again with
 // the same key, which the broker refuses within its idempotency window,
 // so nothing is delivered twice. Rows this edge published are also
 // remembered until deleted, and are not published again by it at all.
-func (o *Outbox) forwardBatch(conn *pgx.Conn) (batchResult, error) {
+func (o *Outbox) forwardBatch(conn *pgx.Conn, skip *skipped) (batchResult, error) {
 	var epoch string
 	var rows []outboxRow
+	filtered := len(skip.lanes) > 0
 	err := o.withSchema(conn, func(ctx context.Context) error {
 		epoch, rows = "", rows[:0]
-		rs, err := conn.Query(ctx, o.claimSQL, o.cfg.BatchSize)
+		var rs pgx.Rows
+		var err error
+		if filtered {
+			names := make([]string, 0, len(skip.lanes))
+			for l := range skip.lanes {
+				names = append(names, l)
+			}
+			ids := skip.ids
+			if ids == nil {
+				ids = []int64{} // not NULL, which would leave out every row
+			}
+			rs, err = conn.Query(ctx, o.skipSQL, o.cfg.BatchSize, names, ids)
+		} else {
+			rs, err = conn.Query(ctx, o.claimSQL, o.cfg.BatchSize)
+		}
 		if err != nil {
 			return err
 		}
@@ -424,16 +480,25 @@ func (o *Outbox) forwardBatch(conn *pgx.Conn) (batchResult, error) {
 	}
 	if epoch != o.epoch {
 		o.epoch, o.published = epoch, map[int64]bool{}
-	}
-	// Ids are never reused within an epoch: what this edge published
-	// below the oldest row left was deleted (by another edge, say).
-	for id := range o.published {
-		if len(rows) == 0 || id < rows[0].id {
-			delete(o.published, id)
+		if len(skip.ids) > 0 {
+			// Those ids were the old outbox's: read again without them.
+			skip.ids = nil
+			return batchResult{full: true}, nil
 		}
 	}
+	if !filtered {
+		// Ids are never reused within an epoch: what this edge
+		// published below the oldest row left was deleted (by another
+		// edge, say).
+		for id := range o.published {
+			if len(rows) == 0 || id < rows[0].id {
+				delete(o.published, id)
+			}
+		}
+	}
+	res := batchResult{full: len(rows) == o.cfg.BatchSize}
 	if len(rows) == 0 {
-		return batchResult{}, nil
+		return res, nil
 	}
 
 	var (
@@ -442,16 +507,23 @@ func (o *Outbox) forwardBatch(conn *pgx.Conn) (batchResult, error) {
 		deadIDs  []int64
 		deadErrs []string
 		failed   error
+		stopped  []string // lanes whose publication failed
 		wg       sync.WaitGroup
 		sem      = make(chan struct{}, o.cfg.Lanes)
 	)
 	for _, lane := range lanes(rows) {
+		if skip.lanes[lane.key] { // rows outboxLane did not recognise
+			for _, r := range lane.rows {
+				skip.ids = append(skip.ids, r.id)
+			}
+			continue
+		}
 		sem <- struct{}{}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			for _, r := range lane {
+			for _, r := range lane.rows {
 				if o.published[r.id] { // read only while the lanes run
 					mu.Lock()
 					done = append(done, r.id)
@@ -469,6 +541,7 @@ func (o *Outbox) forwardBatch(conn *pgx.Conn) (batchResult, error) {
 					deadIDs, deadErrs = append(deadIDs, r.id), append(deadErrs, err.Error())
 				default:
 					failed = err
+					stopped = append(stopped, lane.key)
 				}
 				mu.Unlock()
 				if err != nil && !errors.Is(err, ErrOutboxRefused) {
@@ -481,7 +554,15 @@ func (o *Outbox) forwardBatch(conn *pgx.Conn) (batchResult, error) {
 	for _, id := range done {
 		o.published[id] = true
 	}
-	res := batchResult{full: len(rows) == o.cfg.BatchSize, progress: len(done) + len(deadIDs), stuck: failed != nil}
+	if len(stopped) > 0 {
+		if skip.lanes == nil {
+			skip.lanes = map[string]bool{}
+		}
+		for _, l := range stopped {
+			skip.lanes[l] = true
+		}
+	}
+	res.progress, res.failed = len(done)+len(deadIDs), failed != nil
 	if res.progress > 0 {
 		if err := o.query(func(ctx context.Context) error {
 			_, err := conn.Exec(ctx, o.doneSQL, epoch, done, deadIDs, deadErrs)
@@ -500,21 +581,29 @@ func (o *Outbox) forwardBatch(conn *pgx.Conn) (batchResult, error) {
 	o.mu.Lock()
 	o.stats.Forwarded += uint64(len(done))
 	o.stats.DeadLettered += uint64(len(deadIDs))
-	switch {
-	case failed != nil:
+	if failed != nil {
 		o.stats.Retries++
 		o.stats.LastError = failed.Error()
 		if !o.stalled {
 			o.stalled = true
 			o.log.Warn("outbox: publishing failed; retrying with the same idempotency keys", "err", failed)
 		}
-	case o.stalled:
+	}
+	o.mu.Unlock()
+	return res, nil
+}
+
+// recovered records that no publication is failing (the outbox was
+// read to its end with no lane waiting for a retry), logged once after
+// failures.
+func (o *Outbox) recovered() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.stalled {
 		o.stalled = false
 		o.stats.LastError = ""
 		o.log.Info("outbox: publishing again")
 	}
-	o.mu.Unlock()
-	return res, nil
 }
 
 // OutboxKey is the idempotency key the forwarder publishes the outbox
@@ -523,11 +612,18 @@ func OutboxKey(epoch string, id int64) string {
 	return "outbox:" + epoch + ":" + strconv.FormatInt(id, 10)
 }
 
+// laneRows are the rows of one channel, in outbox order.
+type laneRows struct {
+	key  string
+	rows []outboxRow
+}
+
 // lanes splits rows by channel, keeping their order: the rows of one
-// room, of one user's direct channel, or the broadcasts. A request whose
-// target cannot be read is a lane of its own (it will be refused).
-func lanes(rows []outboxRow) [][]outboxRow {
-	var out [][]outboxRow
+// room (key "r<room>"), of one user's direct channel ("u<user>"), or
+// the broadcasts ("b"). A request whose target cannot be read is a lane
+// of its own ("#<id>": it will be refused).
+func lanes(rows []outboxRow) []laneRows {
+	var out []laneRows
 	index := map[string]int{}
 	for _, r := range rows {
 		var t struct {
@@ -535,28 +631,44 @@ func lanes(rows []outboxRow) [][]outboxRow {
 			To        string `json:"to"`
 			Broadcast bool   `json:"broadcast"`
 		}
-		var lane string
+		var key string
 		switch err := json.Unmarshal(r.request, &t); {
 		case err != nil:
-			lane = "#" + strconv.FormatInt(r.id, 10)
+			key = "#" + strconv.FormatInt(r.id, 10)
 		case t.Room != "":
-			lane = "r" + t.Room
+			key = "r" + t.Room
 		case t.To != "":
-			lane = "u" + t.To
+			key = "u" + t.To
 		case t.Broadcast:
-			lane = "b"
+			key = "b"
 		default:
-			lane = "#" + strconv.FormatInt(r.id, 10)
+			key = "#" + strconv.FormatInt(r.id, 10)
 		}
-		i, ok := index[lane]
+		i, ok := index[key]
 		if !ok {
 			i = len(out)
-			index[lane] = i
-			out = append(out, nil)
+			index[key] = i
+			out = append(out, laneRows{key: key})
 		}
-		out[i] = append(out[i], r)
+		out[i].rows = append(out[i].rows, r)
 	}
 	return out
+}
+
+// outboxLane is, in SQL, the lane key lanes gives the outbox row r, for
+// the rows in the shape switchboard_publish and switchboard_publish_user
+// write ({"room", "data"[, "type"]}, {"to", "data"}), and NULL for any
+// other: lanes, which reads what the server API reads (case-insensitive
+// names, say), decides those. So a read leaves out only rows of the
+// lanes it is told, never another lane's.
+func outboxLane(r string) string {
+	q := r + ".request"
+	return `(CASE WHEN jsonb_typeof(` + q + `) <> 'object' THEN NULL
+	WHEN jsonb_typeof(` + q + `->'room') = 'string' AND ` + q + `->>'room' <> ''
+		AND ` + q + ` - 'room' - 'data' - 'type' = '{}'::jsonb THEN 'r' || (` + q + `->>'room')
+	WHEN jsonb_typeof(` + q + `->'to') = 'string' AND ` + q + `->>'to' <> ''
+		AND ` + q + ` - 'to' - 'data' = '{}'::jsonb THEN 'u' || (` + q + `->>'to')
+	END)`
 }
 
 func rowRequest(rows []outboxRow, id int64) string {

@@ -829,3 +829,205 @@ func TestOutboxFromDatabaseSQL(t *testing.T) {
 		t.Errorf("%d paid orders", n)
 	}
 }
+
+// roomOf is the room of a publish request ("" for a direct message).
+func roomOf(request string) string {
+	var req struct{ Room string }
+	_ = json.Unmarshal([]byte(request), &req)
+	return req.Room
+}
+
+// errBrokerDown is a publication's retryable failure.
+var errBrokerDown = errors.New("broker unavailable")
+
+// failing is a publisher whose publications fail (retryably) while
+// fail(request) says so. attempts records every call, ok every
+// publication that succeeded.
+type failing struct {
+	attempts, ok *sink
+	mu           sync.Mutex
+	fail         func(request string) bool
+}
+
+func newFailing(fail func(request string) bool) *failing {
+	f := &failing{attempts: newSink(), ok: newSink(), fail: fail}
+	f.attempts.hook = func(ctx context.Context, c sinkCall) error {
+		f.mu.Lock()
+		fail := f.fail
+		f.mu.Unlock()
+		if fail(c.request) {
+			return errBrokerDown
+		}
+		return f.ok.Publish(ctx, []byte(c.request), c.key)
+	}
+	return f
+}
+
+func (f *failing) Publish(ctx context.Context, request []byte, key string) error {
+	return f.attempts.Publish(ctx, request, key)
+}
+
+func (f *failing) setFail(fail func(request string) bool) {
+	f.mu.Lock()
+	f.fail = fail
+	f.mu.Unlock()
+}
+
+func inRoom(room string) func(string) bool {
+	return func(request string) bool { return roomOf(request) == room }
+}
+
+func never(string) bool { return false }
+
+// checkOnce fails unless calls publish each key once, each room's in id
+// order, and returns the keys per room.
+func checkOnce(t *testing.T, calls []sinkCall) map[string][]int64 {
+	t.Helper()
+	seen := map[string]bool{}
+	ids := map[string][]int64{}
+	for _, c := range calls {
+		if seen[c.key] {
+			t.Errorf("%s published twice", c.key)
+		}
+		seen[c.key] = true
+		_, id := keyID(t, c.key)
+		room := roomOf(c.request)
+		if prev := ids[room]; len(prev) > 0 && id < prev[len(prev)-1] {
+			t.Errorf("room %q: row %d published after row %d", room, id, prev[len(prev)-1])
+		}
+		ids[room] = append(ids[room], id)
+	}
+	return ids
+}
+
+// stuckRow is a row of room "stuck" in the shape switchboard_publish
+// writes or, odd, with a field the forwarder's filter does not know.
+func stuckRow(i int, odd bool) string {
+	if odd {
+		return fmt.Sprintf(`INSERT INTO switchboard_outbox (request) VALUES ('{"room": "stuck", "data": {"n": %d}, "from": "x"}')`, i)
+	}
+	return pub("stuck", i)
+}
+
+// TestOutboxStuckRoom: a room whose publications keep failing does not
+// hold up the other rooms, also when its rows fill several whole batches
+// (in the functions' shape or not), and a commit to another room while
+// the stuck room waits for its retry is forwarded at its notification
+// (polling and retries are an hour apart here). The stuck room itself
+// is retried only after its backoff.
+func TestOutboxStuckRoom(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		stuck int  // rows of room "stuck" committed first
+		odd   bool // those rows have a field the filter does not know
+	}{
+		{"a batch", 3, false},
+		{"several batches", 10, false},
+		{"several batches the filter does not know", 10, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := pgtest.Start(t)
+			if err := sbpg.MigrateOutbox(context.Background(), sbpg.OutboxConfig{URL: srv.URL}, quiet); err != nil {
+				t.Fatal(err)
+			}
+			c := backend(t, srv.URL)
+			var stmts []string
+			for i := range tc.stuck {
+				stmts = append(stmts, stuckRow(i, tc.odd))
+			}
+			stmts = append(stmts, pub("ok", 0), stuckRow(tc.stuck, tc.odd), pub("ok", 1))
+			inTx(t, c, true, stmts...)
+
+			p := newFailing(inRoom("stuck"))
+			cfg := sbpg.OutboxConfig{URL: srv.URL, BatchSize: 3, PollInterval: time.Hour, TakeoverInterval: 20 * time.Millisecond,
+				RetryBackoff: time.Hour, MaxRetryBackoff: time.Hour}
+			o := startOutbox(t, cfg, p, nil)
+			p.ok.waitN(t, 2)
+			waitForwarded(t, o, 2) // and now, most likely, waiting
+			// The stuck room waits for its retry; the next commit to
+			// another room is forwarded at its notification.
+			inTx(t, c, true, stuckRow(tc.stuck+1, tc.odd), pub("ok", 2))
+			inTx(t, c, true, pub("ok", 3))
+			ok := p.ok.waitN(t, 4)
+			if ids := checkOnce(t, ok); len(ids["ok"]) != 4 || len(ids) != 1 {
+				t.Errorf("published %v, want the 4 rows of room ok", ok)
+			}
+			waitForwarded(t, o, 4)
+			attempts := p.attempts.waitN(t, 5)
+			if len(attempts) != 5 || roomOf(attempts[0].request) != "stuck" {
+				t.Errorf("attempts %v, want one of room stuck (its first row) and the 4 of room ok", attempts)
+			}
+			if st := o.Stats(); st.Retries != 1 || st.LastError != errBrokerDown.Error() || st.State != sbpg.OutboxForwarding {
+				t.Errorf("stats %+v, want 1 retry and the publication's error", st)
+			}
+			if n := count(t, c, `SELECT count(*) FROM switchboard_outbox`); n != tc.stuck+2 {
+				t.Errorf("%d rows left, want the %d of room stuck", n, tc.stuck+2)
+			}
+		})
+	}
+}
+
+// TestOutboxStuckRoomRecovers: while the publication of a room's first
+// row keeps failing, none of the room's later rows is published (also
+// the rows read past it in later batches, in the functions' shape or
+// not), the other rooms' are; when it succeeds at last, every row is
+// published once, each room in id order.
+func TestOutboxStuckRoomRecovers(t *testing.T) {
+	t.Parallel()
+	for _, odd := range []bool{false, true} {
+		t.Run(fmt.Sprintf("odd=%v", odd), func(t *testing.T) {
+			t.Parallel()
+			srv := pgtest.Start(t)
+			p := newFailing(func(request string) bool {
+				return roomOf(request) == "stuck" && strings.Contains(request, `"n": 0}`)
+			})
+			cfg := fastOutbox(srv.URL)
+			cfg.BatchSize = 3
+			o := startOutbox(t, cfg, p, nil)
+			c := backend(t, srv.URL)
+			var stmts []string
+			n := 0
+			for i := range 4 {
+				for range 3 {
+					stmts = append(stmts, stuckRow(n, odd && n%2 == 1))
+					n++
+				}
+				stmts = append(stmts, pub("ok", i))
+			}
+			inTx(t, c, true, stmts...)
+			p.ok.waitN(t, 4)
+			p.attempts.wait(t, "retries of the stuck row", func(calls []sinkCall) bool {
+				stuck := 0
+				for _, c := range calls {
+					if roomOf(c.request) == "stuck" {
+						stuck++
+					}
+				}
+				return stuck >= 3
+			})
+			// More rows of both rooms while its first row still fails.
+			for range 3 {
+				inTx(t, c, true, stuckRow(n, odd && n%2 == 1))
+				n++
+			}
+			inTx(t, c, true, pub("ok", 4))
+			for _, c := range p.ok.waitN(t, 5) {
+				if roomOf(c.request) == "stuck" {
+					t.Errorf("%s published while the room's first row fails", c.key)
+				}
+			}
+			p.setFail(never)
+			ok := p.ok.waitN(t, 5+n)
+			ids := checkOnce(t, ok)
+			if len(ids["ok"]) != 5 || len(ids["stuck"]) != n {
+				t.Errorf("published %d rows of room ok and %d of room stuck, want 5 and %d", len(ids["ok"]), len(ids["stuck"]), n)
+			}
+			waitForwarded(t, o, uint64(5+n))
+			if n := count(t, c, `SELECT count(*) FROM switchboard_outbox`); n != 0 {
+				t.Errorf("%d rows left", n)
+			}
+		})
+	}
+}
