@@ -93,11 +93,12 @@ type Outbox struct {
 	endLife context.CancelFunc
 	done    chan struct{} // closed when run has returned
 
-	mu        sync.Mutex
-	stats     OutboxStats
-	troubled  bool // the database is failing: logged once
-	stalled   bool // publications are failing: logged once
-	lastState string
+	mu         sync.Mutex
+	stats      OutboxStats
+	troubled   bool // the database is failing: logged once
+	stalled    bool // publications are failing: logged once
+	handedOver bool // and this edge handed the lock over: logged once
+	lastState  string
 
 	// run's own (and OnNotification's, called during run's reads):
 	pending   bool           // a notification arrived since the last read of the outbox began
@@ -260,7 +261,10 @@ func (o *Outbox) closeConn(c *pgx.Conn) {
 
 // run forwards until Close: it connects (conn, if not nil, is
 // connected), stands by or forwards, and after any failure of the
-// database connects again, with backoff.
+// database connects again, with backoff. A session that hands the lock
+// over (its publications all failed for handOverAfter) is followed by a
+// pause of handOverPause, connected to nothing, for another edge to
+// take over.
 func (o *Outbox) run(conn *pgx.Conn) {
 	defer close(o.done)
 	defer o.setState(OutboxClosed)
@@ -291,11 +295,42 @@ func (o *Outbox) run(conn *pgx.Conn) {
 		if o.life.Err() != nil {
 			return
 		}
+		if errors.Is(err, errHandOver) {
+			o.setState(OutboxStandby)
+			if !o.wait(o.handOverPause()) {
+				return
+			}
+			continue
+		}
 		o.trouble(err)
 		if !o.wait(backoff) {
 			return
 		}
 	}
+}
+
+// errHandOver ends a session whose publications have all failed for
+// handOverAfter.
+var errHandOver = errors.New("switchboard/broker/postgres: outbox: publishing makes no progress")
+
+// handOverAfter is how long the forwarder goes on while every
+// publication fails (and none succeeds) before it hands the outbox's
+// lock to another edge: ten of the longest retry backoffs and one
+// publication's timeout (25 s by default). A broker's own failover,
+// which every edge sees alike, passes well within it; an edge that
+// reaches PostgreSQL but not its broker does not keep the lock from the
+// edges that reach both.
+func (o *Outbox) handOverAfter() time.Duration {
+	return 10*o.cfg.MaxRetryBackoff + o.cfg.PublishTimeout
+}
+
+// handOverPause is how long an edge that handed the lock over waits
+// before it tries to take it again: four takeover intervals, so that
+// every standby edge has tried meanwhile, and no less than the longest
+// retry backoff, so that edges whose brokers all fail pass the lock
+// around no faster than they would retry (2 s by default).
+func (o *Outbox) handOverPause() time.Duration {
+	return max(4*o.cfg.TakeoverInterval, o.cfg.MaxRetryBackoff)
 }
 
 // wait waits for d, or until Close: it reports whether d passed.
@@ -312,7 +347,8 @@ func (o *Outbox) wait(d time.Duration) bool {
 
 // session stands by until this edge holds the outbox's lock (a session
 // lock: it is released when the connection ends, however it ends), then
-// forwards until the connection fails or Close. While forwarding, it
+// forwards until the connection fails, its publications have all failed
+// for handOverAfter (errHandOver), or Close. While forwarding, it
 // LISTENs before every read of the outbox, so a commit after a read's
 // snapshot has its notification on the way: the wait that follows ends
 // at once.
@@ -347,6 +383,7 @@ func (o *Outbox) session(conn *pgx.Conn) error {
 	var (
 		skip    skipped
 		retryAt time.Time // when the skipped lanes are tried again
+		failing time.Time // since when publications fail and none succeeds (zero: they do not)
 	)
 	for {
 		if len(skip.lanes) > 0 && !time.Now().Before(retryAt) {
@@ -358,9 +395,22 @@ func (o *Outbox) session(conn *pgx.Conn) error {
 		if err != nil {
 			return err
 		}
-		if res.failed && !waiting { // the first to fail since the last retry
-			retryAt = time.Now().Add(o.backoff)
-			o.backoff = min(2*o.backoff, o.cfg.MaxRetryBackoff)
+		now := time.Now()
+		if res.published > 0 {
+			failing = time.Time{}
+		}
+		if res.failed {
+			if failing.IsZero() && res.published == 0 {
+				failing = now
+			}
+			if !waiting { // the first to fail since the last retry
+				retryAt = now.Add(o.backoff)
+				o.backoff = min(2*o.backoff, o.cfg.MaxRetryBackoff)
+			}
+		}
+		if !failing.IsZero() && now.Sub(failing) >= o.handOverAfter() {
+			o.handOver(now.Sub(failing))
+			return errHandOver
 		}
 		if res.full || o.pending {
 			continue
@@ -373,6 +423,7 @@ func (o *Outbox) session(conn *pgx.Conn) error {
 				continue
 			}
 		} else {
+			failing = time.Time{}
 			o.backoff = o.cfg.RetryBackoff
 			o.recovered()
 		}
@@ -415,9 +466,10 @@ type skipped struct {
 }
 
 type batchResult struct {
-	full     bool // as many rows as BatchSize: more may wait
-	progress int  // rows published or moved to the dead letters
-	failed   bool // a publication failed: its lane is skipped until its retry
+	full      bool // as many rows as BatchSize: more may wait
+	progress  int  // rows published or moved to the dead letters
+	published int  // rows the publisher took in this batch
+	failed    bool // a publication failed: its lane is skipped until its retry
 }
 
 // forwardBatch reads the oldest rows, leaving out skip's, publishes them
@@ -537,6 +589,7 @@ func (o *Outbox) forwardBatch(conn *pgx.Conn, skip *skipped) (batchResult, error
 				switch {
 				case err == nil:
 					done = append(done, r.id)
+					res.published++
 				case errors.Is(err, ErrOutboxRefused):
 					deadIDs, deadErrs = append(deadIDs, r.id), append(deadErrs, err.Error())
 				default:
@@ -599,11 +652,27 @@ func (o *Outbox) forwardBatch(conn *pgx.Conn, skip *skipped) (batchResult, error
 func (o *Outbox) recovered() {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	o.handedOver = false
 	if o.stalled {
 		o.stalled = false
 		o.stats.LastError = ""
 		o.log.Info("outbox: publishing again")
 	}
+}
+
+// handOver logs that this edge gives up the lock, once until
+// publishing works again.
+func (o *Outbox) handOver(failing time.Duration) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.handedOver {
+		o.log.Debug("outbox: publishing still fails; handing over again", "for", failing.Round(time.Millisecond))
+		return
+	}
+	o.handedOver = true
+	o.log.Warn("outbox: no publication has succeeded for "+failing.Round(time.Millisecond).String()+
+		"; releasing the outbox's lock so that another edge forwards, and standing by",
+		"pause", o.handOverPause(), "err", o.stats.LastError)
 }
 
 // OutboxKey is the idempotency key the forwarder publishes the outbox

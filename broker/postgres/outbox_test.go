@@ -850,7 +850,13 @@ type failing struct {
 }
 
 func newFailing(fail func(request string) bool) *failing {
-	f := &failing{attempts: newSink(), ok: newSink(), fail: fail}
+	return newFailingTo(fail, newSink())
+}
+
+// newFailingTo is newFailing recording its publications in ok, which
+// several publishers may share.
+func newFailingTo(fail func(request string) bool, ok *sink) *failing {
+	f := &failing{attempts: newSink(), ok: ok, fail: fail}
 	f.attempts.hook = func(ctx context.Context, c sinkCall) error {
 		f.mu.Lock()
 		fail := f.fail
@@ -877,7 +883,8 @@ func inRoom(room string) func(string) bool {
 	return func(request string) bool { return roomOf(request) == room }
 }
 
-func never(string) bool { return false }
+func never(string) bool  { return false }
+func always(string) bool { return true }
 
 // checkOnce fails unless calls publish each key once, each room's in id
 // order, and returns the keys per room.
@@ -1027,6 +1034,98 @@ func TestOutboxStuckRoomRecovers(t *testing.T) {
 			waitForwarded(t, o, uint64(5+n))
 			if n := count(t, c, `SELECT count(*) FROM switchboard_outbox`); n != 0 {
 				t.Errorf("%d rows left", n)
+			}
+		})
+	}
+}
+
+// TestOutboxHandOver: an edge whose publications keep failing (its
+// broker cut off, its database not) releases the outbox's lock, once it
+// has failed for ten of its longest backoffs and a publication's
+// timeout, and a healthy edge takes over and forwards every row once,
+// each room in order. When every edge's publications fail, the lock goes
+// around, and once they work again every row is forwarded once. Each
+// edge logs its hand-over once.
+func TestOutboxHandOver(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		bFails bool // the second edge's publications fail too, at first
+	}{
+		{"one edge failing", false},
+		{"every edge failing, then neither", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := pgtest.Start(t)
+			cfg := fastOutbox(srv.URL)
+			cfg.MaxRetryBackoff = 50 * time.Millisecond // hands over after 10*50ms+200ms
+			cfg.PublishTimeout = 200 * time.Millisecond
+			ok := newSink()
+			pa := newFailingTo(always, ok)
+			pb := newFailingTo(never, ok)
+			if tc.bFails {
+				pb.setFail(always)
+			}
+			var logsA, logsB syncBuf
+			a := startOutbox(t, cfg, pa, slog.New(slog.NewTextHandler(&logsA, nil)))
+			waitState(t, a, sbpg.OutboxForwarding)
+			b := startOutbox(t, cfg, pb, slog.New(slog.NewTextHandler(&logsB, nil)))
+			waitState(t, b, sbpg.OutboxStandby)
+
+			c := backend(t, srv.URL)
+			const rooms, per = 3, 5
+			total := 0
+			for i := range per {
+				var stmts []string
+				for r := range rooms {
+					stmts = append(stmts, pub(fmt.Sprintf("r%d", r), i))
+					total++
+				}
+				inTx(t, c, true, stmts...)
+			}
+			if tc.bFails {
+				// The lock goes from a to b (whose first attempt shows it)
+				// and back to a (whose attempts, which end before it lets
+				// the lock go, resume).
+				pb.attempts.waitN(t, 1)
+				pa.attempts.mu.Lock()
+				n := len(pa.attempts.calls)
+				pa.attempts.mu.Unlock()
+				pa.attempts.waitN(t, n+1)
+				pa.setFail(never)
+				pb.setFail(never)
+			}
+			calls := ok.waitN(t, total)
+			if ids := checkOnce(t, calls); len(ids) != rooms {
+				t.Errorf("published %v", calls)
+			}
+			deadline := time.Now().Add(30 * time.Second)
+			for a.Stats().Forwarded+b.Stats().Forwarded < uint64(total) {
+				if time.Now().After(deadline) {
+					t.Fatalf("forwarded %+v and %+v, want %d in all", a.Stats(), b.Stats(), total)
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			if !tc.bFails {
+				if st := a.Stats(); st.Forwarded != 0 || st.LastError != errBrokerDown.Error() {
+					t.Errorf("the failing edge: %+v", st)
+				}
+				if st := b.Stats(); st.Forwarded != uint64(total) || st.State != sbpg.OutboxForwarding {
+					t.Errorf("the edge that took over: %+v", st)
+				}
+			}
+			if n := count(t, c, `SELECT count(*) FROM switchboard_outbox`); n != 0 {
+				t.Errorf("%d rows left", n)
+			}
+			for name, logs := range map[string]*syncBuf{"a": &logsA, "b": &logsB} {
+				want := 1
+				if name == "b" && !tc.bFails {
+					want = 0
+				}
+				if n := strings.Count(logs.String(), "releasing the outbox's lock"); n != want {
+					t.Errorf("edge %s logged its hand-over %d times, want %d:\n%s", name, n, want, logs.String())
+				}
 			}
 		})
 	}
