@@ -115,6 +115,12 @@ type Batch struct {
 	Epoch   string
 	Records []Record
 	Gap     bool
+	// Head, with Gap and no Records, is the log's newest position when
+	// every record after `after` up to it is gone (trimmed while the
+	// reader was away): the reader goes on after it. A driver that
+	// cannot tell leaves it zero, and the reader waits for the next
+	// record instead.
+	Head Pos
 }
 
 // Chunk is what one Range returns.

@@ -68,6 +68,17 @@ func (r *reader) once(ctx context.Context) error {
 		r.deliver(core.Delivery{Gap: true})
 	}
 	if len(batch.Records) == 0 {
+		if batch.Gap && r.at.pos.Less(batch.Head) {
+			// Everything up to the head went while this node was away:
+			// its live clients are told, and waiters for those
+			// positions released, now rather than at the next append.
+			b.log.Warn("the log dropped records before this node read them (trimmed during an outage); they were not delivered live, and resumes from before them report recovered:false",
+				"from", r.at.pos.String(), "head", batch.Head.String())
+			r.at.pos = batch.Head
+			b.index.reset(r.at.epoch, batch.Head)
+			r.deliver(core.Delivery{Gap: true})
+			b.progress.advance(r.at)
+		}
 		return nil
 	}
 	if batch.Gap {

@@ -579,6 +579,12 @@ func TestTrimAndGaps(t *testing.T) {
 	if chunk, err := d.Range(ctx, at(20), 100); err != nil || chunk.Trimmed {
 		t.Fatalf("Range after the head of an empty log = %+v, %v; want not trimmed", chunk, err)
 	}
+	if b, err := d.Read(ctx, epoch, at(19), 100); err != nil || !b.Gap || b.Head != at(20) || len(b.Records) > 0 {
+		t.Fatalf("Read after 19 of an empty log at 20 = %+v, %v; want a gap up to the head, 20", b, err)
+	}
+	if b, err := d.Read(ctx, epoch, at(20), 100); err != nil || b.Gap || len(b.Records) > 0 {
+		t.Fatalf("Read after the head of an empty log = %+v, %v; want nothing", b, err)
+	}
 	if p, err := d.Since(ctx, time.Now().Add(-time.Hour)); err != nil || p != at(20) {
 		t.Fatalf("Since on an empty log = %v, %v; want the head", p, err)
 	}

@@ -299,6 +299,40 @@ func TestRecreatedLog(t *testing.T) {
 	}
 }
 
+// TestTrimmedWhileAway: records appended and trimmed away before a node
+// read them leave it nothing to read; its reader moves to the head at
+// once (its live clients are told, with a gap, and waiters for those
+// positions released) instead of waiting for the next append.
+func TestTrimmedWhileAway(t *testing.T) {
+	t.Parallel()
+	srv := pgtest.Start(t)
+	b := newBroker(t, sbpg.Config{URL: srv.URL, PollInterval: 50 * time.Millisecond, Engine: fast})
+	rec := brokertest.Listen(t, b)
+	e0 := publish(t, b, "r", 0)
+	rec.WaitFor(t, e0.ID, waitTime)
+	// Three appends that retention took before this node read them: the
+	// head moved on, no row is left, and no notification comes (the
+	// fallback poll finds it).
+	execSQL(t, srv.URL, `UPDATE switchboard_log_head SET pos = pos + 3`)
+	epoch, pos, _ := engine.ParseID(e0.ID)
+	head := engine.FormatID(epoch, engine.Pos{Lo: pos.Lo + 3})
+	ctx, cancel := context.WithTimeout(context.Background(), waitTime)
+	defer cancel()
+	if err := b.WaitDelivered(ctx, head); err != nil {
+		t.Fatalf("WaitDelivered(%s) = %v: the reader did not pass the positions trimmed away", head, err)
+	}
+	if n := rec.Gaps(); n != 1 {
+		t.Errorf("%d gaps delivered, want 1", n)
+	}
+	if res := history(t, b, e0.ID, 10, "r"); res.Recovered || len(res.Envelopes) != 0 {
+		t.Errorf("resume from before the trimmed positions: recovered %v %v, want false and nothing", res.Recovered, ids(res.Envelopes))
+	}
+	e1 := publish(t, b, "r", 1)
+	if got := rec.WaitFor(t, e1.ID, waitTime); !sameIDs(got, []*core.Envelope{e0, e1}) {
+		t.Errorf("delivered %v", ids(got))
+	}
+}
+
 // TestHistoryAfterTrim: with a count bound, what trimming deleted is
 // unrecoverable (the newest retained records still come), and a recent
 // position is recovered exactly, from the log as from the index.

@@ -308,6 +308,11 @@ func (d *driver) Read(ctx context.Context, epoch string, after engine.Pos, max i
 				atHead = false
 				continue // an append committed after the query's snapshot
 			}
+			if r.epoch == epoch && int64(after.Lo) < r.head {
+				// Nothing after `after` in a snapshot whose head is past
+				// it: retention took every one of them.
+				return engine.Batch{Epoch: epoch, Gap: true, Head: at(r.head)}, nil
+			}
 			atHead = r.head == int64(after.Lo)
 			if !time.Now().Before(deadline) {
 				if atHead {
