@@ -70,22 +70,16 @@ func (r *reader) once(ctx context.Context) error {
 	if len(batch.Records) == 0 {
 		if batch.Gap && r.at.pos.Less(batch.Head) {
 			// Everything up to the head went while this node was away:
-			// its live clients are told, and waiters for those
-			// positions released, now rather than at the next append.
-			b.log.Warn("the log dropped records before this node read them (trimmed during an outage); they were not delivered live, and resumes from before them report recovered:false",
-				"from", r.at.pos.String(), "head", batch.Head.String())
+			// waiters for those positions are released now rather than
+			// at the next append.
+			r.dropped(batch.Head)
 			r.at.pos = batch.Head
-			b.index.reset(r.at.epoch, batch.Head)
-			r.deliver(core.Delivery{Gap: true})
 			b.progress.advance(r.at)
 		}
 		return nil
 	}
 	if batch.Gap {
-		b.log.Warn("the log dropped records before this node read them (trimmed during an outage); they were not delivered live, and resumes from before them report recovered:false",
-			"from", r.at.pos.String(), "next", batch.Records[0].Pos.String())
-		b.index.reset(r.at.epoch, batch.Records[0].Pos)
-		r.deliver(core.Delivery{Gap: true}) // live clients are told too
+		r.dropped(batch.Records[0].Pos)
 	}
 	now := time.Now()
 	for _, rec := range batch.Records {
@@ -94,6 +88,16 @@ func (r *reader) once(ctx context.Context) error {
 	}
 	b.progress.advance(r.at)
 	return nil
+}
+
+// dropped reports records after r.at that the log deleted before this
+// node read them, up to next: the index is complete from next on, and
+// live clients are told.
+func (r *reader) dropped(next Pos) {
+	r.b.log.Warn("the log dropped records before this node read them (trimmed during an outage); they were not delivered live, and resumes from before them report recovered:false",
+		"from", r.at.pos.String(), "next", next.String())
+	r.b.index.reset(r.at.epoch, next)
+	r.deliver(core.Delivery{Gap: true})
 }
 
 // record delivers and indexes one record, unless it is malformed or

@@ -186,19 +186,19 @@ func newOutbox(cfg OutboxConfig, pub OutboxPublisher, logger *slog.Logger) (*Out
 	o.conn = outboxConnConfig(cc, cfg)
 	o.conn.OnNotification = func(*pgconn.PgConn, *pgconn.Notification) { o.pending = true }
 	o.lockSQL = `SELECT pg_try_advisory_lock(hashtextextended('switchboard_outbox:` + n.unit + `', 0))`
-	o.claimSQL = `SELECT e.epoch, o.id, o.request::text
+	// The oldest rows; skipSQL leaves out those of the lanes whose
+	// publication failed: $2 names the lanes (as lanes does), $3 rows of
+	// theirs outboxLane does not know.
+	claim := func(where string) string {
+		return `SELECT e.epoch, o.id, o.request::text
 FROM (SELECT epoch FROM ` + n.epoch + ` LIMIT 1) e LEFT JOIN LATERAL (
-	SELECT r.id, r.request FROM ` + n.outbox + ` r ORDER BY r.id LIMIT $1) o ON true
-ORDER BY o.id`
-	// The same, without the rows of lanes whose publication failed: $2
-	// names the lanes (as lanes does), $3 rows of theirs outboxLane does
-	// not know.
-	o.skipSQL = `SELECT e.epoch, o.id, o.request::text
-FROM (SELECT epoch FROM ` + n.epoch + ` LIMIT 1) e LEFT JOIN LATERAL (
-	SELECT r.id, r.request FROM ` + n.outbox + ` r
-	WHERE NOT coalesce(` + outboxLane("r") + ` = ANY($2::text[]), false) AND r.id <> ALL($3::bigint[])
+	SELECT r.id, r.request FROM ` + n.outbox + ` r` + where + `
 	ORDER BY r.id LIMIT $1) o ON true
 ORDER BY o.id`
+	}
+	o.claimSQL = claim("")
+	o.skipSQL = claim(`
+	WHERE NOT coalesce(` + outboxLane("r") + ` = ANY($2::text[]), false) AND r.id <> ALL($3::bigint[])`)
 	// One statement: the published rows go, the refused ones move to
 	// the dead letters, unless the outbox was recreated since they were
 	// read (its ids then name other rows).

@@ -302,13 +302,14 @@ func (d *driver) Read(ctx context.Context, epoch string, after engine.Pos, max i
 				// Positions start at 1 in every epoch: a reader that
 				// has read nothing of this log (after 0) and finds 16
 				// first lost 1 to 15 to retention, as any other would.
-				return engine.Batch{Epoch: r.epoch, Records: r.recs, Gap: len(r.recs) > 0 && (r.recs[0].Pos.Lo != after.Lo+1 || missing(after, r.head, r.recs))}, nil
+				gap := len(r.recs) > 0 && (missing(after, r.head, r.recs) || after.IsZero() && r.recs[0].Pos.Lo != 1)
+				return engine.Batch{Epoch: r.epoch, Records: r.recs, Gap: gap}, nil
 			}
 			if !announced {
 				atHead = false
 				continue // an append committed after the query's snapshot
 			}
-			if r.epoch == epoch && int64(after.Lo) < r.head {
+			if int64(after.Lo) < r.head {
 				// Nothing after `after` in a snapshot whose head is past
 				// it: retention took every one of them.
 				return engine.Batch{Epoch: epoch, Gap: true, Head: at(r.head)}, nil
